@@ -1,0 +1,109 @@
+/**
+ * `npm run bench`: engine figures measured in one run, as ratios where a baseline exists.
+ *  - GEMM through the engine (TS -> addon -> cblas_sgemm) vs the same call timed inside C++;
+ *  - bf16 GEMM (oneDNN, or bf16-rounded sgemm where this CPU has no bf16 path) vs fp32;
+ *  - forward tokens/s and peak RSS of an opt-125m-shaped random model at seqlen 512;
+ *  - a full forward+backward step (every weight trainable) of the same model.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { backward, crossEntropy, zeroGrad } from '../src/autograd/index.js';
+import { shiftedTargets } from '../src/eval/perplexity.js';
+import { initRandom } from '../src/models/init-random.js';
+import { loadModel } from '../src/models/load.js';
+import { loadNative } from '../src/native/addon.js';
+import type { GemmDims } from '../src/native/types.js';
+import { Rng } from '../src/util/rng.js';
+import { writeReport, type Row } from './report.js';
+
+function timeIt(iters: number, f: () => void): number {
+  f(); // warm-up
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) f();
+  return (performance.now() - t0) / 1000 / iters;
+}
+
+function randomArray(n: number, rng: Rng): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.next() - 0.5);
+}
+
+function gemmRows(): Row[] {
+  const native = loadNative();
+  const rng = new Rng(1);
+  const shapes = [
+    [512, 768, 3072],
+    [512, 3072, 768],
+    [512, 768, 768],
+  ];
+  return shapes.map(([m, n, k]) => {
+    const a = randomArray(m * k, rng);
+    const b = randomArray(k * n, rng);
+    const c = new Float32Array(m * n);
+    const d: GemmDims = { batch: 1, m, n, k, transA: false, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0 };
+    const flops = 2 * m * n * k;
+    const iters = 20;
+    const direct = native.benchSgemmDirect(m, n, k, iters);
+    const engine = timeIt(iters, () => native.gemm(a, b, c, d));
+    const bf16 = timeIt(iters, () => native.gemmBf16(a, b, c, d));
+    return {
+      shape: `${m}x${n}x${k}`,
+      'engine GFLOP/s': flops / engine / 1e9,
+      'direct cblas GFLOP/s': flops / direct / 1e9,
+      'engine / direct': direct / engine,
+      'bf16 GFLOP/s': flops / bf16 / 1e9,
+      'bf16 / fp32': engine / bf16,
+    };
+  });
+}
+
+function modelRows(dir: string): Row[] {
+  const model = loadModel(dir);
+  const seqlen = 512;
+  const rng = new Rng(3);
+  const ids = Int32Array.from({ length: seqlen }, () => Math.floor(rng.next() * model.config.vocabSize));
+  const forward = timeIt(3, () => model.forward(ids, { batch: 1 }));
+  const rssForward = process.resourceUsage().maxRSS * 1024;
+  const params = [...model.parameters().values()];
+  for (const p of params) p.requiresGrad = true;
+  const targets = shiftedTargets(ids, seqlen);
+  const step = timeIt(2, () => {
+    zeroGrad(params);
+    backward(crossEntropy(model.forward(ids, { batch: 1 }), targets));
+  });
+  const paramCount = params.reduce((s, p) => s + p.size, 0);
+  return [
+    { measure: 'forward, seqlen 512, batch 1', 'time s': forward, 'tokens/s': seqlen / forward, 'peak RSS MiB': rssForward / 2 ** 20 },
+    {
+      measure: `forward+backward, all ${(paramCount / 1e6).toFixed(1)}M weights trainable`,
+      'time s': step,
+      'tokens/s': seqlen / step,
+      'peak RSS MiB': (process.resourceUsage().maxRSS * 1024) / 2 ** 20,
+    },
+  ];
+}
+
+function main(): void {
+  const native = loadNative();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-'));
+  try {
+    process.stderr.write('bench: GEMM\n');
+    const gemm = gemmRows();
+    process.stderr.write('bench: opt-125m-shaped model\n');
+    initRandom({ like: 'opt-125m', out: dir, seed: 0 });
+    const model = modelRows(dir);
+    const { md } = writeReport({
+      name: 'foundation',
+      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), 'oneDNN bf16 native': String(native.bf16Native()), node: process.version },
+      sections: [
+        { title: 'GEMM (fp32 engine vs direct OpenBLAS call, same run)', rows: gemm },
+        { title: 'opt-125m-shaped random model (fp32)', rows: model },
+      ],
+    });
+    process.stdout.write(fs.readFileSync(md, 'utf8'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main();

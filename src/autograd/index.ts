@@ -1,0 +1,12 @@
+export { backward, zeroGrad, needsGrad } from './tape.js';
+export { add, sub, mul, div, affine, relu, gelu, silu, exp } from './ops/elementwise.js';
+export { sum, mean } from './ops/reduce.js';
+export { reshape } from './ops/shape.js';
+export { linear, matmul } from './ops/linalg.js';
+export { rmsnorm, layernorm } from './ops/norm.js';
+export { softmax } from './ops/softmax.js';
+export { rope, ropeTable, type RopeTable } from './ops/rope.js';
+export { attention } from './ops/attention.js';
+export { crossEntropy, tokenNll, IGNORE_INDEX } from './ops/loss.js';
+export { embedding } from './ops/embedding.js';
+export { dropout } from './ops/dropout.js';

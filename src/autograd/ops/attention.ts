@@ -1,0 +1,28 @@
+/**
+ * Causal grouped-query attention: q [B, Tq, H, D], k/v [B, Tk, Hkv, D] -> [B, Tq, H, D].
+ * softmax(q k^T * scale) v with query i seeing keys j <= i + Tk - Tq. The probabilities are kept for
+ * the backward only when some input requires a gradient.
+ */
+import { kernelsFor } from '../../native/addon.js';
+import type { AttentionDims } from '../../native/types.js';
+import { Tensor, allocLike } from '../../tensor/tensor.js';
+import { needsGrad, record } from '../tape.js';
+
+export function attention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  const [batch, tq, heads, headDim] = q.shape;
+  const [kb, tk, kvHeads, kd] = k.shape;
+  if (q.shape.length !== 4 || kb !== batch || kd !== headDim || heads % kvHeads !== 0 || tk < tq || v.shape.join() !== k.shape.join()) {
+    throw new RangeError(`attention: q ${q}, k ${k}, v ${v} are not compatible`);
+  }
+  const d: AttentionDims = { batch, tq, tk, heads, kvHeads, headDim, scale };
+  const out = allocLike(q.data, q.size);
+  const probs = needsGrad(q, k, v) ? allocLike(q.data, batch * heads * tq * tk) : null;
+  kernelsFor(q.data).attentionForward(q.data, k.data, v.data, out, probs, d);
+  return record(new Tensor(out, q.shape), 'attention', [q, k, v], (g) => {
+    const dq = allocLike(g, q.size);
+    const dk = allocLike(g, k.size);
+    const dv = allocLike(g, v.size);
+    kernelsFor(g).attentionBackward(q.data, k.data, v.data, probs!, g, dq, dk, dv, d);
+    return [dq, dk, dv];
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * Rotary position embedding, HF rotate-half layout: for head vector x = [x1, x2] (halves of D),
+ * y = [x1 cos - x2 sin, x2 cos + x1 sin] with angle pos * invFreq[i]. x: [B, T, H, D].
+ */
+import { kernelsFor } from '../../native/addon.js';
+import type { FloatArray } from '../../native/types.js';
+import { Tensor, allocLike } from '../../tensor/tensor.js';
+import { record } from '../tape.js';
+
+export interface RopeTable {
+  /** [T, D/2] each */
+  cos: FloatArray;
+  sin: FloatArray;
+  positions: number;
+}
+
+/**
+ * cos/sin for positions start..start+T-1, computed as HF does in fp32: invFreq = 1 / theta^(2i/D),
+ * angle = fp32(pos * invFreq), then cos/sin of the fp32 angle rounded to fp32 (for an f64 table the
+ * same values are computed in double).
+ */
+export function ropeTable(start: number, count: number, headDim: number, theta: number, dtype: 'f32' | 'f64'): RopeTable {
+  const half = headDim / 2;
+  const r = dtype === 'f32' ? Math.fround : (v: number) => v;
+  const n = count * half;
+  const cos = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
+  const sin = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
+  for (let i = 0; i < half; i++) {
+    const invFreq = r(1 / r(Math.pow(theta, r((2 * i) / headDim))));
+    for (let t = 0; t < count; t++) {
+      const angle = r((start + t) * invFreq);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin, positions: count };
+}
+
+export function rope(x: Tensor, table: RopeTable): Tensor {
+  const [batch, seq, heads, headDim] = x.shape;
+  if (x.shape.length !== 4 || table.positions !== seq || table.cos.length !== (seq * headDim) / 2) {
+    throw new RangeError(`rope: input ${x} does not match a table of ${table.positions} positions`);
+  }
+  const d = { batch, seq, heads, headDim };
+  const y = allocLike(x.data, x.size);
+  kernelsFor(x.data).rope(x.data, y, table.cos, table.sin, d, false);
+  return record(new Tensor(y, x.shape), 'rope', [x], (g) => {
+    const dx = allocLike(g, x.size);
+    kernelsFor(g).rope(g, dx, table.cos, table.sin, d, true);
+    return [dx];
+  });
+}

@@ -1,0 +1,68 @@
+/** `wct generate`: stream a continuation of a prompt, reporting tokens/s. */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { generate } from '../../models/generate.js';
+import { loadModelDir } from '../model-dir.js';
+import { UsageError, runHandler } from '../run.js';
+
+interface GenerateArgs {
+  model: string;
+  prompt: string;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  json: boolean;
+}
+
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate',
+  describe: 'Generate text from a prompt (greedy when --temperature is 0)',
+  builder: (y: Argv) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
+      .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
+      .option('max-new-tokens', { type: 'number', default: 64, describe: 'Tokens to generate' })
+      .option('temperature', { type: 'number', default: 0, describe: 'Sampling temperature; 0 = greedy' })
+      .option('top-p', { type: 'number', default: 1, describe: 'Nucleus sampling mass' })
+      .option('seed', { type: 'number', default: 0, describe: 'RNG seed for sampling' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print {"text","ids","tokens_per_s"} on stdout instead of streaming' }) as unknown as Argv<GenerateArgs>,
+  handler: runHandler(async (args: ArgumentsCamelCase<GenerateArgs>) => {
+    if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens))) throw new UsageError('--max-new-tokens: expected a positive integer');
+    if (!(args.temperature >= 0)) throw new UsageError('--temperature: expected a number >= 0');
+    if (!(args.topP > 0 && args.topP <= 1)) throw new UsageError('--top-p: expected a number in (0, 1]');
+    const { model, tokenizer } = loadModelDir(args.model);
+    const prompt = tokenizer.encode(args.prompt);
+    const ids: number[] = [];
+    const started = performance.now();
+    // Decode prompt + continuation together (tokenizers strip a leading space when decoding alone) and
+    // print only what follows the decoded prompt, once multi-token characters are complete.
+    const decode = (tail: number[]) => tokenizer.decode([...prompt, ...tail], { skipSpecialTokens: true });
+    const promptText = decode([]);
+    let printed = '';
+    const stream = generate(model, prompt, {
+      maxNewTokens: args.maxNewTokens,
+      temperature: args.temperature,
+      topP: args.topP,
+      seed: args.seed,
+      eosTokenId: tokenizer.eosTokenId,
+    });
+    if (!args.json) process.stdout.write(args.prompt);
+    for (const id of stream) {
+      ids.push(id);
+      if (args.json) continue;
+      const text = decode(ids).slice(promptText.length);
+      if (text.startsWith(printed) && !text.endsWith('\uFFFD')) {
+        process.stdout.write(text.slice(printed.length));
+        printed = text;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const tokensPerS = ids.length / seconds;
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify({ text: decode(ids).slice(promptText.length), ids, tokens_per_s: tokensPerS })}\n`);
+    } else {
+      process.stdout.write('\n');
+      process.stderr.write(`${ids.length} tokens in ${seconds.toFixed(2)} s (${tokensPerS.toFixed(1)} tokens/s)\n`);
+    }
+  }),
+};

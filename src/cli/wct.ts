@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/** `wct`: the project's command line (one file per command in ./commands). */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
+import { initRandomCommand } from './commands/init-random.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('wct')
+  .command(generateCommand)
+  .command(evalCommand)
+  .command(initRandomCommand)
+  .demandCommand(1, 'Name a command (see --help).')
+  .strict()
+  .help()
+  .alias('h', 'help')
+  .version(false)
+  .parseAsync();

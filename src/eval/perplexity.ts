@@ -1,0 +1,52 @@
+/**
+ * Perplexity with the GPTQ/OWQ protocol (DESIGN.md section 3): the token stream cut into
+ * floor(n / seqlen) non-overlapping chunks (remainder dropped); each chunk's mean next-token NLL;
+ * ppl = exp(mean over chunks). All chunks have the same length, so this equals exp of the mean NLL
+ * over all seqlen-1 predictions per chunk. NLLs are summed in double.
+ */
+import { IGNORE_INDEX, tokenNll } from '../autograd/index.js';
+import type { CausalLM } from '../models/model.js';
+
+export interface PerplexityResult {
+  ppl: number;
+  /** Tokens evaluated (chunks * seqlen). */
+  tokens: number;
+  chunks: number;
+  seqlen: number;
+  meanNll: number;
+}
+
+export interface PerplexityOptions {
+  seqlen: number;
+  /** Chunks per forward pass. */
+  batchSize?: number;
+  /** Called after each batch with the number of chunks done. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function perplexity(model: CausalLM, ids: Int32Array, { seqlen, batchSize = 4, onProgress }: PerplexityOptions): PerplexityResult {
+  const chunks = Math.floor(ids.length / seqlen);
+  if (chunks === 0) throw new RangeError(`perplexity: ${ids.length} tokens are fewer than one chunk of ${seqlen}`);
+  let chunkNllSum = 0;
+  for (let first = 0; first < chunks; first += batchSize) {
+    const batch = Math.min(batchSize, chunks - first);
+    const input = ids.subarray(first * seqlen, (first + batch) * seqlen);
+    const logits = model.forward(input, { batch });
+    const { nll } = tokenNll(logits, shiftedTargets(input, seqlen));
+    for (let b = 0; b < batch; b++) {
+      let s = 0;
+      for (let t = 0; t < seqlen - 1; t++) s += nll[b * seqlen + t];
+      chunkNllSum += s / (seqlen - 1);
+    }
+    onProgress?.(first + batch, chunks);
+  }
+  const meanNll = chunkNllSum / chunks;
+  return { ppl: Math.exp(meanNll), tokens: chunks * seqlen, chunks, seqlen, meanNll };
+}
+
+/** targets[t] = input[t + 1] within each chunk; the last position of a chunk predicts nothing. */
+export function shiftedTargets(input: Int32Array, seqlen: number): Int32Array {
+  const targets = new Int32Array(input.length).fill(IGNORE_INDEX);
+  for (let i = 0; i + 1 < input.length; i++) if ((i + 1) % seqlen !== 0) targets[i] = input[i + 1];
+  return targets;
+}

@@ -1,0 +1,125 @@
+/**
+ * The tensors a Hugging Face checkpoint of a given config must contain, by canonical name (the
+ * names `*ForCausalLM.save_pretrained` writes: `model.` prefix, `lm_head.weight`), with shapes
+ * as stored ([out, in] for linear weights).
+ *
+ * Names found in the wild are resolved to the canonical ones: checkpoints saved from the bare
+ * `OPTModel` / `LlamaModel` drop the `model.` prefix (`decoder.layers.0...`), and tied models may
+ * keep the shared embedding under `lm_head.weight` only (TinyStories-656K does).
+ */
+import { InputError } from './errors.js';
+import type { LlamaConfig, ModelConfig, OptConfig } from './hf-config.js';
+import type { TensorInfo } from './safetensors-read.js';
+
+const LM_HEAD = 'lm_head.weight';
+const EMBEDDINGS = new Set(['model.embed_tokens.weight', 'model.decoder.embed_tokens.weight']);
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+function llamaShapes(c: LlamaConfig): Map<string, number[]> {
+  const [H, I, V] = [c.hiddenSize, c.intermediateSize, c.vocabSize];
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const m = new Map<string, number[]>([['model.embed_tokens.weight', [V, H]]]);
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    const linears: [string, number, number, boolean][] = [
+      ['self_attn.q_proj', qDim, H, c.attentionBias],
+      ['self_attn.k_proj', kvDim, H, c.attentionBias],
+      ['self_attn.v_proj', kvDim, H, c.attentionBias],
+      ['self_attn.o_proj', H, qDim, c.attentionOutBias],
+      ['mlp.gate_proj', I, H, c.mlpBias],
+      ['mlp.up_proj', I, H, c.mlpBias],
+      ['mlp.down_proj', H, I, c.mlpBias],
+    ];
+    for (const [name, out, inp, bias] of linears) {
+      m.set(`${p}.${name}.weight`, [out, inp]);
+      if (bias) m.set(`${p}.${name}.bias`, [out]);
+    }
+    m.set(`${p}.input_layernorm.weight`, [H]);
+    m.set(`${p}.post_attention_layernorm.weight`, [H]);
+  }
+  m.set('model.norm.weight', [H]);
+  m.set(LM_HEAD, [V, H]);
+  return m;
+}
+
+function optShapes(c: OptConfig): Map<string, number[]> {
+  const [H, F, V, P] = [c.hiddenSize, c.ffnDim, c.vocabSize, c.wordEmbedProjDim];
+  const d = 'model.decoder';
+  const m = new Map<string, number[]>([
+    [`${d}.embed_tokens.weight`, [V, P]],
+    [`${d}.embed_positions.weight`, [c.maxPositions + 2, H]], // OPT offsets positions by 2
+  ]);
+  const linear = (name: string, out: number, inp: number, bias = c.enableBias) => {
+    m.set(`${name}.weight`, [out, inp]);
+    if (bias) m.set(`${name}.bias`, [out]);
+  };
+  const layerNorm = (name: string) => {
+    if (!c.layerNormElementwiseAffine) return;
+    m.set(`${name}.weight`, [H]);
+    m.set(`${name}.bias`, [H]);
+  };
+  if (P !== H) {
+    linear(`${d}.project_in`, H, P, false);
+    linear(`${d}.project_out`, P, H, false);
+  }
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `${d}.layers.${i}`;
+    for (const proj of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linear(`${p}.self_attn.${proj}`, H, H);
+    layerNorm(`${p}.self_attn_layer_norm`);
+    linear(`${p}.fc1`, F, H);
+    linear(`${p}.fc2`, H, F);
+    layerNorm(`${p}.final_layer_norm`);
+  }
+  if (c.doLayerNormBefore) layerNorm(`${d}.final_layer_norm`);
+  m.set(LM_HEAD, [V, P]);
+  return m;
+}
+
+/**
+ * Every tensor of the checkpoint by canonical name, with its shape. `lm_head.weight` is always
+ * listed; for tied models it is optional (the embedding serves as the output projection).
+ */
+export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
+  return cfg.family === 'llama' ? llamaShapes(cfg) : optShapes(cfg);
+}
+
+/** Stored names that may hold `canonical`, most specific first. */
+function candidates(canonical: string, tied: boolean): string[] {
+  const names = [canonical];
+  if (canonical.startsWith('model.')) names.push(canonical.slice('model.'.length));
+  if (tied && EMBEDDINGS.has(canonical)) names.push(LM_HEAD);
+  return names;
+}
+
+/**
+ * The name under which `available` holds the canonical tensor, or undefined. Lenient: it accepts
+ * the tied-embedding alias without knowing the config; checkTensors is what enforces the config.
+ */
+export function resolveTensorName(available: ReadonlySet<string>, canonical: string): string | undefined {
+  return candidates(canonical, true).find((name) => available.has(name));
+}
+
+/**
+ * Throws an InputError (naming `file`) for the first required tensor that is missing, has a
+ * shape other than the config implies, or is not a float tensor. Extra tensors are ignored.
+ */
+export function checkTensors(
+  file: string,
+  cfg: ModelConfig,
+  index: { names(): string[]; info(name: string): TensorInfo },
+): void {
+  const available = new Set(index.names());
+  for (const [canonical, shape] of expectedTensorShapes(cfg)) {
+    const stored = candidates(canonical, cfg.tieWordEmbeddings).find((name) => available.has(name));
+    if (stored === undefined) {
+      if (canonical === LM_HEAD && cfg.tieWordEmbeddings) continue;
+      throw new InputError(file, canonical, `missing (expected shape [${shape}] from config.json)`);
+    }
+    const info = index.info(stored);
+    if (String(info.shape) !== String(shape)) {
+      throw new InputError(file, stored, `shape [${info.shape}] does not match config (expected [${shape}])`);
+    }
+    if (!FLOAT_DTYPES.has(info.dtype)) throw new InputError(file, stored, `dtype ${info.dtype} is not a float type`);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Text <-> token ids for a model directory, via @huggingface/tokenizers (pure JS).
+ *
+ * Sources, in order: `tokenizer.json` (+ `tokenizer_config.json` when present, for bos/eos and
+ * decoding options), else GPT-2 style `vocab.json` + `merges.txt` (tokenizer-bpe-files.ts).
+ * `encode(text)` adds the tokenizer's normal special tokens (one BOS at the start for Llama, `</s>`
+ * for OPT), as the evaluation protocol requires; long texts for SentencePiece-style tokenizers are
+ * encoded in exact pieces for speed (tokenizer-split.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { InputError } from './errors.js';
+import { isObject, readJsonObject } from './json-file.js';
+import { bpeSpecialTokens, bpeTokenizerJson } from './tokenizer-bpe-files.js';
+import { sentencePieceSplitEncoder, type EncodeIds } from './tokenizer-split.js';
+
+export interface TextTokenizer {
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+  /** Largest token id + 1 (the model's vocab_size may be padded beyond it). */
+  readonly vocabSize: number;
+  encode(text: string, options?: { addSpecialTokens?: boolean }): Int32Array;
+  decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+}
+
+/** Builds the library tokenizer; a tokenizer.json it cannot use is an InputError naming the file. */
+function createTokenizer(file: string, json: Record<string, unknown>, config: Record<string, unknown>): Tokenizer {
+  try {
+    return new Tokenizer(json, config);
+  } catch (e) {
+    throw new InputError(file, 'file', `not a usable tokenizer (${(e as Error).message})`);
+  }
+}
+
+/** `bos_token` / `eos_token` in tokenizer_config.json: a string or an AddedToken object. */
+function tokenContent(value: unknown): string | null {
+  const content = isObject(value) ? value.content : value;
+  return typeof content === 'string' ? content : null;
+}
+
+function maxId(tokenizer: Tokenizer): number {
+  let max = -1;
+  for (const id of tokenizer.get_vocab(true).values()) max = Math.max(max, id);
+  return max;
+}
+
+/** What differs between the two sources: the library tokenizer, how to encode, which ids are BOS/EOS. */
+interface Backend {
+  tokenizer: Tokenizer;
+  encodeIds: EncodeIds;
+  bosTokenId: number | null;
+  eosTokenId: number | null;
+  /** The BOS id encodeIds itself prepends (not the library), which decode must skip itself. */
+  prependedBos: number | null;
+}
+
+function fromTokenizerJson(file: string, config: Record<string, unknown>): Backend {
+  const json = readJsonObject(file);
+  const tokenizer = createTokenizer(file, json, config);
+  const idOf = (token: string | null) => (token === null ? null : tokenizer.token_to_id(token) ?? null);
+  return {
+    tokenizer,
+    encodeIds: sentencePieceSplitEncoder(json, config, tokenizer) ??
+      ((text, addSpecialTokens) => tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids),
+    bosTokenId: idOf(tokenContent(config.bos_token)),
+    eosTokenId: idOf(tokenContent(config.eos_token)),
+    prependedBos: null,
+  };
+}
+
+/** GPT-2 style files; the BOS (OPT's `</s>`) is prepended here, see tokenizer-bpe-files.ts. */
+function fromBpeFiles(dir: string, config: Record<string, unknown>): Backend {
+  const vocabFile = path.join(dir, 'vocab.json');
+  const tokenizer = createTokenizer(vocabFile, bpeTokenizerJson(vocabFile, path.join(dir, 'merges.txt')), config);
+  const modelConfigFile = path.join(dir, 'config.json');
+  const modelConfig = fs.existsSync(modelConfigFile) ? readJsonObject(modelConfigFile) : {};
+  const { bosTokenId, eosTokenId, addBos } = bpeSpecialTokens(config, modelConfig, (t) => tokenizer.token_to_id(t));
+  const encodeIds: EncodeIds = (text, addSpecialTokens) => {
+    const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
+    return addSpecialTokens && addBos ? [bosTokenId!, ...ids] : ids;
+  };
+  return { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos: addBos ? bosTokenId : null };
+}
+
+function readTokenizerConfig(dir: string): Record<string, unknown> {
+  const file = path.join(dir, 'tokenizer_config.json');
+  // transformers >= 4.45 no longer cleans up spaces on decode by default; keep text as it was
+  return { clean_up_tokenization_spaces: false, ...(fs.existsSync(file) ? readJsonObject(file) : {}) };
+}
+
+/** Loads the tokenizer of a model directory; missing or malformed files are InputErrors naming them. */
+export function loadTokenizer(dir: string): TextTokenizer {
+  const config = readTokenizerConfig(dir);
+  let backend: Backend;
+  if (fs.existsSync(path.join(dir, 'tokenizer.json'))) backend = fromTokenizerJson(path.join(dir, 'tokenizer.json'), config);
+  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt'))) backend = fromBpeFiles(dir, config);
+  else throw new InputError(dir, 'tokenizer.json', 'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer');
+  const { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos } = backend;
+  const decodeIds = (ids: number[], skipSpecialTokens: boolean) => {
+    const kept = skipSpecialTokens && ids[0] === prependedBos ? ids.slice(1) : ids;
+    return kept.length === 0 ? '' : tokenizer.decode(kept, { skip_special_tokens: skipSpecialTokens });
+  };
+  return {
+    bosTokenId,
+    eosTokenId,
+    vocabSize: maxId(tokenizer) + 1,
+    encode: (text, { addSpecialTokens = true } = {}) => Int32Array.from(encodeIds(text, addSpecialTokens)),
+    decode: (ids, { skipSpecialTokens = false } = {}) => decodeIds(Array.from(ids), skipSpecialTokens),
+  };
+}

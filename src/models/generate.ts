@@ -1,0 +1,56 @@
+/**
+ * Autoregressive generation with the KV cache (batch 1): the prompt is run once, then one token per
+ * step. temperature 0 is greedy (argmax, lowest id on ties); otherwise softmax(logits / T), restricted
+ * to the smallest set of most likely tokens whose mass reaches topP (nucleus sampling), sampled with a
+ * seeded RNG.
+ */
+import { Rng } from '../util/rng.js';
+import type { CausalLM } from './model.js';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** Stop after emitting this id (not when null). */
+  eosTokenId?: number | null;
+}
+
+export function* generate(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
+  const { maxNewTokens, temperature = 0, topP = 1, seed = 0, eosTokenId = null } = options;
+  if (prompt.length === 0) throw new RangeError('generate: the prompt has no tokens (give a prompt or keep the BOS token)');
+  const cache = model.newCache(prompt.length + maxNewTokens);
+  const rng = new Rng(seed);
+  let input = prompt;
+  for (let step = 0; step < maxNewTokens; step++) {
+    const logits = model.forward(input, { batch: 1, cache });
+    const vocab = logits.shape[2];
+    const last = logits.data.subarray(logits.size - vocab);
+    const next = temperature === 0 ? argmax(last) : sample(last, temperature, topP, rng);
+    yield next;
+    if (next === eosTokenId) return;
+    input = Int32Array.of(next);
+  }
+}
+
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+function sample(logits: ArrayLike<number>, temperature: number, topP: number, rng: Rng): number {
+  const max = logits[argmax(logits)];
+  const probs = Float64Array.from(logits, (l) => Math.exp((l - max) / temperature));
+  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
+  const total = probs.reduce((s, p) => s + p, 0);
+  let kept = 0;
+  let mass = 0;
+  while (kept < order.length && mass < topP * total) mass += probs[order[kept++]];
+  let r = rng.next() * mass;
+  for (let i = 0; i < kept; i++) {
+    r -= probs[order[i]];
+    if (r < 0) return order[i];
+  }
+  return order[kept - 1];
+}

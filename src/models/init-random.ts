@@ -1,0 +1,79 @@
+/**
+ * A checkpoint of a real model's shapes with random weights, in Hugging Face format: config.json from
+ * configs/models/NAME.json (optionally fewer layers), model.safetensors with N(0, 0.02) matrices and
+ * embeddings (the HF initializer_range), norm weights 1 and biases 0, and the tokenizer files where the
+ * project has them (GPT-2 BPE for OPT, TinyStories' tokenizer.json).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expectedTensorShapes, parseConfig } from '../io/hf-config.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { sharedDataDir } from '../io/text-data.js';
+import { numel } from '../tensor/tensor.js';
+import { packageRoot } from '../util/package-root.js';
+import { Rng } from '../util/rng.js';
+
+export const PRESETS = ['opt-125m', 'opt-1.3b', 'llama-7b', 'tinystories-656k'] as const;
+export type Preset = (typeof PRESETS)[number];
+
+const INIT_STD = 0.02;
+
+/** Where each preset's tokenizer comes from (relative to the shared data dir); llama-7b has none here. */
+const TOKENIZER_FILES: Record<Preset, string[]> = {
+  'opt-125m': ['tokenizers/gpt2/vocab.json', 'tokenizers/gpt2/merges.txt'],
+  'opt-1.3b': ['tokenizers/gpt2/vocab.json', 'tokenizers/gpt2/merges.txt'],
+  'llama-7b': [],
+  'tinystories-656k': ['models/tinystories-656k/tokenizer.json', 'models/tinystories-656k/tokenizer_config.json'],
+};
+
+export interface InitRandomOptions {
+  like: Preset;
+  out: string;
+  layers?: number;
+  seed?: number;
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+function gaussian(rng: Rng, n: number, std: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    // Box-Muller: two independent normals from two uniforms
+    const r = Math.sqrt(-2 * Math.log(1 - rng.next())) * std;
+    const theta = 2 * Math.PI * rng.next();
+    out[i] = r * Math.cos(theta);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
+  }
+  return out;
+}
+
+function initialValue(name: string, shape: number[], rng: Rng): Float32Array {
+  const n = numel(shape);
+  if (name.endsWith('.bias')) return new Float32Array(n);
+  if (shape.length === 1) return new Float32Array(n).fill(1); // norm weights
+  return gaussian(rng, n, INIT_STD);
+}
+
+/** Returns the files written. */
+export function initRandom({ like, out, layers, seed = 0, dtype }: InitRandomOptions): string[] {
+  const raw = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'configs', 'models', `${like}.json`), 'utf8')) as Record<string, unknown>;
+  if (layers !== undefined) raw.num_hidden_layers = layers;
+  const config = parseConfig(raw, `configs/models/${like}.json`);
+  const storeAs = dtype ?? (raw.torch_dtype === 'float32' ? 'F32' : raw.torch_dtype === 'bfloat16' ? 'BF16' : 'F16');
+  const rng = new Rng(seed);
+  const tensors = [...expectedTensorShapes(config)]
+    .filter(([name]) => !(name === 'lm_head.weight' && config.tieWordEmbeddings))
+    .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng) }));
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'config.json'), `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`);
+  writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
+  const written = ['config.json', 'model.safetensors'];
+  for (const rel of TOKENIZER_FILES[like]) {
+    fs.copyFileSync(path.join(sharedDataDir(), rel), path.join(out, path.basename(rel)));
+    written.push(path.basename(rel));
+  }
+  return written.map((f) => path.join(out, f));
+}
+
+function dtypeName(d: 'F32' | 'F16' | 'BF16'): string {
+  return { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[d];
+}

@@ -1,0 +1,30 @@
+/**
+ * The linear layers of a model, behind one interface so that later quantized (packed) and adapted
+ * (weak-column, LoRA) layers replace the dense one without touching the model code.
+ */
+import { linear } from '../autograd/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface LinearLayer {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** x [..., in] -> [..., out] */
+  forward(x: Tensor): Tensor;
+}
+
+/** y = x W^T + b with W [out, in] as stored by Hugging Face. */
+export class DenseLinear implements LinearLayer {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  constructor(
+    readonly weight: Tensor,
+    readonly bias: Tensor | null = null,
+  ) {
+    [this.outFeatures, this.inFeatures] = weight.shape;
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}

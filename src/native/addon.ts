@@ -1,0 +1,135 @@
+/**
+ * Loader of the native addon (build/Release/wct_native.node, built by `npm rebuild` / node-gyp from
+ * binding.gyp) and the kernel router: Float32Array data runs on the native kernels, Float64Array data on
+ * the TypeScript reference (ref.ts), which is exact enough for finite-difference gradient checks.
+ *
+ * The raw binding takes positional numbers (cheaper to read in C++ than object properties); `wrap`
+ * adapts it to the Kernels interface. All buffer validation happens in C++ and throws TypeError /
+ * RangeError naming the kernel and the argument.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { referenceKernels } from './ref.js';
+import type { BinaryOp, FloatArray, Kernels, NativeAddon, UnaryOp } from './types.js';
+
+export const ADDON_RELATIVE_PATH = 'build/Release/wct_native.node';
+
+type F = FloatArray;
+
+/** The binding exported by kernels/napi/addon.cc (argument order as in its comments). */
+interface RawBinding {
+  gemm(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
+  gemmBf16(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
+  binary(op: number, a: F, b: F, out: F, shape: number[], stridesA: number[], stridesB: number[]): void;
+  affine(x: F, out: F, alpha: number, beta: number): void;
+  sumTo(x: F, out: F, shape: number[], stridesOut: number[]): void;
+  sumAll(x: F): number;
+  unaryForward(op: number, x: F, out: F): void;
+  unaryBackward(op: number, x: F, dy: F, dx: F): void;
+  rmsnormForward(x: F, w: F, out: F, rstd: F, rows: number, cols: number, eps: number): void;
+  rmsnormBackward(x: F, w: F, rstd: F, dy: F, dx: F, dw: F, rows: number, cols: number): void;
+  layernormForward(x: F, w: F, b: F, out: F, mean: F, rstd: F, rows: number, cols: number, eps: number): void;
+  layernormBackward(x: F, w: F, mean: F, rstd: F, dy: F, dx: F, dw: F, db: F, rows: number, cols: number): void;
+  softmaxForward(x: F, out: F, rows: number, cols: number): void;
+  softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;
+  rope(x: F, out: F, cos: F, sin: F, batch: number, seq: number, heads: number, headDim: number, inverse: boolean): void;
+  attentionForward(q: F, k: F, v: F, out: F, probs: F | null, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  attentionBackward(q: F, k: F, v: F, probs: F, dout: F, dq: F, dk: F, dv: F, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  crossEntropyForward(logits: F, targets: Int32Array, losses: F, lse: F, rows: number, vocab: number, ignoreIndex: number): void;
+  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, rowScale: number, dlogits: F, rows: number, vocab: number, ignoreIndex: number): void;
+  embeddingForward(table: F, ids: Int32Array, out: F, rows: number, dim: number, vocab: number): void;
+  embeddingBackward(dy: F, ids: Int32Array, dTable: F, rows: number, dim: number, vocab: number): void;
+  dropout(x: F, mask: Uint8Array, scale: number, out: F): void;
+  bf16Native(): boolean;
+  benchSgemmDirect(m: number, n: number, k: number, iters: number): number;
+  threads(): number;
+  setThreads(n: number): void;
+  cpuPath(): string;
+}
+
+/** Op codes shared with kernels/include/wct_elementwise.h. */
+const BINARY_OPS: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
+const UNARY_OPS: Record<UnaryOp, number> = { relu: 0, gelu: 1, silu: 2, exp: 3, neg: 4 };
+
+function opCode<T extends string>(table: Record<T, number>, op: T, fn: string): number {
+  const code = Object.prototype.hasOwnProperty.call(table, op) ? table[op] : undefined;
+  if (code === undefined) throw new TypeError(`${fn}: unknown op ${JSON.stringify(op)} (expected one of ${Object.keys(table).join(', ')})`);
+  return code;
+}
+
+function wrap(raw: RawBinding): NativeAddon {
+  return {
+    name: 'native',
+    gemm: (a, b, c, d) => raw.gemm(a, b, c, d.batch, d.m, d.n, d.k, d.transA, d.transB, d.alpha, d.beta, d.strideA, d.strideB, d.strideC),
+    gemmBf16: (a, b, c, d) => raw.gemmBf16(a, b, c, d.batch, d.m, d.n, d.k, d.transA, d.transB, d.alpha, d.beta, d.strideA, d.strideB, d.strideC),
+    binary: (op, a, b, out, d) => raw.binary(opCode(BINARY_OPS, op, 'binary'), a, b, out, d.shape, d.stridesA, d.stridesB),
+    affine: (x, out, alpha, beta) => raw.affine(x, out, alpha, beta),
+    sumTo: (x, out, d) => raw.sumTo(x, out, d.shape, d.stridesA),
+    sumAll: (x) => raw.sumAll(x),
+    unaryForward: (op, x, out) => raw.unaryForward(opCode(UNARY_OPS, op, 'unaryForward'), x, out),
+    unaryBackward: (op, x, dy, dx) => raw.unaryBackward(opCode(UNARY_OPS, op, 'unaryBackward'), x, dy, dx),
+    rmsnormForward: (x, w, out, rstd, d) => raw.rmsnormForward(x, w, out, rstd, d.rows, d.cols, d.eps),
+    rmsnormBackward: (x, w, rstd, dy, dx, dw, d) => raw.rmsnormBackward(x, w, rstd, dy, dx, dw, d.rows, d.cols),
+    layernormForward: (x, w, b, out, mean, rstd, d) => raw.layernormForward(x, w, b, out, mean, rstd, d.rows, d.cols, d.eps),
+    layernormBackward: (x, w, mean, rstd, dy, dx, dw, db, d) => raw.layernormBackward(x, w, mean, rstd, dy, dx, dw, db, d.rows, d.cols),
+    softmaxForward: (x, out, d) => raw.softmaxForward(x, out, d.rows, d.cols),
+    softmaxBackward: (y, dy, dx, d) => raw.softmaxBackward(y, dy, dx, d.rows, d.cols),
+    rope: (x, out, cos, sin, d, inverse) => raw.rope(x, out, cos, sin, d.batch, d.seq, d.heads, d.headDim, inverse),
+    attentionForward: (q, k, v, out, probs, d) => raw.attentionForward(q, k, v, out, probs, d.batch, d.tq, d.tk, d.heads, d.kvHeads, d.headDim, d.scale),
+    attentionBackward: (q, k, v, probs, dout, dq, dk, dv, d) =>
+      raw.attentionBackward(q, k, v, probs, dout, dq, dk, dv, d.batch, d.tq, d.tk, d.heads, d.kvHeads, d.headDim, d.scale),
+    crossEntropyForward: (logits, targets, losses, lse, d) => raw.crossEntropyForward(logits, targets, losses, lse, d.rows, d.vocab, d.ignoreIndex),
+    crossEntropyBackward: (logits, targets, lse, rowScale, dlogits, d) =>
+      raw.crossEntropyBackward(logits, targets, lse, rowScale, dlogits, d.rows, d.vocab, d.ignoreIndex),
+    embeddingForward: (table, ids, out, d) => raw.embeddingForward(table, ids, out, d.rows, d.dim, d.vocab),
+    embeddingBackward: (dy, ids, dTable, d) => raw.embeddingBackward(dy, ids, dTable, d.rows, d.dim, d.vocab),
+    dropout: (x, mask, scale, out) => raw.dropout(x, mask, scale, out),
+    bf16Native: () => raw.bf16Native(),
+    benchSgemmDirect: (m, n, k, iters) => raw.benchSgemmDirect(m, n, k, iters),
+    threads: () => raw.threads(),
+    setThreads: (n) => raw.setThreads(n),
+    cpuPath: () => raw.cpuPath(),
+  };
+}
+
+/** The directory holding package.json, found upward from this file (src/native or dist/src/native). */
+export function packageRoot(): string {
+  const start = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`wct: no package.json found above ${start}`);
+  }
+}
+
+let cached: NativeAddon | null = null;
+
+/** Loads (once) and returns the native kernels; throws an Error saying what to run when it cannot. */
+export function loadNative(): NativeAddon {
+  if (cached !== null) return cached;
+  const root = packageRoot();
+  const file = path.join(root, ADDON_RELATIVE_PATH);
+  let raw: RawBinding;
+  try {
+    raw = createRequire(import.meta.url)(file) as RawBinding;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `wct: cannot load the native addon ${file}: ${reason}\n` +
+        `Fix: run \`npm rebuild\` in ${root} (it runs node-gyp on binding.gyp). If the build fails for lack of ` +
+        `BLAS or oneDNN, install them with \`apt-get install libopenblas-openmp-dev libdnnl-dev\`, then \`npm rebuild\`.`,
+      { cause: err },
+    );
+  }
+  cached = wrap(raw);
+  return cached;
+}
+
+/** The kernels for an array: native for Float32Array, the reference for Float64Array. */
+export function kernelsFor(data: FloatArray): Kernels {
+  if (data instanceof Float32Array) return loadNative();
+  if (data instanceof Float64Array) return referenceKernels;
+  const kind = (data as unknown as object)?.constructor?.name ?? typeof data;
+  throw new TypeError(`kernelsFor: expected a Float32Array or Float64Array, got ${kind}`);
+}

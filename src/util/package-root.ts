@@ -1,0 +1,18 @@
+/** The directory holding the project's package.json, found from this module (works from src/ and dist/). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let cached: string | null = null;
+
+export function packageRoot(): string {
+  if (cached !== null) return cached;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the package root (no package.json above this module)');
+    dir = parent;
+  }
+  cached = dir;
+  return dir;
+}

@@ -1,0 +1,111 @@
+/**
+ * Bad checkpoints reach the user as one line naming the file and the fault (exit 1), never a stack
+ * trace or a hang. Each case is a copy of TinyStories-656K with one thing broken.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectOneLineError, wct } from '../helpers/cli.js';
+import { tinyStoriesDir } from '../helpers/paths.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function brokenCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bad-'));
+  dirs.push(dir);
+  for (const f of fs.readdirSync(tinyStoriesDir)) fs.copyFileSync(path.join(tinyStoriesDir, f), path.join(dir, f));
+  return dir;
+}
+
+type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+
+/** Rewrites the JSON header of a safetensors file, keeping its data section as it is. */
+function rewriteHeader(file: string, mutate: (h: Header) => void): void {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Header;
+  mutate(header);
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]));
+}
+
+function entry(h: Header, name: string) {
+  return h[name] as { dtype: string; shape: number[]; data_offsets: [number, number] };
+}
+
+function evalError(dir: string): string {
+  return expectOneLineError(wct(['eval', '--model', dir, '--data', 'wikitext2'], 60_000));
+}
+
+describe('bad input is one clear line', () => {
+  it('truncated safetensors', () => {
+    const dir = brokenCopy();
+    const file = path.join(dir, 'model.safetensors');
+    fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2));
+    expect(evalError(dir)).toMatch(/model\.safetensors.*(truncat|outside|beyond|short)/i);
+  });
+
+  it('header offsets outside the file', () => {
+    const dir = brokenCopy();
+    rewriteHeader(path.join(dir, 'model.safetensors'), (h) => {
+      const e = entry(h, 'model.norm.weight');
+      e.data_offsets = [e.data_offsets[0] + 1e9, e.data_offsets[1] + 1e9];
+    });
+    expect(evalError(dir)).toMatch(/model\.safetensors.*model\.norm\.weight/);
+  });
+
+  it('overlapping tensors', () => {
+    const dir = brokenCopy();
+    rewriteHeader(path.join(dir, 'model.safetensors'), (h) => {
+      const a = entry(h, 'model.layers.0.input_layernorm.weight');
+      const b = entry(h, 'model.layers.0.post_attention_layernorm.weight');
+      b.data_offsets = [...a.data_offsets];
+    });
+    expect(evalError(dir)).toMatch(/model\.safetensors.*overlap/i);
+  });
+
+  it('unknown dtype', () => {
+    const dir = brokenCopy();
+    rewriteHeader(path.join(dir, 'model.safetensors'), (h) => {
+      entry(h, 'model.norm.weight').dtype = 'Q4_K';
+    });
+    expect(evalError(dir)).toMatch(/model\.safetensors.*model\.norm\.weight.*Q4_K/);
+  });
+
+  it('a tensor missing', () => {
+    const dir = brokenCopy();
+    rewriteHeader(path.join(dir, 'model.safetensors'), (h) => {
+      delete h['model.layers.1.mlp.up_proj.weight'];
+    });
+    expect(evalError(dir)).toMatch(/model\.layers\.1\.mlp\.up_proj\.weight.*missing|missing.*model\.layers\.1\.mlp\.up_proj\.weight/i);
+  });
+
+  it('a tensor of the wrong shape for the config', () => {
+    const dir = brokenCopy();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 256 }));
+    expect(evalError(dir)).toMatch(/model\.safetensors.*mlp\.(gate|up|down)_proj\.weight.*shape/);
+  });
+
+  it('an unsupported architecture', () => {
+    const dir = brokenCopy();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }));
+    expect(evalError(dir)).toMatch(/config\.json.*gpt_neox/);
+  });
+
+  it('an unreadable tokenizer', () => {
+    const dir = brokenCopy();
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": ');
+    expect(evalError(dir)).toMatch(/tokenizer\.json/);
+  });
+
+  it('a model directory that does not exist', () => {
+    expect(evalError('/nonexistent/model')).toMatch(/nonexistent/);
+  });
+});

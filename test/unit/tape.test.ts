@@ -1,0 +1,38 @@
+/** The tape's own checks: a wrong or missing gradient names the op; accumulation over shared inputs. */
+import { describe, expect, it } from 'vitest';
+import * as ag from '../../src/autograd/index.js';
+import { record } from '../../src/autograd/tape.js';
+import { Tensor, fromArray } from '../../src/tensor/tensor.js';
+
+describe('autograd tape', () => {
+  it('names the op that returns a gradient of the wrong size', () => {
+    const x = fromArray([1, 2, 3], [3]);
+    x.requiresGrad = true;
+    const y = record(new Tensor(new Float32Array(3), [3]), 'bad_op', [x], () => [new Float32Array(2)]);
+    expect(() => ag.backward(ag.sum(y))).toThrow(/op 'bad_op'.*2 Float32Array elements, expected 3/);
+  });
+
+  it('names the op that forgets a gradient', () => {
+    const x = fromArray([1, 2], [2]);
+    x.requiresGrad = true;
+    const y = record(new Tensor(new Float32Array(2), [2]), 'lazy_op', [x], () => [null]);
+    expect(() => ag.backward(ag.sum(y))).toThrow(/op 'lazy_op' gave no gradient/);
+  });
+
+  it('accumulates gradients of a tensor used twice, and across backward calls until zeroGrad', () => {
+    const x = fromArray([1, -2, 3], [3], 'f64');
+    x.requiresGrad = true;
+    ag.backward(ag.sum(ag.add(ag.mul(x, x), x))); // d/dx (x^2 + x) = 2x + 1
+    expect(Array.from(x.grad!)).toEqual([3, -3, 7]);
+    ag.backward(ag.sum(x));
+    expect(Array.from(x.grad!)).toEqual([4, -2, 8]);
+    ag.zeroGrad([x]);
+    expect(x.grad).toBeNull();
+  });
+
+  it('records nothing when no input requires a gradient (inference)', () => {
+    const y = ag.relu(fromArray([1, -1], [2]));
+    expect(y.node).toBeNull();
+    expect(() => ag.backward(y)).toThrow(/does not require a gradient/);
+  });
+});

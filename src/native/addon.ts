@@ -7,10 +7,9 @@
  * adapts it to the Kernels interface. All buffer validation happens in C++ and throws TypeError /
  * RangeError naming the kernel and the argument.
  */
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../util/package-root.js';
 import { referenceKernels } from './ref.js';
 import type { BinaryOp, FloatArray, Kernels, NativeAddon, UnaryOp } from './types.js';
 
@@ -92,15 +91,6 @@ function wrap(raw: RawBinding): NativeAddon {
     setThreads: (n) => raw.setThreads(n),
     cpuPath: () => raw.cpuPath(),
   };
-}
-
-/** The directory holding package.json, found upward from this file (src/native or dist/src/native). */
-export function packageRoot(): string {
-  const start = path.dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`wct: no package.json found above ${start}`);
-  }
 }
 
 let cached: NativeAddon | null = null;

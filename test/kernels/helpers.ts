@@ -2,6 +2,8 @@
 import { expect } from 'vitest';
 import { loadNative } from '../../src/native/addon.js';
 import { referenceKernels } from '../../src/native/ref.js';
+import { broadcastStrides } from '../../src/autograd/ops/broadcast.js';
+export { broadcastStrides, denseStrides } from '../../src/autograd/ops/broadcast.js';
 import type { BroadcastDims, FloatArray } from '../../src/native/types.js';
 
 export const native = loadNative();
@@ -62,26 +64,6 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   if (worst >= 0) {
     expect.fail(`${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (rtol ${tol.rtol}, atol ${tol.atol})`);
   }
-}
-
-export function denseStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
-
-/** Strides of `shape` read as if broadcast to `out` (right-aligned; size-1 dims get stride 0). */
-export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
-  const dense = denseStrides(shape);
-  const offset = out.length - shape.length;
-  return out.map((_, i) => {
-    const j = i - offset;
-    return j < 0 || shape[j] === 1 ? 0 : dense[j];
-  });
 }
 
 export function broadcastLayout(a: readonly number[], b: readonly number[], out: readonly number[]): BroadcastDims {

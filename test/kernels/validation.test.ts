@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ADDON_RELATIVE_PATH, kernelsFor, packageRoot } from '../../src/native/addon.js';
+import { ADDON_RELATIVE_PATH, kernelsFor } from '../../src/native/addon.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import type { FloatArray, GemmDims } from '../../src/native/types.js';
 import { expectClose, native, rand32, ref } from './helpers.js';
 

@@ -7,13 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
 import {
   checkTensors, expectedTensorShapes, parseConfig, readConfig, resolveTensorName, type ModelConfig,
 } from '../../src/io/hf-config.js';
 import type { TensorInfo } from '../../src/io/safetensors.js';
 import { openCheckpoint } from '../../src/io/safetensors.js';
 import { optTinyDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
+import { inputErrorMessage } from '../helpers/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-io-cfg-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -22,15 +22,6 @@ const tinyRaw = JSON.parse(fs.readFileSync(path.join(tinyStoriesDir, 'config.jso
 const optRaw = JSON.parse(fs.readFileSync(path.join(optTinyDir, 'config.json'), 'utf8'));
 const preset = (name: string) => JSON.parse(fs.readFileSync(path.join(repoRoot, 'configs/models', `${name}.json`), 'utf8'));
 
-function messageOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InputError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an InputError');
-}
 
 const numel = (shapes: Map<string, number[]>) => [...shapes.values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
 
@@ -116,7 +107,7 @@ describe('config errors name config.json and the field', () => {
     [{ rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'config.json: rope_scaling: "llama3" scaling is not supported (supported: null or "default")'],
     [{ bos_token_id: -1 }, 'config.json: bos_token_id: expected a token id, a list of token ids, or null, got -1'],
   ])('llama %j', (change, message) => {
-    expect(messageOf(() => parseConfig({ ...tinyRaw, ...change }))).toBe(message);
+    expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, ...change }))).toBe(message);
   });
 
   it.each([
@@ -124,20 +115,20 @@ describe('config errors name config.json and the field', () => {
     [{ ffn_dim: 2.5 }, 'config.json: ffn_dim: expected a positive integer, got 2.5'],
     [{ _remove_final_layer_norm: true }, 'config.json: _remove_final_layer_norm: true is not supported'],
   ])('opt %j', (change, message) => {
-    expect(messageOf(() => parseConfig({ ...optRaw, ...change }))).toBe(message);
+    expect(inputErrorMessage(() => parseConfig({ ...optRaw, ...change }))).toBe(message);
   });
 
   it('qwen2 sliding window is refused', () => {
-    expect(messageOf(() => parseConfig({ ...tinyRaw, model_type: 'qwen2', use_sliding_window: true })))
+    expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, model_type: 'qwen2', use_sliding_window: true })))
       .toBe('config.json: use_sliding_window: sliding-window attention is not supported');
   });
 
   it('readConfig: missing or malformed config.json', () => {
-    expect(messageOf(() => readConfig(tmp))).toBe(`${path.join(tmp, 'config.json')}: file: not found`);
+    expect(inputErrorMessage(() => readConfig(tmp))).toBe(`${path.join(tmp, 'config.json')}: file: not found`);
     fs.writeFileSync(path.join(tmp, 'config.json'), '{"model_type": "llama",');
-    expect(messageOf(() => readConfig(tmp))).toMatch(/config\.json: file: not valid JSON/);
+    expect(inputErrorMessage(() => readConfig(tmp))).toMatch(/config\.json: file: not valid JSON/);
     fs.writeFileSync(path.join(tmp, 'config.json'), '[]');
-    expect(messageOf(() => readConfig(tmp))).toMatch(/config\.json: file: expected a JSON object/);
+    expect(inputErrorMessage(() => readConfig(tmp))).toMatch(/config\.json: file: expected a JSON object/);
   });
 });
 
@@ -211,26 +202,26 @@ describe('checkTensors', () => {
 
   it('a wrong shape', () => {
     const index = indexOf(tiny, (m) => m.set('model.layers.0.self_attn.q_proj.weight', { dtype: 'F32', shape: [64, 128] }));
-    expect(messageOf(() => checkTensors('model.safetensors', tiny, index))).toBe(
+    expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe(
       'model.safetensors: model.layers.0.self_attn.q_proj.weight: shape [64,128] does not match config (expected [128,128])');
   });
 
   it('a missing tensor', () => {
     const index = indexOf(tiny, (m) => m.delete('model.layers.1.mlp.up_proj.weight'));
-    expect(messageOf(() => checkTensors('model.safetensors', tiny, index))).toBe(
+    expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe(
       'model.safetensors: model.layers.1.mlp.up_proj.weight: missing (expected shape [384,128] from config.json)');
   });
 
   it('an untied model needs its own embedding and lm_head', () => {
     const untied = parseConfig({ ...tinyRaw, tie_word_embeddings: false });
     const index = indexOf(untied, (m) => m.delete('model.embed_tokens.weight'));
-    expect(messageOf(() => checkTensors('m.safetensors', untied, index))).toMatch(/model\.embed_tokens\.weight: missing/);
+    expect(inputErrorMessage(() => checkTensors('m.safetensors', untied, index))).toMatch(/model\.embed_tokens\.weight: missing/);
     const noHead = indexOf(untied, (m) => m.delete('lm_head.weight'));
-    expect(messageOf(() => checkTensors('m.safetensors', untied, noHead))).toMatch(/lm_head\.weight: missing/);
+    expect(inputErrorMessage(() => checkTensors('m.safetensors', untied, noHead))).toMatch(/lm_head\.weight: missing/);
   });
 
   it('an integer tensor where weights belong', () => {
     const index = indexOf(tiny, (m) => m.set('model.norm.weight', { dtype: 'I32', shape: [128] }));
-    expect(messageOf(() => checkTensors('model.safetensors', tiny, index))).toBe('model.safetensors: model.norm.weight: dtype I32 is not a float type');
+    expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe('model.safetensors: model.norm.weight: dtype I32 is not a float type');
   });
 });

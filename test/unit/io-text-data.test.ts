@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
 import { loadEvalText, sharedDataDir } from '../../src/io/text-data.js';
 import { dataDir } from '../helpers/paths.js';
+import { inputErrorMessage } from '../helpers/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-io-text-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -16,15 +16,6 @@ afterEach(() => {
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
-function messageOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InputError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an InputError');
-}
 
 describe('sharedDataDir', () => {
   it('is ../shared/data beside the package root, overridable with WCT_DATA_DIR', () => {
@@ -58,7 +49,7 @@ describe('loadEvalText', () => {
 
   it('named datasets follow WCT_DATA_DIR', () => {
     process.env.WCT_DATA_DIR = tmp;
-    expect(messageOf(() => loadEvalText('wikitext2'))).toBe(`${path.join(tmp, 'text/wikitext-2-raw/wiki.test.joined.txt')}: file: not found`);
+    expect(inputErrorMessage(() => loadEvalText('wikitext2'))).toBe(`${path.join(tmp, 'text/wikitext-2-raw/wiki.test.joined.txt')}: file: not found`);
   });
 
   it('a .txt or .raw path is read as is (TinyStories sample, sha256 9d644560...)', () => {
@@ -77,10 +68,10 @@ describe('loadEvalText', () => {
   it('bad inputs name the file and the line', () => {
     const file = path.join(tmp, 'bad.jsonl');
     fs.writeFileSync(file, '{"text": "ok"}\n{"text": 3}\n');
-    expect(messageOf(() => loadEvalText(file))).toBe(`${file}: line 2: expected an object with a string "text" field`);
+    expect(inputErrorMessage(() => loadEvalText(file))).toBe(`${file}: line 2: expected an object with a string "text" field`);
     fs.writeFileSync(file, '{"text": "ok"}\n{"text": \n');
-    expect(messageOf(() => loadEvalText(file))).toMatch(new RegExp(`^${file}: line 2: not valid JSON`));
-    expect(messageOf(() => loadEvalText(path.join(tmp, 'missing.txt')))).toBe(`${path.join(tmp, 'missing.txt')}: file: not found`);
-    expect(messageOf(() => loadEvalText('wikitext103'))).toBe('wikitext103: data: expected wikitext2, c4, or a path to a .txt, .raw or .jsonl file');
+    expect(inputErrorMessage(() => loadEvalText(file))).toMatch(new RegExp(`^${file}: line 2: not valid JSON`));
+    expect(inputErrorMessage(() => loadEvalText(path.join(tmp, 'missing.txt')))).toBe(`${path.join(tmp, 'missing.txt')}: file: not found`);
+    expect(inputErrorMessage(() => loadEvalText('wikitext103'))).toBe('wikitext103: data: expected wikitext2, c4, or a path to a .txt, .raw or .jsonl file');
   });
 });

@@ -2,7 +2,8 @@
 import type { BroadcastDims } from '../../native/types.js';
 import { shapeStr } from '../../tensor/tensor.js';
 
-function denseStrides(shape: readonly number[]): number[] {
+/** Row-major element strides of a contiguous tensor of `shape`. */
+export function denseStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
   for (let i = shape.length - 1; i >= 0; i--) {

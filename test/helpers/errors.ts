@@ -1,0 +1,13 @@
+import { expect } from 'vitest';
+import { InputError } from '../../src/io/errors.js';
+
+/** Runs `f`, expects it to throw an InputError, and returns the message. */
+export function inputErrorMessage(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InputError);
+    return (e as Error).message;
+  }
+  throw new Error('expected an InputError');
+}

@@ -6,6 +6,8 @@
       "target_name": "wct_native",
       "sources": [
         "kernels/napi/addon.cc",
+        "kernels/napi/packed.cc",
+        "kernels/napi/quant.cc",
         "kernels/src/attention.cc",
         "kernels/src/cross_entropy.cc",
         "kernels/src/dispatch.cc",

@@ -8,38 +8,45 @@
  */
 import { add, attention, embedding, mul, reshape, rmsnorm, rope, ropeTable, silu } from '../autograd/index.js';
 import type { LlamaConfig } from '../io/hf-config.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
-import type { CausalLM, ForwardOptions } from './model.js';
+import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
 
-interface LlamaLayer {
+/** The non-linear parameters of one block; its linears live in the registry under `${prefix}.${name}`. */
+interface LlamaNorms {
   inputNorm: Tensor;
   postNorm: Tensor;
-  q: LinearLayer;
-  k: LinearLayer;
-  v: LinearLayer;
-  o: LinearLayer;
-  gate: LinearLayer;
-  up: LinearLayer;
-  down: LinearLayer;
 }
 
+/** The quantizable linears of a Llama block, by name relative to the block prefix, with their bias flags. */
+const LINEARS = {
+  'self_attn.q_proj': 'attentionBias',
+  'self_attn.k_proj': 'attentionBias',
+  'self_attn.v_proj': 'attentionBias',
+  'self_attn.o_proj': 'attentionOutBias',
+  'mlp.gate_proj': 'mlpBias',
+  'mlp.up_proj': 'mlpBias',
+  'mlp.down_proj': 'mlpBias',
+} as const;
+
 export class LlamaModel implements CausalLM {
-  private readonly layers: LlamaLayer[];
-  private readonly embed: Tensor;
+  readonly numBlocks: number;
+  private readonly norms: LlamaNorms[];
+  private readonly embedTable: Tensor;
   private readonly norm: Tensor;
   private readonly lmHead: LinearLayer;
-  private readonly linearMap = new Map<string, LinearLayer>();
+  private readonly registry = new LinearRegistry();
 
   constructor(
     readonly config: LlamaConfig,
     private readonly weights: Map<string, Tensor>,
   ) {
-    this.embed = this.tensor('model.embed_tokens.weight');
+    this.numBlocks = config.numLayers;
+    this.embedTable = this.tensor('model.embed_tokens.weight');
     this.norm = this.tensor('model.norm.weight');
-    this.lmHead = new DenseLinear(weights.get('lm_head.weight') ?? this.embed);
-    this.layers = Array.from({ length: config.numLayers }, (_, i) => this.layer(i));
+    this.lmHead = new DenseLinear(weights.get('lm_head.weight') ?? this.embedTable);
+    this.norms = Array.from({ length: config.numLayers }, (_, i) => this.blockParameters(i));
   }
 
   private tensor(name: string): Tensor {
@@ -48,26 +55,21 @@ export class LlamaModel implements CausalLM {
     return t;
   }
 
-  private dense(prefix: string, bias: boolean): LinearLayer {
-    const layer = new DenseLinear(this.tensor(`${prefix}.weight`), bias ? this.tensor(`${prefix}.bias`) : null);
-    this.linearMap.set(prefix, layer);
-    return layer;
-  }
-
-  private layer(i: number): LlamaLayer {
-    const p = `model.layers.${i}`;
-    const { attentionBias, attentionOutBias, mlpBias } = this.config;
+  private blockParameters(i: number): LlamaNorms {
+    const p = this.blockPrefix(i);
+    for (const [name, biasFlag] of Object.entries(LINEARS)) {
+      const prefix = `${p}.${name}`;
+      const bias = this.config[biasFlag] ? this.tensor(`${prefix}.bias`) : null;
+      this.registry.add(prefix, new DenseLinear(this.tensor(`${prefix}.weight`), bias));
+    }
     return {
       inputNorm: this.tensor(`${p}.input_layernorm.weight`),
       postNorm: this.tensor(`${p}.post_attention_layernorm.weight`),
-      q: this.dense(`${p}.self_attn.q_proj`, attentionBias),
-      k: this.dense(`${p}.self_attn.k_proj`, attentionBias),
-      v: this.dense(`${p}.self_attn.v_proj`, attentionBias),
-      o: this.dense(`${p}.self_attn.o_proj`, attentionOutBias),
-      gate: this.dense(`${p}.mlp.gate_proj`, mlpBias),
-      up: this.dense(`${p}.mlp.up_proj`, mlpBias),
-      down: this.dense(`${p}.mlp.down_proj`, mlpBias),
     };
+  }
+
+  blockPrefix(i: number): string {
+    return `model.layers.${i}`;
   }
 
   parameters(): Map<string, Tensor> {
@@ -75,44 +77,52 @@ export class LlamaModel implements CausalLM {
   }
 
   linears(): Map<string, LinearLayer> {
-    return this.linearMap;
+    return this.registry.all();
+  }
+
+  setLinear(name: string, layer: LinearLayer): void {
+    this.registry.replace(name, layer);
   }
 
   newCache(maxLength: number): KVCache {
     const { numLayers, numKvHeads, headDim } = this.config;
-    return new KVCache(numLayers, maxLength, numKvHeads, headDim, this.embed.data);
+    return new KVCache(numLayers, maxLength, numKvHeads, headDim, this.embedTable.data);
   }
 
-  forward(ids: Int32Array, { batch, cache }: ForwardOptions): Tensor {
+  forward(ids: Int32Array, options: ForwardOptions): Tensor {
+    return forwardBlocks(this, ids, options);
+  }
+
+  embed(ids: Int32Array, { batch, cache }: ForwardOptions): { h: Tensor; ctx: BlockContext } {
     const c = this.config;
     const seq = ids.length / batch;
-    const start = cache?.length ?? 0;
-    const table = ropeTable(start, seq, c.headDim, c.ropeTheta, this.embed.dtype);
-    let h = embedding(this.embed, ids, [batch, seq]);
-    this.layers.forEach((layer, i) => {
-      h = add(h, this.attentionBlock(layer, i, rmsnorm(h, layer.inputNorm, c.rmsNormEps), table, batch, seq, cache));
-      const x = rmsnorm(h, layer.postNorm, c.rmsNormEps);
-      h = add(h, layer.down.forward(mul(silu(layer.gate.forward(x)), layer.up.forward(x))));
-    });
-    cache?.advance(seq);
-    return this.lmHead.forward(rmsnorm(h, this.norm, c.rmsNormEps));
+    const rope = ropeTable(cache?.length ?? 0, seq, c.headDim, c.ropeTheta, this.embedTable.dtype);
+    return { h: embedding(this.embedTable, ids, [batch, seq]), ctx: { batch, seq, cache, rope } };
   }
 
-  private attentionBlock(
-    layer: LlamaLayer,
-    index: number,
-    x: Tensor,
-    table: ReturnType<typeof ropeTable>,
-    batch: number,
-    seq: number,
-    cache: KVCache | undefined,
-  ): Tensor {
+  block(i: number, h: Tensor, ctx: BlockContext): Tensor {
+    const eps = this.config.rmsNormEps;
+    const { inputNorm, postNorm } = this.norms[i];
+    const linear = (name: keyof typeof LINEARS) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
+    h = add(h, this.attention(i, linear, rmsnorm(h, inputNorm, eps), ctx));
+    const x = rmsnorm(h, postNorm, eps);
+    const gated = mul(silu(linear('mlp.gate_proj').forward(x)), linear('mlp.up_proj').forward(x));
+    return add(h, linear('mlp.down_proj').forward(gated));
+  }
+
+  head(h: Tensor, ctx: BlockContext): Tensor {
+    ctx.cache?.advance(ctx.seq);
+    return this.lmHead.forward(rmsnorm(h, this.norm, this.config.rmsNormEps));
+  }
+
+  private attention(index: number, linear: (name: keyof typeof LINEARS) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
     const { numHeads, numKvHeads, headDim } = this.config;
-    const q = rope(reshape(layer.q.forward(x), [batch, seq, numHeads, headDim]), table);
-    let k = rope(reshape(layer.k.forward(x), [batch, seq, numKvHeads, headDim]), table);
-    let v = reshape(layer.v.forward(x), [batch, seq, numKvHeads, headDim]);
+    const { batch, seq, cache, rope: table } = ctx;
+    const q = rope(reshape(linear('self_attn.q_proj').forward(x), [batch, seq, numHeads, headDim]), table!);
+    let k = rope(reshape(linear('self_attn.k_proj').forward(x), [batch, seq, numKvHeads, headDim]), table!);
+    let v = reshape(linear('self_attn.v_proj').forward(x), [batch, seq, numKvHeads, headDim]);
     if (cache !== undefined) ({ k, v } = cache.append(index, k, v));
     const a = attention(q, k, v, 1 / Math.sqrt(headDim));
-    return layer.o.forward(reshape(a, [batch, seq, numHeads * headDim]));
+    return linear('self_attn.o_proj').forward(reshape(a, [batch, seq, numHeads * headDim]));
   }
 }

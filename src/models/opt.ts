@@ -11,7 +11,7 @@ import type { OptConfig } from '../io/hf-config.js';
 import { Tensor, fromArray } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
-import type { CausalLM, ForwardOptions } from './model.js';
+import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
 
 /** torch.nn.LayerNorm's default, which OPT uses. */
 const LAYER_NORM_EPS = 1e-5;
@@ -23,40 +23,41 @@ interface Norm {
   b: Tensor;
 }
 
-interface OptLayer {
+/** The norms of one block; its linears live in the registry under `${prefix}.${name}`. */
+interface OptNorms {
   attnNorm: Norm;
   mlpNorm: Norm;
-  q: LinearLayer;
-  k: LinearLayer;
-  v: LinearLayer;
-  out: LinearLayer;
-  fc1: LinearLayer;
-  fc2: LinearLayer;
 }
 
+/** The quantizable linears of an OPT block, by name relative to the block prefix. */
+const LINEARS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc1', 'fc2'] as const;
+type OptLinearName = (typeof LINEARS)[number];
+
 export class OptModel implements CausalLM {
-  private readonly layers: OptLayer[];
-  private readonly embed: Tensor;
+  readonly numBlocks: number;
+  private readonly norms: OptNorms[];
+  private readonly embedTable: Tensor;
   private readonly positions: Tensor;
   private readonly projectIn: LinearLayer | null;
   private readonly projectOut: LinearLayer | null;
   private readonly finalNorm: Norm | null;
   private readonly lmHead: LinearLayer;
-  private readonly linearMap = new Map<string, LinearLayer>();
+  private readonly registry = new LinearRegistry();
 
   constructor(
     readonly config: OptConfig,
     private readonly weights: Map<string, Tensor>,
   ) {
     const p = 'model.decoder';
-    this.embed = this.tensor(`${p}.embed_tokens.weight`);
+    this.numBlocks = config.numLayers;
+    this.embedTable = this.tensor(`${p}.embed_tokens.weight`);
     this.positions = this.tensor(`${p}.embed_positions.weight`);
     const projected = config.wordEmbedProjDim !== config.hiddenSize;
     this.projectIn = projected ? new DenseLinear(this.tensor(`${p}.project_in.weight`)) : null;
     this.projectOut = projected ? new DenseLinear(this.tensor(`${p}.project_out.weight`)) : null;
     this.finalNorm = config.doLayerNormBefore ? this.norm(`${p}.final_layer_norm`) : null;
-    this.lmHead = new DenseLinear(weights.get('lm_head.weight') ?? this.embed);
-    this.layers = Array.from({ length: config.numLayers }, (_, i) => this.layer(`${p}.layers.${i}`));
+    this.lmHead = new DenseLinear(weights.get('lm_head.weight') ?? this.embedTable);
+    this.norms = Array.from({ length: config.numLayers }, (_, i) => this.blockParameters(i));
   }
 
   private tensor(name: string): Tensor {
@@ -69,28 +70,22 @@ export class OptModel implements CausalLM {
   private norm(prefix: string): Norm {
     if (this.config.layerNormElementwiseAffine) return { w: this.tensor(`${prefix}.weight`), b: this.tensor(`${prefix}.bias`) };
     const c = this.config.hiddenSize;
-    const dtype = this.embed.dtype;
+    const dtype = this.embedTable.dtype;
     return { w: fromArray(new Array<number>(c).fill(1), [c], dtype), b: fromArray(new Array<number>(c).fill(0), [c], dtype) };
   }
 
-  private dense(prefix: string): LinearLayer {
-    const bias = this.config.enableBias ? this.tensor(`${prefix}.bias`) : null;
-    const layer = new DenseLinear(this.tensor(`${prefix}.weight`), bias);
-    this.linearMap.set(prefix, layer);
-    return layer;
+  private blockParameters(i: number): OptNorms {
+    const p = this.blockPrefix(i);
+    for (const name of LINEARS) {
+      const prefix = `${p}.${name}`;
+      const bias = this.config.enableBias ? this.tensor(`${prefix}.bias`) : null;
+      this.registry.add(prefix, new DenseLinear(this.tensor(`${prefix}.weight`), bias));
+    }
+    return { attnNorm: this.norm(`${p}.self_attn_layer_norm`), mlpNorm: this.norm(`${p}.final_layer_norm`) };
   }
 
-  private layer(p: string): OptLayer {
-    return {
-      attnNorm: this.norm(`${p}.self_attn_layer_norm`),
-      mlpNorm: this.norm(`${p}.final_layer_norm`),
-      q: this.dense(`${p}.self_attn.q_proj`),
-      k: this.dense(`${p}.self_attn.k_proj`),
-      v: this.dense(`${p}.self_attn.v_proj`),
-      out: this.dense(`${p}.self_attn.out_proj`),
-      fc1: this.dense(`${p}.fc1`),
-      fc2: this.dense(`${p}.fc2`),
-    };
+  blockPrefix(i: number): string {
+    return `model.decoder.layers.${i}`;
   }
 
   parameters(): Map<string, Tensor> {
@@ -98,29 +93,44 @@ export class OptModel implements CausalLM {
   }
 
   linears(): Map<string, LinearLayer> {
-    return this.linearMap;
+    return this.registry.all();
+  }
+
+  setLinear(name: string, layer: LinearLayer): void {
+    this.registry.replace(name, layer);
   }
 
   newCache(maxLength: number): KVCache {
     const { numLayers, numHeads, hiddenSize } = this.config;
-    return new KVCache(numLayers, maxLength, numHeads, hiddenSize / numHeads, this.embed.data);
+    return new KVCache(numLayers, maxLength, numHeads, hiddenSize / numHeads, this.embedTable.data);
   }
 
-  forward(ids: Int32Array, { batch, cache }: ForwardOptions): Tensor {
+  forward(ids: Int32Array, options: ForwardOptions): Tensor {
+    return forwardBlocks(this, ids, options);
+  }
+
+  embed(ids: Int32Array, { batch, cache }: ForwardOptions): { h: Tensor; ctx: BlockContext } {
     const seq = ids.length / batch;
     const start = cache?.length ?? 0;
     if (start + seq > this.config.maxPositions) {
       throw new RangeError(`opt: ${start + seq} positions exceed max_position_embeddings ${this.config.maxPositions}`);
     }
     const positionIds = new Int32Array(batch * seq).map((_, i) => start + (i % seq) + POSITION_OFFSET);
-    let h = embedding(this.embed, ids, [batch, seq]);
+    let h = embedding(this.embedTable, ids, [batch, seq]);
     if (this.projectIn !== null) h = this.projectIn.forward(h);
     h = add(h, embedding(this.positions, positionIds, [batch, seq]));
-    this.layers.forEach((layer, i) => {
-      h = this.residual(h, layer.attnNorm, (x) => this.attentionBlock(layer, i, x, batch, seq, cache));
-      h = this.residual(h, layer.mlpNorm, (x) => layer.fc2.forward(this.activation(layer.fc1.forward(x))));
-    });
-    cache?.advance(seq);
+    return { h, ctx: { batch, seq, cache } };
+  }
+
+  block(i: number, h: Tensor, ctx: BlockContext): Tensor {
+    const { attnNorm, mlpNorm } = this.norms[i];
+    const linear = (name: OptLinearName) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
+    h = this.residual(h, attnNorm, (x) => this.attention(i, linear, x, ctx));
+    return this.residual(h, mlpNorm, (x) => linear('fc2').forward(this.activation(linear('fc1').forward(x))));
+  }
+
+  head(h: Tensor, ctx: BlockContext): Tensor {
+    ctx.cache?.advance(ctx.seq);
     if (this.finalNorm !== null) h = layernorm(h, this.finalNorm.w, this.finalNorm.b, LAYER_NORM_EPS);
     if (this.projectOut !== null) h = this.projectOut.forward(h);
     return this.lmHead.forward(h);
@@ -136,14 +146,15 @@ export class OptModel implements CausalLM {
     return this.config.activation === 'relu' ? relu(x) : gelu(x);
   }
 
-  private attentionBlock(layer: OptLayer, index: number, x: Tensor, batch: number, seq: number, cache: KVCache | undefined): Tensor {
+  private attention(index: number, linear: (name: OptLinearName) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
     const { numHeads, hiddenSize } = this.config;
+    const { batch, seq, cache } = ctx;
     const headDim = hiddenSize / numHeads;
-    const q = reshape(layer.q.forward(x), [batch, seq, numHeads, headDim]);
-    let k = reshape(layer.k.forward(x), [batch, seq, numHeads, headDim]);
-    let v = reshape(layer.v.forward(x), [batch, seq, numHeads, headDim]);
+    const q = reshape(linear('self_attn.q_proj').forward(x), [batch, seq, numHeads, headDim]);
+    let k = reshape(linear('self_attn.k_proj').forward(x), [batch, seq, numHeads, headDim]);
+    let v = reshape(linear('self_attn.v_proj').forward(x), [batch, seq, numHeads, headDim]);
     if (cache !== undefined) ({ k, v } = cache.append(index, k, v));
     const a = attention(q, k, v, 1 / Math.sqrt(headDim));
-    return layer.out.forward(reshape(a, [batch, seq, hiddenSize]));
+    return linear('self_attn.out_proj').forward(reshape(a, [batch, seq, hiddenSize]));
   }
 }

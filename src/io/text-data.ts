@@ -25,8 +25,8 @@ export function sharedDataDir(): string {
   return process.env.WCT_DATA_DIR || path.resolve(packageRoot(), '../shared/data');
 }
 
-/** The `text` fields of a JSON-lines file joined with " "; a bad line is an InputError naming it. */
-export function readJsonlText(file: string): string {
+/** The `text` field of every line of a JSON-lines file; a bad line is an InputError naming it. */
+export function readJsonlDocuments(file: string): string[] {
   const texts: string[] = [];
   readTextFile(file).split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
@@ -36,7 +36,12 @@ export function readJsonlText(file: string): string {
     }
     texts.push(record.text);
   });
-  return texts.join(' ');
+  return texts;
+}
+
+/** The `text` fields of a JSON-lines file joined with " " (GPTQ's C4 evaluation text). */
+export function readJsonlText(file: string): string {
+  return readJsonlDocuments(file).join(' ');
 }
 
 export function loadEvalText(nameOrPath: string): EvalText {

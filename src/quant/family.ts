@@ -1,0 +1,54 @@
+/**
+ * Per-family quantization description (configs/families/<family>.json): which linears of a decoder
+ * block are quantized, OWQ's weak-column ratio of each, and the --true-sequential groups. Families
+ * differ in this data, not in copied drivers.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expectedTensorShapes, type ModelConfig } from '../io/hf-config.js';
+import { packageRoot } from '../util/package-root.js';
+
+export interface FamilyLinear {
+  /** Name relative to the block prefix, e.g. self_attn.q_proj. */
+  name: string;
+  /** OWQ's weak-column ratio: 1 for attention projections, 0.25 (OPT) / 0.375 (Llama) for the MLP. */
+  owqRatio: number;
+}
+
+export interface QuantFamily {
+  linears: FamilyLinear[];
+  /** Groups quantized one after another under --true-sequential, in forward order. */
+  sequential: string[][];
+}
+
+interface FamilyFile {
+  linears: Record<string, { owqRatio: number }>;
+  sequential: string[][];
+}
+
+const cache = new Map<string, QuantFamily>();
+
+export function quantFamily(config: ModelConfig): QuantFamily {
+  const known = cache.get(config.family);
+  if (known !== undefined) return known;
+  const file = path.join(packageRoot(), 'configs', 'families', `${config.family}.json`);
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as FamilyFile;
+  const family: QuantFamily = {
+    linears: Object.entries(raw.linears).map(([name, v]) => ({ name, owqRatio: v.owqRatio })),
+    sequential: raw.sequential,
+  };
+  cache.set(config.family, family);
+  return family;
+}
+
+/** The canonical name prefix of block i (as the models name it). */
+export function blockPrefix(config: ModelConfig, i: number): string {
+  return config.family === 'llama' ? `model.layers.${i}` : `model.decoder.layers.${i}`;
+}
+
+/** [outFeatures, inFeatures] of a block linear, from the config (every block has the same shapes). */
+export function linearShape(config: ModelConfig, name: string): [number, number] {
+  const shape = expectedTensorShapes(config).get(`${blockPrefix(config, 0)}.${name}.weight`);
+  if (shape === undefined) throw new Error(`quant: ${config.family} has no linear ${name}`);
+  return [shape[0], shape[1]];
+}

@@ -5,12 +5,14 @@ import { hideBin } from 'yargs/helpers';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { initRandomCommand } from './commands/init-random.js';
+import { quantizeCommand } from './commands/quantize.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('wct')
   .command(generateCommand)
   .command(evalCommand)
   .command(initRandomCommand)
+  .command(quantizeCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
   .help()

@@ -102,15 +102,18 @@ export function resolveTensorName(available: ReadonlySet<string>, canonical: str
 
 /**
  * Throws an InputError (naming `file`) for the first required tensor that is missing, has a
- * shape other than the config implies, or is not a float tensor. Extra tensors are ignored.
+ * shape other than the config implies, or is not a float tensor. Extra tensors are ignored, and so are
+ * those in `skip` (the weights of a packed checkpoint's quantized linears, checked by its own loader).
  */
 export function checkTensors(
   file: string,
   cfg: ModelConfig,
   index: { names(): string[]; info(name: string): TensorInfo },
+  skip: ReadonlySet<string> = new Set(),
 ): void {
   const available = new Set(index.names());
   for (const [canonical, shape] of expectedTensorShapes(cfg)) {
+    if (skip.has(canonical)) continue;
     const stored = candidates(canonical, cfg.tieWordEmbeddings).find((name) => available.has(name));
     if (stored === undefined) {
       if (canonical === LM_HEAD && cfg.tieWordEmbeddings) continue;

@@ -41,6 +41,8 @@ export class LlamaModel implements CausalLM {
   constructor(
     readonly config: LlamaConfig,
     private readonly weights: Map<string, Tensor>,
+    /** Layers to use instead of dense ones (a packed checkpoint's quantized linears), by canonical name. */
+    private readonly given: ReadonlyMap<string, LinearLayer> = new Map(),
   ) {
     this.numBlocks = config.numLayers;
     this.embedTable = this.tensor('model.embed_tokens.weight');
@@ -60,7 +62,7 @@ export class LlamaModel implements CausalLM {
     for (const [name, biasFlag] of Object.entries(LINEARS)) {
       const prefix = `${p}.${name}`;
       const bias = this.config[biasFlag] ? this.tensor(`${prefix}.bias`) : null;
-      this.registry.add(prefix, new DenseLinear(this.tensor(`${prefix}.weight`), bias));
+      this.registry.add(prefix, this.given.get(prefix) ?? new DenseLinear(this.tensor(`${prefix}.weight`), bias));
     }
     return {
       inputNorm: this.tensor(`${p}.input_layernorm.weight`),

@@ -4,18 +4,26 @@
  * is then read once, straight into its own buffer (fp16/bf16 widened to fp32; f64 for gradient checks).
  */
 import { checkTensors, expectedTensorShapes, readConfig, resolveTensorName, type ModelConfig } from '../io/hf-config.js';
+import path from 'node:path';
+import { InputError } from '../io/errors.js';
+import { isPackedCheckpoint, QUANT_CONFIG_FILE, readPackedLinear, readQuantConfig } from '../io/packed-checkpoint.js';
 import { openCheckpoint } from '../io/safetensors.js';
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { LlamaModel } from './llama.js';
+import type { LinearLayer } from './linear.js';
+import { PackedLinear } from './packed-linear.js';
 import type { CausalLM } from './model.js';
 import { OptModel } from './opt.js';
 
 export interface LoadOptions {
   dtype?: DType;
+  /** Canonical names not to read (a packed checkpoint's quantized weights). */
+  skip?: ReadonlySet<string>;
 }
 
-export function buildModel(config: ModelConfig, weights: Map<string, Tensor>): CausalLM {
-  return config.family === 'llama' ? new LlamaModel(config, weights) : new OptModel(config, weights);
+/** The model over `weights`; `linears` supplies layers (e.g. packed) for some linears instead of dense weights. */
+export function buildModel(config: ModelConfig, weights: Map<string, Tensor>, linears: ReadonlyMap<string, LinearLayer> = new Map()): CausalLM {
+  return config.family === 'llama' ? new LlamaModel(config, weights, linears) : new OptModel(config, weights, linears);
 }
 
 /** Reads every expected tensor by its canonical name (aliases such as `decoder.*` resolved). */
@@ -23,9 +31,11 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
   const ckpt = openCheckpoint(dir);
   try {
     const available = new Set(ckpt.names());
-    checkTensors(ckpt.path, config, ckpt);
+    const skip = options.skip ?? new Set<string>();
+    checkTensors(ckpt.path, config, ckpt, skip);
     const weights = new Map<string, Tensor>();
     for (const [canonical, shape] of expectedTensorShapes(config)) {
+      if (skip.has(canonical)) continue;
       // A tied model reuses the embedding as lm_head, even when the file also stores a copy.
       if (canonical === 'lm_head.weight' && config.tieWordEmbeddings) continue;
       const stored = resolveTensorName(available, canonical);
@@ -39,7 +49,29 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
   }
 }
 
+/** Loads a full-precision or a packed (quantized) checkpoint directory. */
 export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   const config = readConfig(dir);
-  return buildModel(config, loadWeights(dir, config, options));
+  if (!isPackedCheckpoint(dir)) return buildModel(config, loadWeights(dir, config, options));
+  if (options.dtype === 'f64') throw new Error(`${dir}: a packed checkpoint loads in fp32 only`);
+  return loadPackedModel(dir, config);
+}
+
+/** Dense tensors as usual; each quantized linear straight from its packed tensors into a PackedLinear. */
+function loadPackedModel(dir: string, config: ModelConfig): CausalLM {
+  const qc = readQuantConfig(dir);
+  const weights = loadWeights(dir, config, { skip: new Set(Object.keys(qc.n_out).map((n) => `${n}.weight`)) });
+  const shapes = expectedTensorShapes(config);
+  const ckpt = openCheckpoint(dir);
+  try {
+    const linears = new Map<string, LinearLayer>();
+    for (const name of Object.keys(qc.n_out)) {
+      const shape = shapes.get(`${name}.weight`);
+      if (shape === undefined) throw new InputError(path.join(dir, QUANT_CONFIG_FILE), `n_out.${name}`, 'not a linear layer of this model');
+      linears.set(name, new PackedLinear(readPackedLinear(ckpt, name, shape, qc), weights.get(`${name}.bias`) ?? null));
+    }
+    return buildModel(config, weights, linears);
+  } finally {
+    ckpt.close();
+  }
 }

@@ -47,6 +47,8 @@ export class OptModel implements CausalLM {
   constructor(
     readonly config: OptConfig,
     private readonly weights: Map<string, Tensor>,
+    /** Layers to use instead of dense ones (a packed checkpoint's quantized linears), by canonical name. */
+    private readonly given: ReadonlyMap<string, LinearLayer> = new Map(),
   ) {
     const p = 'model.decoder';
     this.numBlocks = config.numLayers;
@@ -79,7 +81,7 @@ export class OptModel implements CausalLM {
     for (const name of LINEARS) {
       const prefix = `${p}.${name}`;
       const bias = this.config.enableBias ? this.tensor(`${prefix}.bias`) : null;
-      this.registry.add(prefix, new DenseLinear(this.tensor(`${prefix}.weight`), bias));
+      this.registry.add(prefix, this.given.get(prefix) ?? new DenseLinear(this.tensor(`${prefix}.weight`), bias));
     }
     return { attnNorm: this.norm(`${p}.self_attn_layer_norm`), mlpNorm: this.norm(`${p}.final_layer_norm`) };
   }

@@ -1,0 +1,38 @@
+/**
+ * Perplexity on a named data set or a local file with the GPTQ protocol (DESIGN.md section 3): the text
+ * tokenized once, C4 truncated to 256 chunks, chunks of seqlen (default max_position_embeddings).
+ */
+import type { TextTokenizer } from '../io/tokenizer.js';
+import { loadEvalText } from '../io/text-data.js';
+import type { CausalLM } from '../models/model.js';
+import { perplexity, type PerplexityResult } from './perplexity.js';
+
+/** Logit floats per forward pass we allow (64 Mi floats = 256 MiB). */
+const LOGIT_BUDGET = 64 * 1024 * 1024;
+/** GPTQ's C4 evaluation keeps the first 256 chunks' worth of tokens. */
+const C4_CHUNKS = 256;
+
+export interface EvalDataOptions {
+  seqlen?: number;
+  /** Chunks per forward pass (default: as many as fit LOGIT_BUDGET). */
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Throws a RangeError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
+export function checkSeqlen(model: CausalLM, seqlen: number): void {
+  if (!(Number.isInteger(seqlen) && seqlen >= 2)) throw new RangeError('--seqlen: expected an integer >= 2');
+  if (seqlen > model.config.maxPositions) {
+    throw new RangeError(`--seqlen: ${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`);
+  }
+}
+
+export function evaluateData(model: CausalLM, tokenizer: TextTokenizer, data: string, o: EvalDataOptions = {}): PerplexityResult {
+  const seqlen = o.seqlen ?? model.config.maxPositions;
+  checkSeqlen(model, seqlen);
+  const text = loadEvalText(data);
+  let ids = tokenizer.encode(text.text);
+  if (text.kind === 'c4') ids = ids.subarray(0, C4_CHUNKS * seqlen);
+  const batchSize = o.batchSize ?? Math.max(1, Math.floor(LOGIT_BUDGET / (seqlen * model.config.vocabSize)));
+  return perplexity(model, ids, { seqlen, batchSize, onProgress: o.onProgress });
+}

@@ -1,0 +1,187 @@
+/**
+ * The packed checkpoint (DESIGN.md section 5): a Hugging Face directory whose model.safetensors holds,
+ * for each quantized linear `<name>`, instead of `<name>.weight`:
+ *   <name>.qweight  U8  [out, in * bits / 8]  codes, contiguous along the input dim (src/native/packed.ts)
+ *   <name>.scales   F16 [out, in / G]         per-row (G = in) or per-group scales
+ *   <name>.zeros    U8  [out, in / G]         integer zero points
+ *   <name>.weak_idx I32 [n_out]               sorted input columns kept in full precision (when n_out > 0)
+ *   <name>.weak     F16 [out, n_out]          those columns' weights (when n_out > 0)
+ *   <name>.perm     I32 [in]                  packed column k holds input column perm[k] (groups + reordering only)
+ *   <name>.bias                               unchanged
+ * Everything else (embeddings, norms, lm_head) keeps its original dtype. quantization_config.json says
+ * how it was made and lists the quantized linears. Loading reads the packed tensors as they are: no
+ * dense fp32 copy of a quantized weight is ever made.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { validatePacked, type PackedBits, type PackedWeight } from '../native/packed.js';
+import { InputError } from './errors.js';
+import { isObject, readJsonObject } from './json-file.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { TensorReader } from './safetensors-read.js';
+import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
+import { openCheckpoint, SINGLE_FILE } from './checkpoint.js';
+import { resolveTensorName } from './hf-tensors.js';
+
+export const QUANT_CONFIG_FILE = 'quantization_config.json';
+export const PACKED_FORMAT = 'wct-packed';
+export const PACKED_VERSION = 1;
+
+/** quantization_config.json: how the checkpoint was made and which linears are packed. */
+export interface QuantConfig {
+  format: typeof PACKED_FORMAT;
+  version: number;
+  method: string;
+  bits: PackedBits;
+  /** 0 = per row. */
+  group_size: number;
+  target_bit: number | null;
+  target_rank: number | null;
+  tuning: string;
+  act_order: boolean;
+  true_sequential: boolean;
+  percdamp: number;
+  calibration: { data: string; nsamples: number; seqlen: number; seed: number } | null;
+  /** Weak columns of every quantized linear, by canonical name (also the list of packed linears). */
+  n_out: Record<string, number>;
+  avg_bits: { decoder_linear: number; file: number };
+}
+
+export function isPackedCheckpoint(dir: string): boolean {
+  return fs.existsSync(path.join(dir, QUANT_CONFIG_FILE));
+}
+
+const PACKED_BITS = new Set([2, 3, 4, 8]);
+
+/** Reads and checks quantization_config.json (every field a loader relies on). */
+export function readQuantConfig(dir: string): QuantConfig {
+  const file = path.join(dir, QUANT_CONFIG_FILE);
+  const raw = readJsonObject(file);
+  if (raw.format !== PACKED_FORMAT) throw new InputError(file, 'format', `expected "${PACKED_FORMAT}", got ${JSON.stringify(raw.format)}`);
+  if (raw.version !== PACKED_VERSION) throw new InputError(file, 'version', `expected ${PACKED_VERSION}, got ${JSON.stringify(raw.version)}`);
+  if (!PACKED_BITS.has(raw.bits as number)) throw new InputError(file, 'bits', `expected 2, 3, 4 or 8, got ${JSON.stringify(raw.bits)}`);
+  if (!(Number.isInteger(raw.group_size) && (raw.group_size as number) >= 0)) {
+    throw new InputError(file, 'group_size', `expected a non-negative integer, got ${JSON.stringify(raw.group_size)}`);
+  }
+  if (!isObject(raw.n_out)) throw new InputError(file, 'n_out', 'expected an object of linear name -> weak-column count');
+  for (const [name, n] of Object.entries(raw.n_out)) {
+    if (!(Number.isInteger(n) && (n as number) >= 0)) throw new InputError(file, `n_out.${name}`, `expected a non-negative integer, got ${JSON.stringify(n)}`);
+  }
+  return raw as unknown as QuantConfig;
+}
+
+/** One packed linear from the checkpoint, checked against the shape the model config gives it. */
+export function readPackedLinear(ckpt: TensorReader & { path: string }, name: string, shape: readonly number[], qc: QuantConfig): PackedWeight {
+  const [rows, cols] = shape;
+  const file = ckpt.path;
+  const expect = (tensor: string, dtype: string, dims: number[]) => {
+    if (!ckpt.has(tensor)) throw new InputError(file, tensor, `missing (expected ${dtype} [${dims}] for a packed ${qc.bits}-bit linear)`);
+    const info = ckpt.info(tensor);
+    if (info.dtype !== dtype || String(info.shape) !== String(dims)) {
+      throw new InputError(file, tensor, `${info.dtype} [${info.shape}] does not match the config (expected ${dtype} [${dims}])`);
+    }
+  };
+  const g = qc.group_size === 0 ? cols : qc.group_size;
+  if (cols % g !== 0 || (cols * qc.bits) % 8 !== 0) {
+    throw new InputError(file, name, `in_features ${cols} is not a multiple of the group size ${g} and of 8 / bits`);
+  }
+  const nOut = qc.n_out[name];
+  expect(`${name}.qweight`, 'U8', [rows, (cols * qc.bits) / 8]);
+  expect(`${name}.scales`, 'F16', [rows, cols / g]);
+  expect(`${name}.zeros`, 'U8', [rows, cols / g]);
+  if (nOut > 0) {
+    expect(`${name}.weak_idx`, 'I32', [nOut]);
+    expect(`${name}.weak`, 'F16', [rows, nOut]);
+  }
+  const hasPerm = ckpt.has(`${name}.perm`);
+  if (hasPerm) expect(`${name}.perm`, 'I32', [cols]);
+  const w: PackedWeight = {
+    rows, cols, bits: qc.bits, groupSize: g,
+    qweight: ckpt.readRaw(`${name}.qweight`),
+    scales: ckpt.readF32(`${name}.scales`),
+    zeros: ckpt.readRaw(`${name}.zeros`),
+    perm: hasPerm ? ckpt.readInt32(`${name}.perm`) : null,
+    weakIdx: nOut > 0 ? ckpt.readInt32(`${name}.weak_idx`) : new Int32Array(0),
+    weak: nOut > 0 ? ckpt.readF32(`${name}.weak`) : new Float32Array(0),
+  };
+  try {
+    validatePacked(w, name);
+  } catch (e) {
+    throw new InputError(file, (e as Error).message);
+  }
+  return w;
+}
+
+/** The tensors that store one packed linear (bias excluded: it keeps its usual name and dtype). */
+export function packedTensors(name: string, w: PackedWeight): TensorToWrite[] {
+  const g = w.cols / w.groupSize;
+  const tensors: TensorToWrite[] = [
+    { name: `${name}.qweight`, dtype: 'U8', shape: [w.rows, (w.cols * w.bits) / 8], data: w.qweight },
+    { name: `${name}.scales`, dtype: 'F16', shape: [w.rows, g], data: w.scales },
+    { name: `${name}.zeros`, dtype: 'U8', shape: [w.rows, g], data: w.zeros },
+  ];
+  if (w.weakIdx.length > 0) {
+    tensors.push(
+      { name: `${name}.weak_idx`, dtype: 'I32', shape: [w.weakIdx.length], data: w.weakIdx },
+      { name: `${name}.weak`, dtype: 'F16', shape: [w.rows, w.weakIdx.length], data: w.weak },
+    );
+  }
+  if (w.perm !== null) tensors.push({ name: `${name}.perm`, dtype: 'I32', shape: [w.cols], data: w.perm });
+  return tensors;
+}
+
+/** Files of the source checkpoint the packed one carries over unchanged. */
+const COPIED_FILES = [
+  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
+  'tokenizer.model', 'vocab.json', 'merges.txt',
+];
+
+export interface PackedModelToWrite {
+  /** The full-precision checkpoint it was made from: config, tokenizer and the stored dtypes come from there. */
+  sourceDir: string;
+  /** Every tensor of the model by canonical name; those of packed linears' weights are not written. */
+  weights: Map<string, Tensor>;
+  packed: Map<string, PackedWeight>;
+  /** quantization_config.json without avg_bits.file, which is measured on the written file. */
+  quantConfig: Omit<QuantConfig, 'avg_bits'> & { avg_bits: { decoder_linear: number } };
+}
+
+/**
+ * Writes the packed checkpoint into a temporary directory beside `outDir` and renames it into place, so
+ * `outDir` is never half-written. An existing `outDir` is replaced only with `force`.
+ */
+export function writePackedCheckpoint(outDir: string, m: PackedModelToWrite, force: boolean): QuantConfig {
+  if (fs.existsSync(outDir) && !force) throw new InputError(outDir, '--out', 'exists; pass --force to replace it');
+  const tmp = `${outDir.replace(/\/+$/, '')}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    for (const f of COPIED_FILES) if (fs.existsSync(path.join(m.sourceDir, f))) fs.copyFileSync(path.join(m.sourceDir, f), path.join(tmp, f));
+    const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
+    const source = openCheckpoint(m.sourceDir);
+    const available = new Set(source.names());
+    const tensors: TensorToWrite[] = [];
+    try {
+      for (const [name, t] of m.weights) {
+        if (skip.has(name)) continue;
+        const stored = resolveTensorName(available, name);
+        const dtype = stored === undefined ? 'F32' : source.info(stored).dtype;
+        tensors.push({ name, dtype: dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32', shape: [...t.shape], data: t.data as Float32Array });
+      }
+    } finally {
+      source.close();
+    }
+    for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
+    const file = path.join(tmp, SINGLE_FILE);
+    writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });
+    const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
+    const qc: QuantConfig = { ...m.quantConfig, avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params } };
+    fs.writeFileSync(path.join(tmp, QUANT_CONFIG_FILE), `${JSON.stringify(qc, null, 2)}\n`);
+    fs.rmSync(outDir, { recursive: true, force: true });
+    fs.renameSync(tmp, outDir);
+    return qc;
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

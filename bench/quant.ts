@@ -1,0 +1,112 @@
+/**
+ * Quantization benchmarks (issue 3), one run:
+ *  - wall time of quantizing TinyStories-656K (reference calibration windows) and an opt-125m-shaped
+ *    random model (C4 calibration, fewer/shorter windows, stated in the rows);
+ *  - decode tokens/s of the opt-125m-shaped model: fp32 vs packed 4-bit vs packed 3-bit (RTN), greedy
+ *    with the KV cache, through the fused packed GEMV.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadTokenizer } from '../src/io/tokenizer.js';
+import { readConfig } from '../src/io/hf-config.js';
+import { generate } from '../src/models/generate.js';
+import { initRandom } from '../src/models/init-random.js';
+import { DenseLinear } from '../src/models/linear.js';
+import { loadModel } from '../src/models/load.js';
+import type { CausalLM } from '../src/models/model.js';
+import { PackedLinear } from '../src/models/packed-linear.js';
+import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
+import { toPacked } from '../src/quant/pack.js';
+import { quantizeModel, type QuantizeOptions } from '../src/quant/pipeline.js';
+import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
+import { sharedDataDir } from '../src/io/text-data.js';
+import type { Row } from './report.js';
+
+interface Job {
+  label: string;
+  method: QuantizeOptions['method'];
+  bits: number;
+  budget: WeakBudget;
+}
+
+function quantize(model: CausalLM, job: Job, windows: Int32Array[]): number {
+  const t0 = performance.now();
+  quantizeModel(model, {
+    method: job.method, bits: job.bits, groupSize: 0, tuning: job.method === 'owq' ? 'mse' : 'minmax', actOrder: false,
+    trueSequential: false, percdamp: 0.01, nOut: weakCounts(model.config, job.bits, job.budget), windows,
+  });
+  return (performance.now() - t0) / 1000;
+}
+
+const JOBS: Job[] = [
+  { label: 'RTN 4-bit', method: 'rtn', bits: 4, budget: null },
+  { label: 'GPTQ 4-bit', method: 'gptq', bits: 4, budget: null },
+  { label: 'OWQ 3-bit, target_bit 3.1', method: 'owq', bits: 3, budget: { targetBit: 3.1 } },
+];
+
+function quantTimeRows(opt125m: string): Row[] {
+  const rows: Row[] = [];
+  const tiny = path.join(sharedDataDir(), 'models/tinystories-656k');
+  const golden = path.join(sharedDataDir(), 'golden/calib-c4-tinystories-656k-n128-L512.json');
+  const tinyWindows = readCalibrationTokens(golden, { nsamples: 128, seqlen: 512, seed: 0 }, readConfig(tiny).vocabSize).windows;
+  for (const job of JOBS) {
+    rows.push({ model: 'tinystories-656k', calibration: '128 x 512 (reference windows)', method: job.label, 'seconds': quantize(loadModel(tiny), job, tinyWindows) });
+  }
+  const calib = { nsamples: 32, seqlen: 512, seed: 0 };
+  const optWindows = sampleCalibration('c4', loadTokenizer(opt125m), calib).windows;
+  for (const job of JOBS) {
+    process.stderr.write(`bench: quantize opt-125m-shaped, ${job.label}\n`);
+    rows.push({ model: 'opt-125m-shaped (random)', calibration: `${calib.nsamples} x ${calib.seqlen} (C4)`, method: job.label, 'seconds': quantize(loadModel(opt125m), job, optWindows) });
+  }
+  return rows;
+}
+
+/** Replaces every fake-quantized linear by its packed form (what a packed checkpoint loads as). */
+function packModel(model: CausalLM, bits: number): CausalLM {
+  const results = quantizeModel(model, {
+    method: 'rtn', bits, groupSize: 0, tuning: 'minmax', actOrder: false, trueSequential: false, percdamp: 0.01, nOut: new Map(), windows: [],
+  });
+  for (const [name, q] of results) {
+    const bias = (model.linears().get(name) as DenseLinear).bias;
+    model.setLinear(name, new PackedLinear(toPacked(q), bias));
+  }
+  return model;
+}
+
+function decodeTokensPerSecond(model: CausalLM, tokens: number): number {
+  const prompt = Int32Array.of(2, 100, 200, 300);
+  for (const _ of generate(model, prompt, { maxNewTokens: 4 })); // warm-up
+  const t0 = performance.now();
+  let n = 0;
+  for (const _ of generate(model, prompt, { maxNewTokens: tokens })) n++;
+  return n / ((performance.now() - t0) / 1000);
+}
+
+function decodeRows(opt125m: string): Row[] {
+  const tokens = 48;
+  const fp32 = decodeTokensPerSecond(loadModel(opt125m), tokens);
+  const rows: Row[] = [{ model: 'opt-125m-shaped', weights: 'fp32', 'tokens/s': fp32, 'vs fp32': 1 }];
+  for (const bits of [4, 3]) {
+    const tps = decodeTokensPerSecond(packModel(loadModel(opt125m), bits), tokens);
+    rows.push({ model: 'opt-125m-shaped', weights: `packed ${bits}-bit (RTN)`, 'tokens/s': tps, 'vs fp32': tps / fp32 });
+  }
+  return rows;
+}
+
+export function quantBench(): { title: string; rows: Row[] }[] {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-quant-'));
+  try {
+    initRandom({ like: 'opt-125m', out: dir, seed: 0 });
+    process.stderr.write('bench: decode tokens/s\n');
+    const decode = decodeRows(dir);
+    process.stderr.write('bench: quantization time\n');
+    const times = quantTimeRows(dir);
+    return [
+      { title: 'Decode (greedy, KV cache, batch 1): fp32 vs packed', rows: decode },
+      { title: 'Quantization wall time (block pipeline, this machine)', rows: times },
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

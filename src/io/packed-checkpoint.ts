@@ -156,7 +156,11 @@ export function writePackedCheckpoint(outDir: string, m: PackedModelToWrite, for
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    for (const f of COPIED_FILES) if (fs.existsSync(path.join(m.sourceDir, f))) fs.copyFileSync(path.join(m.sourceDir, f), path.join(tmp, f));
+    for (const f of COPIED_FILES) {
+      if (!fs.existsSync(path.join(m.sourceDir, f))) continue;
+      fs.copyFileSync(path.join(m.sourceDir, f), path.join(tmp, f));
+      fs.chmodSync(path.join(tmp, f), 0o644); // the source may be read-only; the copy is the user's
+    }
     const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
     const source = openCheckpoint(m.sourceDir);
     const available = new Set(source.names());

@@ -15,7 +15,9 @@
         "kernels/src/elementwise.cc",
         "kernels/src/embedding.cc",
         "kernels/src/gemm.cc",
+        "kernels/src/gptq.cc", "kernels/src/quant_params.cc",
         "kernels/src/norms.cc",
+        "kernels/src/packed_bench.cc", "kernels/src/packed_codes.cc", "kernels/src/packed_gemm.cc", "kernels/src/packed_gemv.cc",
         "kernels/src/rope.cc",
         "kernels/src/softmax.cc"
       ],

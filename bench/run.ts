@@ -15,6 +15,7 @@ import { loadModel } from '../src/models/load.js';
 import { loadNative } from '../src/native/addon.js';
 import type { GemmDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
+import { runPackedBench } from './packed.js';
 import { writeReport, type Row } from './report.js';
 
 function timeIt(iters: number, f: () => void): number {
@@ -101,6 +102,7 @@ function main(): void {
       ],
     });
     process.stdout.write(fs.readFileSync(md, 'utf8'));
+    process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

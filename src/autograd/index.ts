@@ -3,6 +3,7 @@ export { add, sub, mul, div, affine, relu, gelu, silu, exp } from './ops/element
 export { sum, mean } from './ops/reduce.js';
 export { reshape } from './ops/shape.js';
 export { linear, matmul } from './ops/linalg.js';
+export { packedLinear } from './ops/packed-linear.js';
 export { rmsnorm, layernorm } from './ops/norm.js';
 export { softmax } from './ops/softmax.js';
 export { rope, ropeTable, type RopeTable } from './ops/rope.js';

@@ -1,0 +1,159 @@
+/**
+ * Packed low-bit weight kernels, measured against this machine's own ceilings in the same run:
+ *  (a) memory read bandwidth (every thread summing a 1 GiB buffer): the ceiling of a decode GEMV;
+ *  (b) decode GEMV (m = 1) GB/s and fraction of (a), 3- and 4-bit, weak columns 0 / 0.3% / 3% of K;
+ *  (c) batched products at m = 512 (forward x Ŵᵀ and transposed dy Ŵ) vs dense cblas sgemm;
+ *  (d) seconds per input row at small m (where the fused GEMV hands over to the panel GEMM).
+ * Shapes are N x K (out x in) of opt-125m, opt-1.3b and llama-7b linears. Writes bench/results/packed.{json,md}.
+ * Standalone: `npm run build && node dist/bench/packed.js`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { loadNative } from '../src/native/addon.js';
+import { packedBinding, packedBytes, packedMatmul, packedMatmulT, type PackedBits, type PackedWeight } from '../src/native/packed.js';
+import { Rng } from '../src/util/rng.js';
+import { writeReport, type Row } from './report.js';
+
+const SHAPES: [string, number, number][] = [
+  ['opt-125m', 768, 768],
+  ['opt-125m', 3072, 768],
+  ['opt-125m', 768, 3072],
+  ['opt-1.3b', 2048, 2048],
+  ['opt-1.3b', 8192, 2048],
+  ['opt-1.3b', 2048, 8192],
+  ['llama-7b', 4096, 4096],
+  ['llama-7b', 11008, 4096],
+  ['llama-7b', 4096, 11008],
+];
+
+/** Best seconds per call over a few rounds of calls filling about `budget` seconds each. */
+function secondsPerCall(f: () => void, budget = 0.05, rounds = 3): number {
+  f(); // warm-up
+  let best = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    let iters = 0;
+    const t0 = performance.now();
+    let dt = 0;
+    do {
+      f();
+      iters++;
+      dt = (performance.now() - t0) / 1000;
+    } while (dt < budget);
+    best = Math.min(best, dt / iters);
+  }
+  return best;
+}
+
+/** A packed weight of random bytes (speed does not depend on the values); nOut weak columns spread over K. */
+function randomWeight(rows: number, cols: number, bits: PackedBits, groupSize: number, nOut: number, rng: Rng): PackedWeight {
+  const groups = rows * (cols / groupSize);
+  return {
+    rows, cols, bits, groupSize,
+    qweight: Uint8Array.from({ length: packedBytes(rows, cols, bits) }, () => Math.floor(rng.next() * 256)),
+    scales: Float32Array.from({ length: groups }, () => 0.01 + 0.01 * rng.next()),
+    zeros: new Uint8Array(groups).fill(2 ** (bits - 1)),
+    perm: null,
+    weakIdx: Int32Array.from({ length: nOut }, (_, j) => Math.floor((j * cols) / nOut)),
+    weak: Float32Array.from({ length: rows * nOut }, () => rng.next() - 0.5),
+  };
+}
+
+/** Bytes a GEMV must read: codes, scales, zeros and weak columns. */
+function weightBytes(w: PackedWeight): number {
+  return w.qweight.length + 5 * w.scales.length + 4 * w.weak.length;
+}
+
+function randomArray(n: number, rng: Rng): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.next() - 0.5);
+}
+
+function gemvRows(bandwidth: number, rng: Rng): Row[] {
+  const rows: Row[] = [];
+  for (const [model, n, k] of SHAPES) {
+    const x = randomArray(k, rng);
+    const y = new Float32Array(n);
+    for (const bits of [3, 4] as PackedBits[]) {
+      for (const [weakLabel, weakFrac, g] of [['0', 0, k], ['0.3%', 0.003, k], ['3%', 0.03, k], ['0 (G=128)', 0, 128]] as const) {
+        const w = randomWeight(n, k, bits, g, 2 * Math.round((weakFrac * k) / 2), rng);
+        const s = secondsPerCall(() => packedMatmul(w, x, 1, y));
+        const gbs = weightBytes(w) / s / 1e9;
+        rows.push({ model, 'N x K': `${n}x${k}`, bits, 'weak cols': `${weakLabel} (${w.weakIdx.length})`, 'us': s * 1e6, 'GB/s': gbs, 'of read BW': gbs / bandwidth });
+      }
+    }
+  }
+  return rows;
+}
+
+function gemmRows(rng: Rng): Row[] {
+  const native = loadNative();
+  const m = 512;
+  return SHAPES.map(([model, n, k]) => {
+    const w = randomWeight(n, k, 4, 128, 2 * Math.round((0.003 * k) / 2), rng);
+    const dense = randomArray(n * k, rng);
+    const x = randomArray(m * k, rng);
+    const dy = randomArray(m * n, rng);
+    const y = new Float32Array(m * n);
+    const dx = new Float32Array(m * k);
+    const gemm = (a: Float32Array, b: Float32Array, c: Float32Array, mm: number, nn: number, kk: number, transB: boolean) =>
+      native.gemm(a, b, c, { batch: 1, m: mm, n: nn, k: kk, transA: false, transB, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0 });
+    const budget = 0.2;
+    const denseFwd = secondsPerCall(() => gemm(x, dense, y, m, n, k, true), budget, 2);
+    const packedFwd = secondsPerCall(() => packedMatmul(w, x, m, y), budget, 2);
+    const denseBwd = secondsPerCall(() => gemm(dy, dense, dx, m, k, n, false), budget, 2);
+    const packedBwd = secondsPerCall(() => packedMatmulT(w, dy, m, dx), budget, 2);
+    const gflop = (2 * m * n * k) / 1e9;
+    return {
+      model, 'N x K': `${n}x${k}`,
+      'dense fwd GFLOP/s': gflop / denseFwd, 'packed fwd GFLOP/s': gflop / packedFwd, 'fwd ratio': denseFwd / packedFwd,
+      'dense dx GFLOP/s': gflop / denseBwd, 'packed dx GFLOP/s': gflop / packedBwd, 'dx ratio': denseBwd / packedBwd,
+    };
+  });
+}
+
+function smallMRows(rng: Rng): Row[] {
+  const [n, k] = [4096, 4096];
+  const w = randomWeight(n, k, 4, 128, 12, rng);
+  return [1, 2, 4, 5, 8, 16, 32].map((m) => {
+    const x = randomArray(m * k, rng);
+    const y = new Float32Array(m * n);
+    const s = secondsPerCall(() => packedMatmul(w, x, m, y), 0.1, 2);
+    return { 'N x K': `${n}x${k}`, bits: 4, m, 'ms per call': s * 1e3, 'ms per input row': (s * 1e3) / m };
+  });
+}
+
+export function runPackedBench(): string {
+  const native = loadNative();
+  const rng = new Rng(7);
+  process.stderr.write('bench: read bandwidth\n');
+  const bw = (threads: number) => {
+    const before = native.threads();
+    native.setThreads(threads);
+    const b = packedBinding().benchReadBandwidth(2 ** 30, 3) / 1e9;
+    native.setThreads(before);
+    return b;
+  };
+  const bandwidth = bw(native.threads());
+  const bandwidth1 = bw(1);
+  process.stderr.write('bench: packed GEMV\n');
+  const gemv = gemvRows(bandwidth, rng);
+  process.stderr.write('bench: packed GEMM at m = 512\n');
+  const gemm = gemmRows(rng);
+  process.stderr.write('bench: small m\n');
+  const small = smallMRows(rng);
+  const { md } = writeReport({
+    name: 'packed',
+    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
+    sections: [
+      { title: 'Read bandwidth (1 GiB buffer, summed by every thread)', rows: [{ threads: native.threads(), 'GB/s': bandwidth }, { threads: 1, 'GB/s': bandwidth1 }] },
+      { title: `Decode GEMV (m = 1), per-row scales unless G given; fraction of ${bandwidth.toFixed(1)} GB/s`, rows: gemv },
+      { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
+      { title: 'Small m: fused GEMV per row (m <= 4) vs dequantized panels + sgemm', rows: small },
+    ],
+  });
+  return md;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+  process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
+}

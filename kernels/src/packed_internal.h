@@ -1,0 +1,18 @@
+// Internal to the packed kernels (packed_*.cc): helpers shared by the GEMV, the panel GEMM and dequantize.
+// "Packed order" is the column order of qweight; input order is the order of x (they differ by perm).
+#pragma once
+#include <cstdint>
+
+#include "wct_packed.h"
+
+// out [r1-r0, k1-k0] (row stride ld) = s * (code - z) for rows [r0, r1), packed columns [k0, k1), both
+// multiples of 8 apart from r. Weak positions come out 0 (their codes are the zero point); perm and weak
+// are not applied. Runs on every thread.
+void wct_packed_dequant_block(const wct_packed* w, int64_t r0, int64_t r1, int64_t k0, int64_t k1, float* out,
+                              int64_t ld);
+
+// y [N] = W_hat x [K] for one input vector: the fused decode GEMV (packed_gemv.cc).
+void wct_packed_gemv(const wct_packed* w, const float* x, float* y);
+
+// xp [M, K] = x [M, K] with columns in packed order: xp[:, k] = x[:, perm[k]] (perm must be set).
+void wct_packed_gather_cols(const wct_packed* w, const float* x, int64_t M, float* xp);

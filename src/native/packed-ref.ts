@@ -1,0 +1,101 @@
+/**
+ * Reference of the packed-weight kernels (src/native/packed.ts): plain loops straight from the layout's
+ * definition, bit by bit. They are the oracle of the native kernels in tests, and, over Float64Array
+ * scales / weak / activations, the float64 engine of gradient checks. Products dequantize Ŵ first and
+ * then multiply densely, summing in JS doubles; results are rounded once when stored.
+ */
+import { codeAt, packedBytes, validatePacked, type PackedBits, type PackedKernels, type PackedWeight } from './packed.js';
+import type { FloatArray } from './types.js';
+
+export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
+  const q = new Uint8Array(packedBytes(rows, cols, bits));
+  const rowBytes = (cols * bits) / 8;
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < cols; k++) {
+      const c = codes[r * cols + k];
+      if (c >> bits !== 0) throw new RangeError(`packCodes: codes[${r * cols + k}] = ${c} needs more than ${bits} bits`);
+      for (let t = 0; t < bits; t++) {
+        const bit = k * bits + t;
+        if ((c >> t) & 1) q[r * rowBytes + (bit >> 3)] |= 1 << (bit & 7);
+      }
+    }
+  }
+  return q;
+}
+
+export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
+  const codes = new Uint8Array(rows * cols);
+  const rowBytes = (cols * bits) / 8;
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) codes[r * cols + k] = codeAt(qweight, r * rowBytes, k, bits);
+  return codes;
+}
+
+/** out [N, K] = Ŵ in input-column order: s * (code - z) at input column perm[k], plus the weak columns. */
+export function dequantizeInto(w: PackedWeight<FloatArray>, out: FloatArray): void {
+  validatePacked(w, 'dequantize (reference)');
+  const { rows, cols, bits, groupSize: g, weakIdx } = w;
+  const rowBytes = (cols * bits) / 8;
+  const nOut = weakIdx.length;
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < cols; k++) {
+      const group = r * (cols / g) + Math.floor(k / g);
+      const j = w.perm === null ? k : w.perm[k];
+      out[r * cols + j] = w.scales[group] * (codeAt(w.qweight, r * rowBytes, k, bits) - w.zeros[group]);
+    }
+    for (let i = 0; i < nOut; i++) out[r * cols + weakIdx[i]] += w.weak[r * nOut + i];
+  }
+}
+
+/** Ŵ as an array of the weight's float type. */
+export function dequantize<F extends FloatArray>(w: PackedWeight<F>): F {
+  const out = new (w.scales.constructor as new (n: number) => F)(w.rows * w.cols);
+  dequantizeInto(w, out);
+  return out;
+}
+
+/** y [m, N] = x [m, K] Ŵᵀ */
+export function packedMatmul(w: PackedWeight<FloatArray>, x: FloatArray, m: number, y: FloatArray): void {
+  const W = dequantize(w);
+  const { rows: n, cols: k } = w;
+  for (let i = 0; i < m; i++) {
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += x[i * k + c] * W[r * k + c];
+      y[i * n + r] = s;
+    }
+  }
+}
+
+/** dx [m, K] = dy [m, N] Ŵ */
+export function packedMatmulT(w: PackedWeight<FloatArray>, dy: FloatArray, m: number, dx: FloatArray): void {
+  const W = dequantize(w);
+  const { rows: n, cols: k } = w;
+  for (let i = 0; i < m; i++) {
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let r = 0; r < n; r++) s += dy[i * n + r] * W[r * k + c];
+      dx[i * k + c] = s;
+    }
+  }
+}
+
+/** dweak [N, nOut] += dyᵀ X[:, weakIdx] */
+export function weakGrad(w: PackedWeight<FloatArray>, dy: FloatArray, x: FloatArray, m: number, dweak: FloatArray): void {
+  const { rows: n, cols: k, weakIdx } = w;
+  const nOut = weakIdx.length;
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < nOut; j++) {
+      let s = 0;
+      for (let i = 0; i < m; i++) s += dy[i * n + r] * x[i * k + weakIdx[j]];
+      dweak[r * nOut + j] += s;
+    }
+  }
+}
+
+export const packedReference: PackedKernels<FloatArray> = {
+  name: 'reference',
+  dequantizeInto,
+  packedMatmul,
+  packedMatmulT,
+  weakGrad,
+};

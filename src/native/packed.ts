@@ -1,0 +1,214 @@
+/**
+ * The packed low-bit weight of a linear layer (layout: kernels/include/wct_packed.h, kernels/PACKED.md)
+ * and its native kernels. Glossary: N rows (= out_features), K cols (= in_features), b bits, G group
+ * size, M batch rows.
+ *
+ *   qweight u8 [N, K*b/8]: row r is a little-endian bit stream, packed column k in bits [k*b, (k+1)*b)
+ *   scales f32 [N, K/G], zeros u8 [N, K/G]; perm i32 [K] | null (packed column k = input column perm[k])
+ *   weakIdx i32 [nOut] sorted unique input columns; weak f32 [N, nOut]; weak codes hold the zero point.
+ *   Ŵ[r, perm[k]] = scales[r, k/G] * (code[r, k] - zeros[r, k/G]), plus weak[r, j] at column weakIdx[j].
+ *
+ * validatePacked checks everything once (loaders and layers call it); every native call re-checks in C++
+ * what indexing depends on (sizes, index ranges), so a bad call throws instead of crashing. The kernels
+ * read `weak` on every call (it is a trainable tensor's buffer in Weak Column Tuning).
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { packageRoot } from '../util/package-root.js';
+import { ADDON_RELATIVE_PATH, loadNative } from './addon.js';
+import type { FloatArray } from './types.js';
+
+export type PackedBits = 2 | 3 | 4 | 8;
+
+/** A packed linear; F is the float type of scales and weak (Float64Array only for reference gradient checks). */
+export interface PackedWeight<F extends FloatArray = Float32Array> {
+  rows: number;
+  cols: number;
+  bits: PackedBits;
+  groupSize: number;
+  qweight: Uint8Array;
+  scales: F;
+  zeros: Uint8Array;
+  perm: Int32Array | null;
+  weakIdx: Int32Array;
+  weak: F;
+}
+
+/** Layout constants, equal to the addon's packedLayout() (a test checks). */
+export const PACKED_LAYOUT = {
+  /** cols (and groupSize) must be multiples of this: 8 codes of b bits are exactly b bytes. */
+  colAlign: 8,
+  bits: [2, 3, 4, 8] as PackedBits[],
+  version: 1,
+};
+
+export function packedBytes(rows: number, cols: number, bits: PackedBits): number {
+  return (rows * cols * bits) / 8;
+}
+
+/** The kernels over a packed weight, implemented natively (below) and by the reference (packed-ref.ts). */
+export interface PackedKernels<F extends FloatArray = Float32Array> {
+  readonly name: 'native' | 'reference';
+  /** out [N, K] = Ŵ in input-column order, weak columns included. */
+  dequantizeInto(w: PackedWeight<F>, out: F): void;
+  /** y [M, N] = x [M, K] Ŵᵀ (M = 1 is the decode GEMV). */
+  packedMatmul(w: PackedWeight<F>, x: F, m: number, y: F): void;
+  /** dx [M, K] = dy [M, N] Ŵ (overwrites). */
+  packedMatmulT(w: PackedWeight<F>, dy: F, m: number, dx: F): void;
+  /** dweak [N, nOut] += dyᵀ X[:, weakIdx]. */
+  weakGrad(w: PackedWeight<F>, dy: F, x: F, m: number, dweak: F): void;
+}
+
+/** The code of packed column k of a row: bits [k*b, (k+1)*b) of the row's little-endian bit stream. */
+export function codeAt(q: Uint8Array, rowStart: number, k: number, bits: number): number {
+  let code = 0;
+  for (let t = 0; t < bits; t++) {
+    const bit = k * bits + t;
+    code |= ((q[rowStart + (bit >> 3)] >> (bit & 7)) & 1) << t;
+  }
+  return code;
+}
+
+// ---- validation ----
+
+function fail(where: string, field: string, msg: string): never {
+  throw new Error(`${where}: ${field} ${msg}`);
+}
+
+function checkLength(where: string, field: string, arr: { length: number }, n: number): void {
+  if (arr.length !== n) fail(where, field, `has ${arr.length} elements, expected ${n}`);
+}
+
+function checkShape(w: PackedWeight<FloatArray>, where: string): void {
+  const { rows, cols, bits, groupSize: g } = w;
+  if (!PACKED_LAYOUT.bits.includes(bits)) fail(where, 'bits', `must be one of ${PACKED_LAYOUT.bits.join(', ')}, got ${bits}`);
+  if (!Number.isInteger(rows) || rows < 0) fail(where, 'rows', `must be a non-negative integer, got ${rows}`);
+  if (!Number.isInteger(cols) || cols <= 0 || cols % PACKED_LAYOUT.colAlign !== 0) {
+    fail(where, 'cols', `must be a positive multiple of ${PACKED_LAYOUT.colAlign}, got ${cols}`);
+  }
+  if (!Number.isInteger(g) || g <= 0 || g % PACKED_LAYOUT.colAlign !== 0 || cols % g !== 0) {
+    fail(where, 'groupSize', `must be a multiple of ${PACKED_LAYOUT.colAlign} dividing cols ${cols}, got ${g}`);
+  }
+}
+
+function checkIndices(w: PackedWeight<FloatArray>, where: string): void {
+  const { cols, perm, weakIdx } = w;
+  if (perm !== null) {
+    checkLength(where, 'perm', perm, cols);
+    const seen = new Uint8Array(cols);
+    perm.forEach((p, k) => {
+      if (!(p >= 0 && p < cols) || seen[p]) fail(where, 'perm', `is not a permutation of 0..${cols - 1} (perm[${k}] = ${p})`);
+      seen[p] = 1;
+    });
+  }
+  weakIdx.forEach((j, i) => {
+    if (!(j >= 0 && j < cols)) fail(where, 'weakIdx', `[${i}] = ${j} is outside [0, ${cols})`);
+    if (i > 0 && j <= weakIdx[i - 1]) fail(where, 'weakIdx', `must be sorted ascending without repeats (at ${i})`);
+  });
+}
+
+/** Throws an Error starting with `where` and naming the first inconsistent field. */
+export function validatePacked(w: PackedWeight<FloatArray>, where: string): void {
+  checkShape(w, where);
+  const { rows, cols, bits, groupSize: g } = w;
+  const groups = rows * (cols / g);
+  checkLength(where, 'qweight', w.qweight, packedBytes(rows, cols, bits));
+  checkLength(where, 'scales', w.scales, groups);
+  checkLength(where, 'zeros', w.zeros, groups);
+  checkLength(where, 'weak', w.weak, rows * w.weakIdx.length);
+  const badZero = w.zeros.findIndex((z) => z >> bits !== 0);
+  if (badZero >= 0) fail(where, 'zeros', `[${badZero}] = ${w.zeros[badZero]} does not fit in ${bits} bits`);
+  checkIndices(w, where);
+  checkWeakCodes(w, where);
+}
+
+/** Every weak column's code must be its group's zero point (so it dequantizes to exactly 0). */
+function checkWeakCodes(w: PackedWeight<FloatArray>, where: string): void {
+  if (w.weakIdx.length === 0) return;
+  const { rows, cols, groupSize: g } = w;
+  const packedCol = new Int32Array(cols).map((_, k) => k); // input column -> packed column
+  if (w.perm !== null) w.perm.forEach((j, k) => (packedCol[j] = k));
+  const rowBytes = (cols * w.bits) / 8;
+  for (let r = 0; r < rows; r++) {
+    for (const j of w.weakIdx) {
+      const k = packedCol[j];
+      const code = codeAt(w.qweight, r * rowBytes, k, w.bits);
+      const z = w.zeros[r * (cols / g) + Math.floor(k / g)];
+      if (code !== z) fail(where, 'qweight', `code of weak column ${j} in row ${r} is ${code}, not its zero point ${z}`);
+    }
+  }
+}
+
+// ---- native kernels ----
+
+type Packed10 = [number, number, number, number, Uint8Array, Float32Array, Uint8Array, Int32Array | null, Int32Array, Float32Array];
+
+/** The packed-weight functions of the addon (kernels/napi/packed.cc). */
+interface PackedBinding {
+  packedLayout(): typeof PACKED_LAYOUT;
+  packCodes(codes: Uint8Array, qweight: Uint8Array, rows: number, cols: number, bits: number): void;
+  unpackCodes(qweight: Uint8Array, codes: Uint8Array, rows: number, cols: number, bits: number): void;
+  packedDequantize(...args: [...Packed10, Float32Array]): void;
+  packedMatmul(...args: [...Packed10, Float32Array, number, Float32Array]): void;
+  packedMatmulT(...args: [...Packed10, Float32Array, number, Float32Array]): void;
+  packedWeakGrad(...args: [...Packed10, Float32Array, Float32Array, number, Float32Array]): void;
+  benchReadBandwidth(bytes: number, iters: number): number;
+}
+
+let binding: PackedBinding | null = null;
+
+/** The addon's packed functions; loadNative() first, for its helpful error when the addon is missing. */
+export function packedBinding(): PackedBinding {
+  if (binding === null) {
+    loadNative();
+    binding = createRequire(import.meta.url)(path.join(packageRoot(), ADDON_RELATIVE_PATH)) as PackedBinding;
+  }
+  return binding;
+}
+
+function args10(w: PackedWeight): Packed10 {
+  return [w.rows, w.cols, w.bits, w.groupSize, w.qweight, w.scales, w.zeros, w.perm, w.weakIdx, w.weak];
+}
+
+/** codes u8 [rows, cols] (packed-column order, each < 2^bits) -> qweight. */
+export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
+  const q = new Uint8Array(packedBytes(rows, cols, bits));
+  packedBinding().packCodes(codes, q, rows, cols, bits);
+  return q;
+}
+
+export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
+  const codes = new Uint8Array(rows * cols);
+  packedBinding().unpackCodes(qweight, codes, rows, cols, bits);
+  return codes;
+}
+
+/** Ŵ [rows, cols] in input-column order, weak columns included. */
+export function dequantize(w: PackedWeight): Float32Array {
+  const out = new Float32Array(w.rows * w.cols);
+  packedBinding().packedDequantize(...args10(w), out);
+  return out;
+}
+
+/** y [m, rows] = x [m, cols] Ŵᵀ (m = 1 is the decode GEMV). */
+export function packedMatmul(w: PackedWeight, x: Float32Array, m: number, y: Float32Array): void {
+  packedBinding().packedMatmul(...args10(w), x, m, y);
+}
+
+/** dx [m, cols] = dy [m, rows] Ŵ (overwrites). */
+export function packedMatmulT(w: PackedWeight, dy: Float32Array, m: number, dx: Float32Array): void {
+  packedBinding().packedMatmulT(...args10(w), dy, m, dx);
+}
+
+/** dweak [rows, nOut] += dyᵀ X[:, weakIdx]. */
+export function weakGrad(w: PackedWeight, dy: Float32Array, x: Float32Array, m: number, dweak: Float32Array): void {
+  packedBinding().packedWeakGrad(...args10(w), dy, x, m, dweak);
+}
+
+export const packedNative: PackedKernels = {
+  name: 'native',
+  dequantizeInto: (w, out) => packedBinding().packedDequantize(...args10(w), out),
+  packedMatmul,
+  packedMatmulT,
+  weakGrad,
+};

@@ -1,0 +1,91 @@
+/** Random packed weights for the packed-kernel tests, built with the reference packer. */
+import { expect } from 'vitest';
+import type { PackedBits, PackedWeight } from '../../src/native/packed.js';
+import { packCodes } from '../../src/native/packed-ref.js';
+import { rand32, rng } from './helpers.js';
+
+export interface PackedSpec {
+  rows: number;
+  cols: number;
+  bits: PackedBits;
+  groupSize: number;
+  perm: boolean;
+  nOut: number;
+  seed: number;
+}
+
+/** Fisher-Yates permutation of 0..n-1. */
+function permutation(n: number, next: () => number): Int32Array {
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+/** Uniform random codes and zero points, scales in ±[0.02, 0.1], weak columns at random sorted columns. */
+export function randomPacked(s: PackedSpec): { w: PackedWeight; codes: Uint8Array } {
+  const next = rng(s.seed);
+  const levels = 2 ** s.bits;
+  const groups = s.cols / s.groupSize;
+  const perm = s.perm ? permutation(s.cols, next) : null;
+  const weakIdx = permutation(s.cols, next).subarray(0, s.nOut).sort();
+  const zeros = Uint8Array.from({ length: s.rows * groups }, () => Math.floor(next() * levels));
+  const scales = Float32Array.from({ length: s.rows * groups }, () => (next() < 0.2 ? -1 : 1) * (0.02 + 0.08 * next()));
+  const codes = Uint8Array.from({ length: s.rows * s.cols }, () => Math.floor(next() * levels));
+  const packedCol = new Int32Array(s.cols).map((_, k) => k);
+  perm?.forEach((j, k) => (packedCol[j] = k));
+  for (let r = 0; r < s.rows; r++) {
+    for (const j of weakIdx) {
+      const k = packedCol[j];
+      codes[r * s.cols + k] = zeros[r * groups + Math.floor(k / s.groupSize)];
+    }
+  }
+  const w: PackedWeight = {
+    rows: s.rows, cols: s.cols, bits: s.bits, groupSize: s.groupSize,
+    qweight: packCodes(codes, s.rows, s.cols, s.bits), scales, zeros, perm, weakIdx: Int32Array.from(weakIdx),
+    weak: rand32(s.rows * s.nOut, s.seed + 1),
+  };
+  return { w, codes };
+}
+
+/** |Ŵ| with |s| (code + z) in place of s (code - z): the magnitudes the kernels' partial sums see. */
+export function magnitudes(w: PackedWeight, codes: Uint8Array): Float64Array {
+  const { rows, cols, groupSize: g } = w;
+  const a = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < cols; k++) {
+      const grp = r * (cols / g) + Math.floor(k / g);
+      a[r * cols + (w.perm === null ? k : w.perm[k])] = Math.abs(w.scales[grp]) * (codes[r * cols + k] + w.zeros[grp]);
+    }
+    w.weakIdx.forEach((j, i) => (a[r * cols + j] += Math.abs(w.weak[r * w.weakIdx.length + i])));
+  }
+  return a;
+}
+
+/** Products agree within PACKED_REL times the sum of the magnitudes the kernels add up. */
+export const PACKED_REL = 64 * 2 ** -24;
+/** |actual - expected| <= PACKED_REL * bound, elementwise. */
+export function expectWithin(actual: ArrayLike<number>, expected: ArrayLike<number>, bound: ArrayLike<number>, label: string): void {
+  expect(actual.length, label).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    if (!(Math.abs(actual[i] - expected[i]) <= PACKED_REL * bound[i] + 1e-30)) {
+      expect.fail(`${label}: element ${i} is ${actual[i]}, expected ${expected[i]} (bound ${PACKED_REL * bound[i]})`);
+    }
+  }
+}
+
+/** c [m, n] = |a| [m, k] b [k, n] (b given as [n, k] when bT). */
+export function absProduct(a: ArrayLike<number>, b: Float64Array, m: number, n: number, k: number, bT: boolean): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += Math.abs(a[i * k + t]) * (bT ? b[j * k + t] : b[t * n + j]);
+      c[i * n + j] = s;
+    }
+  }
+  return c;
+}
+

@@ -1,0 +1,59 @@
+/**
+ * The decode GEMV exists three times (AVX-512, AVX2, portable; kernels/src/packed_gemv.cc): run each
+ * forced path (WCT_CPU_PATH, read once at load, hence a child process per path) on the same weights
+ * and compare with the reference, for every width and with a G % 16 == 8 group (AVX-512 half step).
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ADDON_RELATIVE_PATH } from '../../src/native/addon.js';
+import * as pref from '../../src/native/packed-ref.js';
+import { packageRoot } from '../../src/util/package-root.js';
+import { rand32 } from './helpers.js';
+import { absProduct, expectWithin, magnitudes, randomPacked, type PackedSpec } from './packed-helpers.js';
+
+const specs: PackedSpec[] = [2, 3, 4, 8].flatMap((bits, i) => [
+  { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 1032, perm: false, nOut: 2, seed: 10 + i },
+  { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 8, perm: true, nOut: 7, seed: 20 + i },
+]);
+
+/** Child: rebuilds nothing, just calls the raw binding on the weights passed as JSON and prints y. */
+const script = `
+  const n = require(${JSON.stringify(path.join(packageRoot(), ADDON_RELATIVE_PATH))});
+  const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+  const out = cases.map((c) => {
+    const y = new Float32Array(c.rows);
+    n.packedMatmul(c.rows, c.cols, c.bits, c.groupSize, Uint8Array.from(c.qweight), Float32Array.from(c.scales),
+      Uint8Array.from(c.zeros), c.perm && Int32Array.from(c.perm), Int32Array.from(c.weakIdx), Float32Array.from(c.weak),
+      Float32Array.from(c.x), 1, y);
+    return Array.from(y);
+  });
+  console.log(JSON.stringify({ path: n.cpuPath(), out }));`;
+
+describe('decode GEMV on every CPU path', () => {
+  it('forced portable, avx2 and the native path agree with the reference', () => {
+    const cases = specs.map((s) => ({ ...randomPacked(s), x: rand32(s.cols, s.seed) }));
+    const expected = cases.map(({ w, x }) => {
+      const y = new Float32Array(w.rows);
+      pref.packedMatmul(w, x, 1, y);
+      return y;
+    });
+    const input = JSON.stringify(cases.map(({ w, x }) => ({
+      ...w, qweight: Array.from(w.qweight), scales: Array.from(w.scales), zeros: Array.from(w.zeros),
+      perm: w.perm && Array.from(w.perm), weakIdx: Array.from(w.weakIdx), weak: Array.from(w.weak), x: Array.from(x),
+    })));
+    const paths = new Set<string>();
+    for (const forced of ['portable', 'avx2', '']) {
+      const r = spawnSync(process.execPath, ['-e', script], { input, env: { ...process.env, WCT_CPU_PATH: forced }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const { path: used, out } = JSON.parse(r.stdout) as { path: string; out: number[][] };
+      if (forced !== '') expect(used).toBe(forced);
+      paths.add(used);
+      out.forEach((y, i) => {
+        const { w, codes, x } = cases[i];
+        expectWithin(y, expected[i], absProduct(x, magnitudes(w, codes), 1, w.rows, w.cols, true), `${used} case ${i}`);
+      });
+    }
+    expect(paths.size).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -11,7 +11,8 @@
 // summed from the outside in, by chunks; it is dropped as soon as that exceeds the best score by a margin
 // rounding cannot close (it could never be chosen). The middle's powers are computed once per scale,
 // only if some zero point survives. Scales go from the widest down and zero points from the centred one
-// outwards, so good scores come early and most candidates end after two powers. A kept candidate's
+// outwards, so good scores come early and most candidates end after two powers; once a scale's middle is
+// known, its block sums tighten the bound of the remaining zero points. A kept candidate's
 // score is always summed in the same fixed order, so the choice does not depend on what was pruned;
 // ties keep the first candidate in the reference's (i, zp) order.
 // Inputs are assumed finite (a NaN row gets unspecified params, never an out-of-bounds access).
@@ -97,6 +98,10 @@ WCT_INLINE static double lp24_clamped_sum_body(const float* x, int64_t n, float 
 }
 WCT_MULTIVERSION(double, lp24_clamped_sum, (const float* x, int64_t n, float q), (x, n, q))
 
+// One power, for the lower bounds of the search (FMA allowed: only a bound, with a margin).
+WCT_INLINE static float lp24_one_body(float e) { return lp24(e); }
+WCT_MULTIVERSION(float, lp24_one, (float e), (e))
+
 // ---- exact fp32 steps of the reference: a product is rounded before it is added (no FMA) ----
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
@@ -149,12 +154,14 @@ static void minmax_row(const float* x, int64_t n, int maxq, float* scale, float*
 }
 
 // Per-thread buffers of the search: xs the sorted row, xr its x_round for one scale, e / p the unclamped
-// errors and their powers, pos the first index of each x_round value.
+// errors and their powers, blk the sums of p by blocks of MSE_CHUNK from a (bounds only), pos the first
+// index of each x_round.
 struct MseScratch {
   float* xs;
   float* xr;
   float* e;
   float* p;
+  double* blk;
   int64_t* pos;
 };
 
@@ -207,7 +214,7 @@ static void mse_row(const float* x, int64_t n, int maxq, int grid, const MseScra
     round_div(xs + a, b - a, s, ws.xr + a);
     // pos[v + maxq] = first k in [a, b] with x_round >= v, for v = -maxq .. maxq + 1
     for (int64_t v = -maxq, k = a; v <= maxq + 1; v++) {
-      while (k < b && xr[k] < float(v)) k++;
+      k = first_true(k, b, [&](int64_t j) { return xr[j] >= float(v); });
       ws.pos[v + maxq] = k;
     }
     bool mid_ready = false;
@@ -227,26 +234,36 @@ static void mse_row(const float* x, int64_t n, int maxq, int grid, const MseScra
       // A partial sum above this cannot round to a score <= best_score (the margin covers the two fp32
       // roundings of the mean and the double sums), so a candidate past it is dropped unfinished.
       const double bound = double(best_score) * double(n) * (1.0 + 4e-6);
-      // Every clamped-low error is at least the innermost one (the row is sorted), likewise high: a
-      // lower bound of the tails from two powers (less 1e-6 for the powers' own rounding).
+      // Lower bounds: the middle's sum once this scale's powers exist, and every clamped-low error is at
+      // least the innermost one (the row is sorted), likewise high (less 1e-6 for the powers' rounding).
+      double mid_floor = 0.0;  // the blocks of MSE_CHUNK powers inside [lo, hi)
+      if (mid_ready) {
+        for (int64_t blk = (lo - a + MSE_CHUNK - 1) / MSE_CHUNK; a + (blk + 1) * MSE_CHUNK <= hi; blk++) {
+          mid_floor += ws.blk[blk];
+        }
+        mid_floor *= 1.0 - 1e-9;
+      }
       double floor_sum = 0.0;
-      if (lo > 0) floor_sum += double(lo) * double(lp24(xs[lo - 1] - q_lo));
-      if (hi < n) floor_sum += double(n - hi) * double(lp24(xs[hi] - q_hi));
-      bool pruned = floor_sum * (1.0 - 1e-6) > bound;
+      if (lo > 0) floor_sum += double(lo) * double(lp24_one(xs[lo - 1] - q_lo));
+      if (hi < n) floor_sum += double(n - hi) * double(lp24_one(xs[hi] - q_hi));
+      bool pruned = mid_floor + floor_sum * (1.0 - 1e-6) > bound;
       double tails = 0.0;
       for (int64_t k0 = 0; k0 < lo && !pruned; k0 += MSE_CHUNK) {
         tails += lp24_clamped_sum(xs + k0, std::min(MSE_CHUNK, lo - k0), q_lo);
-        pruned = tails > bound;
+        pruned = mid_floor + tails > bound;
       }
       for (int64_t k1 = n; k1 > hi && !pruned; k1 -= MSE_CHUNK) {
         const int64_t k0 = std::max(hi, k1 - MSE_CHUNK);
         tails += lp24_clamped_sum(xs + k0, k1 - k0, q_hi);
-        pruned = tails > bound;
+        pruned = mid_floor + tails > bound;
       }
       if (pruned) continue;
       if (!mid_ready) {  // the unclamped errors of this scale, shared by its zero points
         unclamped_errors(xs + a, xr + a, b - a, s, ws.e + a);
         lp24_store(ws.e + a, ws.p + a, b - a);
+        for (int64_t blk = 0; a + (blk + 1) * MSE_CHUNK <= b; blk++) {
+          ws.blk[blk] = sum_range(ws.p, a + blk * MSE_CHUNK, a + (blk + 1) * MSE_CHUNK);
+        }
         mid_ready = true;
       }
       const float score = float(sum_range(ws.p, lo, hi) + tails) / nf;  // the mean: fp32 sum / numel
@@ -279,12 +296,14 @@ void wct_quant_find_params(const float* w, wct_i64 rows, wct_i64 cols, wct_i64 l
   // Scratch for every thread, allocated before the parallel region (nothing throws inside it).
   const int threads = rows * cols * grid >= WCT_PAR_MIN ? omp_get_max_threads() : 1;
   std::vector<float> fbuf(size_t(threads) * 4 * size_t(cols));
+  std::vector<double> dbuf(size_t(threads) * size_t(cols + 1));
   std::vector<int64_t> pbuf(size_t(threads) * size_t(2 * maxq + 2));
 #pragma omp parallel num_threads(threads)
   {
     const size_t t = size_t(omp_get_thread_num());
     float* base = fbuf.data() + t * 4 * size_t(cols);
-    const MseScratch ws{base, base + cols, base + 2 * cols, base + 3 * cols, pbuf.data() + t * size_t(2 * maxq + 2)};
+    const MseScratch ws{base, base + cols, base + 2 * cols, base + 3 * cols, dbuf.data() + t * size_t(cols + 1),
+                        pbuf.data() + t * size_t(2 * maxq + 2)};
 #pragma omp for schedule(dynamic, 1)
     for (int64_t r = 0; r < rows; r++) mse_row(w + r * ld, cols, maxq, grid, ws, scale + r * ldp, zero + r * ldp);
   }

@@ -144,6 +144,7 @@ describe('findParams mse (OWQ tuned clipping)', () => {
     { bits: 4, rows: 6, cols: 300, grid: 40, data: 'heavy' },
     { bits: 3, rows: 8, cols: 128, grid: 40, data: 'bf16' },
     { bits: 8, rows: 2, cols: 33, grid: 20, data: 'uniform' },
+    { bits: 3, rows: 64, cols: 200, data: 'heavy' },
   ];
   for (const { bits, rows, cols, grid, data } of cases) {
     it(`matches the reference's choice, ${bits} bits, ${rows}x${cols}, grid ${grid ?? 100}, ${data}`, () => {

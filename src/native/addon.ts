@@ -93,16 +93,19 @@ function wrap(raw: RawBinding): NativeAddon {
   };
 }
 
+let rawModule: unknown = null;
 let cached: NativeAddon | null = null;
 
-/** Loads (once) and returns the native kernels; throws an Error saying what to run when it cannot. */
-export function loadNative(): NativeAddon {
-  if (cached !== null) return cached;
+/**
+ * The addon module as node loads it (every binding family: addon.cc, packed.cc, quant.cc), loaded once;
+ * throws an Error saying what to run when it cannot. Typed views: loadNative(), packedBinding(), quantBinding().
+ */
+export function loadAddonModule(): unknown {
+  if (rawModule !== null) return rawModule;
   const root = packageRoot();
   const file = path.join(root, ADDON_RELATIVE_PATH);
-  let raw: RawBinding;
   try {
-    raw = createRequire(import.meta.url)(file) as RawBinding;
+    rawModule = createRequire(import.meta.url)(file);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
@@ -112,7 +115,12 @@ export function loadNative(): NativeAddon {
       { cause: err },
     );
   }
-  cached = wrap(raw);
+  return rawModule;
+}
+
+/** Loads (once) and returns the native kernels. */
+export function loadNative(): NativeAddon {
+  if (cached === null) cached = wrap(loadAddonModule() as RawBinding);
   return cached;
 }
 

@@ -12,10 +12,7 @@
  * what indexing depends on (sizes, index ranges), so a bad call throws instead of crashing. The kernels
  * read `weak` on every call (it is a trainable tensor's buffer in Weak Column Tuning).
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { packageRoot } from '../util/package-root.js';
-import { ADDON_RELATIVE_PATH, loadNative } from './addon.js';
+import { loadAddonModule } from './addon.js';
 import type { FloatArray } from './types.js';
 
 export type PackedBits = 2 | 3 | 4 | 8;
@@ -155,15 +152,9 @@ interface PackedBinding {
   benchReadBandwidth(bytes: number, iters: number): number;
 }
 
-let binding: PackedBinding | null = null;
-
-/** The addon's packed functions; loadNative() first, for its helpful error when the addon is missing. */
+/** The addon's packed functions. */
 export function packedBinding(): PackedBinding {
-  if (binding === null) {
-    loadNative();
-    binding = createRequire(import.meta.url)(path.join(packageRoot(), ADDON_RELATIVE_PATH)) as PackedBinding;
-  }
-  return binding;
+  return loadAddonModule() as PackedBinding;
 }
 
 function args10(w: PackedWeight): Packed10 {

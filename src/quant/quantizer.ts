@@ -7,10 +7,7 @@
  * PyTorch: fp32 throughout, round half to even. Native kernels: kernels/src/quant_params.cc; plain
  * reference: ./quantizer-ref.ts.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { ADDON_RELATIVE_PATH, loadNative } from '../native/addon.js';
-import { packageRoot } from '../util/package-root.js';
+import { loadAddonModule } from '../native/addon.js';
 
 export type Tuning = 'minmax' | 'mse';
 
@@ -34,15 +31,9 @@ export interface QuantBinding {
   gptq(w: Float32Array, h: Float32Array, rows: number, cols: number, nQuant: number, bits: number, tuning: number, groupSize: number, blockSize: number, percdamp: number, codes: Uint8Array, scale: Float32Array, zero: Float32Array): number;
 }
 
-let binding: QuantBinding | null = null;
-
-/** The addon's quantizer functions (loadNative first, for its error that says how to build the addon). */
+/** The addon's quantizer functions. */
 export function quantBinding(): QuantBinding {
-  if (binding === null) {
-    loadNative();
-    binding = createRequire(import.meta.url)(path.join(packageRoot(), ADDON_RELATIVE_PATH)) as QuantBinding;
-  }
-  return binding;
+  return loadAddonModule() as QuantBinding;
 }
 
 export const TUNING_CODES: Record<Tuning, number> = { minmax: 0, mse: 1 };

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { readConfig } from '../src/io/hf-config.js';
 import { generate } from '../src/models/generate.js';
@@ -15,13 +16,14 @@ import { initRandom } from '../src/models/init-random.js';
 import { DenseLinear } from '../src/models/linear.js';
 import { loadModel } from '../src/models/load.js';
 import type { CausalLM } from '../src/models/model.js';
+import { loadNative } from '../src/native/addon.js';
 import { PackedLinear } from '../src/models/packed-linear.js';
 import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
 import { toPacked } from '../src/quant/pack.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { sharedDataDir } from '../src/io/text-data.js';
-import type { Row } from './report.js';
+import { writeReport, type Row } from './report.js';
 
 interface Job {
   label: string;
@@ -94,7 +96,9 @@ function decodeRows(opt125m: string): Row[] {
   return rows;
 }
 
-export function quantBench(): { title: string; rows: Row[] }[] {
+/** Runs the quantization benchmarks and writes bench/results/quant.{json,md}; returns the markdown path. */
+export function runQuantBench(): string {
+  const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-quant-'));
   try {
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
@@ -102,11 +106,19 @@ export function quantBench(): { title: string; rows: Row[] }[] {
     const decode = decodeRows(dir);
     process.stderr.write('bench: quantization time\n');
     const times = quantTimeRows(dir);
-    return [
-      { title: 'Decode (greedy, KV cache, batch 1): fp32 vs packed', rows: decode },
-      { title: 'Quantization wall time (block pipeline, this machine)', rows: times },
-    ];
+    return writeReport({
+      name: 'quant',
+      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
+      sections: [
+        { title: 'Decode (greedy, KV cache, batch 1): fp32 vs packed', rows: decode },
+        { title: 'Quantization wall time (block pipeline, this machine)', rows: times },
+      ],
+    }).md;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+  process.stdout.write(fs.readFileSync(runQuantBench(), 'utf8'));
 }

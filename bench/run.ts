@@ -3,7 +3,8 @@
  *  - GEMM through the engine (TS -> addon -> cblas_sgemm) vs the same call timed inside C++;
  *  - bf16 GEMM (oneDNN, or bf16-rounded sgemm where this CPU has no bf16 path) vs fp32;
  *  - forward tokens/s and peak RSS of an opt-125m-shaped random model at seqlen 512;
- *  - a full forward+backward step (every weight trainable) of the same model.
+ *  - a full forward+backward step (every weight trainable) of the same model;
+ *  - the packed kernels (bench/packed.ts) and quantization (bench/quant.ts), each in its own report.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +17,7 @@ import { loadNative } from '../src/native/addon.js';
 import type { GemmDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runPackedBench } from './packed.js';
+import { runQuantBench } from './quant.js';
 import { writeReport, type Row } from './report.js';
 
 function timeIt(iters: number, f: () => void): number {
@@ -103,6 +105,7 @@ function main(): void {
     });
     process.stdout.write(fs.readFileSync(md, 'utf8'));
     process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
+    process.stdout.write(fs.readFileSync(runQuantBench(), 'utf8'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@
  *   code(x) = clamp(round(x / scale) + zero, 0, maxq),   q(x) = scale * (code(x) - zero).
  */
 import type { QuantGrid, RowParams } from './quantizer.js';
+import { roundHalfEven } from '../util/round.js';
 
 const f = Math.fround;
 
@@ -16,11 +17,7 @@ export const SCALE_EPS = f(1e-8);
 /** OWQ's lp_loss norm: `.pow(2.4)` on an fp32 tensor raises to the fp32 exponent 2.4f. */
 export const LP_NORM = f(2.4);
 
-/** torch.round: round half to even (x is any double; fp32 values stay fp32). */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x); // ties toward +inf
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven };
 
 function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;

@@ -8,15 +8,10 @@
  * target_rank K: n_out = K in every linear.
  */
 import type { ModelConfig } from '../io/hf-config.js';
+import { roundHalfEven } from '../util/round.js';
 import { linearShape, quantFamily } from './family.js';
 
 export type WeakBudget = { targetBit: number } | { targetRank: number } | null;
-
-/** Python 3 round(): nearest integer, ties to even. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /** n_out of every linear kind of a block (same in every block), by name relative to the block prefix. */
 export function weakCounts(config: ModelConfig, wbits: number, budget: WeakBudget): Map<string, number> {

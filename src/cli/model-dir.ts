@@ -3,13 +3,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../io/errors.js';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
+import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
 import { loadModel } from '../models/load.js';
+import { applyWeakDeltas } from '../models/weak-deltas.js';
 import type { CausalLM } from '../models/model.js';
 
-export function loadModelDir(dir: string): { model: CausalLM; tokenizer: TextTokenizer } {
+/** The model of `dir` (full precision or packed), with weak-column deltas loaded over it when given. */
+export function loadModelDir(dir: string, deltas?: string): { model: CausalLM; tokenizer: TextTokenizer } {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new InputError(dir, `--model: not a directory (expected a Hugging Face checkpoint directory with config.json)`);
   }
   const resolved = path.resolve(dir);
-  return { model: loadModel(resolved), tokenizer: loadTokenizer(resolved) };
+  const model = loadModel(resolved);
+  if (deltas !== undefined) {
+    if (!isPackedCheckpoint(resolved)) throw new InputError(dir, '--deltas: weak-column deltas apply to a packed checkpoint only');
+    applyWeakDeltas(model, deltas, resolved);
+  }
+  return { model, tokenizer: loadTokenizer(resolved) };
 }

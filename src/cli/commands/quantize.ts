@@ -3,18 +3,12 @@
  * (src/io/packed-checkpoint.ts), optionally evaluated right after from the written files.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { evaluateData } from '../../eval/evaluate-data.js';
-import { isPackedCheckpoint, PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
-import type { PackedBits } from '../../native/packed.js';
-import { readCalibrationTokens, sampleCalibration, type Calibration } from '../../quant/calibration.js';
-import { quantFamily } from '../../quant/family.js';
-import { toPacked } from '../../quant/pack.js';
-import { quantizeModel, type QuantMethod } from '../../quant/pipeline.js';
-import type { QuantizedColumns } from '../../quant/quantized.js';
+import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
+import type { QuantMethod } from '../../quant/pipeline.js';
+import { quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
 import type { Tuning } from '../../quant/quantizer.js';
-import { weakCounts, type WeakBudget } from '../../quant/weak-count.js';
 import { loadModelDir } from '../model-dir.js';
 import { UsageError, progressBar, runHandler } from '../run.js';
 
@@ -53,7 +47,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('wbits', { type: 'number', default: 4, describe: 'Bits per weight: 2, 3, 4 or 8' })
       .option('target-bit', { type: 'number', describe: 'OWQ: average bits including the fp16 weak columns (e.g. 3.1)' })
       .option('target-rank', { type: 'number', describe: 'OWQ: weak columns in every linear (instead of --target-bit)' })
-      .option('group-size', { type: 'number', default: 0, describe: 'Input columns per quantization group (0: per row)' })
+      .option('group-size', { type: 'number', default: 0, describe: 'Input columns per quantization group, a multiple of 8 (0: per row)' })
       .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity' })
       .option('true-sequential', { type: 'boolean', default: false, describe: 'Quantize q/k/v, o, up/gate, down one group after another' })
       .option('tuning', { type: 'string', describe: 'Quantizer parameters: minmax | mse (default: mse for owq, minmax otherwise)' })
@@ -71,48 +65,14 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     const method = checkOptions(args);
     if (fs.existsSync(args.out) && !args.force) throw new UsageError(`--out: ${args.out} exists (pass --force to replace it)`);
     if (isPackedCheckpoint(args.model)) throw new UsageError(`--model: ${args.model} is already a packed checkpoint`);
-    const { model, tokenizer } = loadModelDir(args.model);
-    const config = model.config;
-    const budget: WeakBudget = args.targetBit !== undefined ? { targetBit: args.targetBit } : args.targetRank !== undefined ? { targetRank: args.targetRank } : null;
-    const nOut = weakCounts(config, args.wbits, budget);
-    checkLayers(model.linears(), model.blockPrefix(0), nOut, args);
-    const seqlen = args.seqlen ?? config.maxPositions;
-    if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
-      throw new UsageError(`--seqlen: expected an integer in [2, ${config.maxPositions}]`);
-    }
-    const calibOptions = { nsamples: args.nsamples, seqlen, seed: args.seed };
-    let calibration: Calibration | null = null;
-    if (method !== 'rtn') {
-      calibration = args.calibTokens !== undefined
-        ? readCalibrationTokens(args.calibTokens, calibOptions, config.vocabSize)
-        : sampleCalibration(args.calib, tokenizer, calibOptions);
-    }
-    const tuning = (args.tuning ?? (method === 'owq' ? 'mse' : 'minmax')) as Tuning;
-    const steps = model.numBlocks * (quantFamily(config).linears.length + (method === 'rtn' ? 0 : 2));
     const bar = progressBar('quantize');
-    let done = 0;
-    const started = performance.now();
-    const results = quantizeModel(model, {
-      method, bits: args.wbits, groupSize: args.groupSize, tuning, actOrder: args.actOrder, trueSequential: args.trueSequential,
-      nOut, percdamp: args.percdamp, windows: calibration?.windows ?? [],
-      onProgress: () => bar.update(Math.min(++done, steps), steps),
-    });
-    bar.stop();
-    const quantSeconds = (performance.now() - started) / 1000;
-    const packed = new Map([...results].map(([name, q]) => [name, toPacked(q)]));
-    const qc = writePackedCheckpoint(path.resolve(args.out), {
-      sourceDir: path.resolve(args.model),
-      weights: model.parameters(),
-      packed,
-      quantConfig: {
-        format: PACKED_FORMAT, version: PACKED_VERSION, method, bits: args.wbits as PackedBits, group_size: args.groupSize,
-        target_bit: args.targetBit ?? null, target_rank: args.targetRank ?? null, tuning, act_order: args.actOrder,
-        true_sequential: args.trueSequential, percdamp: args.percdamp,
-        calibration: calibration === null ? null : { data: calibration.source, ...calibOptions },
-        n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
-        avg_bits: { decoder_linear: decoderLinearBits(results.values()) },
-      },
+    const { config: qc, nOut, seconds } = quantizeCheckpoint(args.model, args.out, {
+      method, bits: args.wbits, targetBit: args.targetBit, targetRank: args.targetRank, groupSize: args.groupSize,
+      actOrder: args.actOrder, trueSequential: args.trueSequential, tuning: args.tuning as Tuning | undefined,
+      calib: args.calib, calibTokens: args.calibTokens, nsamples: args.nsamples, seqlen: args.seqlen, seed: args.seed,
+      percdamp: args.percdamp, onProgress: (d, t) => bar.update(d, t),
     }, args.force);
+    bar.stop();
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {
       const packedModel = loadModelDir(args.out);
@@ -122,7 +82,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         evalBar.stop();
       }
     }
-    report(args, qc, nOut, quantSeconds, ppl);
+    report(args, qc, nOut, seconds, ppl);
   }),
 };
 
@@ -145,32 +105,6 @@ function checkOptions(args: QuantizeArgs): QuantMethod {
   if (!(Number.isInteger(args.nsamples) && args.nsamples >= 1)) throw new UsageError('--nsamples: expected a positive integer');
   if (!(args.percdamp > 0)) throw new UsageError('--percdamp: expected a positive number');
   return args.method as QuantMethod;
-}
-
-/** Checks the group size and the weak-column counts against every quantized linear's in_features. */
-function checkLayers(linears: ReadonlyMap<string, { inFeatures: number }>, prefix: string, nOut: Map<string, number>, args: QuantizeArgs): void {
-  for (const [short, n] of nOut) {
-    const cols = linears.get(`${prefix}.${short}`)!.inFeatures;
-    if (args.groupSize > 0 && cols % args.groupSize !== 0) {
-      throw new UsageError(`--group-size: ${args.groupSize} does not divide ${short}'s in_features ${cols}`);
-    }
-    if ((cols * args.wbits) % 8 !== 0 || cols % 8 !== 0) throw new UsageError(`${short}: in_features ${cols} is not a multiple of 8`);
-    if (n >= cols / 2) {
-      const what = args.targetBit !== undefined ? `--target-bit ${args.targetBit}` : `--target-rank ${args.targetRank}`;
-      throw new UsageError(`${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${cols / 2 - 1})`);
-    }
-  }
-}
-
-/** The papers' average: low-bit columns plus 16-bit weak columns, over the decoder linears' weights. */
-function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
-  let bits = 0;
-  let weights = 0;
-  for (const q of layers) {
-    bits += q.rows * (q.nQuant * q.bits + (q.cols - q.nQuant) * 16);
-    weights += q.rows * q.cols;
-  }
-  return bits / weights;
 }
 
 function report(args: QuantizeArgs, qc: QuantConfig, nOut: Map<string, number>, seconds: number, ppl: Record<string, number>): void {

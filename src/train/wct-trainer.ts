@@ -14,8 +14,8 @@ import { packedLinearsOf } from '../models/weak-deltas.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdamW, clipGradNorm } from './adamw.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import type { RunLog } from './run-log.js';
-import { learningRate, type ScheduleKind } from './schedule.js';
+import { rssMib, type RunLog, type StepMetrics } from './run-log.js';
+import { learningRate, type Schedule, type ScheduleKind } from './schedule.js';
 
 export interface TrainConfig {
   /** Optimizer steps in all. */
@@ -103,7 +103,45 @@ function accumulate(model: CausalLM, stream: BatchStream, gradAccum: number): { 
   return { loss, tokens };
 }
 
-export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfig, log: RunLog): TrainResult {
+interface Loop {
+  model: CausalLM;
+  stream: BatchStream;
+  opt: AdamW;
+  names: string[];
+  params: Tensor[];
+  val: Batch[];
+  cfg: TrainConfig;
+  schedule: Schedule;
+  log: RunLog;
+  state: TrainerState;
+}
+
+/** One optimizer step: accumulate, check, clip, update, log; validation and a checkpoint when due. */
+function trainStep(step: number, { model, stream, opt, names, params, val, cfg, schedule, log, state }: Loop): TrainerState {
+  const t0 = performance.now();
+  zeroGrad(params);
+  const { loss, tokens } = accumulate(model, stream, cfg.gradAccum);
+  const norm = clipGradNorm(params, cfg.maxGradNorm);
+  if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+    throw new TrainingDiverged(
+      `wct: step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient norm' : 'loss'}; the last good state is ${latestCheckpoint(cfg.outputDir) ?? 'the base model'}`,
+    );
+  }
+  const lr = learningRate(schedule, step - 1);
+  opt.step(lr);
+  const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / ((performance.now() - t0) / 1000), rss_mib: rssMib() };
+  let valLoss = state.valLoss;
+  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val, params);
+  log.log(step, metrics);
+  const next = { ...state, valLoss };
+  if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return next;
+  const saved = { ...next, step, data: stream.state() };
+  saveCheckpoint(cfg.outputDir, names, params, opt, saved, cfg.keep);
+  return saved;
+}
+
+/** Trains (or resumes training of) the weak columns; `openLog` opens the run log once the resumed step is known. */
+export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfig, openLog: (resumedFrom?: number) => RunLog): TrainResult {
   const { names, params } = weakParameters(model);
   const opt = new AdamW(params, { betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const stream = new BatchStream(data.train, { microBatch: cfg.microBatch, seed: cfg.seed, groupByLength: cfg.groupByLength, padId: cfg.padId });
@@ -119,31 +157,16 @@ export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfi
     stream.restore(state.data);
   }
   const resumedFrom = state.step;
+  const log = openLog(resume === null ? undefined : resumedFrom);
   const valLossBefore = resumedFrom === 0 ? meanLoss(model, val, params) : null;
   if (valLossBefore !== null) log.log(0, { val_loss: valLossBefore });
   const schedule = { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
   log.start(cfg.steps, resumedFrom);
-  for (let step = resumedFrom + 1; step <= cfg.steps; step++) {
-    const t0 = performance.now();
-    zeroGrad(params);
-    const { loss, tokens } = accumulate(model, stream, cfg.gradAccum);
-    const norm = clipGradNorm(params, cfg.maxGradNorm);
-    if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-      throw new TrainingDiverged(`wct: step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient norm' : 'loss'}; the last good state is ${latestCheckpoint(cfg.outputDir) ?? 'the base model'}`);
-    }
-    const lr = learningRate(schedule, step - 1);
-    opt.step(lr);
-    const metrics: Record<string, number> = {
-      loss, lr, grad_norm: norm, tokens_per_s: tokens / ((performance.now() - t0) / 1000), rss_mib: process.memoryUsage().rss / 2 ** 20,
-    };
-    if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = state.valLoss = meanLoss(model, val, params);
-    log.log(step, metrics);
-    if (step % cfg.saveEvery === 0 || step === cfg.steps) {
-      state = { ...state, step, data: stream.state() };
-      saveCheckpoint(cfg.outputDir, names, params, opt, state, cfg.keep);
-    }
+  try {
+    for (let step = resumedFrom + 1; step <= cfg.steps; step++) state = trainStep(step, { model, stream, opt, names, params, val, cfg, schedule, log, state });
+  } finally {
+    log.close();
   }
-  log.stop();
   return {
     steps: cfg.steps, resumedFrom, valLossBefore, valLossAfter: state.valLoss ?? meanLoss(model, val, params),
     trainableParams: params.reduce((n, p) => n + p.size, 0), optimizerStateBytes: opt.stateBytes(),

@@ -1,0 +1,173 @@
+/**
+ * The trainer's run log: `<dir>/metrics.jsonl`, the same scalars as TensorBoard events, and a progress
+ * bar on stderr.
+ *
+ * metrics.jsonl holds one JSON object per logged step, in step order:
+ *   {"step":12,"loss":2.31,"lr":0.0001,"grad_norm":0.8,"tokens_per_s":5400,"rss_mib":812,"val_loss":2.4}
+ * `val_loss` only on the steps where validation ran; a step-0 baseline line may hold `val_loss` alone. JSON has no NaN or Infinity, so a non-finite value
+ * is written as null (TensorBoard gets the value itself).
+ * TensorBoard tags: train/loss, train/lr, train/grad_norm, train/tokens_per_s, train/rss_mib, val/loss.
+ *
+ * Resuming from step S keeps the lines with step <= S and drops the rest (the file is rewritten to a
+ * temp name and renamed), so a run killed after its last checkpoint and resumed has exactly one line per
+ * step. TensorBoard gets a new event file; its viewer shows the later file's points for repeated steps.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { InputError } from '../io/errors.js';
+import { EventWriter } from '../io/tfevents.js';
+
+/** One line of metrics.jsonl; the keys are the file's. */
+export interface StepMetrics {
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  rss_mib: number;
+  /** Present on the steps where validation ran. */
+  val_loss?: number;
+}
+
+/** A line with validation only: the baseline at step 0, before any training step. */
+export interface ValidationMetrics {
+  val_loss: number;
+}
+
+export interface RunLogOptions {
+  /** Output directory; metrics.jsonl goes here. */
+  dir: string;
+  /** Where event files go, or null for no TensorBoard. */
+  tensorboardDir: string | null;
+  /** The step of the checkpoint being resumed: later lines of an existing metrics.jsonl are dropped. */
+  resumeFromStep?: number;
+}
+
+const TB_TAGS: Record<keyof StepMetrics, string> = {
+  loss: 'train/loss',
+  lr: 'train/lr',
+  grad_norm: 'train/grad_norm',
+  tokens_per_s: 'train/tokens_per_s',
+  rss_mib: 'train/rss_mib',
+  val_loss: 'val/loss',
+};
+
+/** Resident set size of this process in MiB, for `rss_mib`. */
+export function rssMib(): number {
+  return process.memoryUsage.rss() / (1 << 20);
+}
+
+export class RunLog {
+  readonly metricsFile: string;
+  private fd: number | null;
+  private readonly events: EventWriter | null;
+  /** Steps must increase: the last one logged, or the resumed checkpoint's. */
+  private lastStep: number;
+  private bar: cliProgress.SingleBar | null = null;
+  private readonly resumedFrom: number;
+
+  constructor(opts: RunLogOptions) {
+    fs.mkdirSync(opts.dir, { recursive: true });
+    this.metricsFile = path.join(opts.dir, 'metrics.jsonl');
+    this.lastStep = -Infinity;
+    this.resumedFrom = opts.resumeFromStep ?? 0;
+    if (opts.resumeFromStep !== undefined) {
+      truncateAfter(this.metricsFile, opts.resumeFromStep);
+      this.lastStep = opts.resumeFromStep;
+      this.fd = fs.openSync(this.metricsFile, 'a');
+    } else {
+      this.fd = fs.openSync(this.metricsFile, 'w'); // a fresh run starts a fresh file
+    }
+    this.events = opts.tensorboardDir === null ? null : new EventWriter(opts.tensorboardDir);
+  }
+
+  /** Shows the progress bar (stderr, only when it is a terminal) at `doneSteps`, by default the resumed step. */
+  start(totalSteps: number, doneSteps = this.resumedFrom): void {
+    if (!process.stderr.isTTY || this.bar !== null) return;
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: 'train [{bar}] {value}/{total} | loss {loss} | ETA {eta_formatted}',
+        hideCursor: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(totalSteps, doneSteps, { loss: '-' });
+  }
+
+  /** Appends step's line to metrics.jsonl, its scalars to TensorBoard, and moves the bar. */
+  log(step: number, metrics: StepMetrics | ValidationMetrics): void {
+    if (this.fd === null) throw new Error('RunLog: log after close');
+    if (!Number.isSafeInteger(step) || step <= this.lastStep) {
+      throw new Error(`RunLog: step ${step} after step ${this.lastStep}; steps must be increasing integers`);
+    }
+    this.lastStep = step;
+    const line: Record<string, number> = { step }; // keys in TB_TAGS order, whatever the caller's order
+    const wallTime = Date.now() / 1000;
+    for (const key of Object.keys(TB_TAGS) as (keyof StepMetrics)[]) {
+      const value = (metrics as Partial<StepMetrics>)[key];
+      if (value === undefined) continue;
+      line[key] = value;
+      this.events?.addScalar(TB_TAGS[key], value, step, wallTime);
+    }
+    fs.writeSync(this.fd, JSON.stringify(line) + '\n');
+    this.events?.flush();
+    if ('loss' in metrics) this.bar?.update(step, { loss: metrics.loss.toFixed(4) });
+  }
+
+  /** Removes the progress bar; logging may go on. */
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+
+  /** stop(), then closes metrics.jsonl and the event file. */
+  close(): void {
+    this.stop();
+    this.events?.close();
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/**
+ * Rewrites `file` keeping its lines with step <= `step`, verbatim. A last line without its newline is
+ * the half-written line of a killed run and is dropped; any other line that is not a JSON object with
+ * an integer step is an InputError.
+ */
+function truncateAfter(file: string, step: number): void {
+  if (!fs.existsSync(file)) return;
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const partial = lines.pop() ?? ''; // '' when the file ends in a newline
+  if (partial !== '' && parseStep(partial) !== null) lines.push(partial);
+  const kept: string[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    const s = parseStep(line);
+    if (s === null) throw new InputError(file, `line ${i + 1}`, 'not a JSON object with an integer "step"');
+    if (s <= step) kept.push(line + '\n');
+  });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeFileSync(fd, kept.join(''));
+    fs.fsyncSync(fd); // once per resume: the rename must not land before the data
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+function parseStep(line: string): number | null {
+  try {
+    const obj: unknown = JSON.parse(line);
+    if (typeof obj !== 'object' || obj === null) return null;
+    const s = (obj as { step?: unknown }).step;
+    return typeof s === 'number' && Number.isSafeInteger(s) ? s : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The training recipe (`wct-train recipes/alpaca.yaml`): one flat, strict schema documented where each
+ * field is declared (STYLE.md item 11, after nanoGPT and PEFT). Every mapping rejects unknown keys;
+ * defaults are the QLoRA / OWQ reference trainer's (DESIGN.md section 6): AdamW lr 2e-4,
+ * betas [0.9, 0.999], eps 1e-8, no weight decay, constant after 3% warmup, max grad norm 0.3, batch 1
+ * with 16 accumulation steps, seed 0. configs/train/wct-defaults.yaml spells the same values out for
+ * recipes to extend.
+ *
+ * Pairs that exclude each other (EXCLUSIVE_KEYS) are optional fields of which at most one is set; a
+ * recipe that `extends` a base and sets one member drops the base's other member (src/recipe/load.ts).
+ *
+ * Messages are plain words ("expected a positive number"); src/recipe/load.ts prefixes them with the
+ * file, line and dotted key. Paths arrive here already absolute (resolved against the file that set them).
+ */
+import * as z from 'zod';
+
+/** Training methods. 'lora' and 'qlora' (DESIGN.md section 6) join this list with their trainer. */
+export const TRAIN_METHODS = ['wct'] as const;
+/** Methods that train LoRA adapters and so take a `lora` section. */
+export const LORA_METHODS: readonly string[] = ['lora', 'qlora'];
+
+/** Named evaluation / calibration texts (src/io/text-data.ts); anything else is a path. */
+export const NAMED_TEXTS: readonly string[] = ['c4', 'wikitext2'];
+
+/** Mappings (dotted path) whose listed keys exclude each other. */
+export const EXCLUSIVE_KEYS: readonly { at: string; keys: readonly [string, string] }[] = [
+  { at: 'model.quantize', keys: ['target_bit', 'target_rank'] },
+  { at: 'data.validation', keys: ['fraction', 'count'] },
+  { at: 'train', keys: ['steps', 'epochs'] },
+  { at: 'train.schedule', keys: ['warmup_ratio', 'warmup_steps'] },
+];
+
+/** "a, b or c" */
+function orList(values: readonly (string | number)[]): string {
+  const s = values.map(String);
+  return s.length === 1 ? s[0] : `${s.slice(0, -1).join(', ')} or ${s[s.length - 1]}`;
+}
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, `expected ${orList(values)}`);
+const positive = () => z.number('expected a positive number').positive('expected a positive number');
+const nonNegative = () => z.number('expected a non-negative number').nonnegative('expected a non-negative number');
+const positiveInt = () => {
+  const m = 'expected a positive integer';
+  return z.number(m).int(m).positive(m);
+};
+const nonNegativeInt = () => {
+  const m = 'expected a non-negative integer';
+  return z.number(m).int(m).nonnegative(m);
+};
+/** An integer in [min, ∞). */
+const intAtLeast = (min: number) => {
+  const m = `expected an integer of at least ${min}`;
+  return z.number(m).int(m).min(min, m);
+};
+/** A number in [0, 1), or (0, 1) with `open`. */
+const fraction = (open: boolean) => {
+  const m = open ? 'expected a number between 0 and 1 (exclusive)' : 'expected a number in [0, 1)';
+  const n = z.number(m).lt(1, m);
+  return open ? n.gt(0, m) : n.gte(0, m);
+};
+const bool = () => z.boolean('expected true or false');
+const pathString = () => z.string('expected a path').min(1, 'expected a path');
+const section = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape, 'expected a mapping');
+
+/** Adds "a and b exclude each other" when both members of an EXCLUSIVE_KEYS pair are set. */
+function exclusive(at: string) {
+  const [a, b] = EXCLUSIVE_KEYS.find((e) => e.at === at)!.keys;
+  return (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    if (v[a] !== undefined && v[b] !== undefined) ctx.addIssue({ code: 'custom', path: [b], message: `${a} and ${b} exclude each other (set one)` });
+  };
+}
+
+/** How a full-precision checkpoint is quantized before training (the options of `wct quantize`). */
+export const quantizeSchema = section({
+  /** rtn | gptq | owq. */
+  method: oneOf(['rtn', 'gptq', 'owq']).default('owq'),
+  /** Bits per quantized weight. */
+  wbits: z.literal([2, 3, 4, 8], 'expected 2, 3, 4 or 8').default(4),
+  /** OWQ: average bits including the fp16 weak columns (e.g. 3.1); excludes target_rank. */
+  target_bit: z.number('expected a number').lt(16, 'expected a number below 16').optional(),
+  /** OWQ: weak columns in every linear (the OWQ authors' WCT setting); excludes target_bit. */
+  target_rank: nonNegativeInt().optional(),
+  /** Input columns per quantization group; 0 = one group per output row. */
+  group_size: nonNegativeInt().default(0),
+  /** GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity. */
+  act_order: bool().default(false),
+  /** Quantize q/k/v, o, up/gate, down one group after another. */
+  true_sequential: bool().default(false),
+  /** Quantizer parameters: minmax | mse (OWQ's tuned clipping). Default: mse for owq, minmax otherwise. */
+  tuning: oneOf(['minmax', 'mse']).optional(),
+  /** Calibration text: c4 | wikitext2 | a .jsonl / .txt path. */
+  calib: z.string('expected c4, wikitext2 or a path').min(1, 'expected c4, wikitext2 or a path').default('c4'),
+  /** JSON file {"windows": [[ids...]]}: the exact calibration windows of a reference run (overrides calib). */
+  calib_tokens: pathString().optional(),
+  /** Calibration windows. */
+  nsamples: positiveInt().default(128),
+  /** Calibration window length (default: max_position_embeddings). */
+  seqlen: intAtLeast(2).optional(),
+  /** Calibration sampling seed. */
+  seed: nonNegativeInt().default(0),
+  /** GPTQ damping, a fraction of mean(diag H). */
+  percdamp: positive().default(0.01),
+})
+  .superRefine(exclusive('model.quantize'))
+  .superRefine((q, ctx) => {
+    for (const key of ['target_bit', 'target_rank'] as const) {
+      if (q[key] !== undefined && q.method !== 'owq') ctx.addIssue({ code: 'custom', path: [key], message: 'applies to method owq only' });
+    }
+    if (q.target_bit !== undefined && q.target_bit < q.wbits) {
+      ctx.addIssue({ code: 'custom', path: ['target_bit'], message: `expected at least wbits (${q.wbits})` });
+    }
+  })
+  .transform((q) => ({ ...q, tuning: q.tuning ?? (q.method === 'owq' ? 'mse' : 'minmax') }));
+
+export const modelSchema = section({
+  /** A Hugging Face checkpoint directory, or a packed checkpoint directory written by `wct quantize`. */
+  path: pathString(),
+  /** Quantize the full-precision checkpoint first; ignored when `path` is already packed. */
+  quantize: quantizeSchema.optional(),
+});
+
+/** LoRA adapters (methods lora / qlora only). Defaults: QLoRA's. */
+export const loraSchema = section({
+  rank: positiveInt().default(64),
+  alpha: positive().default(16),
+  dropout: fraction(false).default(0.1),
+  /** 'all': every linear of each block (q, k, v, o and the MLP). */
+  targets: z.literal('all', 'expected all').default('all'),
+});
+
+export const dataSchema = section({
+  /** The training data file. */
+  path: pathString(),
+  /**
+   * alpaca: a JSON list of {instruction, input, output}; jsonl-text: one {"text": ...} per line;
+   * text: a plain text file; parquet: a Parquet table.
+   */
+  format: oneOf(['alpaca', 'jsonl-text', 'text', 'parquet']),
+  /** Prompt template; loss on the response tokens only with alpaca. Default: alpaca for format alpaca, else none. */
+  template: oneOf(['alpaca', 'none']).optional(),
+  /** Tokens per example (longer examples are truncated). */
+  max_length: positiveInt().default(512),
+  /** Held-out examples for the validation loss: a fraction of the data or a count (one of). Default: fraction 0.05. */
+  validation: section({
+    fraction: fraction(true).optional(),
+    count: positiveInt().optional(),
+  })
+    .superRefine(exclusive('data.validation'))
+    .superRefine((v, ctx) => {
+      if (v.fraction === undefined && v.count === undefined) ctx.addIssue({ code: 'custom', path: [], message: 'expected fraction or count' });
+    })
+    .default({ fraction: 0.05 }),
+  /** Seed of the shuffle that splits train / validation and orders the examples. */
+  shuffle_seed: nonNegativeInt().default(0),
+  /** Text formats: concatenate documents and cut them into max_length windows. */
+  packing: bool().default(false),
+  /** Batch examples of similar length together (less padding). */
+  group_by_length: bool().default(false),
+})
+  .superRefine((d, ctx) => {
+    if (d.packing && d.format === 'alpaca') ctx.addIssue({ code: 'custom', path: ['packing'], message: 'applies to the text formats only, not alpaca' });
+    if (d.packing && d.group_by_length) ctx.addIssue({ code: 'custom', path: ['group_by_length'], message: 'packing and group_by_length exclude each other' });
+    if (d.template === 'alpaca' && (d.format === 'text' || d.format === 'jsonl-text')) {
+      ctx.addIssue({ code: 'custom', path: ['template'], message: `the alpaca template needs instruction data, not format ${d.format}` });
+    }
+  })
+  .transform((d) => ({ ...d, template: d.template ?? (d.format === 'alpaca' ? 'alpaca' : 'none') }));
+
+export const optimizerSchema = section({
+  name: oneOf(['adamw']).default('adamw'),
+  lr: positive().default(2e-4),
+  betas: z.tuple([fraction(false), fraction(false)], 'expected a list of two numbers in [0, 1)').default([0.9, 0.999]),
+  eps: positive().default(1e-8),
+  /** Decoupled (AdamW) weight decay. */
+  weight_decay: nonNegative().default(0),
+});
+
+export const scheduleSchema = section({
+  /** The learning rate after warmup: constant, or decayed to 0 at the last step (cosine / linear). */
+  kind: oneOf(['constant', 'cosine', 'linear']).default('constant'),
+  /** Linear warmup over this fraction of the optimizer steps; excludes warmup_steps. Default 0.03. */
+  warmup_ratio: fraction(false).optional(),
+  /** Linear warmup over this many optimizer steps; excludes warmup_ratio. */
+  warmup_steps: nonNegativeInt().optional(),
+})
+  .superRefine(exclusive('train.schedule'))
+  .transform((s) => (s.warmup_ratio === undefined && s.warmup_steps === undefined ? { ...s, warmup_ratio: 0.03 } : s));
+
+export const trainSchema = section({
+  /** Optimizer steps; excludes epochs. */
+  steps: positiveInt().optional(),
+  /** Passes over the training examples (may be fractional); excludes steps. */
+  epochs: positive().optional(),
+  /** Examples per forward/backward pass. */
+  micro_batch: positiveInt().default(1),
+  /** Micro-batches per optimizer step (effective batch = micro_batch * grad_accum). */
+  grad_accum: positiveInt().default(16),
+  optimizer: optimizerSchema.prefault({}),
+  schedule: scheduleSchema.prefault({}),
+  /** Clip the global gradient norm to this value; 0 = no clipping. */
+  max_grad_norm: nonNegative().default(0.3),
+  /** Seed of everything random in training (dropout, sampling); data order uses data.shuffle_seed. */
+  seed: nonNegativeInt().default(0),
+  /** bf16 compute (oneDNN) with fp32 accumulation and fp32 trainable parameters. */
+  bf16: bool().default(false),
+}).superRefine(exclusive('train')).superRefine((t, ctx) => {
+  if (t.steps === undefined && t.epochs === undefined) ctx.addIssue({ code: 'custom', path: ['steps'], message: 'missing (set steps or epochs)' });
+});
+
+export const evalSchema = section({
+  /** Validation loss every this many optimizer steps (and after the last). */
+  every: positiveInt().default(50),
+  /** At most this many validation batches per evaluation (default: the whole validation set). */
+  val_batches: positiveInt().optional(),
+  /** Perplexity at the end of training on each: wikitext2 | c4 | a text path (DESIGN.md section 3). */
+  final: z.array(z.string('expected wikitext2, c4 or a path').min(1, 'expected wikitext2, c4 or a path'), 'expected a list').default([]),
+  /** Perplexity window length (default: max_position_embeddings). */
+  seqlen: intAtLeast(2).optional(),
+});
+
+export const outputSchema = section({
+  /** Run directory: checkpoints (weak-column deltas), the merged recipe, metrics.jsonl. */
+  dir: pathString(),
+  /** Save a checkpoint every this many optimizer steps (and after the last). */
+  save_every: positiveInt().default(100),
+  /** Checkpoints kept on disk (the oldest are deleted). */
+  keep: positiveInt().default(2),
+});
+
+export const loggingSchema = section({
+  /** TensorBoard event directory; null or false: none. */
+  tensorboard: z.union([z.string().min(1), z.literal(false), z.null()], 'expected a directory, null or false').default(null),
+  /** Log scalars every this many optimizer steps. */
+  every: positiveInt().default(10),
+}).transform((l) => ({ ...l, tensorboard: l.tensorboard === false ? null : l.tensorboard }));
+
+export const recipeSchema = section({
+  model: modelSchema,
+  /** What is trained: wct = the weak columns of every quantized linear (DESIGN.md section 6). */
+  method: oneOf(TRAIN_METHODS).default('wct'),
+  lora: loraSchema.optional(),
+  data: dataSchema,
+  train: trainSchema,
+  eval: evalSchema.prefault({}),
+  output: outputSchema,
+  logging: loggingSchema.prefault({}),
+}).superRefine((r, ctx) => {
+  if (r.lora !== undefined && !LORA_METHODS.includes(r.method)) {
+    ctx.addIssue({ code: 'custom', path: ['lora'], message: `applies to method ${orList(LORA_METHODS)} only, not ${r.method}` });
+  }
+});
+
+/** A validated recipe: defaults applied, paths absolute. */
+export type Recipe = z.output<typeof recipeSchema>;
+export type QuantizeRecipe = NonNullable<Recipe['model']['quantize']>;
+export type DataRecipe = Recipe['data'];
+export type TrainRecipe = Recipe['train'];

@@ -71,8 +71,10 @@ export function weakParameters(model: CausalLM): { names: string[]; params: Tens
 }
 
 /** Token-weighted mean loss over batches, with no graph recorded. */
-export function meanLoss(model: CausalLM, batches: Batch[], params: Tensor[]): number {
-  for (const p of params) p.requiresGrad = false;
+export function meanLoss(model: CausalLM, batches: Batch[]): number {
+  const weak = [...packedLinearsOf(model).values()].map((l) => l.weak);
+  const flags = weak.map((t) => t.requiresGrad);
+  for (const t of weak) t.requiresGrad = false;
   try {
     let sum = 0;
     let count = 0;
@@ -83,8 +85,14 @@ export function meanLoss(model: CausalLM, batches: Batch[], params: Tensor[]): n
     }
     return sum / count;
   } finally {
-    for (const p of params) p.requiresGrad = true;
+    weak.forEach((t, i) => (t.requiresGrad = flags[i]));
   }
+}
+
+/** The validation micro-batches of a run: in order, at most valBatches of them (0 = all). */
+export function validationSet(data: Dataset, cfg: Pick<TrainConfig, 'microBatch' | 'padId' | 'valBatches'>): Batch[] {
+  const all = validationBatches(data.validation, cfg.microBatch, cfg.padId);
+  return cfg.valBatches > 0 ? all.slice(0, cfg.valBatches) : all;
 }
 
 /** One optimizer step's forward/backward over gradAccum micro-batches; returns the mean loss and tokens seen. */
@@ -131,7 +139,7 @@ function trainStep(step: number, { model, stream, opt, names, params, val, cfg, 
   opt.step(lr);
   const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / ((performance.now() - t0) / 1000), rss_mib: rssMib() };
   let valLoss = state.valLoss;
-  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val, params);
+  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val);
   log.log(step, metrics);
   const next = { ...state, valLoss };
   if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return next;
@@ -145,8 +153,7 @@ export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfi
   const { names, params } = weakParameters(model);
   const opt = new AdamW(params, { betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const stream = new BatchStream(data.train, { microBatch: cfg.microBatch, seed: cfg.seed, groupByLength: cfg.groupByLength, padId: cfg.padId });
-  const all = validationBatches(data.validation, cfg.microBatch, cfg.padId);
-  const val = cfg.valBatches > 0 ? all.slice(0, cfg.valBatches) : all;
+  const val = validationSet(data, cfg);
   let state: TrainerState = { step: 0, data: stream.state(), recipeHash: cfg.recipeHash, valLoss: null };
   const resume = latestCheckpoint(cfg.outputDir);
   if (resume !== null) {
@@ -158,7 +165,7 @@ export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfi
   }
   const resumedFrom = state.step;
   const log = openLog(resume === null ? undefined : resumedFrom);
-  const valLossBefore = resumedFrom === 0 ? meanLoss(model, val, params) : null;
+  const valLossBefore = resumedFrom === 0 ? meanLoss(model, val) : null;
   if (valLossBefore !== null) log.log(0, { val_loss: valLossBefore });
   const schedule = { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
   log.start(cfg.steps, resumedFrom);
@@ -168,7 +175,7 @@ export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfi
     log.close();
   }
   return {
-    steps: cfg.steps, resumedFrom, valLossBefore, valLossAfter: state.valLoss ?? meanLoss(model, val, params),
+    steps: cfg.steps, resumedFrom, valLossBefore, valLossAfter: state.valLoss ?? meanLoss(model, val),
     trainableParams: params.reduce((n, p) => n + p.size, 0), optimizerStateBytes: opt.stateBytes(),
   };
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/**
+ * `wct-train RECIPE`: Weak Column Tuning from a recipe (recipes/*.yaml). Run the same command again to
+ * resume from the newest checkpoint in the recipe's output directory.
+ */
+import yargs, { type ArgumentsCamelCase } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadRecipe } from '../recipe/load.js';
+import { runRecipe, type RunSummary } from '../train/run-recipe.js';
+import { TrainingDiverged } from '../train/wct-trainer.js';
+import { UsageError, progressBar, runHandler } from './run.js';
+
+interface TrainArgs {
+  recipe: string;
+  json: boolean;
+}
+
+function report(s: RunSummary): string {
+  const t = s.train;
+  const before = t.valLossBefore === null ? `(resumed at step ${t.resumedFrom})` : t.valLossBefore.toFixed(4);
+  return [
+    `trained ${t.steps} steps of ${s.data.train} examples (validation ${s.data.validation}); base ${s.base}`,
+    `validation loss ${before} -> ${t.valLossAfter.toFixed(4)}; with the exported deltas reloaded: ${s.valLossReloaded.toFixed(4)}`,
+    `trainable weak-column parameters ${t.trainableParams}, optimizer state ${(t.optimizerStateBytes / 1024).toFixed(1)} KiB, peak memory ${s.peakRssMiB.toFixed(0)} MiB, ${s.seconds.toFixed(0)} s`,
+    `deltas: ${s.deltas}`,
+    ...Object.entries(s.ppl).map(([d, p]) => `${d}: ppl ${p.toFixed(3)}`),
+  ].join('\n');
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('wct-train')
+  .command(
+    '$0 <recipe>',
+    'Train the weak columns of a packed model from a recipe; rerun to resume',
+    (y) =>
+      y
+        .positional('recipe', { type: 'string', demandOption: true, describe: 'Recipe YAML file (see recipes/)' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' }),
+    runHandler((args: ArgumentsCamelCase<TrainArgs>) => {
+      const loaded = loadRecipe(args.recipe);
+      const bar = progressBar('quantize');
+      let summary: RunSummary;
+      try {
+        summary = runRecipe(loaded, { onQuantize: (d, t) => bar.update(d, t), note: (line) => process.stderr.write(`${line}\n`) });
+      } catch (e) {
+        if (e instanceof TrainingDiverged) throw new UsageError(e.message);
+        throw e;
+      } finally {
+        bar.stop();
+      }
+      process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${report(summary)}\n`);
+    }),
+  )
+  .strict()
+  .help()
+  .alias('h', 'help')
+  .version(false)
+  .parseAsync();

@@ -199,7 +199,7 @@ export const trainSchema = section({
   schedule: scheduleSchema.prefault({}),
   /** Clip the global gradient norm to this value; 0 = no clipping. */
   max_grad_norm: nonNegative().default(0.3),
-  /** Seed of everything random in training (dropout, sampling); data order uses data.shuffle_seed. */
+  /** Seed of the training batch order (reshuffled each epoch); data.shuffle_seed fixes the validation split. */
   seed: nonNegativeInt().default(0),
   /** bf16 compute (oneDNN) with fp32 accumulation and fp32 trainable parameters. */
   bf16: bool().default(false),

@@ -69,7 +69,7 @@ function trainConfig(loaded: LoadedRecipe, data: Dataset, padId: number): TrainC
     steps, microBatch: r.train.micro_batch, gradAccum: r.train.grad_accum, lr: r.train.optimizer.lr, betas: r.train.optimizer.betas,
     eps: r.train.optimizer.eps, weightDecay: r.train.optimizer.weight_decay, schedule: s.kind,
     warmupSteps: s.warmup_steps ?? Math.round((s.warmup_ratio ?? 0.03) * steps), maxGradNorm: r.train.max_grad_norm > 0 ? r.train.max_grad_norm : Infinity,
-    seed: r.train.seed, groupByLength: r.data.group_by_length, padId, evalEvery: r.eval.every, valBatches: r.eval.val_batches ?? 0,
+    seed: r.train.seed, groupByLength: r.data.group_by_length, padId, logEvery: r.logging.every, evalEvery: r.eval.every, valBatches: r.eval.val_batches ?? 0,
     outputDir: r.output.dir, saveEvery: r.output.save_every, keep: r.output.keep, recipeHash: loaded.hash,
   };
 }

@@ -33,6 +33,8 @@ export interface TrainConfig {
   seed: number;
   groupByLength: boolean;
   padId: number;
+  /** Log metrics every N optimizer steps (and on validation steps and the last). */
+  logEvery: number;
   /** Validation loss every N optimizer steps (and at the end); 0 = only at the start and the end. */
   evalEvery: number;
   /** Cap on validation micro-batches (0 = all). */
@@ -140,7 +142,7 @@ function trainStep(step: number, { model, stream, opt, names, params, val, cfg, 
   const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / ((performance.now() - t0) / 1000), rss_mib: rssMib() };
   let valLoss = state.valLoss;
   if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val);
-  log.log(step, metrics);
+  if (step % cfg.logEvery === 0 || metrics.val_loss !== undefined || step === cfg.steps) log.log(step, metrics);
   const next = { ...state, valLoss };
   if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return next;
   const saved = { ...next, step, data: stream.state() };

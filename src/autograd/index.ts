@@ -2,7 +2,7 @@ export { backward, zeroGrad, needsGrad } from './tape.js';
 export { add, sub, mul, div, affine, relu, gelu, silu, exp } from './ops/elementwise.js';
 export { sum, mean } from './ops/reduce.js';
 export { reshape } from './ops/shape.js';
-export { linear, matmul } from './ops/linalg.js';
+export { linear, matmul, setMatmulPrecision, type MatmulPrecision } from './ops/linalg.js';
 export { packedLinear } from './ops/packed-linear.js';
 export { rmsnorm, layernorm } from './ops/norm.js';
 export { softmax } from './ops/softmax.js';

@@ -201,7 +201,7 @@ export const trainSchema = section({
   max_grad_norm: nonNegative().default(0.3),
   /** Seed of the training batch order (reshuffled each epoch); data.shuffle_seed fixes the validation split. */
   seed: nonNegativeInt().default(0),
-  /** bf16 compute (oneDNN) with fp32 accumulation and fp32 trainable parameters. */
+  /** bf16 compute with fp32 accumulation (oneDNN) for the dense products (lm_head, linears left in full precision); packed products and the trainable weak columns stay fp32. */
   bf16: bool().default(false),
 }).superRefine(exclusive('train')).superRefine((t, ctx) => {
   if (t.steps === undefined && t.epochs === undefined) ctx.addIssue({ code: 'custom', path: ['steps'], message: 'missing (set steps or epochs)' });

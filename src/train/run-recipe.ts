@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset.js';
+import { setMatmulPrecision } from '../autograd/index.js';
 import { evaluateData } from '../eval/evaluate-data.js';
 import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -91,7 +92,14 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
   const padId = tokenizer.eosTokenId ?? 0;
   const cfg = trainConfig(loaded, data, padId);
   const tensorboard = r.logging.tensorboard;
-  const train = trainWeakColumns(model, data, cfg, (resumeFromStep) => new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep }));
+  // train.bf16: the dense products (lm_head, dense linears) in bf16 with fp32 accumulation; packed products stay fp32
+  const previous = setMatmulPrecision(r.train.bf16 ? 'bf16' : 'fp32');
+  let train: TrainResult;
+  try {
+    train = trainWeakColumns(model, data, cfg, (resumeFromStep) => new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep }));
+  } finally {
+    setMatmulPrecision(previous);
+  }
   const deltas = path.join(r.output.dir, 'weak_deltas.safetensors');
   writeWeakDeltas(deltas, weakColumnsOf(model), { baseSha256: checkpointSha256(base), recipeHash: loaded.hash, step: train.steps });
   // what a user gets: the base from disk with the deltas loaded over it

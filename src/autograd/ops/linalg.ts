@@ -3,23 +3,29 @@
  *   linear(x, W, b): x [..., K], W [N, K] (HF/PyTorch layout), b [N] -> y [..., N] = x W^T + b
  *   matmul(a, b):    a [..., M, K], b [..., K, N] or [K, N] (broadcast over the batch) -> [..., M, N]
  */
-import { kernelsFor } from '../../native/addon.js';
+import { kernelsFor, loadNative } from '../../native/addon.js';
 import type { FloatArray, GemmDims } from '../../native/types.js';
 import { Tensor, allocLike, shapeStr } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
+export type MatmulPrecision = 'fp32' | 'bf16';
+let precision: MatmulPrecision = 'fp32';
+
+/**
+ * The precision of the dense products of linear / matmul on fp32 data: 'bf16' rounds both operands to
+ * bf16 and accumulates in fp32 (oneDNN), 'fp32' is plain sgemm. Float64 (gradient checks) is never
+ * affected. Returns the previous setting.
+ */
+export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
+  const before = precision;
+  precision = p;
+  return before;
+}
+
 function gemmInto(a: FloatArray, b: FloatArray, c: FloatArray, d: Partial<GemmDims> & Pick<GemmDims, 'm' | 'n' | 'k'>): void {
-  kernelsFor(a).gemm(a, b, c, {
-    batch: 1,
-    transA: false,
-    transB: false,
-    alpha: 1,
-    beta: 0,
-    strideA: 0,
-    strideB: 0,
-    strideC: 0,
-    ...d,
-  });
+  const dims: GemmDims = { batch: 1, transA: false, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, ...d };
+  if (precision === 'bf16' && a instanceof Float32Array) loadNative().gemmBf16(a, b as Float32Array, c as Float32Array, dims);
+  else kernelsFor(a).gemm(a, b, c, dims);
 }
 
 /** Column sums of g [M, N] -> [N] (the bias gradient). */

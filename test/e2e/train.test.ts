@@ -15,7 +15,7 @@ import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { packedLinearsOf } from '../../src/models/weak-deltas.js';
 import { RunLog } from '../../src/train/run-log.js';
-import { trainWeakColumns } from '../../src/train/wct-trainer.js';
+import { TrainingDiverged, trainWeakColumns, type TrainConfig } from '../../src/train/wct-trainer.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
 import { dataDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
@@ -55,6 +55,19 @@ function train(file: string) {
 
 function metrics(run: string): Record<string, number>[] {
   return fs.readFileSync(path.join(tmp, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+const smallData = (tokenizer: ReturnType<typeof loadTokenizer>) =>
+  loadDataset({ path: ALPACA, format: 'alpaca', template: 'alpaca', maxLength: 128, validation: { count: 8 }, shuffleSeed: 0, packing: false }, tokenizer);
+
+/** Three optimizer steps in this process, logging into <tmp>/<run>. */
+function trainInProcess(model: ReturnType<typeof loadModel>, data: ReturnType<typeof smallData>, run: string, o: Partial<TrainConfig>) {
+  const dir = path.join(tmp, run);
+  return trainWeakColumns(model, data, {
+    steps: 3, microBatch: 2, gradAccum: 1, lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, schedule: 'constant', warmupSteps: 0,
+    maxGradNorm: 1, seed: 0, groupByLength: false, padId: 2, logEvery: 1, evalEvery: 0, valBatches: 1,
+    outputDir: dir, saveEvery: 1, keep: 1, recipeHash: 'test', ...o,
+  }, (resumeFromStep) => new RunLog({ dir, tensorboardDir: null, resumeFromStep }));
 }
 
 describe('wct-train', () => {
@@ -124,12 +137,8 @@ describe('wct-train', () => {
       frozen.set(`${name}.zeros`, bytes(l.packed.zeros));
     }
     const weakBefore = [...packedLinearsOf(model).values()].map((l) => l.packed.weak.slice());
-    const data = loadDataset({ path: ALPACA, format: 'alpaca', template: 'alpaca', maxLength: 128, validation: { count: 8 }, shuffleSeed: 0, packing: false }, tokenizer);
-    trainWeakColumns(model, data, {
-      steps: 3, microBatch: 2, gradAccum: 1, lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, schedule: 'constant', warmupSteps: 0,
-      maxGradNorm: 1, seed: 0, groupByLength: false, padId: 2, logEvery: 1, evalEvery: 0, valBatches: 1,
-      outputDir: path.join(tmp, 'c'), saveEvery: 100, keep: 1, recipeHash: 'test',
-    }, (resumeFromStep) => new RunLog({ dir: path.join(tmp, 'c'), tensorboardDir: null, resumeFromStep }));
+    const data = smallData(tokenizer);
+    trainInProcess(model, data, 'c', { lr: 0.01 });
     for (const [name, t] of model.parameters()) expect(Buffer.compare(bytes(t.data), frozen.get(name)!), name).toBe(0);
     const layers = [...packedLinearsOf(model)];
     for (const [name, l] of layers) {
@@ -138,5 +147,27 @@ describe('wct-train', () => {
       expect(Buffer.compare(bytes(l.packed.zeros), frozen.get(`${name}.zeros`)!)).toBe(0);
     }
     expect(layers.some(([, l], i) => l.packed.weak.some((x, j) => x !== weakBefore[i][j]))).toBe(true);
+  });
+
+  it('stops on a non-finite loss, naming the step and keeping the last good checkpoint', () => {
+    const model = loadModel(base);
+    const data = smallData(loadTokenizer(base));
+    let error: unknown = null;
+    try {
+      trainInProcess(model, data, 'nan', { lr: 1e38, maxGradNorm: Infinity });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TrainingDiverged);
+    expect((error as Error).message).toMatch(/step \d+: non-finite (loss|gradient norm); the last good state is .*checkpoint-\d+/);
+  });
+
+  it('rejects a bad recipe or data file with one line', () => {
+    const bad = path.join(tmp, 'bad.yaml');
+    fs.writeFileSync(bad, fs.readFileSync(recipe('d'), 'utf8').replace('micro_batch: 2', 'micro_bach: 2'));
+    expect(expectOneLineError(spawnSync(process.execPath, [TRAIN_CLI, bad], { encoding: 'utf8', cwd: repoRoot }))).toMatch(/bad.yaml:4 train.micro_bach: unknown key/);
+    const missing = path.join(tmp, 'missing.yaml');
+    fs.writeFileSync(missing, fs.readFileSync(recipe('e'), 'utf8').replace(ALPACA, path.join(tmp, 'nope.json')));
+    expect(expectOneLineError(spawnSync(process.execPath, [TRAIN_CLI, missing], { encoding: 'utf8', cwd: repoRoot }))).toMatch(/nope.json/);
   });
 });

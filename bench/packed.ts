@@ -59,7 +59,9 @@ function randomWeight(rows: number, cols: number, bits: PackedBits, groupSize: n
   };
 }
 
-/** Bytes a GEMV must read: codes, scales, zeros and weak columns. */
+/** Bytes a GEMV reads from memory: packed codes, scales (f32) and zeros (u8), weak columns (f32); not x or y
+ * (K + N floats, cache-resident). Calls repeat on one weight, so a weight that fits in L3 (4096x4096 4-bit: 8 MiB)
+ * can read faster than the 1 GiB bandwidth probe. */
 function weightBytes(w: PackedWeight): number {
   return w.qweight.length + 5 * w.scales.length + 4 * w.weak.length;
 }
@@ -146,7 +148,7 @@ export function runPackedBench(): string {
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
     sections: [
       { title: 'Read bandwidth (1 GiB buffer, summed by every thread)', rows: [{ threads: native.threads(), 'GB/s': bandwidth }, { threads: 1, 'GB/s': bandwidth1 }] },
-      { title: `Decode GEMV (m = 1), per-row scales unless G given; fraction of ${bandwidth.toFixed(1)} GB/s`, rows: gemv },
+      { title: `Decode GEMV (m = 1), per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second, fraction of ${bandwidth.toFixed(1)} GB/s`, rows: gemv },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
       { title: 'Small m: fused GEMV per row (m <= 16) vs dequantized panels + sgemm (m > 16)', rows: small },
     ],

@@ -4,7 +4,8 @@
  *  - bf16 GEMM (oneDNN, or bf16-rounded sgemm where this CPU has no bf16 path) vs fp32;
  *  - forward tokens/s and peak RSS of an opt-125m-shaped random model at seqlen 512;
  *  - a full forward+backward step (every weight trainable) of the same model;
- *  - the packed kernels (bench/packed.ts) and quantization (bench/quant.ts), each in its own report.
+ *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts) and the WCT training step
+ *    (bench/train.ts), each in its own report.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import type { GemmDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runPackedBench } from './packed.js';
 import { runQuantBench } from './quant.js';
+import { runTrainBench } from './train.js';
 import { writeReport, type Row } from './report.js';
 
 function timeIt(iters: number, f: () => void): number {
@@ -106,6 +108,7 @@ function main(): void {
     process.stdout.write(fs.readFileSync(md, 'utf8'));
     process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runQuantBench(), 'utf8'));
+    process.stdout.write(fs.readFileSync(runTrainBench(), 'utf8'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

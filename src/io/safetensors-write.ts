@@ -9,6 +9,7 @@
  * half-written checkpoint.
  */
 import fs from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { DTYPES, f32ToBf16Array, f32ToF16Array, type Dtype } from './dtype.js';
 
 export interface TensorToWrite {
@@ -102,17 +103,8 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   if (names.has('__metadata__')) throw new Error('writeSafetensors: "__metadata__" is reserved');
   tensors.forEach(checkTensor);
   const ordered = layoutOrder(tensors);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
+  writeFileAtomic(path, (fd) => {
     writeAll(fd, headerBytes(ordered, metadata));
     for (const t of ordered) writeAll(fd, tensorBytes(t));
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, path);
+  });
 }

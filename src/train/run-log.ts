@@ -17,6 +17,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { InputError } from '../io/errors.js';
 import { EventWriter } from '../io/tfevents.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 /** One line of metrics.jsonl; the keys are the file's. */
 export interface StepMetrics {
@@ -147,18 +148,7 @@ function truncateAfter(file: string, step: number): void {
     if (s === null) throw new InputError(file, `line ${i + 1}`, 'not a JSON object with an integer "step"');
     if (s <= step) kept.push(line + '\n');
   });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeFileSync(fd, kept.join(''));
-    fs.fsyncSync(fd); // once per resume: the rename must not land before the data
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, (fd) => fs.writeFileSync(fd, kept.join('')));
 }
 
 function parseStep(line: string): number | null {

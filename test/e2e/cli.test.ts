@@ -2,13 +2,14 @@
  * The CLI end to end on the shipped models: reference perplexities (golden/quant-tinystories-656k.md),
  * greedy generation against the golden continuation, OPT evaluation, init-random, and --help.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/models/load.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
-import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
+import { dataDir, optTinyDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
 /** Relative tolerance on the reference FP32 perplexities (issue acceptance). */
 const PPL_REL_TOL = 1e-4;
@@ -92,10 +93,13 @@ describe('wct init-random and --help', () => {
   });
 
   it('every command has --help', () => {
-    for (const cmd of [[], ['generate'], ['eval'], ['init-random']]) {
+    for (const cmd of [[], ['generate'], ['eval'], ['init-random'], ['quantize']]) {
       const r = wct([...cmd, '--help']);
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/--help/);
     }
+    const train = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/wct-train.js'), '--help'], { encoding: 'utf8' });
+    expect(train.status).toBe(0);
+    expect(train.stdout).toMatch(/wct-train <recipe>/);
   });
 });

@@ -1,13 +1,22 @@
 // The fused decode GEMV y [N] = W_hat x [K]: reads each packed row once and dequantizes in registers.
-// Per row: y_r = Σ_g s_g (Σ_{k in g} code_k xp_k - z_g xsum_g) + Σ_j weak[r, j] x[weak_idx[j]], where
-// xp is x gathered into packed order once per call and xsum its per-group sums, so the inner loop is one
-// integer-to-float convert and one FMA per code. The row loop (packed_gemv_rows.inc) is compiled three
-// times, for AVX-512, AVX2+FMA and portable C++, with the vector traits below; rows are split over the
-// OpenMP pool in contiguous blocks, so each thread streams one contiguous part of qweight.
+// Per row: y_r = Σ_g s_g (Σ_{k in g} code_k xr_k - z_g xsum_g) + Σ_j weak[r, j] xw_j, where, once per call,
+// x is gathered into packed order (xp), xsum holds its per-group sums and xw = x[weak_idx]. Two row
+// schedules, picked per call by the width of x (GEMV_ONE_ROW_MAX_X_BYTES):
+//  - x fits in L1 (K <= 4096): one row per pass, walked sequentially in packed order (AVX-512: one
+//    multishift + one permute decode 16 codes from a broadcast 8-byte word), xr = xp;
+//  - wider x: V::R rows per pass (AVX-512 4, else 2) sharing every x load. xr is xp in "lane order"
+//    (lane_order_x): the inner loop loads one 32-bit lane of codes per vector lane (AVX-512 4-bit: 64 bytes
+//    = 128 codes of one row) and peels code t of every lane with an and (x pre-scaled by 2^-(B*t)) and a
+//    convert, no shuffle, against one contiguous vector of xr.
+// The row loop (packed_gemv_rows.inc) is compiled three times, for AVX-512, AVX2+FMA and portable C++, with
+// the vector traits below; rows are split over the OpenMP pool in contiguous blocks, so each thread streams
+// one contiguous part of qweight.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -17,11 +26,42 @@ namespace {
 
 struct GemvArgs {
   const wct_packed* w;
-  const float* xp;    // [K] x in packed order
-  const float* xsum;  // [K/G] group sums of xp
-  const float* x;     // [K] x in input order (weak columns)
+  const float* xr;    // [K] x in packed order, lane order within each lane block (lane_order_x)
+  const float* xsum;  // [K/G] group sums of x
+  const float* xw;    // [n_out] x[weak_idx]
   float* y;           // [N]
+  bool lanes;         // xr in lane order, V::R rows per pass; else xr = xp in packed order, one row per pass
 };
+
+// The widest x (K * 4 bytes) walked one row per pass in packed order; wider x is walked in lane order,
+// V::R rows per pass. Measured cold on Zen 4 (32 KiB L1D, 2 threads, 4-bit): at K = 4096 (16 KiB) one
+// sequential row streams at ~0.8 of read bandwidth against ~0.62 for 4 rows side by side; at K >= 6144
+// the x reloads of one row per pass fall out of L1 and the 4-row lane-order pass wins (K = 11008: 0.8
+// against 0.55).
+static constexpr int64_t GEMV_ONE_ROW_MAX_X_BYTES = 16 * 1024;
+
+// A lane block: one 32-bit lane per vector lane, holding kLaneCodes<B> consecutive codes of a row in its
+// low kLaneBytes<B> bytes (3-bit: 8 codes in 3 bytes; 2-, 4-, 8-bit: the 4 bytes of 16, 8, 4 codes).
+template <int B>
+constexpr int kLaneCodes = B == 3 ? 8 : 32 / B;
+template <int B>
+constexpr int kLaneBytes = B == 3 ? 3 : 4;
+// Code t of a lane is decoded without a shift as the float of (lane & (2^B - 1) << B*t) = code * 2^(B*t)
+// (exact: at most 8 significant bits, below 2^31), so its x is stored times 2^-(B*t) (exact: a power of
+// two). Only the code in a lane's top bits (4-bit t = 7, 2-bit 15, 8-bit 3), whose masked value could
+// reach 2^31, is shifted down instead and keeps x as is.
+constexpr bool lane_code_shifted(int B, int t) { return (t + 1) * B == 32; }
+constexpr int lane_code_exponent(int B, int t) { return lane_code_shifted(B, t) ? 0 : B * t; }
+
+// f(std::integral_constant<int, t>) for t = 0 .. N-1, unrolled.
+template <class Fn, int... T>
+static inline __attribute__((always_inline)) void unroll_seq(Fn&& f, std::integer_sequence<int, T...>) {
+  (f(std::integral_constant<int, T>{}), ...);
+}
+template <int N, class Fn>
+static inline __attribute__((always_inline)) void unroll(Fn&& f) {
+  unroll_seq(f, std::make_integer_sequence<int, N>{});
+}
 
 // Shift of code i within the word holding codes 0..7 of a block (B < 8).
 template <int B>
@@ -37,7 +77,10 @@ struct V {
   struct F {
     float v[8];
   };
-  static constexpr int W = 8;
+  struct I {
+    uint32_t v[8];
+  };
+  static constexpr int W = 8, R = 2;
   static inline F zero() { return F{}; }
   static inline F set1(float s) {
     F r;
@@ -63,6 +106,22 @@ struct V {
     return r;
   }
   static inline F load8(const float* x) { return load(x); }
+  template <int B>
+  static inline I lanes(const uint8_t* p) {
+    I r;
+    for (int i = 0; i < 8; i++) {
+      r.v[i] = 0;
+      std::memcpy(&r.v[i], p + i * kLaneBytes<B>, kLaneBytes<B>);
+    }
+    return r;
+  }
+  template <int B, int T>
+  static inline F code(I c) {
+    F r;
+    for (int i = 0; i < 8; i++)
+      r.v[i] = float(lane_code_shifted(B, T) ? c.v[i] >> (T * B) : c.v[i] & (((1u << B) - 1) << (T * B)));
+    return r;
+  }
   template <int B, bool TAIL>
   static inline F codes(const uint8_t* p) {
     uint64_t u = 0;
@@ -85,7 +144,8 @@ struct V {
 namespace avx2 {
 struct V {
   using F = __m256;
-  static constexpr int W = 8;
+  using I = __m256i;
+  static constexpr int W = 8, R = 2;
   static inline F zero() { return _mm256_setzero_ps(); }
   static inline F set1(float s) { return _mm256_set1_ps(s); }
   static inline F add(F a, F b) { return _mm256_add_ps(a, b); }
@@ -97,6 +157,25 @@ struct V {
   }
   static inline F load(const float* x) { return _mm256_loadu_ps(x); }
   static inline F load8(const float* x) { return load(x); }
+  // 8 lanes: 32 bytes, or for B == 3 the 24 bytes of 8 x 3 spread to the low 3 bytes of each lane.
+  template <int B>
+  static inline I lanes(const uint8_t* p) {
+    if constexpr (B == 3) {
+      const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));       // bytes 0..15
+      const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16));  // bytes 16..23
+      const __m256i b = _mm256_set_m128i(_mm_alignr_epi8(hi, lo, 12), lo);           // upper half from byte 12
+      const __m256i spread = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,  //
+                                              0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+      return _mm256_shuffle_epi8(b, spread);
+    } else {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    }
+  }
+  template <int B, int T>
+  static inline F code(I c) {
+    if constexpr (lane_code_shifted(B, T)) return _mm256_cvtepi32_ps(_mm256_srli_epi32(c, T * B));
+    return _mm256_cvtepi32_ps(_mm256_and_si256(c, _mm256_set1_epi32(((1 << B) - 1) << (T * B))));
+  }
   // Codes 0..7 of the block at p. For B < 4 the word load reads 4 - B bytes past the block unless TAIL.
   template <int B, bool TAIL>
   static inline F codes(const uint8_t* p) {
@@ -147,9 +226,20 @@ struct Decode16 {
 template <int B>
 constexpr Decode16<B> kDecode16{};
 
+// Lane block of 3-bit codes: bytes 3i .. 3i+2 of 48 into lane i.
+struct Spread3 {
+  alignas(64) uint8_t idx[64] = {};
+  constexpr Spread3() {
+    for (int i = 0; i < 16; i++)
+      for (int j = 0; j < 4; j++) idx[4 * i + j] = uint8_t(3 * i + std::min(j, 2));
+  }
+};
+constexpr Spread3 kSpread3{};
+
 struct V {
   using F = __m512;
-  static constexpr int W = 16;
+  using I = __m512i;
+  static constexpr int W = 16, R = 4;
   static inline F zero() { return _mm512_setzero_ps(); }
   static inline F set1(float s) { return _mm512_set1_ps(s); }
   static inline F add(F a, F b) { return _mm512_add_ps(a, b); }
@@ -157,6 +247,20 @@ struct V {
   static inline float hsum(F a) { return _mm512_reduce_add_ps(a); }
   static inline F load(const float* x) { return _mm512_loadu_ps(x); }
   static inline F load8(const float* x) { return _mm512_maskz_loadu_ps(0xff, x); }
+  // 16 lanes: 64 bytes, or for B == 3 the 48 bytes of 16 x 3 spread over the lanes with one vpermb.
+  template <int B>
+  static inline I lanes(const uint8_t* p) {
+    if constexpr (B == 3) {
+      return _mm512_permutexvar_epi8(_mm512_load_si512(kSpread3.idx), _mm512_maskz_loadu_epi8(0xffffffffffffull, p));
+    } else {
+      return _mm512_loadu_si512(p);
+    }
+  }
+  template <int B, int T>
+  static inline F code(I c) {
+    if constexpr (lane_code_shifted(B, T)) return _mm512_cvtepi32_ps(_mm512_srli_epi32(c, T * B));
+    return _mm512_cvtepi32_ps(_mm512_and_si512(c, _mm512_set1_epi32(((1 << B) - 1) << (T * B))));
+  }
   // Codes 0..15 of the two blocks at p. For B < 4 the 8-byte load reads 8 - 2B bytes past them unless TAIL.
   template <int B, bool TAIL>
   static inline F codes(const uint8_t* p) {
@@ -186,14 +290,28 @@ static bool has_vbmi() {
   static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
   return vbmi;
 }
+static bool use_avx512() { return wct_isa() == WCT_ISA_AVX512 && has_vbmi(); }
 
 static void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
-  switch (wct_isa()) {
-    case WCT_ISA_AVX512:
-      if (has_vbmi()) return avx512::rows(a, r0, r1);
-      return avx2::rows(a, r0, r1);
-    case WCT_ISA_AVX2: return avx2::rows(a, r0, r1);
-    default: return portable::rows(a, r0, r1);
+  if (use_avx512()) return avx512::rows(a, r0, r1);
+  if (wct_isa() >= WCT_ISA_AVX2) return avx2::rows(a, r0, r1);
+  return portable::rows(a, r0, r1);
+}
+
+// xr [K] = xp in lane order: within each group, every full lane block of BLK = W * CPL codes (W vector
+// lanes of CPL codes) is stored code-major, xr[blk + t*W + i] = xp[blk + i*CPL + t], so that code t of
+// all W lanes meets one contiguous vector of xr; the G % BLK rest of a group stays in packed order.
+static void lane_order_x(const float* xp, int64_t K, int64_t G, int B, int W, float* xr) {
+  const int CPL = B == 3 ? kLaneCodes<3> : B == 2 ? kLaneCodes<2> : B == 4 ? kLaneCodes<4> : kLaneCodes<8>;
+  const int64_t BLK = int64_t(W) * CPL;
+  for (int64_t g0 = 0; g0 < K; g0 += G) {
+    int64_t k = g0;
+    for (; k + BLK <= g0 + G; k += BLK)
+      for (int t = 0; t < CPL; t++) {
+        const float scale = std::ldexp(1.0f, -lane_code_exponent(B, t));
+        for (int i = 0; i < W; i++) xr[k + t * W + i] = xp[k + i * CPL + t] * scale;
+      }
+    for (; k < g0 + G; k++) xr[k] = xp[k];
   }
 }
 
@@ -201,8 +319,9 @@ static void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
 static constexpr int64_t GEMV_ROW_CHUNK = 16;
 
 void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
-  const int64_t N = w->rows, K = w->cols, G = w->group;
-  std::vector<float> gathered(w->perm != nullptr ? K : 0), xsum(K / G);
+  const int64_t N = w->rows, K = w->cols, G = w->group, B = w->bits;
+  const bool lanes = K * int64_t(sizeof(float)) > GEMV_ONE_ROW_MAX_X_BYTES;
+  std::vector<float> gathered(w->perm != nullptr ? K : 0), xr(lanes ? K : 0), xsum(K / G), xw(w->n_out);
   if (w->perm != nullptr) wct_packed_gather_cols(w, x, 1, gathered.data());
   const float* xp = w->perm != nullptr ? gathered.data() : x;
   for (int64_t g = 0; g < K / G; g++) {
@@ -210,7 +329,9 @@ void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
     for (int64_t k = g * G; k < (g + 1) * G; k++) s += xp[k];
     xsum[g] = s;
   }
-  const GemvArgs a{w, xp, xsum.data(), x, y};
+  if (lanes) lane_order_x(xp, K, G, int(B), use_avx512() ? 16 : 8, xr.data());
+  for (int64_t j = 0; j < w->n_out; j++) xw[j] = x[w->weak_idx[j]];
+  const GemvArgs a{w, lanes ? xr.data() : xp, xsum.data(), xw.data(), y, lanes};
   const int64_t chunks = (N + GEMV_ROW_CHUNK - 1) / GEMV_ROW_CHUNK;
 #pragma omp parallel for schedule(static) if (N * K >= WCT_PAR_MIN)
   for (int64_t c = 0; c < chunks; c++) gemv_rows(a, c * GEMV_ROW_CHUNK, std::min(N, (c + 1) * GEMV_ROW_CHUNK));

@@ -122,6 +122,16 @@ describe('packed kernels vs reference', () => {
     checkProducts({ rows: 1100, cols: 1032, bits: 3, groupSize: 1032, perm: true, nOut: 3, seed: 6 }, 17);
   });
 
+  it('decode GEMV on both row schedules: x in L1 (one row per pass) and wider x (several rows per pass)', () => {
+    // kernels/PACKED.md: K * 4 bytes <= 16 KiB walks one row at a time; wider rows are read several at once
+    for (const [cols, seed] of [[4096, 7], [4104, 8], [8200, 9]] as const) {
+      for (const bits of [3, 4] as const) {
+        checkProducts({ rows: 21, cols, bits, groupSize: cols, perm: false, nOut: 5, seed: seed * 10 + bits }, 1);
+        checkProducts({ rows: 19, cols, bits, groupSize: 8, perm: true, nOut: 0, seed: seed * 10 + bits + 1 }, 1);
+      }
+    }
+  });
+
   it('reads the weak columns on every call (no caching)', () => {
     const { w } = randomPacked({ rows: 7, cols: 24, bits: 4, groupSize: 8, perm: false, nOut: 2, seed: 9 });
     const x = rand32(24, 1);

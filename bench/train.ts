@@ -19,7 +19,7 @@ import { loadNative } from '../src/native/addon.js';
 import { owq } from '../src/quant/owq.js';
 import { toPacked } from '../src/quant/pack.js';
 import { AdamW } from '../src/train/adamw.js';
-import { weakParameters } from '../src/train/wct-trainer.js';
+import { weakParameters } from '../src/train/wct.js';
 import { Rng } from '../src/util/rng.js';
 import { writeReport, type Row } from './report.js';
 

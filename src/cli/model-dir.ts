@@ -5,11 +5,15 @@ import { InputError } from '../io/errors.js';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
 import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
 import { loadModel } from '../models/load.js';
+import { loadAdapter } from '../models/lora.js';
 import { applyWeakDeltas } from '../models/weak-deltas.js';
 import type { CausalLM } from '../models/model.js';
 
-/** The model of `dir` (full precision or packed), with weak-column deltas loaded over it when given. */
-export function loadModelDir(dir: string, deltas?: string): { model: CausalLM; tokenizer: TextTokenizer } {
+/**
+ * The model of `dir` (full precision or packed), with weak-column deltas loaded over it when given, then
+ * a PEFT LoRA adapter directory when given (LoRA over a full-precision model, QLoRA over a packed one).
+ */
+export function loadModelDir(dir: string, deltas?: string, adapter?: string): { model: CausalLM; tokenizer: TextTokenizer } {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new InputError(dir, `--model: not a directory (expected a Hugging Face checkpoint directory with config.json)`);
   }
@@ -19,5 +23,6 @@ export function loadModelDir(dir: string, deltas?: string): { model: CausalLM; t
     if (!isPackedCheckpoint(resolved)) throw new InputError(dir, '--deltas: weak-column deltas apply to a packed checkpoint only');
     applyWeakDeltas(model, deltas, resolved);
   }
+  if (adapter !== undefined) loadAdapter(model, adapter);
   return { model, tokenizer: loadTokenizer(resolved) };
 }

@@ -7,7 +7,7 @@ import yargs, { type ArgumentsCamelCase } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadRecipe } from '../recipe/load.js';
 import { runRecipe, type RunSummary } from '../train/run-recipe.js';
-import { TrainingDiverged } from '../train/wct-trainer.js';
+import { TrainingDiverged } from '../train/trainer.js';
 import { UsageError, progressBar, runHandler } from './run.js';
 
 interface TrainArgs {
@@ -19,11 +19,12 @@ function report(s: RunSummary): string {
   const t = s.train;
   const before = t.valLossBefore === null ? `(resumed at step ${t.resumedFrom})` : t.valLossBefore.toFixed(4);
   return [
-    `trained ${t.steps} steps of ${s.data.train} examples (validation ${s.data.validation}); base ${s.base}`,
-    `validation loss ${before} -> ${t.valLossAfter.toFixed(4)}; with the exported deltas reloaded: ${s.valLossReloaded.toFixed(4)}`,
-    `trainable weak-column parameters ${t.trainableParams}, optimizer state ${(t.optimizerStateBytes / 1024).toFixed(1)} KiB, peak memory ${s.peakRssMiB.toFixed(0)} MiB, ${s.seconds.toFixed(0)} s`,
-    `deltas: ${s.deltas}`,
-    ...Object.entries(s.ppl).map(([d, p]) => `${d}: ppl ${p.toFixed(3)}`),
+    `${s.method}: trained ${t.steps} steps of ${s.data.train} examples (validation ${s.data.validation}); base ${s.base} (${s.baseBits.toFixed(3)} bits)`,
+    `validation loss ${before} -> ${t.valLossAfter.toFixed(4)}; with the exported artifact reloaded: ${s.valLossReloaded.toFixed(4)}`,
+    `trainable parameters ${t.trainableParams}, optimizer state ${(t.optimizerStateBytes / 1024).toFixed(1)} KiB, ` +
+      `${t.stepSeconds.toFixed(2)} s/step (${t.tokensPerSecond.toFixed(0)} tokens/s), peak memory ${s.peakRssMiB.toFixed(0)} MiB, ${s.seconds.toFixed(0)} s`,
+    `exported: ${s.artifact.path} (${(s.artifact.bytes / 1024).toFixed(1)} KiB)`,
+    ...Object.entries(s.ppl).map(([d, p]) => `${d}: ppl ${(s.pplBefore[d] ?? NaN).toFixed(3)} -> ${p.toFixed(3)}`),
   ].join('\n');
 }
 
@@ -31,7 +32,7 @@ await yargs(hideBin(process.argv))
   .scriptName('wct-train')
   .command(
     '$0 <recipe>',
-    'Train the weak columns of a packed model from a recipe; rerun to resume',
+    'Train from a recipe (method wct: weak columns; lora / qlora: LoRA adapters); rerun to resume',
     (y) =>
       y
         .positional('recipe', { type: 'string', demandOption: true, describe: 'Recipe YAML file (see recipes/)' })

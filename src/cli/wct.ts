@@ -2,17 +2,21 @@
 /** `wct`: the project's command line (one file per command in ./commands). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { compareCommand } from './commands/compare.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { initRandomCommand } from './commands/init-random.js';
+import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('wct')
   .command(generateCommand)
+  .command(compareCommand)
   .command(evalCommand)
   .command(initRandomCommand)
   .command(quantizeCommand)
+  .command(mergeCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
   .help()

@@ -20,8 +20,8 @@ import { isObject, readJsonObject } from './json-file.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TensorReader } from './safetensors-read.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
-import { openCheckpoint, SINGLE_FILE } from './checkpoint.js';
-import { resolveTensorName } from './hf-tensors.js';
+import { SINGLE_FILE } from './checkpoint.js';
+import { copyModelFiles, tensorsInSourceDtypes, writeDirAtomic } from './checkpoint-write.js';
 
 export const QUANT_CONFIG_FILE = 'quantization_config.json';
 export const PACKED_FORMAT = 'wct-packed';
@@ -130,12 +130,6 @@ export function packedTensors(name: string, w: PackedWeight): TensorToWrite[] {
   return tensors;
 }
 
-/** Files of the source checkpoint the packed one carries over unchanged. */
-const COPIED_FILES = [
-  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
-  'tokenizer.model', 'vocab.json', 'merges.txt',
-];
-
 export interface PackedModelToWrite {
   /** The full-precision checkpoint it was made from: config, tokenizer and the stored dtypes come from there. */
   sourceDir: string;
@@ -152,40 +146,16 @@ export interface PackedModelToWrite {
  */
 export function writePackedCheckpoint(outDir: string, m: PackedModelToWrite, force: boolean): QuantConfig {
   if (fs.existsSync(outDir) && !force) throw new InputError(outDir, '--out', 'exists; pass --force to replace it');
-  const tmp = `${outDir.replace(/\/+$/, '')}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
-  try {
-    for (const f of COPIED_FILES) {
-      if (!fs.existsSync(path.join(m.sourceDir, f))) continue;
-      fs.copyFileSync(path.join(m.sourceDir, f), path.join(tmp, f));
-      fs.chmodSync(path.join(tmp, f), 0o644); // the source may be read-only; the copy is the user's
-    }
+  return writeDirAtomic(outDir, (tmp) => {
+    copyModelFiles(m.sourceDir, tmp);
     const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
-    const source = openCheckpoint(m.sourceDir);
-    const available = new Set(source.names());
-    const tensors: TensorToWrite[] = [];
-    try {
-      for (const [name, t] of m.weights) {
-        if (skip.has(name)) continue;
-        const stored = resolveTensorName(available, name);
-        const dtype = stored === undefined ? 'F32' : source.info(stored).dtype;
-        tensors.push({ name, dtype: dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32', shape: [...t.shape], data: t.data as Float32Array });
-      }
-    } finally {
-      source.close();
-    }
+    const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, skip);
     for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
     const file = path.join(tmp, SINGLE_FILE);
     writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });
     const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
     const qc: QuantConfig = { ...m.quantConfig, avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params } };
     fs.writeFileSync(path.join(tmp, QUANT_CONFIG_FILE), `${JSON.stringify(qc, null, 2)}\n`);
-    fs.rmSync(outDir, { recursive: true, force: true });
-    fs.renameSync(tmp, outDir);
     return qc;
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
 }

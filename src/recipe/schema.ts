@@ -14,8 +14,8 @@
  */
 import * as z from 'zod';
 
-/** Training methods. 'lora' and 'qlora' (DESIGN.md section 6) join this list with their trainer. */
-export const TRAIN_METHODS = ['wct'] as const;
+/** Training methods (DESIGN.md section 6): weak columns, LoRA on the full-precision base, LoRA on the packed base. */
+export const TRAIN_METHODS = ['wct', 'lora', 'qlora'] as const;
 /** Methods that train LoRA adapters and so take a `lora` section. */
 export const LORA_METHODS: readonly string[] = ['lora', 'qlora'];
 
@@ -124,8 +124,10 @@ export const loraSchema = section({
   rank: positiveInt().default(64),
   alpha: positive().default(16),
   dropout: fraction(false).default(0.1),
-  /** 'all': every linear of each block (q, k, v, o and the MLP). */
-  targets: z.literal('all', 'expected all').default('all'),
+  /** 'all': every linear of each block (q, k, v, o and the MLP); or a list of names such as [self_attn.q_proj, mlp.down_proj]. */
+  targets: z
+    .union([z.literal('all'), z.array(z.string().min(1), 'expected all or a list of linear names').min(1, 'expected at least one linear name')], 'expected all or a list of linear names')
+    .default('all'),
 });
 
 export const dataSchema = section({
@@ -236,7 +238,7 @@ export const loggingSchema = section({
 
 export const recipeSchema = section({
   model: modelSchema,
-  /** What is trained: wct = the weak columns of every quantized linear (DESIGN.md section 6). */
+  /** What is trained: wct = the weak columns of every quantized linear; lora = adapters on the full-precision base; qlora = adapters on the packed base. */
   method: oneOf(TRAIN_METHODS).default('wct'),
   lora: loraSchema.optional(),
   data: dataSchema,
@@ -244,11 +246,14 @@ export const recipeSchema = section({
   eval: evalSchema.prefault({}),
   output: outputSchema,
   logging: loggingSchema.prefault({}),
-}).superRefine((r, ctx) => {
-  if (r.lora !== undefined && !LORA_METHODS.includes(r.method)) {
-    ctx.addIssue({ code: 'custom', path: ['lora'], message: `applies to method ${orList(LORA_METHODS)} only, not ${r.method}` });
-  }
-});
+})
+  .superRefine((r, ctx) => {
+    if (r.lora !== undefined && !LORA_METHODS.includes(r.method)) {
+      ctx.addIssue({ code: 'custom', path: ['lora'], message: `applies to method ${orList(LORA_METHODS)} only, not ${r.method}` });
+    }
+  })
+  // a LoRA method without a lora section trains with the defaults
+  .transform((r) => (LORA_METHODS.includes(r.method) && r.lora === undefined ? { ...r, lora: loraSchema.parse({}) } : r));
 
 /** A validated recipe: defaults applied, paths absolute. */
 export type Recipe = z.output<typeof recipeSchema>;

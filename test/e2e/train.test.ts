@@ -15,7 +15,8 @@ import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { packedLinearsOf } from '../../src/models/weak-deltas.js';
 import { RunLog } from '../../src/train/run-log.js';
-import { TrainingDiverged, trainWeakColumns, type TrainConfig } from '../../src/train/wct-trainer.js';
+import { TrainingDiverged, train as trainModel, type TrainConfig } from '../../src/train/trainer.js';
+import { weakParameters } from '../../src/train/wct.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
 import { dataDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
@@ -63,7 +64,7 @@ const smallData = (tokenizer: ReturnType<typeof loadTokenizer>) =>
 /** Three optimizer steps in this process, logging into <tmp>/<run>. */
 function trainInProcess(model: ReturnType<typeof loadModel>, data: ReturnType<typeof smallData>, run: string, o: Partial<TrainConfig>) {
   const dir = path.join(tmp, run);
-  return trainWeakColumns(model, data, {
+  return trainModel(model, weakParameters(model), data, {
     steps: 3, microBatch: 2, gradAccum: 1, lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, schedule: 'constant', warmupSteps: 0,
     maxGradNorm: 1, seed: 0, groupByLength: false, padId: 2, logEvery: 1, evalEvery: 0, valBatches: 1,
     outputDir: dir, saveEvery: 1, keep: 1, recipeHash: 'test', ...o,

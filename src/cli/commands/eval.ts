@@ -7,6 +7,7 @@ import { progressBar, runHandler } from '../run.js';
 interface EvalArgs {
   model: string;
   deltas?: string;
+  adapter?: string;
   data: string;
   seqlen?: number;
   batchSize?: number;
@@ -20,12 +21,13 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
       .option('deltas', { type: 'string', describe: 'Weak-column deltas (wct-train output) to load over a packed --model' })
+      .option('adapter', { type: 'string', describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)' })
       .option('data', { type: 'string', default: 'wikitext2', describe: 'wikitext2 | c4 | path to .txt/.raw/.jsonl' })
       .option('seqlen', { type: 'number', describe: 'Chunk length (default: max_position_embeddings)' })
       .option('batch-size', { type: 'number', describe: 'Chunks per forward pass (default: by memory)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print {"ppl","tokens","chunks","seqlen","peak_rss_mib"} on stdout' }) as unknown as Argv<EvalArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<EvalArgs>) => {
-    const { model, tokenizer } = loadModelDir(args.model, args.deltas);
+    const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     const bar = progressBar('eval');
     const result = evaluateData(model, tokenizer, args.data, { seqlen: args.seqlen, batchSize: args.batchSize, onProgress: (d, t) => bar.update(d, t) });
     bar.stop();

@@ -7,6 +7,7 @@ import { UsageError, runHandler } from '../run.js';
 interface GenerateArgs {
   model: string;
   deltas?: string;
+  adapter?: string;
   prompt: string;
   maxNewTokens: number;
   temperature: number;
@@ -22,6 +23,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
       .option('deltas', { type: 'string', describe: 'Weak-column deltas (wct-train output) to load over a packed --model' })
+      .option('adapter', { type: 'string', describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)' })
       .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
       .option('max-new-tokens', { type: 'number', default: 64, describe: 'Tokens to generate' })
       .option('temperature', { type: 'number', default: 0, describe: 'Sampling temperature; 0 = greedy' })
@@ -32,7 +34,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens))) throw new UsageError('--max-new-tokens: expected a positive integer');
     if (!(args.temperature >= 0)) throw new UsageError('--temperature: expected a number >= 0');
     if (!(args.topP > 0 && args.topP <= 1)) throw new UsageError('--top-p: expected a number in (0, 1]');
-    const { model, tokenizer } = loadModelDir(args.model, args.deltas);
+    const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     const prompt = tokenizer.encode(args.prompt);
     const ids: number[] = [];
     const started = performance.now();

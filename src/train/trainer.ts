@@ -1,16 +1,15 @@
 /**
- * Weak Column Tuning (DESIGN.md section 6): the trainable parameters are exactly the weak columns of every
- * packed linear (fp32, [out, n_out] each); packed codes, scales, embeddings, norms and lm_head stay frozen.
- * Forward y = x Ŵᵀ, backward dX = dY Ŵ through the packed kernels and dWeak = dYᵀ X[:, weak].
- * The loop: gradient accumulation over micro-batches (each micro-batch's mean loss / gradAccum, as HF
- * Trainer), global-norm clipping, AdamW with a warmup schedule, validation loss every N steps,
- * resumable checkpoints, a stop with the step named on a non-finite loss or gradient.
+ * The training loop every method shares (Weak Column Tuning, LoRA, QLoRA-style): only the given
+ * trainable tensors move (WCT: the weak columns of every packed linear, src/train/wct.ts; LoRA: the A and
+ * B of every adapter); everything else is frozen. Gradient accumulation over micro-batches (each
+ * micro-batch's mean loss / gradAccum, as HF Trainer), global-norm clipping, AdamW with a warmup
+ * schedule, validation loss every N steps (dropout off, no graph), resumable checkpoints, and a stop
+ * with the step named on a non-finite loss or gradient.
  */
 import { backward, crossEntropy, tokenNll, zeroGrad } from '../autograd/index.js';
 import { BatchStream, validationBatches, type Batch } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { CausalLM } from '../models/model.js';
-import { packedLinearsOf } from '../models/weak-deltas.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdamW, clipGradNorm } from './adamw.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
@@ -53,30 +52,27 @@ export interface TrainResult {
   valLossAfter: number;
   trainableParams: number;
   optimizerStateBytes: number;
+  /** Mean wall time of the optimizer steps run in this process, and their mean tokens/s (padding included). */
+  stepSeconds: number;
+  tokensPerSecond: number;
 }
 
 /** Training stopped on a non-finite loss or gradient; the newest checkpoint is the last good state. */
 export class TrainingDiverged extends Error {}
 
-/** The weak-column tensors of every packed linear that has any, made trainable, with their layer names. */
-export function weakParameters(model: CausalLM): { names: string[]; params: Tensor[] } {
-  const names: string[] = [];
-  const params: Tensor[] = [];
-  for (const [name, layer] of packedLinearsOf(model)) {
-    if (layer.weak.size === 0) continue;
-    layer.weak.requiresGrad = true;
-    names.push(name);
-    params.push(layer.weak);
-  }
-  if (params.length === 0) throw new RangeError('wct: the model has no weak columns to train (quantize with OWQ target_bit or target_rank)');
-  return { names, params };
+/** What a method trains: named tensors (they get requiresGrad) and its train/eval switch (dropout). */
+export interface Trainable {
+  names: string[];
+  params: Tensor[];
+  setTraining(on: boolean): void;
 }
 
-/** Token-weighted mean loss over batches, with no graph recorded. */
-export function meanLoss(model: CausalLM, batches: Batch[]): number {
-  const weak = [...packedLinearsOf(model).values()].map((l) => l.weak);
-  const flags = weak.map((t) => t.requiresGrad);
-  for (const t of weak) t.requiresGrad = false;
+/** Token-weighted mean loss over batches in eval mode (dropout off), with no graph recorded. */
+export function meanLoss(model: CausalLM, batches: Batch[], trainable: Trainable | null = null): number {
+  const params = trainable?.params ?? [];
+  const flags = params.map((t) => t.requiresGrad);
+  for (const t of params) t.requiresGrad = false;
+  trainable?.setTraining(false);
   try {
     let sum = 0;
     let count = 0;
@@ -87,7 +83,8 @@ export function meanLoss(model: CausalLM, batches: Batch[]): number {
     }
     return sum / count;
   } finally {
-    weak.forEach((t, i) => (t.requiresGrad = flags[i]));
+    params.forEach((t, i) => (t.requiresGrad = flags[i]));
+    trainable?.setTraining(true);
   }
 }
 
@@ -117,8 +114,7 @@ interface Loop {
   model: CausalLM;
   stream: BatchStream;
   opt: AdamW;
-  names: string[];
-  params: Tensor[];
+  trainable: Trainable;
   val: Batch[];
   cfg: TrainConfig;
   schedule: Schedule;
@@ -127,7 +123,8 @@ interface Loop {
 }
 
 /** One optimizer step: accumulate, check, clip, update, log; validation and a checkpoint when due. */
-function trainStep(step: number, { model, stream, opt, names, params, val, cfg, schedule, log, state }: Loop): TrainerState {
+function trainStep(step: number, { model, stream, opt, trainable, val, cfg, schedule, log, state }: Loop): { state: TrainerState; tokens: number; seconds: number } {
+  const { names, params } = trainable;
   const t0 = performance.now();
   zeroGrad(params);
   const { loss, tokens } = accumulate(model, stream, cfg.gradAccum);
@@ -139,20 +136,24 @@ function trainStep(step: number, { model, stream, opt, names, params, val, cfg, 
   }
   const lr = learningRate(schedule, step - 1);
   opt.step(lr);
-  const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / ((performance.now() - t0) / 1000), rss_mib: rssMib() };
+  const seconds = (performance.now() - t0) / 1000;
+  const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / seconds, rss_mib: rssMib() };
   let valLoss = state.valLoss;
-  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val);
+  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val, trainable);
   if (step % cfg.logEvery === 0 || metrics.val_loss !== undefined || step === cfg.steps) log.log(step, metrics);
   const next = { ...state, valLoss };
-  if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return next;
+  if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return { state: next, tokens, seconds };
   const saved = { ...next, step, data: stream.state() };
   saveCheckpoint(cfg.outputDir, names, params, opt, saved, cfg.keep);
-  return saved;
+  return { state: saved, tokens, seconds };
 }
 
-/** Trains (or resumes training of) the weak columns; `openLog` opens the run log once the resumed step is known. */
-export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfig, openLog: (resumedFrom?: number) => RunLog): TrainResult {
-  const { names, params } = weakParameters(model);
+/** Trains (or resumes training of) `trainable`; `openLog` opens the run log once the resumed step is known. */
+export function train(model: CausalLM, trainable: Trainable, data: Dataset, cfg: TrainConfig, openLog: (resumedFrom?: number) => RunLog): TrainResult {
+  const { names, params } = trainable;
+  if (params.length === 0) throw new RangeError('train: nothing to train');
+  for (const p of params) p.requiresGrad = true;
+  trainable.setTraining(true);
   const opt = new AdamW(params, { betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const stream = new BatchStream(data.train, { microBatch: cfg.microBatch, seed: cfg.seed, groupByLength: cfg.groupByLength, padId: cfg.padId });
   const val = validationSet(data, cfg);
@@ -167,17 +168,26 @@ export function trainWeakColumns(model: CausalLM, data: Dataset, cfg: TrainConfi
   }
   const resumedFrom = state.step;
   const log = openLog(resume === null ? undefined : resumedFrom);
-  const valLossBefore = resumedFrom === 0 ? meanLoss(model, val) : null;
+  const valLossBefore = resumedFrom === 0 ? meanLoss(model, val, trainable) : null;
   if (valLossBefore !== null) log.log(0, { val_loss: valLossBefore });
   const schedule = { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
+  let tokens = 0;
+  let seconds = 0;
   log.start(cfg.steps, resumedFrom);
   try {
-    for (let step = resumedFrom + 1; step <= cfg.steps; step++) state = trainStep(step, { model, stream, opt, names, params, val, cfg, schedule, log, state });
+    for (let step = resumedFrom + 1; step <= cfg.steps; step++) {
+      const r = trainStep(step, { model, stream, opt, trainable, val, cfg, schedule, log, state });
+      ({ state } = r);
+      tokens += r.tokens;
+      seconds += r.seconds;
+    }
   } finally {
     log.close();
   }
+  const ran = cfg.steps - resumedFrom;
   return {
-    steps: cfg.steps, resumedFrom, valLossBefore, valLossAfter: state.valLoss ?? meanLoss(model, val),
+    steps: cfg.steps, resumedFrom, valLossBefore, valLossAfter: state.valLoss ?? meanLoss(model, val, trainable),
     trainableParams: params.reduce((n, p) => n + p.size, 0), optimizerStateBytes: opt.stateBytes(),
+    stepSeconds: ran > 0 ? seconds / ran : 0, tokensPerSecond: ran > 0 ? tokens / seconds : 0,
   };
 }

@@ -50,7 +50,7 @@ describe('shipped recipes', () => {
     expect(recipe.model.quantize?.target_rank).toBeUndefined();
     expect(recipe.data).toMatchObject({ format: 'alpaca', template: 'alpaca', max_length: 256, validation: { count: 100 } });
     expect(recipe.train).toMatchObject({ steps: 150, micro_batch: 4, grad_accum: 4, max_grad_norm: 0.3, seed: 0 });
-    expect(recipe.train.optimizer).toEqual({ name: 'adamw', lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0 });
+    expect(recipe.train.optimizer).toEqual({ name: 'adamw', lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0 });
     expect(recipe.train.schedule).toEqual({ kind: 'constant', warmup_ratio: 0.03 });
     expect(recipe.eval).toEqual({ every: 25, final: [path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt')] });
     expect(recipe.output).toEqual({ dir: path.join(repoRoot, 'runs/alpaca'), save_every: 25, keep: 2 });

@@ -15,13 +15,18 @@ const LM_HEAD = 'lm_head.weight';
 const EMBEDDINGS = new Set(['model.embed_tokens.weight', 'model.decoder.embed_tokens.weight']);
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
+/** The canonical name prefix of decoder block i: model.layers.i (Llama), model.decoder.layers.i (OPT). */
+export function blockPrefix(cfg: ModelConfig, i: number): string {
+  return cfg.family === 'llama' ? `model.layers.${i}` : `model.decoder.layers.${i}`;
+}
+
 function llamaShapes(c: LlamaConfig): Map<string, number[]> {
   const [H, I, V] = [c.hiddenSize, c.intermediateSize, c.vocabSize];
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
   const m = new Map<string, number[]>([['model.embed_tokens.weight', [V, H]]]);
   for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}`;
+    const p = blockPrefix(c, i);
     const linears: [string, number, number, boolean][] = [
       ['self_attn.q_proj', qDim, H, c.attentionBias],
       ['self_attn.k_proj', kvDim, H, c.attentionBias],
@@ -64,7 +69,7 @@ function optShapes(c: OptConfig): Map<string, number[]> {
     linear(`${d}.project_out`, P, H, false);
   }
   for (let i = 0; i < c.numLayers; i++) {
-    const p = `${d}.layers.${i}`;
+    const p = blockPrefix(c, i);
     for (const proj of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linear(`${p}.self_attn.${proj}`, H, H);
     layerNorm(`${p}.self_attn_layer_norm`);
     linear(`${p}.fc1`, F, H);

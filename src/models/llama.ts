@@ -7,7 +7,7 @@
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, Hkv, D].
  */
 import { add, attention, embedding, mul, reshape, rmsnorm, rope, ropeTable, silu } from '../autograd/index.js';
-import type { LlamaConfig } from '../io/hf-config.js';
+import { blockPrefix, type LlamaConfig } from '../io/hf-config.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
@@ -71,7 +71,7 @@ export class LlamaModel implements CausalLM {
   }
 
   blockPrefix(i: number): string {
-    return `model.layers.${i}`;
+    return blockPrefix(this.config, i);
   }
 
   parameters(): Map<string, Tensor> {

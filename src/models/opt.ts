@@ -7,7 +7,7 @@
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, H, D].
  */
 import { add, attention, embedding, gelu, layernorm, relu, reshape } from '../autograd/index.js';
-import type { OptConfig } from '../io/hf-config.js';
+import { blockPrefix, type OptConfig } from '../io/hf-config.js';
 import { Tensor, fromArray } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
@@ -87,7 +87,7 @@ export class OptModel implements CausalLM {
   }
 
   blockPrefix(i: number): string {
-    return `model.decoder.layers.${i}`;
+    return blockPrefix(this.config, i);
   }
 
   parameters(): Map<string, Tensor> {

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectedTensorShapes, type ModelConfig } from '../io/hf-config.js';
+import { blockPrefix, expectedTensorShapes, type ModelConfig } from '../io/hf-config.js';
 import { packageRoot } from '../util/package-root.js';
 
 export interface FamilyLinear {
@@ -39,11 +39,6 @@ export function quantFamily(config: ModelConfig): QuantFamily {
   };
   cache.set(config.family, family);
   return family;
-}
-
-/** The canonical name prefix of block i (as the models name it). */
-export function blockPrefix(config: ModelConfig, i: number): string {
-  return config.family === 'llama' ? `model.layers.${i}` : `model.decoder.layers.${i}`;
 }
 
 /** [outFeatures, inFeatures] of a block linear, from the config (every block has the same shapes). */

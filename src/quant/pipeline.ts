@@ -113,7 +113,7 @@ export function quantizeModel(model: CausalLM, o: QuantizeOptions): Map<string, 
       if (acts !== null) {
         const originals = group.map((n) => [`${prefix}.${n}`, model.linears().get(`${prefix}.${n}`)!] as const);
         for (const [name, layer] of originals) model.setLinear(name, collector.wrap(name, layer));
-        runBlock(model, block, acts);
+        for (const { h, ctx } of acts.batches) model.block(block, h, ctx); // outputs unused: only the Hessians
         for (const [name, layer] of originals) model.setLinear(name, layer);
         o.onProgress?.({ block, blocks: model.numBlocks, step: 'calibration' });
       }

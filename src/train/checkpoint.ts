@@ -1,11 +1,12 @@
 /**
  * Resumable training checkpoints: `<output>/checkpoint-<step>/` holding `trainer.safetensors` (every
- * trainable tensor and its AdamW m, v, F32) and `state.json` (step, optimizer step, data position, recipe
- * hash). Written to a temporary directory and renamed, so a kill -9 never leaves a half-written
+ * trainable tensor as `<name>.value` with its AdamW `<name>.adam_m` and `<name>.adam_v`, F32) and
+ * `state.json` (step, optimizer step, data position, recipe hash). Written to a temporary directory and renamed, so a kill -9 never leaves a half-written
  * checkpoint; only the newest `keep` are kept.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeDirAtomic } from '../io/checkpoint-write.js';
 import { InputError } from '../io/errors.js';
 import { readJsonObject } from '../io/json-file.js';
 import { openSafetensors } from '../io/safetensors-read.js';
@@ -40,18 +41,15 @@ export function latestCheckpoint(outputDir: string): string | null {
 
 export function saveCheckpoint(outputDir: string, names: string[], params: Tensor[], opt: AdamW, state: TrainerState, keep: number): string {
   const dir = path.join(outputDir, `${PREFIX}${state.step}`);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
   const tensors = names.flatMap((name, i) => [
-    { name: `${name}.weak`, dtype: 'F32' as const, shape: [...params[i].shape], data: params[i].data as Float32Array },
+    { name: `${name}.value`, dtype: 'F32' as const, shape: [...params[i].shape], data: params[i].data as Float32Array },
     { name: `${name}.adam_m`, dtype: 'F32' as const, shape: [...params[i].shape], data: opt.state.m[i] },
     { name: `${name}.adam_v`, dtype: 'F32' as const, shape: [...params[i].shape], data: opt.state.v[i] },
   ]);
-  writeSafetensors(path.join(tmp, TENSORS), tensors.filter((t) => t.data.length > 0));
-  fs.writeFileSync(path.join(tmp, STATE), `${JSON.stringify({ ...state, adamStep: opt.state.step }, null, 2)}\n`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.renameSync(tmp, dir);
+  writeDirAtomic(dir, (tmp) => {
+    writeSafetensors(path.join(tmp, TENSORS), tensors.filter((t) => t.data.length > 0));
+    fs.writeFileSync(path.join(tmp, STATE), `${JSON.stringify({ ...state, adamStep: opt.state.step }, null, 2)}\n`);
+  });
   prune(outputDir, keep);
   return dir;
 }
@@ -69,7 +67,7 @@ export function loadCheckpoint(dir: string, names: string[], params: Tensor[], o
   try {
     names.forEach((name, i) => {
       if (params[i].size === 0) return;
-      for (const [suffix, target] of [['weak', params[i].data], ['adam_m', opt.state.m[i]], ['adam_v', opt.state.v[i]]] as const) {
+      for (const [suffix, target] of [['value', params[i].data], ['adam_m', opt.state.m[i]], ['adam_v', opt.state.v[i]]] as const) {
         const t = `${name}.${suffix}`;
         if (!st.has(t)) throw new InputError(path.join(dir, TENSORS), t, 'missing: the checkpoint does not match this model');
         const data = st.readF32(t);

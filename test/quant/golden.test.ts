@@ -29,6 +29,7 @@ interface Run {
   actOrder?: boolean;
   trueSequential?: boolean;
   budget?: WeakBudget;
+  percdamp?: number;
 }
 
 /** Quantizes a fresh copy of the model with `windows` and returns its perplexity on `data`. */
@@ -36,7 +37,7 @@ function quantizedPpl(run: Run, windows: Int32Array[], tokenizer: TextTokenizer,
   const model = loadModel(tinyStoriesDir);
   quantizeModel(model, {
     method: run.method, bits: run.bits, groupSize: run.groupSize ?? 0, tuning: run.tuning ?? (run.method === 'owq' ? 'mse' : 'minmax'),
-    actOrder: run.actOrder ?? false, trueSequential: run.trueSequential ?? false, percdamp: 0.01,
+    actOrder: run.actOrder ?? false, trueSequential: run.trueSequential ?? false, percdamp: run.percdamp ?? 0.01,
     nOut: weakCounts(config, run.bits, run.budget ?? null), windows,
   });
   return data.map((d) => evaluateData(model, tokenizer, d).ppl);
@@ -45,8 +46,8 @@ function quantizedPpl(run: Run, windows: Int32Array[], tokenizer: TextTokenizer,
 /** Relative tolerance on the tinystories column (issue acceptance: 1%). */
 const TINY_TOL = 0.01;
 
-/** [run, tinystories ppl, wikitext2 ppl or null when the suite skips that column for time, tinystories tolerance] */
-const TABLE: [Run, number, number | null, number?][] = [
+/** [run, tinystories ppl, wikitext2 ppl or null when the suite skips that column for time] */
+const TABLE: [Run, number, number | null][] = [
   [{ name: 'RTN 4', method: 'rtn', bits: 4 }, 41.002, 693.873],
   [{ name: 'RTN 3', method: 'rtn', bits: 3 }, 54.132, null],
   [{ name: 'GPTQ 4', method: 'gptq', bits: 4 }, 39.484, null],
@@ -56,9 +57,6 @@ const TABLE: [Run, number, number | null, number?][] = [
   [{ name: 'GPTQ act-order 3', method: 'gptq', bits: 3, actOrder: true }, 48.27, null],
   [{ name: 'GPTQ g128 3', method: 'gptq', bits: 3, groupSize: 128 }, 49.395, null],
   [{ name: 'GPTQ g128 act-order 3', method: 'gptq', bits: 3, groupSize: 128, actOrder: true }, 47.11, null],
-  // Known deviation: we get 48.01 (better than plain GPTQ 3, as true-sequential usually is), the reference
-  // 49.118 (worse). No difference in the per-group procedure has been found yet; tolerance 3% until it is.
-  [{ name: 'GPTQ true-sequential 3', method: 'gptq', bits: 3, trueSequential: true }, 49.118, null, 0.03],
   [{ name: 'OWQ target_bit 3.1', method: 'owq', bits: 3, budget: { targetBit: 3.1 } }, 45.298, 683.373],
   [{ name: 'OWQ target_rank 4 (3-bit)', method: 'owq', bits: 3, budget: { targetRank: 4 } }, 44.165, null],
   [{ name: 'OWQ target_rank 8 (3-bit)', method: 'owq', bits: 3, budget: { targetRank: 8 } }, 43.614, null],
@@ -75,13 +73,32 @@ describe('TinyStories-656K reference quantization table', () => {
     windows = readCalibrationTokens(CALIB_TOKENS, CALIB, config.vocabSize).windows;
   });
 
-  for (const [run, tiny, wiki, tol = TINY_TOL] of TABLE) {
+  for (const [run, tiny, wiki] of TABLE) {
     it(`${run.name}: tinystories ${tiny}${wiki === null ? '' : `, wikitext2 ${wiki}`}`, () => {
       const [gotTiny, gotWiki] = quantizedPpl(run, windows, tokenizer, wiki === null ? [TINYSTORIES_TEXT] : [TINYSTORIES_TEXT, 'wikitext2']);
-      expect(Math.abs(gotTiny - tiny) / tiny, `tinystories ppl ${gotTiny}`).toBeLessThan(tol);
+      expect(Math.abs(gotTiny - tiny) / tiny, `tinystories ppl ${gotTiny}`).toBeLessThan(TINY_TOL);
       if (wiki !== null) expect(Math.abs(gotWiki - wiki) / wiki, `wikitext2 ppl ${gotWiki}`).toBeLessThan(0.02);
     });
   }
+
+  // True-sequential 3-bit sits on a knife edge: two codes of block 0's up_proj (its Hessian taken after
+  // q/k/v/o are quantized) round one way or the other depending on the last bits of H and Hinv, and the
+  // difference cascades through every later Hessian. Measured here: percdamp 0.01 gives 48.012, while
+  // 0.00999999 and 0.0100001 (1e-6 relative away) both give 49.1184 — the reference's 49.118 to five
+  // digits. Which branch the exact 0.01 takes depends on BLAS rounding, so the test asks that one of a few
+  // such perturbations lands on the reference's value within 0.1% (tighter than the table's 1%), and that
+  // the unperturbed run is on one of the two branches (2.3% apart, hence 3%).
+  it('GPTQ true-sequential 3: tinystories 49.118 on the reference’s rounding branch', () => {
+    const run: Run = { name: 'GPTQ true-sequential 3', method: 'gptq', bits: 3, trueSequential: true };
+    const tried: number[] = [];
+    for (const percdamp of [0.0100001, 0.00999999, 0.0100002, 0.00999998]) {
+      tried.push(quantizedPpl({ ...run, percdamp }, windows, tokenizer, [TINYSTORIES_TEXT])[0]);
+      if (Math.abs(tried.at(-1)! - 49.118) / 49.118 < 0.001) break;
+    }
+    expect(Math.abs(tried.at(-1)! - 49.118) / 49.118, `tinystories ppl with perturbed damping: ${tried}`).toBeLessThan(0.001);
+    const [atDefault] = quantizedPpl(run, windows, tokenizer, [TINYSTORIES_TEXT]);
+    expect(Math.abs(atDefault - 49.118) / 49.118, `tinystories ppl ${atDefault}`).toBeLessThan(0.03);
+  });
 
   it('keeps the ordering with the project’s own calibration sampling (C4, seed 0)', () => {
     const own = sampleCalibration('c4', tokenizer, CALIB).windows;

@@ -1,7 +1,8 @@
 /**
  * Packed low-bit weight kernels, measured against this machine's own ceilings in the same run:
  *  (a) memory read bandwidth (every thread summing a 1 GiB buffer): the ceiling of a decode GEMV;
- *  (b) decode GEMV (m = 1) GB/s and fraction of (a), 3- and 4-bit, weak columns 0 / 0.3% / 3% of K, cold: calls
+ *  (b) decode GEMV (m = 1) GB/s and its fraction of the read bandwidth probed right before it (a shared
+ *      machine's bandwidth drifts within a run), 3- and 4-bit, weak columns 0 / 0.3% / 3% of K, cold: calls
  *      cycle through >= 3x L3 (COLD_BYTES) of distinct copies of the weight, so each streams it from DRAM as a
  *      model's decode step does;
  *  (c) batched products at m = 512 (forward x Ŵᵀ and transposed dy Ŵ) vs dense cblas sgemm;
@@ -47,6 +48,14 @@ function secondsPerCall(f: () => void, budget = 0.05, rounds = 3): number {
   return best;
 }
 
+/** Best seconds per call of each of `fs`, measured in turn for `rounds` rounds of about `budget` s each, so a
+ * slow spell of this shared machine hits all of them rather than one side of a ratio. */
+function interleavedSecondsPerCall(fs: (() => void)[], rounds = 4, budget = 0.05): number[] {
+  const best = fs.map(() => Infinity);
+  for (let r = 0; r < rounds; r++) fs.forEach((f, i) => (best[i] = Math.min(best[i], secondsPerCall(f, budget, 1))));
+  return best;
+}
+
 /** A packed weight of random bytes (speed does not depend on the values); nOut weak columns spread over K. */
 function randomWeight(rows: number, cols: number, bits: PackedBits, groupSize: number, nOut: number, rng: Rng): PackedWeight {
   const groups = rows * (cols / groupSize);
@@ -71,24 +80,45 @@ function weightBytes(w: PackedWeight): number {
  * its weight in cache (a decode step reads every layer's weights once before coming back to this one). */
 const COLD_BYTES = 100 * 2 ** 20;
 
-/** Best seconds per call of f over cycles through `copies` (f(i) for i = 0 .. copies-1), rounds of about `budget` s. */
-function secondsPerColdCall(f: (i: number) => void, copies: number, budget = 0.2): number {
+/** Read bandwidth (GB/s) of every pool thread summing a 512 MiB buffer: the GEMV's ceiling, probed next to
+ * each GEMV measurement so both see the same state of this shared machine. */
+function readBandwidth(): number {
+  return packedBinding().benchReadBandwidth(2 ** 29, 2) / 1e9;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((p, q) => p - q);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Cold GEMV against the read bandwidth, in `rounds` pairs: each round probes the bandwidth, then cycles
+ * through the copies (f(i), i = 0 .. copies-1) for about `budget` s keeping its best seconds per call.
+ * Returns the medians over rounds of the GEMV's GB/s (`bytes` per call), of the bandwidth, and of each
+ * round's ratio of the two (a shared machine's bandwidth drifts and spikes; a ratio taken within one round
+ * and a median over rounds are steady where a best or a single probe is not). */
+function coldGemvVsBandwidth(f: (i: number) => void, copies: number, bytes: number, rounds = 5, budget = 0.08) {
   for (let i = 0; i < copies; i++) f(i); // warm-up: page in every copy
-  let best = Infinity;
-  const t0 = performance.now();
-  do {
-    const c0 = performance.now();
-    for (let i = 0; i < copies; i++) f(i);
-    best = Math.min(best, (performance.now() - c0) / 1000 / copies);
-  } while ((performance.now() - t0) / 1000 < budget);
-  return best;
+  const gbs: number[] = [];
+  const bw: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    bw.push(readBandwidth());
+    let s = Infinity;
+    const t0 = performance.now();
+    do {
+      const c0 = performance.now();
+      for (let i = 0; i < copies; i++) f(i);
+      s = Math.min(s, (performance.now() - c0) / 1000 / copies);
+    } while ((performance.now() - t0) / 1000 < budget);
+    gbs.push(bytes / s / 1e9);
+  }
+  return { gbs: median(gbs), bandwidth: median(bw), fraction: median(gbs.map((g, r) => g / bw[r])) };
 }
 
 function randomArray(n: number, rng: Rng): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() - 0.5);
 }
 
-function gemvRows(bandwidth: number, rng: Rng): Row[] {
+function gemvRows(rng: Rng): Row[] {
   const rows: Row[] = [];
   for (const [model, n, k] of SHAPES) {
     const x = randomArray(k, rng);
@@ -98,9 +128,8 @@ function gemvRows(bandwidth: number, rng: Rng): Row[] {
         const w = randomWeight(n, k, bits, g, 2 * Math.round((weakFrac * k) / 2), rng);
         const ws = Array.from({ length: Math.ceil(COLD_BYTES / weightBytes(w)) }, (_, i) =>
           i === 0 ? w : { ...w, qweight: w.qweight.slice(), scales: w.scales.slice(), zeros: w.zeros.slice(), weak: w.weak.slice() });
-        const s = secondsPerColdCall((i) => packedMatmul(ws[i], x, 1, y), ws.length);
-        const gbs = weightBytes(w) / s / 1e9;
-        rows.push({ model, 'N x K': `${n}x${k}`, bits, 'weak cols': `${weakLabel} (${w.weakIdx.length})`, 'us': s * 1e6, 'GB/s': gbs, 'of read BW': gbs / bandwidth });
+        const { gbs, bandwidth, fraction } = coldGemvVsBandwidth((i) => packedMatmul(ws[i], x, 1, y), ws.length, weightBytes(w));
+        rows.push({ model, 'N x K': `${n}x${k}`, bits, 'weak cols': `${weakLabel} (${w.weakIdx.length})`, 'us': (weightBytes(w) / gbs) * 1e-3, 'GB/s': gbs, 'read BW GB/s': bandwidth, 'of read BW': fraction });
       }
     }
   }
@@ -119,11 +148,12 @@ function gemmRows(rng: Rng): Row[] {
     const dx = new Float32Array(m * k);
     const gemm = (a: Float32Array, b: Float32Array, c: Float32Array, mm: number, nn: number, kk: number, transB: boolean) =>
       native.gemm(a, b, c, { batch: 1, m: mm, n: nn, k: kk, transA: false, transB, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0 });
-    const budget = 0.2;
-    const denseFwd = secondsPerCall(() => gemm(x, dense, y, m, n, k, true), budget, 2);
-    const packedFwd = secondsPerCall(() => packedMatmul(w, x, m, y), budget, 2);
-    const denseBwd = secondsPerCall(() => gemm(dy, dense, dx, m, k, n, false), budget, 2);
-    const packedBwd = secondsPerCall(() => packedMatmulT(w, dy, m, dx), budget, 2);
+    const [denseFwd, packedFwd, denseBwd, packedBwd] = interleavedSecondsPerCall([
+      () => gemm(x, dense, y, m, n, k, true),
+      () => packedMatmul(w, x, m, y),
+      () => gemm(dy, dense, dx, m, k, n, false),
+      () => packedMatmulT(w, dy, m, dx),
+    ]);
     const gflop = (2 * m * n * k) / 1e9;
     return {
       model, 'N x K': `${n}x${k}`,
@@ -158,7 +188,7 @@ export function runPackedBench(): string {
   const bandwidth = bw(native.threads());
   const bandwidth1 = bw(1);
   process.stderr.write('bench: packed GEMV\n');
-  const gemv = gemvRows(bandwidth, rng);
+  const gemv = gemvRows(rng);
   process.stderr.write('bench: packed GEMM at m = 512\n');
   const gemm = gemmRows(rng);
   process.stderr.write('bench: small m\n');
@@ -168,7 +198,7 @@ export function runPackedBench(): string {
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
     sections: [
       { title: 'Read bandwidth (1 GiB buffer, summed by every thread)', rows: [{ threads: native.threads(), 'GB/s': bandwidth }, { threads: 1, 'GB/s': bandwidth1 }] },
-      { title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second, fraction of ${bandwidth.toFixed(1)} GB/s`, rows: gemv },
+      { title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second; 5 rounds, each probing the read bandwidth (512 MiB) and then timing the GEMV (best call of the round); medians over rounds, the fraction being the median of the rounds' ratios`, rows: gemv },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
       { title: 'Small m: fused GEMV per row (m <= 16) vs dequantized panels + sgemm (m > 16)', rows: small },
     ],

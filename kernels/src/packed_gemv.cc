@@ -1,13 +1,10 @@
 // The fused decode GEMV y [N] = W_hat x [K]: reads each packed row once and dequantizes in registers.
 // Per row: y_r = Σ_g s_g (Σ_{k in g} code_k xr_k - z_g xsum_g) + Σ_j weak[r, j] xw_j, where, once per call,
-// x is gathered into packed order (xp), xsum holds its per-group sums and xw = x[weak_idx]. Two row
-// schedules, picked per call by the width of x (GEMV_ONE_ROW_MAX_X_BYTES):
-//  - x fits in L1 (K <= 4096): one row per pass, walked sequentially in packed order (AVX-512: one
-//    multishift + one permute decode 16 codes from a broadcast 8-byte word), xr = xp;
-//  - wider x: V::R rows per pass (AVX-512 4, else 2) sharing every x load. xr is xp in "lane order"
-//    (lane_order_x): the inner loop loads one 32-bit lane of codes per vector lane (AVX-512 4-bit: 64 bytes
-//    = 128 codes of one row) and peels code t of every lane with an and (x pre-scaled by 2^-(B*t)) and a
-//    convert, no shuffle, against one contiguous vector of xr.
+// x is gathered into packed order (xp), xsum holds its per-group sums and xw = x[weak_idx]. V::R rows per
+// pass (AVX-512 4, else 2) share every x load. xr is xp in "lane order" (lane_order_x): the inner loop loads
+// one 32-bit lane of codes per vector lane (AVX-512 4-bit: 64 bytes = 128 codes of one row) and peels code t
+// of every lane with an and (x pre-scaled by 2^-(B*t)) and a convert, no shuffle, against one contiguous
+// vector of xr; the rows two passes ahead are prefetched.
 // The row loop (packed_gemv_rows.inc) is compiled three times, for AVX-512, AVX2+FMA and portable C++, with
 // the vector traits below; rows are split over the OpenMP pool in contiguous blocks, so each thread streams
 // one contiguous part of qweight.
@@ -30,15 +27,14 @@ struct GemvArgs {
   const float* xsum;  // [K/G] group sums of x
   const float* xw;    // [n_out] x[weak_idx]
   float* y;           // [N]
-  bool lanes;         // xr in lane order, V::R rows per pass; else xr = xp in packed order, one row per pass
 };
 
-// The widest x (K * 4 bytes) walked one row per pass in packed order; wider x is walked in lane order,
-// V::R rows per pass. Measured cold on Zen 4 (32 KiB L1D, 2 threads, 4-bit): at K = 4096 (16 KiB) one
-// sequential row streams at ~0.8 of read bandwidth against ~0.62 for 4 rows side by side; at K >= 6144
-// the x reloads of one row per pass fall out of L1 and the 4-row lane-order pass wins (K = 11008: 0.8
-// against 0.55).
-static constexpr int64_t GEMV_ONE_ROW_MAX_X_BYTES = 16 * 1024;
+// Rows ahead of the current pass that the row loop prefetches (into L2), as a multiple of V::R rows. A pass
+// reads V::R rows side by side, short streams (2 KiB at K = 4096, 4-bit) that the hardware prefetchers
+// barely learn before they end; asking for the pass after next keeps DRAM busy. Measured on Zen 4 (2
+// threads, 4-bit, one 100 MiB call): K = 4096 11-15 GB/s without, 21-28 with 2 passes (1 pass: 19-24;
+// 4 passes: no better), against ~30 GB/s of read bandwidth.
+static constexpr int GEMV_PREFETCH_PASSES = 2;
 
 // A lane block: one 32-bit lane per vector lane, holding kLaneCodes<B> consecutive codes of a row in its
 // low kLaneBytes<B> bytes (3-bit: 8 codes in 3 bytes; 2-, 4-, 8-bit: the 4 bytes of 16, 8, 4 codes).
@@ -320,8 +316,7 @@ static constexpr int64_t GEMV_ROW_CHUNK = 16;
 
 void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
   const int64_t N = w->rows, K = w->cols, G = w->group, B = w->bits;
-  const bool lanes = K * int64_t(sizeof(float)) > GEMV_ONE_ROW_MAX_X_BYTES;
-  std::vector<float> gathered(w->perm != nullptr ? K : 0), xr(lanes ? K : 0), xsum(K / G), xw(w->n_out);
+  std::vector<float> gathered(w->perm != nullptr ? K : 0), xr(K), xsum(K / G), xw(w->n_out);
   if (w->perm != nullptr) wct_packed_gather_cols(w, x, 1, gathered.data());
   const float* xp = w->perm != nullptr ? gathered.data() : x;
   for (int64_t g = 0; g < K / G; g++) {
@@ -329,9 +324,9 @@ void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
     for (int64_t k = g * G; k < (g + 1) * G; k++) s += xp[k];
     xsum[g] = s;
   }
-  if (lanes) lane_order_x(xp, K, G, int(B), use_avx512() ? 16 : 8, xr.data());
+  lane_order_x(xp, K, G, int(B), use_avx512() ? 16 : 8, xr.data());
   for (int64_t j = 0; j < w->n_out; j++) xw[j] = x[w->weak_idx[j]];
-  const GemvArgs a{w, lanes ? xr.data() : xp, xsum.data(), xw.data(), y, lanes};
+  const GemvArgs a{w, xr.data(), xsum.data(), xw.data(), y};
   const int64_t chunks = (N + GEMV_ROW_CHUNK - 1) / GEMV_ROW_CHUNK;
 #pragma omp parallel for schedule(static) if (N * K >= WCT_PAR_MIN)
   for (int64_t c = 0; c < chunks; c++) gemv_rows(a, c * GEMV_ROW_CHUNK, std::min(N, (c + 1) * GEMV_ROW_CHUNK));

@@ -15,6 +15,11 @@ const LM_HEAD = 'lm_head.weight';
 const EMBEDDINGS = new Set(['model.embed_tokens.weight', 'model.decoder.embed_tokens.weight']);
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
+/** The module name of the token embedding table: model.embed_tokens (Llama), model.decoder.embed_tokens (OPT). */
+export function tokenEmbeddingName(cfg: ModelConfig): string {
+  return cfg.family === 'llama' ? 'model.embed_tokens' : 'model.decoder.embed_tokens';
+}
+
 /** The canonical name prefix of decoder block i: model.layers.i (Llama), model.decoder.layers.i (OPT). */
 export function blockPrefix(cfg: ModelConfig, i: number): string {
   return cfg.family === 'llama' ? `model.layers.${i}` : `model.decoder.layers.${i}`;

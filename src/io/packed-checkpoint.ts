@@ -8,9 +8,12 @@
  *   <name>.weak     F16 [out, n_out]          those columns' weights (when n_out > 0)
  *   <name>.perm     I32 [in]                  packed column k holds input column perm[k] (groups + reordering only)
  *   <name>.bias                               unchanged
- * Everything else (embeddings, norms, lm_head) keeps its original dtype. quantization_config.json says
- * how it was made and lists the quantized linears. Loading reads the packed tensors as they are: no
- * dense fp32 copy of a quantized weight is ever made.
+ * Optionally (`wct quantize --embed-bits`) the token embedding table, and an untied lm_head, are stored
+ * the same way under their module names (e.g. `model.decoder.embed_tokens.qweight`, [vocab, hidden],
+ * per-row round-to-nearest codes, no weak columns); a tied lm_head is that same packed table.
+ * Everything else (positional embeddings, norms, and by default the embeddings and lm_head) keeps its
+ * original dtype. quantization_config.json says how it was made and lists the quantized linears and
+ * tables. Loading reads the packed tensors as they are: no dense fp32 copy of a quantized weight is made.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,6 +47,9 @@ export interface QuantConfig {
   calibration: { data: string; nsamples: number; seqlen: number; seed: number } | null;
   /** Weak columns of every quantized linear, by canonical name (also the list of packed linears). */
   n_out: Record<string, number>;
+  /** Packed embedding tables (token embedding, untied lm_head) by module name -> bits, per row, no weak
+   * columns; absent or {} when the embeddings keep their original dtype. */
+  embeddings?: Record<string, number>;
   avg_bits: { decoder_linear: number; file: number };
 }
 
@@ -67,26 +73,47 @@ export function readQuantConfig(dir: string): QuantConfig {
   for (const [name, n] of Object.entries(raw.n_out)) {
     if (!(Number.isInteger(n) && (n as number) >= 0)) throw new InputError(file, `n_out.${name}`, `expected a non-negative integer, got ${JSON.stringify(n)}`);
   }
+  if (raw.embeddings !== undefined) {
+    if (!isObject(raw.embeddings)) throw new InputError(file, 'embeddings', 'expected an object of module name -> bits');
+    for (const [name, b] of Object.entries(raw.embeddings)) {
+      if (!PACKED_BITS.has(b as number)) throw new InputError(file, `embeddings.${name}`, `expected 2, 3, 4 or 8, got ${JSON.stringify(b)}`);
+    }
+  }
   return raw as unknown as QuantConfig;
 }
 
-/** One packed linear from the checkpoint, checked against the shape the model config gives it. */
-export function readPackedLinear(ckpt: TensorReader & { path: string }, name: string, shape: readonly number[], qc: QuantConfig): PackedWeight {
+/** How one packed tensor group is laid out: bits, group size (0 = per row) and weak-column count. */
+export interface PackedLayout {
+  bits: number;
+  groupSize: number;
+  nOut: number;
+}
+
+/** Every packed module of the checkpoint (the quantized linears, then any packed embedding tables) with its layout. */
+export function packedLayouts(qc: QuantConfig): Map<string, PackedLayout> {
+  const layouts = new Map<string, PackedLayout>();
+  for (const [name, nOut] of Object.entries(qc.n_out)) layouts.set(name, { bits: qc.bits, groupSize: qc.group_size, nOut });
+  for (const [name, bits] of Object.entries(qc.embeddings ?? {})) layouts.set(name, { bits, groupSize: 0, nOut: 0 });
+  return layouts;
+}
+
+/** One packed module (linear or embedding table) from the checkpoint, checked against the shape the model config gives it. */
+export function readPackedLinear(ckpt: TensorReader & { path: string }, name: string, shape: readonly number[], layout: PackedLayout): PackedWeight {
   const [rows, cols] = shape;
+  const { bits, nOut } = layout;
   const file = ckpt.path;
   const expect = (tensor: string, dtype: string, dims: number[]) => {
-    if (!ckpt.has(tensor)) throw new InputError(file, tensor, `missing (expected ${dtype} [${dims}] for a packed ${qc.bits}-bit linear)`);
+    if (!ckpt.has(tensor)) throw new InputError(file, tensor, `missing (expected ${dtype} [${dims}] for a packed ${bits}-bit weight)`);
     const info = ckpt.info(tensor);
     if (info.dtype !== dtype || String(info.shape) !== String(dims)) {
       throw new InputError(file, tensor, `${info.dtype} [${info.shape}] does not match the config (expected ${dtype} [${dims}])`);
     }
   };
-  const g = qc.group_size === 0 ? cols : qc.group_size;
-  if (cols % g !== 0 || (cols * qc.bits) % 8 !== 0) {
+  const g = layout.groupSize === 0 ? cols : layout.groupSize;
+  if (cols % g !== 0 || (cols * bits) % 8 !== 0) {
     throw new InputError(file, name, `in_features ${cols} is not a multiple of the group size ${g} and of 8 / bits`);
   }
-  const nOut = qc.n_out[name];
-  expect(`${name}.qweight`, 'U8', [rows, (cols * qc.bits) / 8]);
+  expect(`${name}.qweight`, 'U8', [rows, (cols * bits) / 8]);
   expect(`${name}.scales`, 'F16', [rows, cols / g]);
   expect(`${name}.zeros`, 'U8', [rows, cols / g]);
   if (nOut > 0) {
@@ -96,7 +123,7 @@ export function readPackedLinear(ckpt: TensorReader & { path: string }, name: st
   const hasPerm = ckpt.has(`${name}.perm`);
   if (hasPerm) expect(`${name}.perm`, 'I32', [cols]);
   const w: PackedWeight = {
-    rows, cols, bits: qc.bits, groupSize: g,
+    rows, cols, bits: bits as PackedBits, groupSize: g,
     qweight: ckpt.readRaw(`${name}.qweight`),
     scales: ckpt.readF32(`${name}.scales`),
     zeros: ckpt.readRaw(`${name}.zeros`),

@@ -3,7 +3,7 @@
  * appends its new keys/values and attends over a zero-copy view of everything cached so far.
  */
 import type { FloatArray } from '../native/types.js';
-import { Tensor, allocLike } from '../tensor/tensor.js';
+import { Tensor, zeros, type DType } from '../tensor/tensor.js';
 
 export class KVCache {
   /** Number of positions already cached. */
@@ -17,11 +17,11 @@ export class KVCache {
     readonly maxLength: number,
     kvHeads: number,
     headDim: number,
-    like: FloatArray,
+    dtype: DType,
   ) {
     this.rowSize = kvHeads * headDim;
-    this.keys = Array.from({ length: layers }, () => allocLike(like, maxLength * this.rowSize));
-    this.values = Array.from({ length: layers }, () => allocLike(like, maxLength * this.rowSize));
+    this.keys = Array.from({ length: layers }, () => zeros([maxLength * this.rowSize], dtype).data);
+    this.values = Array.from({ length: layers }, () => zeros([maxLength * this.rowSize], dtype).data);
   }
 
   /** Appends k, v [1, T, Hkv, D] of `layer` and returns views [1, length + T, Hkv, D] of the whole cache. */

@@ -6,12 +6,13 @@
  *   logits = lm_head(rms(h))
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, Hkv, D].
  */
-import { add, attention, embedding, mul, reshape, rmsnorm, rope, ropeTable, silu } from '../autograd/index.js';
-import { blockPrefix, type LlamaConfig } from '../io/hf-config.js';
+import { add, attention, mul, reshape, rmsnorm, rope, ropeTable, silu } from '../autograd/index.js';
+import { blockPrefix, tokenEmbeddingName, type LlamaConfig } from '../io/hf-config.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
+import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
 
 /** The non-linear parameters of one block; its linears live in the registry under `${prefix}.${name}`. */
 interface LlamaNorms {
@@ -33,7 +34,7 @@ const LINEARS = {
 export class LlamaModel implements CausalLM {
   readonly numBlocks: number;
   private readonly norms: LlamaNorms[];
-  private readonly embedTable: Tensor;
+  private readonly tokens: TokenEmbedding;
   private readonly norm: Tensor;
   private readonly lmHead: LinearLayer;
   private readonly registry = new LinearRegistry();
@@ -45,9 +46,9 @@ export class LlamaModel implements CausalLM {
     private readonly given: ReadonlyMap<string, LinearLayer> = new Map(),
   ) {
     this.numBlocks = config.numLayers;
-    this.embedTable = this.tensor('model.embed_tokens.weight');
+    this.tokens = tokenEmbedding(tokenEmbeddingName(config), weights, given);
     this.norm = this.tensor('model.norm.weight');
-    this.lmHead = new DenseLinear(weights.get('lm_head.weight') ?? this.embedTable);
+    this.lmHead = outputHead(weights, given, this.tokens);
     this.norms = Array.from({ length: config.numLayers }, (_, i) => this.blockParameters(i));
   }
 
@@ -88,7 +89,7 @@ export class LlamaModel implements CausalLM {
 
   newCache(maxLength: number): KVCache {
     const { numLayers, numKvHeads, headDim } = this.config;
-    return new KVCache(numLayers, maxLength, numKvHeads, headDim, this.embedTable.data);
+    return new KVCache(numLayers, maxLength, numKvHeads, headDim, this.tokens.dtype);
   }
 
   forward(ids: Int32Array, options: ForwardOptions): Tensor {
@@ -98,8 +99,8 @@ export class LlamaModel implements CausalLM {
   embed(ids: Int32Array, { batch, cache }: ForwardOptions): { h: Tensor; ctx: BlockContext } {
     const c = this.config;
     const seq = ids.length / batch;
-    const rope = ropeTable(cache?.length ?? 0, seq, c.headDim, c.ropeTheta, this.embedTable.dtype);
-    return { h: embedding(this.embedTable, ids, [batch, seq]), ctx: { batch, seq, cache, rope } };
+    const rope = ropeTable(cache?.length ?? 0, seq, c.headDim, c.ropeTheta, this.tokens.dtype);
+    return { h: this.tokens.lookup(ids, [batch, seq]), ctx: { batch, seq, cache, rope } };
   }
 
   block(i: number, h: Tensor, ctx: BlockContext): Tensor {

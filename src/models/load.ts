@@ -6,7 +6,7 @@
 import { checkTensors, expectedTensorShapes, readConfig, resolveTensorName, type ModelConfig } from '../io/hf-config.js';
 import path from 'node:path';
 import { InputError } from '../io/errors.js';
-import { isPackedCheckpoint, QUANT_CONFIG_FILE, readPackedLinear, readQuantConfig } from '../io/packed-checkpoint.js';
+import { isPackedCheckpoint, packedLayouts, QUANT_CONFIG_FILE, readPackedLinear, readQuantConfig } from '../io/packed-checkpoint.js';
 import { openCheckpoint } from '../io/safetensors.js';
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { LlamaModel } from './llama.js';
@@ -57,18 +57,18 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   return loadPackedModel(dir, config);
 }
 
-/** Dense tensors as usual; each quantized linear straight from its packed tensors into a PackedLinear. */
+/** Dense tensors as usual; each quantized linear (and packed embedding table) straight from its packed tensors into a PackedLinear. */
 function loadPackedModel(dir: string, config: ModelConfig): CausalLM {
-  const qc = readQuantConfig(dir);
-  const weights = loadWeights(dir, config, { skip: new Set(Object.keys(qc.n_out).map((n) => `${n}.weight`)) });
+  const layouts = packedLayouts(readQuantConfig(dir));
+  const weights = loadWeights(dir, config, { skip: new Set([...layouts.keys()].map((n) => `${n}.weight`)) });
   const shapes = expectedTensorShapes(config);
   const ckpt = openCheckpoint(dir);
   try {
     const linears = new Map<string, LinearLayer>();
-    for (const name of Object.keys(qc.n_out)) {
+    for (const [name, layout] of layouts) {
       const shape = shapes.get(`${name}.weight`);
-      if (shape === undefined) throw new InputError(path.join(dir, QUANT_CONFIG_FILE), `n_out.${name}`, 'not a linear layer of this model');
-      linears.set(name, new PackedLinear(readPackedLinear(ckpt, name, shape, qc), weights.get(`${name}.bias`) ?? null));
+      if (shape === undefined) throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
+      linears.set(name, new PackedLinear(readPackedLinear(ckpt, name, shape, layout), weights.get(`${name}.bias`) ?? null));
     }
     return buildModel(config, weights, linears);
   } finally {

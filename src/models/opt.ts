@@ -7,11 +7,12 @@
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, H, D].
  */
 import { add, attention, embedding, gelu, layernorm, relu, reshape } from '../autograd/index.js';
-import { blockPrefix, type OptConfig } from '../io/hf-config.js';
+import { blockPrefix, tokenEmbeddingName, type OptConfig } from '../io/hf-config.js';
 import { Tensor, fromArray } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
+import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
 
 /** torch.nn.LayerNorm's default, which OPT uses. */
 const LAYER_NORM_EPS = 1e-5;
@@ -36,7 +37,7 @@ type OptLinearName = (typeof LINEARS)[number];
 export class OptModel implements CausalLM {
   readonly numBlocks: number;
   private readonly norms: OptNorms[];
-  private readonly embedTable: Tensor;
+  private readonly tokens: TokenEmbedding;
   private readonly positions: Tensor;
   private readonly projectIn: LinearLayer | null;
   private readonly projectOut: LinearLayer | null;
@@ -52,13 +53,13 @@ export class OptModel implements CausalLM {
   ) {
     const p = 'model.decoder';
     this.numBlocks = config.numLayers;
-    this.embedTable = this.tensor(`${p}.embed_tokens.weight`);
+    this.tokens = tokenEmbedding(tokenEmbeddingName(config), weights, given);
     this.positions = this.tensor(`${p}.embed_positions.weight`);
     const projected = config.wordEmbedProjDim !== config.hiddenSize;
     this.projectIn = projected ? new DenseLinear(this.tensor(`${p}.project_in.weight`)) : null;
     this.projectOut = projected ? new DenseLinear(this.tensor(`${p}.project_out.weight`)) : null;
     this.finalNorm = config.doLayerNormBefore ? this.norm(`${p}.final_layer_norm`) : null;
-    this.lmHead = new DenseLinear(weights.get('lm_head.weight') ?? this.embedTable);
+    this.lmHead = outputHead(weights, given, this.tokens);
     this.norms = Array.from({ length: config.numLayers }, (_, i) => this.blockParameters(i));
   }
 
@@ -72,7 +73,7 @@ export class OptModel implements CausalLM {
   private norm(prefix: string): Norm {
     if (this.config.layerNormElementwiseAffine) return { w: this.tensor(`${prefix}.weight`), b: this.tensor(`${prefix}.bias`) };
     const c = this.config.hiddenSize;
-    const dtype = this.embedTable.dtype;
+    const dtype = this.tokens.dtype;
     return { w: fromArray(new Array<number>(c).fill(1), [c], dtype), b: fromArray(new Array<number>(c).fill(0), [c], dtype) };
   }
 
@@ -104,7 +105,7 @@ export class OptModel implements CausalLM {
 
   newCache(maxLength: number): KVCache {
     const { numLayers, numHeads, hiddenSize } = this.config;
-    return new KVCache(numLayers, maxLength, numHeads, hiddenSize / numHeads, this.embedTable.data);
+    return new KVCache(numLayers, maxLength, numHeads, hiddenSize / numHeads, this.tokens.dtype);
   }
 
   forward(ids: Int32Array, options: ForwardOptions): Tensor {
@@ -118,7 +119,7 @@ export class OptModel implements CausalLM {
       throw new RangeError(`opt: ${start + seq} positions exceed max_position_embeddings ${this.config.maxPositions}`);
     }
     const positionIds = new Int32Array(batch * seq).map((_, i) => start + (i % seq) + POSITION_OFFSET);
-    let h = embedding(this.embedTable, ids, [batch, seq]);
+    let h = this.tokens.lookup(ids, [batch, seq]);
     if (this.projectIn !== null) h = this.projectIn.forward(h);
     h = add(h, embedding(this.positions, positionIds, [batch, seq]));
     return { h, ctx: { batch, seq, cache } };

@@ -4,6 +4,8 @@
  * on the fly when a recipe names a full-precision model).
  */
 import path from 'node:path';
+import { tokenEmbeddingName, type ModelConfig } from '../io/hf-config.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type QuantConfig } from '../io/packed-checkpoint.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { loadModel } from '../models/load.js';
@@ -16,6 +18,7 @@ import { quantizeModel, type QuantMethod } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
 import type { Tuning } from './quantizer.js';
 import { weakCounts, type WeakBudget } from './weak-count.js';
+import { rtn } from './rtn.js';
 
 export interface QuantizeCheckpointOptions {
   method: QuantMethod;
@@ -36,6 +39,8 @@ export interface QuantizeCheckpointOptions {
   seqlen?: number;
   seed: number;
   percdamp: number;
+  /** Also store the token embedding (and an untied lm_head) packed, per row, at these bits; default: keep them. */
+  embedBits?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -72,6 +77,16 @@ function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
   return bits / weights;
 }
 
+/** The token embedding and an untied lm_head, round-to-nearest per row at `bits` (no weak columns), by module name. */
+function quantizeEmbeddings(weights: ReadonlyMap<string, Tensor>, config: ModelConfig, bits: number): Map<string, QuantizedColumns> {
+  const names = [tokenEmbeddingName(config), ...(weights.has('lm_head.weight') ? ['lm_head'] : [])];
+  return new Map(names.map((name) => {
+    const w = weights.get(`${name}.weight`)!;
+    const [rows, cols] = w.shape;
+    return [name, rtn(w.data as Float32Array, rows, cols, { bits, groupSize: 0 })];
+  }));
+}
+
 export function quantizeCheckpoint(modelDir: string, outDir: string, o: QuantizeCheckpointOptions, force: boolean): QuantizeCheckpointResult {
   const model = loadModel(modelDir);
   const config = model.config;
@@ -99,7 +114,8 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, o: Quantize
     onProgress: () => o.onProgress?.(Math.min(++done, steps), steps),
   });
   const seconds = (performance.now() - started) / 1000;
-  const packed = new Map([...results].map(([name, q]) => [name, toPacked(q)]));
+  const embeddings = o.embedBits === undefined ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(model.parameters(), config, o.embedBits);
+  const packed = new Map([...results, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
   const qc = writePackedCheckpoint(path.resolve(outDir), {
     sourceDir: path.resolve(modelDir),
     weights: model.parameters(),
@@ -110,6 +126,7 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, o: Quantize
       true_sequential: o.trueSequential, percdamp: o.percdamp,
       calibration: calibration === null ? null : { data: calibration.source, ...calibOptions },
       n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
+      embeddings: Object.fromEntries([...embeddings].map(([name, q]) => [name, q.bits])),
       avg_bits: { decoder_linear: decoderLinearBits(results.values()) },
     },
   }, force);

@@ -86,6 +86,8 @@ export const quantizeSchema = section({
   act_order: bool().default(false),
   /** Quantize q/k/v, o, up/gate, down one group after another. */
   true_sequential: bool().default(false),
+  /** Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits; default: keep their dtype. */
+  embed_bits: z.literal([4, 8], 'expected 4 or 8').optional(),
   /** Quantizer parameters: minmax | mse (OWQ's tuned clipping). Default: mse for owq, minmax otherwise. */
   tuning: oneOf(['minmax', 'mse']).optional(),
   /** Calibration text: c4 | wikitext2 | a .jsonl / .txt path. */

@@ -64,7 +64,7 @@ function packedBase(r: Recipe, hooks: RunHooks): string {
   quantizeCheckpoint(r.model.path, base, {
     method: q.method, bits: q.wbits, targetBit: q.target_bit, targetRank: q.target_rank, groupSize: q.group_size,
     actOrder: q.act_order, trueSequential: q.true_sequential, tuning: q.tuning, calib: q.calib, calibTokens: q.calib_tokens,
-    nsamples: q.nsamples, seqlen: q.seqlen, seed: q.seed, percdamp: q.percdamp, onProgress: hooks.onQuantize,
+    nsamples: q.nsamples, seqlen: q.seqlen, seed: q.seed, percdamp: q.percdamp, embedBits: q.embed_bits, onProgress: hooks.onQuantize,
   }, true);
   return base;
 }

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readQuantConfig, writePackedCheckpoint } from '../../src/io/packed-checkpoint.js';
+import { packedLayouts, readPackedLinear, readQuantConfig, writePackedCheckpoint } from '../../src/io/packed-checkpoint.js';
+import { openCheckpoint } from '../../src/io/safetensors.js';
+import { expectedTensorShapes, readConfig } from '../../src/io/hf-config.js';
 import { loadModel } from '../../src/models/load.js';
 import { PackedLinear } from '../../src/models/packed-linear.js';
 import type { PackedWeight } from '../../src/native/packed.js';
@@ -47,6 +49,24 @@ describe('wct quantize on TinyStories-656K', () => {
     expect(g.ids).toHaveLength(16);
   });
 
+  it('--embed-bits 8: the token embedding packed per row (also the tied lm_head); ppl within 0.2% of the fp32-embedding run; round trip bit for bit', () => {
+    const out = path.join(tmp, 'owq3-embed8');
+    const r = json(wct(['quantize', '--model', tinyStoriesDir, '--method', 'owq', '--wbits', '3', '--target-bit', '3.1',
+      '--calib-tokens', CALIB_TOKENS, '--embed-bits', '8', '--out', out, '--eval', TINYSTORIES_TEXT, '--json'], 300_000));
+    expect(r.embeddings).toEqual({ 'model.embed_tokens': 8 });
+    const plain = json(wct(['eval', '--model', path.join(tmp, 'owq3'), '--data', TINYSTORIES_TEXT, '--json'])).ppl;
+    expect(Math.abs(r.ppl[TINYSTORIES_TEXT] - plain) / plain).toBeLessThan(0.002);
+    const layouts = packedLayouts(readQuantConfig(out));
+    const ckpt = openCheckpoint(out);
+    const shapes = expectedTensorShapes(readConfig(out));
+    const packed = new Map([...layouts].map(([name, layout]) => [name, readPackedLinear(ckpt, name, shapes.get(`${name}.weight`)!, layout)]));
+    ckpt.close();
+    expect(packed.get('model.embed_tokens')?.bits).toBe(8);
+    const again = path.join(tmp, 'owq3-embed8-again');
+    writePackedCheckpoint(again, { sourceDir: out, weights: loadModel(out).parameters(), packed, quantConfig: readQuantConfig(out) }, false);
+    expect(Buffer.compare(fs.readFileSync(path.join(out, 'model.safetensors')), fs.readFileSync(path.join(again, 'model.safetensors')))).toBe(0);
+  });
+
   it('round-trips the packed checkpoint bit for bit', () => {
     const out = path.join(tmp, 'owq3');
     const again = path.join(tmp, 'owq3-again');
@@ -70,10 +90,16 @@ describe('packed opt-125m-shaped model', () => {
     const embeddingBytes = (50272 + 2050) * 768 * 2;
     expect((size(packed) - embeddingBytes) / (size(fp16) - embeddingBytes)).toBeLessThan(0.2);
     expect(size(packed)).toBeLessThan(0.5 * size(fp16));
+    // with the token embedding (= the tied lm_head) packed at 8 bits too, the whole file is under 30%
+    const packed8 = path.join(tmp, 'opt125m-rtn3-embed8');
+    json(wct(['quantize', '--model', fp16, '--method', 'rtn', '--wbits', '3', '--embed-bits', '8', '--out', packed8, '--json'], 300_000));
+    expect(size(packed8) / size(fp16)).toBeLessThan(0.3);
     const text = path.join(tmp, 'slice.txt');
     fs.writeFileSync(text, fs.readFileSync(TINYSTORIES_TEXT, 'utf8').slice(0, 3000));
     const rss = (d: string) => json(wct(['eval', '--model', d, '--data', text, '--seqlen', '128', '--json'], 300_000)).peak_rss_mib;
-    expect(rss(packed)).toBeLessThan(rss(fp16));
+    const rssFp = rss(fp16);
+    expect(rss(packed)).toBeLessThan(rssFp);
+    expect(rss(packed8)).toBeLessThan(rssFp);
   });
 });
 
@@ -81,6 +107,7 @@ describe('wct quantize rejects bad input with one line', () => {
   const base = ['quantize', '--model', tinyStoriesDir, '--calib-tokens', CALIB_TOKENS];
   const cases: [string, string[], RegExp][] = [
     ['unsupported bits', ['--wbits', '5', '--out', 'x'], /--wbits: 5 is not supported/],
+    ['unsupported embedding bits', ['--embed-bits', '3', '--out', 'x'], /--embed-bits: expected 8 or 4, got 3/],
     ['a group size that does not divide in_features', ['--method', 'gptq', '--group-size', '100', '--out', 'x'], /group size 100 does not divide self_attn.q_proj's in_features 128/],
     ['target_bit below wbits', ['--wbits', '4', '--target-bit', '3.5', '--out', 'x'], /--target-bit: 3.5 must be at least --wbits 4/],
     ['target_bit too high for the layers', ['--wbits', '3', '--target-bit', '12', '--out', 'x'], /target bit 12 is too high/],

@@ -28,6 +28,7 @@ interface QuantizeArgs {
   seqlen?: number;
   seed: number;
   percdamp: number;
+  embedBits?: number;
   out: string;
   force: boolean;
   eval?: string;
@@ -36,6 +37,7 @@ interface QuantizeArgs {
 
 const METHODS: readonly QuantMethod[] = ['rtn', 'gptq', 'owq'];
 const BITS = [2, 3, 4, 8];
+const EMBED_BITS = [4, 8];
 
 export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   command: 'quantize',
@@ -57,6 +59,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('seqlen', { type: 'number', describe: 'Calibration window length (default: max_position_embeddings)' })
       .option('seed', { type: 'number', default: 0, describe: 'Calibration sampling seed' })
       .option('percdamp', { type: 'number', default: 0.01, describe: 'GPTQ damping, a fraction of mean(diag H)' })
+      .option('embed-bits', { type: 'number', describe: 'Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits (default: keep their dtype)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the packed checkpoint' })
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
       .option('eval', { type: 'string', describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)' })
@@ -70,7 +73,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       method, bits: args.wbits, targetBit: args.targetBit, targetRank: args.targetRank, groupSize: args.groupSize,
       actOrder: args.actOrder, trueSequential: args.trueSequential, tuning: args.tuning as Tuning | undefined,
       calib: args.calib, calibTokens: args.calibTokens, nsamples: args.nsamples, seqlen: args.seqlen, seed: args.seed,
-      percdamp: args.percdamp, onProgress: (d, t) => bar.update(d, t),
+      percdamp: args.percdamp, embedBits: args.embedBits, onProgress: (d, t) => bar.update(d, t),
     }, args.force);
     bar.stop();
     const ppl: Record<string, number> = {};
@@ -104,6 +107,7 @@ function checkOptions(args: QuantizeArgs): QuantMethod {
   if (args.tuning !== undefined && args.tuning !== 'minmax' && args.tuning !== 'mse') throw new UsageError(`--tuning: expected minmax or mse, got ${args.tuning}`);
   if (!(Number.isInteger(args.nsamples) && args.nsamples >= 1)) throw new UsageError('--nsamples: expected a positive integer');
   if (!(args.percdamp > 0)) throw new UsageError('--percdamp: expected a positive number');
+  if (args.embedBits !== undefined && !EMBED_BITS.includes(args.embedBits)) throw new UsageError(`--embed-bits: expected 8 or 4, got ${args.embedBits}`);
   return args.method as QuantMethod;
 }
 
@@ -111,7 +115,7 @@ function report(args: QuantizeArgs, qc: QuantConfig, nOut: Map<string, number>, 
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   const summary = {
     out: args.out, method: qc.method, bits: qc.bits, group_size: qc.group_size, tuning: qc.tuning, n_out: Object.fromEntries(nOut),
-    avg_bits: qc.avg_bits, quant_seconds: seconds, peak_rss_mib: peakRssMiB, ppl,
+    embeddings: qc.embeddings ?? {}, avg_bits: qc.avg_bits, quant_seconds: seconds, peak_rss_mib: peakRssMiB, ppl,
   };
   if (args.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -120,6 +124,7 @@ function report(args: QuantizeArgs, qc: QuantConfig, nOut: Map<string, number>, 
   const lines = [
     `wrote ${args.out} (${qc.method}, ${qc.bits}-bit, ${qc.group_size === 0 ? 'per row' : `groups of ${qc.group_size}`}, tuning ${qc.tuning})`,
     `weak columns per linear: ${[...nOut].map(([n, k]) => `${n} ${k}`).join(', ')}`,
+    ...Object.entries(qc.embeddings ?? {}).map(([n, b]) => `${n}: packed per row at ${b} bits`),
     `average bits: ${qc.avg_bits.decoder_linear.toFixed(3)} (decoder linears), ${qc.avg_bits.file.toFixed(3)} (whole file)`,
     `time ${seconds.toFixed(1)} s, peak memory ${peakRssMiB.toFixed(0)} MiB`,
     ...Object.entries(ppl).map(([d, p]) => `${d}: ppl ${p.toFixed(3)}`),

@@ -2,6 +2,7 @@
  * `npm run bench`: engine figures measured in one run, as ratios where a baseline exists.
  *  - GEMM through the engine (TS -> addon -> cblas_sgemm) vs the same call timed inside C++;
  *  - bf16 GEMM (oneDNN, or bf16-rounded sgemm where this CPU has no bf16 path) vs fp32;
+ *  - causal attention forward / backward at GPT-2-small shape;
  *  - forward tokens/s and peak RSS of an opt-125m-shaped random model at seqlen 512;
  *  - a full forward+backward step (every weight trainable) of the same model;
  *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts) and the WCT training step
@@ -15,7 +16,7 @@ import { shiftedTargets } from '../src/eval/perplexity.js';
 import { initRandom } from '../src/models/init-random.js';
 import { loadModel } from '../src/models/load.js';
 import { loadNative } from '../src/native/addon.js';
-import type { GemmDims } from '../src/native/types.js';
+import type { AttentionDims, GemmDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runPackedBench } from './packed.js';
 import { runQuantBench } from './quant.js';
@@ -62,6 +63,23 @@ function gemmRows(): Row[] {
   });
 }
 
+/** Causal attention at GPT-2-small shape (B 1, T 512, H 12, D 64), forward with and without keeping the probabilities, and backward. */
+function attentionRows(): Row[] {
+  const native = loadNative();
+  const rng = new Rng(2);
+  const d: AttentionDims = { batch: 1, tq: 512, tk: 512, heads: 12, kvHeads: 12, headDim: 64, scale: 1 / 8 };
+  const n = d.tq * d.heads * d.headDim;
+  const [q, k, v, dout] = [0, 1, 2, 3].map(() => randomArray(n, rng));
+  const out = new Float32Array(n);
+  const probs = new Float32Array(d.heads * d.tq * d.tk);
+  const [dq, dk, dv] = [0, 1, 2].map(() => new Float32Array(n));
+  return [
+    { pass: 'forward (inference: no probabilities kept)', 'ms': timeIt(10, () => native.attentionForward(q, k, v, out, null, d)) * 1e3 },
+    { pass: 'forward (training: probabilities kept)', 'ms': timeIt(10, () => native.attentionForward(q, k, v, out, probs, d)) * 1e3 },
+    { pass: 'backward', 'ms': timeIt(10, () => native.attentionBackward(q, k, v, probs, dout, dq, dk, dv, d)) * 1e3 },
+  ];
+}
+
 function modelRows(dir: string): Row[] {
   const model = loadModel(dir);
   const seqlen = 512;
@@ -94,6 +112,8 @@ function main(): void {
   try {
     process.stderr.write('bench: GEMM\n');
     const gemm = gemmRows();
+    process.stderr.write('bench: attention\n');
+    const attention = attentionRows();
     process.stderr.write('bench: opt-125m-shaped model\n');
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
     const model = modelRows(dir);
@@ -102,6 +122,7 @@ function main(): void {
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), 'oneDNN bf16 native': String(native.bf16Native()), node: process.version },
       sections: [
         { title: 'GEMM (fp32 engine vs direct OpenBLAS call, same run)', rows: gemm },
+        { title: 'Causal attention, B 1, T 512, H 12, D 64 (fp32)', rows: attention },
         { title: 'opt-125m-shaped random model (fp32)', rows: model },
       ],
     });

@@ -203,4 +203,4 @@ export function readConfig(dir: string): ModelConfig {
   return parseConfig(readJsonObject(file), file);
 }
 
-export { blockPrefix, checkTensors, expectedTensorShapes, resolveTensorName, tokenEmbeddingName } from './hf-tensors.js';
+export { blockLinears, blockPrefix, checkTensors, expectedTensorShapes, resolveTensorName, tokenEmbeddingName, type BlockLinear } from './hf-tensors.js';

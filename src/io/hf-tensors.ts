@@ -25,26 +25,52 @@ export function blockPrefix(cfg: ModelConfig, i: number): string {
   return cfg.family === 'llama' ? `model.layers.${i}` : `model.decoder.layers.${i}`;
 }
 
+/** A linear layer of a decoder block: its name relative to the block prefix, [out, in], and whether it has a bias. */
+export interface BlockLinear {
+  name: string;
+  out: number;
+  in: number;
+  bias: boolean;
+}
+
+/** The linears of every decoder block of `cfg`, in forward order: the one list models, loaders and quantizers share. */
+export function blockLinears(cfg: ModelConfig): BlockLinear[] {
+  const linear = (name: string, out: number, inp: number, bias: boolean): BlockLinear => ({ name, out, in: inp, bias });
+  if (cfg.family === 'opt') {
+    const [H, F, b] = [cfg.hiddenSize, cfg.ffnDim, cfg.enableBias];
+    return [
+      linear('self_attn.q_proj', H, H, b), linear('self_attn.k_proj', H, H, b), linear('self_attn.v_proj', H, H, b),
+      linear('self_attn.out_proj', H, H, b), linear('fc1', F, H, b), linear('fc2', H, F, b),
+    ];
+  }
+  const [H, I] = [cfg.hiddenSize, cfg.intermediateSize];
+  const qDim = cfg.numHeads * cfg.headDim;
+  const kvDim = cfg.numKvHeads * cfg.headDim;
+  return [
+    linear('self_attn.q_proj', qDim, H, cfg.attentionBias),
+    linear('self_attn.k_proj', kvDim, H, cfg.attentionBias),
+    linear('self_attn.v_proj', kvDim, H, cfg.attentionBias),
+    linear('self_attn.o_proj', H, qDim, cfg.attentionOutBias),
+    linear('mlp.gate_proj', I, H, cfg.mlpBias),
+    linear('mlp.up_proj', I, H, cfg.mlpBias),
+    linear('mlp.down_proj', H, I, cfg.mlpBias),
+  ];
+}
+
+/** Weight (and bias) shapes of block i's linears into m. */
+function setBlockLinears(m: Map<string, number[]>, cfg: ModelConfig, i: number): void {
+  for (const l of blockLinears(cfg)) {
+    m.set(`${blockPrefix(cfg, i)}.${l.name}.weight`, [l.out, l.in]);
+    if (l.bias) m.set(`${blockPrefix(cfg, i)}.${l.name}.bias`, [l.out]);
+  }
+}
+
 function llamaShapes(c: LlamaConfig): Map<string, number[]> {
-  const [H, I, V] = [c.hiddenSize, c.intermediateSize, c.vocabSize];
-  const qDim = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
+  const [H, V] = [c.hiddenSize, c.vocabSize];
   const m = new Map<string, number[]>([['model.embed_tokens.weight', [V, H]]]);
   for (let i = 0; i < c.numLayers; i++) {
     const p = blockPrefix(c, i);
-    const linears: [string, number, number, boolean][] = [
-      ['self_attn.q_proj', qDim, H, c.attentionBias],
-      ['self_attn.k_proj', kvDim, H, c.attentionBias],
-      ['self_attn.v_proj', kvDim, H, c.attentionBias],
-      ['self_attn.o_proj', H, qDim, c.attentionOutBias],
-      ['mlp.gate_proj', I, H, c.mlpBias],
-      ['mlp.up_proj', I, H, c.mlpBias],
-      ['mlp.down_proj', H, I, c.mlpBias],
-    ];
-    for (const [name, out, inp, bias] of linears) {
-      m.set(`${p}.${name}.weight`, [out, inp]);
-      if (bias) m.set(`${p}.${name}.bias`, [out]);
-    }
+    setBlockLinears(m, c, i);
     m.set(`${p}.input_layernorm.weight`, [H]);
     m.set(`${p}.post_attention_layernorm.weight`, [H]);
   }
@@ -54,13 +80,13 @@ function llamaShapes(c: LlamaConfig): Map<string, number[]> {
 }
 
 function optShapes(c: OptConfig): Map<string, number[]> {
-  const [H, F, V, P] = [c.hiddenSize, c.ffnDim, c.vocabSize, c.wordEmbedProjDim];
+  const [H, V, P] = [c.hiddenSize, c.vocabSize, c.wordEmbedProjDim];
   const d = 'model.decoder';
   const m = new Map<string, number[]>([
     [`${d}.embed_tokens.weight`, [V, P]],
     [`${d}.embed_positions.weight`, [c.maxPositions + 2, H]], // OPT offsets positions by 2
   ]);
-  const linear = (name: string, out: number, inp: number, bias = c.enableBias) => {
+  const linear = (name: string, out: number, inp: number, bias: boolean) => {
     m.set(`${name}.weight`, [out, inp]);
     if (bias) m.set(`${name}.bias`, [out]);
   };
@@ -75,10 +101,8 @@ function optShapes(c: OptConfig): Map<string, number[]> {
   }
   for (let i = 0; i < c.numLayers; i++) {
     const p = blockPrefix(c, i);
-    for (const proj of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linear(`${p}.self_attn.${proj}`, H, H);
+    setBlockLinears(m, c, i);
     layerNorm(`${p}.self_attn_layer_norm`);
-    linear(`${p}.fc1`, F, H);
-    linear(`${p}.fc2`, H, F);
     layerNorm(`${p}.final_layer_norm`);
   }
   if (c.doLayerNormBefore) layerNorm(`${d}.final_layer_norm`);

@@ -10,7 +10,7 @@ import { add, attention, mul, reshape, rmsnorm, rope, ropeTable, silu } from '..
 import { blockPrefix, tokenEmbeddingName, type LlamaConfig } from '../io/hf-config.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
-import { DenseLinear, type LinearLayer } from './linear.js';
+import type { LinearLayer } from './linear.js';
 import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
 import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
 
@@ -19,17 +19,6 @@ interface LlamaNorms {
   inputNorm: Tensor;
   postNorm: Tensor;
 }
-
-/** The quantizable linears of a Llama block, by name relative to the block prefix, with their bias flags. */
-const LINEARS = {
-  'self_attn.q_proj': 'attentionBias',
-  'self_attn.k_proj': 'attentionBias',
-  'self_attn.v_proj': 'attentionBias',
-  'self_attn.o_proj': 'attentionOutBias',
-  'mlp.gate_proj': 'mlpBias',
-  'mlp.up_proj': 'mlpBias',
-  'mlp.down_proj': 'mlpBias',
-} as const;
 
 export class LlamaModel implements CausalLM {
   readonly numBlocks: number;
@@ -60,11 +49,7 @@ export class LlamaModel implements CausalLM {
 
   private blockParameters(i: number): LlamaNorms {
     const p = this.blockPrefix(i);
-    for (const [name, biasFlag] of Object.entries(LINEARS)) {
-      const prefix = `${p}.${name}`;
-      const bias = this.config[biasFlag] ? this.tensor(`${prefix}.bias`) : null;
-      this.registry.add(prefix, this.given.get(prefix) ?? new DenseLinear(this.tensor(`${prefix}.weight`), bias));
-    }
+    this.registry.addBlock(this.config, i, (name) => this.tensor(name), this.given);
     return {
       inputNorm: this.tensor(`${p}.input_layernorm.weight`),
       postNorm: this.tensor(`${p}.post_attention_layernorm.weight`),
@@ -106,7 +91,7 @@ export class LlamaModel implements CausalLM {
   block(i: number, h: Tensor, ctx: BlockContext): Tensor {
     const eps = this.config.rmsNormEps;
     const { inputNorm, postNorm } = this.norms[i];
-    const linear = (name: keyof typeof LINEARS) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
+    const linear = (name: string) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
     h = add(h, this.attention(i, linear, rmsnorm(h, inputNorm, eps), ctx));
     const x = rmsnorm(h, postNorm, eps);
     const gated = mul(silu(linear('mlp.gate_proj').forward(x)), linear('mlp.up_proj').forward(x));
@@ -118,7 +103,7 @@ export class LlamaModel implements CausalLM {
     return this.lmHead.forward(rmsnorm(h, this.norm, this.config.rmsNormEps));
   }
 
-  private attention(index: number, linear: (name: keyof typeof LINEARS) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
+  private attention(index: number, linear: (name: string) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
     const { numHeads, numKvHeads, headDim } = this.config;
     const { batch, seq, cache, rope: table } = ctx;
     const q = rope(reshape(linear('self_attn.q_proj').forward(x), [batch, seq, numHeads, headDim]), table!);

@@ -1,9 +1,9 @@
 /** What every causal language model of the project offers to evaluation, generation, quantization and training. */
 import type { RopeTable } from '../autograd/index.js';
-import type { ModelConfig } from '../io/hf-config.js';
+import { blockLinears, blockPrefix, type ModelConfig } from '../io/hf-config.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
-import type { LinearLayer } from './linear.js';
+import { DenseLinear, type LinearLayer } from './linear.js';
 
 export interface ForwardOptions {
   /** Rows of `ids`; ids.length must be batch * T. */
@@ -54,6 +54,15 @@ export function forwardBlocks(model: CausalLM, ids: Int32Array, options: Forward
 /** The linear registry both families keep: canonical name -> layer, replaced only by a same-shaped layer. */
 export class LinearRegistry {
   private readonly layers = new Map<string, LinearLayer>();
+
+  /** Registers the linears of block i (blockLinears of the config): the layer `given` holds (packed), else a
+   * DenseLinear over `<name>.weight` and, when the config gives it one, `<name>.bias` from `tensor`. */
+  addBlock(config: ModelConfig, i: number, tensor: (name: string) => Tensor, given: ReadonlyMap<string, LinearLayer>): void {
+    for (const { name: short, bias } of blockLinears(config)) {
+      const name = `${blockPrefix(config, i)}.${short}`;
+      this.add(name, given.get(name) ?? new DenseLinear(tensor(`${name}.weight`), bias ? tensor(`${name}.bias`) : null));
+    }
+  }
 
   add(name: string, layer: LinearLayer): void {
     this.layers.set(name, layer);

@@ -30,10 +30,6 @@ interface OptNorms {
   mlpNorm: Norm;
 }
 
-/** The quantizable linears of an OPT block, by name relative to the block prefix. */
-const LINEARS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj', 'fc1', 'fc2'] as const;
-type OptLinearName = (typeof LINEARS)[number];
-
 export class OptModel implements CausalLM {
   readonly numBlocks: number;
   private readonly norms: OptNorms[];
@@ -79,11 +75,7 @@ export class OptModel implements CausalLM {
 
   private blockParameters(i: number): OptNorms {
     const p = this.blockPrefix(i);
-    for (const name of LINEARS) {
-      const prefix = `${p}.${name}`;
-      const bias = this.config.enableBias ? this.tensor(`${prefix}.bias`) : null;
-      this.registry.add(prefix, this.given.get(prefix) ?? new DenseLinear(this.tensor(`${prefix}.weight`), bias));
-    }
+    this.registry.addBlock(this.config, i, (name) => this.tensor(name), this.given);
     return { attnNorm: this.norm(`${p}.self_attn_layer_norm`), mlpNorm: this.norm(`${p}.final_layer_norm`) };
   }
 
@@ -127,7 +119,7 @@ export class OptModel implements CausalLM {
 
   block(i: number, h: Tensor, ctx: BlockContext): Tensor {
     const { attnNorm, mlpNorm } = this.norms[i];
-    const linear = (name: OptLinearName) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
+    const linear = (name: string) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
     h = this.residual(h, attnNorm, (x) => this.attention(i, linear, x, ctx));
     return this.residual(h, mlpNorm, (x) => linear('fc2').forward(this.activation(linear('fc1').forward(x))));
   }
@@ -149,7 +141,7 @@ export class OptModel implements CausalLM {
     return this.config.activation === 'relu' ? relu(x) : gelu(x);
   }
 
-  private attention(index: number, linear: (name: OptLinearName) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
+  private attention(index: number, linear: (name: string) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
     const { numHeads, hiddenSize } = this.config;
     const { batch, seq, cache } = ctx;
     const headDim = hiddenSize / numHeads;

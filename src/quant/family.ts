@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { blockPrefix, expectedTensorShapes, type ModelConfig } from '../io/hf-config.js';
+import { InputError } from '../io/errors.js';
+import { blockLinears, type ModelConfig } from '../io/hf-config.js';
 import { packageRoot } from '../util/package-root.js';
 
 export interface FamilyLinear {
@@ -33,6 +34,11 @@ export function quantFamily(config: ModelConfig): QuantFamily {
   if (known !== undefined) return known;
   const file = path.join(packageRoot(), 'configs', 'families', `${config.family}.json`);
   const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as FamilyFile;
+  const names = (list: string[]) => [...list].sort().join(', ');
+  const expected = names(blockLinears(config).map((l) => l.name));
+  if (names(Object.keys(raw.linears)) !== expected || names(raw.sequential.flat()) !== expected) {
+    throw new InputError(file, 'linears / sequential', `expected each of the block linears ${expected} exactly once`);
+  }
   const family: QuantFamily = {
     linears: Object.entries(raw.linears).map(([name, v]) => ({ name, owqRatio: v.owqRatio })),
     sequential: raw.sequential,
@@ -43,7 +49,7 @@ export function quantFamily(config: ModelConfig): QuantFamily {
 
 /** [outFeatures, inFeatures] of a block linear, from the config (every block has the same shapes). */
 export function linearShape(config: ModelConfig, name: string): [number, number] {
-  const shape = expectedTensorShapes(config).get(`${blockPrefix(config, 0)}.${name}.weight`);
-  if (shape === undefined) throw new Error(`quant: ${config.family} has no linear ${name}`);
-  return [shape[0], shape[1]];
+  const linear = blockLinears(config).find((l) => l.name === name);
+  if (linear === undefined) throw new Error(`quant: ${config.family} has no linear ${name}`);
+  return [linear.out, linear.in];
 }

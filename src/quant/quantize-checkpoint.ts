@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { tokenEmbeddingName, type ModelConfig } from '../io/hf-config.js';
+import type { QuantizeRecipe } from '../recipe/schema.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type QuantConfig } from '../io/packed-checkpoint.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -42,6 +43,15 @@ export interface QuantizeCheckpointOptions {
   /** Also store the token embedding (and an untied lm_head) packed, per row, at these bits; default: keep them. */
   embedBits?: number;
   onProgress?: (done: number, total: number) => void;
+}
+
+/** The options of a recipe's model.quantize section (also what `wct quantize` parses its flags into). */
+export function checkpointOptions(q: QuantizeRecipe, onProgress?: (done: number, total: number) => void): QuantizeCheckpointOptions {
+  return {
+    method: q.method, bits: q.wbits, targetBit: q.target_bit, targetRank: q.target_rank, groupSize: q.group_size,
+    actOrder: q.act_order, trueSequential: q.true_sequential, tuning: q.tuning, calib: q.calib, calibTokens: q.calib_tokens,
+    nsamples: q.nsamples, seqlen: q.seqlen, seed: q.seed, percdamp: q.percdamp, embedBits: q.embed_bits, onProgress,
+  };
 }
 
 export interface QuantizeCheckpointResult {

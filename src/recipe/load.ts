@@ -214,18 +214,21 @@ function show(v: unknown): string {
   return String(v);
 }
 
-/** The first problem (unknown keys first: a misspelt key also shows up as a missing one) as an InputError. */
-function issueError(issues: readonly z.core.$ZodIssue[], value: unknown, locations: Locations, recipeFile: string): InputError {
+/** The first problem of a failed parse of `value` (unknown keys first: a misspelt key also shows up as a
+ * missing one): where, and what, with the offending value when it helps. */
+export function firstProblem(issues: readonly z.core.$ZodIssue[], value: unknown): { path: Path; problem: string } {
   const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
-  let p: Path = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
-  let problem = issue.message;
-  if (issue.code === 'unrecognized_keys') {
-    p = [...p, issue.keys[0]];
-    problem = 'unknown key';
-  } else if (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union') {
+  const p: Path = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
+  if (issue.code === 'unrecognized_keys') return { path: [...p, issue.keys[0]], problem: 'unknown key' };
+  if (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union') {
     const v = valueAt(value, p);
-    problem = v === undefined ? `missing (${issue.message})` : `${issue.message}, got ${show(v)}`;
+    return { path: p, problem: v === undefined ? `missing (${issue.message})` : `${issue.message}, got ${show(v)}` };
   }
+  return { path: p, problem: issue.message };
+}
+
+function issueError(issues: readonly z.core.$ZodIssue[], value: unknown, locations: Locations, recipeFile: string): InputError {
+  const { path: p, problem } = firstProblem(issues, value);
   const loc = locate(locations, p, recipeFile);
   return new InputError(`${loc.file}:${loc.line} ${dottedKey(p)}`, problem); // "x.yaml:12 train.lr: expected ..."
 }

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
-import type { QuantMethod } from '../../quant/pipeline.js';
-import { quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
-import type { Tuning } from '../../quant/quantizer.js';
+import { checkpointOptions, quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
+import { firstProblem } from '../../recipe/load.js';
+import { quantizeSchema, type QuantizeRecipe } from '../../recipe/schema.js';
 import { loadModelDir } from '../model-dir.js';
 import { UsageError, progressBar, runHandler } from '../run.js';
 
@@ -34,10 +34,6 @@ interface QuantizeArgs {
   eval?: string;
   json: boolean;
 }
-
-const METHODS: readonly QuantMethod[] = ['rtn', 'gptq', 'owq'];
-const BITS = [2, 3, 4, 8];
-const EMBED_BITS = [4, 8];
 
 export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   command: 'quantize',
@@ -65,16 +61,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('eval', { type: 'string', describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout' }) as unknown as Argv<QuantizeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<QuantizeArgs>) => {
-    const method = checkOptions(args);
+    const q = settings(args);
     if (fs.existsSync(args.out) && !args.force) throw new UsageError(`--out: ${args.out} exists (pass --force to replace it)`);
     if (isPackedCheckpoint(args.model)) throw new UsageError(`--model: ${args.model} is already a packed checkpoint`);
     const bar = progressBar('quantize');
-    const { config: qc, nOut, seconds } = quantizeCheckpoint(args.model, args.out, {
-      method, bits: args.wbits, targetBit: args.targetBit, targetRank: args.targetRank, groupSize: args.groupSize,
-      actOrder: args.actOrder, trueSequential: args.trueSequential, tuning: args.tuning as Tuning | undefined,
-      calib: args.calib, calibTokens: args.calibTokens, nsamples: args.nsamples, seqlen: args.seqlen, seed: args.seed,
-      percdamp: args.percdamp, embedBits: args.embedBits, onProgress: (d, t) => bar.update(d, t),
-    }, args.force);
+    const { config: qc, nOut, seconds } = quantizeCheckpoint(args.model, args.out, checkpointOptions(q, (d, t) => bar.update(d, t)), args.force);
     bar.stop();
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {
@@ -89,26 +80,18 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   }),
 };
 
-/** Option checks that need no model: one-line errors naming the option. */
-function checkOptions(args: QuantizeArgs): QuantMethod {
-  if (!METHODS.includes(args.method as QuantMethod)) throw new UsageError(`--method: expected rtn, gptq or owq, got ${args.method}`);
-  if (!BITS.includes(args.wbits)) throw new UsageError(`--wbits: ${args.wbits} is not supported (expected 2, 3, 4 or 8)`);
-  if (args.targetBit !== undefined && args.targetRank !== undefined) throw new UsageError('--target-bit and --target-rank exclude each other');
-  if ((args.targetBit !== undefined || args.targetRank !== undefined) && args.method !== 'owq') {
-    throw new UsageError('--target-bit / --target-rank apply to --method owq only');
-  }
-  if (args.targetBit !== undefined && !(args.targetBit >= args.wbits && args.targetBit < 16)) {
-    throw new UsageError(`--target-bit: ${args.targetBit} must be at least --wbits ${args.wbits} (and below 16)`);
-  }
-  if (args.targetRank !== undefined && !(Number.isInteger(args.targetRank) && args.targetRank >= 0)) {
-    throw new UsageError('--target-rank: expected a non-negative integer');
-  }
-  if (!(Number.isInteger(args.groupSize) && args.groupSize >= 0)) throw new UsageError('--group-size: expected a non-negative integer (0: per row)');
-  if (args.tuning !== undefined && args.tuning !== 'minmax' && args.tuning !== 'mse') throw new UsageError(`--tuning: expected minmax or mse, got ${args.tuning}`);
-  if (!(Number.isInteger(args.nsamples) && args.nsamples >= 1)) throw new UsageError('--nsamples: expected a positive integer');
-  if (!(args.percdamp > 0)) throw new UsageError('--percdamp: expected a positive number');
-  if (args.embedBits !== undefined && !EMBED_BITS.includes(args.embedBits)) throw new UsageError(`--embed-bits: expected 8 or 4, got ${args.embedBits}`);
-  return args.method as QuantMethod;
+/** The flags as a recipe's model.quantize section, checked by the recipe schema (one validator for both):
+ * a one-line error naming the first bad flag. */
+function settings(args: QuantizeArgs): QuantizeRecipe {
+  const section = {
+    method: args.method, wbits: args.wbits, target_bit: args.targetBit, target_rank: args.targetRank, group_size: args.groupSize,
+    act_order: args.actOrder, true_sequential: args.trueSequential, tuning: args.tuning, calib: args.calib, calib_tokens: args.calibTokens,
+    nsamples: args.nsamples, seqlen: args.seqlen, seed: args.seed, percdamp: args.percdamp, embed_bits: args.embedBits,
+  };
+  const parsed = quantizeSchema.safeParse(section);
+  if (parsed.success) return parsed.data;
+  const { path, problem } = firstProblem(parsed.error.issues, section);
+  throw new UsageError(`--${String(path[0]).replaceAll('_', '-')}: ${problem}`);
 }
 
 function report(args: QuantizeArgs, qc: QuantConfig, nOut: Map<string, number>, seconds: number, ppl: Record<string, number>): void {

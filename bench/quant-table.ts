@@ -1,0 +1,83 @@
+/**
+ * The reference quantization table of TinyStories-656K (../shared/data/golden/quant-tinystories-656k.md),
+ * every row and both perplexity columns, against ours: each row's settings are read from its label
+ * (method, act-order, g128, true-sequential, target_bit / target_rank), quantized with the reference's
+ * exact calibration windows and evaluated in memory as the reference evaluates. Writes
+ * bench/results/quant-table.{json,md}. `npm run build && node dist/bench/quant-table.js` (~10 minutes:
+ * WikiText-2 is 1,094 chunks per row).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { evaluateData } from '../src/eval/evaluate-data.js';
+import { readConfig } from '../src/io/hf-config.js';
+import { sharedDataDir } from '../src/io/text-data.js';
+import { loadTokenizer } from '../src/io/tokenizer.js';
+import { loadModel } from '../src/models/load.js';
+import { loadNative } from '../src/native/addon.js';
+import { readCalibrationTokens } from '../src/quant/calibration.js';
+import { quantizeModel, type QuantMethod } from '../src/quant/pipeline.js';
+import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
+import { writeReport, type Row } from './report.js';
+
+interface TableRow {
+  label: string;
+  bits: number;
+  tinystories: number;
+  wikitext2: number;
+}
+
+/** The quantized rows of the reference table (FP32 left out). */
+function referenceRows(file: string): TableRow[] {
+  return fs.readFileSync(file, 'utf8').split('\n')
+    .filter((line) => /^\| (RTN|GPTQ|OWQ)/.test(line))
+    .map((line) => {
+      const cells = line.split('|').map((c) => c.trim());
+      return { label: cells[1], bits: Number(cells[2]), tinystories: Number(cells[5]), wikitext2: Number(cells[6]) };
+    });
+}
+
+/** A row label ("GPTQ g128 act-order", "OWQ target_bit 3.1 (mse tuning)", ...) as quantizer settings. */
+function settings(label: string): { method: QuantMethod; groupSize: number; actOrder: boolean; trueSequential: boolean; budget: WeakBudget } {
+  const method = label.split(' ')[0].toLowerCase() as QuantMethod;
+  const targetBit = /target_bit ([\d.]+)/.exec(label);
+  const targetRank = /target_rank (\d+)/.exec(label);
+  const budget: WeakBudget = targetBit !== null ? { targetBit: Number(targetBit[1]) } : targetRank !== null ? { targetRank: Number(targetRank[1]) } : null;
+  return { method, groupSize: label.includes('g128') ? 128 : 0, actOrder: label.includes('act-order'), trueSequential: label.includes('true-sequential'), budget };
+}
+
+export function runQuantTable(): string {
+  const native = loadNative();
+  const modelDir = path.join(sharedDataDir(), 'models/tinystories-656k');
+  const config = readConfig(modelDir);
+  const tokenizer = loadTokenizer(modelDir);
+  const golden = path.join(sharedDataDir(), 'golden');
+  const windows = readCalibrationTokens(path.join(golden, 'calib-c4-tinystories-656k-n128-L512.json'), { nsamples: 128, seqlen: 512, seed: 0 }, config.vocabSize).windows;
+  const tinyText = path.join(sharedDataDir(), 'text/tinystories/tinystories-valid-sample.txt');
+  const rows: Row[] = referenceRows(path.join(golden, 'quant-tinystories-656k.md')).map((ref) => {
+    process.stderr.write(`quant-table: ${ref.label} ${ref.bits}-bit\n`);
+    const s = settings(ref.label);
+    const model = loadModel(modelDir);
+    quantizeModel(model, {
+      method: s.method, bits: ref.bits, groupSize: s.groupSize, tuning: s.method === 'owq' ? 'mse' : 'minmax', actOrder: s.actOrder,
+      trueSequential: s.trueSequential, percdamp: 0.01, nOut: weakCounts(config, ref.bits, s.budget), windows,
+    });
+    const tiny = evaluateData(model, tokenizer, tinyText).ppl;
+    const wiki = evaluateData(model, tokenizer, 'wikitext2').ppl;
+    return {
+      run: ref.label, bits: ref.bits,
+      'tinystories ref': ref.tinystories, 'tinystories ours': tiny, 'tinystories diff %': (100 * (tiny - ref.tinystories)) / ref.tinystories,
+      'wikitext2 ref': ref.wikitext2, 'wikitext2 ours': wiki, 'wikitext2 diff %': (100 * (wiki - ref.wikitext2)) / ref.wikitext2,
+    };
+  });
+  return writeReport({
+    name: 'quant-table',
+    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
+    sections: [{ title: 'TinyStories-656K reference quantization table: ours vs the reference implementations (perplexity)', rows }],
+  }).md;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+  process.stdout.write(fs.readFileSync(runQuantTable(), 'utf8'));
+}

@@ -41,6 +41,7 @@ function stepRows(dir: string): Row[] {
   const model = loadModel(dir);
   packAll(model);
   const { params } = weakParameters(model);
+  for (const p of params) p.requiresGrad = true; // as the trainer does
   const opt = new AdamW(params, { betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
   const rng = new Rng(5);
   const ids = Int32Array.from({ length: SEQLEN }, () => Math.floor(rng.next() * model.config.vocabSize));

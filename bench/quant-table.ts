@@ -21,6 +21,10 @@ import { quantizeModel, type QuantMethod } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { writeReport, type Row } from './report.js';
 
+/** The reference's damping, and the perturbed dampings shown for the true-sequential row. */
+const PERCDAMP = 0.01;
+const KNIFE_EDGE_PERCDAMPS = [0.00999999, 0.0100001];
+
 interface TableRow {
   label: string;
   bits: number;
@@ -55,22 +59,26 @@ export function runQuantTable(): string {
   const golden = path.join(sharedDataDir(), 'golden');
   const windows = readCalibrationTokens(path.join(golden, 'calib-c4-tinystories-656k-n128-L512.json'), { nsamples: 128, seqlen: 512, seed: 0 }, config.vocabSize).windows;
   const tinyText = path.join(sharedDataDir(), 'text/tinystories/tinystories-valid-sample.txt');
-  const rows: Row[] = referenceRows(path.join(golden, 'quant-tinystories-656k.md')).map((ref) => {
-    process.stderr.write(`quant-table: ${ref.label} ${ref.bits}-bit\n`);
+  const row = (ref: TableRow, percdamp: number): Row => {
+    process.stderr.write(`quant-table: ${ref.label} ${ref.bits}-bit, percdamp ${percdamp}\n`);
     const s = settings(ref.label);
     const model = loadModel(modelDir);
     quantizeModel(model, {
       method: s.method, bits: ref.bits, groupSize: s.groupSize, tuning: s.method === 'owq' ? 'mse' : 'minmax', actOrder: s.actOrder,
-      trueSequential: s.trueSequential, percdamp: 0.01, nOut: weakCounts(config, ref.bits, s.budget), windows,
+      trueSequential: s.trueSequential, percdamp, nOut: weakCounts(config, ref.bits, s.budget), windows,
     });
     const tiny = evaluateData(model, tokenizer, tinyText).ppl;
     const wiki = evaluateData(model, tokenizer, 'wikitext2').ppl;
     return {
-      run: ref.label, bits: ref.bits,
+      run: percdamp === PERCDAMP ? ref.label : `${ref.label}, percdamp ${percdamp}`, bits: ref.bits,
       'tinystories ref': ref.tinystories, 'tinystories ours': tiny, 'tinystories diff %': (100 * (tiny - ref.tinystories)) / ref.tinystories,
       'wikitext2 ref': ref.wikitext2, 'wikitext2 ours': wiki, 'wikitext2 diff %': (100 * (wiki - ref.wikitext2)) / ref.wikitext2,
     };
-  });
+  };
+  // The true-sequential row sits on a rounding knife edge (test/quant/golden.test.ts): also shown with the
+  // damping moved by 1e-6 relative either way.
+  const rows = referenceRows(path.join(golden, 'quant-tinystories-656k.md')).flatMap((ref) =>
+    ref.label.includes('true-sequential') ? [PERCDAMP, ...KNIFE_EDGE_PERCDAMPS].map((p) => row(ref, p)) : [row(ref, PERCDAMP)]);
   return writeReport({
     name: 'quant-table',
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },

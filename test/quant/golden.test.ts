@@ -29,7 +29,6 @@ interface Run {
   actOrder?: boolean;
   trueSequential?: boolean;
   budget?: WeakBudget;
-  percdamp?: number;
 }
 
 /** Quantizes a fresh copy of the model with `windows` and returns its perplexity on `data`. */
@@ -37,7 +36,7 @@ function quantizedPpl(run: Run, windows: Int32Array[], tokenizer: TextTokenizer,
   const model = loadModel(tinyStoriesDir);
   quantizeModel(model, {
     method: run.method, bits: run.bits, groupSize: run.groupSize ?? 0, tuning: run.tuning ?? (run.method === 'owq' ? 'mse' : 'minmax'),
-    actOrder: run.actOrder ?? false, trueSequential: run.trueSequential ?? false, percdamp: run.percdamp ?? 0.01,
+    actOrder: run.actOrder ?? false, trueSequential: run.trueSequential ?? false, percdamp: 0.01,
     nOut: weakCounts(config, run.bits, run.budget ?? null), windows,
   });
   return data.map((d) => evaluateData(model, tokenizer, d).ppl);
@@ -84,20 +83,14 @@ describe('TinyStories-656K reference quantization table', () => {
   // True-sequential 3-bit sits on a knife edge: two codes of block 0's up_proj (its Hessian taken after
   // q/k/v/o are quantized) round one way or the other depending on the last bits of H and Hinv, and the
   // difference cascades through every later Hessian. Measured here: percdamp 0.01 gives 48.012, while
-  // 0.00999999 and 0.0100001 (1e-6 relative away) both give 49.1184 — the reference's 49.118 to five
-  // digits. Which branch the exact 0.01 takes depends on BLAS rounding, so the test asks that one of a few
-  // such perturbations lands on the reference's value within 0.1% (tighter than the table's 1%), and that
-  // the unperturbed run is on one of the two branches (2.3% apart, hence 3%).
-  it('GPTQ true-sequential 3: tinystories 49.118 on the reference’s rounding branch', () => {
+  // 0.00999999 and 0.0100001 (1e-6 relative away) both give 49.1184, the reference's 49.118 to five
+  // digits; other nearby dampings give 48.42-49.10. Which branch a run takes depends on BLAS summation
+  // order, so this row is held to 3% (its branches span 2.3%), and the procedure itself is checked
+  // exactly in true-sequential.test.ts; `npm run quant:table` shows the perturbed runs beside the row.
+  it('GPTQ true-sequential 3: tinystories 49.118 within 3% (a rounding-branch row, see above)', () => {
     const run: Run = { name: 'GPTQ true-sequential 3', method: 'gptq', bits: 3, trueSequential: true };
-    const tried: number[] = [];
-    for (const percdamp of [0.0100001, 0.00999999, 0.0100002, 0.00999998]) {
-      tried.push(quantizedPpl({ ...run, percdamp }, windows, tokenizer, [TINYSTORIES_TEXT])[0]);
-      if (Math.abs(tried.at(-1)! - 49.118) / 49.118 < 0.001) break;
-    }
-    expect(Math.abs(tried.at(-1)! - 49.118) / 49.118, `tinystories ppl with perturbed damping: ${tried}`).toBeLessThan(0.001);
-    const [atDefault] = quantizedPpl(run, windows, tokenizer, [TINYSTORIES_TEXT]);
-    expect(Math.abs(atDefault - 49.118) / 49.118, `tinystories ppl ${atDefault}`).toBeLessThan(0.03);
+    const [got] = quantizedPpl(run, windows, tokenizer, [TINYSTORIES_TEXT]);
+    expect(Math.abs(got - 49.118) / 49.118, `tinystories ppl ${got}`).toBeLessThan(0.03);
   });
 
   it('keeps the ordering with the project’s own calibration sampling (C4, seed 0)', () => {

@@ -19,6 +19,7 @@ import type { CausalLM } from '../src/models/model.js';
 import { loadNative } from '../src/native/addon.js';
 import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
 import { quantizeCheckpoint } from '../src/quant/quantize-checkpoint.js';
+import { quantizeSchema } from '../src/recipe/schema.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { sharedDataDir } from '../src/io/text-data.js';
@@ -65,9 +66,7 @@ function quantTimeRows(opt125m: string): Row[] {
 
 /** An RTN packed checkpoint of `dir` in `out` (the linears at `bits`, optionally the embedding too), loaded as `wct` loads it. */
 function packedModel(dir: string, out: string, bits: number, embedBits?: number): CausalLM {
-  quantizeCheckpoint(dir, out, {
-    method: 'rtn', bits, groupSize: 0, actOrder: false, trueSequential: false, calib: 'c4', nsamples: 1, seed: 0, percdamp: 0.01, embedBits,
-  }, true);
+  quantizeCheckpoint(dir, out, quantizeSchema.parse({ method: 'rtn', wbits: bits, embed_bits: embedBits }), true);
   return loadModel(out);
 }
 

@@ -67,7 +67,7 @@ function setBlockLinears(m: Map<string, number[]>, cfg: ModelConfig, i: number):
 
 function llamaShapes(c: LlamaConfig): Map<string, number[]> {
   const [H, V] = [c.hiddenSize, c.vocabSize];
-  const m = new Map<string, number[]>([['model.embed_tokens.weight', [V, H]]]);
+  const m = new Map<string, number[]>([[`${tokenEmbeddingName(c)}.weight`, [V, H]]]);
   for (let i = 0; i < c.numLayers; i++) {
     const p = blockPrefix(c, i);
     setBlockLinears(m, c, i);
@@ -83,7 +83,7 @@ function optShapes(c: OptConfig): Map<string, number[]> {
   const [H, V, P] = [c.hiddenSize, c.vocabSize, c.wordEmbedProjDim];
   const d = 'model.decoder';
   const m = new Map<string, number[]>([
-    [`${d}.embed_tokens.weight`, [V, P]],
+    [`${tokenEmbeddingName(c)}.weight`, [V, P]],
     [`${d}.embed_positions.weight`, [c.maxPositions + 2, H]], // OPT offsets positions by 2
   ]);
   const linear = (name: string, out: number, inp: number, bias: boolean) => {

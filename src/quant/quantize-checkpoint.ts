@@ -15,44 +15,10 @@ import type { PackedBits } from '../native/packed.js';
 import { readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';
 import { quantFamily } from './family.js';
 import { toPacked } from './pack.js';
-import { quantizeModel, type QuantMethod } from './pipeline.js';
+import { quantizeModel } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
-import type { Tuning } from './quantizer.js';
 import { weakCounts, type WeakBudget } from './weak-count.js';
 import { rtn } from './rtn.js';
-
-export interface QuantizeCheckpointOptions {
-  method: QuantMethod;
-  bits: number;
-  targetBit?: number;
-  targetRank?: number;
-  /** 0 = per row. */
-  groupSize: number;
-  actOrder: boolean;
-  trueSequential: boolean;
-  /** Default: mse for OWQ, minmax otherwise. */
-  tuning?: Tuning;
-  /** c4 | wikitext2 | a .jsonl/.txt path; ignored when calibTokens is given. */
-  calib: string;
-  calibTokens?: string;
-  nsamples: number;
-  /** Default: max_position_embeddings. */
-  seqlen?: number;
-  seed: number;
-  percdamp: number;
-  /** Also store the token embedding (and an untied lm_head) packed, per row, at these bits; default: keep them. */
-  embedBits?: number;
-  onProgress?: (done: number, total: number) => void;
-}
-
-/** The options of a recipe's model.quantize section (also what `wct quantize` parses its flags into). */
-export function checkpointOptions(q: QuantizeRecipe, onProgress?: (done: number, total: number) => void): QuantizeCheckpointOptions {
-  return {
-    method: q.method, bits: q.wbits, targetBit: q.target_bit, targetRank: q.target_rank, groupSize: q.group_size,
-    actOrder: q.act_order, trueSequential: q.true_sequential, tuning: q.tuning, calib: q.calib, calibTokens: q.calib_tokens,
-    nsamples: q.nsamples, seqlen: q.seqlen, seed: q.seed, percdamp: q.percdamp, embedBits: q.embed_bits, onProgress,
-  };
-}
 
 export interface QuantizeCheckpointResult {
   config: QuantConfig;
@@ -62,15 +28,15 @@ export interface QuantizeCheckpointResult {
 }
 
 /** Checks the group size and the weak-column counts against every quantized linear's in_features. */
-function checkLayers(linears: ReadonlyMap<string, LinearLayer>, prefix: string, nOut: Map<string, number>, o: QuantizeCheckpointOptions): void {
+function checkLayers(linears: ReadonlyMap<string, LinearLayer>, prefix: string, nOut: Map<string, number>, o: QuantizeRecipe): void {
   for (const [short, n] of nOut) {
     const cols = linears.get(`${prefix}.${short}`)!.inFeatures;
-    if (o.groupSize > 0 && (cols % o.groupSize !== 0 || o.groupSize % 8 !== 0)) {
-      throw new RangeError(`group size ${o.groupSize} does not divide ${short}'s in_features ${cols} (or is not a multiple of 8)`);
+    if (o.group_size > 0 && (cols % o.group_size !== 0 || o.group_size % 8 !== 0)) {
+      throw new RangeError(`group size ${o.group_size} does not divide ${short}'s in_features ${cols} (or is not a multiple of 8)`);
     }
     if (cols % 8 !== 0) throw new RangeError(`${short}: in_features ${cols} is not a multiple of 8`);
     if (n >= cols / 2) {
-      const what = o.targetBit !== undefined ? `target bit ${o.targetBit}` : `target rank ${o.targetRank}`;
+      const what = o.target_bit !== undefined ? `target bit ${o.target_bit}` : `target rank ${o.target_rank}`;
       throw new RangeError(`${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${cols / 2 - 1})`);
     }
   }
@@ -97,11 +63,17 @@ function quantizeEmbeddings(weights: ReadonlyMap<string, Tensor>, config: ModelC
   }));
 }
 
-export function quantizeCheckpoint(modelDir: string, outDir: string, o: QuantizeCheckpointOptions, force: boolean): QuantizeCheckpointResult {
+/**
+ * Quantizes `modelDir` as the recipe section `o` (model.quantize; `wct quantize` parses its flags into the
+ * same shape, src/recipe/schema.ts) says, and writes the packed checkpoint `outDir`.
+ */
+export function quantizeCheckpoint(
+  modelDir: string, outDir: string, o: QuantizeRecipe, force: boolean, onProgress?: (done: number, total: number) => void,
+): QuantizeCheckpointResult {
   const model = loadModel(modelDir);
   const config = model.config;
-  const budget: WeakBudget = o.targetBit !== undefined ? { targetBit: o.targetBit } : o.targetRank !== undefined ? { targetRank: o.targetRank } : null;
-  const nOut = weakCounts(config, o.bits, budget);
+  const budget: WeakBudget = o.target_bit !== undefined ? { targetBit: o.target_bit } : o.target_rank !== undefined ? { targetRank: o.target_rank } : null;
+  const nOut = weakCounts(config, o.wbits, budget);
   checkLayers(model.linears(), model.blockPrefix(0), nOut, o);
   const seqlen = o.seqlen ?? config.maxPositions;
   if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
@@ -110,30 +82,29 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, o: Quantize
   const calibOptions = { nsamples: o.nsamples, seqlen, seed: o.seed };
   let calibration: Calibration | null = null;
   if (o.method !== 'rtn') {
-    calibration = o.calibTokens !== undefined
-      ? readCalibrationTokens(o.calibTokens, calibOptions, config.vocabSize)
+    calibration = o.calib_tokens !== undefined
+      ? readCalibrationTokens(o.calib_tokens, calibOptions, config.vocabSize)
       : sampleCalibration(o.calib, loadTokenizer(modelDir), calibOptions);
   }
-  const tuning = o.tuning ?? (o.method === 'owq' ? 'mse' : 'minmax');
   const steps = model.numBlocks * (quantFamily(config).linears.length + (o.method === 'rtn' ? 0 : 2));
   let done = 0;
   const started = performance.now();
   const results = quantizeModel(model, {
-    method: o.method, bits: o.bits, groupSize: o.groupSize, tuning, actOrder: o.actOrder, trueSequential: o.trueSequential,
+    method: o.method, bits: o.wbits, groupSize: o.group_size, tuning: o.tuning, actOrder: o.act_order, trueSequential: o.true_sequential,
     nOut, percdamp: o.percdamp, windows: calibration?.windows ?? [],
-    onProgress: () => o.onProgress?.(Math.min(++done, steps), steps),
+    onProgress: () => onProgress?.(Math.min(++done, steps), steps),
   });
   const seconds = (performance.now() - started) / 1000;
-  const embeddings = o.embedBits === undefined ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(model.parameters(), config, o.embedBits);
+  const embeddings = o.embed_bits === undefined ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(model.parameters(), config, o.embed_bits);
   const packed = new Map([...results, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
   const qc = writePackedCheckpoint(path.resolve(outDir), {
     sourceDir: path.resolve(modelDir),
     weights: model.parameters(),
     packed,
     quantConfig: {
-      format: PACKED_FORMAT, version: PACKED_VERSION, method: o.method, bits: o.bits as PackedBits, group_size: o.groupSize,
-      target_bit: o.targetBit ?? null, target_rank: o.targetRank ?? null, tuning, act_order: o.actOrder,
-      true_sequential: o.trueSequential, percdamp: o.percdamp,
+      format: PACKED_FORMAT, version: PACKED_VERSION, method: o.method, bits: o.wbits as PackedBits, group_size: o.group_size,
+      target_bit: o.target_bit ?? null, target_rank: o.target_rank ?? null, tuning: o.tuning, act_order: o.act_order,
+      true_sequential: o.true_sequential, percdamp: o.percdamp,
       calibration: calibration === null ? null : { data: calibration.source, ...calibOptions },
       n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
       embeddings: Object.fromEntries([...embeddings].map(([name, q]) => [name, q.bits])),

@@ -20,7 +20,7 @@ import type { CausalLM } from '../models/model.js';
 import { checkpointSha256, writeWeakDeltas } from '../io/weak-deltas.js';
 import { loadModel } from '../models/load.js';
 import { applyWeakDeltas, weakColumnsOf } from '../models/weak-deltas.js';
-import { checkpointOptions, quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
+import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import type { LoadedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import { RunLog } from './run-log.js';
@@ -61,7 +61,7 @@ function packedBase(r: Recipe, hooks: RunHooks): string {
   const base = path.join(r.output.dir, 'base');
   if (isPackedCheckpoint(base)) return base;
   hooks.note?.(`quantizing ${r.model.path} (${q.method}, ${q.wbits}-bit) into ${base}`);
-  quantizeCheckpoint(r.model.path, base, checkpointOptions(q, hooks.onQuantize), true);
+  quantizeCheckpoint(r.model.path, base, q, true, hooks.onQuantize);
   return base;
 }
 

@@ -22,6 +22,7 @@ import { PackedLinear } from '../../src/models/packed-linear.js';
 import { quantizeCheckpoint } from '../../src/quant/quantize-checkpoint.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { quantizeSchema } from '../../src/recipe/schema.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 
@@ -329,9 +330,7 @@ describe('QLoRA: adapters over a packed model', () => {
   let packedDir: string;
   beforeAll(() => {
     packedDir = path.join(tmp, 'rtn4');
-    quantizeCheckpoint(tinyStoriesDir, packedDir, {
-      method: 'rtn', bits: 4, groupSize: 0, actOrder: false, trueSequential: false, calib: 'c4', nsamples: 1, seed: 0, percdamp: 0.01,
-    }, false);
+    quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeSchema.parse({ method: 'rtn', wbits: 4, nsamples: 1 }), false);
   });
 
   it('wraps every PackedLinear; forward and backward reach A and B only', () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
-import { checkpointOptions, quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
+import { quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
 import { firstProblem } from '../../recipe/load.js';
 import { quantizeSchema, type QuantizeRecipe } from '../../recipe/schema.js';
 import { loadModelDir } from '../model-dir.js';
@@ -65,7 +65,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     if (fs.existsSync(args.out) && !args.force) throw new UsageError(`--out: ${args.out} exists (pass --force to replace it)`);
     if (isPackedCheckpoint(args.model)) throw new UsageError(`--model: ${args.model} is already a packed checkpoint`);
     const bar = progressBar('quantize');
-    const { config: qc, nOut, seconds } = quantizeCheckpoint(args.model, args.out, checkpointOptions(q, (d, t) => bar.update(d, t)), args.force);
+    const { config: qc, nOut, seconds } = quantizeCheckpoint(args.model, args.out, q, args.force, (d, t) => bar.update(d, t));
     bar.stop();
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {

@@ -11,13 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { evaluateData } from '../src/eval/evaluate-data.js';
-import { readConfig } from '../src/io/hf-config.js';
+import { readConfig } from '../src/models/families/registry.js';
 import { sharedDataDir } from '../src/io/text-data.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { loadNative } from '../src/native/addon.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';
-import { quantizeModel, type QuantMethod } from '../src/quant/pipeline.js';
+import { quantizeModel } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { writeReport, type Row } from './report.js';
 
@@ -43,8 +43,8 @@ function referenceRows(file: string): TableRow[] {
 }
 
 /** A row label ("GPTQ g128 act-order", "OWQ target_bit 3.1 (mse tuning)", ...) as quantizer settings. */
-function settings(label: string): { method: QuantMethod; groupSize: number; actOrder: boolean; trueSequential: boolean; budget: WeakBudget } {
-  const method = label.split(' ')[0].toLowerCase() as QuantMethod;
+function settings(label: string): { method: string; groupSize: number; actOrder: boolean; trueSequential: boolean; budget: WeakBudget } {
+  const method = label.split(' ')[0].toLowerCase() ;
   const targetBit = /target_bit ([\d.]+)/.exec(label);
   const targetRank = /target_rank (\d+)/.exec(label);
   const budget: WeakBudget = targetBit !== null ? { targetBit: Number(targetBit[1]) } : targetRank !== null ? { targetRank: Number(targetRank[1]) } : null;

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadTokenizer } from '../src/io/tokenizer.js';
-import { readConfig } from '../src/io/hf-config.js';
+import { readConfig } from '../src/models/families/registry.js';
 import { generate } from '../src/models/generate.js';
 import { initRandom } from '../src/models/init-random.js';
 import { loadModel } from '../src/models/load.js';
@@ -19,15 +19,15 @@ import type { CausalLM } from '../src/models/model.js';
 import { loadNative } from '../src/native/addon.js';
 import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
 import { quantizeCheckpoint } from '../src/quant/quantize-checkpoint.js';
-import { quantizeSchema } from '../src/recipe/schema.js';
-import { quantizeModel, type QuantizeOptions } from '../src/quant/pipeline.js';
+import { quantizeOptions } from '../src/recipe/quantize-options.js';
+import { quantizeModel, type ModelQuantizeOptions } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { sharedDataDir } from '../src/io/text-data.js';
 import { writeReport, type Row } from './report.js';
 
 interface Job {
   label: string;
-  method: QuantizeOptions['method'];
+  method: ModelQuantizeOptions['method'];
   bits: number;
   budget: WeakBudget;
 }
@@ -66,7 +66,7 @@ function quantTimeRows(opt125m: string): Row[] {
 
 /** An RTN packed checkpoint of `dir` in `out` (the linears at `bits`, optionally the embedding too), loaded as `wct` loads it. */
 function packedModel(dir: string, out: string, bits: number, embedBits?: number): CausalLM {
-  quantizeCheckpoint(dir, out, quantizeSchema.parse({ method: 'rtn', wbits: bits, embed_bits: embedBits }), true);
+  quantizeCheckpoint(dir, out, quantizeOptions({ method: 'rtn', wbits: bits, embed_bits: embedBits }), { force: true });
   return loadModel(out);
 }
 

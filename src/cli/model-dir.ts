@@ -1,7 +1,7 @@
 /** Loading what a command's --model points at: the model and its tokenizer, with one-line errors. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
 import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
 import { loadModel } from '../models/load.js';

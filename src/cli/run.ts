@@ -1,29 +1,34 @@
 /**
- * Shared CLI plumbing: a handler wrapper that turns expected failures (bad input, bad options) into one
- * line on stderr and exit code 1, and a progress bar on stderr.
+ * Shared CLI plumbing: the handler wrapper that applies the error taxonomy (src/errors.ts) and the progress
+ * bars the commands draw for the library's progress callbacks.
+ *
+ * InputError and OptionError are the user's to fix: one line on stderr, exit code 1. Anything else is a bug:
+ * its stack trace, a line asking for a report, exit code 70 (EX_SOFTWARE).
  */
 import cliProgress from 'cli-progress';
-import { InputError } from '../io/errors.js';
+import { isUserError } from '../errors.js';
 
-/** Errors a user can fix: printed as one line, no stack. */
-export class UsageError extends Error {}
+export const BUG_EXIT_CODE = 70;
 
 export function runHandler<A>(handler: (args: A) => Promise<void> | void): (args: A) => Promise<void> {
   return async (args: A) => {
     try {
       await handler(args);
     } catch (err) {
-      if (err instanceof InputError || err instanceof UsageError || err instanceof RangeError) {
+      if (isUserError(err)) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exit(1);
       }
-      throw err;
+      const shown = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+      process.stderr.write(`${shown}\n\nThis is a bug in owq-wct, not in your input: please report it with the command you ran.\n`);
+      process.exit(BUG_EXIT_CODE);
     }
   };
 }
 
 export interface Progress {
-  update(done: number, total: number): void;
+  /** Moves the bar to done of total; `status` replaces the text after the count. */
+  update(done: number, total: number, status?: string): void;
   stop(): void;
 }
 
@@ -31,15 +36,20 @@ export interface Progress {
 export function progressBar(label: string): Progress {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted}`, hideCursor: true },
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted} {status}`,
+      hideCursor: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
   return {
-    update(done, total) {
-      if (!started) bar.start(total, 0);
+    update(done, total, status = '') {
+      if (!started) bar.start(total, 0, { status });
       started = true;
-      bar.update(done);
+      bar.setTotal(total);
+      bar.update(done, { status });
     },
     stop() {
       if (started) bar.stop();

@@ -8,7 +8,8 @@ import { hideBin } from 'yargs/helpers';
 import { loadRecipe } from '../recipe/load.js';
 import { runRecipe, type RunSummary } from '../train/run-recipe.js';
 import { TrainingDiverged } from '../train/trainer.js';
-import { UsageError, progressBar, runHandler } from './run.js';
+import { OptionError } from '../errors.js';
+import { progressBar, runHandler } from './run.js';
 
 interface TrainArgs {
   recipe: string;
@@ -39,15 +40,26 @@ await yargs(hideBin(process.argv))
         .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' }),
     runHandler((args: ArgumentsCamelCase<TrainArgs>) => {
       const loaded = loadRecipe(args.recipe);
-      const bar = progressBar('quantize');
+      const quantizeBar = progressBar('quantize');
+      const trainBar = progressBar('train');
       let summary: RunSummary;
       try {
-        summary = runRecipe(loaded, { onQuantize: (d, t) => bar.update(d, t), note: (line) => process.stderr.write(`${line}\n`) });
+        summary = runRecipe(loaded, {
+          onQuantize: (p) => quantizeBar.update(p.done, p.total, `block ${p.block} ${p.stage}`),
+          onTrain: (p) => {
+            quantizeBar.stop();
+            trainBar.update(p.done, p.total, p.loss === null ? '' : `loss ${p.loss.toFixed(4)}`);
+          },
+          note: (line) => process.stderr.write(`${line}\n`),
+        });
       } catch (e) {
-        if (e instanceof TrainingDiverged) throw new UsageError(e.message);
+        // a diverged run is the recipe's to fix (learning rate, clipping), as is any bad recipe value
+        if (e instanceof TrainingDiverged) throw new OptionError(args.recipe, e.message);
+        if (e instanceof OptionError) throw new OptionError(`${args.recipe}: ${e.option}`, e.problem);
         throw e;
       } finally {
-        bar.stop();
+        quantizeBar.stop();
+        trainBar.stop();
       }
       process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${report(summary)}\n`);
     }),

@@ -17,7 +17,7 @@
  * length still gives a representative split). Both splits keep the file's order.
  */
 import path from 'node:path';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { readTextFile } from '../io/json-file.js';
 import { readJsonlDocuments } from '../io/text-data.js';
 import type { TextTokenizer } from '../io/tokenizer.js';

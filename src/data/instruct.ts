@@ -13,7 +13,7 @@
  *   token (TinyStories-656K has "\nThe" as one token: 435 of the 2,000 alpaca-2k examples).
  */
 import { IGNORE_INDEX } from '../autograd/ops/loss.js';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { isObject, parseJson, readTextFile } from '../io/json-file.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
 import type { Example } from './dataset.js';

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { parquetMetadata, parquetSchema } from 'hyparquet';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
 import type { Example } from './dataset.js';
 import { causalExample } from './instruct.js';

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { PALETTE, lineChartSvg, svgToPng, type ChartSeries, type LegendEntry } from './plot-svg.js';
 

@@ -8,8 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import { openCheckpoint, SINGLE_FILE } from './checkpoint.js';
-import { resolveTensorName } from './hf-tensors.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
+
+/** Looks a canonical tensor name up among a source's stored names (src/models/checkpoint-tensors.ts). */
+export type StoredName = (available: ReadonlySet<string>, canonical: string) => string | undefined;
 
 /** Files of the source checkpoint a derived one carries over unchanged (config, generation, tokenizer). */
 export const COPIED_FILES = [
@@ -29,16 +31,21 @@ export function copyModelFiles(sourceDir: string, destDir: string): void {
 /**
  * `weights` (fp32 tensors by canonical name) as tensors to write, each in the dtype the source
  * checkpoint stores it in: F16 and BF16 stay 16-bit, everything else (F32, F64, a tensor the source
- * lacks) is written F32. Names in `skip` are left out.
+ * lacks) is written F32. Names in `skip` are left out; `storedName` finds each in the source.
  */
-export function tensorsInSourceDtypes(sourceDir: string, weights: ReadonlyMap<string, Tensor>, skip: ReadonlySet<string> = new Set()): TensorToWrite[] {
+export function tensorsInSourceDtypes(
+  sourceDir: string,
+  weights: ReadonlyMap<string, Tensor>,
+  storedName: StoredName,
+  skip: ReadonlySet<string> = new Set(),
+): TensorToWrite[] {
   const source = openCheckpoint(sourceDir);
   try {
     const available = new Set(source.names());
     const tensors: TensorToWrite[] = [];
     for (const [name, t] of weights) {
       if (skip.has(name)) continue;
-      const stored = resolveTensorName(available, name);
+      const stored = storedName(available, name);
       const dtype = stored === undefined ? 'F32' : source.info(stored).dtype;
       tensors.push({ name, dtype: dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32', shape: [...t.shape], data: t.data as Float32Array });
     }
@@ -69,11 +76,11 @@ export function writeDirAtomic<T>(outDir: string, write: (tmp: string) => T): T 
 }
 
 /** The source's tensors that no name of `weights` resolves to (a tied lm_head's stored copy, buffers), byte for byte. */
-function unheldSourceTensors(sourceDir: string, weights: ReadonlyMap<string, Tensor>): TensorToWrite[] {
+function unheldSourceTensors(sourceDir: string, weights: ReadonlyMap<string, Tensor>, storedName: StoredName): TensorToWrite[] {
   const source = openCheckpoint(sourceDir);
   try {
     const available = new Set(source.names());
-    const held = new Set([...weights.keys()].map((n) => resolveTensorName(available, n)));
+    const held = new Set([...weights.keys()].map((n) => storedName(available, n)));
     return source.names().filter((n) => !held.has(n)).map((name) => ({ name, ...source.info(name), data: source.readRaw(name) }));
   } finally {
     source.close();
@@ -85,10 +92,10 @@ function unheldSourceTensors(sourceDir: string, weights: ReadonlyMap<string, Ten
  * model.safetensors holding every tensor of `weights` in the source's dtypes, plus, unchanged, the source's
  * tensors the model does not hold. Replaces `outDir`.
  */
-export function writeHfCheckpoint(outDir: string, sourceDir: string, weights: ReadonlyMap<string, Tensor>): void {
+export function writeHfCheckpoint(outDir: string, sourceDir: string, weights: ReadonlyMap<string, Tensor>, storedName: StoredName): void {
   writeDirAtomic(outDir, (tmp) => {
     copyModelFiles(sourceDir, tmp);
-    const tensors = [...tensorsInSourceDtypes(sourceDir, weights), ...unheldSourceTensors(sourceDir, weights)];
+    const tensors = [...tensorsInSourceDtypes(sourceDir, weights, storedName), ...unheldSourceTensors(sourceDir, weights, storedName)];
     writeSafetensors(path.join(tmp, SINGLE_FILE), tensors, { format: 'pt' });
   });
 }

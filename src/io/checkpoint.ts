@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import { openSafetensors, type SafetensorsFile, type TensorReader } from './safetensors-read.js';
 

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 /** Reads a whole text file; a missing or unreadable file is an InputError naming it. */
 export function readTextFile(file: string): string {

@@ -18,13 +18,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { validatePacked, type PackedBits, type PackedWeight } from '../native/packed.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TensorReader } from './safetensors-read.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
 import { SINGLE_FILE } from './checkpoint.js';
-import { copyModelFiles, tensorsInSourceDtypes, writeDirAtomic } from './checkpoint-write.js';
+import { copyModelFiles, tensorsInSourceDtypes, writeDirAtomic, type StoredName } from './checkpoint-write.js';
 
 export const QUANT_CONFIG_FILE = 'quantization_config.json';
 export const PACKED_FORMAT = 'wct-packed';
@@ -162,6 +162,8 @@ export interface PackedModelToWrite {
   sourceDir: string;
   /** Every tensor of the model by canonical name; those of packed linears' weights are not written. */
   weights: Map<string, Tensor>;
+  /** Finds a canonical name among the source's stored names. */
+  storedName: StoredName;
   packed: Map<string, PackedWeight>;
   /** quantization_config.json without avg_bits.file, which is measured on the written file. */
   quantConfig: Omit<QuantConfig, 'avg_bits'> & { avg_bits: { decoder_linear: number } };
@@ -176,7 +178,7 @@ export function writePackedCheckpoint(outDir: string, m: PackedModelToWrite, for
   return writeDirAtomic(outDir, (tmp) => {
     copyModelFiles(m.sourceDir, tmp);
     const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
-    const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, skip);
+    const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, m.storedName, skip);
     for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
     const file = path.join(tmp, SINGLE_FILE);
     writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });

@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { writeDirAtomic } from './checkpoint-write.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import { openSafetensors } from './safetensors-read.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';

@@ -7,7 +7,7 @@
  * every span must match shape x dtype size, lie inside the data section and not overlap another.
  */
 import { DTYPES, isDtype, type Dtype } from './dtype.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, parseJson } from './json-file.js';
 
 /** The HF library refuses headers above 100 MB; so do we, before allocating anything. */

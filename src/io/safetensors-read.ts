@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, type Dtype } from './dtype.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { MAX_HEADER_BYTES, parseSafetensorsHeader, type TensorEntry } from './safetensors-header.js';
 
 if (os.endianness() !== 'LE') throw new Error('safetensors I/O assumes a little-endian host');

@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { packageRoot } from '../util/package-root.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, parseJson, readTextFile } from './json-file.js';
 
 export interface EvalText {

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import CRC32C from 'crc-32/crc32c.js';
 import protobuf from 'protobufjs';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 const PROTO = `
 syntax = "proto3";

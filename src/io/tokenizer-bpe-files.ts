@@ -10,7 +10,7 @@
  * *string* through the vocabulary, and the GPT-2 vocab.json that opt-tiny-random ships has no
  * `</s>` (its id 2 is "#"). tokenizer_config.json, when present, overrides as in transformers.
  */
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, parseJson, readTextFile } from './json-file.js';
 
 /** Vocabulary entries that are control tokens rather than text, when present. */

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import { bpeSpecialTokens, bpeTokenizerJson } from './tokenizer-bpe-files.js';
 import { sentencePieceSplitEncoder, type EncodeIds } from './tokenizer-split.js';

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SINGLE_FILE } from './checkpoint.js';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 import { openSafetensors } from './safetensors-read.js';
 import { writeSafetensors } from './safetensors-write.js';
 

@@ -6,14 +6,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectedTensorShapes, parseConfig } from '../io/hf-config.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { sharedDataDir } from '../io/text-data.js';
 import { numel } from '../tensor/tensor.js';
+import { expectedTensorShapes, headTensorNames } from './checkpoint-tensors.js';
+import { parseConfig } from './families/registry.js';
 import { packageRoot } from '../util/package-root.js';
 import { Rng } from '../util/rng.js';
 
-export const PRESETS = ['opt-125m', 'opt-1.3b', 'llama-7b', 'tinystories-656k'] as const;
+export const PRESETS = ['opt-125m', 'opt-1.3b', 'llama-7b', 'qwen2-0.5b', 'tinystories-656k'] as const;
 export type Preset = (typeof PRESETS)[number];
 
 const INIT_STD = 0.02;
@@ -23,6 +24,7 @@ const TOKENIZER_FILES: Record<Preset, string[]> = {
   'opt-125m': ['tokenizers/gpt2/vocab.json', 'tokenizers/gpt2/merges.txt'],
   'opt-1.3b': ['tokenizers/gpt2/vocab.json', 'tokenizers/gpt2/merges.txt'],
   'llama-7b': [],
+  'qwen2-0.5b': [],
   'tinystories-656k': ['models/tinystories-656k/tokenizer.json', 'models/tinystories-656k/tokenizer_config.json'],
 };
 
@@ -61,7 +63,7 @@ export function initRandom({ like, out, layers, seed = 0, dtype }: InitRandomOpt
   const storeAs = dtype ?? (raw.torch_dtype === 'float32' ? 'F32' : raw.torch_dtype === 'bfloat16' ? 'BF16' : 'F16');
   const rng = new Rng(seed);
   const tensors = [...expectedTensorShapes(config)]
-    .filter(([name]) => !(name === 'lm_head.weight' && config.tieWordEmbeddings))
+    .filter(([name]) => !(name === headTensorNames(config).lmHead && config.tieWordEmbeddings))
     .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng) }));
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'config.json'), `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`);

@@ -7,12 +7,40 @@
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, Hkv, D].
  */
 import { add, attention, mul, reshape, rmsnorm, rope, ropeTable, silu } from '../autograd/index.js';
-import { blockPrefix, tokenEmbeddingName, type LlamaConfig } from '../io/hf-config.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import type { LinearLayer } from './linear.js';
-import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
+import {
+  forwardBlocks, LinearRegistry, normTensors,
+  type BlockContext, type BlockLinear, type BlockPart, type CausalLM, type ForwardOptions, type ModelConfig, type NormTensors,
+} from './model.js';
 import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
+
+export interface LlamaConfig extends ModelConfig {
+  family: 'llama';
+  modelType: 'llama' | 'mistral' | 'qwen2';
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** Bias on q/k/v_proj: Qwen2 always, Llama when attention_bias is true. */
+  attentionBias: boolean;
+  /** Bias on o_proj: Llama's attention_bias covers o_proj too; Qwen2's o_proj has none. */
+  attentionOutBias: boolean;
+  mlpBias: boolean;
+  hiddenAct: 'silu';
+}
+
+/** What the family spec (src/models/families/llama.ts) tells the forward pass: tensor names and block linears. */
+export interface LlamaLayout {
+  names: TensorNames;
+  /** Module name of the final RMSNorm. */
+  finalNorm: string;
+  blockLinears: BlockLinear[];
+}
 
 /** The non-linear parameters of one block; its linears live in the registry under `${prefix}.${name}`. */
 interface LlamaNorms {
@@ -24,7 +52,7 @@ export class LlamaModel implements CausalLM {
   readonly numBlocks: number;
   private readonly norms: LlamaNorms[];
   private readonly tokens: TokenEmbedding;
-  private readonly norm: Tensor;
+  private readonly finalNorm: Tensor;
   private readonly lmHead: LinearLayer;
   private readonly registry = new LinearRegistry();
 
@@ -32,12 +60,13 @@ export class LlamaModel implements CausalLM {
     readonly config: LlamaConfig,
     private readonly weights: Map<string, Tensor>,
     /** Layers to use instead of dense ones (a packed checkpoint's quantized linears), by canonical name. */
-    private readonly given: ReadonlyMap<string, LinearLayer> = new Map(),
+    private readonly given: ReadonlyMap<string, LinearLayer>,
+    private readonly layout: LlamaLayout,
   ) {
     this.numBlocks = config.numLayers;
-    this.tokens = tokenEmbedding(tokenEmbeddingName(config), weights, given);
-    this.norm = this.tensor('model.norm.weight');
-    this.lmHead = outputHead(weights, given, this.tokens);
+    this.tokens = tokenEmbedding(layout.names.tokenEmbedding, weights, given);
+    this.finalNorm = this.tensor(`${layout.finalNorm}.weight`);
+    this.lmHead = outputHead(layout.names.lmHead, weights, given, this.tokens);
     this.norms = Array.from({ length: config.numLayers }, (_, i) => this.blockParameters(i));
   }
 
@@ -49,15 +78,17 @@ export class LlamaModel implements CausalLM {
 
   private blockParameters(i: number): LlamaNorms {
     const p = this.blockPrefix(i);
-    this.registry.addBlock(this.config, i, (name) => this.tensor(name), this.given);
-    return {
-      inputNorm: this.tensor(`${p}.input_layernorm.weight`),
-      postNorm: this.tensor(`${p}.post_attention_layernorm.weight`),
-    };
+    this.registry.addBlock(p, this.layout.blockLinears, (name) => this.tensor(name), this.given);
+    const [inputNorm, postNorm] = this.layout.names.blockNorms;
+    return { inputNorm: this.tensor(`${p}.${inputNorm}.weight`), postNorm: this.tensor(`${p}.${postNorm}.weight`) };
   }
 
   blockPrefix(i: number): string {
-    return blockPrefix(this.config, i);
+    return this.layout.names.block(i);
+  }
+
+  norm(name: string): NormTensors {
+    return normTensors(this.weights, name);
   }
 
   parameters(): Map<string, Tensor> {
@@ -91,19 +122,31 @@ export class LlamaModel implements CausalLM {
   block(i: number, h: Tensor, ctx: BlockContext): Tensor {
     const eps = this.config.rmsNormEps;
     const { inputNorm, postNorm } = this.norms[i];
-    const linear = (name: string) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
-    h = add(h, this.attention(i, linear, rmsnorm(h, inputNorm, eps), ctx));
-    const x = rmsnorm(h, postNorm, eps);
-    const gated = mul(silu(linear('mlp.gate_proj').forward(x)), linear('mlp.up_proj').forward(x));
-    return add(h, linear('mlp.down_proj').forward(gated));
+    h = add(h, this.attention(i, rmsnorm(h, inputNorm, eps), ctx));
+    return add(h, this.mlp(i, rmsnorm(h, postNorm, eps)));
+  }
+
+  blockPart(i: number, part: BlockPart, x: Tensor, ctx: BlockContext): Tensor {
+    return part === 'attention' ? this.attention(i, x, ctx) : this.mlp(i, x);
   }
 
   head(h: Tensor, ctx: BlockContext): Tensor {
     ctx.cache?.advance(ctx.seq);
-    return this.lmHead.forward(rmsnorm(h, this.norm, this.config.rmsNormEps));
+    return this.lmHead.forward(rmsnorm(h, this.finalNorm, this.config.rmsNormEps));
   }
 
-  private attention(index: number, linear: (name: string) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
+  private linear(i: number, name: string): LinearLayer {
+    return this.registry.get(`${this.blockPrefix(i)}.${name}`);
+  }
+
+  /** down_proj(silu(gate_proj(x)) * up_proj(x)) */
+  private mlp(i: number, x: Tensor): Tensor {
+    const gated = mul(silu(this.linear(i, 'mlp.gate_proj').forward(x)), this.linear(i, 'mlp.up_proj').forward(x));
+    return this.linear(i, 'mlp.down_proj').forward(gated);
+  }
+
+  private attention(index: number, x: Tensor, ctx: BlockContext): Tensor {
+    const linear = (name: string) => this.linear(index, name);
     const { numHeads, numKvHeads, headDim } = this.config;
     const { batch, seq, cache, rope: table } = ctx;
     const q = rope(reshape(linear('self_attn.q_proj').forward(x), [batch, seq, numHeads, headDim]), table!);

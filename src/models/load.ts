@@ -3,17 +3,16 @@
  * CausalLM. Every tensor the config implies is checked for presence and shape before any is read; each
  * is then read once, straight into its own buffer (fp16/bf16 widened to fp32; f64 for gradient checks).
  */
-import { checkTensors, expectedTensorShapes, readConfig, resolveTensorName, type ModelConfig } from '../io/hf-config.js';
 import path from 'node:path';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { isPackedCheckpoint, packedLayouts, QUANT_CONFIG_FILE, readPackedLinear, readQuantConfig } from '../io/packed-checkpoint.js';
 import { openCheckpoint } from '../io/safetensors.js';
 import { Tensor, type DType } from '../tensor/tensor.js';
-import { LlamaModel } from './llama.js';
+import { checkTensors, expectedTensorShapes, headTensorNames, resolveTensorName } from './checkpoint-tensors.js';
+import { familyOf, readConfig } from './families/registry.js';
 import type { LinearLayer } from './linear.js';
+import type { CausalLM, ModelConfig } from './model.js';
 import { PackedLinear } from './packed-linear.js';
-import type { CausalLM } from './model.js';
-import { OptModel } from './opt.js';
 
 export interface LoadOptions {
   dtype?: DType;
@@ -23,7 +22,7 @@ export interface LoadOptions {
 
 /** The model over `weights`; `linears` supplies layers (e.g. packed) for some linears instead of dense weights. */
 export function buildModel(config: ModelConfig, weights: Map<string, Tensor>, linears: ReadonlyMap<string, LinearLayer> = new Map()): CausalLM {
-  return config.family === 'llama' ? new LlamaModel(config, weights, linears) : new OptModel(config, weights, linears);
+  return familyOf(config).build(config, weights, linears);
 }
 
 /** Reads every expected tensor by its canonical name (aliases such as `decoder.*` resolved). */
@@ -31,13 +30,14 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
   const ckpt = openCheckpoint(dir);
   try {
     const available = new Set(ckpt.names());
+        const { lmHead } = headTensorNames(config);
     const skip = options.skip ?? new Set<string>();
     checkTensors(ckpt.path, config, ckpt, skip);
     const weights = new Map<string, Tensor>();
     for (const [canonical, shape] of expectedTensorShapes(config)) {
       if (skip.has(canonical)) continue;
       // A tied model reuses the embedding as lm_head, even when the file also stores a copy.
-      if (canonical === 'lm_head.weight' && config.tieWordEmbeddings) continue;
+      if (canonical === lmHead && config.tieWordEmbeddings) continue;
       const stored = resolveTensorName(available, canonical);
       if (stored === undefined) continue; // optional; checkTensors vetted the required ones
       const f32 = ckpt.readF32(stored);

@@ -1,9 +1,41 @@
 /** What every causal language model of the project offers to evaluation, generation, quantization and training. */
 import type { RopeTable } from '../autograd/index.js';
-import { blockLinears, blockPrefix, type ModelConfig } from '../io/hf-config.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
+
+/** What every family's normalised config carries (src/models/families/); family-specific configs extend it. */
+export interface ModelConfig {
+  /** The forward pass the config runs through (src/models/<family>.ts). */
+  family: string;
+  /** config.json's model_type when the family reads several (llama, mistral, qwen2); else the family is the type. */
+  modelType?: string;
+  hiddenSize: number;
+  numLayers: number;
+  vocabSize: number;
+  /** The longest sequence the model runs (max_position_embeddings, or less where the family says so). */
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  bosTokenId: number | null;
+  eosTokenId: number | null;
+}
+
+/** A linear layer of a decoder block: its name relative to the block prefix, [out, in], and whether it has a bias. */
+export interface BlockLinear {
+  name: string;
+  out: number;
+  in: number;
+  bias: boolean;
+}
+
+/** A part of a decoder block that runs on its own: from its norm's output to the output added to the residual. */
+export type BlockPart = 'attention' | 'mlp';
+
+/** A norm's parameters; writing into their data changes the model (AWQ folds scales into them). */
+export interface NormTensors {
+  weight: Tensor;
+  bias: Tensor | null;
+}
 
 export interface ForwardOptions {
   /** Rows of `ids`; ids.length must be batch * T. */
@@ -30,6 +62,10 @@ export interface CausalLM {
   embed(ids: Int32Array, options: ForwardOptions): { h: Tensor; ctx: BlockContext };
   /** h [B, T, C] through decoder block i. */
   block(i: number, h: Tensor, ctx: BlockContext): Tensor;
+  /** x [B, T, C], the output of the part's norm, through the attention or the MLP of block i alone (no residual). */
+  blockPart(i: number, part: BlockPart, x: Tensor, ctx: BlockContext): Tensor;
+  /** The norm `name` (canonical module name, e.g. model.layers.0.input_layernorm). */
+  norm(name: string): NormTensors;
   /** h [B, T, C] after the last block -> logits [B, T, V]; advances the cache. */
   head(h: Tensor, ctx: BlockContext): Tensor;
   newCache(maxLength: number): KVCache;
@@ -51,15 +87,22 @@ export function forwardBlocks(model: CausalLM, ids: Int32Array, options: Forward
   return model.head(h, ctx);
 }
 
+/** The norm `name` among a model's tensors (`<name>.weight`, `<name>.bias` when present). */
+export function normTensors(weights: ReadonlyMap<string, Tensor>, name: string): NormTensors {
+  const weight = weights.get(`${name}.weight`);
+  if (weight === undefined) throw new Error(`model: no norm named ${name}`);
+  return { weight, bias: weights.get(`${name}.bias`) ?? null };
+}
+
 /** The linear registry both families keep: canonical name -> layer, replaced only by a same-shaped layer. */
 export class LinearRegistry {
   private readonly layers = new Map<string, LinearLayer>();
 
-  /** Registers the linears of block i (blockLinears of the config): the layer `given` holds (packed), else a
-   * DenseLinear over `<name>.weight` and, when the config gives it one, `<name>.bias` from `tensor`. */
-  addBlock(config: ModelConfig, i: number, tensor: (name: string) => Tensor, given: ReadonlyMap<string, LinearLayer>): void {
-    for (const { name: short, bias } of blockLinears(config)) {
-      const name = `${blockPrefix(config, i)}.${short}`;
+  /** Registers the linears of the block at `prefix`: the layer `given` holds (packed), else a DenseLinear over
+   * `<name>.weight` and, when the linear has one, `<name>.bias` from `tensor`. */
+  addBlock(prefix: string, linears: readonly BlockLinear[], tensor: (name: string) => Tensor, given: ReadonlyMap<string, LinearLayer>): void {
+    for (const { name: short, bias } of linears) {
+      const name = `${prefix}.${short}`;
       this.add(name, given.get(name) ?? new DenseLinear(tensor(`${name}.weight`), bias ? tensor(`${name}.bias`) : null));
     }
   }

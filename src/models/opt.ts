@@ -7,17 +7,45 @@
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, H, D].
  */
 import { add, attention, embedding, gelu, layernorm, relu, reshape } from '../autograd/index.js';
-import { blockPrefix, tokenEmbeddingName, type OptConfig } from '../io/hf-config.js';
 import { Tensor, fromArray } from '../tensor/tensor.js';
+import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
-import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';
+import {
+  forwardBlocks, LinearRegistry, normTensors,
+  type BlockContext, type BlockLinear, type BlockPart, type CausalLM, type ForwardOptions, type ModelConfig, type NormTensors,
+} from './model.js';
 import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
 
 /** torch.nn.LayerNorm's default, which OPT uses. */
 const LAYER_NORM_EPS = 1e-5;
-/** OPT's learned positional embedding reserves the first two rows. */
-const POSITION_OFFSET = 2;
+
+export interface OptConfig extends ModelConfig {
+  family: 'opt';
+  ffnDim: number;
+  numHeads: number;
+  /** max_position_embeddings; the position table has positionOffset more rows. */
+  maxPositions: number;
+  wordEmbedProjDim: number;
+  doLayerNormBefore: boolean;
+  activation: 'relu' | 'gelu';
+  enableBias: boolean;
+  layerNormElementwiseAffine: boolean;
+  padTokenId: number | null;
+}
+
+/** What the family spec (src/models/families/opt.ts) tells the forward pass: tensor names and block linears. */
+export interface OptLayout {
+  names: TensorNames;
+  /** Decoder-level module names. */
+  positions: string;
+  projectIn: string;
+  projectOut: string;
+  finalNorm: string;
+  /** OPT's learned positional embedding reserves its first rows (2). */
+  positionOffset: number;
+  blockLinears: BlockLinear[];
+}
 
 interface Norm {
   w: Tensor;
@@ -45,17 +73,17 @@ export class OptModel implements CausalLM {
     readonly config: OptConfig,
     private readonly weights: Map<string, Tensor>,
     /** Layers to use instead of dense ones (a packed checkpoint's quantized linears), by canonical name. */
-    private readonly given: ReadonlyMap<string, LinearLayer> = new Map(),
+    private readonly given: ReadonlyMap<string, LinearLayer>,
+    private readonly layout: OptLayout,
   ) {
-    const p = 'model.decoder';
     this.numBlocks = config.numLayers;
-    this.tokens = tokenEmbedding(tokenEmbeddingName(config), weights, given);
-    this.positions = this.tensor(`${p}.embed_positions.weight`);
+    this.tokens = tokenEmbedding(layout.names.tokenEmbedding, weights, given);
+    this.positions = this.tensor(`${layout.positions}.weight`);
     const projected = config.wordEmbedProjDim !== config.hiddenSize;
-    this.projectIn = projected ? new DenseLinear(this.tensor(`${p}.project_in.weight`)) : null;
-    this.projectOut = projected ? new DenseLinear(this.tensor(`${p}.project_out.weight`)) : null;
-    this.finalNorm = config.doLayerNormBefore ? this.norm(`${p}.final_layer_norm`) : null;
-    this.lmHead = outputHead(weights, given, this.tokens);
+    this.projectIn = projected ? new DenseLinear(this.tensor(`${layout.projectIn}.weight`)) : null;
+    this.projectOut = projected ? new DenseLinear(this.tensor(`${layout.projectOut}.weight`)) : null;
+    this.finalNorm = config.doLayerNormBefore ? this.layerNorm(layout.finalNorm) : null;
+    this.lmHead = outputHead(layout.names.lmHead, weights, given, this.tokens);
     this.norms = Array.from({ length: config.numLayers }, (_, i) => this.blockParameters(i));
   }
 
@@ -66,7 +94,7 @@ export class OptModel implements CausalLM {
   }
 
   /** LayerNorm parameters; ones/zeros when the config has no elementwise affine. */
-  private norm(prefix: string): Norm {
+  private layerNorm(prefix: string): Norm {
     if (this.config.layerNormElementwiseAffine) return { w: this.tensor(`${prefix}.weight`), b: this.tensor(`${prefix}.bias`) };
     const c = this.config.hiddenSize;
     const dtype = this.tokens.dtype;
@@ -75,12 +103,17 @@ export class OptModel implements CausalLM {
 
   private blockParameters(i: number): OptNorms {
     const p = this.blockPrefix(i);
-    this.registry.addBlock(this.config, i, (name) => this.tensor(name), this.given);
-    return { attnNorm: this.norm(`${p}.self_attn_layer_norm`), mlpNorm: this.norm(`${p}.final_layer_norm`) };
+    this.registry.addBlock(p, this.layout.blockLinears, (name) => this.tensor(name), this.given);
+    const [attnNorm, mlpNorm] = this.layout.names.blockNorms;
+    return { attnNorm: this.layerNorm(`${p}.${attnNorm}`), mlpNorm: this.layerNorm(`${p}.${mlpNorm}`) };
   }
 
   blockPrefix(i: number): string {
-    return blockPrefix(this.config, i);
+    return this.layout.names.block(i);
+  }
+
+  norm(name: string): NormTensors {
+    return normTensors(this.weights, name);
   }
 
   parameters(): Map<string, Tensor> {
@@ -110,7 +143,7 @@ export class OptModel implements CausalLM {
     if (start + seq > this.config.maxPositions) {
       throw new RangeError(`opt: ${start + seq} positions exceed max_position_embeddings ${this.config.maxPositions}`);
     }
-    const positionIds = new Int32Array(batch * seq).map((_, i) => start + (i % seq) + POSITION_OFFSET);
+    const positionIds = new Int32Array(batch * seq).map((_, i) => start + (i % seq) + this.layout.positionOffset);
     let h = this.tokens.lookup(ids, [batch, seq]);
     if (this.projectIn !== null) h = this.projectIn.forward(h);
     h = add(h, embedding(this.positions, positionIds, [batch, seq]));
@@ -119,9 +152,12 @@ export class OptModel implements CausalLM {
 
   block(i: number, h: Tensor, ctx: BlockContext): Tensor {
     const { attnNorm, mlpNorm } = this.norms[i];
-    const linear = (name: string) => this.registry.get(`${this.blockPrefix(i)}.${name}`);
-    h = this.residual(h, attnNorm, (x) => this.attention(i, linear, x, ctx));
-    return this.residual(h, mlpNorm, (x) => linear('fc2').forward(this.activation(linear('fc1').forward(x))));
+    h = this.residual(h, attnNorm, (x) => this.attention(i, x, ctx));
+    return this.residual(h, mlpNorm, (x) => this.mlp(i, x));
+  }
+
+  blockPart(i: number, part: BlockPart, x: Tensor, ctx: BlockContext): Tensor {
+    return part === 'attention' ? this.attention(i, x, ctx) : this.mlp(i, x);
   }
 
   head(h: Tensor, ctx: BlockContext): Tensor {
@@ -141,7 +177,17 @@ export class OptModel implements CausalLM {
     return this.config.activation === 'relu' ? relu(x) : gelu(x);
   }
 
-  private attention(index: number, linear: (name: string) => LinearLayer, x: Tensor, ctx: BlockContext): Tensor {
+  private linear(i: number, name: string): LinearLayer {
+    return this.registry.get(`${this.blockPrefix(i)}.${name}`);
+  }
+
+  /** fc2(act(fc1(x))) */
+  private mlp(i: number, x: Tensor): Tensor {
+    return this.linear(i, 'fc2').forward(this.activation(this.linear(i, 'fc1').forward(x)));
+  }
+
+  private attention(index: number, x: Tensor, ctx: BlockContext): Tensor {
+    const linear = (name: string) => this.linear(index, name);
     const { numHeads, hiddenSize } = this.config;
     const { batch, seq, cache } = ctx;
     const headDim = hiddenSize / numHeads;

@@ -49,8 +49,11 @@ export function tokenEmbedding(name: string, weights: ReadonlyMap<string, Tensor
   return { lookup: (ids, shape) => embedding(table, ids, shape), head: new DenseLinear(table), dtype: table.dtype };
 }
 
-/** lm_head: packed when `given` holds it, else its own dense weight, else (tied) the token embedding. */
-export function outputHead(weights: ReadonlyMap<string, Tensor>, given: ReadonlyMap<string, LinearLayer>, tokens: TokenEmbedding): LinearLayer {
-  const own = weights.get('lm_head.weight');
-  return given.get('lm_head') ?? (own !== undefined ? new DenseLinear(own) : tokens.head);
+/** The output projection `name` (module name): packed when `given` holds it, else its own dense weight, else (tied)
+ * the token embedding. */
+export function outputHead(
+  name: string, weights: ReadonlyMap<string, Tensor>, given: ReadonlyMap<string, LinearLayer>, tokens: TokenEmbedding,
+): LinearLayer {
+  const own = weights.get(`${name}.weight`);
+  return given.get(name) ?? (own !== undefined ? new DenseLinear(own) : tokens.head);
 }

@@ -4,7 +4,7 @@
  * exact windows of a reference run, read from a JSON file ({"windows": [[ids...], ...]}).
  */
 import path from 'node:path';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { isObject, parseJson, readTextFile } from '../io/json-file.js';
 import { readJsonlDocuments, sharedDataDir } from '../io/text-data.js';
 import type { TextTokenizer } from '../io/tokenizer.js';

@@ -1,47 +1,45 @@
 /**
- * The block-by-block driver every calibrated quantizer shares (DESIGN.md section 4): capture the inputs of
- * block 0 for the calibration windows; for each block, run its inputs through it while accumulating every
- * linear's input Hessian, quantize the block's linears, then recompute the block's outputs with the
- * quantized block: they are the next block's inputs. One block's activations are held at a time.
- * With --true-sequential each group of linears (q/k/v, o, up/gate, down) is quantized before the next
- * group's Hessians are taken. RTN needs no calibration and quantizes every linear on its own.
+ * The block-by-block driver every quantization method shares. Stages per decoder block:
+ *   1. transform: the method's block transform, if it has one (before any linear of the block is quantized);
+ *   2. statistics + quantize, per group of linears (one group, or the --true-sequential groups of the family
+ *      spec): one calibration pass of the block accumulating each linear's input Hessian (methods whose
+ *      statistic is 'hessian'), then the method's quantizer on each linear of the group, whose fake-quantized
+ *      weight Ŵ replaces it at once;
+ *   3. outputs: the block's outputs recomputed with the quantized block, which are the next block's inputs.
+ * Calibration starts from the embeddings of the calibration windows; one block's activations are held at a time.
+ * The pipeline reports progress as {done, total} over exactly the steps it runs.
  */
-import type { ModelConfig } from '../io/hf-config.js';
+import { familyOf } from '../models/families/registry.js';
 import { DenseLinear, type LinearLayer } from '../models/linear.js';
 import type { BlockContext, CausalLM } from '../models/model.js';
 import { Tensor } from '../tensor/tensor.js';
-import { quantFamily } from './family.js';
 import { Hessian } from './hessian.js';
-import { owq } from './owq.js';
+import { quantMethod, type MethodSettings, type QuantMethod } from './methods.js';
 import type { QuantizedColumns } from './quantized.js';
-import type { Tuning } from './quantizer.js';
-import { rtn } from './rtn.js';
 
-export type QuantMethod = 'rtn' | 'gptq' | 'owq';
-
-export interface QuantizeOptions {
-  method: QuantMethod;
-  bits: number;
-  /** 0 = per row. */
-  groupSize: number;
-  tuning: Tuning;
-  actOrder: boolean;
+export interface ModelQuantizeOptions extends MethodSettings {
+  /** A registered method (./methods.ts). */
+  method: string;
   trueSequential: boolean;
-  /** Weak columns per linear kind (name relative to the block prefix); all 0 for RTN and GPTQ. */
+  /** Weak columns per linear kind (name relative to the block prefix); absent = 0. */
   nOut: Map<string, number>;
-  percdamp: number;
-  /** Calibration windows of equal length (unused by RTN). */
+  /** Calibration windows of equal length (unused by methods whose statistic is 'none'). */
   windows: Int32Array[];
   /** Sequences per block forward pass. */
   batchSize?: number;
   onProgress?: (p: QuantProgress) => void;
 }
 
+export type QuantStage = 'transform' | 'calibration' | 'quantize' | 'outputs';
+
 export interface QuantProgress {
+  /** Steps finished so far, of total (every stage of every block counts one step per unit of work). */
+  done: number;
+  total: number;
   block: number;
-  blocks: number;
-  /** What just finished: a layer's name, or 'calibration' / 'outputs'. */
-  step: string;
+  stage: QuantStage;
+  /** What just finished: a linear's name for 'quantize', else the block prefix. */
+  item: string;
 }
 
 /** Dense weight of a linear still in full precision (the pipeline replaces each only once). */
@@ -73,64 +71,99 @@ class HessianCollector {
   }
 }
 
-/** Calibration activations of one block boundary, batched, with the contexts the blocks need. */
-interface Activations {
-  batches: { h: Tensor; ctx: BlockContext }[];
-}
+type Activations = { h: Tensor; ctx: BlockContext }[];
 
 function embedWindows(model: CausalLM, windows: Int32Array[], batchSize: number): Activations {
-  const batches: Activations['batches'] = [];
+  const batches: Activations = [];
   for (let i = 0; i < windows.length; i += batchSize) {
     const group = windows.slice(i, i + batchSize);
     const ids = new Int32Array(group.length * group[0].length);
     group.forEach((w, j) => ids.set(w, j * w.length));
     batches.push(model.embed(ids, { batch: group.length }));
   }
-  return { batches };
+  return batches;
 }
 
-function runBlock(model: CausalLM, block: number, acts: Activations): Activations {
-  return { batches: acts.batches.map(({ h, ctx }) => ({ h: model.block(block, h, ctx), ctx })) };
+/** Counts the steps as they finish and reports them. */
+class StageProgress {
+  private done = 0;
+
+  constructor(
+    readonly total: number,
+    private readonly report?: (p: QuantProgress) => void,
+  ) {}
+
+  step(block: number, stage: QuantStage, item: string): void {
+    this.done += 1;
+    this.report?.({ done: this.done, total: this.total, block, stage, item });
+  }
 }
 
-function quantizeLinear(w: Float32Array, h: Hessian | undefined, rows: number, cols: number, nOut: number, o: QuantizeOptions): QuantizedColumns {
-  if (o.method === 'rtn') return rtn(w, rows, cols, { bits: o.bits, groupSize: o.groupSize });
-  if (h === undefined) throw new Error('quantize: no Hessian was captured');
-  return owq(w, h.h, rows, cols, { bits: o.bits, nOut, tuning: o.tuning, groupSize: o.groupSize, actOrder: o.actOrder, percdamp: o.percdamp });
+/** The block's input Hessians of `group`'s linears, from one calibration pass (the block's outputs are not kept). */
+function captureHessians(model: CausalLM, block: number, group: readonly string[], acts: Activations): Map<string, Hessian> {
+  const collector = new HessianCollector();
+  const originals = group.map((name) => [name, model.linears().get(name)!] as const);
+  for (const [name, layer] of originals) model.setLinear(name, collector.wrap(name, layer));
+  for (const { h, ctx } of acts) model.block(block, h, ctx);
+  for (const [name, layer] of originals) model.setLinear(name, layer);
+  return collector.hessians;
+}
+
+interface BlockRun {
+  model: CausalLM;
+  method: QuantMethod;
+  o: ModelQuantizeOptions;
+  groups: string[][];
+  progress: StageProgress;
+  results: Map<string, QuantizedColumns>;
+}
+
+/** Stage 2 for one block: each group's statistics, then its linears quantized in place. */
+function quantizeBlock(run: BlockRun, block: number, acts: Activations | null): void {
+  const { model, method, o, progress } = run;
+  const prefix = model.blockPrefix(block);
+  for (const shortNames of run.groups) {
+    const group = shortNames.map((short) => `${prefix}.${short}`);
+    let hessians = new Map<string, Hessian>();
+    if (method.statistic === 'hessian') {
+      hessians = captureHessians(model, block, group, acts!);
+      progress.step(block, 'calibration', prefix);
+    }
+    shortNames.forEach((short, j) => {
+      const name = group[j];
+      const dense = denseOf(name, model.linears().get(name)!);
+      const [rows, cols] = dense.weight.shape;
+      const weight = dense.weight.data as Float32Array;
+      const hessian = hessians.get(name)?.h ?? null;
+      const q = method.quantizeLinear({ name, weight, rows, cols, nOut: o.nOut.get(short) ?? 0, hessian }, o);
+      run.results.set(name, q);
+      model.setLinear(name, new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias));
+      progress.step(block, 'quantize', name);
+    });
+  }
 }
 
 /** Quantizes every block linear of `model` in place (each becomes its fp32 fake-quantized Ŵ) and returns the results by name. */
-export function quantizeModel(model: CausalLM, o: QuantizeOptions): Map<string, QuantizedColumns> {
-  const family = quantFamily(model.config as ModelConfig);
-  const results = new Map<string, QuantizedColumns>();
-  const calibrated = o.method !== 'rtn';
+export function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Map<string, QuantizedColumns> {
+  const method = quantMethod(o.method);
+  const spec = familyOf(model.config);
+  const groups = o.trueSequential ? spec.quant.sequential : [spec.blockLinears(model.config).map((l) => l.name)];
+  const calibrated = method.statistic !== 'none';
+  const linears = groups.flat().length;
+  const perBlock = (method.transformBlock ? 1 : 0) + linears + (calibrated ? groups.length + 1 : 0);
+  const run: BlockRun = { model, method, o, groups, progress: new StageProgress(model.numBlocks * perBlock, o.onProgress), results: new Map() };
   let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;
-  const groups = o.trueSequential ? family.sequential : [family.linears.map((l) => l.name)];
   for (let block = 0; block < model.numBlocks; block++) {
     const prefix = model.blockPrefix(block);
-    for (const group of groups) {
-      const collector = new HessianCollector();
-      if (acts !== null) {
-        const originals = group.map((n) => [`${prefix}.${n}`, model.linears().get(`${prefix}.${n}`)!] as const);
-        for (const [name, layer] of originals) model.setLinear(name, collector.wrap(name, layer));
-        for (const { h, ctx } of acts.batches) model.block(block, h, ctx); // outputs unused: only the Hessians
-        for (const [name, layer] of originals) model.setLinear(name, layer);
-        o.onProgress?.({ block, blocks: model.numBlocks, step: 'calibration' });
-      }
-      for (const short of group) {
-        const name = `${prefix}.${short}`;
-        const dense = denseOf(name, model.linears().get(name)!);
-        const [rows, cols] = dense.weight.shape;
-        const q = quantizeLinear(dense.weight.data as Float32Array, collector.hessians.get(name), rows, cols, o.nOut.get(short) ?? 0, o);
-        results.set(name, q);
-        model.setLinear(name, new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias));
-        o.onProgress?.({ block, blocks: model.numBlocks, step: name });
-      }
+    if (method.transformBlock) {
+      method.transformBlock({ model, block, prefix, inputs: acts ?? [] }, o);
+      run.progress.step(block, 'transform', prefix);
     }
+    quantizeBlock(run, block, acts);
     if (acts !== null) {
-      acts = runBlock(model, block, acts);
-      o.onProgress?.({ block, blocks: model.numBlocks, step: 'outputs' });
+      acts = acts.map(({ h, ctx }) => ({ h: model.block(block, h, ctx), ctx }));
+      run.progress.step(block, 'outputs', prefix);
     }
   }
-  return results;
+  return run.results;
 }

@@ -4,21 +4,22 @@
  * on the fly when a recipe names a full-precision model).
  */
 import path from 'node:path';
-import { tokenEmbeddingName, type ModelConfig } from '../io/hf-config.js';
-import type { QuantizeRecipe } from '../recipe/schema.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type QuantConfig } from '../io/packed-checkpoint.js';
+import { OptionError } from '../errors.js';
+import { PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type PackedModelToWrite, type QuantConfig } from '../io/packed-checkpoint.js';
 import { loadTokenizer } from '../io/tokenizer.js';
+import { headTensorNames, resolveTensorName } from '../models/checkpoint-tensors.js';
 import { loadModel } from '../models/load.js';
-import type { LinearLayer } from '../models/linear.js';
+import type { CausalLM, ModelConfig } from '../models/model.js';
 import type { PackedBits } from '../native/packed.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';
-import { quantFamily } from './family.js';
+import { quantMethod } from './methods.js';
+import type { QuantizeOptions } from './options.js';
 import { toPacked } from './pack.js';
-import { quantizeModel } from './pipeline.js';
+import { quantizeModel, type QuantProgress } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
-import { weakCounts, type WeakBudget } from './weak-count.js';
 import { rtn } from './rtn.js';
+import { weakCounts } from './weak-count.js';
 
 export interface QuantizeCheckpointResult {
   config: QuantConfig;
@@ -27,17 +28,26 @@ export interface QuantizeCheckpointResult {
   seconds: number;
 }
 
+export interface QuantizeCheckpointRun {
+  /** Replace an existing output directory. */
+  force: boolean;
+  onProgress?: (p: QuantProgress) => void;
+}
+
 /** Checks the group size and the weak-column counts against every quantized linear's in_features. */
-function checkLayers(linears: ReadonlyMap<string, LinearLayer>, prefix: string, nOut: Map<string, number>, o: QuantizeRecipe): void {
+function checkLayers(model: CausalLM, nOut: Map<string, number>, o: QuantizeOptions): void {
+  const prefix = model.blockPrefix(0);
   for (const [short, n] of nOut) {
-    const cols = linears.get(`${prefix}.${short}`)!.inFeatures;
-    if (o.group_size > 0 && (cols % o.group_size !== 0 || o.group_size % 8 !== 0)) {
-      throw new RangeError(`group size ${o.group_size} does not divide ${short}'s in_features ${cols} (or is not a multiple of 8)`);
+    const cols = model.linears().get(`${prefix}.${short}`)!.inFeatures;
+    if (o.groupSize > 0 && (cols % o.groupSize !== 0 || o.groupSize % 8 !== 0)) {
+      throw new OptionError('group_size', `group size ${o.groupSize} does not divide ${short}'s in_features ${cols} (or is not a multiple of 8)`);
     }
-    if (cols % 8 !== 0) throw new RangeError(`${short}: in_features ${cols} is not a multiple of 8`);
+    if (cols % 8 !== 0) throw new OptionError('model', `${short}: in_features ${cols} is not a multiple of 8`);
     if (n >= cols / 2) {
-      const what = o.target_bit !== undefined ? `target bit ${o.target_bit}` : `target rank ${o.target_rank}`;
-      throw new RangeError(`${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${cols / 2 - 1})`);
+      const [key, what] = o.budget !== null && 'targetBit' in o.budget
+        ? ['target_bit', `target bit ${o.budget.targetBit}`]
+        : ['target_rank', `target rank ${o.budget !== null && 'targetRank' in o.budget ? o.budget.targetRank : 0}`];
+      throw new OptionError(key, `${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${cols / 2 - 1})`);
     }
   }
 }
@@ -55,61 +65,62 @@ function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
 
 /** The token embedding and an untied lm_head, round-to-nearest per row at `bits` (no weak columns), by module name. */
 function quantizeEmbeddings(weights: ReadonlyMap<string, Tensor>, config: ModelConfig, bits: number): Map<string, QuantizedColumns> {
-  const names = [tokenEmbeddingName(config), ...(weights.has('lm_head.weight') ? ['lm_head'] : [])];
-  return new Map(names.map((name) => {
-    const w = weights.get(`${name}.weight`)!;
+  const { embedding, lmHead } = headTensorNames(config);
+  const tables = [embedding, ...(weights.has(lmHead) ? [lmHead] : [])];
+  return new Map(tables.map((tensor) => {
+    const w = weights.get(tensor)!;
     const [rows, cols] = w.shape;
-    return [name, rtn(w.data as Float32Array, rows, cols, { bits, groupSize: 0 })];
+    return [tensor.slice(0, -'.weight'.length), rtn(w.data as Float32Array, rows, cols, { bits, groupSize: 0 })];
   }));
 }
 
-/**
- * Quantizes `modelDir` as the recipe section `o` (model.quantize; `wct quantize` parses its flags into the
- * same shape, src/recipe/schema.ts) says, and writes the packed checkpoint `outDir`.
- */
-export function quantizeCheckpoint(
-  modelDir: string, outDir: string, o: QuantizeRecipe, force: boolean, onProgress?: (done: number, total: number) => void,
-): QuantizeCheckpointResult {
+/** The calibration windows the options name, or null for a method that needs none. */
+function calibrationFor(modelDir: string, config: ModelConfig, o: QuantizeOptions): Calibration | null {
+  if (quantMethod(o.method).statistic === 'none') return null;
+  const seqlen = o.calibration.seqlen ?? config.maxPositions;
+  if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
+    throw new OptionError('seqlen', `calibration seqlen ${seqlen}: expected an integer in [2, ${config.maxPositions}]`);
+  }
+  const c = { nsamples: o.calibration.nsamples, seqlen, seed: o.calibration.seed };
+  return o.calibration.tokensFile !== null
+    ? readCalibrationTokens(o.calibration.tokensFile, c, config.vocabSize)
+    : sampleCalibration(o.calibration.data, loadTokenizer(modelDir), c);
+}
+
+/** quantization_config.json as written, less the file's measured bits. */
+function quantConfigOf(
+  o: QuantizeOptions, calibration: Calibration | null, results: Map<string, QuantizedColumns>, embeddings: Map<string, QuantizedColumns>,
+): PackedModelToWrite['quantConfig'] {
+  return {
+    format: PACKED_FORMAT, version: PACKED_VERSION, method: o.method, bits: o.bits as PackedBits, group_size: o.groupSize,
+    target_bit: o.budget !== null && 'targetBit' in o.budget ? o.budget.targetBit : null,
+    target_rank: o.budget !== null && 'targetRank' in o.budget ? o.budget.targetRank : null,
+    tuning: o.tuning, act_order: o.actOrder, true_sequential: o.trueSequential, percdamp: o.percdamp,
+    calibration: calibration === null ? null : { data: calibration.source, nsamples: calibration.windows.length, seqlen: calibration.windows[0].length, seed: o.calibration.seed },
+    n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
+    embeddings: Object.fromEntries([...embeddings].map(([name, q]) => [name, q.bits])),
+    avg_bits: { decoder_linear: decoderLinearBits(results.values()) },
+  };
+}
+
+/** Quantizes `modelDir` as `o` says and writes the packed checkpoint `outDir`. */
+export function quantizeCheckpoint(modelDir: string, outDir: string, o: QuantizeOptions, run: QuantizeCheckpointRun): QuantizeCheckpointResult {
   const model = loadModel(modelDir);
   const config = model.config;
-  const budget: WeakBudget = o.target_bit !== undefined ? { targetBit: o.target_bit } : o.target_rank !== undefined ? { targetRank: o.target_rank } : null;
-  const nOut = weakCounts(config, o.wbits, budget);
-  checkLayers(model.linears(), model.blockPrefix(0), nOut, o);
-  const seqlen = o.seqlen ?? config.maxPositions;
-  if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
-    throw new RangeError(`calibration seqlen ${seqlen}: expected an integer in [2, ${config.maxPositions}]`);
-  }
-  const calibOptions = { nsamples: o.nsamples, seqlen, seed: o.seed };
-  let calibration: Calibration | null = null;
-  if (o.method !== 'rtn') {
-    calibration = o.calib_tokens !== undefined
-      ? readCalibrationTokens(o.calib_tokens, calibOptions, config.vocabSize)
-      : sampleCalibration(o.calib, loadTokenizer(modelDir), calibOptions);
-  }
-  const steps = model.numBlocks * (quantFamily(config).linears.length + (o.method === 'rtn' ? 0 : 2));
-  let done = 0;
+  const nOut = weakCounts(config, o.bits, quantMethod(o.method).weakColumns ? o.budget : null);
+  checkLayers(model, nOut, o);
+  const calibration = calibrationFor(modelDir, config, o);
   const started = performance.now();
-  const results = quantizeModel(model, {
-    method: o.method, bits: o.wbits, groupSize: o.group_size, tuning: o.tuning, actOrder: o.act_order, trueSequential: o.true_sequential,
-    nOut, percdamp: o.percdamp, windows: calibration?.windows ?? [],
-    onProgress: () => onProgress?.(Math.min(++done, steps), steps),
-  });
+  const results = quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress: run.onProgress });
   const seconds = (performance.now() - started) / 1000;
-  const embeddings = o.embed_bits === undefined ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(model.parameters(), config, o.embed_bits);
+  const embeddings = o.embedBits === null ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(model.parameters(), config, o.embedBits);
   const packed = new Map([...results, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
   const qc = writePackedCheckpoint(path.resolve(outDir), {
     sourceDir: path.resolve(modelDir),
     weights: model.parameters(),
+    storedName: resolveTensorName,
     packed,
-    quantConfig: {
-      format: PACKED_FORMAT, version: PACKED_VERSION, method: o.method, bits: o.wbits as PackedBits, group_size: o.group_size,
-      target_bit: o.target_bit ?? null, target_rank: o.target_rank ?? null, tuning: o.tuning, act_order: o.act_order,
-      true_sequential: o.true_sequential, percdamp: o.percdamp,
-      calibration: calibration === null ? null : { data: calibration.source, ...calibOptions },
-      n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
-      embeddings: Object.fromEntries([...embeddings].map(([name, q]) => [name, q.bits])),
-      avg_bits: { decoder_linear: decoderLinearBits(results.values()) },
-    },
-  }, force);
+    quantConfig: quantConfigOf(o, calibration, results, embeddings),
+  }, run.force);
   return { config: qc, nOut, seconds };
 }

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type * as z from 'zod';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { isObject } from '../io/json-file.js';
 import { EXCLUSIVE_KEYS, NAMED_TEXTS, recipeSchema, type Recipe } from './schema.js';
 

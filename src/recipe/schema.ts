@@ -13,6 +13,7 @@
  * file, line and dotted key. Paths arrive here already absolute (resolved against the file that set them).
  */
 import * as z from 'zod';
+import { methodNames, quantMethod } from '../quant/methods.js';
 
 /** Training methods (DESIGN.md section 6): weak columns, LoRA on the full-precision base, LoRA on the packed base. */
 export const TRAIN_METHODS = ['wct', 'lora', 'qlora'] as const;
@@ -70,49 +71,58 @@ function exclusive(at: string) {
   };
 }
 
-/** How a full-precision checkpoint is quantized before training (the options of `wct quantize`). */
-export const quantizeSchema = section({
-  /** rtn | gptq | owq. */
-  method: oneOf(['rtn', 'gptq', 'owq']).default('owq'),
-  /** Bits per quantized weight. */
-  wbits: z.literal([2, 3, 4, 8], 'expected 2, 3, 4 or 8').default(4),
-  /** OWQ: average bits including the fp16 weak columns (e.g. 3.1); excludes target_rank. */
-  target_bit: z.number('expected a number').lt(16, 'expected a number below 16').optional(),
-  /** OWQ: weak columns in every linear (the OWQ authors' WCT setting); excludes target_bit. */
-  target_rank: nonNegativeInt().optional(),
-  /** Input columns per quantization group; 0 = one group per output row. */
-  group_size: nonNegativeInt().default(0),
-  /** GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity. */
-  act_order: bool().default(false),
-  /** Quantize q/k/v, o, up/gate, down one group after another. */
-  true_sequential: bool().default(false),
-  /** Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits; default: keep their dtype. */
-  embed_bits: z.literal([4, 8], 'expected 4 or 8').optional(),
-  /** Quantizer parameters: minmax | mse (OWQ's tuned clipping). Default: mse for owq, minmax otherwise. */
-  tuning: oneOf(['minmax', 'mse']).optional(),
-  /** Calibration text: c4 | wikitext2 | a .jsonl / .txt path. */
-  calib: z.string('expected c4, wikitext2 or a path').min(1, 'expected c4, wikitext2 or a path').default('c4'),
-  /** JSON file {"windows": [[ids...]]}: the exact calibration windows of a reference run (overrides calib). */
-  calib_tokens: pathString().optional(),
-  /** Calibration windows. */
-  nsamples: positiveInt().default(128),
-  /** Calibration window length (default: max_position_embeddings). */
-  seqlen: intAtLeast(2).optional(),
-  /** Calibration sampling seed. */
-  seed: nonNegativeInt().default(0),
-  /** GPTQ damping, a fraction of mean(diag H). */
-  percdamp: positive().default(0.01),
-})
+/** A registered quantization method (src/quant/methods.ts), checked when the recipe is parsed. */
+const methodName = () =>
+  z.string('expected a method name').superRefine((name, ctx) => {
+    if (!methodNames().includes(name)) ctx.addIssue({ code: 'custom', message: `expected ${orList(methodNames())}, got ${JSON.stringify(name)}` });
+  });
+
+/**
+ * How a full-precision checkpoint is quantized (the options of `wct quantize`, whose flags are generated from
+ * this shape: src/cli/schema-flags.ts). Each field's description is its --help line.
+ */
+export const quantizeShape = {
+  method: methodName().default('owq').describe('Quantization method (see src/quant/methods.ts)'),
+  wbits: z.literal([2, 3, 4, 8], 'expected 2, 3, 4 or 8').default(4).describe('Bits per quantized weight'),
+  target_bit: z
+    .number('expected a number')
+    .lt(16, 'expected a number below 16')
+    .optional()
+    .describe('OWQ: average bits including the fp16 weak columns (e.g. 3.1); excludes target_rank'),
+  target_rank: nonNegativeInt().optional().describe('OWQ: weak columns in every linear; excludes target_bit'),
+  group_size: nonNegativeInt().default(0).describe('Input columns per quantization group, a multiple of 8 (0: per output row)'),
+  act_order: bool().default(false).describe('GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity'),
+  true_sequential: bool().default(false).describe('Quantize the groups of a block (q/k/v, o, up/gate, down) one after another'),
+  embed_bits: z
+    .literal([4, 8], 'expected 4 or 8')
+    .optional()
+    .describe('Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits (default: keep their dtype)'),
+  tuning: oneOf(['minmax', 'mse']).optional().describe("Quantizer parameters: minmax | mse (default: the method's, mse for owq)"),
+  calib: z
+    .string('expected c4, wikitext2 or a path')
+    .min(1, 'expected c4, wikitext2 or a path')
+    .default('c4')
+    .describe('Calibration text: c4 | wikitext2 | a .jsonl / .txt path'),
+  calib_tokens: pathString().optional().describe('JSON file {"windows": [[ids...]]}: exact calibration windows (overrides calib)'),
+  nsamples: positiveInt().default(128).describe('Calibration windows'),
+  seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings)'),
+  seed: nonNegativeInt().default(0).describe('Calibration sampling seed'),
+  percdamp: positive().default(0.01).describe('GPTQ damping, a fraction of mean(diag H)'),
+};
+
+export const quantizeSchema = section(quantizeShape)
   .superRefine(exclusive('model.quantize'))
   .superRefine((q, ctx) => {
+    if (!methodNames().includes(q.method)) return; // reported on method itself
+    const method = quantMethod(q.method);
     for (const key of ['target_bit', 'target_rank'] as const) {
-      if (q[key] !== undefined && q.method !== 'owq') ctx.addIssue({ code: 'custom', path: [key], message: 'applies to method owq only' });
+      if (q[key] !== undefined && !method.weakColumns) ctx.addIssue({ code: 'custom', path: [key], message: `applies to method ${orList(methodNames().filter((m) => quantMethod(m).weakColumns))} only` });
     }
     if (q.target_bit !== undefined && q.target_bit < q.wbits) {
       ctx.addIssue({ code: 'custom', path: ['target_bit'], message: `expected at least wbits (${q.wbits})` });
     }
   })
-  .transform((q) => ({ ...q, tuning: q.tuning ?? (q.method === 'owq' ? 'mse' : 'minmax') }));
+  .transform((q) => ({ ...q, tuning: q.tuning ?? quantMethod(q.method).defaultTuning }));
 
 export const modelSchema = section({
   /** A Hugging Face checkpoint directory, or a packed checkpoint directory written by `wct quantize`. */

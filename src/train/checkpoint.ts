@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeDirAtomic } from '../io/checkpoint-write.js';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { readJsonObject } from '../io/json-file.js';
 import { openSafetensors } from '../io/safetensors-read.js';
 import { writeSafetensors } from '../io/safetensors-write.js';

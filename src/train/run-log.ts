@@ -1,6 +1,6 @@
 /**
- * The trainer's run log: `<dir>/metrics.jsonl`, the same scalars as TensorBoard events, and a progress
- * bar on stderr.
+ * The trainer's run log: `<dir>/metrics.jsonl`, the same scalars as TensorBoard events, and progress
+ * reported to a callback (the CLI draws it).
  *
  * metrics.jsonl holds one JSON object per logged step, in step order:
  *   {"step":12,"loss":2.31,"lr":0.0001,"grad_norm":0.8,"tokens_per_s":5400,"rss_mib":812,"val_loss":2.4}
@@ -14,8 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
-import { InputError } from '../io/errors.js';
+import { InputError } from '../errors.js';
 import { EventWriter } from '../io/tfevents.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
@@ -42,6 +41,15 @@ export interface RunLogOptions {
   tensorboardDir: string | null;
   /** The step of the checkpoint being resumed: later lines of an existing metrics.jsonl are dropped. */
   resumeFromStep?: number;
+  /** Called at the start and after every logged training step. */
+  onProgress?: (p: TrainProgress) => void;
+}
+
+/** Training progress in optimizer steps; loss is the last logged training loss (null before the first). */
+export interface TrainProgress {
+  done: number;
+  total: number;
+  loss: number | null;
 }
 
 const TB_TAGS: Record<keyof StepMetrics, string> = {
@@ -64,10 +72,13 @@ export class RunLog {
   private readonly events: EventWriter | null;
   /** Steps must increase: the last one logged, or the resumed checkpoint's. */
   private lastStep: number;
-  private bar: cliProgress.SingleBar | null = null;
+  private total = 0;
   private readonly resumedFrom: number;
 
+  private readonly onProgress?: (p: TrainProgress) => void;
+
   constructor(opts: RunLogOptions) {
+    this.onProgress = opts.onProgress;
     fs.mkdirSync(opts.dir, { recursive: true });
     this.metricsFile = path.join(opts.dir, 'metrics.jsonl');
     this.lastStep = -Infinity;
@@ -82,21 +93,13 @@ export class RunLog {
     this.events = opts.tensorboardDir === null ? null : new EventWriter(opts.tensorboardDir);
   }
 
-  /** Shows the progress bar (stderr, only when it is a terminal) at `doneSteps`, by default the resumed step. */
+  /** Reports the start of training at `doneSteps` of `totalSteps`, by default the resumed step. */
   start(totalSteps: number, doneSteps = this.resumedFrom): void {
-    if (!process.stderr.isTTY || this.bar !== null) return;
-    this.bar = new cliProgress.SingleBar(
-      {
-        stream: process.stderr,
-        format: 'train [{bar}] {value}/{total} | loss {loss} | ETA {eta_formatted}',
-        hideCursor: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    this.bar.start(totalSteps, doneSteps, { loss: '-' });
+    this.total = totalSteps;
+    this.onProgress?.({ done: doneSteps, total: totalSteps, loss: null });
   }
 
-  /** Appends step's line to metrics.jsonl, its scalars to TensorBoard, and moves the bar. */
+  /** Appends step's line to metrics.jsonl, its scalars to TensorBoard, and reports a training step's loss. */
   log(step: number, metrics: StepMetrics | ValidationMetrics): void {
     if (this.fd === null) throw new Error('RunLog: log after close');
     if (!Number.isSafeInteger(step) || step <= this.lastStep) {
@@ -113,18 +116,11 @@ export class RunLog {
     }
     fs.writeSync(this.fd, JSON.stringify(line) + '\n');
     this.events?.flush();
-    if ('loss' in metrics) this.bar?.update(step, { loss: metrics.loss.toFixed(4) });
+    if ('loss' in metrics) this.onProgress?.({ done: step, total: this.total, loss: metrics.loss });
   }
 
-  /** Removes the progress bar; logging may go on. */
-  stop(): void {
-    this.bar?.stop();
-    this.bar = null;
-  }
-
-  /** stop(), then closes metrics.jsonl and the event file. */
+  /** Closes metrics.jsonl and the event file. */
   close(): void {
-    this.stop();
     this.events?.close();
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;

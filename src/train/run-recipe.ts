@@ -20,10 +20,13 @@ import type { CausalLM } from '../models/model.js';
 import { checkpointSha256, writeWeakDeltas } from '../io/weak-deltas.js';
 import { loadModel } from '../models/load.js';
 import { applyWeakDeltas, weakColumnsOf } from '../models/weak-deltas.js';
+import { OptionError } from '../errors.js';
+import type { QuantProgress } from '../quant/pipeline.js';
 import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
+import { toQuantizeOptions } from '../recipe/quantize-options.js';
 import type { LoadedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
-import { RunLog } from './run-log.js';
+import { RunLog, type TrainProgress } from './run-log.js';
 import { meanLoss, train, validationSet, type Trainable, type TrainConfig, type TrainResult } from './trainer.js';
 import { weakParameters } from './wct.js';
 
@@ -48,7 +51,9 @@ export interface RunSummary {
 
 export interface RunHooks {
   /** Progress of the on-the-fly quantization. */
-  onQuantize?: (done: number, total: number) => void;
+  onQuantize?: (p: QuantProgress) => void;
+  /** Progress of training. */
+  onTrain?: (p: TrainProgress) => void;
   /** One-line notes for the user (stderr). */
   note?: (line: string) => void;
 }
@@ -57,11 +62,16 @@ export interface RunHooks {
 function packedBase(r: Recipe, hooks: RunHooks): string {
   if (isPackedCheckpoint(r.model.path)) return r.model.path;
   const q = r.model.quantize;
-  if (q === undefined) throw new RangeError(`model.path ${r.model.path} is a full-precision checkpoint: give model.quantize settings`);
+  if (q === undefined) throw new OptionError('model.quantize', `missing: model.path ${r.model.path} is a full-precision checkpoint`);
   const base = path.join(r.output.dir, 'base');
   if (isPackedCheckpoint(base)) return base;
   hooks.note?.(`quantizing ${r.model.path} (${q.method}, ${q.wbits}-bit) into ${base}`);
-  quantizeCheckpoint(r.model.path, base, q, true, hooks.onQuantize);
+  try {
+    quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), { force: true, onProgress: hooks.onQuantize });
+  } catch (e) {
+    if (e instanceof OptionError) throw new OptionError(`model.quantize.${e.option}`, e.problem); // the recipe's key
+    throw e;
+  }
   return base;
 }
 
@@ -120,7 +130,7 @@ function methodRun(loaded: LoadedRecipe, hooks: RunHooks): MethodRun {
     };
   }
   if (r.method === 'lora' && isPackedCheckpoint(r.model.path)) {
-    throw new RangeError(`model.path ${r.model.path} is a packed checkpoint: method lora trains over a full-precision base (use qlora for a packed one)`);
+    throw new OptionError('model.path', `${r.model.path} is a packed checkpoint: method lora trains over a full-precision base (use qlora for a packed one)`);
   }
   const base = r.method === 'qlora' ? packedBase(r, hooks) : r.model.path;
   const model = loadModel(base);
@@ -172,7 +182,7 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
   let result: TrainResult;
   try {
     const tensorboard = r.logging.tensorboard;
-    result = train(run.model, run.trainable, data, cfg, (resumeFromStep) => new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep }));
+    result = train(run.model, run.trainable, data, cfg, (resumeFromStep) => new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep, onProgress: hooks.onTrain }));
   } finally {
     setMatmulPrecision(previous);
   }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writeAdapter } from '../../src/io/peft-adapter.js';
-import { resolveTensorName } from '../../src/io/hf-tensors.js';
+import { resolveTensorName } from '../../src/models/checkpoint-tensors.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/models/load.js';
 import { applyLora, loadAdapter, type LoraConfig } from '../../src/models/lora.js';

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packedLayouts, readPackedLinear, readQuantConfig, writePackedCheckpoint } from '../../src/io/packed-checkpoint.js';
 import { openCheckpoint } from '../../src/io/safetensors.js';
-import { expectedTensorShapes, readConfig } from '../../src/io/hf-config.js';
+import { expectedTensorShapes, resolveTensorName } from '../../src/models/checkpoint-tensors.js';
+import { readConfig } from '../../src/models/families/registry.js';
 import { loadModel } from '../../src/models/load.js';
 import { PackedLinear } from '../../src/models/packed-linear.js';
 import type { PackedWeight } from '../../src/native/packed.js';
@@ -63,7 +64,7 @@ describe('wct quantize on TinyStories-656K', () => {
     ckpt.close();
     expect(packed.get('model.embed_tokens')?.bits).toBe(8);
     const again = path.join(tmp, 'owq3-embed8-again');
-    writePackedCheckpoint(again, { sourceDir: out, weights: loadModel(out).parameters(), packed, quantConfig: readQuantConfig(out) }, false);
+    writePackedCheckpoint(again, { sourceDir: out, storedName: resolveTensorName, weights: loadModel(out).parameters(), packed, quantConfig: readQuantConfig(out) }, false);
     expect(Buffer.compare(fs.readFileSync(path.join(out, 'model.safetensors')), fs.readFileSync(path.join(again, 'model.safetensors')))).toBe(0);
   });
 
@@ -74,7 +75,7 @@ describe('wct quantize on TinyStories-656K', () => {
     const packed = new Map<string, PackedWeight>();
     for (const [name, layer] of model.linears()) packed.set(name, (layer as PackedLinear).packed);
     const qc = readQuantConfig(out);
-    writePackedCheckpoint(again, { sourceDir: out, weights: model.parameters(), packed, quantConfig: qc }, false);
+    writePackedCheckpoint(again, { sourceDir: out, storedName: resolveTensorName, weights: model.parameters(), packed, quantConfig: qc }, false);
     expect(Buffer.compare(fs.readFileSync(path.join(out, 'model.safetensors')), fs.readFileSync(path.join(again, 'model.safetensors')))).toBe(0);
   });
 });

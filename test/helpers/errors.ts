@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 
 /** Runs `f`, expects it to throw an InputError, and returns the message. */
 export function inputErrorMessage(f: () => unknown): string {

@@ -7,11 +7,11 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluateData } from '../../src/eval/evaluate-data.js';
-import { readConfig } from '../../src/io/hf-config.js';
+import { readConfig } from '../../src/models/families/registry.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/io/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { readCalibrationTokens, sampleCalibration } from '../../src/quant/calibration.js';
-import { quantizeModel, type QuantizeOptions } from '../../src/quant/pipeline.js';
+import { quantizeModel, type ModelQuantizeOptions as QuantizeOptions } from '../../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../../src/quant/weak-count.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
 

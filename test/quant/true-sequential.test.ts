@@ -7,13 +7,12 @@
  * from the full-precision block, which the same check tells apart.
  */
 import { describe, expect, it } from 'vitest';
-import { readConfig } from '../../src/io/hf-config.js';
+import { familyOf, readConfig } from '../../src/models/families/registry.js';
 import { DenseLinear, type LinearLayer } from '../../src/models/linear.js';
 import { loadModel } from '../../src/models/load.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { Hessian } from '../../src/quant/hessian.js';
 import { owq } from '../../src/quant/owq.js';
-import { quantFamily } from '../../src/quant/family.js';
 import { quantizeModel } from '../../src/quant/pipeline.js';
 import type { QuantizedColumns } from '../../src/quant/quantized.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -62,7 +61,7 @@ function requantize(name: string, h: Hessian): Uint8Array {
 }
 
 describe('true-sequential quantization', () => {
-  const groups = quantFamily(config).sequential;
+  const groups = familyOf(config).quant.sequential;
   const prefix = 'model.layers.0';
 
   it('quantizes each group of block 0 from a Hessian taken with the earlier groups already quantized', () => {

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/io/hf-config.js';
+import { parseConfig } from '../../src/models/families/registry.js';
 import { weakCounts } from '../../src/quant/weak-count.js';
 import { roundHalfEven } from '../../src/util/round.js';
 import { repoRoot, tinyStoriesDir } from '../helpers/paths.js';

@@ -10,7 +10,7 @@ import { Resvg } from '@resvg/resvg-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compareRuns, comparisonMarkdown, comparisonTable, formatBytes, formatDuration, lossChartSvg, readMetrics, writeComparison } from '../../src/eval/compare.js';
 import { niceTicks, svgToPng } from '../../src/eval/plot-svg.js';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-compare-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

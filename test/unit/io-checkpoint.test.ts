@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 import { openCheckpoint, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
 

@@ -8,8 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  checkTensors, expectedTensorShapes, parseConfig, readConfig, resolveTensorName, type ModelConfig,
-} from '../../src/io/hf-config.js';
+  checkTensors, expectedTensorShapes, resolveTensorName,
+} from '../../src/models/checkpoint-tensors.js';
+import { parseConfig, readConfig } from '../../src/models/families/registry.js';
+import type { ModelConfig } from '../../src/models/model.js';
 import type { TensorInfo } from '../../src/io/safetensors.js';
 import { openCheckpoint } from '../../src/io/safetensors.js';
 import { optTinyDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';

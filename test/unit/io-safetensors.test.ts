@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DTYPES, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, type Dtype } from '../../src/io/dtype.js';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { dataDir } from '../helpers/paths.js';
 

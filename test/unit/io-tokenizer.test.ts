@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { getEncoding } from 'js-tiktoken';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { sentencePieceCutter } from '../../src/io/tokenizer-split.js';
 import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backward, crossEntropy } from '../../src/autograd/index.js';
 import { shiftedTargets } from '../../src/eval/perplexity.js';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, readAdapter, writeAdapter } from '../../src/io/peft-adapter.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { DenseLinear } from '../../src/models/linear.js';
@@ -22,7 +22,7 @@ import { PackedLinear } from '../../src/models/packed-linear.js';
 import { quantizeCheckpoint } from '../../src/quant/quantize-checkpoint.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/rng.js';
-import { quantizeSchema } from '../../src/recipe/schema.js';
+import { quantizeOptions } from '../../src/recipe/quantize-options.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 
@@ -330,7 +330,7 @@ describe('QLoRA: adapters over a packed model', () => {
   let packedDir: string;
   beforeAll(() => {
     packedDir = path.join(tmp, 'rtn4');
-    quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeSchema.parse({ method: 'rtn', wbits: 4, nsamples: 1 }), false);
+    quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeOptions({ method: 'rtn', wbits: 4, nsamples: 1 }), { force: false });
   });
 
   it('wraps every PackedLinear; forward and backward reach A and B only', () => {

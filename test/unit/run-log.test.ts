@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 import { readEventFile } from '../../src/io/tfevents.js';
 import { RunLog, type StepMetrics } from '../../src/train/run-log.js';
 

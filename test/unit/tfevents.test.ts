@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/errors.js';
+import { InputError } from '../../src/errors.js';
 import { EventWriter, FILE_VERSION, maskedCrc32c, readEventFile } from '../../src/io/tfevents.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-tfevents-'));

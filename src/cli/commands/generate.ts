@@ -2,7 +2,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { generate } from '../../models/generate.js';
 import { loadModelDir } from '../model-dir.js';
-import { UsageError, runHandler } from '../run.js';
+import { OptionError } from '../../errors.js';
+import { runHandler } from '../run.js';
 
 interface GenerateArgs {
   model: string;
@@ -31,9 +32,9 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('seed', { type: 'number', default: 0, describe: 'RNG seed for sampling' })
       .option('json', { type: 'boolean', default: false, describe: 'Print {"text","ids","tokens_per_s"} on stdout instead of streaming' }) as unknown as Argv<GenerateArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<GenerateArgs>) => {
-    if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens))) throw new UsageError('--max-new-tokens: expected a positive integer');
-    if (!(args.temperature >= 0)) throw new UsageError('--temperature: expected a number >= 0');
-    if (!(args.topP > 0 && args.topP <= 1)) throw new UsageError('--top-p: expected a number in (0, 1]');
+    if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens))) throw new OptionError('--max-new-tokens', 'expected a positive integer');
+    if (!(args.temperature >= 0)) throw new OptionError('--temperature', 'expected a number >= 0');
+    if (!(args.topP > 0 && args.topP <= 1)) throw new OptionError('--top-p', 'expected a number in (0, 1]');
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     const prompt = tokenizer.encode(args.prompt);
     const ids: number[] = [];

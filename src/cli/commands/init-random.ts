@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { PRESETS, initRandom, type Preset } from '../../models/init-random.js';
-import { UsageError, runHandler } from '../run.js';
+import { OptionError } from '../../errors.js';
+import { runHandler } from '../run.js';
 
 interface InitRandomArgs {
   like: Preset;
@@ -26,10 +27,10 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite files in an existing directory' }) as unknown as Argv<InitRandomArgs>,
   handler: runHandler((args: ArgumentsCamelCase<InitRandomArgs>) => {
     if (args.layers !== undefined && !(Number.isInteger(args.layers) && args.layers >= 1)) {
-      throw new UsageError('--layers: expected a positive integer');
+      throw new OptionError('--layers', 'expected a positive integer');
     }
     if (fs.existsSync(args.out) && fs.readdirSync(args.out).length > 0 && !args.force) {
-      throw new UsageError(`--out: ${args.out} exists and is not empty (use --force to overwrite)`);
+      throw new OptionError('--out', `${args.out} exists and is not empty (use --force to overwrite)`);
     }
     const files = initRandom({ like: args.like, out: args.out, layers: args.layers, seed: args.seed, dtype: args.dtype });
     process.stdout.write(`wrote ${files.join(', ')}\n`);

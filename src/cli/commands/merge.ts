@@ -8,10 +8,11 @@ import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { writeHfCheckpoint } from '../../io/checkpoint-write.js';
 import { isPackedCheckpoint } from '../../io/packed-checkpoint.js';
-import { InputError } from '../../io/errors.js';
+import { InputError, OptionError } from '../../errors.js';
+import { resolveTensorName } from '../../models/checkpoint-tensors.js';
 import { loadModel } from '../../models/load.js';
 import { loadAdapter, mergeLora, MERGE_PACKED_REASON } from '../../models/lora.js';
-import { UsageError, runHandler } from '../run.js';
+import { runHandler } from '../run.js';
 
 interface MergeArgs {
   model: string;
@@ -35,13 +36,13 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory()) {
       throw new InputError(args.model, '--model: not a directory (expected a Hugging Face checkpoint directory with config.json)');
     }
-    if (isPackedCheckpoint(modelDir)) throw new UsageError(`--model: ${args.model} is a packed checkpoint: ${MERGE_PACKED_REASON}`);
-    if (outDir === modelDir || outDir === path.resolve(args.adapter)) throw new UsageError('--out: must differ from --model and --adapter');
-    if (fs.existsSync(outDir) && !args.force) throw new UsageError(`--out: ${args.out} exists (pass --force to replace it)`);
+    if (isPackedCheckpoint(modelDir)) throw new OptionError('--model', `${args.model} is a packed checkpoint: ${MERGE_PACKED_REASON}`);
+    if (outDir === modelDir || outDir === path.resolve(args.adapter)) throw new OptionError('--out', 'must differ from --model and --adapter');
+    if (fs.existsSync(outDir) && !args.force) throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
     const model = loadModel(modelDir);
     const layers = loadAdapter(model, args.adapter);
     mergeLora(model);
-    writeHfCheckpoint(outDir, modelDir, model.parameters());
+    writeHfCheckpoint(outDir, modelDir, model.parameters(), resolveTensorName);
     const { rank, alpha } = layers.values().next().value!;
     process.stdout.write(`wrote ${args.out}: ${layers.size} linears merged (r ${rank}, alpha ${alpha})\n`);
   }),

@@ -1,72 +1,58 @@
 /**
- * `wct quantize`: RTN, GPTQ or OWQ over a full-precision checkpoint, written as a packed checkpoint
- * (src/io/packed-checkpoint.ts), optionally evaluated right after from the written files.
+ * `wct quantize`: a full-precision checkpoint quantized by a registered method (src/quant/methods.ts) and written
+ * as a packed checkpoint (src/io/packed-checkpoint.ts), optionally evaluated right after from the written files.
+ * Its quantization flags are the recipe's `model.quantize` fields (src/recipe/schema.ts), generated from there.
  */
 import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { OptionError } from '../../errors.js';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
+import { methodNames } from '../../quant/methods.js';
 import { quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
-import { firstProblem } from '../../recipe/load.js';
-import { quantizeSchema, type QuantizeRecipe } from '../../recipe/schema.js';
+import { toQuantizeOptions } from '../../recipe/quantize-options.js';
+import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
 import { loadModelDir } from '../model-dir.js';
-import { UsageError, progressBar, runHandler } from '../run.js';
+import { progressBar, runHandler } from '../run.js';
+import { addSchemaFlags, flagName, parseSchemaFlags } from '../schema-flags.js';
 
 interface QuantizeArgs {
   model: string;
-  method: string;
-  wbits: number;
-  targetBit?: number;
-  targetRank?: number;
-  groupSize: number;
-  actOrder: boolean;
-  trueSequential: boolean;
-  tuning?: string;
-  calib: string;
-  calibTokens?: string;
-  nsamples: number;
-  seqlen?: number;
-  seed: number;
-  percdamp: number;
-  embedBits?: number;
   out: string;
   force: boolean;
   eval?: string;
   json: boolean;
+  [flag: string]: unknown;
 }
 
 export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   command: 'quantize',
-  describe: 'Quantize a checkpoint with RTN, GPTQ or OWQ and write a packed checkpoint',
+  describe: `Quantize a checkpoint (${methodNames().join(', ')}) and write a packed checkpoint`,
   builder: (y: Argv) =>
-    y
+    addSchemaFlags(y, quantizeShape, { method: methodNames() })
       .option('model', { type: 'string', demandOption: true, describe: 'Full-precision Hugging Face checkpoint directory' })
-      .option('method', { type: 'string', default: 'owq', describe: 'rtn | gptq | owq' })
-      .option('wbits', { type: 'number', default: 4, describe: 'Bits per weight: 2, 3, 4 or 8' })
-      .option('target-bit', { type: 'number', describe: 'OWQ: average bits including the fp16 weak columns (e.g. 3.1)' })
-      .option('target-rank', { type: 'number', describe: 'OWQ: weak columns in every linear (instead of --target-bit)' })
-      .option('group-size', { type: 'number', default: 0, describe: 'Input columns per quantization group, a multiple of 8 (0: per row)' })
-      .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity' })
-      .option('true-sequential', { type: 'boolean', default: false, describe: 'Quantize q/k/v, o, up/gate, down one group after another' })
-      .option('tuning', { type: 'string', describe: 'Quantizer parameters: minmax | mse (default: mse for owq, minmax otherwise)' })
-      .option('calib', { type: 'string', default: 'c4', describe: 'Calibration text: c4 | wikitext2 | path to .jsonl/.txt' })
-      .option('calib-tokens', { type: 'string', describe: 'JSON file {"windows": [[ids...]]}: exact calibration windows (overrides --calib)' })
-      .option('nsamples', { type: 'number', default: 128, describe: 'Calibration windows' })
-      .option('seqlen', { type: 'number', describe: 'Calibration window length (default: max_position_embeddings)' })
-      .option('seed', { type: 'number', default: 0, describe: 'Calibration sampling seed' })
-      .option('percdamp', { type: 'number', default: 0.01, describe: 'GPTQ damping, a fraction of mean(diag H)' })
-      .option('embed-bits', { type: 'number', describe: 'Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits (default: keep their dtype)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the packed checkpoint' })
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
       .option('eval', { type: 'string', describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout' }) as unknown as Argv<QuantizeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<QuantizeArgs>) => {
-    const q = settings(args);
-    if (fs.existsSync(args.out) && !args.force) throw new UsageError(`--out: ${args.out} exists (pass --force to replace it)`);
-    if (isPackedCheckpoint(args.model)) throw new UsageError(`--model: ${args.model} is already a packed checkpoint`);
+    const options = toQuantizeOptions(parseSchemaFlags(args, quantizeShape, quantizeSchema));
+    if (fs.existsSync(args.out) && !args.force) throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
+    if (isPackedCheckpoint(args.model)) throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const bar = progressBar('quantize');
-    const { config: qc, nOut, seconds } = quantizeCheckpoint(args.model, args.out, q, args.force, (d, t) => bar.update(d, t));
-    bar.stop();
+    let result;
+    try {
+      result = quantizeCheckpoint(args.model, args.out, options, {
+        force: args.force,
+        onProgress: (p) => bar.update(p.done, p.total, `block ${p.block} ${p.stage}`),
+      });
+    } catch (e) {
+      // the library names its options as the recipe does; here they are flags
+      if (e instanceof OptionError && !e.option.startsWith('--')) throw new OptionError(`--${flagName(e.option)}`, e.problem);
+      throw e;
+    } finally {
+      bar.stop();
+    }
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {
       const packedModel = loadModelDir(args.out);
@@ -76,23 +62,9 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         evalBar.stop();
       }
     }
-    report(args, qc, nOut, seconds, ppl);
+    report(args, result.config, result.nOut, result.seconds, ppl);
   }),
 };
-
-/** The flags as a recipe's model.quantize section, checked by the recipe schema (one validator for both):
- * a one-line error naming the first bad flag. */
-function settings(args: QuantizeArgs): QuantizeRecipe {
-  const section = {
-    method: args.method, wbits: args.wbits, target_bit: args.targetBit, target_rank: args.targetRank, group_size: args.groupSize,
-    act_order: args.actOrder, true_sequential: args.trueSequential, tuning: args.tuning, calib: args.calib, calib_tokens: args.calibTokens,
-    nsamples: args.nsamples, seqlen: args.seqlen, seed: args.seed, percdamp: args.percdamp, embed_bits: args.embedBits,
-  };
-  const parsed = quantizeSchema.safeParse(section);
-  if (parsed.success) return parsed.data;
-  const { path, problem } = firstProblem(parsed.error.issues, section);
-  throw new UsageError(`--${String(path[0]).replaceAll('_', '-')}: ${problem}`);
-}
 
 function report(args: QuantizeArgs, qc: QuantConfig, nOut: Map<string, number>, seconds: number, ppl: Record<string, number>): void {
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;

@@ -1,0 +1,132 @@
+/**
+ * The Llama family spec (LLaMA 1/2/3, Mistral, TinyStories-656K; Qwen2 reuses it in ./qwen2.ts): config
+ * normalisation with the transformers defaults (LlamaConfig, MistralConfig), tensor names, shapes, the
+ * builder of the forward pass (src/models/llama.ts) and the quantization description.
+ */
+import { LlamaModel, type LlamaConfig } from '../llama.js';
+import type { ConfigFields } from './config-fields.js';
+import { setBlockLinearShapes, type BlockLinear, type FamilySpec, type TensorNames } from './spec.js';
+
+export type { LlamaConfig } from '../llama.js';
+
+/** The fields Llama-style configs share; `bias` says which linears have biases (the one way the variants differ here). */
+export function parseLlamaFields(
+  f: ConfigFields,
+  modelType: LlamaConfig['modelType'],
+  bias: { attention: boolean; attentionOut: boolean; mlp: boolean },
+  maxPositions: (declared: number) => number,
+): LlamaConfig {
+  const hiddenSize = f.count('hidden_size');
+  const numHeads = f.count('num_attention_heads');
+  const numKvHeads = f.count('num_key_value_heads', numHeads);
+  if (f.value('head_dim') == null && hiddenSize % numHeads !== 0) {
+    f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
+  }
+  if (numHeads % numKvHeads !== 0) {
+    f.fail('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
+  }
+  f.plainRope();
+  return {
+    family: 'llama',
+    modelType,
+    hiddenSize,
+    intermediateSize: f.count('intermediate_size'),
+    numLayers: f.count('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim: f.count('head_dim', hiddenSize / numHeads),
+    vocabSize: f.count('vocab_size'),
+    maxPositions: maxPositions(f.count('max_position_embeddings')),
+    rmsNormEps: f.number('rms_norm_eps', 1e-6),
+    ropeTheta: f.number('rope_theta', 10000),
+    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    attentionBias: bias.attention,
+    attentionOutBias: bias.attentionOut,
+    mlpBias: bias.mlp,
+    hiddenAct: f.oneOf('hidden_act', ['silu'], 'silu'),
+    bosTokenId: f.tokenId('bos_token_id', 1),
+    eosTokenId: f.tokenId('eos_token_id', 2),
+  };
+}
+
+function parseLlama(f: ConfigFields, modelType: string): LlamaConfig {
+  const attention = f.bool('attention_bias', false);
+  // Mistral v0.1 attends within a 4096-token window; for sequences no longer than the window that is
+  // ordinary causal attention, so capping the usable length keeps the model exact.
+  const window = modelType === 'mistral' ? f.count('sliding_window', Infinity) : Infinity;
+  return parseLlamaFields(
+    f,
+    modelType as LlamaConfig['modelType'],
+    { attention, attentionOut: attention, mlp: f.bool('mlp_bias', false) },
+    (declared) => Math.min(declared, window),
+  );
+}
+
+export const LLAMA_NAMES: TensorNames = {
+  tokenEmbedding: 'model.embed_tokens',
+  lmHead: 'lm_head',
+  block: (i) => `model.layers.${i}`,
+  blockNorms: ['input_layernorm', 'post_attention_layernorm'],
+};
+
+/** Final RMSNorm before lm_head. */
+export const LLAMA_FINAL_NORM = 'model.norm';
+
+export function llamaBlockLinears(c: LlamaConfig): BlockLinear[] {
+  const [H, I] = [c.hiddenSize, c.intermediateSize];
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const linear = (name: string, out: number, inp: number, bias: boolean): BlockLinear => ({ name, out, in: inp, bias });
+  return [
+    linear('self_attn.q_proj', qDim, H, c.attentionBias),
+    linear('self_attn.k_proj', kvDim, H, c.attentionBias),
+    linear('self_attn.v_proj', kvDim, H, c.attentionBias),
+    linear('self_attn.o_proj', H, qDim, c.attentionOutBias),
+    linear('mlp.gate_proj', I, H, c.mlpBias),
+    linear('mlp.up_proj', I, H, c.mlpBias),
+    linear('mlp.down_proj', H, I, c.mlpBias),
+  ];
+}
+
+function llamaShapes(c: LlamaConfig): Map<string, number[]> {
+  const [H, V] = [c.hiddenSize, c.vocabSize];
+  const names = LLAMA_NAMES;
+  const m = new Map<string, number[]>([[`${names.tokenEmbedding}.weight`, [V, H]]]);
+  for (let i = 0; i < c.numLayers; i++) {
+    setBlockLinearShapes(m, names.block(i), llamaBlockLinears(c));
+    for (const norm of names.blockNorms) m.set(`${names.block(i)}.${norm}.weight`, [H]);
+  }
+  m.set(`${LLAMA_FINAL_NORM}.weight`, [H]);
+  m.set(`${names.lmHead}.weight`, [V, H]);
+  return m;
+}
+
+export const llamaFamily: FamilySpec<LlamaConfig> = {
+  modelTypes: ['llama', 'mistral'],
+  architectures: { LlamaForCausalLM: 'llama', MistralForCausalLM: 'mistral' },
+  parseConfig: parseLlama,
+  names: LLAMA_NAMES,
+  blockLinears: llamaBlockLinears,
+  tensorShapes: llamaShapes,
+  build: (c, weights, linears) =>
+    new LlamaModel(c, weights, linears, { names: LLAMA_NAMES, finalNorm: LLAMA_FINAL_NORM, blockLinears: llamaBlockLinears(c) }),
+  quant: {
+    owqRatio: {
+      'self_attn.q_proj': 1, 'self_attn.k_proj': 1, 'self_attn.v_proj': 1, 'self_attn.o_proj': 1,
+      'mlp.gate_proj': 0.375, 'mlp.up_proj': 0.375, 'mlp.down_proj': 0.375,
+    },
+    sequential: [
+      ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
+      ['self_attn.o_proj'],
+      ['mlp.up_proj', 'mlp.gate_proj'],
+      ['mlp.down_proj'],
+    ],
+    scaling: [
+      { prev: 'input_layernorm', linears: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], inspect: 'attention' },
+      { prev: 'self_attn.v_proj', linears: ['self_attn.o_proj'], inspect: { linear: 'self_attn.o_proj' }, requiresSameShape: true },
+      { prev: 'post_attention_layernorm', linears: ['mlp.gate_proj', 'mlp.up_proj'], inspect: 'mlp' },
+      { prev: 'mlp.up_proj', linears: ['mlp.down_proj'], inspect: { linear: 'mlp.down_proj' } },
+    ],
+  },
+  bpe: { specialTokensFromConfig: false },
+};

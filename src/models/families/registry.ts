@@ -1,0 +1,58 @@
+/**
+ * The model families by config.json `model_type`: the one place that lists them. config.json is read here into a
+ * family's normalised config; every other module asks familyOf(config) for names, shapes, the builder and the
+ * quantization description.
+ */
+import path from 'node:path';
+import { readJsonObject } from '../../io/json-file.js';
+import { ConfigFields } from './config-fields.js';
+import { llamaFamily } from './llama.js';
+import { optFamily } from './opt.js';
+import { qwen2Family } from './qwen2.js';
+import type { FamilySpec, ModelConfig } from './spec.js';
+
+const FAMILIES: readonly FamilySpec[] = [llamaFamily, qwen2Family, optFamily] as unknown as readonly FamilySpec[];
+
+const BY_MODEL_TYPE = new Map(FAMILIES.flatMap((spec) => spec.modelTypes.map((t) => [t, spec] as const)));
+const BY_ARCHITECTURE = new Map(FAMILIES.flatMap((spec) => Object.entries(spec.architectures)));
+
+/** Every model_type this project reads, in registry order. */
+export const MODEL_TYPES: readonly string[] = [...BY_MODEL_TYPE.keys()];
+
+function modelTypeOf(f: ConfigFields): string {
+  const supported = `supported: ${MODEL_TYPES.join(', ')}`;
+  const type = f.value('model_type');
+  const archs = f.value('architectures');
+  if (type !== undefined) {
+    if (typeof type === 'string' && BY_MODEL_TYPE.has(type)) return type;
+    f.fail('model_type', `${JSON.stringify(type)} is not supported (${supported})`);
+  }
+  const fromArch = Array.isArray(archs) ? archs.map((a) => BY_ARCHITECTURE.get(a as string)).find(Boolean) : undefined;
+  if (fromArch) return fromArch;
+  f.fail('architectures', `${JSON.stringify(archs ?? null)} names no supported model and model_type is missing (${supported})`);
+}
+
+/** The spec a normalised config belongs to (its model_type; configs of single-type families carry only the family). */
+export function familyOf<C extends ModelConfig>(config: C): FamilySpec<C> {
+  const spec = BY_MODEL_TYPE.get(config.modelType ?? config.family);
+  if (spec === undefined) throw new Error(`no family spec for ${config.modelType ?? config.family}`);
+  return spec as unknown as FamilySpec<C>;
+}
+
+/** Normalizes the parsed contents of a config.json; `file` names it in errors. */
+export function parseConfig(raw: Record<string, unknown>, file = 'config.json'): ModelConfig {
+  const f = new ConfigFields(file, raw);
+  const modelType = modelTypeOf(f);
+  return BY_MODEL_TYPE.get(modelType)!.parseConfig(f, modelType);
+}
+
+/** Reads and normalizes `<dir>/config.json`. */
+export function readConfig(dir: string): ModelConfig {
+  const file = path.join(dir, 'config.json');
+  return parseConfig(readJsonObject(file), file);
+}
+
+/** The families, for checks that must hold for each (test/unit/families.test.ts). */
+export function allFamilies(): readonly FamilySpec[] {
+  return FAMILIES;
+}

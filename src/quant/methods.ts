@@ -1,0 +1,129 @@
+/**
+ * The quantization methods, one record each, keyed by name: what statistic the block pipeline collects for it,
+ * an optional transform of a block run before any of the block's linears is quantized, and its per-linear
+ * quantizer. The pipeline (./pipeline.ts), the recipe schema's method check, the `wct quantize --method`
+ * choices and quantization_config.json all read this registry; a new method is one registerMethod call (and its
+ * algorithm in a file of its own), with no change to the pipeline.
+ */
+import { OptionError } from '../errors.js';
+import type { BlockContext, CausalLM } from '../models/model.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { owq } from './owq.js';
+import type { QuantizedColumns } from './quantized.js';
+import type { Tuning } from './quantizer.js';
+import { rtn } from './rtn.js';
+
+/**
+ * What the pipeline gathers over the calibration windows before a linear is quantized:
+ * - none: nothing (no calibration data is read);
+ * - hessian: each linear's input Hessian H = (2/N) sum X^T X, with the block fed the outputs of the already
+ *   quantized previous blocks (GPTQ's error propagation).
+ */
+export type Statistic = 'none' | 'hessian';
+
+/** The settings every method receives (src/quant/options.ts QuantizeOptions, less what the pipeline itself uses). */
+export interface MethodSettings {
+  bits: number;
+  /** Input columns per quantization group; 0 = one group per row. */
+  groupSize: number;
+  tuning: Tuning;
+  actOrder: boolean;
+  /** Damping as a fraction of mean(diag H). */
+  percdamp: number;
+}
+
+/** One linear handed to a method's quantizer: W [rows, cols] (read-only), its weak-column count and its statistic. */
+export interface LinearToQuantize {
+  /** Canonical name, e.g. model.layers.0.self_attn.q_proj. */
+  name: string;
+  weight: Float32Array;
+  rows: number;
+  cols: number;
+  /** Weak columns to keep in full precision (0 unless the method keeps them). */
+  nOut: number;
+  /** H [cols, cols] when the method's statistic is 'hessian'. */
+  hessian: Float32Array | null;
+}
+
+/** A decoder block as a transform sees it, before any of its linears is quantized. */
+export interface BlockToTransform {
+  model: CausalLM;
+  block: number;
+  /** Canonical name prefix of the block. */
+  prefix: string;
+  /** The block's calibration inputs ([B, T, C] batches), empty when the statistic is 'none'. */
+  inputs: readonly { h: Tensor; ctx: BlockContext }[];
+}
+
+export interface QuantMethod {
+  name: string;
+  /** One line for --help and the docs. */
+  describe: string;
+  statistic: Statistic;
+  /** Whether the method keeps OWQ weak columns (target_bit / target_rank apply). */
+  weakColumns: boolean;
+  /** The default quantizer tuning when the user gives none. */
+  defaultTuning: Tuning;
+  /** Runs before any linear of the block is quantized; may rewrite the block's weights and norms in place. */
+  transformBlock?(block: BlockToTransform, settings: MethodSettings): void;
+  quantizeLinear(linear: LinearToQuantize, settings: MethodSettings): QuantizedColumns;
+}
+
+function hessianOf(linear: LinearToQuantize): Float32Array {
+  if (linear.hessian === null) throw new Error(`quantize: no Hessian was captured for ${linear.name}`);
+  return linear.hessian;
+}
+
+/** OWQ's quantizer (GPTQ over the non-weak columns); GPTQ is the case of no weak columns. */
+function owqLinear(l: LinearToQuantize, s: MethodSettings): QuantizedColumns {
+  return owq(l.weight, hessianOf(l), l.rows, l.cols, {
+    bits: s.bits, nOut: l.nOut, tuning: s.tuning, groupSize: s.groupSize, actOrder: s.actOrder, percdamp: s.percdamp,
+  });
+}
+
+const registry = new Map<string, QuantMethod>();
+
+/** Adds a method; a name already taken is a bug. */
+export function registerMethod(method: QuantMethod): void {
+  if (registry.has(method.name)) throw new Error(`quantization method ${method.name} is registered twice`);
+  registry.set(method.name, method);
+}
+
+/** Every registered method's name, in registration order. */
+export function methodNames(): string[] {
+  return [...registry.keys()];
+}
+
+/** The method `name`; an unknown name is an OptionError on `method`. */
+export function quantMethod(name: string): QuantMethod {
+  const method = registry.get(name);
+  if (method === undefined) throw new OptionError('method', `expected ${methodNames().join(', ')}, got ${JSON.stringify(name)}`);
+  return method;
+}
+
+registerMethod({
+  name: 'rtn',
+  describe: 'round-to-nearest, min-max per row or group, no calibration',
+  statistic: 'none',
+  weakColumns: false,
+  defaultTuning: 'minmax',
+  quantizeLinear: (l, s) => rtn(l.weight, l.rows, l.cols, { bits: s.bits, groupSize: s.groupSize }),
+});
+
+registerMethod({
+  name: 'gptq',
+  describe: 'GPTQ: column-by-column with Hessian error compensation',
+  statistic: 'hessian',
+  weakColumns: false,
+  defaultTuning: 'minmax',
+  quantizeLinear: owqLinear,
+});
+
+registerMethod({
+  name: 'owq',
+  describe: 'OWQ: GPTQ with the most sensitive input columns kept in fp16 (weak columns)',
+  statistic: 'hessian',
+  weakColumns: true,
+  defaultTuning: 'mse',
+  quantizeLinear: owqLinear,
+});

@@ -1,0 +1,27 @@
+/**
+ * A parsed `model.quantize` section (snake_case, defaults applied by src/recipe/schema.ts) -> the library's one
+ * quantization options object (src/quant/options.ts). The only place the two spellings meet: `wct quantize`
+ * and `wct-train` both come through here.
+ */
+import type { QuantizeOptions } from '../quant/options.js';
+import { quantizeSchema, type QuantizeRecipe } from './schema.js';
+
+export function toQuantizeOptions(q: QuantizeRecipe): QuantizeOptions {
+  return {
+    method: q.method,
+    bits: q.wbits,
+    groupSize: q.group_size,
+    tuning: q.tuning,
+    actOrder: q.act_order,
+    trueSequential: q.true_sequential,
+    percdamp: q.percdamp,
+    budget: q.target_bit !== undefined ? { targetBit: q.target_bit } : q.target_rank !== undefined ? { targetRank: q.target_rank } : null,
+    embedBits: q.embed_bits ?? null,
+    calibration: { data: q.calib, tokensFile: q.calib_tokens ?? null, nsamples: q.nsamples, seqlen: q.seqlen ?? null, seed: q.seed },
+  };
+}
+
+/** Options from a partial section (library callers, tests, benches): the schema's defaults, validated; throws a ZodError. */
+export function quantizeOptions(section: Record<string, unknown>): QuantizeOptions {
+  return toQuantizeOptions(quantizeSchema.parse(section));
+}

@@ -1,6 +1,6 @@
 /**
  * Training data for WCT and the LoRA baselines: one entry point from a data spec to tokenized train and
- * validation examples, the same for every method so their comparison is fair (DESIGN.md section 6).
+ * validation examples, the same for every method so their comparison is fair (docs/ARCHITECTURE.md section 6).
  *
  * Formats: 'alpaca' (JSON array or JSON lines of {instruction, input?, output}, instruct.ts),
  * 'jsonl-text' (JSON lines with a `text` field), 'text' (one document a non-empty line) and 'parquet'

@@ -1,5 +1,5 @@
 /**
- * Alpaca-style instruction data (DESIGN.md section 6): records {instruction, input?, output}, the
+ * Alpaca-style instruction data (docs/ARCHITECTURE.md section 6): records {instruction, input?, output}, the
  * Stanford Alpaca prompt template, and tokenization as alpaca-lora's `generate_and_tokenize_prompt`
  * with train_on_inputs=False does it:
  *

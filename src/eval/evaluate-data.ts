@@ -1,5 +1,5 @@
 /**
- * Perplexity on a named data set or a local file with the GPTQ protocol (DESIGN.md section 3): the text
+ * Perplexity on a named data set or a local file with the GPTQ protocol (docs/ARCHITECTURE.md section 3): the text
  * tokenized once, C4 truncated to 256 chunks, chunks of seqlen (default max_position_embeddings).
  */
 import type { TextTokenizer } from '../io/tokenizer.js';

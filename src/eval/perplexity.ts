@@ -1,5 +1,5 @@
 /**
- * Perplexity with the GPTQ/OWQ protocol (DESIGN.md section 3): the token stream cut into
+ * Perplexity with the GPTQ/OWQ protocol (docs/ARCHITECTURE.md section 3): the token stream cut into
  * floor(n / seqlen) non-overlapping chunks (remainder dropped); each chunk's mean next-token NLL;
  * ppl = exp(mean over chunks). All chunks have the same length, so this equals exp of the mean NLL
  * over all seqlen-1 predictions per chunk. NLLs are summed in double.

@@ -1,5 +1,5 @@
 /**
- * The packed checkpoint (DESIGN.md section 5): a Hugging Face directory whose model.safetensors holds,
+ * The packed checkpoint (docs/ARCHITECTURE.md section 5): a Hugging Face directory whose model.safetensors holds,
  * for each quantized linear `<name>`, instead of `<name>.weight`:
  *   <name>.qweight  U8  [out, in * bits / 8]  codes, contiguous along the input dim (src/native/packed.ts)
  *   <name>.scales   F16 [out, in / G]         per-row (G = in) or per-group scales

@@ -1,5 +1,5 @@
 /**
- * Evaluation texts (DESIGN.md section 3): the named datasets in the shared data directory, or a
+ * Evaluation texts (docs/ARCHITECTURE.md section 3): the named datasets in the shared data directory, or a
  * user's own file.
  *
  * - `wikitext2`: the WikiText-2 raw test rows joined with "\n\n" (wiki.test.joined.txt), tokenized

@@ -1,5 +1,5 @@
 /**
- * Weak-column deltas (DESIGN.md section 6): the tuned weak columns of every quantized linear, keyed
+ * Weak-column deltas (docs/ARCHITECTURE.md section 6): the tuned weak columns of every quantized linear, keyed
  * `<linear>.weak` ([out, n_out], F32, in the order of the base's sorted weak_idx), in a small safetensors
  * file whose metadata names the packed base (sha256 of its model.safetensors), the recipe hash and the
  * step. Loaded over the packed base with no merge step; deltas made for another base are refused.

@@ -1,5 +1,5 @@
 /**
- * LoRA on a whole model (DESIGN.md section 6, the baseline WCT is compared with): adapters on the linears
+ * LoRA on a whole model (docs/ARCHITECTURE.md section 6, the baseline WCT is compared with): adapters on the linears
  * of every block, their trainable parameters in a stable order, merging into a full-precision base, and
  * loading a PEFT adapter directory (src/io/peft-adapter.ts) over a model.
  */

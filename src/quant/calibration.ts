@@ -1,5 +1,5 @@
 /**
- * Calibration windows (DESIGN.md section 4): nsamples windows of seqlen token ids, each cut at a random
+ * Calibration windows (docs/ARCHITECTURE.md section 4): nsamples windows of seqlen token ids, each cut at a random
  * start from a random document longer than seqlen, with a fixed seed (GPTQ/OWQ's C4 loader). Or the
  * exact windows of a reference run, read from a JSON file ({"windows": [[ids...], ...]}).
  */

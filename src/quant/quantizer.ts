@@ -1,5 +1,5 @@
 /**
- * The quantizer grid every method shares (DESIGN.md section 4): asymmetric, integer levels 0..maxq
+ * The quantizer grid every method shares (docs/ARCHITECTURE.md section 4): asymmetric, integer levels 0..maxq
  * (maxq = 2^bits - 1), one (scale, zero) per row of a row-major matrix:
  *   code(x) = clamp(round(x / scale) + zero, 0, maxq),   q(x) = scale * (code(x) - zero).
  * Parameters by min-max (GPTQ, RTN) or by OWQ's tuned clipping search ("mse": the (s, z) of least mean

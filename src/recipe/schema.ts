@@ -1,7 +1,7 @@
 /**
  * The training recipe (`wct-train recipes/alpaca.yaml`): one flat, strict schema documented where each
  * field is declared (STYLE.md item 11, after nanoGPT and PEFT). Every mapping rejects unknown keys;
- * defaults are the QLoRA / OWQ reference trainer's (DESIGN.md section 6): AdamW lr 2e-4,
+ * defaults are the QLoRA / OWQ reference trainer's (docs/ARCHITECTURE.md section 6): AdamW lr 2e-4,
  * betas [0.9, 0.999], eps 1e-8, no weight decay, constant after 3% warmup, max grad norm 0.3, batch 1
  * with 16 accumulation steps, seed 0. configs/train/wct-defaults.yaml spells the same values out for
  * recipes to extend.
@@ -15,7 +15,7 @@
 import * as z from 'zod';
 import { methodNames, quantMethod } from '../quant/methods.js';
 
-/** Training methods (DESIGN.md section 6): weak columns, LoRA on the full-precision base, LoRA on the packed base. */
+/** Training methods (docs/ARCHITECTURE.md section 6): weak columns, LoRA on the full-precision base, LoRA on the packed base. */
 export const TRAIN_METHODS = ['wct', 'lora', 'qlora'] as const;
 /** Methods that train LoRA adapters and so take a `lora` section. */
 export const LORA_METHODS: readonly string[] = ['lora', 'qlora'];
@@ -226,7 +226,7 @@ export const evalSchema = section({
   every: positiveInt().default(50),
   /** At most this many validation batches per evaluation (default: the whole validation set). */
   val_batches: positiveInt().optional(),
-  /** Perplexity at the end of training on each: wikitext2 | c4 | a text path (DESIGN.md section 3). */
+  /** Perplexity at the end of training on each: wikitext2 | c4 | a text path (docs/ARCHITECTURE.md section 3). */
   final: z.array(z.string('expected wikitext2, c4 or a path').min(1, 'expected wikitext2, c4 or a path'), 'expected a list').default([]),
   /** Perplexity window length (default: max_position_embeddings). */
   seqlen: intAtLeast(2).optional(),

@@ -1,5 +1,5 @@
 /**
- * Weak Column Tuning's trainable set (DESIGN.md section 6): the weak columns of every packed linear
+ * Weak Column Tuning's trainable set (docs/ARCHITECTURE.md section 6): the weak columns of every packed linear
  * ([out, n_out] fp32 each); packed codes, scales, embeddings, norms and lm_head stay frozen. The backward
  * through a packed linear is dX = dY Ŵ (packed kernels) and dWeak = dYᵀ X[:, weak].
  */

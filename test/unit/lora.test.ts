@@ -1,5 +1,5 @@
 /**
- * LoRA (DESIGN.md section 6): the adapted layer (PEFT init, scaling, dropout only while training), adapters
+ * LoRA (docs/ARCHITECTURE.md section 6): the adapted layer (PEFT init, scaling, dropout only while training), adapters
  * on a whole model (targets, ranks, stable parameter order), merging (PEFT's property tests: merged equals
  * unmerged and differs from the base, untouched parameters stay bit-identical), the PEFT adapter files
  * (exact key names and config, round trip, bad files), and QLoRA over a packed model's PackedLinear.
@@ -202,7 +202,9 @@ describe('mergeLora', () => {
 });
 
 describe('mergeLora, exactly', () => {
-  it('a merged layer equals its adapted layer within 1e-5 (fp32) on O(1) outputs', () => {
+  // Two fp32 summation orders over K inputs (x W'^T against x W^T + s (x A^T) B^T) differ by up to about K * 2^-24 on
+  // O(1) outputs: 2.3e-5 for down_proj's K = 384 (measured 1.9e-5 with OpenBLAS's AVX-512 kernels; 1e-5 held elsewhere).
+  it('a merged layer equals its adapted layer within max(1e-5, K * 2^-24) (fp32) on O(1) outputs', () => {
     const model = loadModel(tinyStoriesDir);
     const layers = applyLora(model, DESIGN, 3);
     randomizeB(layers, 11, 0.2);
@@ -211,7 +213,7 @@ describe('mergeLora, exactly', () => {
     const adapted = new Map([...layers].map(([name, l]) => [name, l.forward(xs.get(name)!).data]));
     mergeLora(model);
     for (const [name, layer] of model.linears()) {
-      expect(maxAbsDiff(layer.forward(xs.get(name)!).data, adapted.get(name)!), name).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsDiff(layer.forward(xs.get(name)!).data, adapted.get(name)!), name).toBeLessThanOrEqual(Math.max(1e-5, layer.inFeatures * 2 ** -24));
     }
   });
 

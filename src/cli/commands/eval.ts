@@ -1,4 +1,4 @@
-/** `wct eval`: perplexity with the GPTQ protocol (DESIGN.md section 3). */
+/** `wct eval`: perplexity with the GPTQ protocol (docs/ARCHITECTURE.md section 3). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { loadModelDir } from '../model-dir.js';

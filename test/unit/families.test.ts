@@ -1,0 +1,79 @@
+/**
+ * The family registry: every spec's quantization description covers its block linears exactly once, and Qwen2,
+ * a spec of its own, runs the Llama forward pass with q/k/v biases: a random Qwen2-0.5B-shaped checkpoint
+ * (`wct init-random --like qwen2-0.5b`) gives the same logits as the Llama path with attention biases (o_proj's
+ * bias zero), and different logits when its q/k/v biases are ignored.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectedTensorShapes } from '../../src/models/checkpoint-tensors.js';
+import { allFamilies, familyOf, parseConfig, readConfig } from '../../src/models/families/registry.js';
+import { buildModel, loadModel } from '../../src/models/load.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/util/rng.js';
+import { wct } from '../helpers/cli.js';
+import { optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-families-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const sorted = (names: string[]) => [...names].sort().join(', ');
+
+describe('family specs', () => {
+  for (const dir of [tinyStoriesDir, optTinyDir]) {
+    const config = readConfig(dir);
+    it(`${config.family}: OWQ ratios and true-sequential groups name each block linear exactly once`, () => {
+      const spec = familyOf(config);
+      const linears = sorted(spec.blockLinears(config).map((l) => l.name));
+      expect(sorted(Object.keys(spec.quant.owqRatio))).toBe(linears);
+      expect(sorted(spec.quant.sequential.flat())).toBe(linears);
+      for (const g of spec.quant.scaling) for (const l of g.linears) expect(linears.split(', ')).toContain(l);
+    });
+  }
+
+  it('every model_type maps to one spec', () => {
+    const types = allFamilies().flatMap((f) => f.modelTypes);
+    expect(new Set(types).size).toBe(types.length);
+  });
+});
+
+describe('qwen2', () => {
+  const dir = path.join(tmp, 'qwen2');
+
+  it('a random Qwen2-0.5B-shaped checkpoint runs as the Llama path with q/k/v biases', () => {
+    const r = wct(['init-random', '--like', 'qwen2-0.5b', '--layers', '1', '--out', dir], 300_000);
+    expect(r.status, r.stderr).toBe(0);
+    const qwen = loadModel(dir);
+    expect(qwen.config).toMatchObject({ family: 'llama', modelType: 'qwen2', attentionBias: true, attentionOutBias: false, tieWordEmbeddings: true });
+    // biases are zero in a random init: give q/k/v distinct random ones so they matter
+    const weights = qwen.parameters();
+    const rng = new Rng(7);
+    for (const n of ['q_proj', 'k_proj', 'v_proj']) {
+      const b = weights.get(`model.layers.0.self_attn.${n}.bias`)!.data as Float32Array;
+      for (let i = 0; i < b.length; i++) b[i] = (rng.next() - 0.5) * 0.5;
+    }
+    const raw = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const asLlama = parseConfig({ ...raw, model_type: 'llama', architectures: ['LlamaForCausalLM'], attention_bias: true });
+    expect(familyOf(asLlama)).not.toBe(familyOf(qwen.config));
+    const llamaWeights = new Map(weights);
+    const hidden = asLlama.hiddenSize;
+    llamaWeights.set('model.layers.0.self_attn.o_proj.bias', new Tensor(new Float32Array(hidden), [hidden]));
+    expect([...expectedTensorShapes(asLlama).keys()].filter((n) => !llamaWeights.has(n) && n !== 'lm_head.weight')).toEqual([]);
+    const llama = buildModel(asLlama, llamaWeights);
+
+    const ids = Int32Array.from([151643, 9707, 11, 1879, 0, 42]);
+    const a = qwen.forward(ids, { batch: 1 }).data as Float32Array;
+    const b = llama.forward(ids, { batch: 1 }).data as Float32Array;
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    expect(maxDiff).toBe(0);
+
+    const noBias = buildModel(parseConfig({ ...raw, model_type: 'llama', architectures: ['LlamaForCausalLM'] }), weights);
+    const c = noBias.forward(ids, { batch: 1 }).data as Float32Array;
+    let biasEffect = 0;
+    for (let i = 0; i < a.length; i++) biasEffect = Math.max(biasEffect, Math.abs(a[i] - c[i]));
+    expect(biasEffect).toBeGreaterThan(1e-4);
+  });
+});

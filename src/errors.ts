@@ -23,7 +23,8 @@ export class InputError extends Error {
   }
 }
 
-export class OptionError extends Error {
+/** A RangeError: an option outside what the code accepts; unlike a bare RangeError it is the user's to fix. */
+export class OptionError extends RangeError {
   override readonly name = 'OptionError';
 
   constructor(

@@ -14,6 +14,7 @@ import { IGNORE_INDEX } from '../autograd/ops/loss.js';
 import { Rng } from '../util/rng.js';
 import type { Example } from './dataset.js';
 import { shuffledIndices } from './dataset.js';
+import { OptionError } from '../errors.js';
 
 export interface Batch {
   /** [batch, seq] */
@@ -82,7 +83,7 @@ export class BatchStream {
   private current: BatchStreamState = { epoch: 0, position: 0 };
 
   constructor(examples: Example[], options: BatchStreamOptions) {
-    if (examples.length === 0) throw new RangeError('BatchStream: no training examples');
+    if (examples.length === 0) throw new OptionError('data', 'no training examples (the data file and data.validation leave none)');
     checkMicroBatch(options.microBatch);
     this.examples = examples;
     this.options = { ...options };

@@ -6,6 +6,7 @@ import type { TextTokenizer } from '../io/tokenizer.js';
 import { loadEvalText } from '../io/text-data.js';
 import type { CausalLM } from '../models/model.js';
 import { perplexity, type PerplexityResult } from './perplexity.js';
+import { OptionError } from '../errors.js';
 
 /** Logit floats per forward pass we allow (64 Mi floats = 256 MiB). */
 const LOGIT_BUDGET = 64 * 1024 * 1024;
@@ -19,11 +20,11 @@ export interface EvalDataOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Throws a RangeError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
+/** Throws an OptionError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
 export function checkSeqlen(model: CausalLM, seqlen: number): void {
-  if (!(Number.isInteger(seqlen) && seqlen >= 2)) throw new RangeError('--seqlen: expected an integer >= 2');
+  if (!(Number.isInteger(seqlen) && seqlen >= 2)) throw new OptionError('--seqlen', 'expected an integer >= 2');
   if (seqlen > model.config.maxPositions) {
-    throw new RangeError(`--seqlen: ${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`);
+    throw new OptionError('--seqlen', `${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { IGNORE_INDEX, tokenNll } from '../autograd/index.js';
 import type { CausalLM } from '../models/model.js';
+import { OptionError } from '../errors.js';
 
 export interface PerplexityResult {
   ppl: number;
@@ -26,7 +27,7 @@ export interface PerplexityOptions {
 
 export function perplexity(model: CausalLM, ids: Int32Array, { seqlen, batchSize = 4, onProgress }: PerplexityOptions): PerplexityResult {
   const chunks = Math.floor(ids.length / seqlen);
-  if (chunks === 0) throw new RangeError(`perplexity: ${ids.length} tokens are fewer than one chunk of ${seqlen}`);
+  if (chunks === 0) throw new OptionError('seqlen', `the text has ${ids.length} tokens, fewer than one chunk of ${seqlen}`);
   let chunkNllSum = 0;
   for (let first = 0; first < chunks; first += batchSize) {
     const batch = Math.min(batchSize, chunks - first);

@@ -15,6 +15,7 @@ import { AdamW, clipGradNorm } from './adamw.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { rssMib, type RunLog, type StepMetrics } from './run-log.js';
 import { learningRate, type Schedule, type ScheduleKind } from './schedule.js';
+import { OptionError } from '../errors.js';
 
 export interface TrainConfig {
   /** Optimizer steps in all. */
@@ -151,7 +152,7 @@ function trainStep(step: number, { model, stream, opt, trainable, val, cfg, sche
 /** Trains (or resumes training of) `trainable`; `openLog` opens the run log once the resumed step is known. */
 export function train(model: CausalLM, trainable: Trainable, data: Dataset, cfg: TrainConfig, openLog: (resumedFrom?: number) => RunLog): TrainResult {
   const { names, params } = trainable;
-  if (params.length === 0) throw new RangeError('train: nothing to train');
+  if (params.length === 0) throw new OptionError('method', 'nothing to train');
   for (const p of params) p.requiresGrad = true;
   trainable.setTraining(true);
   const opt = new AdamW(params, { betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
@@ -162,7 +163,7 @@ export function train(model: CausalLM, trainable: Trainable, data: Dataset, cfg:
   if (resume !== null) {
     state = loadCheckpoint(resume, names, params, opt);
     if (state.recipeHash !== cfg.recipeHash) {
-      throw new RangeError(`${resume}: made by a different recipe (hash ${state.recipeHash.slice(0, 12)}...); use a new output.dir or delete it`);
+      throw new OptionError('output.dir', `${resume}: made by a different recipe (hash ${state.recipeHash.slice(0, 12)}...); use a new output.dir or delete it`);
     }
     stream.restore(state.data);
   }

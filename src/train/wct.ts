@@ -7,6 +7,7 @@ import type { CausalLM } from '../models/model.js';
 import { packedLinearsOf } from '../models/weak-deltas.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Trainable } from './trainer.js';
+import { OptionError } from '../errors.js';
 
 export function weakParameters(model: CausalLM): Trainable {
   const names: string[] = [];
@@ -16,6 +17,6 @@ export function weakParameters(model: CausalLM): Trainable {
     names.push(name);
     params.push(layer.weak);
   }
-  if (params.length === 0) throw new RangeError('wct: the model has no weak columns to train (quantize with OWQ target_bit or target_rank)');
+  if (params.length === 0) throw new OptionError('model.quantize', 'the model has no weak columns to train (quantize with OWQ target_bit or target_rank)');
   return { names, params, setTraining: () => undefined };
 }

@@ -12,7 +12,7 @@
  */
 import { IGNORE_INDEX } from '../autograd/ops/loss.js';
 import { Rng } from '../util/rng.js';
-import type { Example } from './dataset.js';
+import type { Example } from './example.js';
 import { shuffledIndices } from './dataset.js';
 import { OptionError } from '../errors.js';
 

@@ -22,14 +22,11 @@ import { readTextFile } from '../io/json-file.js';
 import { readJsonlDocuments } from '../io/text-data.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
 import { Rng } from '../util/rng.js';
-import { instructionRecord, lossTokenCount, readInstructionRecords, tokenizeInstruction, type InstructionRecord, type PromptTemplate } from './instruct.js';
-import { documentExamples, packDocuments, readParquetTable, textFileDocuments } from './text.js';
+import { lossTokenCount, type Example } from './example.js';
+import { instructionRecord, readInstructionRecords, tokenizeInstruction, type InstructionRecord, type PromptTemplate } from './instruct.js';
 
-export interface Example {
-  ids: Int32Array;
-  /** targets[t] = the token position t must predict (ids[t+1]) or IGNORE_INDEX (-100): prompt tokens, the last position */
-  targets: Int32Array;
-}
+export type { Example } from './example.js';
+import { documentExamples, packDocuments, readParquetTable, textFileDocuments } from './text.js';
 
 export interface DataSpec {
   /** A file of the given format. */

@@ -12,11 +12,10 @@
  *   of the full ids: where the tokenizer merges across the boundary the mask also covers that merged
  *   token (TinyStories-656K has "\nThe" as one token: 435 of the 2,000 alpaca-2k examples).
  */
-import { IGNORE_INDEX } from '../autograd/ops/loss.js';
 import { InputError } from '../errors.js';
 import { isObject, parseJson, readTextFile } from '../io/json-file.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
-import type { Example } from './dataset.js';
+import { causalExample, type Example } from './example.js';
 
 export interface InstructionRecord {
   instruction: string;
@@ -101,23 +100,6 @@ function wholeJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/**
- * ids with next-token targets: targets[t] = ids[t + 1] where that token is at or after `lossFrom`,
- * else IGNORE_INDEX; the last position has nothing to predict. lossFrom = 1 trains on every token.
- */
-export function causalExample(ids: Int32Array, lossFrom: number): Example {
-  const targets = new Int32Array(ids.length).fill(IGNORE_INDEX);
-  for (let t = Math.max(lossFrom, 1) - 1; t + 1 < ids.length; t++) targets[t] = ids[t + 1];
-  return { ids, targets };
-}
-
-/** Token count of an example's loss positions (targets that are not IGNORE_INDEX). */
-export function lossTokenCount(example: Example): number {
-  let n = 0;
-  for (const t of example.targets) if (t !== IGNORE_INDEX) n++;
-  return n;
 }
 
 /** alpaca-lora's tokenization of one record; `truncated` when prompt + output + EOS exceeded maxLength. */

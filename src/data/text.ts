@@ -14,8 +14,7 @@ import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_thread
 import { parquetMetadata, parquetSchema } from 'hyparquet';
 import { InputError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
-import type { Example } from './dataset.js';
-import { causalExample } from './instruct.js';
+import { causalExample, type Example } from './example.js';
 
 /** Non-empty lines of a text file: the HF "text" builder's documents, blank lines skipped. */
 export function textFileDocuments(text: string): string[] {

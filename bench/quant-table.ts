@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { evaluateData } from '../src/eval/evaluate-data.js';
 import { readConfig } from '../src/models/families/registry.js';
 import { sharedDataDir } from '../src/io/text-data.js';
-import { loadTokenizer } from '../src/io/tokenizer.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { loadNative } from '../src/native/addon.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';

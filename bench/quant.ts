@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadTokenizer } from '../src/io/tokenizer.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { readConfig } from '../src/models/families/registry.js';
 import { generate } from '../src/models/generate.js';
 import { initRandom } from '../src/models/init-random.js';

@@ -5,6 +5,7 @@
  *  - causal attention forward / backward at GPT-2-small shape;
  *  - forward tokens/s and peak RSS of an opt-125m-shaped random model at seqlen 512;
  *  - a full forward+backward step (every weight trainable) of the same model;
+ *  - tokenizing WikiText-2's test split with TinyStories-656K's tokenizer (tokens/s);
  *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts) and the WCT training step
  *    (bench/train.ts), each in its own report.
  */
@@ -14,7 +15,9 @@ import path from 'node:path';
 import { backward, crossEntropy, zeroGrad } from '../src/autograd/index.js';
 import { shiftedTargets } from '../src/eval/perplexity.js';
 import { initRandom } from '../src/models/init-random.js';
+import { loadEvalText, sharedDataDir } from '../src/io/text-data.js';
 import { loadModel } from '../src/models/load.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadNative } from '../src/native/addon.js';
 import type { AttentionDims, GemmDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
@@ -106,6 +109,15 @@ function modelRows(dir: string): Row[] {
   ];
 }
 
+function tokenizerRows(): Row[] {
+  const tokenizer = loadTokenizer(path.join(sharedDataDir(), 'models/tinystories-656k'));
+  const { text } = loadEvalText('wikitext2');
+  const started = performance.now();
+  const ids = tokenizer.encode(text);
+  const seconds = (performance.now() - started) / 1000;
+  return [{ text: 'WikiText-2 test (one string)', characters: text.length, tokens: ids.length, 'time s': seconds, 'tokens/s': ids.length / seconds }];
+}
+
 function main(): void {
   const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-'));
@@ -114,6 +126,8 @@ function main(): void {
     const gemm = gemmRows();
     process.stderr.write('bench: attention\n');
     const attention = attentionRows();
+    process.stderr.write('bench: tokenizer\n');
+    const tokenizer = tokenizerRows();
     process.stderr.write('bench: opt-125m-shaped model\n');
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
     const model = modelRows(dir);
@@ -124,6 +138,7 @@ function main(): void {
         { title: 'GEMM (fp32 engine vs direct OpenBLAS call, same run)', rows: gemm },
         { title: 'Causal attention, B 1, T 512, H 12, D 64 (fp32)', rows: attention },
         { title: 'opt-125m-shaped random model (fp32)', rows: model },
+        { title: 'Tokenizer (TinyStories-656K, tokenizer.json)', rows: tokenizer },
       ],
     });
     process.stdout.write(fs.readFileSync(md, 'utf8'));

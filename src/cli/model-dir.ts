@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.js';
 import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
 import { loadModel } from '../models/load.js';
 import { loadAdapter } from '../models/lora.js';

@@ -4,8 +4,8 @@
  * fast form: byte-level BPE, ByteLevel pre-tokenizer (GPT-2 regex, no prefix space), ByteLevel
  * decoder.
  *
- * BOS policy (bpeSpecialTokens): OPT's tokenizer puts its BOS `</s>` (id 2, config.json's
- * bos_token_id) in front of every text; GPT-2's adds nothing. The ids are prepended by the caller
+ * BOS policy (bpeSpecialTokens), which the files leave to the model family (its spec's BpeConventions): OPT's
+ * tokenizer puts its BOS `</s>` (id 2, config.json's bos_token_id) in front of every text; GPT-2's adds nothing. The ids are prepended by the caller
  * rather than by a TemplateProcessing post-processor, because the library maps a template's token
  * *string* through the vocabulary, and the GPT-2 vocab.json that opt-tiny-random ships has no
  * `</s>` (its id 2 is "#"). tokenizer_config.json, when present, overrides as in transformers.
@@ -63,6 +63,14 @@ export function bpeTokenizerJson(vocabFile: string, mergesFile: string): Record<
   };
 }
 
+/**
+ * What GPT-2 style files leave unsaid, given by the model family: whether BOS/EOS come from config.json and BOS
+ * is put before every text (OPT), or both are `<|endoftext|>` and no BOS is added (GPT-2, and no config.json).
+ */
+export interface BpeConventions {
+  specialTokensFromConfig: boolean;
+}
+
 export interface BpeSpecialTokens {
   bosTokenId: number | null;
   eosTokenId: number | null;
@@ -77,18 +85,19 @@ export interface BpeSpecialTokens {
 export function bpeSpecialTokens(
   tokenizerConfig: Record<string, unknown>,
   modelConfig: Record<string, unknown>,
+  conventions: BpeConventions,
   idOf: (token: string) => number | undefined,
 ): BpeSpecialTokens {
-  const isOpt = modelConfig.model_type === 'opt';
+  const fromConfig = conventions.specialTokensFromConfig;
   const configId = (key: string) => (Number.isSafeInteger(modelConfig[key]) ? (modelConfig[key] as number) : 2);
   const fromTokenizerConfig = (key: string) => {
     const v = tokenizerConfig[key];
     const content = isObject(v) ? v.content : v;
     return typeof content === 'string' ? (idOf(content) ?? null) : undefined;
   };
-  const fallback = isOpt ? null : (idOf('<|endoftext|>') ?? null);
-  const bosTokenId = fromTokenizerConfig('bos_token') ?? (isOpt ? configId('bos_token_id') : fallback);
-  const eosTokenId = fromTokenizerConfig('eos_token') ?? (isOpt ? configId('eos_token_id') : fallback);
-  const addBos = (tokenizerConfig.add_bos_token ?? isOpt) === true && bosTokenId !== null;
+  const fallback = fromConfig ? null : (idOf('<|endoftext|>') ?? null);
+  const bosTokenId = fromTokenizerConfig('bos_token') ?? (fromConfig ? configId('bos_token_id') : fallback);
+  const eosTokenId = fromTokenizerConfig('eos_token') ?? (fromConfig ? configId('eos_token_id') : fallback);
+  const addBos = (tokenizerConfig.add_bos_token ?? fromConfig) === true && bosTokenId !== null;
   return { bosTokenId, eosTokenId, addBos };
 }

@@ -12,7 +12,10 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
-import { bpeSpecialTokens, bpeTokenizerJson } from './tokenizer-bpe-files.js';
+import { bpeSpecialTokens, bpeTokenizerJson, type BpeConventions } from './tokenizer-bpe-files.js';
+
+/** The conventions of the family config.json's model_type names (undefined when there is no config.json). */
+export type BpeConventionsOf = (modelType: unknown) => BpeConventions;
 import { sentencePieceSplitEncoder, type EncodeIds } from './tokenizer-split.js';
 
 export interface TextTokenizer {
@@ -70,12 +73,12 @@ function fromTokenizerJson(file: string, config: Record<string, unknown>): Backe
 }
 
 /** GPT-2 style files; the BOS (OPT's `</s>`) is prepended here, see tokenizer-bpe-files.ts. */
-function fromBpeFiles(dir: string, config: Record<string, unknown>): Backend {
+function fromBpeFiles(dir: string, config: Record<string, unknown>, conventionsOf: BpeConventionsOf): Backend {
   const vocabFile = path.join(dir, 'vocab.json');
   const tokenizer = createTokenizer(vocabFile, bpeTokenizerJson(vocabFile, path.join(dir, 'merges.txt')), config);
   const modelConfigFile = path.join(dir, 'config.json');
   const modelConfig = fs.existsSync(modelConfigFile) ? readJsonObject(modelConfigFile) : {};
-  const { bosTokenId, eosTokenId, addBos } = bpeSpecialTokens(config, modelConfig, (t) => tokenizer.token_to_id(t));
+  const { bosTokenId, eosTokenId, addBos } = bpeSpecialTokens(config, modelConfig, conventionsOf(modelConfig.model_type), (t) => tokenizer.token_to_id(t));
   const encodeIds: EncodeIds = (text, addSpecialTokens) => {
     const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
     return addSpecialTokens && addBos ? [bosTokenId!, ...ids] : ids;
@@ -89,12 +92,16 @@ function readTokenizerConfig(dir: string): Record<string, unknown> {
   return { clean_up_tokenization_spaces: false, ...(fs.existsSync(file) ? readJsonObject(file) : {}) };
 }
 
-/** Loads the tokenizer of a model directory; missing or malformed files are InputErrors naming them. */
-export function loadTokenizer(dir: string): TextTokenizer {
+/**
+ * Reads the tokenizer of a directory; missing or malformed files are InputErrors naming them. `bpe` says, for
+ * config.json's model_type, what GPT-2 style files leave to the model family (src/models/tokenizer.ts asks the
+ * family registry).
+ */
+export function readTokenizer(dir: string, bpe: BpeConventionsOf): TextTokenizer {
   const config = readTokenizerConfig(dir);
   let backend: Backend;
   if (fs.existsSync(path.join(dir, 'tokenizer.json'))) backend = fromTokenizerJson(path.join(dir, 'tokenizer.json'), config);
-  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt'))) backend = fromBpeFiles(dir, config);
+  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt'))) backend = fromBpeFiles(dir, config, bpe);
   else throw new InputError(dir, 'tokenizer.json', 'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer');
   const { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos } = backend;
   const decodeIds = (ids: number[], skipSpecialTokens: boolean) => {

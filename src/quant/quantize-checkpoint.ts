@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { OptionError } from '../errors.js';
 import { PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type PackedModelToWrite, type QuantConfig } from '../io/packed-checkpoint.js';
-import { loadTokenizer } from '../io/tokenizer.js';
+import { loadTokenizer } from '../models/tokenizer.js';
 import { headTensorNames, resolveTensorName } from '../models/checkpoint-tensors.js';
 import { loadModel } from '../models/load.js';
 import type { CausalLM, ModelConfig } from '../models/model.js';

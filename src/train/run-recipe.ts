@@ -13,7 +13,7 @@ import { loadDataset, type Dataset } from '../data/dataset.js';
 import { setMatmulPrecision } from '../autograd/index.js';
 import { evaluateData } from '../eval/evaluate-data.js';
 import { isPackedCheckpoint, readQuantConfig } from '../io/packed-checkpoint.js';
-import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.js';
 import { writeAdapter } from '../io/peft-adapter.js';
 import { applyLora, loadAdapter, loraParameters, type LoraConfig } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';

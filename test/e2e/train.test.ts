@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../../src/data/dataset.js';
 import { readEventFile } from '../../src/io/tfevents.js';
-import { loadTokenizer } from '../../src/io/tokenizer.js';
+import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { packedLinearsOf } from '../../src/models/weak-deltas.js';
 import { RunLog } from '../../src/train/run-log.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluateData } from '../../src/eval/evaluate-data.js';
 import { readConfig } from '../../src/models/families/registry.js';
-import { loadTokenizer, type TextTokenizer } from '../../src/io/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../../src/models/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { readCalibrationTokens, sampleCalibration } from '../../src/quant/calibration.js';
 import { quantizeModel, type ModelQuantizeOptions as QuantizeOptions } from '../../src/quant/pipeline.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evaluateData } from '../../src/eval/evaluate-data.js';
 import { readQuantConfig } from '../../src/io/packed-checkpoint.js';
-import { loadTokenizer } from '../../src/io/tokenizer.js';
+import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { familyOf } from '../../src/models/families/registry.js';
 import { DenseLinear } from '../../src/models/linear.js';
 import { loadModel } from '../../src/models/load.js';

@@ -10,7 +10,7 @@ import { IGNORE_INDEX } from '../../src/autograd/ops/loss.js';
 import { BatchStream, MEGA_BATCH, validationBatches, type Batch } from '../../src/data/batches.js';
 import { loadDataset, type DataSpec, type Dataset, type Example } from '../../src/data/dataset.js';
 import { ALPACA_PROMPT_NO_INPUT, instructionPrompt, readInstructionRecords, type InstructionRecord } from '../../src/data/instruct.js';
-import { loadTokenizer, type TextTokenizer } from '../../src/io/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../../src/models/tokenizer.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
 

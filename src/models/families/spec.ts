@@ -5,6 +5,7 @@
  * per family under src/models/) and describes how the family is quantized. No other file names a family or
  * spells a tensor name: adding a family is one spec file plus its registry entry.
  */
+import type { BpeConventions } from '../../io/tokenizer-bpe-files.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { LinearLayer } from '../linear.js';
 import type { BlockLinear, BlockPart, CausalLM, ModelConfig } from '../model.js';
@@ -46,13 +47,6 @@ export interface TensorNames {
   blockNorms: readonly string[];
 }
 
-/**
- * Tokenizer conventions a family's GPT-2 style vocab.json + merges.txt files leave unsaid: whether BOS/EOS come
- * from config.json and BOS is put before every text (OPT), or both are `<|endoftext|>` and no BOS is added.
- */
-export interface BpeConventions {
-  specialTokensFromConfig: boolean;
-}
 
 export interface FamilySpec<C extends ModelConfig = ModelConfig> {
   /** config.json model_type values this spec reads (the registry's keys). */

@@ -82,14 +82,14 @@ const methodName = () =>
  * this shape: src/cli/schema-flags.ts). Each field's description is its --help line.
  */
 export const quantizeShape = {
-  method: methodName().default('owq').describe('Quantization method (see src/quant/methods.ts)'),
+  method: methodName().default('owq').describe('Quantization method'),
   wbits: z.literal([2, 3, 4, 8], 'expected 2, 3, 4 or 8').default(4).describe('Bits per quantized weight'),
   target_bit: z
     .number('expected a number')
     .lt(16, 'expected a number below 16')
     .optional()
-    .describe('OWQ: average bits including the fp16 weak columns (e.g. 3.1); excludes target_rank'),
-  target_rank: nonNegativeInt().optional().describe('OWQ: weak columns in every linear; excludes target_bit'),
+    .describe('OWQ: average bits including the fp16 weak columns (e.g. 3.1); excludes the target rank'),
+  target_rank: nonNegativeInt().optional().describe('OWQ: weak columns in every linear; excludes the target bit'),
   group_size: nonNegativeInt().default(0).describe('Input columns per quantization group, a multiple of 8 (0: per output row)'),
   act_order: bool().default(false).describe('GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity'),
   true_sequential: bool().default(false).describe('Quantize the groups of a block (q/k/v, o, up/gate, down) one after another'),
@@ -97,12 +97,12 @@ export const quantizeShape = {
     .literal([4, 8], 'expected 4 or 8')
     .optional()
     .describe('Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits (default: keep their dtype)'),
-  tuning: oneOf(['minmax', 'mse']).optional().describe("Quantizer parameters: minmax | mse (default: the method's, mse for owq)"),
+  tuning: oneOf(['minmax', 'mse']).optional().describe("Quantizer parameters (default: the method's: mse for owq, else minmax)"),
   calib: z
     .string('expected c4, wikitext2 or a path')
     .min(1, 'expected c4, wikitext2 or a path')
     .default('c4')
-    .describe('Calibration text: c4 | wikitext2 | a .jsonl / .txt path'),
+    .describe('Calibration text: c4, wikitext2 or a .jsonl / .txt path'),
   calib_tokens: pathString().optional().describe('JSON file {"windows": [[ids...]]}: exact calibration windows (overrides calib)'),
   nsamples: positiveInt().default(128).describe('Calibration windows'),
   seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings)'),

@@ -45,11 +45,11 @@ function blockLinearNames(model: CausalLM): string[] {
 export function applyLora(model: CausalLM, cfg: LoraConfig, seed: number): Map<string, LoraLinear> {
   const valid = blockLinearNames(model);
   const targets = cfg.targets === 'all' ? valid : cfg.targets;
-  if (targets.length === 0) throw new OptionError('lora.targets', 'the list is empty (use "all" or name linears of a block)');
+  if (targets.length === 0) throw new OptionError('lora.targets', 'LoRA targets: the list is empty (use "all" or name linears of a block)');
   for (const t of targets) {
-    if (!valid.includes(t)) throw new OptionError('lora.targets', `${JSON.stringify(t)} is not a linear of this model's blocks (valid: ${valid.join(', ')})`);
+    if (!valid.includes(t)) throw new OptionError('lora.targets', `LoRA target ${JSON.stringify(t)} is not a linear of this model's blocks (valid: ${valid.join(', ')})`);
   }
-  if (!(Number.isInteger(cfg.rank) && cfg.rank >= 1)) throw new OptionError('lora.rank', `${cfg.rank}: expected a positive integer`);
+  if (!(Number.isInteger(cfg.rank) && cfg.rank >= 1)) throw new OptionError('lora.rank', `LoRA rank ${cfg.rank}: expected a positive integer`);
   const chosen: [string, LinearLayer, number][] = [];
   for (let i = 0; i < model.numBlocks; i++) {
     valid.forEach((t, k) => {
@@ -59,7 +59,7 @@ export function applyLora(model: CausalLM, cfg: LoraConfig, seed: number): Map<s
       if (layer instanceof LoraLinear) throw new RangeError(`LoRA: ${name} already has an adapter`);
       const max = Math.min(layer.inFeatures, layer.outFeatures);
       if (cfg.rank > max) {
-        throw new OptionError('lora.rank', `${cfg.rank} is larger than ${name} allows: it is [${layer.outFeatures}, ${layer.inFeatures}], so rank <= ${max}`);
+        throw new OptionError('lora.rank', `LoRA rank ${cfg.rank} is larger than ${name} allows: it is [${layer.outFeatures}, ${layer.inFeatures}], so rank <= ${max}`);
       }
       chosen.push([name, layer, i * valid.length + k]);
     });

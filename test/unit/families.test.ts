@@ -11,6 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { expectedTensorShapes } from '../../src/models/checkpoint-tensors.js';
 import { allFamilies, familyOf, parseConfig, readConfig } from '../../src/models/families/registry.js';
 import { buildModel, loadModel } from '../../src/models/load.js';
+import { add, layernorm, rmsnorm } from '../../src/autograd/index.js';
+import type { NormTensors } from '../../src/models/model.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { wct } from '../helpers/cli.js';
@@ -36,6 +38,35 @@ describe('family specs', () => {
   it('every model_type maps to one spec', () => {
     const types = allFamilies().flatMap((f) => f.modelTypes);
     expect(new Set(types).size).toBe(types.length);
+  });
+});
+
+describe('block parts and norms by name', () => {
+  // block(i) = h + attention(norm1(h)), then + mlp(norm2(.)): the parts AWQ runs on their own, through the norms
+  // read by name, must rebuild the whole block exactly.
+  const cases = [
+    { dir: tinyStoriesDir, norm: (x: Tensor, n: NormTensors) => rmsnorm(x, n.weight, 1e-6) },
+    { dir: optTinyDir, norm: (x: Tensor, n: NormTensors) => layernorm(x, n.weight, n.bias!, 1e-5) },
+  ];
+  for (const { dir, norm } of cases) {
+    const model = loadModel(dir);
+    it(`${model.config.family}: block = its attention and MLP parts with the residuals`, () => {
+      const ids = Int32Array.from([2, 17, 99, 5, 42, 7, 300, 11]);
+      const { h, ctx } = model.embed(ids, { batch: 2 });
+      const [attnNorm, mlpNorm] = familyOf(model.config).names.blockNorms.map((n) => model.norm(`${model.blockPrefix(1)}.${n}`));
+      const mid = add(h, model.blockPart(1, 'attention', norm(h, attnNorm), ctx));
+      const parts = add(mid, model.blockPart(1, 'mlp', norm(mid, mlpNorm), ctx)).data;
+      expect(Array.from(parts)).toEqual(Array.from(model.block(1, h, ctx).data));
+    });
+  }
+
+  it('norm(name) is the live tensor: writing it changes the model', () => {
+    const model = loadModel(tinyStoriesDir);
+    const ids = Int32Array.from([1, 5, 9]);
+    const before = Array.from(model.forward(ids, { batch: 1 }).data);
+    (model.norm('model.layers.0.input_layernorm').weight.data as Float32Array)[3] *= 2;
+    expect(Array.from(model.forward(ids, { batch: 1 }).data)).not.toEqual(before);
+    expect(() => model.norm('model.layers.0.no_such_norm')).toThrow(/no norm named/);
   });
 });
 

@@ -34,9 +34,14 @@ export interface LlamaConfig extends ModelConfig {
   hiddenAct: 'silu';
 }
 
+/** The linears of a Llama block by role. */
+export type LlamaLinear = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+
 /** What the family spec (src/models/families/llama.ts) tells the forward pass: tensor names and block linears. */
 export interface LlamaLayout {
   names: TensorNames;
+  /** Each role's linear, by name relative to the block prefix. */
+  linearNames: Record<LlamaLinear, string>;
   /** Module name of the final RMSNorm. */
   finalNorm: string;
   blockLinears: BlockLinear[];
@@ -135,25 +140,25 @@ export class LlamaModel implements CausalLM {
     return this.lmHead.forward(rmsnorm(h, this.finalNorm, this.config.rmsNormEps));
   }
 
-  private linear(i: number, name: string): LinearLayer {
-    return this.registry.get(`${this.blockPrefix(i)}.${name}`);
+  private linear(i: number, role: LlamaLinear): LinearLayer {
+    return this.registry.get(`${this.blockPrefix(i)}.${this.layout.linearNames[role]}`);
   }
 
-  /** down_proj(silu(gate_proj(x)) * up_proj(x)) */
+  /** down(silu(gate(x)) * up(x)) */
   private mlp(i: number, x: Tensor): Tensor {
-    const gated = mul(silu(this.linear(i, 'mlp.gate_proj').forward(x)), this.linear(i, 'mlp.up_proj').forward(x));
-    return this.linear(i, 'mlp.down_proj').forward(gated);
+    const gated = mul(silu(this.linear(i, 'gate').forward(x)), this.linear(i, 'up').forward(x));
+    return this.linear(i, 'down').forward(gated);
   }
 
   private attention(index: number, x: Tensor, ctx: BlockContext): Tensor {
-    const linear = (name: string) => this.linear(index, name);
+    const linear = (role: LlamaLinear) => this.linear(index, role);
     const { numHeads, numKvHeads, headDim } = this.config;
     const { batch, seq, cache, rope: table } = ctx;
-    const q = rope(reshape(linear('self_attn.q_proj').forward(x), [batch, seq, numHeads, headDim]), table!);
-    let k = rope(reshape(linear('self_attn.k_proj').forward(x), [batch, seq, numKvHeads, headDim]), table!);
-    let v = reshape(linear('self_attn.v_proj').forward(x), [batch, seq, numKvHeads, headDim]);
+    const q = rope(reshape(linear('q').forward(x), [batch, seq, numHeads, headDim]), table!);
+    let k = rope(reshape(linear('k').forward(x), [batch, seq, numKvHeads, headDim]), table!);
+    let v = reshape(linear('v').forward(x), [batch, seq, numKvHeads, headDim]);
     if (cache !== undefined) ({ k, v } = cache.append(index, k, v));
     const a = attention(q, k, v, 1 / Math.sqrt(headDim));
-    return linear('self_attn.o_proj').forward(reshape(a, [batch, seq, numHeads * headDim]));
+    return linear('o').forward(reshape(a, [batch, seq, numHeads * headDim]));
   }
 }

@@ -34,9 +34,14 @@ export interface OptConfig extends ModelConfig {
   padTokenId: number | null;
 }
 
+/** The linears of an OPT block by role. */
+export type OptLinear = 'q' | 'k' | 'v' | 'out' | 'fc1' | 'fc2';
+
 /** What the family spec (src/models/families/opt.ts) tells the forward pass: tensor names and block linears. */
 export interface OptLayout {
   names: TensorNames;
+  /** Each role's linear, by name relative to the block prefix. */
+  linearNames: Record<OptLinear, string>;
   /** Decoder-level module names. */
   positions: string;
   projectIn: string;
@@ -177,8 +182,8 @@ export class OptModel implements CausalLM {
     return this.config.activation === 'relu' ? relu(x) : gelu(x);
   }
 
-  private linear(i: number, name: string): LinearLayer {
-    return this.registry.get(`${this.blockPrefix(i)}.${name}`);
+  private linear(i: number, role: OptLinear): LinearLayer {
+    return this.registry.get(`${this.blockPrefix(i)}.${this.layout.linearNames[role]}`);
   }
 
   /** fc2(act(fc1(x))) */
@@ -187,15 +192,15 @@ export class OptModel implements CausalLM {
   }
 
   private attention(index: number, x: Tensor, ctx: BlockContext): Tensor {
-    const linear = (name: string) => this.linear(index, name);
+    const linear = (role: OptLinear) => this.linear(index, role);
     const { numHeads, hiddenSize } = this.config;
     const { batch, seq, cache } = ctx;
     const headDim = hiddenSize / numHeads;
-    const q = reshape(linear('self_attn.q_proj').forward(x), [batch, seq, numHeads, headDim]);
-    let k = reshape(linear('self_attn.k_proj').forward(x), [batch, seq, numHeads, headDim]);
-    let v = reshape(linear('self_attn.v_proj').forward(x), [batch, seq, numHeads, headDim]);
+    const q = reshape(linear('q').forward(x), [batch, seq, numHeads, headDim]);
+    let k = reshape(linear('k').forward(x), [batch, seq, numHeads, headDim]);
+    let v = reshape(linear('v').forward(x), [batch, seq, numHeads, headDim]);
     if (cache !== undefined) ({ k, v } = cache.append(index, k, v));
     const a = attention(q, k, v, 1 / Math.sqrt(headDim));
-    return linear('self_attn.out_proj').forward(reshape(a, [batch, seq, hiddenSize]));
+    return linear('out').forward(reshape(a, [batch, seq, hiddenSize]));
   }
 }

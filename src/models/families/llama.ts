@@ -3,7 +3,7 @@
  * normalisation with the transformers defaults (LlamaConfig, MistralConfig), tensor names, shapes, the
  * builder of the forward pass (src/models/llama.ts) and the quantization description.
  */
-import { LlamaModel, type LlamaConfig } from '../llama.js';
+import { LlamaModel, type LlamaConfig, type LlamaLinear } from '../llama.js';
 import type { ConfigFields } from './config-fields.js';
 import { setBlockLinearShapes, type BlockLinear, type FamilySpec, type TensorNames } from './spec.js';
 
@@ -72,19 +72,25 @@ export const LLAMA_NAMES: TensorNames = {
 /** Final RMSNorm before lm_head. */
 export const LLAMA_FINAL_NORM = 'model.norm';
 
+/** The block linears by role, relative to the block prefix. */
+export const LLAMA_LINEARS: Record<LlamaLinear, string> = {
+  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
+  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
+};
+
 export function llamaBlockLinears(c: LlamaConfig): BlockLinear[] {
   const [H, I] = [c.hiddenSize, c.intermediateSize];
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
-  const linear = (name: string, out: number, inp: number, bias: boolean): BlockLinear => ({ name, out, in: inp, bias });
+  const linear = (role: LlamaLinear, out: number, inp: number, bias: boolean): BlockLinear => ({ name: LLAMA_LINEARS[role], out, in: inp, bias });
   return [
-    linear('self_attn.q_proj', qDim, H, c.attentionBias),
-    linear('self_attn.k_proj', kvDim, H, c.attentionBias),
-    linear('self_attn.v_proj', kvDim, H, c.attentionBias),
-    linear('self_attn.o_proj', H, qDim, c.attentionOutBias),
-    linear('mlp.gate_proj', I, H, c.mlpBias),
-    linear('mlp.up_proj', I, H, c.mlpBias),
-    linear('mlp.down_proj', H, I, c.mlpBias),
+    linear('q', qDim, H, c.attentionBias),
+    linear('k', kvDim, H, c.attentionBias),
+    linear('v', kvDim, H, c.attentionBias),
+    linear('o', H, qDim, c.attentionOutBias),
+    linear('gate', I, H, c.mlpBias),
+    linear('up', I, H, c.mlpBias),
+    linear('down', H, I, c.mlpBias),
   ];
 }
 
@@ -109,7 +115,7 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
   blockLinears: llamaBlockLinears,
   tensorShapes: llamaShapes,
   build: (c, weights, linears) =>
-    new LlamaModel(c, weights, linears, { names: LLAMA_NAMES, finalNorm: LLAMA_FINAL_NORM, blockLinears: llamaBlockLinears(c) }),
+    new LlamaModel(c, weights, linears, { names: LLAMA_NAMES, linearNames: LLAMA_LINEARS, finalNorm: LLAMA_FINAL_NORM, blockLinears: llamaBlockLinears(c) }),
   quant: {
     owqRatio: {
       'self_attn.q_proj': 1, 'self_attn.k_proj': 1, 'self_attn.v_proj': 1, 'self_attn.o_proj': 1,

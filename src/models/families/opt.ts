@@ -3,7 +3,7 @@
  * OPTConfig's defaults, tensor names, shapes, the builder of the forward pass (src/models/opt.ts) and the
  * quantization description.
  */
-import { OptModel, type OptConfig } from '../opt.js';
+import { OptModel, type OptConfig, type OptLinear } from '../opt.js';
 import type { ConfigFields } from './config-fields.js';
 import { setBlockLinearShapes, type BlockLinear, type FamilySpec, type TensorNames } from './spec.js';
 
@@ -52,13 +52,15 @@ export const OPT_NAMES: TensorNames = {
   blockNorms: ['self_attn_layer_norm', 'final_layer_norm'],
 };
 
+/** The block linears by role, relative to the block prefix. */
+const OPT_LINEARS: Record<OptLinear, string> = {
+  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', out: 'self_attn.out_proj', fc1: 'fc1', fc2: 'fc2',
+};
+
 function optBlockLinears(c: OptConfig): BlockLinear[] {
   const [H, F, b] = [c.hiddenSize, c.ffnDim, c.enableBias];
-  const linear = (name: string, out: number, inp: number): BlockLinear => ({ name, out, in: inp, bias: b });
-  return [
-    linear('self_attn.q_proj', H, H), linear('self_attn.k_proj', H, H), linear('self_attn.v_proj', H, H),
-    linear('self_attn.out_proj', H, H), linear('fc1', F, H), linear('fc2', H, F),
-  ];
+  const linear = (role: OptLinear, out: number, inp: number): BlockLinear => ({ name: OPT_LINEARS[role], out, in: inp, bias: b });
+  return [linear('q', H, H), linear('k', H, H), linear('v', H, H), linear('out', H, H), linear('fc1', F, H), linear('fc2', H, F)];
 }
 
 function optShapes(c: OptConfig): Map<string, number[]> {
@@ -95,7 +97,7 @@ export const optFamily: FamilySpec<OptConfig> = {
   tensorShapes: optShapes,
   build: (c, weights, linears) =>
     new OptModel(c, weights, linears, {
-      names: OPT_NAMES, ...OPT_MODULES, positionOffset: OPT_POSITION_OFFSET, blockLinears: optBlockLinears(c),
+      names: OPT_NAMES, linearNames: OPT_LINEARS, ...OPT_MODULES, positionOffset: OPT_POSITION_OFFSET, blockLinears: optBlockLinears(c),
     }),
   quant: {
     owqRatio: {

@@ -1,0 +1,46 @@
+/**
+ * The pipeline's progress counts exactly the steps it runs: with --true-sequential a Llama block is 4 calibration
+ * passes, 7 linears and 1 output pass (12 steps; the old count said 9), without it 1 + 7 + 1, and RTN 7; `done`
+ * rises by one per report and ends at `total`.
+ */
+import { describe, expect, it } from 'vitest';
+import { familyOf } from '../../src/models/families/registry.js';
+import { loadModel } from '../../src/models/load.js';
+import { quantizeModel, type QuantProgress } from '../../src/quant/pipeline.js';
+import { weakCounts } from '../../src/quant/weak-count.js';
+import { Rng } from '../../src/util/rng.js';
+import { tinyStoriesDir } from '../helpers/paths.js';
+
+function windows(n: number, len: number, vocab: number): Int32Array[] {
+  const rng = new Rng(3);
+  return Array.from({ length: n }, () => Int32Array.from({ length: len }, () => Math.floor(rng.next() * vocab)));
+}
+
+describe('quantization progress', () => {
+  const cases = [
+    { method: 'gptq', trueSequential: true, perBlock: 4 + 7 + 1 },
+    { method: 'owq', trueSequential: false, perBlock: 1 + 7 + 1 },
+    { method: 'rtn', trueSequential: false, perBlock: 7 },
+  ];
+  for (const { method, trueSequential, perBlock } of cases) {
+    it(`${method}${trueSequential ? ' --true-sequential' : ''}: ${perBlock} steps per block, counted exactly`, () => {
+      const model = loadModel(tinyStoriesDir);
+      const seen: QuantProgress[] = [];
+      quantizeModel(model, {
+        method, bits: 4, groupSize: 0, tuning: 'minmax', actOrder: false, trueSequential, percdamp: 0.01,
+        nOut: weakCounts(model.config, 4, method === 'owq' ? { targetRank: 2 } : null),
+        windows: method === 'rtn' ? [] : windows(4, 32, model.config.vocabSize),
+        onProgress: (p) => seen.push(p),
+      });
+      expect(familyOf(model.config).blockLinears(model.config)).toHaveLength(7);
+      expect(seen.map((p) => p.done)).toEqual(seen.map((_, i) => i + 1));
+      expect(seen.every((p) => p.total === model.numBlocks * perBlock)).toBe(true);
+      expect(seen.at(-1)!.done).toBe(model.numBlocks * perBlock);
+      expect(seen.filter((p) => p.stage === 'quantize').map((p) => p.item)).toEqual(
+        [...Array(model.numBlocks).keys()].flatMap((b) =>
+          (trueSequential ? familyOf(model.config).quant.sequential.flat() : familyOf(model.config).blockLinears(model.config).map((l) => l.name))
+            .map((n) => `${model.blockPrefix(b)}.${n}`)),
+      );
+    });
+  }
+});

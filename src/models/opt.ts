@@ -8,7 +8,7 @@
  */
 import { add, attention, embedding, gelu, layernorm, relu, reshape } from '../autograd/index.js';
 import { blockPrefix, tokenEmbeddingName, type OptConfig } from '../io/hf-config.js';
-import { Tensor, fromArray } from '../tensor/tensor.js';
+import { type Tensor, fromArray } from '../tensor/tensor.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { forwardBlocks, LinearRegistry, type BlockContext, type CausalLM, type ForwardOptions } from './model.js';

@@ -11,7 +11,7 @@ import { packedLayouts, readPackedLinear, readQuantConfig, writePackedCheckpoint
 import { openCheckpoint } from '../../src/io/safetensors.js';
 import { expectedTensorShapes, readConfig } from '../../src/io/hf-config.js';
 import { loadModel } from '../../src/models/load.js';
-import { PackedLinear } from '../../src/models/packed-linear.js';
+import type { PackedLinear } from '../../src/models/packed-linear.js';
 import type { PackedWeight } from '../../src/native/packed.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareRuns, comparisonMarkdown, comparisonTable, formatBytes, formatDuration, lossChartSvg, readMetrics, writeComparison } from '../../src/eval/compare.js';
-import { niceTicks, svgToPng } from '../../src/eval/plot-svg.js';
+import { compareRuns, comparisonMarkdown, comparisonTable, formatBytes, formatDuration, lossChartSvg, readMetrics, writeComparison } from '../../src/report/compare.js';
+import { niceTicks, svgToPng } from '../../src/report/plot-svg.js';
 import { InputError } from '../../src/io/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-compare-'));

@@ -127,7 +127,9 @@ function parseFile<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
   if (issue.input === undefined) throw new InputError(file, where, 'missing (not what the current wct-train writes)');
   const got = `got ${JSON.stringify(issue.input)}`;
   if (issue.code === 'invalid_type') throw new InputError(file, where, `expected ${article(issue.expected)}, ${got}`);
-  if (issue.code === 'invalid_value') throw new InputError(file, where, `expected one of ${issue.values.join(', ')}, ${got}`);
+  if (issue.code === 'invalid_value') {
+    throw new InputError(file, where, `expected one of ${issue.values.join(', ')}, ${got}`);
+  }
   throw new InputError(file, where, issue.message);
 }
 
@@ -290,7 +292,8 @@ export function markdownTable(c: Comparison): string {
 export function comparisonMarkdown(c: Comparison): string {
   const runs = c.runs.map((r) => {
     const hash = r.recipeHash === null ? '' : ` (${r.recipeHash.slice(0, 12)})`;
-    return `- **${cell(r.run)}**: \`${r.dir}\`, recipe \`${r.recipe}\`${hash}, base \`${r.base}\`, artifact \`${r.artifact.path}\`, ${r.steps} steps`;
+    const from = `recipe \`${r.recipe}\`${hash}, base \`${r.base}\`, artifact \`${r.artifact.path}\``;
+    return `- **${cell(r.run)}**: \`${r.dir}\`, ${from}, ${r.steps} steps`;
   });
   return [
     '# Training runs compared',

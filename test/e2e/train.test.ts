@@ -131,7 +131,8 @@ describe('wct-train', () => {
     const r = wct(['compare', path.join(tmp, 'a'), path.join(tmp, 'b'), '--out', path.join(tmp, 'compare'), '--json']);
     expect(r.status, r.stderr).toBe(0);
     const c = JSON.parse(r.stdout) as Comparison;
-    expect(c.runs.map((row) => [row.run, row.method, row.valLossBefore === null])).toEqual([['a', 'wct', false], ['b', 'wct', true]]);
+    const rows = c.runs.map((row) => [row.run, row.method, row.valLossBefore === null]);
+    expect(rows).toEqual([['a', 'wct', false], ['b', 'wct', true]]);
   });
 
   it('changes only the weak columns', () => {

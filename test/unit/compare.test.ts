@@ -60,7 +60,10 @@ const lora = writeRun('lora-fp32', {
 const resumed = writeRun('resumed-run', {
   method: 'qlora', recipe: 'recipes/resumed.yaml', base: 'out/resumed/base', baseBits: 4.25,
   artifact: { path: 'out/resumed/adapter', bytes: 3000 }, data,
-  train: { steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3, trainableParams: 393_216, optimizerStateBytes: 3_145_728, stepSeconds: 0.05, tokensPerSecond: 20_000 },
+  train: {
+    steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3,
+    trainableParams: 393_216, optimizerStateBytes: 3_145_728, stepSeconds: 0.05, tokensPerSecond: 20_000,
+  },
   valLossReloaded: 2.3, pplBefore: { wikitext2: 60.25 }, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
 }, metricsLines(2.7, 2.2));
 
@@ -78,7 +81,10 @@ describe('compareRuns', () => {
     expect(a).toMatchObject({ method: 'wct', baseBits: 3.0125, trainableParams: 393_216, stepSeconds: 0.4123, recipeHash: 'wct-3bit0123456789abcdef', recipe: 'recipes/wct-3bit.yaml' });
     expect(a.ppl).toEqual({ wikitext2: { before: 45.1, after: 40.5 }, 'valid.txt': { before: 30.25, after: 22.125 } });
     expect(b.ppl).toEqual({ wikitext2: { before: 35, after: 33.333 } });
-    expect(c).toMatchObject({ method: 'qlora', baseBits: 4.25, stepSeconds: 0.05, tokensPerSecond: 20_000, valLossBefore: null, valLossAfter: 2.3 });
+    expect(c).toMatchObject({
+      method: 'qlora', baseBits: 4.25, stepSeconds: 0.05, tokensPerSecond: 20_000,
+      valLossBefore: null, valLossAfter: 2.3,
+    });
     expect(c.ppl).toEqual({ wikitext2: { before: 60.25, after: 50.5 } });
     expect(c.artifact).toEqual({ path: 'out/resumed/adapter', bytes: 3000 });
   });
@@ -86,7 +92,8 @@ describe('compareRuns', () => {
   it('reads a loss or perplexity that was not finite (null in summary.json) as null, shown n/a', () => {
     const current = wctSummary();
     const dir = writeRun('no-validation', {
-      ...current, train: { ...current.train, valLossBefore: null, valLossAfter: null }, valLossReloaded: null, ppl: { wikitext2: null },
+      ...current, train: { ...current.train, valLossBefore: null, valLossAfter: null }, valLossReloaded: null,
+      ppl: { wikitext2: null },
     }, metricsLines(2, 1));
     const c = compareRuns([dir]);
     expect(c.runs[0]).toMatchObject({ valLossBefore: null, valLossAfter: null, valLossReloaded: null });
@@ -221,15 +228,19 @@ describe('bad input', () => {
     fs.writeFileSync(path.join(bad, 'summary.json'), '{"method": "wct",');
     expect(() => compareRuns([bad])).toThrow(`${path.join(bad, 'summary.json')}: not valid JSON`);
     const slow = wctSummary();
-    fs.writeFileSync(path.join(bad, 'summary.json'), JSON.stringify({ ...slow, train: { ...slow.train, stepSeconds: 'fast' } }));
+    const wrongType = { ...slow, train: { ...slow.train, stepSeconds: 'fast' } };
+    fs.writeFileSync(path.join(bad, 'summary.json'), JSON.stringify(wrongType));
     expect(() => compareRuns([bad])).toThrow(`${path.join(bad, 'summary.json')}: train.stepSeconds: expected a number, got "fast"`);
   });
 
-  it("an older trainer's summary.json (no method, baseBits, artifact, pplBefore, ...): InputError naming the field", () => {
+  it("an older trainer's summary.json (no method, baseBits, artifact, ...): InputError naming the field", () => {
     // as the trainer wrote it before summaries carried the method, base bits, artifact and step times
     const old = writeRun('old-run', {
       recipe: 'recipes/old.yaml', base: 'out/old/base', deltas: 'out/old/weak_deltas.safetensors', data,
-      train: { steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3, trainableParams: 393_216, optimizerStateBytes: 3_145_728 },
+      train: {
+        steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3,
+        trainableParams: 393_216, optimizerStateBytes: 3_145_728,
+      },
       valLossReloaded: 2.3, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
     }, metricsLines(2.7, 2.2));
     const file = path.join(old, 'summary.json');
@@ -249,7 +260,8 @@ describe('bad input', () => {
     expect(without('artifact')).toThrow(`${file}: artifact: missing`);
     expect(without('pplBefore')).toThrow(`${file}: pplBefore: missing`);
     expect(without('stepSeconds', 'train')).toThrow(`${file}: train.stepSeconds: missing`);
-    expect(compareWith({ ...wctSummary(), method: 'full' })).toThrow(`${file}: method: expected one of wct, lora, qlora, got "full"`);
+    const fullMethod = { ...wctSummary(), method: 'full' };
+    expect(compareWith(fullMethod)).toThrow(`${file}: method: expected one of wct, lora, qlora, got "full"`);
     expect(compareWith(wctSummary())).not.toThrow();
   });
 

@@ -64,7 +64,7 @@ function checkSpec(spec: DataSpec): void {
   }
 }
 
-function instructionExamples(file: string, records: InstructionRecord[], spec: DataSpec, tokenizer: TextTokenizer) {
+function instructionExamples(records: InstructionRecord[], spec: DataSpec, tokenizer: TextTokenizer) {
   let truncated = 0;
   const examples = records.map((r) => {
     const t = tokenizeInstruction(r, spec.template, tokenizer, spec.maxLength);
@@ -87,7 +87,7 @@ function parquetExamples(file: string, spec: DataSpec, tokenizer: TextTokenizer)
     throw new InputError(file, 'columns', `found ${columns.join(', ') || 'none'}; expected a "text" column, or "instruction" and "output" (+ optional "input")`);
   });
   if (!table.columns.includes('text')) {
-    return instructionExamples(file, table.rows.map((row, i) => instructionRecord(file, row, `row ${i}`)), spec, tokenizer);
+    return instructionExamples(table.rows.map((row, i) => instructionRecord(file, row, `row ${i}`)), spec, tokenizer);
   }
   const docs = table.rows.map((row, i) => {
     const text = row.text;
@@ -100,7 +100,7 @@ function parquetExamples(file: string, spec: DataSpec, tokenizer: TextTokenizer)
 function tokenizeSource(file: string, spec: DataSpec, tokenizer: TextTokenizer) {
   switch (spec.format) {
     case 'alpaca':
-      return instructionExamples(file, readInstructionRecords(file), spec, tokenizer);
+      return instructionExamples(readInstructionRecords(file), spec, tokenizer);
     case 'jsonl-text':
       return textExamples(readJsonlDocuments(file), spec, tokenizer);
     case 'text':

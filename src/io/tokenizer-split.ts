@@ -28,7 +28,12 @@ const REPLACE_SPACE = { type: 'Replace', pattern: { String: ' ' }, content: '▁
 
 export type EncodeIds = (text: string, addSpecialTokens: boolean) => number[];
 
-type Json = Record<string, any>;
+type Json = Record<string, unknown>;
+
+/** `v` when it is a JSON object, else undefined. */
+function asObject(v: unknown): Json | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+}
 
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -36,17 +41,19 @@ function sameJson(a: unknown, b: unknown): boolean {
 
 /** The exact tokenizer shape the argument above covers. */
 function isSentencePieceBpe(json: Json, config: Json): boolean {
-  const normalizers = json.normalizer?.type === 'Sequence' ? json.normalizer.normalizers : null;
-  const template = json.post_processor?.single;
+  const normalizer = asObject(json.normalizer);
+  const postProcessor = asObject(json.post_processor);
+  const normalizers = normalizer?.type === 'Sequence' ? normalizer.normalizers : null;
+  const template = postProcessor?.single;
   return (
-    json.model?.type === 'BPE' &&
+    asObject(json.model)?.type === 'BPE' &&
     json.pre_tokenizer == null &&
     Array.isArray(normalizers) && normalizers.length === 2 &&
     sameJson(normalizers[0], { type: 'Prepend', prepend: '▁' }) &&
     sameJson(normalizers[1], REPLACE_SPACE) &&
     // special tokens only before the text: they all belong to the first piece
     (json.post_processor == null ||
-      (json.post_processor.type === 'TemplateProcessing' && Array.isArray(template) && 'Sequence' in template.at(-1))) &&
+      (postProcessor?.type === 'TemplateProcessing' && Array.isArray(template) && 'Sequence' in template.at(-1))) &&
     config.remove_space !== true &&
     config.do_lowercase_and_remove_accent !== true
   );
@@ -86,11 +93,14 @@ function cutText(text: string, safeAt: (p: number) => boolean): string[] {
  */
 export function sentencePieceCutter(json: Json, config: Json): ((text: string) => string[]) | null {
   if (!isSentencePieceBpe(json, config)) return null;
-  const unsafePairs = pairsInMergeResults(json.model.merges);
-  const vocab = new Set(Object.keys(json.model.vocab));
+  // the BPE model's and added tokens' shapes as tokenizer.json has them (the library reads the same fields)
+  const model = json.model as { merges: (string | [string, string])[]; vocab: Record<string, number> };
+  const unsafePairs = pairsInMergeResults(model.merges);
+  const vocab = new Set(Object.keys(model.vocab));
   const normalized = (c: string) => (c === ' ' ? '▁' : c);
   // compared after Replace, so both the raw and the normalized matches the library makes are seen
-  const addedTokens: string[] = (json.added_tokens ?? []).map((t: { content: string }) => t.content.replaceAll(' ', '▁'));
+  const added = (json.added_tokens ?? []) as { content: string }[];
+  const addedTokens = added.map((t) => t.content.replaceAll(' ', '▁'));
   return (text) => {
     if (text.length <= PIECE_CHARS) return [text];
     const replaced = text.replaceAll(' ', '▁');

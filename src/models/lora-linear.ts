@@ -9,7 +9,7 @@
  */
 import { add, affine, dropout, linear } from '../autograd/index.js';
 import type { FloatArray } from '../native/types.js';
-import { Tensor, zeros, type DType } from '../tensor/tensor.js';
+import { type Tensor, zeros, type DType } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { PackedLinear } from './packed-linear.js';

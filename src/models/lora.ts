@@ -7,7 +7,7 @@ import path from 'node:path';
 import { kernelsFor } from '../native/addon.js';
 import { InputError } from '../errors.js';
 import { ADAPTER_WEIGHTS_FILE, peftKeys, readAdapter } from '../io/peft-adapter.js';
-import { Tensor, zeros } from '../tensor/tensor.js';
+import { type Tensor, zeros } from '../tensor/tensor.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { LoraLinear } from './lora-linear.js';
 import type { CausalLM } from './model.js';

@@ -7,7 +7,7 @@
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, H, D].
  */
 import { add, attention, embedding, gelu, layernorm, relu, reshape } from '../autograd/index.js';
-import { Tensor, fromArray } from '../tensor/tensor.js';
+import { type Tensor, fromArray } from '../tensor/tensor.js';
 import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';

@@ -53,7 +53,7 @@ const BINARY_OPS: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
 const UNARY_OPS: Record<UnaryOp, number> = { relu: 0, gelu: 1, silu: 2, exp: 3, neg: 4 };
 
 function opCode<T extends string>(table: Record<T, number>, op: T, fn: string): number {
-  const code = Object.prototype.hasOwnProperty.call(table, op) ? table[op] : undefined;
+  const code = Object.hasOwn(table, op) ? table[op] : undefined;
   if (code === undefined) throw new TypeError(`${fn}: unknown op ${JSON.stringify(op)} (expected one of ${Object.keys(table).join(', ')})`);
   return code;
 }

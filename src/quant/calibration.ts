@@ -47,7 +47,10 @@ export function sampleCalibration(source: string, tokenizer: TextTokenizer, { ns
   const encoded = new Map<number, Int32Array>();
   const tokens = (i: number) => {
     let ids = encoded.get(i);
-    if (ids === undefined) encoded.set(i, (ids = tokenizer.encode(docs[i])));
+    if (ids === undefined) {
+      ids = tokenizer.encode(docs[i]);
+      encoded.set(i, ids);
+    }
     return ids;
   };
   const longEnough = docs.map((_, i) => i).filter((i) => docs[i].length > seqlen); // cheap prefilter: a token spans >= 1 char

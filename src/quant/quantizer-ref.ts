@@ -87,7 +87,7 @@ export function refMseRow(x: ArrayLike<number>, off: number, n: number, maxq: nu
       let sum = 0;
       for (let k = 0; k < n; k++) {
         const xq = f(s * f(clamp(f(xRound[k] + z), 0, maxq) - z));
-        sum += f(Math.pow(Math.abs(f(x[off + k] - xq)), LP_NORM));
+        sum += f(Math.abs(f(x[off + k] - xq)) ** LP_NORM);
       }
       const score = f(f(sum) / n);
       if (score < bestScore) {
@@ -119,7 +119,7 @@ export function refFindParams(w: ArrayLike<number>, rows: number, cols: number, 
 /** Mean |x - q(x)|^2.4 of x[off, off + n) under (s, z), as the search scores a candidate. */
 export function refLpScore(x: ArrayLike<number>, off: number, n: number, s: number, z: number, maxq: number): number {
   let sum = 0;
-  for (let k = 0; k < n; k++) sum += f(Math.pow(Math.abs(f(x[off + k] - refQuantize(x[off + k], s, z, maxq))), LP_NORM));
+  for (let k = 0; k < n; k++) sum += f(Math.abs(f(x[off + k] - refQuantize(x[off + k], s, z, maxq))) ** LP_NORM);
   return f(f(sum) / n);
 }
 

@@ -181,7 +181,7 @@ function merge(base: unknown, over: unknown, at: Path): unknown {
   const out: Record<string, unknown> = {};
   const dropped = new Set<string>();
   const group = EXCLUSIVE_KEYS.find((e) => e.at === at.join('.'));
-  if (group !== undefined && group.keys.some((k) => Object.hasOwn(over, k))) {
+  if (group?.keys.some((k) => Object.hasOwn(over, k))) {
     for (const k of group.keys) if (!Object.hasOwn(over, k)) dropped.add(k);
   }
   for (const [k, v] of Object.entries(base)) if (!dropped.has(k)) setOwn(out, k, v);

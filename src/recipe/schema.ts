@@ -270,5 +270,3 @@ export const recipeSchema = section({
 /** A validated recipe: defaults applied, paths absolute. */
 export type Recipe = z.output<typeof recipeSchema>;
 export type QuantizeRecipe = NonNullable<Recipe['model']['quantize']>;
-export type DataRecipe = Recipe['data'];
-export type TrainRecipe = Recipe['train'];

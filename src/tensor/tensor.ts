@@ -69,12 +69,6 @@ export function fromArray(values: ArrayLike<number>, shape: readonly number[], d
   return new Tensor(data, shape);
 }
 
-/** A copy in another dtype (f32 <-> f64); a leaf, no gradient history. */
-export function cast(t: Tensor, dtype: DType, requiresGrad = t.requiresGrad): Tensor {
-  const data = dtype === 'f64' ? Float64Array.from(t.data) : Float32Array.from(t.data);
-  return new Tensor(data, t.shape, requiresGrad);
-}
-
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }

@@ -114,7 +114,7 @@ export class RunLog {
       line[key] = value;
       this.events?.addScalar(TB_TAGS[key], value, step, wallTime);
     }
-    fs.writeSync(this.fd, JSON.stringify(line) + '\n');
+    fs.writeSync(this.fd, `${JSON.stringify(line)}\n`);
     this.events?.flush();
     if ('loss' in metrics) this.onProgress?.({ done: step, total: this.total, loss: metrics.loss });
   }
@@ -142,7 +142,7 @@ function truncateAfter(file: string, step: number): void {
     if (line.trim() === '') return;
     const s = parseStep(line);
     if (s === null) throw new InputError(file, `line ${i + 1}`, 'not a JSON object with an integer "step"');
-    if (s <= step) kept.push(line + '\n');
+    if (s <= step) kept.push(`${line}\n`);
   });
   writeFileAtomic(file, (fd) => fs.writeFileSync(fd, kept.join('')));
 }

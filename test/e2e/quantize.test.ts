@@ -12,7 +12,7 @@ import { openCheckpoint } from '../../src/io/safetensors.js';
 import { expectedTensorShapes, resolveTensorName } from '../../src/models/checkpoint-tensors.js';
 import { readConfig } from '../../src/models/families/registry.js';
 import { loadModel } from '../../src/models/load.js';
-import { PackedLinear } from '../../src/models/packed-linear.js';
+import type { PackedLinear } from '../../src/models/packed-linear.js';
 import type { PackedWeight } from '../../src/native/packed.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';

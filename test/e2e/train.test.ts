@@ -1,8 +1,8 @@
 /**
  * `wct-train` end to end on a short recipe over a packed TinyStories-656K base: the loss drops, the
  * exported deltas reload to the same validation loss, everything but the weak columns stays bit-identical,
- * the TensorBoard events parse back, a kill -9 run resumes to the same final loss, and deltas made for
- * another base are refused.
+ * the TensorBoard events parse back, a kill -9 run resumes to the same final loss, `wct compare` reads both
+ * runs' summaries, and deltas made for another base are refused.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../../src/data/dataset.js';
 import { readEventFile } from '../../src/io/tfevents.js';
+import type { Comparison } from '../../src/report/compare.js';
 import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { packedLinearsOf } from '../../src/models/weak-deltas.js';
@@ -124,6 +125,14 @@ describe('wct-train', () => {
     const uninterrupted = metrics('a');
     expect(Math.abs(resumed[8].loss - uninterrupted[8].loss)).toBeLessThan(1e-6);
     expect(Math.abs(resumed[8].val_loss - uninterrupted[8].val_loss)).toBeLessThan(1e-6);
+  });
+
+  it('`wct compare` reads the summaries wct-train wrote (the resumed run has no validation loss before)', () => {
+    const r = wct(['compare', path.join(tmp, 'a'), path.join(tmp, 'b'), '--out', path.join(tmp, 'compare'), '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const c = JSON.parse(r.stdout) as Comparison;
+    const rows = c.runs.map((row) => [row.run, row.method, row.valLossBefore === null]);
+    expect(rows).toEqual([['a', 'wct', false], ['b', 'wct', true]]);
   });
 
   it('changes only the weak columns', () => {

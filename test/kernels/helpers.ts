@@ -4,7 +4,7 @@ import { loadNative } from '../../src/native/addon.js';
 import { referenceKernels } from '../../src/native/ref.js';
 import { broadcastStrides } from '../../src/autograd/ops/broadcast.js';
 export { broadcastStrides, denseStrides } from '../../src/autograd/ops/broadcast.js';
-import type { BroadcastDims, FloatArray } from '../../src/native/types.js';
+import type { BroadcastDims } from '../../src/native/types.js';
 
 export const native = loadNative();
 export const ref = referenceKernels;
@@ -72,8 +72,4 @@ export function broadcastLayout(a: readonly number[], b: readonly number[], out:
 
 export function numel(shape: readonly number[]): number {
   return shape.reduce((x, y) => x * y, 1);
-}
-
-export function copy64(x: FloatArray): Float64Array {
-  return Float64Array.from(x);
 }

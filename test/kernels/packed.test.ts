@@ -122,8 +122,9 @@ describe('packed kernels vs reference', () => {
     checkProducts({ rows: 1100, cols: 1032, bits: 3, groupSize: 1032, perm: true, nOut: 3, seed: 6 }, 17);
   });
 
-  it('decode GEMV on both row schedules: x in L1 (one row per pass) and wider x (several rows per pass)', () => {
-    // kernels/PACKED.md: K * 4 bytes <= 16 KiB walks one row at a time; wider rows are read several at once
+  it('decode GEMV (m = 1) matches the reference at K = 4096, 4104, 8200, leftover rows, both group sizes', () => {
+    // kernels/PACKED.md: several rows per pass, the rows left over one at a time (21 and 19 are no multiple of the
+    // pass); whole-row groups at K = 4104 and 8200, and 8-column groups, end in the group-tail decode
     for (const [cols, seed] of [[4096, 7], [4104, 8], [8200, 9]] as const) {
       for (const bits of [3, 4] as const) {
         checkProducts({ rows: 21, cols, bits, groupSize: cols, perm: false, nOut: 5, seed: seed * 10 + bits }, 1);

@@ -1,15 +1,16 @@
 /**
- * `wct compare`: rows read from fake wct-train run directories (one from an older trainer, lacking the
- * newer summary fields), the table's cells, the SVG's series (one solid and one dashed path per run),
- * the PNG (signature, IHDR size, not blank, text actually rendered), and one-line errors on bad input.
+ * `wct compare`: rows read from fake wct-train run directories (one resumed past step 0, so without a
+ * validation loss before training), the table's cells, the SVG's series (one solid and one dashed path per run),
+ * the PNG (signature, IHDR size, not blank, text actually rendered), and one-line errors on bad input, a
+ * summary.json that is not the current RunSummary (an older trainer's) among them.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareRuns, comparisonMarkdown, comparisonTable, formatBytes, formatDuration, lossChartSvg, readMetrics, writeComparison } from '../../src/eval/compare.js';
-import { niceTicks, svgToPng } from '../../src/eval/plot-svg.js';
+import { compareRuns, comparisonMarkdown, comparisonTable, formatBytes, formatDuration, lossChartSvg, readMetrics, writeComparison } from '../../src/report/compare.js';
+import { niceTicks, svgToPng } from '../../src/report/plot-svg.js';
 import { InputError } from '../../src/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-compare-'));
@@ -41,43 +42,65 @@ function writeRun(name: string, summary: object, metrics: string, extra: Record<
 }
 
 const data = { train: 900, validation: 100, truncated: 2, dropped: 0 };
-const wct = writeRun('wct-3bit', {
+const wctSummary = () => ({
   method: 'wct', recipe: 'recipes/wct-3bit.yaml', base: 'out/wct-3bit/base', baseBits: 3.0125,
   artifact: { path: 'out/wct-3bit/weak_deltas.safetensors', bytes: 1_572_864 }, data,
   train: { steps: STEPS, resumedFrom: 0, valLossBefore: 2.6, valLossAfter: 2.1, trainableParams: 393_216, optimizerStateBytes: 3_145_728, stepSeconds: 0.4123, tokensPerSecond: 5432.6 },
   valLossReloaded: 2.1001, pplBefore: { wikitext2: 45.1, '../shared/data/text/valid.txt': 30.25 }, ppl: { wikitext2: 40.5, '../shared/data/text/valid.txt': 22.125 },
   peakRssMiB: 1234.5, seconds: 3725,
-}, metricsLines(2.5, 2.0));
+});
+const wct = writeRun('wct-3bit', wctSummary(), metricsLines(2.5, 2.0));
 const lora = writeRun('lora-fp32', {
   method: 'lora', recipe: 'recipes/lora-fp32.yaml', base: 'models/tiny', baseBits: 32,
   artifact: { path: 'out/lora-fp32/adapter', bytes: 524_288 }, data,
   train: { steps: STEPS, resumedFrom: 0, valLossBefore: 2.4, valLossAfter: 1.9, trainableParams: 1_048_576, optimizerStateBytes: 8_388_608, stepSeconds: 1.5, tokensPerSecond: 1500 },
   valLossReloaded: 1.9, pplBefore: { wikitext2: 35 }, ppl: { wikitext2: 33.333 }, peakRssMiB: 2048, seconds: 59.94,
 }, metricsLines(2.3, 1.8));
-// an older trainer's summary: no method, baseBits, artifact, pplBefore, stepSeconds, tokensPerSecond
-const old = writeRun('old-run', {
-  recipe: 'recipes/old.yaml', base: 'out/old/base', deltas: 'out/old/weak_deltas.safetensors', data,
-  train: { steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3, trainableParams: 393_216, optimizerStateBytes: 3_145_728 },
-  valLossReloaded: 2.3, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
-}, metricsLines(2.7, 2.2), { 'weak_deltas.safetensors': Buffer.alloc(3000) });
+// resumed past step 0: no validation loss before training (the base's perplexity is measured on every start)
+const resumed = writeRun('resumed-run', {
+  method: 'qlora', recipe: 'recipes/resumed.yaml', base: 'out/resumed/base', baseBits: 4.25,
+  artifact: { path: 'out/resumed/adapter', bytes: 3000 }, data,
+  train: {
+    steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3,
+    trainableParams: 393_216, optimizerStateBytes: 3_145_728, stepSeconds: 0.05, tokensPerSecond: 20_000,
+  },
+  valLossReloaded: 2.3, pplBefore: { wikitext2: 60.25 }, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
+}, metricsLines(2.7, 2.2));
 
-const comparison = compareRuns([wct, lora, old]);
+const comparison = compareRuns([wct, lora, resumed]);
 const svg = lossChartSvg(comparison);
 const out = path.join(tmp, 'report');
 const written = writeComparison(comparison, out);
 const RENDER = { fitTo: { mode: 'width' as const, value: 900 }, background: '#ffffff', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } };
 
 describe('compareRuns', () => {
-  it('reads one row per run, null where an older summary does not say', () => {
+  it('reads one row per run, null where a current run has no value (validation loss before, once resumed)', () => {
     const [a, b, c] = comparison.runs;
-    expect(comparison.runs.map((r) => r.run)).toEqual(['wct-3bit', 'lora-fp32', 'old-run']);
+    expect(comparison.runs.map((r) => r.run)).toEqual(['wct-3bit', 'lora-fp32', 'resumed-run']);
     expect(comparison.evalTexts).toEqual(['wikitext2', 'valid.txt']);
     expect(a).toMatchObject({ method: 'wct', baseBits: 3.0125, trainableParams: 393_216, stepSeconds: 0.4123, recipeHash: 'wct-3bit0123456789abcdef', recipe: 'recipes/wct-3bit.yaml' });
     expect(a.ppl).toEqual({ wikitext2: { before: 45.1, after: 40.5 }, 'valid.txt': { before: 30.25, after: 22.125 } });
     expect(b.ppl).toEqual({ wikitext2: { before: 35, after: 33.333 } });
-    expect(c).toMatchObject({ method: null, baseBits: null, stepSeconds: null, tokensPerSecond: null, valLossBefore: null, valLossAfter: 2.3 });
-    expect(c.ppl).toEqual({ wikitext2: { before: null, after: 50.5 } });
-    expect(c.artifact).toEqual({ path: 'out/old/weak_deltas.safetensors', bytes: 3000 }); // sized from the run directory's copy
+    expect(c).toMatchObject({
+      method: 'qlora', baseBits: 4.25, stepSeconds: 0.05, tokensPerSecond: 20_000,
+      valLossBefore: null, valLossAfter: 2.3,
+    });
+    expect(c.ppl).toEqual({ wikitext2: { before: 60.25, after: 50.5 } });
+    expect(c.artifact).toEqual({ path: 'out/resumed/adapter', bytes: 3000 });
+  });
+
+  it('reads a loss or perplexity that was not finite (null in summary.json) as null, shown n/a', () => {
+    const current = wctSummary();
+    const dir = writeRun('no-validation', {
+      ...current, train: { ...current.train, valLossBefore: null, valLossAfter: null }, valLossReloaded: null,
+      ppl: { wikitext2: null },
+    }, metricsLines(2, 1));
+    const c = compareRuns([dir]);
+    expect(c.runs[0]).toMatchObject({ valLossBefore: null, valLossAfter: null, valLossReloaded: null });
+    expect(c.runs[0].ppl.wikitext2).toEqual({ before: 45.1, after: null });
+    const { header, rows } = comparisonTable(c);
+    expect(rows[0][header.indexOf('val loss (final)')]).toBe('n/a');
+    expect(rows[0][header.indexOf('ppl wikitext2 (before → after)')]).toBe('45.10 → n/a');
   });
 
   it('reads the curves: train loss per step, validation from step 0', () => {
@@ -92,16 +115,16 @@ describe('compareRuns', () => {
     const { header, rows } = comparisonTable(comparison);
     const col = (name: string) => rows.map((r) => r[header.indexOf(name)]);
     expect(header).toContain('ppl valid.txt (before → after)');
-    expect(col('method')).toEqual(['wct', 'lora', 'n/a']);
-    expect(col('base bits')).toEqual(['3.013', '32', 'n/a']);
+    expect(col('method')).toEqual(['wct', 'lora', 'qlora']);
+    expect(col('base bits')).toEqual(['3.013', '32', '4.25']);
     expect(col('trainable params')).toEqual(['393,216', '1,048,576', '393,216']);
     expect(col('optimizer state (KiB)')).toEqual(['3072.0', '8192.0', '3072.0']);
     expect(col('peak RSS (MiB)')).toEqual(['1235', '2048', '900']);
-    expect(col('step time (s)')).toEqual(['0.412', '1.50', 'n/a']);
-    expect(col('tokens/s')).toEqual(['5,433', '1,500', 'n/a']);
+    expect(col('step time (s)')).toEqual(['0.412', '1.50', '0.0500']);
+    expect(col('tokens/s')).toEqual(['5,433', '1,500', '20,000']);
     expect(col('val loss (final)')).toEqual(['2.1000', '1.9000', '2.3000']);
     expect(col('val loss (before)')).toEqual(['2.6000', '2.4000', 'n/a']);
-    expect(col('ppl wikitext2 (before → after)')).toEqual(['45.10 → 40.50', '35.00 → 33.33', 'n/a → 50.50']);
+    expect(col('ppl wikitext2 (before → after)')).toEqual(['45.10 → 40.50', '35.00 → 33.33', '60.25 → 50.50']);
     expect(col('ppl valid.txt (before → after)')).toEqual(['30.25 → 22.13', 'n/a', 'n/a']);
     expect(col('artifact')).toEqual(['1.50 MiB', '512.0 KiB', '2.9 KiB']);
     expect(col('wall time')).toEqual(['1h 02m 05s', '59.9 s', '2m 05s']);
@@ -145,7 +168,7 @@ describe('loss chart', () => {
   });
 
   it('has a title, axis labels, tick labels and a legend naming every run', () => {
-    for (const s of ['Training and validation loss', 'optimizer step', 'loss (nats/token)', '>wct-3bit<', '>lora-fp32<', '>old-run<', '>validation loss<', '>40<']) {
+    for (const s of ['Training and validation loss', 'optimizer step', 'loss (nats/token)', '>wct-3bit<', '>lora-fp32<', '>resumed-run<', '>validation loss<', '>40<']) {
       expect(svg).toContain(s);
     }
   });
@@ -204,14 +227,48 @@ describe('bad input', () => {
     const bad = writeRun('bad-summary', {}, metricsLines(2, 1));
     fs.writeFileSync(path.join(bad, 'summary.json'), '{"method": "wct",');
     expect(() => compareRuns([bad])).toThrow(`${path.join(bad, 'summary.json')}: not valid JSON`);
-    fs.writeFileSync(path.join(bad, 'summary.json'), JSON.stringify({ train: { stepSeconds: 'fast' } }));
+    const slow = wctSummary();
+    const wrongType = { ...slow, train: { ...slow.train, stepSeconds: 'fast' } };
+    fs.writeFileSync(path.join(bad, 'summary.json'), JSON.stringify(wrongType));
     expect(() => compareRuns([bad])).toThrow(`${path.join(bad, 'summary.json')}: train.stepSeconds: expected a number, got "fast"`);
+  });
+
+  it("an older trainer's summary.json (no method, baseBits, artifact, ...): InputError naming the field", () => {
+    // as the trainer wrote it before summaries carried the method, base bits, artifact and step times
+    const old = writeRun('old-run', {
+      recipe: 'recipes/old.yaml', base: 'out/old/base', deltas: 'out/old/weak_deltas.safetensors', data,
+      train: {
+        steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3,
+        trainableParams: 393_216, optimizerStateBytes: 3_145_728,
+      },
+      valLossReloaded: 2.3, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
+    }, metricsLines(2.7, 2.2));
+    const file = path.join(old, 'summary.json');
+    expect(() => compareRuns([wct, old])).toThrow(InputError);
+    expect(() => compareRuns([old])).toThrow(`${file}: method: missing (not what the current wct-train writes)`);
+    const compareWith = (summary: object) => {
+      fs.writeFileSync(file, JSON.stringify(summary));
+      return () => compareRuns([old]);
+    };
+    /** A current summary with `key` of its top level, or of its train section, deleted. */
+    const without = (key: string, section?: 'train') => {
+      const summary = wctSummary();
+      const obj: Record<string, unknown> = section === undefined ? summary : summary.train;
+      delete obj[key];
+      return compareWith(summary);
+    };
+    expect(without('artifact')).toThrow(`${file}: artifact: missing`);
+    expect(without('pplBefore')).toThrow(`${file}: pplBefore: missing`);
+    expect(without('stepSeconds', 'train')).toThrow(`${file}: train.stepSeconds: missing`);
+    const fullMethod = { ...wctSummary(), method: 'full' };
+    expect(compareWith(fullMethod)).toThrow(`${file}: method: expected one of wct, lora, qlora, got "full"`);
+    expect(compareWith(wctSummary())).not.toThrow();
   });
 
   it('an unparsable metrics line: InputError naming file and line', () => {
     const lines = metricsLines(2, 1).split('\n');
     lines.splice(2, 0, '{"step": 3, "loss": 2.');
-    const dir = writeRun('bad-metrics', { method: 'wct' }, lines.join('\n'));
+    const dir = writeRun('bad-metrics', wctSummary(), lines.join('\n'));
     const file = path.join(dir, 'metrics.jsonl');
     expect(() => compareRuns([dir])).toThrow(InputError);
     expect(() => readMetrics(file)).toThrow(`${file}: line 3: not a JSON object with an integer "step"`);

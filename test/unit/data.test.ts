@@ -34,7 +34,7 @@ const write = (name: string, text: string) => {
   fs.writeFileSync(file, text);
   return file;
 };
-const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+const jsonl = (rows: unknown[]) => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
 const leadingIgnored = (e: Example) => e.targets.findIndex((t) => t !== IGNORE_INDEX);
 
 /** Every target is IGNORE_INDEX or the next id; the last position is always IGNORE_INDEX. */
@@ -245,9 +245,10 @@ function writeParquet(file: string, columns: Record<string, string[]>): void {
   const footer = out.length;
   struct(() => { // FileMetaData
     i32(1, 1);
-    list(2, STRUCT, names.length + 1, (i) => struct(() => (i === 0
-      ? (str(4, 'schema'), i32(5, names.length))
-      : (i32(1, BYTE_ARRAY), i32(3, 0), str(4, names[i - 1]), i32(6, 0))))); // REQUIRED, UTF8
+    list(2, STRUCT, names.length + 1, (i) => struct(() => {
+      if (i === 0) { str(4, 'schema'); i32(5, names.length); }
+      else { i32(1, BYTE_ARRAY); i32(3, 0); str(4, names[i - 1]); i32(6, 0); } // REQUIRED, UTF8
+    }));
     i64(3, rows);
     list(4, STRUCT, 1, () => struct(() => { // RowGroup
       list(1, STRUCT, chunks.length, (c) => struct(() => { // ColumnChunk

@@ -193,7 +193,7 @@ describe('writer layout is the HF library\'s', () => {
 
 describe('malformed files are InputErrors naming the file and the fault', () => {
   /** A valid two-tensor file whose header JSON is then replaced by `mutate(header)`. */
-  function withHeader(mutate: (h: Record<string, any>) => unknown): string {
+  function withHeader(mutate: (h: Record<string, Record<string, unknown>>) => unknown): string {
     const file = tmpFile();
     writeSafetensors(file, [
       { name: 'a', dtype: 'F32', shape: [2, 2], data: new Float32Array(4) },

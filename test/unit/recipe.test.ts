@@ -19,7 +19,7 @@ function write(name: string, text: string): string {
 
 /** A minimal valid recipe's sections, as YAML lines. */
 const MINIMAL = ['model:', '  path: model', 'data:', '  path: data.json', '  format: alpaca', 'train:', '  steps: 10', 'output:', '  dir: out'];
-const minimal = (...extra: string[]) => [...MINIMAL, ...extra].join('\n') + '\n';
+const minimal = (...extra: string[]) => `${[...MINIMAL, ...extra].join('\n')}\n`;
 
 describe('shipped recipes', () => {
   const shipped = ['recipes/alpaca.yaml', 'recipes/alpaca-rank8.yaml', 'recipes/opt-tiny.yaml', 'configs/recipes/opt-125m-alpaca.yaml', 'configs/recipes/llama-7b-alpaca.yaml'];

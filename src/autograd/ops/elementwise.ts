@@ -35,7 +35,7 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 }
 
 /** d(a op b)/da * g, at the broadcast shape. */
-function gradA(op: BinaryOp, g: FloatArray, a: Tensor, b: Tensor, shape: number[]): FloatArray {
+function gradA(op: BinaryOp, g: FloatArray, _a: Tensor, b: Tensor, shape: number[]): FloatArray {
   switch (op) {
     case 'add':
     case 'sub':

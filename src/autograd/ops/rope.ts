@@ -26,7 +26,7 @@ export function ropeTable(start: number, count: number, headDim: number, theta: 
   const cos = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
   const sin = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
   for (let i = 0; i < half; i++) {
-    const invFreq = r(1 / r(Math.pow(theta, r((2 * i) / headDim))));
+    const invFreq = r(1 / r(theta ** r((2 * i) / headDim)));
     for (let t = 0; t < count; t++) {
       const angle = r((start + t) * invFreq);
       cos[t * half + i] = Math.cos(angle);

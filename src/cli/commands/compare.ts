@@ -1,7 +1,7 @@
 /** `wct compare RUN_DIR...`: training runs (wct-train output directories) side by side, with a loss chart. */
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { compareRuns, markdownTable, writeComparison } from '../../eval/compare.js';
+import { compareRuns, markdownTable, writeComparison } from '../../report/compare.js';
 import { runHandler } from '../run.js';
 
 interface CompareArgs {

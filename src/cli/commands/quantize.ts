@@ -9,7 +9,7 @@ import { OptionError } from '../../errors.js';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
 import { methodNames } from '../../quant/methods.js';
-import { quantizeCheckpoint } from '../../quant/quantize-checkpoint.js';
+import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
 import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
 import { loadModelDir } from '../model-dir.js';
@@ -40,7 +40,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     if (fs.existsSync(args.out) && !args.force) throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
     if (isPackedCheckpoint(args.model)) throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const bar = progressBar('quantize');
-    let result;
+    let result: QuantizeCheckpointResult;
     try {
       result = quantizeCheckpoint(args.model, args.out, options, {
         force: args.force,

@@ -3,43 +3,48 @@
  * (summary.json, metrics.jsonl, recipe.json) into one row and one pair of loss curves, and writes
  * `compare.md` (table + embedded chart), `compare.json` (rows + curves), `loss.svg` and `loss.png`.
  *
- * Summaries from older trainers lack some fields (method, baseBits, artifact, pplBefore, stepSeconds,
- * tokensPerSecond): those are null in the rows and "n/a" in the table. A field that is present with the
- * wrong type, a missing or unparsable summary.json or metrics.jsonl, or a bad metrics line is an
- * InputError naming the file (and the line).
+ * summary.json must be a RunSummary (src/train/run-recipe.ts) as the current trainer writes it: a summary
+ * lacking a field (one written by an older trainer) or holding one of the wrong type, a missing or unparsable
+ * summary.json or metrics.jsonl, or a bad metrics line is an InputError naming the file (and the field or line).
+ * What a current run legitimately lacks is null in the rows and "n/a" in the table: the validation loss before
+ * training of a run resumed past step 0, a loss or perplexity that was not finite (JSON writes it as null), a
+ * perplexity on a text the run was not evaluated on, and the recipe hash when recipe.json is absent.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import * as z from 'zod';
 import { InputError } from '../errors.js';
+import { TRAIN_METHODS } from '../recipe/schema.js';
+import type { RunSummary } from '../train/run-recipe.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { PALETTE, lineChartSvg, svgToPng, type ChartSeries, type LegendEntry } from './plot-svg.js';
 
-/** One run's numbers; null where the run's summary does not say. */
+/** One run's numbers; null where a current run legitimately has none (see the header). */
 export interface CompareRow {
   /** Directory basename (the path as given when two runs share a basename). */
   run: string;
   dir: string;
-  method: string | null;
-  recipe: string | null;
+  method: RunSummary['method'];
+  recipe: string;
   recipeHash: string | null;
-  base: string | null;
+  base: string;
   /** Average bits of the base's decoder linears; 32 for full precision. */
-  baseBits: number | null;
-  steps: number | null;
-  trainableParams: number | null;
-  optimizerStateBytes: number | null;
-  peakRssMiB: number | null;
+  baseBits: number;
+  steps: number;
+  trainableParams: number;
+  optimizerStateBytes: number;
+  peakRssMiB: number;
   /** Mean seconds per optimizer step. */
-  stepSeconds: number | null;
-  tokensPerSecond: number | null;
+  stepSeconds: number;
+  tokensPerSecond: number;
   valLossBefore: number | null;
   valLossAfter: number | null;
   valLossReloaded: number | null;
   /** Perplexity before and after training, keyed by the evaluation text's short name (see evalTexts). */
   ppl: Record<string, { before: number | null; after: number | null }>;
-  artifact: { path: string; bytes: number | null } | null;
+  artifact: { path: string; bytes: number };
   /** Wall time of the whole run. */
-  seconds: number | null;
+  seconds: number;
 }
 
 /** A loss value at an optimizer step; null where the logged value was not finite. */
@@ -73,43 +78,62 @@ function readJson(file: string): unknown {
   }
 }
 
-/** The value at a dotted key, or undefined when any part is missing or null. */
-function at(obj: Json, file: string, key: string): unknown {
-  let v: unknown = obj;
-  for (const part of key.split('.')) {
-    if (v === undefined || v === null) return undefined;
-    if (!isObject(v)) throw new InputError(file, key, 'expected an object on the way');
-    v = v[part];
+/**
+ * A RunSummary as summary.json holds it: JSON.stringify writes a non-finite number as null, which the losses
+ * (NaN over an empty validation split) and the perplexities can be.
+ */
+type StoredSummary = Omit<RunSummary, 'train' | 'valLossReloaded' | 'pplBefore' | 'ppl'> & {
+  train: Omit<RunSummary['train'], 'valLossAfter'> & { valLossAfter: number | null };
+  valLossReloaded: number | null;
+  pplBefore: Record<string, number | null>;
+  ppl: Record<string, number | null>;
+};
+
+/** The schema of summary.json; typed as StoredSummary, so a field added to RunSummary must be added here. */
+const summarySchema: z.ZodType<StoredSummary> = z.object({
+  method: z.enum(TRAIN_METHODS),
+  recipe: z.string(),
+  base: z.string(),
+  baseBits: z.number(),
+  artifact: z.object({ path: z.string(), bytes: z.number() }),
+  data: z.object({ train: z.number(), validation: z.number(), truncated: z.number(), dropped: z.number() }),
+  train: z.object({
+    steps: z.number(),
+    resumedFrom: z.number(),
+    valLossBefore: z.number().nullable(),
+    valLossAfter: z.number().nullable(),
+    trainableParams: z.number(),
+    optimizerStateBytes: z.number(),
+    stepSeconds: z.number(),
+    tokensPerSecond: z.number(),
+  }),
+  valLossReloaded: z.number().nullable(),
+  pplBefore: z.record(z.string(), z.number().nullable()),
+  ppl: z.record(z.string(), z.number().nullable()),
+  peakRssMiB: z.number(),
+  seconds: z.number(),
+});
+
+/** recipe.json as wct-train writes it (the recipe itself is not read here). */
+const recipeFileSchema = z.object({ file: z.string().nullish(), hash: z.string().nullish() });
+
+/** `value` parsed by `schema`, or an InputError naming `file` and the first field at fault. */
+function parseFile<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
+  if (!isObject(value)) throw new InputError(file, 'expected a JSON object');
+  const r = schema.safeParse(value, { reportInput: true });
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const where = issue.path.map(String).join('.');
+  if (issue.input === undefined) throw new InputError(file, where, 'missing (not what the current wct-train writes)');
+  const got = `got ${JSON.stringify(issue.input)}`;
+  if (issue.code === 'invalid_type') throw new InputError(file, where, `expected ${article(issue.expected)}, ${got}`);
+  if (issue.code === 'invalid_value') {
+    throw new InputError(file, where, `expected one of ${issue.values.join(', ')}, ${got}`);
   }
-  return v === null ? undefined : v;
+  throw new InputError(file, where, issue.message);
 }
 
-function num(obj: Json, file: string, key: string): number | null {
-  const v = at(obj, file, key);
-  if (v === undefined) return null;
-  if (typeof v !== 'number') throw new InputError(file, key, `expected a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function str(obj: Json, file: string, key: string): string | null {
-  const v = at(obj, file, key);
-  if (v === undefined) return null;
-  if (typeof v !== 'string') throw new InputError(file, key, `expected a string, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-/** A {text: perplexity} map; JSON writes a non-finite perplexity as null. */
-function pplMap(obj: Json, file: string, key: string): Record<string, number | null> {
-  const v = at(obj, file, key);
-  if (v === undefined) return {};
-  if (!isObject(v)) throw new InputError(file, key, 'expected an object of perplexities');
-  const out: Record<string, number | null> = {};
-  for (const [k, p] of Object.entries(v)) {
-    if (p !== null && typeof p !== 'number') throw new InputError(file, `${key}.${k}`, `expected a number, got ${JSON.stringify(p)}`);
-    out[k] = p;
-  }
-  return out;
-}
+const article = (type: string) => (/^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`);
 
 /**
  * metrics.jsonl as two curves: train loss on the lines with `loss`, validation loss on those with
@@ -153,45 +177,32 @@ export function readMetrics(file: string): { train: CurvePoint[]; validation: Cu
 function readRun(dir: string, name: string): { row: CompareRow; curves: LossCurves; pplBefore: Record<string, number | null>; pplAfter: Record<string, number | null> } {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError(dir, 'not a directory');
   const summaryFile = path.join(dir, 'summary.json');
-  const s = readJson(summaryFile);
-  if (!isObject(s)) throw new InputError(summaryFile, 'expected a JSON object');
+  const s = parseFile(summarySchema, readJson(summaryFile), summaryFile);
   const recipeFile = path.join(dir, 'recipe.json');
-  const recipe = fs.existsSync(recipeFile) ? readJson(recipeFile) : {};
-  if (!isObject(recipe)) throw new InputError(recipeFile, 'expected a JSON object');
-  const f = summaryFile;
+  const recipe = parseFile(recipeFileSchema, fs.existsSync(recipeFile) ? readJson(recipeFile) : {}, recipeFile);
   const row: CompareRow = {
     run: name,
     dir,
-    method: str(s, f, 'method'),
-    recipe: str(recipe, recipeFile, 'file') ?? str(s, f, 'recipe'),
-    recipeHash: str(recipe, recipeFile, 'hash'),
-    base: str(s, f, 'base'),
-    baseBits: num(s, f, 'baseBits'),
-    steps: num(s, f, 'train.steps'),
-    trainableParams: num(s, f, 'train.trainableParams'),
-    optimizerStateBytes: num(s, f, 'train.optimizerStateBytes'),
-    peakRssMiB: num(s, f, 'peakRssMiB'),
-    stepSeconds: num(s, f, 'train.stepSeconds'),
-    tokensPerSecond: num(s, f, 'train.tokensPerSecond'),
-    valLossBefore: num(s, f, 'train.valLossBefore'),
-    valLossAfter: num(s, f, 'train.valLossAfter'),
-    valLossReloaded: num(s, f, 'valLossReloaded'),
+    method: s.method,
+    recipe: recipe.file ?? s.recipe,
+    recipeHash: recipe.hash ?? null,
+    base: s.base,
+    baseBits: s.baseBits,
+    steps: s.train.steps,
+    trainableParams: s.train.trainableParams,
+    optimizerStateBytes: s.train.optimizerStateBytes,
+    peakRssMiB: s.peakRssMiB,
+    stepSeconds: s.train.stepSeconds,
+    tokensPerSecond: s.train.tokensPerSecond,
+    valLossBefore: s.train.valLossBefore,
+    valLossAfter: s.train.valLossAfter,
+    valLossReloaded: s.valLossReloaded,
     ppl: {},
-    artifact: artifactOf(s, f, dir),
-    seconds: num(s, f, 'seconds'),
+    artifact: s.artifact,
+    seconds: s.seconds,
   };
   const curves = { run: name, ...readMetrics(path.join(dir, 'metrics.jsonl')) };
-  return { row, curves, pplBefore: pplMap(s, f, 'pplBefore'), pplAfter: pplMap(s, f, 'ppl') };
-}
-
-/** summary.artifact, or for older summaries the `deltas` file, sized from its copy in the run directory. */
-function artifactOf(s: Json, file: string, dir: string): CompareRow['artifact'] {
-  const p = str(s, file, 'artifact.path');
-  if (p !== null) return { path: p, bytes: num(s, file, 'artifact.bytes') };
-  const deltas = str(s, file, 'deltas');
-  if (deltas === null) return null;
-  const local = path.join(dir, path.basename(deltas));
-  return { path: deltas, bytes: fs.existsSync(local) && fs.statSync(local).isFile() ? fs.statSync(local).size : null };
+  return { row, curves, pplBefore: s.pplBefore, pplAfter: s.ppl };
 }
 
 /** Basenames of the evaluation texts ('wikitext2', 'valid.txt'); the full key where two keys share one. */
@@ -222,10 +233,9 @@ export function compareRuns(dirs: readonly string[]): Comparison {
 
 const NA = 'n/a';
 const fixed = (v: number | null, digits: number) => (v === null || !Number.isFinite(v) ? (v === null ? NA : String(v)) : v.toFixed(digits));
-const grouped = (v: number | null) => (v === null ? NA : Math.round(v).toLocaleString('en-US'));
+const grouped = (v: number) => Math.round(v).toLocaleString('en-US');
 /** Three significant digits, no exponent: 0.00412, 0.412, 41.2, 412, 4120. */
-function sig3(v: number | null): string {
-  if (v === null) return NA;
+function sig3(v: number): string {
   if (v === 0 || Math.abs(v) >= 100) return v.toFixed(0);
   return v.toFixed(Math.max(0, 2 - Math.floor(Math.log10(Math.abs(v)))));
 }
@@ -243,7 +253,7 @@ export function formatDuration(seconds: number | null): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return h > 0 ? `${h}h ${pad(m)}m ${pad(r)}s` : `${m}m ${pad(r)}s`;
 }
-const bits = (v: number | null) => (v === null ? NA : String(Number(v.toFixed(3))));
+const bits = (v: number) => String(Number(v.toFixed(3)));
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 
 /** The table's header and cells, one array per run, as the markdown shows them. */
@@ -254,17 +264,17 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
   ];
   const rows = c.runs.map((r) => [
     r.run,
-    r.method ?? NA,
+    r.method,
     bits(r.baseBits),
     grouped(r.trainableParams),
-    r.optimizerStateBytes === null ? NA : (r.optimizerStateBytes / 1024).toFixed(1),
+    (r.optimizerStateBytes / 1024).toFixed(1),
     fixed(r.peakRssMiB, 0),
     sig3(r.stepSeconds),
     grouped(r.tokensPerSecond),
     fixed(r.valLossAfter, 4),
     fixed(r.valLossBefore, 4),
     ...c.evalTexts.map((t) => (r.ppl[t] === undefined ? NA : `${fixed(r.ppl[t].before, 2)} → ${fixed(r.ppl[t].after, 2)}`)),
-    formatBytes(r.artifact?.bytes ?? null),
+    formatBytes(r.artifact.bytes),
     formatDuration(r.seconds),
   ]);
   return { header, rows };
@@ -281,17 +291,17 @@ export function markdownTable(c: Comparison): string {
 /** compare.md: the table, where each run came from, and the loss chart (loss.png beside it). */
 export function comparisonMarkdown(c: Comparison): string {
   const runs = c.runs.map((r) => {
-    const recipe = r.recipe === null ? '' : `, recipe \`${r.recipe}\`${r.recipeHash === null ? '' : ` (${r.recipeHash.slice(0, 12)})`}`;
-    const base = r.base === null ? '' : `, base \`${r.base}\``;
-    const artifact = r.artifact === null ? '' : `, artifact \`${r.artifact.path}\``;
-    return `- **${cell(r.run)}**: \`${r.dir}\`${recipe}${base}${artifact}${r.steps === null ? '' : `, ${r.steps} steps`}`;
+    const hash = r.recipeHash === null ? '' : ` (${r.recipeHash.slice(0, 12)})`;
+    const from = `recipe \`${r.recipe}\`${hash}, base \`${r.base}\`, artifact \`${r.artifact.path}\``;
+    return `- **${cell(r.run)}**: \`${r.dir}\`, ${from}, ${r.steps} steps`;
   });
   return [
     '# Training runs compared',
     '',
     markdownTable(c),
     '',
-    'n/a: not in that run\'s summary.json (written by an older trainer, or, for validation loss before, a run resumed past step 0).',
+    'n/a: validation loss before training of a run resumed past step 0, a loss or perplexity that was not finite, or a',
+    'perplexity on a text that run was not evaluated on.',
     'Validation loss "before" is the untrained model\'s, at step 0; perplexity before → after training.',
     '',
     ...runs,

@@ -27,17 +27,17 @@ export interface QuantizeCheckpointResult {
   seconds: number;
 }
 
-/** Checks the group size and the weak-column counts against every quantized linear's in_features. */
+/**
+ * Checks the weak-column counts against every quantized linear's in_features. Any in_features and any group
+ * size are packed (src/native/packed.ts: rows padded to whole blocks, the last group shorter when the group
+ * size does not divide in_features, as GPTQ's fasterquant forms them).
+ */
 function checkLayers(linears: ReadonlyMap<string, LinearLayer>, prefix: string, nOut: Map<string, number>, o: QuantizeRecipe): void {
   for (const [short, n] of nOut) {
     const cols = linears.get(`${prefix}.${short}`)!.inFeatures;
-    if (o.group_size > 0 && (cols % o.group_size !== 0 || o.group_size % 8 !== 0)) {
-      throw new RangeError(`group size ${o.group_size} does not divide ${short}'s in_features ${cols} (or is not a multiple of 8)`);
-    }
-    if (cols % 8 !== 0) throw new RangeError(`${short}: in_features ${cols} is not a multiple of 8`);
     if (n >= cols / 2) {
       const what = o.target_bit !== undefined ? `target bit ${o.target_bit}` : `target rank ${o.target_rank}`;
-      throw new RangeError(`${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${cols / 2 - 1})`);
+      throw new RangeError(`${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${Math.ceil(cols / 2) - 1})`);
     }
   }
 }

@@ -45,7 +45,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('wbits', { type: 'number', default: 4, describe: 'Bits per weight: 2, 3, 4 or 8' })
       .option('target-bit', { type: 'number', describe: 'OWQ: average bits including the fp16 weak columns (e.g. 3.1)' })
       .option('target-rank', { type: 'number', describe: 'OWQ: weak columns in every linear (instead of --target-bit)' })
-      .option('group-size', { type: 'number', default: 0, describe: 'Input columns per quantization group, a multiple of 8 (0: per row)' })
+      .option('group-size', { type: 'number', default: 0, describe: 'Input columns per quantization group; the last group of a row is shorter when this does not divide in_features (0: per row)' })
       .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity' })
       .option('true-sequential', { type: 'boolean', default: false, describe: 'Quantize q/k/v, o, up/gate, down one group after another' })
       .option('tuning', { type: 'string', describe: 'Quantizer parameters: minmax | mse (default: mse for owq, minmax otherwise)' })

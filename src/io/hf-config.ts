@@ -136,6 +136,12 @@ function parseLlama(f: Fields, raw: Record<string, unknown>, modelType: LlamaCon
     f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
   }
   if (numHeads % numKvHeads !== 0) f.fail('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
+  const headDim = f.count('head_dim', hiddenSize / numHeads);
+  // RoPE rotates the pairs (i, i + head_dim / 2) of every head (HF's rotate_half).
+  if (headDim % 2 !== 0) {
+    if (raw.head_dim != null) f.fail('head_dim', `${headDim} is odd; RoPE needs an even head_dim`);
+    f.fail('num_attention_heads', `${numHeads} gives head_dim ${headDim} (hidden_size ${hiddenSize} / ${numHeads}), odd; RoPE needs an even head_dim`);
+  }
   checkRopeScaling(f, raw.rope_scaling);
   if (modelType === 'qwen2' && f.bool('use_sliding_window', false)) f.fail('use_sliding_window', 'sliding-window attention is not supported');
   // Mistral v0.1 attends within a 4096-token window; for sequences no longer than the window that
@@ -150,7 +156,7 @@ function parseLlama(f: Fields, raw: Record<string, unknown>, modelType: LlamaCon
     numLayers: f.count('num_hidden_layers'),
     numHeads,
     numKvHeads,
-    headDim: f.count('head_dim', hiddenSize / numHeads),
+    headDim,
     vocabSize: f.count('vocab_size'),
     maxPositions: Math.min(f.count('max_position_embeddings'), window),
     rmsNormEps: f.number('rms_norm_eps', 1e-6),

@@ -132,8 +132,9 @@ export function validatePacked(w: PackedWeight<FloatArray>, where: string): void
 function checkPadCodes(w: PackedWeight<FloatArray>, where: string): void {
   const { rows, cols, bits } = w;
   const rowBytes = packedRowBytes(cols, bits);
+  const padded = (rowBytes / bits) * PACKED_LAYOUT.blockCodes;
   for (let r = 0; r < rows; r++) {
-    for (let k = cols; k < rowBytes * 8 / bits; k++) {
+    for (let k = cols; k < padded; k++) {
       if (codeAt(w.qweight, r * rowBytes, k, bits) !== 0) fail(where, 'qweight', `pad code ${k} of row ${r} is not 0 (in_features ${cols})`);
     }
   }

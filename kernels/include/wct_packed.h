@@ -1,14 +1,18 @@
 // The packed low-bit weight of a linear layer, declared once (mirrored in src/native/packed.ts; a test
 // checks that the TS constants equal wct_packed_layout()). See kernels/PACKED.md for the full story.
 //
-// Glossary: N rows (= out_features), K cols (= in_features), b bits per code, G group size, M batch rows.
+// Glossary: N rows (= out_features), K cols (= in_features, any K >= 1), b bits per code, G group size
+// (any G >= 1), M batch rows. A block is 8 consecutive codes of a row: exactly b bytes for every b.
 //
-//   qweight  u8  [N, K*b/8]  row r is a little-endian bit stream; packed column k of row r sits in bits
-//                            [k*b, (k+1)*b). So 4-bit: low nibble first; 3-bit: 8 codes in 3 bytes;
-//                            2-bit: 4 per byte; 8-bit: 1 per byte. Contiguous along K: a decode GEMV
-//                            streams each row once.
-//   scales   f32 [N, K/G]    zeros u8 [N, K/G] (integer zero points in 0..2^b-1). G == K: per row;
-//                            G is a multiple of 8 dividing K.
+//   qweight  u8  [N, ceil(K/8)*b]  row r is a little-endian bit stream of ceil(K/8) whole blocks; packed
+//                            column k of row r sits in bits [k*b, (k+1)*b). So 4-bit: low nibble first;
+//                            3-bit: 8 codes in 3 bytes; 2-bit: 4 per byte; 8-bit: 1 per byte. When K % 8
+//                            != 0 the last block's codes past K (the pad) are 0; for K % 8 == 0 a row is
+//                            exactly K*b/8 bytes.
+//                            Contiguous along K: a decode GEMV streams each row once.
+//   scales   f32 [N, ceil(K/G)] zeros u8 [N, ceil(K/G)] (integer zero points in 0..2^b-1). Group g is
+//                            packed columns [g*G, min((g+1)*G, K)): the last group is shorter when G does
+//                            not divide K (GPTQ's groups). G == K: per row.
 //   perm     i32 [K] or null packed column k holds input column perm[k] (act-order with groups).
 //   weak_idx i32 [n_out]     sorted, unique input columns kept in fp32; weak f32 [N, n_out].
 //                            Their packed codes hold the group's zero point, so they dequantize to 0.
@@ -19,23 +23,24 @@
 #pragma once
 #include "wct_common.h"
 
-// K must be a multiple of WCT_PACKED_COL_ALIGN so that every row is a whole number of bytes (8 codes of
-// b bits are exactly b bytes) for every supported width.
-#define WCT_PACKED_COL_ALIGN 8
+// Codes per block. A row is whole blocks (the last one padded) so that it is a whole number of bytes for
+// every supported width and every block can be read as one word.
+#define WCT_PACKED_BLOCK_CODES 8
 // Supported code widths, as a bit set: (1 << b) for b in {2, 3, 4, 8}.
 #define WCT_PACKED_BITS_MASK ((1u << 2) | (1u << 3) | (1u << 4) | (1u << 8))
-// Bump when the byte layout changes (saved checkpoints record it).
+// Bump when the byte layout changes (saved checkpoints record it). The pad only exists for K % 8 != 0,
+// which version 1 readers refused, so aligned files read the same under both and version 1 covers both.
 #define WCT_PACKED_LAYOUT_VERSION 1
 
-static_assert(WCT_PACKED_COL_ALIGN * 3 % 8 == 0, "8 three-bit codes fill whole bytes");
+static_assert(WCT_PACKED_BLOCK_CODES * 3 % 8 == 0, "8 three-bit codes fill whole bytes");
 
 // A read-only view of one packed linear (the caller's buffers; nothing is copied).
 typedef struct {
   wct_i64 rows, cols, group;  // N, K, G
   int bits;                   // b
-  const uint8_t* qweight;     // [N, K*b/8]
-  const float* scales;        // [N, K/G]
-  const uint8_t* zeros;       // [N, K/G]
+  const uint8_t* qweight;     // [N, ceil(K/8)*b]
+  const float* scales;        // [N, ceil(K/G)]
+  const uint8_t* zeros;       // [N, ceil(K/G)]
   const int32_t* perm;        // [K] or null
   wct_i64 n_out;
   const int32_t* weak_idx;  // [n_out]
@@ -43,9 +48,12 @@ typedef struct {
 } wct_packed;
 
 inline bool wct_packed_bits_ok(wct_i64 b) { return b >= 0 && b < 32 && ((WCT_PACKED_BITS_MASK >> b) & 1u); }
-inline wct_i64 wct_packed_row_bytes(wct_i64 cols, int bits) { return cols / 8 * bits; }
+// Blocks of a row of `cols` codes, its bytes, and the groups of `group` columns along it.
+inline wct_i64 wct_packed_blocks(wct_i64 cols) { return (cols + WCT_PACKED_BLOCK_CODES - 1) / WCT_PACKED_BLOCK_CODES; }
+inline wct_i64 wct_packed_row_bytes(wct_i64 cols, int bits) { return wct_packed_blocks(cols) * bits; }
+inline wct_i64 wct_packed_groups(wct_i64 cols, wct_i64 group) { return (cols + group - 1) / group; }
 
-// codes u8 [N, K] (packed-column order, each < 2^b) <-> qweight u8 [N, K*b/8].
+// codes u8 [N, K] (packed-column order, each < 2^b) <-> qweight u8 [N, ceil(K/8)*b] (pad codes 0).
 void wct_pack_codes(const uint8_t* codes, uint8_t* qweight, wct_i64 rows, wct_i64 cols, int bits);
 void wct_unpack_codes(const uint8_t* qweight, uint8_t* codes, wct_i64 rows, wct_i64 cols, int bits);
 

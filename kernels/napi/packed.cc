@@ -25,12 +25,10 @@ int read_bits(const Args& A, size_t i) {
   return int(bits);
 }
 
-// cols at position i: a multiple of WCT_PACKED_COL_ALIGN.
+// cols at position i: at least 1.
 int64_t read_cols(const Args& A, size_t i) {
   const int64_t cols = A.dim(i, "cols");
-  if (cols % WCT_PACKED_COL_ALIGN != 0) {
-    A.range_error("cols must be a multiple of " + std::to_string(WCT_PACKED_COL_ALIGN) + ", got " + std::to_string(cols));
-  }
+  if (cols < 1) A.range_error("cols must be at least 1, got " + std::to_string(cols));
   return cols;
 }
 
@@ -54,11 +52,8 @@ wct_packed read_packed(const Args& A, size_t i0) {
   w.cols = read_cols(A, i0 + 1);
   w.bits = read_bits(A, i0 + 2);
   w.group = A.dim(i0 + 3, "groupSize");
-  if (w.group < WCT_PACKED_COL_ALIGN || w.group % WCT_PACKED_COL_ALIGN != 0 || w.cols % w.group != 0) {
-    A.range_error("groupSize must be a multiple of " + std::to_string(WCT_PACKED_COL_ALIGN) + " dividing cols " +
-                  std::to_string(w.cols) + ", got " + std::to_string(w.group));
-  }
-  const int64_t groups = A.mul({w.rows, w.cols / w.group});
+  if (w.group < 1) A.range_error("groupSize must be at least 1, got " + std::to_string(w.group));
+  const int64_t groups = A.mul({w.rows, wct_packed_groups(w.cols, w.group)});
   w.qweight = A.u8(i0 + 4, "qweight", A.mul({w.rows, wct_packed_row_bytes(w.cols, w.bits)}));
   w.scales = A.f32(i0 + 5, "scales", groups);
   w.zeros = A.u8(i0 + 6, "zeros", groups);
@@ -85,7 +80,7 @@ Value PackedLayout(const CallbackInfo& info) {
   for (uint32_t b = 0, n = 0; b < 32; b++) {
     if (wct_packed_bits_ok(b)) bits.Set(n++, Napi::Number::New(env, b));
   }
-  o.Set("colAlign", Napi::Number::New(env, WCT_PACKED_COL_ALIGN));
+  o.Set("blockCodes", Napi::Number::New(env, WCT_PACKED_BLOCK_CODES));
   o.Set("bits", bits);
   o.Set("version", Napi::Number::New(env, WCT_PACKED_LAYOUT_VERSION));
   return o;
@@ -95,7 +90,7 @@ Value PackedLayout(const CallbackInfo& info) {
 Value PackCodes(const CallbackInfo& info) {
   Args A(info, "packCodes");
   check_argc(A, info, 5);
-  const int64_t rows = A.dim(2, "rows"), cols = read_cols(A, 3);
+  const int64_t rows = A.dim(2, "rows"), cols = A.dim(3, "cols");
   const int bits = read_bits(A, 4);
   const int64_t n = A.mul({rows, cols});
   const uint8_t* codes = A.u8(0, "codes", n);
@@ -114,7 +109,7 @@ Value PackCodes(const CallbackInfo& info) {
 Value UnpackCodes(const CallbackInfo& info) {
   Args A(info, "unpackCodes");
   check_argc(A, info, 5);
-  const int64_t rows = A.dim(2, "rows"), cols = read_cols(A, 3);
+  const int64_t rows = A.dim(2, "rows"), cols = A.dim(3, "cols");
   const int bits = read_bits(A, 4);
   const uint8_t* q = A.u8(0, "qweight", A.mul({rows, wct_packed_row_bytes(cols, bits)}));
   uint8_t* codes = u8_out(A, 1, "codes", A.mul({rows, cols}));

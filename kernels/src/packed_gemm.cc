@@ -19,8 +19,8 @@ static constexpr int64_t PANEL_BYTES = int64_t(16) << 20;
 // 4096x4096 4-bit (bench/packed.ts), 0.62 ms per row by GEMV vs 1.3 ms at m = 16 and 0.73 at m = 32 by panels.
 static constexpr int64_t GEMV_MAX_M = 16;
 
-// Panel extent along a dimension of `len`, when the other dimension is `other`: a multiple of 8
-// (packed column blocks), at least 8, at most len rounded up to 8.
+// Panel extent along a dimension of `len`, when the other dimension is `other`: a multiple of 8 (column
+// panels start on packed blocks, decoded a block at a time), at least 8, at most len rounded up to 8.
 static int64_t panel_extent(int64_t len, int64_t other) {
   const int64_t n = std::max<int64_t>(8, PANEL_BYTES / int64_t(sizeof(float)) / std::max<int64_t>(other, 1) / 8 * 8);
   return std::min(n, (len + 7) / 8 * 8);

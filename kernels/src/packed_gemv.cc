@@ -1,10 +1,10 @@
 // The fused decode GEMV y [N] = W_hat x [K]: reads each packed row once and dequantizes in registers.
 // Per row: y_r = Σ_g s_g (Σ_{k in g} code_k xr_k - z_g xsum_g) + Σ_j weak[r, j] xw_j, where, once per call,
-// x is gathered into packed order (xp), xsum holds its per-group sums and xw = x[weak_idx]. V::R rows per
-// pass (AVX-512 4, else 2) share every x load. xr is xp in "lane order" (lane_order_x): the inner loop loads
-// one 32-bit lane of codes per vector lane (AVX-512 4-bit: 64 bytes = 128 codes of one row) and peels code t
-// of every lane with an and (x pre-scaled by 2^-(B*t)) and a convert, no shuffle, against one contiguous
-// vector of xr; the rows two passes ahead are prefetched.
+// x is gathered into packed order (xp, zero-padded to whole blocks), xsum holds its per-group sums and
+// xw = x[weak_idx]. V::R rows per pass (AVX-512 4, else 2) share every x load. xr is xp in "lane order"
+// (lane_order_x): the inner loop loads one 32-bit lane of codes per vector lane (AVX-512 4-bit: 64 bytes = 128
+// codes of one row) and peels code t of every lane with an and (x pre-scaled by 2^-(B*t)) and a convert, no
+// shuffle, against one contiguous vector of xr; the rows two passes ahead are prefetched.
 // The row loop (packed_gemv_rows.inc) is compiled three times, for AVX-512, AVX2+FMA and portable C++, with
 // the vector traits below; rows are split over the OpenMP pool in contiguous blocks, so each thread streams
 // one contiguous part of qweight.
@@ -21,10 +21,19 @@
 
 namespace {
 
+// A row as the lane-order walk sees it: Kp = K rounded up to whole blocks (x is zero-padded to Kp, the pad
+// codes are 0, so the pad adds nothing), groups of G packed columns, the last one running to Kp. Every
+// group must start on a block (G % 8 == 0 or a single group; blocks_hold_groups).
+struct GemvRow {
+  int64_t Kp, G, groups;
+  int64_t end(int64_t g) const { return g + 1 == groups ? Kp : (g + 1) * G; }
+};
+
 struct GemvArgs {
   const wct_packed* w;
-  const float* xr;    // [K] x in packed order, lane order within each lane block (lane_order_x)
-  const float* xsum;  // [K/G] group sums of x
+  GemvRow row;
+  const float* xr;    // [Kp] x in packed order, lane order within each lane block (lane_order_x), zero-padded
+  const float* xsum;  // [ceil(K/G)] group sums of x
   const float* xw;    // [n_out] x[weak_idx]
   float* y;           // [N]
 };
@@ -270,7 +279,7 @@ struct V {
       return _mm512_permutexvar_ps(c, _mm512_load_ps(d.values));
     }
   }
-  // Codes 0..7 of one block in the low half, zeros above (the last step of a group when G % 16 == 8).
+  // Codes 0..7 of one block in the low half, zeros above (the last step of a group of an odd number of blocks).
   template <int B, bool TAIL>
   static inline F codes8(const uint8_t* p) {
     return _mm512_zextps256_ps512(avx2::V::codes<B, TAIL>(p));
@@ -294,20 +303,54 @@ static void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
   return portable::rows(a, r0, r1);
 }
 
-// xr [K] = xp in lane order: within each group, every full lane block of BLK = W * CPL codes (W vector
+// xr [Kp] = xp [Kp] in lane order: within each group, every full lane block of BLK = W * CPL codes (W vector
 // lanes of CPL codes) is stored code-major, xr[blk + t*W + i] = xp[blk + i*CPL + t], so that code t of
-// all W lanes meets one contiguous vector of xr; the G % BLK rest of a group stays in packed order.
-static void lane_order_x(const float* xp, int64_t K, int64_t G, int B, int W, float* xr) {
+// all W lanes meets one contiguous vector of xr; the rest of a group (fewer than BLK codes, whole blocks)
+// stays in packed order.
+static void lane_order_x(const float* xp, const GemvRow& row, int B, int W, float* xr) {
   const int CPL = B == 3 ? kLaneCodes<3> : B == 2 ? kLaneCodes<2> : B == 4 ? kLaneCodes<4> : kLaneCodes<8>;
   const int64_t BLK = int64_t(W) * CPL;
-  for (int64_t g0 = 0; g0 < K; g0 += G) {
-    int64_t k = g0;
-    for (; k + BLK <= g0 + G; k += BLK)
+  for (int64_t g = 0; g < row.groups; g++) {
+    const int64_t end = row.end(g);
+    int64_t k = g * row.G;
+    for (; k + BLK <= end; k += BLK)
       for (int t = 0; t < CPL; t++) {
         const float scale = std::ldexp(1.0f, -lane_code_exponent(B, t));
         for (int i = 0; i < W; i++) xr[k + t * W + i] = xp[k + i * CPL + t] * scale;
       }
-    for (; k < g0 + G; k++) xr[k] = xp[k];
+    for (; k < end; k++) xr[k] = xp[k];
+  }
+}
+
+// The lane-order walk needs every group to start on a block.
+static bool blocks_hold_groups(const wct_packed* w) {
+  return w->group % WCT_PACKED_BLOCK_CODES == 0 || wct_packed_groups(w->cols, w->group) == 1;
+}
+
+// Σ_k a[k] b[k] over [n] in 8 double partial sums (independent chains the compiler vectorises; each
+// product of two floats is exact in double).
+WCT_INLINE static double dot_f64_body(const float* a, const float* b, int64_t n) {
+  double acc[8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int i = 0; i < 8; i++) acc[i] += double(a[k + i]) * double(b[k + i]);
+  for (; k < n; k++) acc[0] += double(a[k]) * double(b[k]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+WCT_MULTIVERSION(double, dot_f64, (const float* a, const float* b, int64_t n), (a, b, n))
+
+// y [N] for a weight whose groups start inside blocks (G % 8 != 0 with several groups): each row dequantized
+// (packed order, into a per-thread buffer) and dotted with xp [K], plus its weak columns with xw [n_out].
+static void gemv_dequantized_rows(const wct_packed* w, const float* xp, const float* xw, float* y) {
+  const int64_t N = w->rows, K = w->cols, n_out = w->n_out;
+#pragma omp parallel if (N * K >= WCT_PAR_MIN)
+  {
+    std::vector<float> row(K);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < N; r++) {
+      wct_packed_dequant_row(w, r, 0, K, row.data());
+      y[r] = float(dot_f64(row.data(), xp, K) + dot_f64(w->weak + r * n_out, xw, n_out));
+    }
   }
 }
 
@@ -316,17 +359,24 @@ static constexpr int64_t GEMV_ROW_CHUNK = 16;
 
 void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
   const int64_t N = w->rows, K = w->cols, G = w->group, B = w->bits;
-  std::vector<float> gathered(w->perm != nullptr ? K : 0), xr(K), xsum(K / G), xw(w->n_out);
+  const GemvRow row{wct_packed_blocks(K) * WCT_PACKED_BLOCK_CODES, G, wct_packed_groups(K, G)};
+  // xp [Kp]: x in packed order, zero-padded to whole blocks (x itself when there is no perm and K % 8 == 0);
+  // x is read only at [0, K).
+  const bool copy = w->perm != nullptr || row.Kp != K;
+  std::vector<float> gathered(copy ? row.Kp : 0), xw(w->n_out);
   if (w->perm != nullptr) wct_packed_gather_cols(w, x, 1, gathered.data());
-  const float* xp = w->perm != nullptr ? gathered.data() : x;
-  for (int64_t g = 0; g < K / G; g++) {
+  else if (copy) std::copy(x, x + K, gathered.data());
+  const float* xp = copy ? gathered.data() : x;
+  for (int64_t j = 0; j < w->n_out; j++) xw[j] = x[w->weak_idx[j]];
+  if (!blocks_hold_groups(w)) return gemv_dequantized_rows(w, xp, xw.data(), y);
+  std::vector<float> xr(row.Kp), xsum(row.groups);
+  for (int64_t g = 0; g < row.groups; g++) {
     float s = 0.0f;
-    for (int64_t k = g * G; k < (g + 1) * G; k++) s += xp[k];
+    for (int64_t k = g * G; k < std::min(K, (g + 1) * G); k++) s += xp[k];
     xsum[g] = s;
   }
-  lane_order_x(xp, K, G, int(B), use_avx512() ? 16 : 8, xr.data());
-  for (int64_t j = 0; j < w->n_out; j++) xw[j] = x[w->weak_idx[j]];
-  const GemvArgs a{w, xr.data(), xsum.data(), xw.data(), y};
+  lane_order_x(xp, row, int(B), use_avx512() ? 16 : 8, xr.data());
+  const GemvArgs a{w, row, xr.data(), xsum.data(), xw.data(), y};
   const int64_t chunks = (N + GEMV_ROW_CHUNK - 1) / GEMV_ROW_CHUNK;
 #pragma omp parallel for schedule(static) if (N * K >= WCT_PAR_MIN)
   for (int64_t c = 0; c < chunks; c++) gemv_rows(a, c * GEMV_ROW_CHUNK, std::min(N, (c + 1) * GEMV_ROW_CHUNK));

@@ -5,11 +5,13 @@
 
 #include "wct_packed.h"
 
-// out [r1-r0, k1-k0] (row stride ld) = s * (code - z) for rows [r0, r1), packed columns [k0, k1), both
-// multiples of 8 apart from r. Weak positions come out 0 (their codes are the zero point); perm and weak
-// are not applied. Runs on every thread.
+// out [r1-r0, k1-k0] (row stride ld) = s * (code - z) for rows [r0, r1), packed columns [k0, k1) (any
+// 0 <= k0 < k1 <= K). Weak positions come out 0 (their codes are the zero point); perm and weak are not
+// applied. Runs on every thread.
 void wct_packed_dequant_block(const wct_packed* w, int64_t r0, int64_t r1, int64_t k0, int64_t k1, float* out,
                               int64_t ld);
+// out [k1-k0] = the same for row r alone, on the calling thread.
+void wct_packed_dequant_row(const wct_packed* w, int64_t r, int64_t k0, int64_t k1, float* out);
 
 // y [N] = W_hat x [K] for one input vector: the fused decode GEMV (packed_gemv.cc).
 void wct_packed_gemv(const wct_packed* w, const float* x, float* y);

@@ -1,9 +1,11 @@
 /**
  * The packed checkpoint (docs/ARCHITECTURE.md section 5): a Hugging Face directory whose model.safetensors holds,
  * for each quantized linear `<name>`, instead of `<name>.weight`:
- *   <name>.qweight  U8  [out, in * bits / 8]  codes, contiguous along the input dim (src/native/packed.ts)
- *   <name>.scales   F16 [out, in / G]         per-row (G = in) or per-group scales
- *   <name>.zeros    U8  [out, in / G]         integer zero points
+ *   <name>.qweight  U8  [out, ceil(in / 8) * bits]  codes, contiguous along the input dim, rows padded to whole
+ *                                             8-code blocks (in * bits / 8 when 8 divides in; src/native/packed.ts)
+ *   <name>.scales   F16 [out, ceil(in / G)]   per-row (G = in) or per-group scales (the last group shorter
+ *                                             when G does not divide in)
+ *   <name>.zeros    U8  [out, ceil(in / G)]   integer zero points
  *   <name>.weak_idx I32 [n_out]               sorted input columns kept in full precision (when n_out > 0)
  *   <name>.weak     F16 [out, n_out]          those columns' weights (when n_out > 0)
  *   <name>.perm     I32 [in]                  packed column k holds input column perm[k] (groups + reordering only)
@@ -17,7 +19,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { validatePacked, type PackedBits, type PackedWeight } from '../native/packed.js';
+import { packedGroups, packedRowBytes, validatePacked, type PackedBits, type PackedWeight } from '../native/packed.js';
 import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -110,12 +112,9 @@ export function readPackedLinear(ckpt: TensorReader & { path: string }, name: st
     }
   };
   const g = layout.groupSize === 0 ? cols : layout.groupSize;
-  if (cols % g !== 0 || (cols * bits) % 8 !== 0) {
-    throw new InputError(file, name, `in_features ${cols} is not a multiple of the group size ${g} and of 8 / bits`);
-  }
-  expect(`${name}.qweight`, 'U8', [rows, (cols * bits) / 8]);
-  expect(`${name}.scales`, 'F16', [rows, cols / g]);
-  expect(`${name}.zeros`, 'U8', [rows, cols / g]);
+  expect(`${name}.qweight`, 'U8', [rows, packedRowBytes(cols, bits as PackedBits)]);
+  expect(`${name}.scales`, 'F16', [rows, packedGroups(cols, g)]);
+  expect(`${name}.zeros`, 'U8', [rows, packedGroups(cols, g)]);
   if (nOut > 0) {
     expect(`${name}.weak_idx`, 'I32', [nOut]);
     expect(`${name}.weak`, 'F16', [rows, nOut]);
@@ -141,9 +140,9 @@ export function readPackedLinear(ckpt: TensorReader & { path: string }, name: st
 
 /** The tensors that store one packed linear (bias excluded: it keeps its usual name and dtype). */
 export function packedTensors(name: string, w: PackedWeight): TensorToWrite[] {
-  const g = w.cols / w.groupSize;
+  const g = packedGroups(w.cols, w.groupSize);
   const tensors: TensorToWrite[] = [
-    { name: `${name}.qweight`, dtype: 'U8', shape: [w.rows, (w.cols * w.bits) / 8], data: w.qweight },
+    { name: `${name}.qweight`, dtype: 'U8', shape: [w.rows, packedRowBytes(w.cols, w.bits)], data: w.qweight },
     { name: `${name}.scales`, dtype: 'F16', shape: [w.rows, g], data: w.scales },
     { name: `${name}.zeros`, dtype: 'U8', shape: [w.rows, g], data: w.zeros },
   ];

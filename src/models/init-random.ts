@@ -1,7 +1,9 @@
 /**
  * A checkpoint of a real model's shapes with random weights, in Hugging Face format: config.json from
- * configs/models/NAME.json (optionally fewer layers), model.safetensors with N(0, 0.02) matrices and
- * embeddings (the HF initializer_range), norm weights 1 and biases 0, and the tokenizer files where the
+ * configs/models/NAME.json (optionally with other sizes: layers, widths, heads; checked by parseConfig, so a
+ * size the model code cannot run, such as an odd RoPE head_dim, is refused), model.safetensors with N(0, std²)
+ * matrices and embeddings (std 0.02 by default, the HF initializer_range; larger values give a random model
+ * whose predictions are far from uniform), norm weights 1 and biases 0, and the tokenizer files where the
  * project has them (GPT-2 BPE for OPT, TinyStories' tokenizer.json).
  */
 import fs from 'node:fs';
@@ -17,7 +19,7 @@ import { Rng } from '../util/rng.js';
 export const PRESETS = ['opt-125m', 'opt-1.3b', 'llama-7b', 'qwen2-0.5b', 'tinystories-656k'] as const;
 export type Preset = (typeof PRESETS)[number];
 
-const INIT_STD = 0.02;
+const DEFAULT_INIT_STD = 0.02;
 
 /** Where each preset's tokenizer comes from (relative to the shared data dir); llama-7b has none here. */
 const TOKENIZER_FILES: Record<Preset, string[]> = {
@@ -28,12 +30,51 @@ const TOKENIZER_FILES: Record<Preset, string[]> = {
   'tinystories-656k': ['models/tinystories-656k/tokenizer.json', 'models/tinystories-656k/tokenizer_config.json'],
 };
 
-export interface InitRandomOptions {
+/** Sizes that replace the preset's (each a positive integer). */
+export interface SizeOverrides {
+  layers?: number;
+  hiddenSize?: number;
+  /** Llama intermediate_size, OPT ffn_dim. */
+  intermediateSize?: number;
+  numHeads?: number;
+  /** Llama only (grouped-query attention). */
+  numKvHeads?: number;
+}
+
+export interface InitRandomOptions extends SizeOverrides {
   like: Preset;
   out: string;
-  layers?: number;
   seed?: number;
+  /** Standard deviation of the random matrices and embeddings (default 0.02). */
+  initStd?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+/** The config.json keys each override sets, per family. OPT's word_embed_proj_dim follows hidden_size: the
+ * presets have none of their own (no project_in / project_out); OPT has no separate key/value heads. */
+const SIZE_KEYS: Record<'llama' | 'opt', Partial<Record<keyof SizeOverrides, string[]>>> = {
+  llama: {
+    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size'], intermediateSize: ['intermediate_size'],
+    numHeads: ['num_attention_heads'], numKvHeads: ['num_key_value_heads'],
+  },
+  opt: {
+    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size', 'word_embed_proj_dim'], intermediateSize: ['ffn_dim'],
+    numHeads: ['num_attention_heads'],
+  },
+};
+
+/** Applies the overrides to raw; returns them as "key value" phrases (the config's label in errors). */
+function applySizes(raw: Record<string, unknown>, like: Preset, sizes: SizeOverrides): string[] {
+  const family = raw.model_type === 'opt' ? 'opt' : 'llama';
+  const changes: string[] = [];
+  for (const [option, value] of Object.entries(sizes) as [keyof SizeOverrides, number | undefined][]) {
+    if (value === undefined) continue;
+    const keys = SIZE_KEYS[family][option];
+    if (keys === undefined) throw new RangeError(`${like}: ${family} models have no ${SIZE_KEYS.llama[option]![0]}`);
+    for (const key of keys) raw[key] = value;
+    changes.push(`${keys[0]} ${value}`);
+  }
+  return changes;
 }
 
 function gaussian(rng: Rng, n: number, std: number): Float32Array {
@@ -48,23 +89,23 @@ function gaussian(rng: Rng, n: number, std: number): Float32Array {
   return out;
 }
 
-function initialValue(name: string, shape: number[], rng: Rng): Float32Array {
+function initialValue(name: string, shape: number[], rng: Rng, std: number): Float32Array {
   const n = numel(shape);
   if (name.endsWith('.bias')) return new Float32Array(n);
   if (shape.length === 1) return new Float32Array(n).fill(1); // norm weights
-  return gaussian(rng, n, INIT_STD);
+  return gaussian(rng, n, std);
 }
 
 /** Returns the files written. */
-export function initRandom({ like, out, layers, seed = 0, dtype }: InitRandomOptions): string[] {
+export function initRandom({ like, out, seed = 0, dtype, initStd = DEFAULT_INIT_STD, ...sizes }: InitRandomOptions): string[] {
   const raw = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'configs', 'models', `${like}.json`), 'utf8')) as Record<string, unknown>;
-  if (layers !== undefined) raw.num_hidden_layers = layers;
-  const config = parseConfig(raw, `configs/models/${like}.json`);
+  const changes = applySizes(raw, like, sizes);
+  const config = parseConfig(raw, `configs/models/${like}.json${changes.length > 0 ? ` with ${changes.join(', ')}` : ''}`);
   const storeAs = dtype ?? (raw.torch_dtype === 'float32' ? 'F32' : raw.torch_dtype === 'bfloat16' ? 'BF16' : 'F16');
   const rng = new Rng(seed);
   const tensors = [...expectedTensorShapes(config)]
     .filter(([name]) => !(name === headTensorNames(config).lmHead && config.tieWordEmbeddings))
-    .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng) }));
+    .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng, initStd) }));
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'config.json'), `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`);
   writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });

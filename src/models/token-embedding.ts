@@ -4,7 +4,7 @@
  * looked-up row is dequantized on its own, the tied lm_head runs the packed kernels; frozen).
  */
 import { embedding } from '../autograd/index.js';
-import { dequantize, type PackedWeight } from '../native/packed.js';
+import { dequantize, packedGroups, packedRowBytes, type PackedWeight } from '../native/packed.js';
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { PackedLinear } from './packed-linear.js';
@@ -20,8 +20,8 @@ export interface TokenEmbedding {
 /** Rows `ids` of a packed table, dequantized: row r is Ŵ[r, :] exactly as the packed kernels see it. */
 export function packedRows(w: PackedWeight, ids: Int32Array, shape: readonly number[]): Tensor {
   const { cols, bits } = w;
-  const rowBytes = (cols * bits) / 8;
-  const groups = cols / w.groupSize;
+  const rowBytes = packedRowBytes(cols, bits);
+  const groups = packedGroups(cols, w.groupSize);
   const nOut = w.weakIdx.length;
   const out = new Float32Array(ids.length * cols);
   ids.forEach((id, i) => {

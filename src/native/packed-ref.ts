@@ -4,12 +4,15 @@
  * scales / weak / activations, the float64 engine of gradient checks. Products dequantize Ŵ first and
  * then multiply densely, summing in JS doubles; results are rounded once when stored.
  */
-import { codeAt, packedBytes, validatePacked, type PackedBits, type PackedKernels, type PackedWeight } from './packed.js';
+import {
+  codeAt, packedBytes, packedGroups, packedRowBytes, validatePacked, type PackedBits, type PackedKernels, type PackedWeight,
+} from './packed.js';
 import type { FloatArray } from './types.js';
 
+/** Rows of `cols` codes, each a bit stream padded with 0 bits to whole 8-code blocks. */
 export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
   const q = new Uint8Array(packedBytes(rows, cols, bits));
-  const rowBytes = (cols * bits) / 8;
+  const rowBytes = packedRowBytes(cols, bits);
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < cols; k++) {
       const c = codes[r * cols + k];
@@ -25,7 +28,7 @@ export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: P
 
 export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
   const codes = new Uint8Array(rows * cols);
-  const rowBytes = (cols * bits) / 8;
+  const rowBytes = packedRowBytes(cols, bits);
   for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) codes[r * cols + k] = codeAt(qweight, r * rowBytes, k, bits);
   return codes;
 }
@@ -34,11 +37,12 @@ export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bit
 export function dequantizeInto(w: PackedWeight<FloatArray>, out: FloatArray): void {
   validatePacked(w, 'dequantize (reference)');
   const { rows, cols, bits, groupSize: g, weakIdx } = w;
-  const rowBytes = (cols * bits) / 8;
+  const rowBytes = packedRowBytes(cols, bits);
+  const groups = packedGroups(cols, g);
   const nOut = weakIdx.length;
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < cols; k++) {
-      const group = r * (cols / g) + Math.floor(k / g);
+      const group = r * groups + Math.floor(k / g);
       const j = w.perm === null ? k : w.perm[k];
       out[r * cols + j] = w.scales[group] * (codeAt(w.qweight, r * rowBytes, k, bits) - w.zeros[group]);
     }

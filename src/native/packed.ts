@@ -1,10 +1,12 @@
 /**
  * The packed low-bit weight of a linear layer (layout: kernels/include/wct_packed.h, kernels/PACKED.md)
- * and its native kernels. Glossary: N rows (= out_features), K cols (= in_features), b bits, G group
- * size, M batch rows.
+ * and its native kernels. Glossary: N rows (= out_features), K cols (= in_features, any K >= 1), b bits,
+ * G group size (any G >= 1), M batch rows.
  *
- *   qweight u8 [N, K*b/8]: row r is a little-endian bit stream, packed column k in bits [k*b, (k+1)*b)
- *   scales f32 [N, K/G], zeros u8 [N, K/G]; perm i32 [K] | null (packed column k = input column perm[k])
+ *   qweight u8 [N, ceil(K/8)*b]: row r is a little-endian bit stream of whole 8-code blocks, packed column k in
+ *     bits [k*b, (k+1)*b); the pad codes past K (K % 8 != 0) are 0. K % 8 == 0: exactly K*b/8 bytes per row.
+ *   scales f32 [N, ceil(K/G)], zeros u8 [N, ceil(K/G)]: group g is packed columns [g*G, min((g+1)*G, K))
+ *   (the last is shorter when G does not divide K); perm i32 [K] | null (packed column k = input column perm[k])
  *   weakIdx i32 [nOut] sorted unique input columns; weak f32 [N, nOut]; weak codes hold the zero point.
  *   Ŵ[r, perm[k]] = scales[r, k/G] * (code[r, k] - zeros[r, k/G]), plus weak[r, j] at column weakIdx[j].
  *
@@ -33,14 +35,24 @@ export interface PackedWeight<F extends FloatArray = Float32Array> {
 
 /** Layout constants, equal to the addon's packedLayout() (a test checks). */
 export const PACKED_LAYOUT = {
-  /** cols (and groupSize) must be multiples of this: 8 codes of b bits are exactly b bytes. */
-  colAlign: 8,
+  /** Codes per block: 8 codes of b bits are exactly b bytes; a row is whole blocks (the last one padded). */
+  blockCodes: 8,
   bits: [2, 3, 4, 8] as PackedBits[],
   version: 1,
 };
 
+/** Bytes of one packed row of `cols` codes: ceil(cols / 8) blocks of `bits` bytes. */
+export function packedRowBytes(cols: number, bits: PackedBits): number {
+  return Math.ceil(cols / PACKED_LAYOUT.blockCodes) * bits;
+}
+
 export function packedBytes(rows: number, cols: number, bits: PackedBits): number {
-  return (rows * cols * bits) / 8;
+  return rows * packedRowBytes(cols, bits);
+}
+
+/** Groups of `groupSize` columns along a row of `cols` (the last one shorter when groupSize does not divide cols). */
+export function packedGroups(cols: number, groupSize: number): number {
+  return Math.ceil(cols / groupSize);
 }
 
 /** The kernels over a packed weight, implemented natively (below) and by the reference (packed-ref.ts). */
@@ -80,12 +92,8 @@ function checkShape(w: PackedWeight<FloatArray>, where: string): void {
   const { rows, cols, bits, groupSize: g } = w;
   if (!PACKED_LAYOUT.bits.includes(bits)) fail(where, 'bits', `must be one of ${PACKED_LAYOUT.bits.join(', ')}, got ${bits}`);
   if (!Number.isInteger(rows) || rows < 0) fail(where, 'rows', `must be a non-negative integer, got ${rows}`);
-  if (!Number.isInteger(cols) || cols <= 0 || cols % PACKED_LAYOUT.colAlign !== 0) {
-    fail(where, 'cols', `must be a positive multiple of ${PACKED_LAYOUT.colAlign}, got ${cols}`);
-  }
-  if (!Number.isInteger(g) || g <= 0 || g % PACKED_LAYOUT.colAlign !== 0 || cols % g !== 0) {
-    fail(where, 'groupSize', `must be a multiple of ${PACKED_LAYOUT.colAlign} dividing cols ${cols}, got ${g}`);
-  }
+  if (!Number.isInteger(cols) || cols <= 0) fail(where, 'cols', `must be a positive integer, got ${cols}`);
+  if (!Number.isInteger(g) || g <= 0) fail(where, 'groupSize', `must be a positive integer, got ${g}`);
 }
 
 function checkIndices(w: PackedWeight<FloatArray>, where: string): void {
@@ -108,7 +116,7 @@ function checkIndices(w: PackedWeight<FloatArray>, where: string): void {
 export function validatePacked(w: PackedWeight<FloatArray>, where: string): void {
   checkShape(w, where);
   const { rows, cols, bits, groupSize: g } = w;
-  const groups = rows * (cols / g);
+  const groups = rows * packedGroups(cols, g);
   checkLength(where, 'qweight', w.qweight, packedBytes(rows, cols, bits));
   checkLength(where, 'scales', w.scales, groups);
   checkLength(where, 'zeros', w.zeros, groups);
@@ -116,7 +124,20 @@ export function validatePacked(w: PackedWeight<FloatArray>, where: string): void
   const badZero = w.zeros.findIndex((z) => z >> bits !== 0);
   if (badZero >= 0) fail(where, 'zeros', `[${badZero}] = ${w.zeros[badZero]} does not fit in ${bits} bits`);
   checkIndices(w, where);
+  checkPadCodes(w, where);
   checkWeakCodes(w, where);
+}
+
+/** The pad codes of a partial last block (K % 8 != 0) must be 0, so that a packed row has one byte form. */
+function checkPadCodes(w: PackedWeight<FloatArray>, where: string): void {
+  const { rows, cols, bits } = w;
+  const rowBytes = packedRowBytes(cols, bits);
+  const padded = (rowBytes / bits) * PACKED_LAYOUT.blockCodes;
+  for (let r = 0; r < rows; r++) {
+    for (let k = cols; k < padded; k++) {
+      if (codeAt(w.qweight, r * rowBytes, k, bits) !== 0) fail(where, 'qweight', `pad code ${k} of row ${r} is not 0 (in_features ${cols})`);
+    }
+  }
 }
 
 /** Every weak column's code must be its group's zero point (so it dequantizes to exactly 0). */
@@ -125,12 +146,13 @@ function checkWeakCodes(w: PackedWeight<FloatArray>, where: string): void {
   const { rows, cols, groupSize: g } = w;
   const packedCol = new Int32Array(cols).map((_, k) => k); // input column -> packed column
   if (w.perm !== null) w.perm.forEach((j, k) => (packedCol[j] = k));
-  const rowBytes = (cols * w.bits) / 8;
+  const rowBytes = packedRowBytes(cols, w.bits);
+  const groups = packedGroups(cols, g);
   for (let r = 0; r < rows; r++) {
     for (const j of w.weakIdx) {
       const k = packedCol[j];
       const code = codeAt(w.qweight, r * rowBytes, k, w.bits);
-      const z = w.zeros[r * (cols / g) + Math.floor(k / g)];
+      const z = w.zeros[r * groups + Math.floor(k / g)];
       if (code !== z) fail(where, 'qweight', `code of weak column ${j} in row ${r} is ${code}, not its zero point ${z}`);
     }
   }
@@ -161,7 +183,7 @@ function args10(w: PackedWeight): Packed10 {
   return [w.rows, w.cols, w.bits, w.groupSize, w.qweight, w.scales, w.zeros, w.perm, w.weakIdx, w.weak];
 }
 
-/** codes u8 [rows, cols] (packed-column order, each < 2^bits) -> qweight. */
+/** codes u8 [rows, cols] (packed-column order, each < 2^bits) -> qweight (pad codes 0). */
 export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
   const q = new Uint8Array(packedBytes(rows, cols, bits));
   packedBinding().packCodes(codes, q, rows, cols, bits);

@@ -7,7 +7,7 @@
  * groups): then the packed columns follow the quantizer's order (perm) so that each group stays
  * contiguous, as the quantizer formed it.
  */
-import { packCodes, type PackedBits, type PackedWeight } from '../native/packed.js';
+import { packCodes, packedGroups, type PackedBits, type PackedWeight } from '../native/packed.js';
 import type { QuantizedColumns } from './quantized.js';
 
 /** Packs a quantized linear; `q.dequantized` supplies the weak columns' values. */
@@ -16,24 +16,24 @@ export function toPacked(q: QuantizedColumns): PackedWeight {
   const order = q.order ?? Int32Array.from({ length: cols }, (_, j) => j);
   const usePerm = q.groupSize > 0 && q.order !== null;
   const g = q.groupSize === 0 ? cols : q.groupSize;
-  const packedGroups = cols / g;
+  const nPacked = packedGroups(cols, g);
   // packed column k holds input column column[k]; code position (in `order`) of packed column k:
   const column = usePerm ? order : Int32Array.from({ length: cols }, (_, j) => j);
   const position = new Int32Array(cols);
   order.forEach((j, p) => (position[j] = p));
-  const scales = new Float32Array(rows * packedGroups).fill(1);
-  const zeros = new Uint8Array(rows * packedGroups);
+  const scales = new Float32Array(rows * nPacked).fill(1);
+  const zeros = new Uint8Array(rows * nPacked);
   for (let r = 0; r < rows; r++) {
-    for (let grp = 0; grp < Math.min(q.nGroups, packedGroups); grp++) {
-      scales[r * packedGroups + grp] = q.scale[r * q.nGroups + grp];
-      zeros[r * packedGroups + grp] = q.zero[r * q.nGroups + grp];
+    for (let grp = 0; grp < Math.min(q.nGroups, nPacked); grp++) {
+      scales[r * nPacked + grp] = q.scale[r * q.nGroups + grp];
+      zeros[r * nPacked + grp] = q.zero[r * q.nGroups + grp];
     }
   }
   const codes = new Uint8Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < cols; k++) {
       const p = usePerm ? k : position[column[k]];
-      codes[r * cols + k] = p < nQuant ? q.codes[r * nQuant + p] : zeros[r * packedGroups + Math.floor(k / g)];
+      codes[r * cols + k] = p < nQuant ? q.codes[r * nQuant + p] : zeros[r * nPacked + Math.floor(k / g)];
     }
   }
   const weakIdx = Int32Array.from(order.subarray(nQuant)).sort();

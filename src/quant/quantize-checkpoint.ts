@@ -34,20 +34,20 @@ export interface QuantizeCheckpointRun {
   onProgress?: (p: QuantProgress) => void;
 }
 
-/** Checks the group size and the weak-column counts against every quantized linear's in_features. */
+/**
+ * Checks the weak-column counts against every quantized linear's in_features. Any in_features and any group
+ * size are packed (src/native/packed.ts: rows padded to whole blocks, the last group shorter when the group
+ * size does not divide in_features, as GPTQ's fasterquant forms them).
+ */
 function checkLayers(model: CausalLM, nOut: Map<string, number>, o: QuantizeOptions): void {
   const prefix = model.blockPrefix(0);
   for (const [short, n] of nOut) {
     const cols = model.linears().get(`${prefix}.${short}`)!.inFeatures;
-    if (o.groupSize > 0 && (cols % o.groupSize !== 0 || o.groupSize % 8 !== 0)) {
-      throw new OptionError('group_size', `group size ${o.groupSize} does not divide ${short}'s in_features ${cols} (or is not a multiple of 8)`);
-    }
-    if (cols % 8 !== 0) throw new OptionError('model', `${short}: in_features ${cols} is not a multiple of 8`);
     if (n >= cols / 2) {
       const [key, what] = o.budget !== null && 'targetBit' in o.budget
         ? ['target_bit', `target bit ${o.budget.targetBit}`]
         : ['target_rank', `target rank ${o.budget !== null && 'targetRank' in o.budget ? o.budget.targetRank : 0}`];
-      throw new OptionError(key, `${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${cols / 2 - 1})`);
+      throw new OptionError(key, `${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${Math.ceil(cols / 2) - 1})`);
     }
   }
 }

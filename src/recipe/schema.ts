@@ -90,7 +90,9 @@ export const quantizeShape = {
     .optional()
     .describe('OWQ: average bits including the fp16 weak columns (e.g. 3.1); excludes the target rank'),
   target_rank: nonNegativeInt().optional().describe('OWQ: weak columns in every linear; excludes the target bit'),
-  group_size: nonNegativeInt().default(0).describe('Input columns per quantization group, a multiple of 8 (0: per output row)'),
+  group_size: nonNegativeInt()
+    .default(0)
+    .describe('Input columns per quantization group; the last group of a row is shorter when it does not divide in_features (0: per output row)'),
   act_order: bool().default(false).describe('GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity'),
   true_sequential: bool().default(false).describe('Quantize the groups of a block (q/k/v, o, up/gate, down) one after another'),
   embed_bits: z

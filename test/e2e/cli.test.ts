@@ -92,6 +92,23 @@ describe('wct init-random and --help', () => {
     fs.rmSync(out, { recursive: true, force: true });
   });
 
+  it('overrides the preset sizes (OPT: ffn_dim, word_embed_proj_dim follows hidden_size) and refuses bad ones in one line', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-init-'));
+    const r = wct(['init-random', '--like', 'opt-125m', '--layers', '1', '--hidden-size', '36', '--intermediate-size', '100', '--num-heads', '3', '--out', out, '--force']);
+    expect(r.status, r.stderr).toBe(0);
+    const model = loadModel(out);
+    expect(model.config).toMatchObject({ hiddenSize: 36, ffnDim: 100, numHeads: 3, wordEmbedProjDim: 36, numLayers: 1 });
+    expect(model.parameters().get('model.decoder.layers.0.fc2.weight')!.shape).toEqual([36, 100]);
+    const bad = (args: string[]) => expectOneLineError(wct(['init-random', ...args, '--out', out, '--force']));
+    expect(bad(['--like', 'tinystories-656k', '--hidden-size', '72'])).toBe(
+      'error: configs/models/tinystories-656k.json with hidden_size 72: num_attention_heads: 8 gives head_dim 9 (hidden_size 72 / 8), odd; RoPE needs an even head_dim');
+    expect(bad(['--like', 'tinystories-656k', '--num-kv-heads', '3'])).toMatch(/num_key_value_heads: 3 does not divide num_attention_heads 8$/);
+    expect(bad(['--like', 'opt-125m', '--num-kv-heads', '2'])).toBe('error: opt-125m: opt models have no num_key_value_heads');
+    expect(bad(['--like', 'opt-125m', '--hidden-size', '2.5'])).toBe('error: --hidden-size: expected a positive integer');
+    expect(bad(['--like', 'opt-125m', '--init-std', '0'])).toBe('error: --init-std: expected a positive number');
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
   it('every command has --help', () => {
     for (const cmd of [[], ['generate'], ['eval'], ['init-random'], ['quantize']]) {
       const r = wct([...cmd, '--help']);

@@ -1,7 +1,7 @@
 /**
  * Packed token embeddings (`wct quantize --embed-bits`): each looked-up row equals that row of the
  * reference dequantization (dequantize the whole table in TS, then index), for every layout the packed
- * format has; the tied lm_head of a packed table is the packed linear itself; bad ids are refused.
+ * format has (unaligned hidden sizes included); the tied lm_head of a packed table is the packed linear itself; bad ids are refused.
  */
 import { describe, expect, it } from 'vitest';
 import { PackedLinear } from '../../src/models/packed-linear.js';
@@ -14,9 +14,14 @@ const LAYOUTS = ([2, 3, 4, 8] as PackedBits[]).flatMap((bits, i) => [
   { rows: 37, cols: 64, bits, groupSize: 64, perm: false, nOut: 0, seed: 10 + i },
   { rows: 19, cols: 48, bits, groupSize: 16, perm: true, nOut: 3, seed: 20 + i },
 ]);
+/** Hidden sizes that are no multiple of 8 (rows padded to whole blocks), per row and in groups starting inside blocks. */
+const UNALIGNED = ([2, 3, 4, 8] as PackedBits[]).flatMap((bits, i) => [
+  { rows: 23, cols: 60, bits, groupSize: 60, perm: false, nOut: 0, seed: 30 + i },
+  { rows: 17, cols: 43, bits, groupSize: 12, perm: true, nOut: 2, seed: 40 + i },
+]);
 
 describe('packed embedding rows', () => {
-  for (const spec of LAYOUTS) {
+  for (const spec of [...LAYOUTS, ...UNALIGNED]) {
     it(`${spec.bits}-bit, G ${spec.groupSize}${spec.perm ? ', perm' : ''}, ${spec.nOut} weak`, () => {
       const { w } = randomPacked(spec);
       const table = dequantizeRef(w);

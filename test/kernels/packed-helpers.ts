@@ -1,7 +1,7 @@
 /** Random packed weights for the packed-kernel tests, built with the reference packer. */
 import { expect } from 'vitest';
-import type { PackedBits, PackedWeight } from '../../src/native/packed.js';
-import { packCodes } from '../../src/native/packed-ref.js';
+import { packedGroups, packedMatmul, packedMatmulT, weakGrad, type PackedBits, type PackedWeight } from '../../src/native/packed.js';
+import * as pref from '../../src/native/packed-ref.js';
 import { rand32, rng } from './helpers.js';
 
 export interface PackedSpec {
@@ -28,7 +28,7 @@ function permutation(n: number, next: () => number): Int32Array {
 export function randomPacked(s: PackedSpec): { w: PackedWeight; codes: Uint8Array } {
   const next = rng(s.seed);
   const levels = 2 ** s.bits;
-  const groups = s.cols / s.groupSize;
+  const groups = packedGroups(s.cols, s.groupSize);
   const perm = s.perm ? permutation(s.cols, next) : null;
   const weakIdx = permutation(s.cols, next).subarray(0, s.nOut).sort();
   const zeros = Uint8Array.from({ length: s.rows * groups }, () => Math.floor(next() * levels));
@@ -44,7 +44,7 @@ export function randomPacked(s: PackedSpec): { w: PackedWeight; codes: Uint8Arra
   }
   const w: PackedWeight = {
     rows: s.rows, cols: s.cols, bits: s.bits, groupSize: s.groupSize,
-    qweight: packCodes(codes, s.rows, s.cols, s.bits), scales, zeros, perm, weakIdx: Int32Array.from(weakIdx),
+    qweight: pref.packCodes(codes, s.rows, s.cols, s.bits), scales, zeros, perm, weakIdx: Int32Array.from(weakIdx),
     weak: rand32(s.rows * s.nOut, s.seed + 1),
   };
   return { w, codes };
@@ -53,10 +53,11 @@ export function randomPacked(s: PackedSpec): { w: PackedWeight; codes: Uint8Arra
 /** |Ŵ| with |s| (code + z) in place of s (code - z): the magnitudes the kernels' partial sums see. */
 export function magnitudes(w: PackedWeight, codes: Uint8Array): Float64Array {
   const { rows, cols, groupSize: g } = w;
+  const groups = packedGroups(cols, g);
   const a = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < cols; k++) {
-      const grp = r * (cols / g) + Math.floor(k / g);
+      const grp = r * groups + Math.floor(k / g);
       a[r * cols + (w.perm === null ? k : w.perm[k])] = Math.abs(w.scales[grp]) * (codes[r * cols + k] + w.zeros[grp]);
     }
     w.weakIdx.forEach((j, i) => (a[r * cols + j] += Math.abs(w.weak[r * w.weakIdx.length + i])));
@@ -89,3 +90,38 @@ export function absProduct(a: ArrayLike<number>, b: Float64Array, m: number, n: 
   return c;
 }
 
+
+/**
+ * Every product of a random packed weight on m random rows (m = 1: the decode GEMV; m > 16: the panel GEMM)
+ * against the reference: packedMatmul, packedMatmulT (dx prefilled with NaN: every entry must be written) and
+ * weakGrad (accumulating into a random dweak), each within PACKED_REL times its magnitudes.
+ */
+export function checkProducts(spec: PackedSpec, m: number): void {
+  const { w, codes } = randomPacked(spec);
+  const { rows: n, cols: k } = w;
+  const label = `${JSON.stringify(spec)} m=${m}`;
+  const mag = magnitudes(w, codes);
+  const x = rand32(m * k, spec.seed + 2);
+  const y = new Float32Array(m * n);
+  const yRef = new Float32Array(m * n);
+  packedMatmul(w, x, m, y);
+  pref.packedMatmul(w, x, m, yRef);
+  expectWithin(y, yRef, absProduct(x, mag, m, n, k, true), `packedMatmul ${label}`);
+
+  const dy = rand32(m * n, spec.seed + 3);
+  const dx = new Float32Array(m * k).fill(NaN);
+  const dxRef = new Float32Array(m * k);
+  packedMatmulT(w, dy, m, dx);
+  pref.packedMatmulT(w, dy, m, dxRef);
+  expectWithin(dx, dxRef, absProduct(dy, mag, m, k, n, false), `packedMatmulT ${label}`);
+
+  const nOut = w.weakIdx.length;
+  const dweak0 = rand32(n * nOut, spec.seed + 4);
+  const [dweak, dweakRef] = [dweak0.slice(), dweak0.slice()];
+  weakGrad(w, dy, x, m, dweak);
+  pref.weakGrad(w, dy, x, m, dweakRef);
+  const xw = Float64Array.from({ length: m * nOut }, (_, t) => Math.abs(x[Math.floor(t / nOut) * k + w.weakIdx[t % nOut]]));
+  const dyT = Float64Array.from({ length: n * m }, (_, t) => dy[(t % m) * n + Math.floor(t / m)]);
+  const bound = absProduct(dyT, xw, n, nOut, m, false).map((b, t) => b + Math.abs(dweak0[t]));
+  expectWithin(dweak, dweakRef, bound, `weakGrad ${label}`);
+}

@@ -46,6 +46,23 @@ describe('packedLinear', () => {
     native.forEach((a, i) => expectClose(a, ref[i], { rtol: 1e-5, atol: 1e-5 }, `output ${i}`));
   });
 
+  it('at an unaligned in_features (13, groups of 5 with perm): float64 gradients match finite differences, native equals the reference', () => {
+    const { w: odd } = randomPacked({ rows: 4, cols: 13, bits: 4, groupSize: 5, perm: true, nOut: 2, seed: 8 });
+    const odd64: PackedWeight<Float64Array> = { ...odd, scales: Float64Array.from(odd.scales), weak: Float64Array.from(odd.weak) };
+    const x = new Tensor(rand64(3 * 13, 1), [3, 13]);
+    const r = gradcheck(() => project(ag.packedLinear(x, odd64, new Tensor(odd64.weak, [4, 2]), null)), [x]);
+    expect(r.worstRatio, r.worst).toBeLessThanOrEqual(1);
+    const grads = <F extends Float32Array | Float64Array>(wt: PackedWeight<F>, xData: F) => {
+      const xt = new Tensor(xData, [3, 13], true);
+      const weak = new Tensor(wt.weak, [4, 2], true);
+      const y = ag.packedLinear(xt, wt, weak, null);
+      ag.backward(project(y));
+      return [y.data, xt.grad!, weak.grad!];
+    };
+    const ref = grads(odd64, Float64Array.from(rand32(39, 3)));
+    grads(odd, rand32(39, 3)).forEach((a, i) => expectClose(a, ref[i], { rtol: 1e-5, atol: 1e-5 }, `output ${i}`));
+  });
+
   it('returns no gradient for a frozen weak and skips dX when x needs none', () => {
     const layer = new PackedLinear(w, null);
     const x = new Tensor(rand32(16, 5), [1, 16]);

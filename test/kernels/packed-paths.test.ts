@@ -1,7 +1,8 @@
 /**
  * The decode GEMV exists three times (AVX-512, AVX2, portable; kernels/src/packed_gemv.cc): run each
  * forced path (WCT_CPU_PATH, read once at load, hence a child process per path) on the same weights
- * and compare with the reference, for every width and with a G % 16 == 8 group (AVX-512 half step).
+ * and compare with the reference, for every width and with a G % 16 == 8 group (AVX-512 half step), at an
+ * aligned and an unaligned K.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -15,6 +16,11 @@ import { absProduct, expectWithin, magnitudes, randomPacked, type PackedSpec } f
 const specs: PackedSpec[] = [2, 3, 4, 8].flatMap((bits, i) => [
   { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 1032, perm: false, nOut: 2, seed: 10 + i },
   { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 8, perm: true, nOut: 7, seed: 20 + i },
+  // unaligned K: the row's last block padded, per row and with a shorter last group
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 1029, perm: false, nOut: 2, seed: 30 + i },
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 40, perm: true, nOut: 3, seed: 40 + i },
+  // groups starting inside blocks: the dequantized-rows GEMV
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 12, perm: false, nOut: 3, seed: 50 + i },
 ]);
 
 /** Child: rebuilds nothing, just calls the raw binding on the weights passed as JSON and prints y. */

@@ -12,40 +12,9 @@ import {
 } from '../../src/native/packed.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { rand32 } from './helpers.js';
-import { absProduct, expectWithin, magnitudes, randomPacked, type PackedSpec } from './packed-helpers.js';
+import { checkProducts, randomPacked } from './packed-helpers.js';
 
 const BITS: PackedBits[] = [2, 3, 4, 8];
-
-/** Every product of w on m random rows against the reference. */
-function checkProducts(spec: PackedSpec, m: number): void {
-  const { w, codes } = randomPacked(spec);
-  const { rows: n, cols: k } = w;
-  const label = `${JSON.stringify(spec)} m=${m}`;
-  const mag = magnitudes(w, codes);
-  const x = rand32(m * k, spec.seed + 2);
-  const y = new Float32Array(m * n);
-  const yRef = new Float32Array(m * n);
-  packedMatmul(w, x, m, y);
-  pref.packedMatmul(w, x, m, yRef);
-  expectWithin(y, yRef, absProduct(x, mag, m, n, k, true), `packedMatmul ${label}`);
-
-  const dy = rand32(m * n, spec.seed + 3);
-  const dx = new Float32Array(m * k).fill(NaN);
-  const dxRef = new Float32Array(m * k);
-  packedMatmulT(w, dy, m, dx);
-  pref.packedMatmulT(w, dy, m, dxRef);
-  expectWithin(dx, dxRef, absProduct(dy, mag, m, k, n, false), `packedMatmulT ${label}`);
-
-  const nOut = w.weakIdx.length;
-  const dweak0 = rand32(n * nOut, spec.seed + 4);
-  const [dweak, dweakRef] = [dweak0.slice(), dweak0.slice()];
-  weakGrad(w, dy, x, m, dweak);
-  pref.weakGrad(w, dy, x, m, dweakRef);
-  const xw = Float64Array.from({ length: m * nOut }, (_, t) => Math.abs(x[Math.floor(t / nOut) * k + w.weakIdx[t % nOut]]));
-  const dyT = Float64Array.from({ length: n * m }, (_, t) => dy[(t % m) * n + Math.floor(t / m)]);
-  const bound = absProduct(dyT, xw, n, nOut, m, false).map((b, t) => b + Math.abs(dweak0[t]));
-  expectWithin(dweak, dweakRef, bound, `weakGrad ${label}`);
-}
 
 /** (cols, groupSize): per-row and grouped, with G % 16 == 8 for the AVX-512 half step. */
 const LAYOUTS: [number, number][] = [
@@ -152,8 +121,9 @@ describe('packed argument checks', () => {
 
   it('native calls throw RangeError / TypeError naming the argument', () => {
     expect(() => packedMatmul({ ...w, bits: 5 as PackedBits }, x, 1, y)).toThrow(/^packedMatmul: bits must be 2, 3, 4 or 8, got 5$/);
-    expect(() => packedMatmul({ ...w, cols: 12 }, x, 1, y)).toThrow(/cols must be a multiple of 8/);
-    expect(() => packedMatmul({ ...w, groupSize: 12 }, x, 1, y)).toThrow(RangeError);
+    expect(() => packedMatmul({ ...w, cols: 0 }, x, 1, y)).toThrow(/cols must be at least 1, got 0/);
+    expect(() => packedMatmul({ ...w, groupSize: 0 }, x, 1, y)).toThrow(/groupSize must be at least 1, got 0/);
+    expect(() => packedMatmul({ ...w, groupSize: 5 }, x, 1, y)).toThrow(/scales has 10 elements, needs at least 20/);
     expect(() => packedMatmul({ ...w, qweight: w.qweight.subarray(1) }, x, 1, y)).toThrow(/qweight has 29 elements, needs at least 30/);
     expect(() => packedMatmul({ ...w, perm: Int32Array.from(w.perm!).fill(16, 3, 4) }, x, 1, y)).toThrow(/perm\[3\] = 16 is outside \[0, 16\)/);
     expect(() => packedMatmul({ ...w, weakIdx: Int32Array.from([3, 3]) }, x, 1, y)).toThrow(/weakIdx must be sorted/);
@@ -170,7 +140,8 @@ describe('packed argument checks', () => {
     expect(() => validatePacked(w, 'layer.q_proj')).not.toThrow();
     const bad = (over: Partial<PackedWeight>) => () => validatePacked({ ...w, ...over }, 'layer.q_proj');
     expect(bad({ bits: 5 as PackedBits })).toThrow(/^layer\.q_proj: bits must be one of 2, 3, 4, 8, got 5$/);
-    expect(bad({ groupSize: 5 })).toThrow(/^layer\.q_proj: groupSize/);
+    expect(bad({ groupSize: 0 })).toThrow(/^layer\.q_proj: groupSize must be a positive integer, got 0$/);
+    expect(bad({ cols: 15 })).toThrow(/^layer\.q_proj: perm has 16 elements, expected 15$/);
     expect(bad({ scales: new Float32Array(3) })).toThrow(/^layer\.q_proj: scales has 3 elements, expected 10$/);
     expect(bad({ zeros: new Uint8Array(10).fill(9) })).toThrow(/zeros \[0\] = 9 does not fit in 3 bits/);
     expect(bad({ weak: new Float32Array(3) })).toThrow(/weak has 3 elements/);

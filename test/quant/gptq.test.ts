@@ -94,6 +94,8 @@ describe('gptq native vs reference', () => {
     { rows: 20, cols: 300, nQuant: 292, bits: 3, tuning: 'mse', groupSize: 0 },
     { rows: 16, cols: 260, nQuant: 256, bits: 4, tuning: 'minmax', groupSize: 32, dead: [0, 257] },
     { rows: 7, cols: 140, nQuant: 137, bits: 8, tuning: 'minmax', groupSize: 0 },
+    // groups that neither divide nQuant nor start on block edges (20 across blocks of 32), the last one shorter
+    { rows: 11, cols: 129, nQuant: 125, bits: 3, tuning: 'mse', groupSize: 20, blockSize: 32 },
   ];
   for (const c of cases) {
     const name = `${c.rows}x${c.cols}, nQuant ${c.nQuant}, ${c.bits} bits, ${c.tuning}, group ${c.groupSize}${c.dead ? `, dead ${c.dead}` : ''}`;

@@ -104,6 +104,8 @@ describe('config errors name config.json and the field', () => {
     [{ tie_word_embeddings: 1 }, 'config.json: tie_word_embeddings: expected true or false, got 1'],
     [{ num_key_value_heads: 3 }, 'config.json: num_key_value_heads: 3 does not divide num_attention_heads 8'],
     [{ num_attention_heads: 3 }, 'config.json: num_attention_heads: 3 does not divide hidden_size 128'],
+    [{ hidden_size: 72 }, 'config.json: num_attention_heads: 8 gives head_dim 9 (hidden_size 72 / 8), odd; RoPE needs an even head_dim'],
+    [{ head_dim: 15 }, 'config.json: head_dim: 15 is odd; RoPE needs an even head_dim'],
     [{ hidden_act: 'gelu' }, 'config.json: hidden_act: expected one of silu, got "gelu"'],
     [{ rope_scaling: { type: 'linear', factor: 2 } }, 'config.json: rope_scaling: "linear" scaling is not supported (supported: null or "default")'],
     [{ rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'config.json: rope_scaling: "llama3" scaling is not supported (supported: null or "default")'],

@@ -25,6 +25,12 @@ export function parseLlamaFields(
   if (numHeads % numKvHeads !== 0) {
     f.fail('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
   }
+  const headDim = f.count('head_dim', hiddenSize / numHeads);
+  // RoPE rotates the pairs (i, i + head_dim / 2) of every head (HF's rotate_half).
+  if (headDim % 2 !== 0) {
+    if (f.value('head_dim') != null) f.fail('head_dim', `${headDim} is odd; RoPE needs an even head_dim`);
+    f.fail('num_attention_heads', `${numHeads} gives head_dim ${headDim} (hidden_size ${hiddenSize} / ${numHeads}), odd; RoPE needs an even head_dim`);
+  }
   f.plainRope();
   return {
     family: 'llama',
@@ -34,7 +40,7 @@ export function parseLlamaFields(
     numLayers: f.count('num_hidden_layers'),
     numHeads,
     numKvHeads,
-    headDim: f.count('head_dim', hiddenSize / numHeads),
+    headDim,
     vocabSize: f.count('vocab_size'),
     maxPositions: maxPositions(f.count('max_position_embeddings')),
     rmsNormEps: f.number('rms_norm_eps', 1e-6),

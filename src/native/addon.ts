@@ -11,42 +11,10 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { packageRoot } from '../util/package-root.js';
 import { referenceKernels } from './ref.js';
+import type { AddonBinding, KernelBinding } from './binding.js';
 import type { BinaryOp, FloatArray, Kernels, NativeAddon, UnaryOp } from './types.js';
 
 export const ADDON_RELATIVE_PATH = 'build/Release/wct_native.node';
-
-type F = FloatArray;
-
-/** The binding exported by kernels/napi/addon.cc (argument order as in its comments). */
-interface RawBinding {
-  gemm(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
-  gemmBf16(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
-  binary(op: number, a: F, b: F, out: F, shape: number[], stridesA: number[], stridesB: number[]): void;
-  affine(x: F, out: F, alpha: number, beta: number): void;
-  sumTo(x: F, out: F, shape: number[], stridesOut: number[]): void;
-  sumAll(x: F): number;
-  unaryForward(op: number, x: F, out: F): void;
-  unaryBackward(op: number, x: F, dy: F, dx: F): void;
-  rmsnormForward(x: F, w: F, out: F, rstd: F, rows: number, cols: number, eps: number): void;
-  rmsnormBackward(x: F, w: F, rstd: F, dy: F, dx: F, dw: F, rows: number, cols: number): void;
-  layernormForward(x: F, w: F, b: F, out: F, mean: F, rstd: F, rows: number, cols: number, eps: number): void;
-  layernormBackward(x: F, w: F, mean: F, rstd: F, dy: F, dx: F, dw: F, db: F, rows: number, cols: number): void;
-  softmaxForward(x: F, out: F, rows: number, cols: number): void;
-  softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;
-  rope(x: F, out: F, cos: F, sin: F, batch: number, seq: number, heads: number, headDim: number, inverse: boolean): void;
-  attentionForward(q: F, k: F, v: F, out: F, probs: F | null, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
-  attentionBackward(q: F, k: F, v: F, probs: F, dout: F, dq: F, dk: F, dv: F, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
-  crossEntropyForward(logits: F, targets: Int32Array, losses: F, lse: F, rows: number, vocab: number, ignoreIndex: number): void;
-  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, rowScale: number, dlogits: F, rows: number, vocab: number, ignoreIndex: number): void;
-  embeddingForward(table: F, ids: Int32Array, out: F, rows: number, dim: number, vocab: number): void;
-  embeddingBackward(dy: F, ids: Int32Array, dTable: F, rows: number, dim: number, vocab: number): void;
-  dropout(x: F, mask: Uint8Array, scale: number, out: F): void;
-  bf16Native(): boolean;
-  benchSgemmDirect(m: number, n: number, k: number, iters: number): number;
-  threads(): number;
-  setThreads(n: number): void;
-  cpuPath(): string;
-}
 
 /** Op codes shared with kernels/include/wct_elementwise.h. */
 const BINARY_OPS: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
@@ -58,7 +26,7 @@ function opCode<T extends string>(table: Record<T, number>, op: T, fn: string): 
   return code;
 }
 
-function wrap(raw: RawBinding): NativeAddon {
+function wrap(raw: KernelBinding): NativeAddon {
   return {
     name: 'native',
     gemm: (a, b, c, d) => raw.gemm(a, b, c, d.batch, d.m, d.n, d.k, d.transA, d.transB, d.alpha, d.beta, d.strideA, d.strideB, d.strideC),
@@ -93,19 +61,19 @@ function wrap(raw: RawBinding): NativeAddon {
   };
 }
 
-let rawModule: unknown = null;
+let rawModule: AddonBinding | null = null;
 let cached: NativeAddon | null = null;
 
 /**
  * The addon module as node loads it (every binding family: addon.cc, packed.cc, quant.cc), loaded once;
  * throws an Error saying what to run when it cannot. Typed views: loadNative(), packedBinding(), quantBinding().
  */
-export function loadAddonModule(): unknown {
+export function loadAddonModule(): AddonBinding {
   if (rawModule !== null) return rawModule;
   const root = packageRoot();
   const file = path.join(root, ADDON_RELATIVE_PATH);
   try {
-    rawModule = createRequire(import.meta.url)(file);
+    rawModule = createRequire(import.meta.url)(file) as AddonBinding;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
@@ -115,12 +83,12 @@ export function loadAddonModule(): unknown {
       { cause: err },
     );
   }
-  return rawModule;
+  return rawModule!;
 }
 
 /** Loads (once) and returns the native kernels. */
 export function loadNative(): NativeAddon {
-  if (cached === null) cached = wrap(loadAddonModule() as RawBinding);
+  if (cached === null) cached = wrap(loadAddonModule());
   return cached;
 }
 

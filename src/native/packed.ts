@@ -15,6 +15,7 @@
  * read `weak` on every call (it is a trainable tensor's buffer in Weak Column Tuning).
  */
 import { loadAddonModule } from './addon.js';
+import type { Packed10, PackedBinding } from './binding.js';
 import type { FloatArray } from './types.js';
 
 export type PackedBits = 2 | 3 | 4 | 8;
@@ -160,23 +161,9 @@ function checkWeakCodes(w: PackedWeight<FloatArray>, where: string): void {
 
 // ---- native kernels ----
 
-type Packed10 = [number, number, number, number, Uint8Array, Float32Array, Uint8Array, Int32Array | null, Int32Array, Float32Array];
-
-/** The packed-weight functions of the addon (kernels/napi/packed.cc). */
-interface PackedBinding {
-  packedLayout(): typeof PACKED_LAYOUT;
-  packCodes(codes: Uint8Array, qweight: Uint8Array, rows: number, cols: number, bits: number): void;
-  unpackCodes(qweight: Uint8Array, codes: Uint8Array, rows: number, cols: number, bits: number): void;
-  packedDequantize(...args: [...Packed10, Float32Array]): void;
-  packedMatmul(...args: [...Packed10, Float32Array, number, Float32Array]): void;
-  packedMatmulT(...args: [...Packed10, Float32Array, number, Float32Array]): void;
-  packedWeakGrad(...args: [...Packed10, Float32Array, Float32Array, number, Float32Array]): void;
-  benchReadBandwidth(bytes: number, iters: number): number;
-}
-
 /** The addon's packed functions. */
 export function packedBinding(): PackedBinding {
-  return loadAddonModule() as PackedBinding;
+  return loadAddonModule();
 }
 
 function args10(w: PackedWeight): Packed10 {

@@ -8,6 +8,7 @@
  * reference: ./quantizer-ref.ts.
  */
 import { loadAddonModule } from '../native/addon.js';
+import type { QuantBinding } from '../native/binding.js';
 
 export type Tuning = 'minmax' | 'mse';
 
@@ -24,16 +25,9 @@ export interface RowParams {
   zero: Float32Array;
 }
 
-/** The quantizer functions of the addon (kernels/napi/quant.cc), positional as in its comments. */
-export interface QuantBinding {
-  quantFindParams(w: Float32Array, rows: number, cols: number, ld: number, bits: number, tuning: number, grid: number, scale: Float32Array, zero: Float32Array): void;
-  quantFake(w: Float32Array, rows: number, cols: number, scale: Float32Array, zero: Float32Array, bits: number, out: Float32Array, codes: Uint8Array | null): void;
-  gptq(w: Float32Array, h: Float32Array, rows: number, cols: number, nQuant: number, bits: number, tuning: number, groupSize: number, blockSize: number, percdamp: number, codes: Uint8Array, scale: Float32Array, zero: Float32Array): number;
-}
-
 /** The addon's quantizer functions. */
 export function quantBinding(): QuantBinding {
-  return loadAddonModule() as QuantBinding;
+  return loadAddonModule();
 }
 
 export const TUNING_CODES: Record<Tuning, number> = { minmax: 0, mse: 1 };

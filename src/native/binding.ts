@@ -1,0 +1,73 @@
+/**
+ * The whole native addon (build/Release/wct_native.node) as one typed contract: every function each binding
+ * family exports (kernels/napi/addon.cc, packed.cc, quant.cc), with its positional arguments. Only typed arrays
+ * and numbers cross; every buffer is validated in C++ (a bad call throws TypeError / RangeError naming the
+ * function and the argument). The loader is ./addon.ts; the typed wrappers are ./addon.ts (kernels),
+ * ./packed.ts (packed weights) and src/quant/quantizer.ts, src/quant/gptq.ts (quantizers).
+ */
+import type { FloatArray } from './types.js';
+
+type F = FloatArray;
+
+/** The kernels exported by kernels/napi/addon.cc (argument order as in its comments). */
+export interface KernelBinding {
+  gemm(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
+  gemmBf16(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
+  binary(op: number, a: F, b: F, out: F, shape: number[], stridesA: number[], stridesB: number[]): void;
+  affine(x: F, out: F, alpha: number, beta: number): void;
+  sumTo(x: F, out: F, shape: number[], stridesOut: number[]): void;
+  sumAll(x: F): number;
+  unaryForward(op: number, x: F, out: F): void;
+  unaryBackward(op: number, x: F, dy: F, dx: F): void;
+  rmsnormForward(x: F, w: F, out: F, rstd: F, rows: number, cols: number, eps: number): void;
+  rmsnormBackward(x: F, w: F, rstd: F, dy: F, dx: F, dw: F, rows: number, cols: number): void;
+  layernormForward(x: F, w: F, b: F, out: F, mean: F, rstd: F, rows: number, cols: number, eps: number): void;
+  layernormBackward(x: F, w: F, mean: F, rstd: F, dy: F, dx: F, dw: F, db: F, rows: number, cols: number): void;
+  softmaxForward(x: F, out: F, rows: number, cols: number): void;
+  softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;
+  rope(x: F, out: F, cos: F, sin: F, batch: number, seq: number, heads: number, headDim: number, inverse: boolean): void;
+  attentionForward(q: F, k: F, v: F, out: F, probs: F | null, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  attentionBackward(q: F, k: F, v: F, probs: F, dout: F, dq: F, dk: F, dv: F, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  crossEntropyForward(logits: F, targets: Int32Array, losses: F, lse: F, rows: number, vocab: number, ignoreIndex: number): void;
+  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, rowScale: number, dlogits: F, rows: number, vocab: number, ignoreIndex: number): void;
+  embeddingForward(table: F, ids: Int32Array, out: F, rows: number, dim: number, vocab: number): void;
+  embeddingBackward(dy: F, ids: Int32Array, dTable: F, rows: number, dim: number, vocab: number): void;
+  dropout(x: F, mask: Uint8Array, scale: number, out: F): void;
+  bf16Native(): boolean;
+  benchSgemmDirect(m: number, n: number, k: number, iters: number): number;
+  threads(): number;
+  setThreads(n: number): void;
+  cpuPath(): string;
+}
+
+/** The layout constants the addon was built with (kernels/include/wct_packed.h). */
+export interface PackedLayoutConstants {
+  colAlign: number;
+  bits: number[];
+  version: number;
+}
+
+/** A packed weight as positional arguments: rows, cols, bits, groupSize, qweight, scales, zeros, perm, weakIdx, weak. */
+export type Packed10 = [number, number, number, number, Uint8Array, Float32Array, Uint8Array, Int32Array | null, Int32Array, Float32Array];
+
+/** The packed-weight functions of the addon (kernels/napi/packed.cc). */
+export interface PackedBinding {
+  packedLayout(): PackedLayoutConstants;
+  packCodes(codes: Uint8Array, qweight: Uint8Array, rows: number, cols: number, bits: number): void;
+  unpackCodes(qweight: Uint8Array, codes: Uint8Array, rows: number, cols: number, bits: number): void;
+  packedDequantize(...args: [...Packed10, Float32Array]): void;
+  packedMatmul(...args: [...Packed10, Float32Array, number, Float32Array]): void;
+  packedMatmulT(...args: [...Packed10, Float32Array, number, Float32Array]): void;
+  packedWeakGrad(...args: [...Packed10, Float32Array, Float32Array, number, Float32Array]): void;
+  benchReadBandwidth(bytes: number, iters: number): number;
+}
+
+/** The quantizer functions of the addon (kernels/napi/quant.cc), positional as in its comments. */
+export interface QuantBinding {
+  quantFindParams(w: Float32Array, rows: number, cols: number, ld: number, bits: number, tuning: number, grid: number, scale: Float32Array, zero: Float32Array): void;
+  quantFake(w: Float32Array, rows: number, cols: number, scale: Float32Array, zero: Float32Array, bits: number, out: Float32Array, codes: Uint8Array | null): void;
+  gptq(w: Float32Array, h: Float32Array, rows: number, cols: number, nQuant: number, bits: number, tuning: number, groupSize: number, blockSize: number, percdamp: number, codes: Uint8Array, scale: Float32Array, zero: Float32Array): number;
+}
+
+/** Everything the addon module exports. */
+export type AddonBinding = KernelBinding & PackedBinding & QuantBinding;

@@ -12,7 +12,9 @@ import { writeSafetensors } from '../io/safetensors.js';
 import { sharedDataDir } from '../io/text-data.js';
 import { numel } from '../tensor/tensor.js';
 import { expectedTensorShapes, headTensorNames } from './checkpoint-tensors.js';
-import { parseConfig } from './families/registry.js';
+import { familyOfModelType, parseConfig } from './families/registry.js';
+import type { SizeOption } from './families/spec.js';
+import { OptionError } from '../errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Rng } from '../util/rng.js';
 
@@ -30,16 +32,8 @@ const TOKENIZER_FILES: Record<Preset, string[]> = {
   'tinystories-656k': ['models/tinystories-656k/tokenizer.json', 'models/tinystories-656k/tokenizer_config.json'],
 };
 
-/** Sizes that replace the preset's (each a positive integer). */
-export interface SizeOverrides {
-  layers?: number;
-  hiddenSize?: number;
-  /** Llama intermediate_size, OPT ffn_dim. */
-  intermediateSize?: number;
-  numHeads?: number;
-  /** Llama only (grouped-query attention). */
-  numKvHeads?: number;
-}
+/** Sizes that replace the preset's (each a positive integer; the family spec says which config keys each sets). */
+export type SizeOverrides = Partial<Record<SizeOption, number>>;
 
 export interface InitRandomOptions extends SizeOverrides {
   like: Preset;
@@ -52,25 +46,21 @@ export interface InitRandomOptions extends SizeOverrides {
 
 /** The config.json keys each override sets, per family. OPT's word_embed_proj_dim follows hidden_size: the
  * presets have none of their own (no project_in / project_out); OPT has no separate key/value heads. */
-const SIZE_KEYS: Record<'llama' | 'opt', Partial<Record<keyof SizeOverrides, string[]>>> = {
-  llama: {
-    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size'], intermediateSize: ['intermediate_size'],
-    numHeads: ['num_attention_heads'], numKvHeads: ['num_key_value_heads'],
-  },
-  opt: {
-    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size', 'word_embed_proj_dim'], intermediateSize: ['ffn_dim'],
-    numHeads: ['num_attention_heads'],
-  },
+/** Each size option by its Hugging Face name, for errors. */
+const SIZE_NAMES: Record<SizeOption, string> = {
+  layers: 'num_hidden_layers', hiddenSize: 'hidden_size', intermediateSize: 'intermediate_size',
+  numHeads: 'num_attention_heads', numKvHeads: 'num_key_value_heads',
 };
 
 /** Applies the overrides to raw; returns them as "key value" phrases (the config's label in errors). */
 function applySizes(raw: Record<string, unknown>, like: Preset, sizes: SizeOverrides): string[] {
-  const family = raw.model_type === 'opt' ? 'opt' : 'llama';
+  const spec = familyOfModelType(raw.model_type);
+  if (spec === undefined) throw new Error(`configs/models/${like}.json: model_type ${String(raw.model_type)} has no family spec`);
   const changes: string[] = [];
-  for (const [option, value] of Object.entries(sizes) as [keyof SizeOverrides, number | undefined][]) {
+  for (const [option, value] of Object.entries(sizes) as [SizeOption, number | undefined][]) {
     if (value === undefined) continue;
-    const keys = SIZE_KEYS[family][option];
-    if (keys === undefined) throw new RangeError(`${like}: ${family} models have no ${SIZE_KEYS.llama[option]![0]}`);
+    const keys = spec.sizeKeys[option];
+    if (keys === undefined) throw new OptionError(like, `${String(raw.model_type)} models have no ${SIZE_NAMES[option]}`);
     for (const key of keys) raw[key] = value;
     changes.push(`${keys[0]} ${value}`);
   }

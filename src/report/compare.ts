@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
-import { InputError } from '../errors.js';
+import { InputError, OptionError } from '../errors.js';
 import { TRAIN_METHODS } from '../recipe/schema.js';
 import type { RunSummary } from '../train/run-recipe.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -214,7 +214,7 @@ function shortNames(keys: readonly string[]): Map<string, string> {
 
 /** Reads the run directories, in the order given. */
 export function compareRuns(dirs: readonly string[]): Comparison {
-  if (dirs.length === 0) throw new RangeError('compare: name at least one run directory');
+  if (dirs.length === 0) throw new OptionError('compare', 'name at least one run directory');
   const base = dirs.map((d) => path.basename(path.resolve(d)));
   const names = dirs.map((d, i) => (base.filter((b) => b === base[i]).length === 1 ? base[i] : path.normalize(d)));
   const runs = dirs.map((d, i) => readRun(d, names[i]));

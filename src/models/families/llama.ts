@@ -141,4 +141,8 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
     ],
   },
   bpe: { specialTokensFromConfig: false },
+  sizeKeys: {
+    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size'], intermediateSize: ['intermediate_size'],
+    numHeads: ['num_attention_heads'], numKvHeads: ['num_key_value_heads'],
+  },
 };

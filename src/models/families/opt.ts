@@ -112,4 +112,9 @@ export const optFamily: FamilySpec<OptConfig> = {
     ],
   },
   bpe: { specialTokensFromConfig: true },
+  // word_embed_proj_dim follows hidden_size: a random checkpoint has no projection unless the preset has one
+  sizeKeys: {
+    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size', 'word_embed_proj_dim'], intermediateSize: ['ffn_dim'],
+    numHeads: ['num_attention_heads'],
+  },
 };

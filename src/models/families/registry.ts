@@ -53,9 +53,14 @@ export function readConfig(dir: string): ModelConfig {
   return parseConfig(readJsonObject(file), file);
 }
 
+/** The spec of config.json's `model_type`, or undefined. */
+export function familyOfModelType(modelType: unknown): FamilySpec | undefined {
+  return typeof modelType === 'string' ? BY_MODEL_TYPE.get(modelType) : undefined;
+}
+
 /** What the family of config.json's `model_type` says GPT-2 style tokenizer files mean (no family: GPT-2's own). */
 export function bpeConventions(modelType: unknown): BpeConventions {
-  return (typeof modelType === 'string' ? BY_MODEL_TYPE.get(modelType)?.bpe : undefined) ?? { specialTokensFromConfig: false };
+  return familyOfModelType(modelType)?.bpe ?? { specialTokensFromConfig: false };
 }
 
 /** The families, for checks that must hold for each (test/unit/families.test.ts). */

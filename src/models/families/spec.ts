@@ -48,6 +48,9 @@ export interface TensorNames {
 }
 
 
+/** The sizes `wct init-random` can override in a preset's config.json. */
+export type SizeOption = 'layers' | 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads';
+
 export interface FamilySpec<C extends ModelConfig = ModelConfig> {
   /** config.json model_type values this spec reads (the registry's keys). */
   modelTypes: readonly string[];
@@ -64,6 +67,8 @@ export interface FamilySpec<C extends ModelConfig = ModelConfig> {
   build(config: C, weights: Map<string, Tensor>, linears: ReadonlyMap<string, LinearLayer>): CausalLM;
   quant: QuantDescription;
   bpe: BpeConventions;
+  /** The config.json keys each size override sets (an option the family has no key for is refused). */
+  sizeKeys: Partial<Record<SizeOption, string[]>>;
 }
 
 /** The weights (and biases) of the block linears under block prefix p, into m. */

@@ -14,7 +14,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { loadNative } from '../src/native/addon.js';
-import { packedBinding, packedBytes, packedMatmul, packedMatmulT, type PackedBits, type PackedWeight } from '../src/native/packed.js';
+import {
+  packedBinding,
+  packedBytes,
+  packedMatmul,
+  packedMatmulT,
+  type PackedBits,
+  type PackedWeight,
+} from '../src/native/packed.js';
 import { Rng } from '../src/util/rng.js';
 import { writeReport, type Row } from './report.js';
 
@@ -57,10 +64,20 @@ function interleavedSecondsPerCall(fs: (() => void)[], rounds = 4, budget = 0.05
 }
 
 /** A packed weight of random bytes (speed does not depend on the values); nOut weak columns spread over K. */
-function randomWeight(rows: number, cols: number, bits: PackedBits, groupSize: number, nOut: number, rng: Rng): PackedWeight {
+function randomWeight(
+  rows: number,
+  cols: number,
+  bits: PackedBits,
+  groupSize: number,
+  nOut: number,
+  rng: Rng,
+): PackedWeight {
   const groups = rows * (cols / groupSize);
   return {
-    rows, cols, bits, groupSize,
+    rows,
+    cols,
+    bits,
+    groupSize,
     qweight: Uint8Array.from({ length: packedBytes(rows, cols, bits) }, () => Math.floor(rng.next() * 256)),
     scales: Float32Array.from({ length: groups }, () => 0.01 + 0.01 * rng.next()),
     zeros: new Uint8Array(groups).fill(2 ** (bits - 1)),
@@ -124,12 +141,39 @@ function gemvRows(rng: Rng): Row[] {
     const x = randomArray(k, rng);
     const y = new Float32Array(n);
     for (const bits of [3, 4] as PackedBits[]) {
-      for (const [weakLabel, weakFrac, g] of [['0', 0, k], ['0.3%', 0.003, k], ['3%', 0.03, k], ['0 (G=128)', 0, 128]] as const) {
+      for (const [weakLabel, weakFrac, g] of [
+        ['0', 0, k],
+        ['0.3%', 0.003, k],
+        ['3%', 0.03, k],
+        ['0 (G=128)', 0, 128],
+      ] as const) {
         const w = randomWeight(n, k, bits, g, 2 * Math.round((weakFrac * k) / 2), rng);
         const ws = Array.from({ length: Math.ceil(COLD_BYTES / weightBytes(w)) }, (_, i) =>
-          i === 0 ? w : { ...w, qweight: w.qweight.slice(), scales: w.scales.slice(), zeros: w.zeros.slice(), weak: w.weak.slice() });
-        const { gbs, bandwidth, fraction } = coldGemvVsBandwidth((i) => packedMatmul(ws[i], x, 1, y), ws.length, weightBytes(w));
-        rows.push({ model, 'N x K': `${n}x${k}`, bits, 'weak cols': `${weakLabel} (${w.weakIdx.length})`, 'us': (weightBytes(w) / gbs) * 1e-3, 'GB/s': gbs, 'read BW GB/s': bandwidth, 'of read BW': fraction });
+          i === 0
+            ? w
+            : {
+                ...w,
+                qweight: w.qweight.slice(),
+                scales: w.scales.slice(),
+                zeros: w.zeros.slice(),
+                weak: w.weak.slice(),
+              },
+        );
+        const { gbs, bandwidth, fraction } = coldGemvVsBandwidth(
+          (i) => packedMatmul(ws[i], x, 1, y),
+          ws.length,
+          weightBytes(w),
+        );
+        rows.push({
+          model,
+          'N x K': `${n}x${k}`,
+          bits,
+          'weak cols': `${weakLabel} (${w.weakIdx.length})`,
+          us: (weightBytes(w) / gbs) * 1e-3,
+          'GB/s': gbs,
+          'read BW GB/s': bandwidth,
+          'of read BW': fraction,
+        });
       }
     }
   }
@@ -146,8 +190,28 @@ function gemmRows(rng: Rng): Row[] {
     const dy = randomArray(m * n, rng);
     const y = new Float32Array(m * n);
     const dx = new Float32Array(m * k);
-    const gemm = (a: Float32Array, b: Float32Array, c: Float32Array, mm: number, nn: number, kk: number, transB: boolean) =>
-      native.gemm(a, b, c, { batch: 1, m: mm, n: nn, k: kk, transA: false, transB, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0 });
+    const gemm = (
+      a: Float32Array,
+      b: Float32Array,
+      c: Float32Array,
+      mm: number,
+      nn: number,
+      kk: number,
+      transB: boolean,
+    ) =>
+      native.gemm(a, b, c, {
+        batch: 1,
+        m: mm,
+        n: nn,
+        k: kk,
+        transA: false,
+        transB,
+        alpha: 1,
+        beta: 0,
+        strideA: 0,
+        strideB: 0,
+        strideC: 0,
+      });
     const [denseFwd, packedFwd, denseBwd, packedBwd] = interleavedSecondsPerCall([
       () => gemm(x, dense, y, m, n, k, true),
       () => packedMatmul(w, x, m, y),
@@ -156,9 +220,14 @@ function gemmRows(rng: Rng): Row[] {
     ]);
     const gflop = (2 * m * n * k) / 1e9;
     return {
-      model, 'N x K': `${n}x${k}`,
-      'dense fwd GFLOP/s': gflop / denseFwd, 'packed fwd GFLOP/s': gflop / packedFwd, 'fwd ratio': denseFwd / packedFwd,
-      'dense dx GFLOP/s': gflop / denseBwd, 'packed dx GFLOP/s': gflop / packedBwd, 'dx ratio': denseBwd / packedBwd,
+      model,
+      'N x K': `${n}x${k}`,
+      'dense fwd GFLOP/s': gflop / denseFwd,
+      'packed fwd GFLOP/s': gflop / packedFwd,
+      'fwd ratio': denseFwd / packedFwd,
+      'dense dx GFLOP/s': gflop / denseBwd,
+      'packed dx GFLOP/s': gflop / packedBwd,
+      'dx ratio': denseBwd / packedBwd,
     };
   });
 }
@@ -195,10 +264,24 @@ export function runPackedBench(): string {
   const small = smallMRows(rng);
   const { md } = writeReport({
     name: 'packed',
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      threads: native.threads(),
+      'cpu path': native.cpuPath(),
+      node: process.version,
+    },
     sections: [
-      { title: 'Read bandwidth (1 GiB buffer, summed by every thread)', rows: [{ threads: native.threads(), 'GB/s': bandwidth }, { threads: 1, 'GB/s': bandwidth1 }] },
-      { title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second; 5 rounds, each probing the read bandwidth (512 MiB) and then timing the GEMV (best call of the round); medians over rounds, the fraction being the median of the rounds' ratios`, rows: gemv },
+      {
+        title: 'Read bandwidth (1 GiB buffer, summed by every thread)',
+        rows: [
+          { threads: native.threads(), 'GB/s': bandwidth },
+          { threads: 1, 'GB/s': bandwidth1 },
+        ],
+      },
+      {
+        title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second; 5 rounds, each probing the read bandwidth (512 MiB) and then timing the GEMV (best call of the round); medians over rounds, the fraction being the median of the rounds' ratios`,
+        rows: gemv,
+      },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
       { title: 'Small m: fused GEMV per row (m <= 16) vs dequantized panels + sgemm (m > 16)', rows: small },
     ],

@@ -34,7 +34,9 @@ interface TableRow {
 
 /** The quantized rows of the reference table (FP32 left out). */
 function referenceRows(file: string): TableRow[] {
-  return fs.readFileSync(file, 'utf8').split('\n')
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
     .filter((line) => /^\| (RTN|GPTQ|OWQ)/.test(line))
     .map((line) => {
       const cells = line.split('|').map((c) => c.trim());
@@ -43,12 +45,29 @@ function referenceRows(file: string): TableRow[] {
 }
 
 /** A row label ("GPTQ g128 act-order", "OWQ target_bit 3.1 (mse tuning)", ...) as quantizer settings. */
-function settings(label: string): { method: string; groupSize: number; actOrder: boolean; trueSequential: boolean; budget: WeakBudget } {
-  const method = label.split(' ')[0].toLowerCase() ;
+function settings(label: string): {
+  method: string;
+  groupSize: number;
+  actOrder: boolean;
+  trueSequential: boolean;
+  budget: WeakBudget;
+} {
+  const method = label.split(' ')[0].toLowerCase();
   const targetBit = /target_bit ([\d.]+)/.exec(label);
   const targetRank = /target_rank (\d+)/.exec(label);
-  const budget: WeakBudget = targetBit !== null ? { targetBit: Number(targetBit[1]) } : targetRank !== null ? { targetRank: Number(targetRank[1]) } : null;
-  return { method, groupSize: label.includes('g128') ? 128 : 0, actOrder: label.includes('act-order'), trueSequential: label.includes('true-sequential'), budget };
+  const budget: WeakBudget =
+    targetBit !== null
+      ? { targetBit: Number(targetBit[1]) }
+      : targetRank !== null
+        ? { targetRank: Number(targetRank[1]) }
+        : null;
+  return {
+    method,
+    groupSize: label.includes('g128') ? 128 : 0,
+    actOrder: label.includes('act-order'),
+    trueSequential: label.includes('true-sequential'),
+    budget,
+  };
 }
 
 export function runQuantTable(): string {
@@ -57,32 +76,61 @@ export function runQuantTable(): string {
   const config = readConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
   const golden = path.join(sharedDataDir(), 'golden');
-  const windows = readCalibrationTokens(path.join(golden, 'calib-c4-tinystories-656k-n128-L512.json'), { nsamples: 128, seqlen: 512, seed: 0 }, config.vocabSize).windows;
+  const windows = readCalibrationTokens(
+    path.join(golden, 'calib-c4-tinystories-656k-n128-L512.json'),
+    { nsamples: 128, seqlen: 512, seed: 0 },
+    config.vocabSize,
+  ).windows;
   const tinyText = path.join(sharedDataDir(), 'text/tinystories/tinystories-valid-sample.txt');
   const row = (ref: TableRow, percdamp: number): Row => {
     process.stderr.write(`quant-table: ${ref.label} ${ref.bits}-bit, percdamp ${percdamp}\n`);
     const s = settings(ref.label);
     const model = loadModel(modelDir);
     quantizeModel(model, {
-      method: s.method, bits: ref.bits, groupSize: s.groupSize, tuning: s.method === 'owq' ? 'mse' : 'minmax', actOrder: s.actOrder,
-      trueSequential: s.trueSequential, percdamp, nOut: weakCounts(config, ref.bits, s.budget), windows,
+      method: s.method,
+      bits: ref.bits,
+      groupSize: s.groupSize,
+      tuning: s.method === 'owq' ? 'mse' : 'minmax',
+      actOrder: s.actOrder,
+      trueSequential: s.trueSequential,
+      percdamp,
+      nOut: weakCounts(config, ref.bits, s.budget),
+      windows,
     });
     const tiny = evaluateData(model, tokenizer, tinyText).ppl;
     const wiki = evaluateData(model, tokenizer, 'wikitext2').ppl;
     return {
-      run: percdamp === PERCDAMP ? ref.label : `${ref.label}, percdamp ${percdamp}`, bits: ref.bits,
-      'tinystories ref': ref.tinystories, 'tinystories ours': tiny, 'tinystories diff %': (100 * (tiny - ref.tinystories)) / ref.tinystories,
-      'wikitext2 ref': ref.wikitext2, 'wikitext2 ours': wiki, 'wikitext2 diff %': (100 * (wiki - ref.wikitext2)) / ref.wikitext2,
+      run: percdamp === PERCDAMP ? ref.label : `${ref.label}, percdamp ${percdamp}`,
+      bits: ref.bits,
+      'tinystories ref': ref.tinystories,
+      'tinystories ours': tiny,
+      'tinystories diff %': (100 * (tiny - ref.tinystories)) / ref.tinystories,
+      'wikitext2 ref': ref.wikitext2,
+      'wikitext2 ours': wiki,
+      'wikitext2 diff %': (100 * (wiki - ref.wikitext2)) / ref.wikitext2,
     };
   };
   // The true-sequential row sits on a rounding knife edge (test/quant/golden.test.ts): also shown with the
   // damping moved by 1e-6 relative either way.
   const rows = referenceRows(path.join(golden, 'quant-tinystories-656k.md')).flatMap((ref) =>
-    ref.label.includes('true-sequential') ? [PERCDAMP, ...KNIFE_EDGE_PERCDAMPS].map((p) => row(ref, p)) : [row(ref, PERCDAMP)]);
+    ref.label.includes('true-sequential')
+      ? [PERCDAMP, ...KNIFE_EDGE_PERCDAMPS].map((p) => row(ref, p))
+      : [row(ref, PERCDAMP)],
+  );
   return writeReport({
     name: 'quant-table',
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
-    sections: [{ title: 'TinyStories-656K reference quantization table: ours vs the reference implementations (perplexity)', rows }],
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      threads: native.threads(),
+      'cpu path': native.cpuPath(),
+      node: process.version,
+    },
+    sections: [
+      {
+        title: 'TinyStories-656K reference quantization table: ours vs the reference implementations (perplexity)',
+        rows,
+      },
+    ],
   }).md;
 }
 

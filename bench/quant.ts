@@ -35,8 +35,15 @@ interface Job {
 function quantize(model: CausalLM, job: Job, windows: Int32Array[]): number {
   const t0 = performance.now();
   quantizeModel(model, {
-    method: job.method, bits: job.bits, groupSize: 0, tuning: job.method === 'owq' ? 'mse' : 'minmax', actOrder: false,
-    trueSequential: false, percdamp: 0.01, nOut: weakCounts(model.config, job.bits, job.budget), windows,
+    method: job.method,
+    bits: job.bits,
+    groupSize: 0,
+    tuning: job.method === 'owq' ? 'mse' : 'minmax',
+    actOrder: false,
+    trueSequential: false,
+    percdamp: 0.01,
+    nOut: weakCounts(model.config, job.bits, job.budget),
+    windows,
   });
   return (performance.now() - t0) / 1000;
 }
@@ -51,15 +58,29 @@ function quantTimeRows(opt125m: string): Row[] {
   const rows: Row[] = [];
   const tiny = path.join(sharedDataDir(), 'models/tinystories-656k');
   const golden = path.join(sharedDataDir(), 'golden/calib-c4-tinystories-656k-n128-L512.json');
-  const tinyWindows = readCalibrationTokens(golden, { nsamples: 128, seqlen: 512, seed: 0 }, readConfig(tiny).vocabSize).windows;
+  const tinyWindows = readCalibrationTokens(
+    golden,
+    { nsamples: 128, seqlen: 512, seed: 0 },
+    readConfig(tiny).vocabSize,
+  ).windows;
   for (const job of JOBS) {
-    rows.push({ model: 'tinystories-656k', calibration: '128 x 512 (reference windows)', method: job.label, 'seconds': quantize(loadModel(tiny), job, tinyWindows) });
+    rows.push({
+      model: 'tinystories-656k',
+      calibration: '128 x 512 (reference windows)',
+      method: job.label,
+      seconds: quantize(loadModel(tiny), job, tinyWindows),
+    });
   }
   const calib = { nsamples: 32, seqlen: 512, seed: 0 };
   const optWindows = sampleCalibration('c4', loadTokenizer(opt125m), calib).windows;
   for (const job of JOBS) {
     process.stderr.write(`bench: quantize opt-125m-shaped, ${job.label}\n`);
-    rows.push({ model: 'opt-125m-shaped (random)', calibration: `${calib.nsamples} x ${calib.seqlen} (C4)`, method: job.label, 'seconds': quantize(loadModel(opt125m), job, optWindows) });
+    rows.push({
+      model: 'opt-125m-shaped (random)',
+      calibration: `${calib.nsamples} x ${calib.seqlen} (C4)`,
+      method: job.label,
+      seconds: quantize(loadModel(opt125m), job, optWindows),
+    });
   }
   return rows;
 }
@@ -83,7 +104,11 @@ function decodeRows(opt125m: string): Row[] {
   const tokens = 48;
   const fp32 = decodeTokensPerSecond(loadModel(opt125m), tokens);
   const rows: Row[] = [{ model: 'opt-125m-shaped', weights: 'fp32', 'tokens/s': fp32, 'vs fp32': 1 }];
-  for (const [bits, embedBits] of [[4, undefined], [3, undefined], [3, 8]] as const) {
+  for (const [bits, embedBits] of [
+    [4, undefined],
+    [3, undefined],
+    [3, 8],
+  ] as const) {
     const tps = decodeTokensPerSecond(packedModel(opt125m, `${opt125m}-packed`, bits, embedBits), tokens);
     const weights = `packed ${bits}-bit (RTN)${embedBits === undefined ? '' : `, embedding + tied lm_head ${embedBits}-bit`}`;
     rows.push({ model: 'opt-125m-shaped', weights, 'tokens/s': tps, 'vs fp32': tps / fp32 });
@@ -104,7 +129,12 @@ export function runQuantBench(): string {
     const times = quantTimeRows(dir);
     return writeReport({
       name: 'quant',
-      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
+      machine: {
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        threads: native.threads(),
+        'cpu path': native.cpuPath(),
+        node: process.version,
+      },
       sections: [
         { title: 'Decode (greedy, KV cache, batch 1): fp32 vs packed', rows: decode },
         { title: 'Quantization wall time (block pipeline, this machine)', rows: times },

@@ -14,7 +14,8 @@ export interface Report {
 function table(rows: Row[]): string {
   if (rows.length === 0) return '(no rows)\n';
   const cols = Object.keys(rows[0]);
-  const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v);
+  const fmt = (v: string | number) =>
+    typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v;
   return [
     `| ${cols.join(' | ')} |`,
     `|${cols.map(() => '---').join('|')}|`,
@@ -28,7 +29,9 @@ export function writeReport(report: Report): { json: string; md: string } {
   const json = path.join(dir, `${report.name}.json`);
   const md = path.join(dir, `${report.name}.md`);
   fs.writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  const machine = Object.entries(report.machine).map(([k, v]) => `- ${k}: ${v}`).join('\n');
+  const machine = Object.entries(report.machine)
+    .map(([k, v]) => `- ${k}: ${v}`)
+    .join('\n');
   const body = report.sections.map((s) => `## ${s.title}\n\n${table(s.rows)}\n`).join('\n');
   fs.writeFileSync(md, `# Benchmark: ${report.name}\n\n${machine}\n\n${body}`);
   return { json, md };

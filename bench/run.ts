@@ -49,7 +49,19 @@ function gemmRows(): Row[] {
     const a = randomArray(m * k, rng);
     const b = randomArray(k * n, rng);
     const c = new Float32Array(m * n);
-    const d: GemmDims = { batch: 1, m, n, k, transA: false, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0 };
+    const d: GemmDims = {
+      batch: 1,
+      m,
+      n,
+      k,
+      transA: false,
+      transB: false,
+      alpha: 1,
+      beta: 0,
+      strideA: 0,
+      strideB: 0,
+      strideC: 0,
+    };
     const flops = 2 * m * n * k;
     const iters = 20;
     const direct = native.benchSgemmDirect(m, n, k, iters);
@@ -77,9 +89,15 @@ function attentionRows(): Row[] {
   const probs = new Float32Array(d.heads * d.tq * d.tk);
   const [dq, dk, dv] = [0, 1, 2].map(() => new Float32Array(n));
   return [
-    { pass: 'forward (inference: no probabilities kept)', 'ms': timeIt(10, () => native.attentionForward(q, k, v, out, null, d)) * 1e3 },
-    { pass: 'forward (training: probabilities kept)', 'ms': timeIt(10, () => native.attentionForward(q, k, v, out, probs, d)) * 1e3 },
-    { pass: 'backward', 'ms': timeIt(10, () => native.attentionBackward(q, k, v, probs, dout, dq, dk, dv, d)) * 1e3 },
+    {
+      pass: 'forward (inference: no probabilities kept)',
+      ms: timeIt(10, () => native.attentionForward(q, k, v, out, null, d)) * 1e3,
+    },
+    {
+      pass: 'forward (training: probabilities kept)',
+      ms: timeIt(10, () => native.attentionForward(q, k, v, out, probs, d)) * 1e3,
+    },
+    { pass: 'backward', ms: timeIt(10, () => native.attentionBackward(q, k, v, probs, dout, dq, dk, dv, d)) * 1e3 },
   ];
 }
 
@@ -99,7 +117,12 @@ function modelRows(dir: string): Row[] {
   });
   const paramCount = params.reduce((s, p) => s + p.size, 0);
   return [
-    { measure: 'forward, seqlen 512, batch 1', 'time s': forward, 'tokens/s': seqlen / forward, 'peak RSS MiB': rssForward / 2 ** 20 },
+    {
+      measure: 'forward, seqlen 512, batch 1',
+      'time s': forward,
+      'tokens/s': seqlen / forward,
+      'peak RSS MiB': rssForward / 2 ** 20,
+    },
     {
       measure: `forward+backward, all ${(paramCount / 1e6).toFixed(1)}M weights trainable`,
       'time s': step,
@@ -115,7 +138,15 @@ function tokenizerRows(): Row[] {
   const started = performance.now();
   const ids = tokenizer.encode(text);
   const seconds = (performance.now() - started) / 1000;
-  return [{ text: 'WikiText-2 test (one string)', characters: text.length, tokens: ids.length, 'time s': seconds, 'tokens/s': ids.length / seconds }];
+  return [
+    {
+      text: 'WikiText-2 test (one string)',
+      characters: text.length,
+      tokens: ids.length,
+      'time s': seconds,
+      'tokens/s': ids.length / seconds,
+    },
+  ];
 }
 
 function main(): void {
@@ -133,7 +164,13 @@ function main(): void {
     const model = modelRows(dir);
     const { md } = writeReport({
       name: 'foundation',
-      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), 'oneDNN bf16 native': String(native.bf16Native()), node: process.version },
+      machine: {
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        threads: native.threads(),
+        'cpu path': native.cpuPath(),
+        'oneDNN bf16 native': String(native.bf16Native()),
+        node: process.version,
+      },
       sections: [
         { title: 'GEMM (fp32 engine vs direct OpenBLAS call, same run)', rows: gemm },
         { title: 'Causal attention, B 1, T 512, H 12, D 64 (fp32)', rows: attention },

@@ -32,7 +32,13 @@ function packAll(model: CausalLM): void {
     const dense = layer as DenseLinear;
     const [rows, cols] = dense.weight.shape;
     const identity = new Float32Array(cols * cols).map((_, i) => (i % (cols + 1) === 0 ? 1 : 0));
-    const q = owq(dense.weight.data as Float32Array, identity, rows, cols, { bits: BITS, nOut: WEAK, tuning: 'minmax', groupSize: 0, actOrder: false });
+    const q = owq(dense.weight.data as Float32Array, identity, rows, cols, {
+      bits: BITS,
+      nOut: WEAK,
+      tuning: 'minmax',
+      groupSize: 0,
+      actOrder: false,
+    });
     model.setLinear(name, new PackedLinear(toPacked(q), dense.bias));
   }
 }
@@ -56,11 +62,17 @@ function stepRows(dir: string): Row[] {
   const t0 = performance.now();
   for (let i = 0; i < iters; i++) step();
   const seconds = (performance.now() - t0) / 1000 / iters;
-  return [{
-    model: 'opt-125m-shaped (random), 3-bit, 8 weak columns per linear', 'batch x seqlen': `1 x ${SEQLEN}`, 'step s': seconds,
-    'tokens/s': SEQLEN / seconds, 'trainable params': params.reduce((n, p) => n + p.size, 0),
-    'optimizer state KiB': opt.stateBytes() / 1024, 'peak RSS MiB': process.resourceUsage().maxRSS / 1024,
-  }];
+  return [
+    {
+      model: 'opt-125m-shaped (random), 3-bit, 8 weak columns per linear',
+      'batch x seqlen': `1 x ${SEQLEN}`,
+      'step s': seconds,
+      'tokens/s': SEQLEN / seconds,
+      'trainable params': params.reduce((n, p) => n + p.size, 0),
+      'optimizer state KiB': opt.stateBytes() / 1024,
+      'peak RSS MiB': process.resourceUsage().maxRSS / 1024,
+    },
+  ];
 }
 
 /** Runs the training-step benchmark and writes bench/results/train.{json,md}; returns the markdown path. */
@@ -72,8 +84,15 @@ export function runTrainBench(): string {
     process.stderr.write('bench: WCT training step\n');
     return writeReport({
       name: 'train',
-      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', threads: native.threads(), 'cpu path': native.cpuPath(), node: process.version },
-      sections: [{ title: 'Weak Column Tuning step (forward + backward through packed weights + AdamW)', rows: stepRows(dir) }],
+      machine: {
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        threads: native.threads(),
+        'cpu path': native.cpuPath(),
+        node: process.version,
+      },
+      sections: [
+        { title: 'Weak Column Tuning step (forward + backward through packed weights + AdamW)', rows: stepRows(dir) },
+      ],
     }).md;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -50,7 +50,8 @@ function checkGrad(op: string, input: Tensor, g: FloatArray, index: number): voi
 /** Backpropagates from a scalar `loss` (seed 1) or from any tensor with an explicit seed gradient. */
 export function backward(loss: Tensor, seed?: FloatArray): void {
   if (!loss.requiresGrad) throw new Error('autograd: backward() on a tensor that does not require a gradient');
-  if (seed === undefined && loss.size !== 1) throw new Error(`autograd: backward() needs a seed for non-scalar ${loss}`);
+  if (seed === undefined && loss.size !== 1)
+    throw new Error(`autograd: backward() needs a seed for non-scalar ${loss}`);
   const grads = new Map<Tensor, FloatArray>();
   const s = seed ?? new (loss.data.constructor as Float32ArrayConstructor)(1).fill(1);
   checkGrad('seed', loss, s, 0);
@@ -67,12 +68,15 @@ export function backward(loss: Tensor, seed?: FloatArray): void {
     }
     const inputGrads = t.node.backward(g);
     if (inputGrads.length !== t.node.inputs.length) {
-      throw new Error(`autograd: op '${t.node.op}' returned ${inputGrads.length} gradients for ${t.node.inputs.length} inputs`);
+      throw new Error(
+        `autograd: op '${t.node.op}' returned ${inputGrads.length} gradients for ${t.node.inputs.length} inputs`,
+      );
     }
     t.node.inputs.forEach((input, k) => {
       const gi = inputGrads[k];
       if (!input.requiresGrad) return;
-      if (gi === null) throw new Error(`autograd: op '${t.node!.op}' gave no gradient for input ${k}, which requires one`);
+      if (gi === null)
+        throw new Error(`autograd: op '${t.node!.op}' gave no gradient for input ${k}, which requires one`);
       checkGrad(t.node!.op, input, gi, k);
       const prev = grads.get(input);
       if (prev === undefined) grads.set(input, gi === g ? gi.slice() : gi);

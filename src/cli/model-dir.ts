@@ -13,14 +13,22 @@ import type { CausalLM } from '../models/model.js';
  * The model of `dir` (full precision or packed), with weak-column deltas loaded over it when given, then
  * a PEFT LoRA adapter directory when given (LoRA over a full-precision model, QLoRA over a packed one).
  */
-export function loadModelDir(dir: string, deltas?: string, adapter?: string): { model: CausalLM; tokenizer: TextTokenizer } {
+export function loadModelDir(
+  dir: string,
+  deltas?: string,
+  adapter?: string,
+): { model: CausalLM; tokenizer: TextTokenizer } {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new InputError(dir, `--model: not a directory (expected a Hugging Face checkpoint directory with config.json)`);
+    throw new InputError(
+      dir,
+      `--model: not a directory (expected a Hugging Face checkpoint directory with config.json)`,
+    );
   }
   const resolved = path.resolve(dir);
   const model = loadModel(resolved);
   if (deltas !== undefined) {
-    if (!isPackedCheckpoint(resolved)) throw new InputError(dir, '--deltas: weak-column deltas apply to a packed checkpoint only');
+    if (!isPackedCheckpoint(resolved))
+      throw new InputError(dir, '--deltas: weak-column deltas apply to a packed checkpoint only');
     applyWeakDeltas(model, deltas, resolved);
   }
   if (adapter !== undefined) loadAdapter(model, adapter);

@@ -20,7 +20,9 @@ export function runHandler<A>(handler: (args: A) => Promise<void> | void): (args
         process.exit(1);
       }
       const shown = err instanceof Error ? (err.stack ?? String(err)) : String(err);
-      process.stderr.write(`${shown}\n\nThis is a bug in owq-wct, not in your input: please report it with the command you ran.\n`);
+      process.stderr.write(
+        `${shown}\n\nThis is a bug in owq-wct, not in your input: please report it with the command you ran.\n`,
+      );
       process.exit(BUG_EXIT_CODE);
     }
   };

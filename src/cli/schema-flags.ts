@@ -26,20 +26,35 @@ function unwrap(schema: z.ZodType): { base: z.ZodType; dflt: unknown } {
 
 function yargsOption(schema: z.ZodType, choices: readonly (string | number)[] | undefined): Options {
   const { base, dflt } = unwrap(schema);
-  const listed = choices ?? (base instanceof z.ZodEnum ? base.options : base instanceof z.ZodLiteral ? [...base.values] : undefined);
-  const type = base instanceof z.ZodBoolean ? 'boolean' : base instanceof z.ZodNumber || (base instanceof z.ZodLiteral && typeof listed?.[0] === 'number') ? 'number' : 'string';
+  const listed =
+    choices ?? (base instanceof z.ZodEnum ? base.options : base instanceof z.ZodLiteral ? [...base.values] : undefined);
+  const type =
+    base instanceof z.ZodBoolean
+      ? 'boolean'
+      : base instanceof z.ZodNumber || (base instanceof z.ZodLiteral && typeof listed?.[0] === 'number')
+        ? 'number'
+        : 'string';
   const describe = `${schema.description ?? ''}${listed === undefined ? '' : ` (${listed.join(' | ')})`}`;
   return { type, describe, ...(dflt === undefined ? {} : { default: dflt }) };
 }
 
 /** Adds one flag per field of `shape`; `choices` lists values for fields whose schema checks them dynamically. */
-export function addSchemaFlags<A>(y: Argv<A>, shape: Record<string, z.ZodType>, choices: Record<string, readonly string[]> = {}): Argv<A> {
-  for (const [field, schema] of Object.entries(shape)) y = y.option(flagName(field), yargsOption(schema, choices[field])) as Argv<A>;
+export function addSchemaFlags<A>(
+  y: Argv<A>,
+  shape: Record<string, z.ZodType>,
+  choices: Record<string, readonly string[]> = {},
+): Argv<A> {
+  for (const [field, schema] of Object.entries(shape))
+    y = y.option(flagName(field), yargsOption(schema, choices[field])) as Argv<A>;
   return y;
 }
 
 /** The flags of `shape` as a section, parsed by `schema`; a bad value is an OptionError naming its flag. */
-export function parseSchemaFlags<T>(args: Record<string, unknown>, shape: Record<string, z.ZodType>, schema: z.ZodType<T>): T {
+export function parseSchemaFlags<T>(
+  args: Record<string, unknown>,
+  shape: Record<string, z.ZodType>,
+  schema: z.ZodType<T>,
+): T {
   const section = Object.fromEntries(Object.keys(shape).map((field) => [field, args[flagName(field)]]));
   const parsed = schema.safeParse(section);
   if (parsed.success) return parsed.data;

@@ -68,7 +68,8 @@ export function validationBatches(examples: Example[], microBatch: number, padId
 }
 
 function checkMicroBatch(microBatch: number): void {
-  if (!Number.isInteger(microBatch) || microBatch < 1) throw new RangeError(`batches: microBatch must be an integer >= 1, got ${microBatch}`);
+  if (!Number.isInteger(microBatch) || microBatch < 1)
+    throw new RangeError(`batches: microBatch must be an integer >= 1, got ${microBatch}`);
 }
 
 /** A distinct 32-bit seed per epoch (golden-ratio stride, so nearby seeds and epochs do not collide). */
@@ -83,7 +84,8 @@ export class BatchStream {
   private current: BatchStreamState = { epoch: 0, position: 0 };
 
   constructor(examples: Example[], options: BatchStreamOptions) {
-    if (examples.length === 0) throw new OptionError('data', 'no training examples (the data file and data.validation leave none)');
+    if (examples.length === 0)
+      throw new OptionError('data', 'no training examples (the data file and data.validation leave none)');
     checkMicroBatch(options.microBatch);
     this.examples = examples;
     this.options = { ...options };
@@ -101,8 +103,16 @@ export class BatchStream {
 
   restore(state: BatchStreamState): void {
     const { epoch, position } = state;
-    if (!Number.isInteger(epoch) || epoch < 0 || !Number.isInteger(position) || position < 0 || position >= this.examples.length) {
-      throw new RangeError(`BatchStream: cannot restore ${JSON.stringify(state)} over ${this.examples.length} examples`);
+    if (
+      !Number.isInteger(epoch) ||
+      epoch < 0 ||
+      !Number.isInteger(position) ||
+      position < 0 ||
+      position >= this.examples.length
+    ) {
+      throw new RangeError(
+        `BatchStream: cannot restore ${JSON.stringify(state)} over ${this.examples.length} examples`,
+      );
     }
     this.order = this.epochOrder(epoch);
     this.current = { epoch, position };
@@ -111,7 +121,10 @@ export class BatchStream {
   next(): Batch {
     const { epoch, position } = this.current;
     const end = Math.min(position + this.options.microBatch, this.order.length);
-    const batch = collate(this.order.slice(position, end).map((i) => this.examples[i]), this.options.padId);
+    const batch = collate(
+      this.order.slice(position, end).map((i) => this.examples[i]),
+      this.options.padId,
+    );
     if (end === this.order.length) this.restore({ epoch: epoch + 1, position: 0 });
     else this.current = { epoch, position: end };
     return batch;

@@ -23,7 +23,13 @@ import { readJsonlDocuments } from '../io/text-data.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { lossTokenCount, type Example } from './example.js';
-import { instructionRecord, readInstructionRecords, tokenizeInstruction, type InstructionRecord, type PromptTemplate } from './instruct.js';
+import {
+  instructionRecord,
+  readInstructionRecords,
+  tokenizeInstruction,
+  type InstructionRecord,
+  type PromptTemplate,
+} from './instruct.js';
 
 export type { Example } from './example.js';
 import { documentExamples, packDocuments, readParquetTable, textFileDocuments } from './text.js';
@@ -57,7 +63,8 @@ export interface Dataset {
 }
 
 function checkSpec(spec: DataSpec): void {
-  if (!Number.isInteger(spec.maxLength) || spec.maxLength < 2) throw new RangeError(`data: maxLength must be an integer >= 2, got ${spec.maxLength}`);
+  if (!Number.isInteger(spec.maxLength) || spec.maxLength < 2)
+    throw new RangeError(`data: maxLength must be an integer >= 2, got ${spec.maxLength}`);
   const v = spec.validation;
   if ('count' in v ? !Number.isInteger(v.count) || v.count < 0 : !(v.fraction >= 0)) {
     throw new RangeError(`data: validation must be a count >= 0 or a fraction >= 0, got ${JSON.stringify(v)}`);
@@ -83,15 +90,29 @@ function textExamples(docs: string[], spec: DataSpec, tokenizer: TextTokenizer) 
 function parquetExamples(file: string, spec: DataSpec, tokenizer: TextTokenizer) {
   const table = readParquetTable(file, (columns) => {
     if (columns.includes('text')) return ['text'];
-    if (columns.includes('instruction') && columns.includes('output')) return columns.filter((c) => ['instruction', 'input', 'output'].includes(c));
-    throw new InputError(file, 'columns', `found ${columns.join(', ') || 'none'}; expected a "text" column, or "instruction" and "output" (+ optional "input")`);
+    if (columns.includes('instruction') && columns.includes('output'))
+      return columns.filter((c) => ['instruction', 'input', 'output'].includes(c));
+    throw new InputError(
+      file,
+      'columns',
+      `found ${columns.join(', ') || 'none'}; expected a "text" column, or "instruction" and "output" (+ optional "input")`,
+    );
   });
   if (!table.columns.includes('text')) {
-    return instructionExamples(table.rows.map((row, i) => instructionRecord(file, row, `row ${i}`)), spec, tokenizer);
+    return instructionExamples(
+      table.rows.map((row, i) => instructionRecord(file, row, `row ${i}`)),
+      spec,
+      tokenizer,
+    );
   }
   const docs = table.rows.map((row, i) => {
     const text = row.text;
-    if (typeof text !== 'string') throw new InputError(file, `row ${i}`, `"text" is ${text === null ? 'null' : `a ${typeof text}`}, expected a string`);
+    if (typeof text !== 'string')
+      throw new InputError(
+        file,
+        `row ${i}`,
+        `"text" is ${text === null ? 'null' : `a ${typeof text}`}, expected a string`,
+      );
     return text;
   });
   return textExamples(docs, spec, tokenizer);
@@ -121,11 +142,17 @@ export function shuffledIndices(n: number, rng: Rng): number[] {
 }
 
 /** The seeded split; both parts in the original order. Asking for all examples or more is an InputError. */
-export function splitExamples(file: string, examples: Example[], validation: DataSpec['validation'], seed: number): { train: Example[]; validation: Example[] } {
+export function splitExamples(
+  file: string,
+  examples: Example[],
+  validation: DataSpec['validation'],
+  seed: number,
+): { train: Example[]; validation: Example[] } {
   const n = examples.length;
   const k = 'count' in validation ? validation.count : Math.ceil(validation.fraction * n);
   if (k > n) throw new InputError(file, 'validation', `${k} examples asked for, larger than the data (${n} examples)`);
-  if (k === n) throw new InputError(file, 'validation', `takes all ${n} examples: no training examples left after the split`);
+  if (k === n)
+    throw new InputError(file, 'validation', `takes all ${n} examples: no training examples left after the split`);
   const held = new Set(shuffledIndices(n, new Rng(seed)).slice(0, k));
   return { train: examples.filter((_, i) => !held.has(i)), validation: examples.filter((_, i) => held.has(i)) };
 }
@@ -137,9 +164,12 @@ export function loadDataset(spec: DataSpec, tokenizer: TextTokenizer): Dataset {
   const { examples, truncated, count, unit } = tokenizeSource(file, spec, tokenizer);
   const kept = examples.filter((e) => lossTokenCount(e) > 0);
   if (kept.length === 0) {
-    const why = count === 0 ? `the file has no ${unit}`
-      : examples.length === 0 ? `its ${count} ${unit} have fewer tokens than one block of maxLength ${spec.maxLength}`
-      : `none of its ${count} ${unit} has a token to train on within maxLength ${spec.maxLength}`;
+    const why =
+      count === 0
+        ? `the file has no ${unit}`
+        : examples.length === 0
+          ? `its ${count} ${unit} have fewer tokens than one block of maxLength ${spec.maxLength}`
+          : `none of its ${count} ${unit} has a token to train on within maxLength ${spec.maxLength}`;
     throw new InputError(file, 'data', `empty dataset: no examples (${why})`);
   }
   const split = splitExamples(file, kept, spec.validation, spec.shuffleSeed);

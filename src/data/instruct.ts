@@ -41,7 +41,11 @@ export const ALPACA_PROMPT_NO_INPUT =
  * and input with "\n" and ends with "\n", so that words of adjacent fields are not glued together.
  */
 export function instructionPrompt(record: InstructionRecord, template: PromptTemplate): string {
-  if (template === 'none') return [record.instruction, record.input].filter((s) => s !== '').map((s) => `${s}\n`).join('');
+  if (template === 'none')
+    return [record.instruction, record.input]
+      .filter((s) => s !== '')
+      .map((s) => `${s}\n`)
+      .join('');
   const pattern = record.input === '' ? ALPACA_PROMPT_NO_INPUT : ALPACA_PROMPT_INPUT;
   // a function replacement, so "$&" etc. in user text stay literal
   return pattern.replace('{instruction}', () => record.instruction).replace('{input}', () => record.input);
@@ -53,15 +57,28 @@ export function instructionPrompt(record: InstructionRecord, template: PromptTem
  */
 export function instructionRecord(file: string, value: unknown, where: string): InstructionRecord {
   if (!isObject(value)) {
-    throw new InputError(file, where, 'expected an object with string "instruction" and "output" fields (and an optional "input")');
+    throw new InputError(
+      file,
+      where,
+      'expected an object with string "instruction" and "output" fields (and an optional "input")',
+    );
   }
   const field = (key: 'instruction' | 'input' | 'output', optional: boolean): string => {
     const v = value[key];
     if (v === undefined || v === null) {
       if (optional) return '';
-      throw new InputError(file, where, `missing "${key}"; expected an object with string "instruction" and "output" fields`);
+      throw new InputError(
+        file,
+        where,
+        `missing "${key}"; expected an object with string "instruction" and "output" fields`,
+      );
     }
-    if (typeof v !== 'string') throw new InputError(file, where, `"${key}" is ${Array.isArray(v) ? 'an array' : `a ${typeof v}`}, expected a string`);
+    if (typeof v !== 'string')
+      throw new InputError(
+        file,
+        where,
+        `"${key}" is ${Array.isArray(v) ? 'an array' : `a ${typeof v}`}, expected a string`,
+      );
     return v;
   };
   return { instruction: field('instruction', false), input: field('input', true), output: field('output', false) };
@@ -75,7 +92,8 @@ export function readInstructionRecords(file: string): InstructionRecord[] {
   const text = readTextFile(file);
   if (text.trimStart().startsWith('[')) {
     const value = parseJson(file, text);
-    if (!Array.isArray(value)) throw new InputError(file, 'file', 'expected a JSON array of {instruction, input, output} objects');
+    if (!Array.isArray(value))
+      throw new InputError(file, 'file', 'expected a JSON array of {instruction, input, output} objects');
     return value.map((v, i) => instructionRecord(file, v, `index ${i}`));
   }
   const records: InstructionRecord[] = [];
@@ -85,7 +103,12 @@ export function readInstructionRecords(file: string): InstructionRecord[] {
     try {
       value = parseJson(file, line, `line ${i + 1}`);
     } catch (e) {
-      if (isObject(wholeJson(text))) throw new InputError(file, 'file', 'is one JSON object; expected a JSON array of records or one record per line');
+      if (isObject(wholeJson(text)))
+        throw new InputError(
+          file,
+          'file',
+          'is one JSON object; expected a JSON array of records or one record per line',
+        );
       throw e;
     }
     records.push(instructionRecord(file, value, `line ${i + 1}`));

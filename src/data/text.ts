@@ -48,7 +48,11 @@ export function packDocuments(docs: string[], tokenizer: TextTokenizer, maxLengt
 }
 
 /** One example per document, cut to maxLength; `truncated` counts the documents that were cut. */
-export function documentExamples(docs: string[], tokenizer: TextTokenizer, maxLength: number): { examples: Example[]; truncated: number } {
+export function documentExamples(
+  docs: string[],
+  tokenizer: TextTokenizer,
+  maxLength: number,
+): { examples: Example[]; truncated: number } {
   let truncated = 0;
   const examples = docs.map((doc) => {
     const ids = encodeDocument(doc, tokenizer);
@@ -80,7 +84,11 @@ export function readParquetTable(file: string, wanted: (columns: string[]) => st
   }
   const magic = (at: number) => bytes.length >= 8 && bytes.toString('latin1', at, at + 4) === 'PAR1';
   if (!magic(0) || !magic(bytes.length - 4)) {
-    throw new InputError(file, 'file', 'not a parquet file (no "PAR1" magic at its start and end); expected format parquet');
+    throw new InputError(
+      file,
+      'file',
+      'not a parquet file (no "PAR1" magic at its start and end); expected format parquet',
+    );
   }
   // a fresh ArrayBuffer of exactly the file (a Buffer may sit in a shared pool), transferred to the reader
   const buffer = new Uint8Array(bytes).buffer;
@@ -93,7 +101,11 @@ export function readParquetTable(file: string, wanted: (columns: string[]) => st
   const read = wanted(columns);
   const reply = runParquetWorker(buffer, read) as { rows?: Record<string, unknown>[]; error?: string };
   if (reply.error !== undefined || reply.rows === undefined) {
-    throw new InputError(file, 'file', `cannot read parquet columns ${read.join(', ')} (${reply.error ?? 'no reply from the reader'})`);
+    throw new InputError(
+      file,
+      'file',
+      `cannot read parquet columns ${read.join(', ')} (${reply.error ?? 'no reply from the reader'})`,
+    );
   }
   return { columns, rows: reply.rows };
 }
@@ -121,7 +133,8 @@ function runParquetWorker(buffer: ArrayBuffer, columns: string[]): unknown {
     transferList: [port2, buffer],
   });
   try {
-    if (Atomics.wait(flag, 0, 0, PARQUET_TIMEOUT_MS) === 'timed-out') return { error: `no answer within ${PARQUET_TIMEOUT_MS / 1000} s` };
+    if (Atomics.wait(flag, 0, 0, PARQUET_TIMEOUT_MS) === 'timed-out')
+      return { error: `no answer within ${PARQUET_TIMEOUT_MS / 1000} s` };
     return receiveMessageOnPort(port1)?.message ?? { error: 'the reader exited without an answer' };
   } finally {
     port1.close();

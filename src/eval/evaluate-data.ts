@@ -24,11 +24,19 @@ export interface EvalDataOptions {
 export function checkSeqlen(model: CausalLM, seqlen: number): void {
   if (!(Number.isInteger(seqlen) && seqlen >= 2)) throw new OptionError('--seqlen', 'expected an integer >= 2');
   if (seqlen > model.config.maxPositions) {
-    throw new OptionError('--seqlen', `${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`);
+    throw new OptionError(
+      '--seqlen',
+      `${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`,
+    );
   }
 }
 
-export function evaluateData(model: CausalLM, tokenizer: TextTokenizer, data: string, o: EvalDataOptions = {}): PerplexityResult {
+export function evaluateData(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  data: string,
+  o: EvalDataOptions = {},
+): PerplexityResult {
   const seqlen = o.seqlen ?? model.config.maxPositions;
   checkSeqlen(model, seqlen);
   const text = loadEvalText(data);

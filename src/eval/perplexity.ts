@@ -25,9 +25,14 @@ export interface PerplexityOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export function perplexity(model: CausalLM, ids: Int32Array, { seqlen, batchSize = 4, onProgress }: PerplexityOptions): PerplexityResult {
+export function perplexity(
+  model: CausalLM,
+  ids: Int32Array,
+  { seqlen, batchSize = 4, onProgress }: PerplexityOptions,
+): PerplexityResult {
   const chunks = Math.floor(ids.length / seqlen);
-  if (chunks === 0) throw new OptionError('seqlen', `the text has ${ids.length} tokens, fewer than one chunk of ${seqlen}`);
+  if (chunks === 0)
+    throw new OptionError('seqlen', `the text has ${ids.length} tokens, fewer than one chunk of ${seqlen}`);
   let chunkNllSum = 0;
   for (let first = 0; first < chunks; first += batchSize) {
     const batch = Math.min(batchSize, chunks - first);

@@ -15,8 +15,14 @@ export type StoredName = (available: ReadonlySet<string>, canonical: string) => 
 
 /** Files of the source checkpoint a derived one carries over unchanged (config, generation, tokenizer). */
 export const COPIED_FILES = [
-  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
-  'tokenizer.model', 'vocab.json', 'merges.txt',
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
 ];
 
 /** Copies the COPIED_FILES that `sourceDir` has into `destDir`, writable by the user. */
@@ -47,7 +53,12 @@ export function tensorsInSourceDtypes(
       if (skip.has(name)) continue;
       const stored = storedName(available, name);
       const dtype = stored === undefined ? 'F32' : source.info(stored).dtype;
-      tensors.push({ name, dtype: dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32', shape: [...t.shape], data: t.data as Float32Array });
+      tensors.push({
+        name,
+        dtype: dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32',
+        shape: [...t.shape],
+        data: t.data as Float32Array,
+      });
     }
     return tensors;
   } finally {
@@ -76,12 +87,19 @@ export function writeDirAtomic<T>(outDir: string, write: (tmp: string) => T): T 
 }
 
 /** The source's tensors that no name of `weights` resolves to (a tied lm_head's stored copy, buffers), byte for byte. */
-function unheldSourceTensors(sourceDir: string, weights: ReadonlyMap<string, Tensor>, storedName: StoredName): TensorToWrite[] {
+function unheldSourceTensors(
+  sourceDir: string,
+  weights: ReadonlyMap<string, Tensor>,
+  storedName: StoredName,
+): TensorToWrite[] {
   const source = openCheckpoint(sourceDir);
   try {
     const available = new Set(source.names());
     const held = new Set([...weights.keys()].map((n) => storedName(available, n)));
-    return source.names().filter((n) => !held.has(n)).map((name) => ({ name, ...source.info(name), data: source.readRaw(name) }));
+    return source
+      .names()
+      .filter((n) => !held.has(n))
+      .map((name) => ({ name, ...source.info(name), data: source.readRaw(name) }));
   } finally {
     source.close();
   }
@@ -92,10 +110,18 @@ function unheldSourceTensors(sourceDir: string, weights: ReadonlyMap<string, Ten
  * model.safetensors holding every tensor of `weights` in the source's dtypes, plus, unchanged, the source's
  * tensors the model does not hold. Replaces `outDir`.
  */
-export function writeHfCheckpoint(outDir: string, sourceDir: string, weights: ReadonlyMap<string, Tensor>, storedName: StoredName): void {
+export function writeHfCheckpoint(
+  outDir: string,
+  sourceDir: string,
+  weights: ReadonlyMap<string, Tensor>,
+  storedName: StoredName,
+): void {
   writeDirAtomic(outDir, (tmp) => {
     copyModelFiles(sourceDir, tmp);
-    const tensors = [...tensorsInSourceDtypes(sourceDir, weights, storedName), ...unheldSourceTensors(sourceDir, weights, storedName)];
+    const tensors = [
+      ...tensorsInSourceDtypes(sourceDir, weights, storedName),
+      ...unheldSourceTensors(sourceDir, weights, storedName),
+    ];
     writeSafetensors(path.join(tmp, SINGLE_FILE), tensors, { format: 'pt' });
   });
 }

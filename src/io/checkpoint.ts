@@ -23,16 +23,22 @@ export function openCheckpoint(dirOrFile: string): Checkpoint {
   if (isFile) return dirOrFile.endsWith('.json') ? openSharded(dirOrFile) : openSafetensors(dirOrFile);
   if (fs.existsSync(path.join(dirOrFile, SINGLE_FILE))) return openSafetensors(path.join(dirOrFile, SINGLE_FILE));
   if (fs.existsSync(path.join(dirOrFile, INDEX_FILE))) return openSharded(path.join(dirOrFile, INDEX_FILE));
-  throw new InputError(dirOrFile, SINGLE_FILE, `not found (nor ${INDEX_FILE}); expected a Hugging Face checkpoint directory`);
+  throw new InputError(
+    dirOrFile,
+    SINGLE_FILE,
+    `not found (nor ${INDEX_FILE}); expected a Hugging Face checkpoint directory`,
+  );
 }
 
 /** Reads the index's weight_map: tensor name -> shard file name. */
 function readWeightMap(indexFile: string): Map<string, string> {
   const weightMap = readJsonObject(indexFile).weight_map;
-  if (!isObject(weightMap)) throw new InputError(indexFile, 'weight_map', 'missing or not an object of tensor name -> shard file');
+  if (!isObject(weightMap))
+    throw new InputError(indexFile, 'weight_map', 'missing or not an object of tensor name -> shard file');
   const map = new Map<string, string>();
   for (const [name, shard] of Object.entries(weightMap)) {
-    if (typeof shard !== 'string') throw new InputError(indexFile, `weight_map.${name}`, `expected a shard file name, got ${JSON.stringify(shard)}`);
+    if (typeof shard !== 'string')
+      throw new InputError(indexFile, `weight_map.${name}`, `expected a shard file name, got ${JSON.stringify(shard)}`);
     map.set(name, shard);
   }
   return map;

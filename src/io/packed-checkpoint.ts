@@ -65,20 +65,27 @@ const PACKED_BITS = new Set([2, 3, 4, 8]);
 export function readQuantConfig(dir: string): QuantConfig {
   const file = path.join(dir, QUANT_CONFIG_FILE);
   const raw = readJsonObject(file);
-  if (raw.format !== PACKED_FORMAT) throw new InputError(file, 'format', `expected "${PACKED_FORMAT}", got ${JSON.stringify(raw.format)}`);
-  if (raw.version !== PACKED_VERSION) throw new InputError(file, 'version', `expected ${PACKED_VERSION}, got ${JSON.stringify(raw.version)}`);
-  if (!PACKED_BITS.has(raw.bits as number)) throw new InputError(file, 'bits', `expected 2, 3, 4 or 8, got ${JSON.stringify(raw.bits)}`);
+  if (raw.format !== PACKED_FORMAT)
+    throw new InputError(file, 'format', `expected "${PACKED_FORMAT}", got ${JSON.stringify(raw.format)}`);
+  if (raw.version !== PACKED_VERSION)
+    throw new InputError(file, 'version', `expected ${PACKED_VERSION}, got ${JSON.stringify(raw.version)}`);
+  if (!PACKED_BITS.has(raw.bits as number))
+    throw new InputError(file, 'bits', `expected 2, 3, 4 or 8, got ${JSON.stringify(raw.bits)}`);
   if (!(Number.isInteger(raw.group_size) && (raw.group_size as number) >= 0)) {
     throw new InputError(file, 'group_size', `expected a non-negative integer, got ${JSON.stringify(raw.group_size)}`);
   }
-  if (!isObject(raw.n_out)) throw new InputError(file, 'n_out', 'expected an object of linear name -> weak-column count');
+  if (!isObject(raw.n_out))
+    throw new InputError(file, 'n_out', 'expected an object of linear name -> weak-column count');
   for (const [name, n] of Object.entries(raw.n_out)) {
-    if (!(Number.isInteger(n) && (n as number) >= 0)) throw new InputError(file, `n_out.${name}`, `expected a non-negative integer, got ${JSON.stringify(n)}`);
+    if (!(Number.isInteger(n) && (n as number) >= 0))
+      throw new InputError(file, `n_out.${name}`, `expected a non-negative integer, got ${JSON.stringify(n)}`);
   }
   if (raw.embeddings !== undefined) {
-    if (!isObject(raw.embeddings)) throw new InputError(file, 'embeddings', 'expected an object of module name -> bits');
+    if (!isObject(raw.embeddings))
+      throw new InputError(file, 'embeddings', 'expected an object of module name -> bits');
     for (const [name, b] of Object.entries(raw.embeddings)) {
-      if (!PACKED_BITS.has(b as number)) throw new InputError(file, `embeddings.${name}`, `expected 2, 3, 4 or 8, got ${JSON.stringify(b)}`);
+      if (!PACKED_BITS.has(b as number))
+        throw new InputError(file, `embeddings.${name}`, `expected 2, 3, 4 or 8, got ${JSON.stringify(b)}`);
     }
   }
   return raw as unknown as QuantConfig;
@@ -94,21 +101,32 @@ export interface PackedLayout {
 /** Every packed module of the checkpoint (the quantized linears, then any packed embedding tables) with its layout. */
 export function packedLayouts(qc: QuantConfig): Map<string, PackedLayout> {
   const layouts = new Map<string, PackedLayout>();
-  for (const [name, nOut] of Object.entries(qc.n_out)) layouts.set(name, { bits: qc.bits, groupSize: qc.group_size, nOut });
+  for (const [name, nOut] of Object.entries(qc.n_out))
+    layouts.set(name, { bits: qc.bits, groupSize: qc.group_size, nOut });
   for (const [name, bits] of Object.entries(qc.embeddings ?? {})) layouts.set(name, { bits, groupSize: 0, nOut: 0 });
   return layouts;
 }
 
 /** One packed module (linear or embedding table) from the checkpoint, checked against the shape the model config gives it. */
-export function readPackedLinear(ckpt: TensorReader & { path: string }, name: string, shape: readonly number[], layout: PackedLayout): PackedWeight {
+export function readPackedLinear(
+  ckpt: TensorReader & { path: string },
+  name: string,
+  shape: readonly number[],
+  layout: PackedLayout,
+): PackedWeight {
   const [rows, cols] = shape;
   const { bits, nOut } = layout;
   const file = ckpt.path;
   const expect = (tensor: string, dtype: string, dims: number[]) => {
-    if (!ckpt.has(tensor)) throw new InputError(file, tensor, `missing (expected ${dtype} [${dims}] for a packed ${bits}-bit weight)`);
+    if (!ckpt.has(tensor))
+      throw new InputError(file, tensor, `missing (expected ${dtype} [${dims}] for a packed ${bits}-bit weight)`);
     const info = ckpt.info(tensor);
     if (info.dtype !== dtype || String(info.shape) !== String(dims)) {
-      throw new InputError(file, tensor, `${info.dtype} [${info.shape}] does not match the config (expected ${dtype} [${dims}])`);
+      throw new InputError(
+        file,
+        tensor,
+        `${info.dtype} [${info.shape}] does not match the config (expected ${dtype} [${dims}])`,
+      );
     }
   };
   const g = layout.groupSize === 0 ? cols : layout.groupSize;
@@ -122,7 +140,10 @@ export function readPackedLinear(ckpt: TensorReader & { path: string }, name: st
   const hasPerm = ckpt.has(`${name}.perm`);
   if (hasPerm) expect(`${name}.perm`, 'I32', [cols]);
   const w: PackedWeight = {
-    rows, cols, bits: bits as PackedBits, groupSize: g,
+    rows,
+    cols,
+    bits: bits as PackedBits,
+    groupSize: g,
     qweight: ckpt.readRaw(`${name}.qweight`),
     scales: ckpt.readF32(`${name}.scales`),
     zeros: ckpt.readRaw(`${name}.zeros`),
@@ -182,7 +203,10 @@ export function writePackedCheckpoint(outDir: string, m: PackedModelToWrite, for
     const file = path.join(tmp, SINGLE_FILE);
     writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });
     const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
-    const qc: QuantConfig = { ...m.quantConfig, avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params } };
+    const qc: QuantConfig = {
+      ...m.quantConfig,
+      avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params },
+    };
     fs.writeFileSync(path.join(tmp, QUANT_CONFIG_FILE), `${JSON.stringify(qc, null, 2)}\n`);
     return qc;
   });

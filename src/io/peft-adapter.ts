@@ -94,9 +94,17 @@ function asF32(t: Tensor): Float32Array {
  * Writes the adapter directory `dir` atomically. An existing `dir` is replaced when it is empty or
  * already an adapter directory (a re-save), and refused otherwise (it may be a model).
  */
-export function writeAdapter(dir: string, layers: ReadonlyMap<string, LoraWeights>, cfg: AdapterHyperparameters, baseModel: string): void {
+export function writeAdapter(
+  dir: string,
+  layers: ReadonlyMap<string, LoraWeights>,
+  cfg: AdapterHyperparameters,
+  baseModel: string,
+): void {
   if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0 && !fs.existsSync(path.join(dir, ADAPTER_CONFIG_FILE))) {
-    throw new InputError(dir, `exists and is not an adapter directory (no ${ADAPTER_CONFIG_FILE}); refusing to replace it`);
+    throw new InputError(
+      dir,
+      `exists and is not an adapter directory (no ${ADAPTER_CONFIG_FILE}); refusing to replace it`,
+    );
   }
   const tensors: TensorToWrite[] = [];
   for (const [name, { a, b }] of layers) {
@@ -106,12 +114,25 @@ export function writeAdapter(dir: string, layers: ReadonlyMap<string, LoraWeight
       throw new Error(`writeAdapter: ${name}: A ${a} and B ${b} do not have rank ${cfg.rank}`);
     }
     const keys = peftKeys(name);
-    tensors.push({ name: keys.a, dtype: 'F32', shape: [r, k], data: asF32(a) }, { name: keys.b, dtype: 'F32', shape: [n, r], data: asF32(b) });
+    tensors.push(
+      { name: keys.a, dtype: 'F32', shape: [r, k], data: asF32(a) },
+      { name: keys.b, dtype: 'F32', shape: [n, r], data: asF32(b) },
+    );
   }
   const config: PeftLoraConfig = {
-    peft_type: 'LORA', task_type: 'CAUSAL_LM', r: cfg.rank, lora_alpha: cfg.alpha, lora_dropout: cfg.dropout,
-    target_modules: targetModules(layers.keys()), bias: 'none', fan_in_fan_out: false, inference_mode: true,
-    modules_to_save: null, base_model_name_or_path: baseModel, init_lora_weights: true, use_rslora: false,
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    r: cfg.rank,
+    lora_alpha: cfg.alpha,
+    lora_dropout: cfg.dropout,
+    target_modules: targetModules(layers.keys()),
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    modules_to_save: null,
+    base_model_name_or_path: baseModel,
+    init_lora_weights: true,
+    use_rslora: false,
     layers_to_transform: null,
   };
   writeDirAtomic(dir, (tmp) => {
@@ -131,7 +152,8 @@ export function readAdapterConfig(dir: string): PeftLoraConfig {
   if (!(Number.isInteger(raw.r) && (raw.r as number) >= 1)) fail('r', 'expected a positive integer');
   if (!(typeof raw.lora_alpha === 'number' && raw.lora_alpha > 0)) fail('lora_alpha', 'expected a positive number');
   const dropout = raw.lora_dropout ?? 0;
-  if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1)) fail('lora_dropout', 'expected a number in [0, 1)');
+  if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1))
+    fail('lora_dropout', 'expected a number in [0, 1)');
   const targets = raw.target_modules;
   if (!(typeof targets === 'string' || (Array.isArray(targets) && targets.every((t) => typeof t === 'string')))) {
     fail('target_modules', 'expected a list of module names');
@@ -141,21 +163,34 @@ export function readAdapterConfig(dir: string): PeftLoraConfig {
   if ((raw.use_rslora ?? false) !== false) fail('use_rslora', 'expected false (rsLoRA scaling is not supported)');
   if (raw.modules_to_save != null) fail('modules_to_save', 'expected null (only LoRA weights are loaded)');
   for (const key of ['rank_pattern', 'alpha_pattern']) {
-    if (raw[key] != null && !(isObject(raw[key]) && Object.keys(raw[key]).length === 0)) fail(key, 'expected {} (per-module ranks / alphas are not supported)');
+    if (raw[key] != null && !(isObject(raw[key]) && Object.keys(raw[key]).length === 0))
+      fail(key, 'expected {} (per-module ranks / alphas are not supported)');
   }
   return {
-    peft_type: 'LORA', task_type: 'CAUSAL_LM', r: raw.r as number, lora_alpha: raw.lora_alpha as number, lora_dropout: dropout as number,
-    target_modules: typeof targets === 'string' ? [targets] : (targets as string[]), bias: 'none', fan_in_fan_out: false,
-    inference_mode: true, modules_to_save: null,
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    r: raw.r as number,
+    lora_alpha: raw.lora_alpha as number,
+    lora_dropout: dropout as number,
+    target_modules: typeof targets === 'string' ? [targets] : (targets as string[]),
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    modules_to_save: null,
     base_model_name_or_path: typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : '',
-    init_lora_weights: true, use_rslora: false, layers_to_transform: null,
+    init_lora_weights: true,
+    use_rslora: false,
+    layers_to_transform: null,
   };
 }
 
 /** Reads an adapter directory: its config, and A / B of every adapted linear, checked against the config's rank. */
 export function readAdapter(dir: string): Adapter {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new InputError(dir, 'not a directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors)');
+    throw new InputError(
+      dir,
+      'not a directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors)',
+    );
   }
   const config = readAdapterConfig(dir);
   const file = path.join(dir, ADAPTER_WEIGHTS_FILE);
@@ -164,7 +199,12 @@ export function readAdapter(dir: string): Adapter {
     const names = new Set<string>();
     for (const key of st.names()) {
       const m = /^base_model\.model\.(.+)\.lora_[AB]\.weight$/.exec(key);
-      if (m === null) throw new InputError(file, key, `not a LoRA weight (expected ${KEY_PREFIX}<module>.lora_A.weight or .lora_B.weight)`);
+      if (m === null)
+        throw new InputError(
+          file,
+          key,
+          `not a LoRA weight (expected ${KEY_PREFIX}<module>.lora_A.weight or .lora_B.weight)`,
+        );
       names.add(m[1]);
     }
     if (names.size === 0) throw new InputError(file, 'tensors', 'no LoRA weights in this file');
@@ -172,11 +212,18 @@ export function readAdapter(dir: string): Adapter {
     const layers = new Map<string, LoraWeights>();
     for (const name of names) {
       const keys = peftKeys(name);
-      for (const key of [keys.a, keys.b]) if (!st.has(key)) throw new InputError(file, key, `missing (the file has the other half of ${name}'s adapter)`);
+      for (const key of [keys.a, keys.b])
+        if (!st.has(key)) throw new InputError(file, key, `missing (the file has the other half of ${name}'s adapter)`);
       const a = st.info(keys.a);
       const b = st.info(keys.b);
-      if (a.shape.length !== 2 || a.shape[0] !== r) throw new InputError(file, keys.a, `shape [${a.shape}] does not match r = ${r} (expected [${r}, in_features])`);
-      if (b.shape.length !== 2 || b.shape[1] !== r) throw new InputError(file, keys.b, `shape [${b.shape}] does not match r = ${r} (expected [out_features, ${r}])`);
+      if (a.shape.length !== 2 || a.shape[0] !== r)
+        throw new InputError(file, keys.a, `shape [${a.shape}] does not match r = ${r} (expected [${r}, in_features])`);
+      if (b.shape.length !== 2 || b.shape[1] !== r)
+        throw new InputError(
+          file,
+          keys.b,
+          `shape [${b.shape}] does not match r = ${r} (expected [out_features, ${r}])`,
+        );
       layers.set(name, { a: new Tensor(st.readF32(keys.a), a.shape), b: new Tensor(st.readF32(keys.b), b.shape) });
     }
     return { config, layers };

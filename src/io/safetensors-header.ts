@@ -58,23 +58,37 @@ function parseEntry(file: string, name: string, value: unknown, dataBytes: numbe
   if (!isObject(value)) throw new InputError(file, name, 'expected {dtype, shape, data_offsets}');
   const { dtype, shape, data_offsets: offsets } = value;
   if (!isDtype(dtype)) {
-    throw new InputError(file, name, `unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
+    throw new InputError(
+      file,
+      name,
+      `unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`,
+    );
   }
   if (!Array.isArray(shape) || !shape.every(isCount)) {
     throw new InputError(file, name, `shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-    throw new InputError(file, name, `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`);
+    throw new InputError(
+      file,
+      name,
+      `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   const bytes = shape.reduce((n: number, d: number) => n * d, DTYPES[dtype].bytes);
   if (end - begin !== bytes) {
-    throw new InputError(file, name,
-      `data_offsets [${begin},${end}] span ${end - begin} bytes but shape [${shape}] x ${dtype} needs ${bytes}`);
+    throw new InputError(
+      file,
+      name,
+      `data_offsets [${begin},${end}] span ${end - begin} bytes but shape [${shape}] x ${dtype} needs ${bytes}`,
+    );
   }
   if (end > dataBytes) {
-    throw new InputError(file, name,
-      `data_offsets [${begin},${end}] lie outside the data section (${dataBytes} bytes; file truncated?)`);
+    throw new InputError(
+      file,
+      name,
+      `data_offsets [${begin},${end}] lie outside the data section (${dataBytes} bytes; file truncated?)`,
+    );
   }
   return { dtype, shape: shape as number[], begin, end };
 }
@@ -85,8 +99,11 @@ function checkNoOverlap(file: string, tensors: Map<string, TensorEntry>): void {
     const [prevName, prev] = byBegin[i - 1];
     const [name, cur] = byBegin[i];
     if (cur.begin < prev.end) {
-      throw new InputError(file, name,
-        `data_offsets [${cur.begin},${cur.end}] overlap tensor ${prevName} [${prev.begin},${prev.end}]`);
+      throw new InputError(
+        file,
+        name,
+        `data_offsets [${cur.begin},${cur.end}] overlap tensor ${prevName} [${prev.begin},${prev.end}]`,
+      );
     }
   }
 }

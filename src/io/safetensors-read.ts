@@ -51,16 +51,25 @@ function readFully(fd: number, file: string, dest: Uint8Array, position: number)
 /** Reads and validates the header of `file`; returns the header and the data section's file offset. */
 function readHeader(fd: number, file: string) {
   const size = fs.fstatSync(fd).size;
-  if (size < 8) throw new InputError(file, 'header', `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
+  if (size < 8)
+    throw new InputError(file, 'header', `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
   const lengthBytes = new Uint8Array(8);
   readFully(fd, file, lengthBytes, 0);
   const n = new DataView(lengthBytes.buffer).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new InputError(file, 'header', `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+    throw new InputError(
+      file,
+      'header',
+      `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`,
+    );
   }
   const headerBytes = Number(n);
   if (8 + headerBytes > size) {
-    throw new InputError(file, 'header', `header length ${headerBytes} runs past the end of the ${size}-byte file (truncated?)`);
+    throw new InputError(
+      file,
+      'header',
+      `header length ${headerBytes} runs past the end of the ${size}-byte file (truncated?)`,
+    );
   }
   const json = new Uint8Array(headerBytes);
   readFully(fd, file, json, 8);
@@ -138,7 +147,8 @@ class SafetensorsFileImpl implements SafetensorsFile {
   readInt32(name: string): Int32Array {
     const t = this.entry(name);
     if (t.dtype === 'I32') return new Int32Array(this.readRaw(name).buffer);
-    if (t.dtype !== 'I64') throw new InputError(this.path, name, `dtype ${t.dtype} is not an integer type (expected I32 or I64)`);
+    if (t.dtype !== 'I64')
+      throw new InputError(this.path, name, `dtype ${t.dtype} is not an integer type (expected I32 or I64)`);
     const wide = new BigInt64Array(this.readRaw(name).buffer);
     const out = new Int32Array(wide.length);
     for (let i = 0; i < wide.length; i++) {

@@ -22,8 +22,14 @@ export interface TensorToWrite {
 }
 
 const ARRAY_FOR: Record<Dtype, string> = {
-  U8: 'Uint8Array', I8: 'Int8Array', F16: 'Uint16Array', BF16: 'Uint16Array',
-  I32: 'Int32Array', F32: 'Float32Array', F64: 'Float64Array', I64: 'BigInt64Array',
+  U8: 'Uint8Array',
+  I8: 'Int8Array',
+  F16: 'Uint16Array',
+  BF16: 'Uint16Array',
+  I32: 'Int32Array',
+  F32: 'Float32Array',
+  F64: 'Float64Array',
+  I64: 'BigInt64Array',
 };
 
 function storedBytes(t: TensorToWrite): number {
@@ -39,18 +45,23 @@ function isConvertedF32(t: TensorToWrite): boolean {
 function checkTensor(t: TensorToWrite): void {
   const kind = t.data.constructor.name;
   if (!isConvertedF32(t) && !(t.data instanceof Uint8Array) && kind !== ARRAY_FOR[t.dtype]) {
-    throw new Error(`writeSafetensors: ${t.name}: dtype ${t.dtype} needs ${ARRAY_FOR[t.dtype]} or Uint8Array, got ${kind}`);
+    throw new Error(
+      `writeSafetensors: ${t.name}: dtype ${t.dtype} needs ${ARRAY_FOR[t.dtype]} or Uint8Array, got ${kind}`,
+    );
   }
   const expected = isConvertedF32(t) ? storedBytes(t) * 2 : storedBytes(t);
   if (t.data.byteLength !== expected) {
-    throw new Error(`writeSafetensors: ${t.name}: ${t.data.byteLength} bytes of ${kind} data do not fit shape [${t.shape}] x ${t.dtype}`);
+    throw new Error(
+      `writeSafetensors: ${t.name}: ${t.data.byteLength} bytes of ${kind} data do not fit shape [${t.shape}] x ${t.dtype}`,
+    );
   }
 }
 
 /** The tensor's bytes as stored (converted from fp32 for F16/BF16 when needed). */
 function tensorBytes(t: TensorToWrite): Uint8Array {
   let data = t.data;
-  if (isConvertedF32(t)) data = t.dtype === 'F16' ? f32ToF16Array(t.data as Float32Array) : f32ToBf16Array(t.data as Float32Array);
+  if (isConvertedF32(t))
+    data = t.dtype === 'F16' ? f32ToF16Array(t.data as Float32Array) : f32ToBf16Array(t.data as Float32Array);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 

@@ -28,14 +28,16 @@ export function sharedDataDir(): string {
 /** The `text` field of every line of a JSON-lines file; a bad line is an InputError naming it. */
 export function readJsonlDocuments(file: string): string[] {
   const texts: string[] = [];
-  readTextFile(file).split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const record = parseJson(file, line, `line ${i + 1}`);
-    if (!isObject(record) || typeof record.text !== 'string') {
-      throw new InputError(file, `line ${i + 1}`, 'expected an object with a string "text" field');
-    }
-    texts.push(record.text);
-  });
+  readTextFile(file)
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      const record = parseJson(file, line, `line ${i + 1}`);
+      if (!isObject(record) || typeof record.text !== 'string') {
+        throw new InputError(file, `line ${i + 1}`, 'expected an object with a string "text" field');
+      }
+      texts.push(record.text);
+    });
   return texts;
 }
 

@@ -75,7 +75,8 @@ export class EventWriter {
   /** Queues one scalar; `step` must be a non-negative safe integer. Call flush() to write. */
   addScalar(tag: string, value: number, step: number, wallTime = Date.now() / 1000): void {
     if (this.fd === null) throw new Error(`EventWriter ${this.file}: addScalar after close`);
-    if (!Number.isSafeInteger(step) || step < 0) throw new Error(`EventWriter: step ${step} is not a non-negative integer`);
+    if (!Number.isSafeInteger(step) || step < 0)
+      throw new Error(`EventWriter: step ${step} is not a non-negative integer`);
     this.pending.push(encodeEvent({ wall_time: wallTime, step, summary: { value: [{ tag, simple_value: value }] } }));
   }
 
@@ -139,7 +140,8 @@ export function readEventFile(file: string): EventRecord[] {
     const bad = (what: string) => new InputError(file, where, `${what} (at byte ${off})`);
     if (off + 12 > bytes.length) throw bad(`truncated header: ${bytes.length - off} bytes left, need 12`);
     const lengthCrc = maskedCrc32c(bytes.subarray(off, off + 8));
-    if (bytes.readUInt32LE(off + 8) !== lengthCrc) throw bad(crcMismatch('length', bytes.readUInt32LE(off + 8), lengthCrc));
+    if (bytes.readUInt32LE(off + 8) !== lengthCrc)
+      throw bad(crcMismatch('length', bytes.readUInt32LE(off + 8), lengthCrc));
     const length = bytes.readBigUInt64LE(off);
     if (length > BigInt(bytes.length - off - 16)) throw bad(`length ${length} runs past the end of the file`);
     const data = bytes.subarray(off + 12, off + 12 + Number(length));

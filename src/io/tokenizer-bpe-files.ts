@@ -21,7 +21,11 @@ function readVocab(file: string): Record<string, number> {
   if (!isObject(vocab)) throw new InputError(file, 'file', 'expected a JSON object of token -> id');
   for (const [token, id] of Object.entries(vocab)) {
     if (!Number.isSafeInteger(id) || (id as number) < 0) {
-      throw new InputError(file, JSON.stringify(token), `expected a non-negative integer id, got ${JSON.stringify(id)}`);
+      throw new InputError(
+        file,
+        JSON.stringify(token),
+        `expected a non-negative integer id, got ${JSON.stringify(id)}`,
+      );
     }
   }
   return vocab as Record<string, number>;
@@ -30,17 +34,27 @@ function readVocab(file: string): Record<string, number> {
 /** merges.txt: an optional `#version` line, then one `left right` pair per line, in rank order. */
 function readMerges(file: string, vocab: Record<string, number>): [string, string][] {
   const merges: [string, string][] = [];
-  readTextFile(file).split(/\r?\n/).forEach((line, i) => {
-    if (line === '' || (i === 0 && line.startsWith('#version'))) return;
-    const parts = line.split(' ');
-    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-      throw new InputError(file, `line ${i + 1}`, `expected two space-separated symbols, got ${JSON.stringify(line)}`);
-    }
-    if (!Object.hasOwn(vocab, parts[0] + parts[1])) {
-      throw new InputError(file, `line ${i + 1}`, `merge result ${JSON.stringify(parts[0] + parts[1])} is not in vocab.json`);
-    }
-    merges.push(parts as [string, string]);
-  });
+  readTextFile(file)
+    .split(/\r?\n/)
+    .forEach((line, i) => {
+      if (line === '' || (i === 0 && line.startsWith('#version'))) return;
+      const parts = line.split(' ');
+      if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+        throw new InputError(
+          file,
+          `line ${i + 1}`,
+          `expected two space-separated symbols, got ${JSON.stringify(line)}`,
+        );
+      }
+      if (!Object.hasOwn(vocab, parts[0] + parts[1])) {
+        throw new InputError(
+          file,
+          `line ${i + 1}`,
+          `merge result ${JSON.stringify(parts[0] + parts[1])} is not in vocab.json`,
+        );
+      }
+      merges.push(parts as [string, string]);
+    });
   return merges;
 }
 
@@ -50,15 +64,28 @@ export function bpeTokenizerJson(vocabFile: string, mergesFile: string): Record<
   const merges = readMerges(mergesFile, vocab);
   return {
     added_tokens: SPECIAL_CANDIDATES.filter((t) => Object.hasOwn(vocab, t)).map((content) => ({
-      id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id: vocab[content],
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
-      fuse_unk: false, byte_fallback: false, vocab, merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
     },
   };
 }

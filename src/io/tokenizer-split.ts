@@ -48,7 +48,8 @@ function isSentencePieceBpe(json: Json, config: Json): boolean {
   return (
     asObject(json.model)?.type === 'BPE' &&
     json.pre_tokenizer == null &&
-    Array.isArray(normalizers) && normalizers.length === 2 &&
+    Array.isArray(normalizers) &&
+    normalizers.length === 2 &&
     sameJson(normalizers[0], { type: 'Prepend', prepend: '▁' }) &&
     sameJson(normalizers[1], REPLACE_SPACE) &&
     // special tokens only before the text: they all belong to the first piece

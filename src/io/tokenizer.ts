@@ -61,10 +61,11 @@ interface Backend {
 function fromTokenizerJson(file: string, config: Record<string, unknown>): Backend {
   const json = readJsonObject(file);
   const tokenizer = createTokenizer(file, json, config);
-  const idOf = (token: string | null) => (token === null ? null : tokenizer.token_to_id(token) ?? null);
+  const idOf = (token: string | null) => (token === null ? null : (tokenizer.token_to_id(token) ?? null));
   return {
     tokenizer,
-    encodeIds: sentencePieceSplitEncoder(json, config, tokenizer) ??
+    encodeIds:
+      sentencePieceSplitEncoder(json, config, tokenizer) ??
       ((text, addSpecialTokens) => tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids),
     bosTokenId: idOf(tokenContent(config.bos_token)),
     eosTokenId: idOf(tokenContent(config.eos_token)),
@@ -78,7 +79,12 @@ function fromBpeFiles(dir: string, config: Record<string, unknown>, conventionsO
   const tokenizer = createTokenizer(vocabFile, bpeTokenizerJson(vocabFile, path.join(dir, 'merges.txt')), config);
   const modelConfigFile = path.join(dir, 'config.json');
   const modelConfig = fs.existsSync(modelConfigFile) ? readJsonObject(modelConfigFile) : {};
-  const { bosTokenId, eosTokenId, addBos } = bpeSpecialTokens(config, modelConfig, conventionsOf(modelConfig.model_type), (t) => tokenizer.token_to_id(t));
+  const { bosTokenId, eosTokenId, addBos } = bpeSpecialTokens(
+    config,
+    modelConfig,
+    conventionsOf(modelConfig.model_type),
+    (t) => tokenizer.token_to_id(t),
+  );
   const encodeIds: EncodeIds = (text, addSpecialTokens) => {
     const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
     return addSpecialTokens && addBos ? [bosTokenId!, ...ids] : ids;
@@ -100,9 +106,16 @@ function readTokenizerConfig(dir: string): Record<string, unknown> {
 export function readTokenizer(dir: string, bpe: BpeConventionsOf): TextTokenizer {
   const config = readTokenizerConfig(dir);
   let backend: Backend;
-  if (fs.existsSync(path.join(dir, 'tokenizer.json'))) backend = fromTokenizerJson(path.join(dir, 'tokenizer.json'), config);
-  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt'))) backend = fromBpeFiles(dir, config, bpe);
-  else throw new InputError(dir, 'tokenizer.json', 'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer');
+  if (fs.existsSync(path.join(dir, 'tokenizer.json')))
+    backend = fromTokenizerJson(path.join(dir, 'tokenizer.json'), config);
+  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt')))
+    backend = fromBpeFiles(dir, config, bpe);
+  else
+    throw new InputError(
+      dir,
+      'tokenizer.json',
+      'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer',
+    );
   const { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos } = backend;
   const decodeIds = (ids: number[], skipSpecialTokens: boolean) => {
     const kept = skipSpecialTokens && ids[0] === prependedBos ? ids.slice(1) : ids;

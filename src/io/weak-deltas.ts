@@ -50,7 +50,10 @@ export function writeWeakDeltas(file: string, layers: Map<string, WeakColumns>, 
     .filter(([, w]) => w.nOut > 0)
     .map(([name, w]) => ({ name: `${name}.weak`, dtype: 'F32' as const, shape: [w.rows, w.nOut], data: w.data }));
   writeSafetensors(file, tensors, {
-    format: DELTAS_FORMAT, base_sha256: meta.baseSha256, recipe_hash: meta.recipeHash, step: String(meta.step),
+    format: DELTAS_FORMAT,
+    base_sha256: meta.baseSha256,
+    recipe_hash: meta.recipeHash,
+    step: String(meta.step),
   });
 }
 
@@ -58,13 +61,22 @@ export function writeWeakDeltas(file: string, layers: Map<string, WeakColumns>, 
  * Reads deltas made for the packed checkpoint `baseDir` (refusing another base) and returns each layer's
  * weak columns; `expect` gives the [rows, nOut] every layer must have.
  */
-export function readWeakDeltas(file: string, baseDir: string, expect: Map<string, [number, number]>): Map<string, Float32Array> {
+export function readWeakDeltas(
+  file: string,
+  baseDir: string,
+  expect: Map<string, [number, number]>,
+): Map<string, Float32Array> {
   const st = openSafetensors(file);
   try {
-    if (st.metadata.format !== DELTAS_FORMAT) throw new InputError(file, '__metadata__.format', `expected "${DELTAS_FORMAT}" (not a weak-deltas file)`);
+    if (st.metadata.format !== DELTAS_FORMAT)
+      throw new InputError(file, '__metadata__.format', `expected "${DELTAS_FORMAT}" (not a weak-deltas file)`);
     const base = checkpointSha256(baseDir);
     if (st.metadata.base_sha256 !== base) {
-      throw new InputError(file, '__metadata__.base_sha256', `made for another base (${st.metadata.base_sha256?.slice(0, 12)}...), ${baseDir} is ${base.slice(0, 12)}...`);
+      throw new InputError(
+        file,
+        '__metadata__.base_sha256',
+        `made for another base (${st.metadata.base_sha256?.slice(0, 12)}...), ${baseDir} is ${base.slice(0, 12)}...`,
+      );
     }
     const out = new Map<string, Float32Array>();
     for (const [name, [rows, nOut]] of expect) {
@@ -73,7 +85,11 @@ export function readWeakDeltas(file: string, baseDir: string, expect: Map<string
       if (!st.has(t)) throw new InputError(file, t, `missing (expected F32 [${rows},${nOut}])`);
       const info = st.info(t);
       if (info.dtype !== 'F32' || String(info.shape) !== String([rows, nOut])) {
-        throw new InputError(file, t, `${info.dtype} [${info.shape}] does not match the base (expected F32 [${rows},${nOut}])`);
+        throw new InputError(
+          file,
+          t,
+          `${info.dtype} [${info.shape}] does not match the base (expected F32 [${rows},${nOut}])`,
+        );
       }
       out.set(name, st.readF32(t));
     }

@@ -28,7 +28,9 @@ export function headTensorNames(config: ModelConfig): { embedding: string; lmHea
 }
 
 /** Every family's token embedding weight -> its lm_head weight (the name a tied checkpoint may store it under). */
-const TIED_ALIASES = new Map(allFamilies().map(({ names }) => [`${names.tokenEmbedding}.weight`, `${names.lmHead}.weight`]));
+const TIED_ALIASES = new Map(
+  allFamilies().map(({ names }) => [`${names.tokenEmbedding}.weight`, `${names.lmHead}.weight`]),
+);
 
 /** Stored names that may hold `canonical`, most specific first. */
 function candidates(canonical: string, tied: boolean): string[] {

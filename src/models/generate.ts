@@ -19,7 +19,8 @@ export interface GenerateOptions {
 
 export function* generate(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
   const { maxNewTokens, temperature = 0, topP = 1, seed = 0, eosTokenId = null } = options;
-  if (prompt.length === 0) throw new OptionError('--prompt', 'the prompt has no tokens (give a prompt or keep the BOS token)');
+  if (prompt.length === 0)
+    throw new OptionError('--prompt', 'the prompt has no tokens (give a prompt or keep the BOS token)');
   const cache = model.newCache(prompt.length + maxNewTokens);
   const rng = new Rng(seed);
   let input = prompt;

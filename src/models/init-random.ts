@@ -48,19 +48,24 @@ export interface InitRandomOptions extends SizeOverrides {
  * presets have none of their own (no project_in / project_out); OPT has no separate key/value heads. */
 /** Each size option by its Hugging Face name, for errors. */
 const SIZE_NAMES: Record<SizeOption, string> = {
-  layers: 'num_hidden_layers', hiddenSize: 'hidden_size', intermediateSize: 'intermediate_size',
-  numHeads: 'num_attention_heads', numKvHeads: 'num_key_value_heads',
+  layers: 'num_hidden_layers',
+  hiddenSize: 'hidden_size',
+  intermediateSize: 'intermediate_size',
+  numHeads: 'num_attention_heads',
+  numKvHeads: 'num_key_value_heads',
 };
 
 /** Applies the overrides to raw; returns them as "key value" phrases (the config's label in errors). */
 function applySizes(raw: Record<string, unknown>, like: Preset, sizes: SizeOverrides): string[] {
   const spec = familyOfModelType(raw.model_type);
-  if (spec === undefined) throw new Error(`configs/models/${like}.json: model_type ${String(raw.model_type)} has no family spec`);
+  if (spec === undefined)
+    throw new Error(`configs/models/${like}.json: model_type ${String(raw.model_type)} has no family spec`);
   const changes: string[] = [];
   for (const [option, value] of Object.entries(sizes) as [SizeOption, number | undefined][]) {
     if (value === undefined) continue;
     const keys = spec.sizeKeys[option];
-    if (keys === undefined) throw new OptionError(like, `${String(raw.model_type)} models have no ${SIZE_NAMES[option]}`);
+    if (keys === undefined)
+      throw new OptionError(like, `${String(raw.model_type)} models have no ${SIZE_NAMES[option]}`);
     for (const key of keys) raw[key] = value;
     changes.push(`${keys[0]} ${value}`);
   }
@@ -87,17 +92,32 @@ function initialValue(name: string, shape: number[], rng: Rng, std: number): Flo
 }
 
 /** Returns the files written. */
-export function initRandom({ like, out, seed = 0, dtype, initStd = DEFAULT_INIT_STD, ...sizes }: InitRandomOptions): string[] {
-  const raw = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'configs', 'models', `${like}.json`), 'utf8')) as Record<string, unknown>;
+export function initRandom({
+  like,
+  out,
+  seed = 0,
+  dtype,
+  initStd = DEFAULT_INIT_STD,
+  ...sizes
+}: InitRandomOptions): string[] {
+  const raw = JSON.parse(
+    fs.readFileSync(path.join(packageRoot(), 'configs', 'models', `${like}.json`), 'utf8'),
+  ) as Record<string, unknown>;
   const changes = applySizes(raw, like, sizes);
-  const config = parseConfig(raw, `configs/models/${like}.json${changes.length > 0 ? ` with ${changes.join(', ')}` : ''}`);
+  const config = parseConfig(
+    raw,
+    `configs/models/${like}.json${changes.length > 0 ? ` with ${changes.join(', ')}` : ''}`,
+  );
   const storeAs = dtype ?? (raw.torch_dtype === 'float32' ? 'F32' : raw.torch_dtype === 'bfloat16' ? 'BF16' : 'F16');
   const rng = new Rng(seed);
   const tensors = [...expectedTensorShapes(config)]
     .filter(([name]) => !(name === headTensorNames(config).lmHead && config.tieWordEmbeddings))
     .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng, initStd) }));
   fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'config.json'), `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(out, 'config.json'),
+    `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`,
+  );
   writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
   const written = ['config.json', 'model.safetensors'];
   for (const rel of TOKENIZER_FILES[like]) {

@@ -12,8 +12,16 @@ import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import type { LinearLayer } from './linear.js';
 import {
-  forwardBlocks, LinearRegistry, normTensors,
-  type BlockContext, type BlockLinear, type BlockPart, type CausalLM, type ForwardOptions, type ModelConfig, type NormTensors,
+  forwardBlocks,
+  LinearRegistry,
+  normTensors,
+  type BlockContext,
+  type BlockLinear,
+  type BlockPart,
+  type CausalLM,
+  type ForwardOptions,
+  type ModelConfig,
+  type NormTensors,
 } from './model.js';
 import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
 

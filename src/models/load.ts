@@ -5,7 +5,13 @@
  */
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { isPackedCheckpoint, packedLayouts, QUANT_CONFIG_FILE, readPackedLinear, readQuantConfig } from '../io/packed-checkpoint.js';
+import {
+  isPackedCheckpoint,
+  packedLayouts,
+  QUANT_CONFIG_FILE,
+  readPackedLinear,
+  readQuantConfig,
+} from '../io/packed-checkpoint.js';
 import { openCheckpoint } from '../io/safetensors.js';
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { checkTensors, expectedTensorShapes, headTensorNames, resolveTensorName } from './checkpoint-tensors.js';
@@ -21,7 +27,11 @@ export interface LoadOptions {
 }
 
 /** The model over `weights`; `linears` supplies layers (e.g. packed) for some linears instead of dense weights. */
-export function buildModel(config: ModelConfig, weights: Map<string, Tensor>, linears: ReadonlyMap<string, LinearLayer> = new Map()): CausalLM {
+export function buildModel(
+  config: ModelConfig,
+  weights: Map<string, Tensor>,
+  linears: ReadonlyMap<string, LinearLayer> = new Map(),
+): CausalLM {
   return familyOf(config).build(config, weights, linears);
 }
 
@@ -30,7 +40,7 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
   const ckpt = openCheckpoint(dir);
   try {
     const available = new Set(ckpt.names());
-        const { lmHead } = headTensorNames(config);
+    const { lmHead } = headTensorNames(config);
     const skip = options.skip ?? new Set<string>();
     checkTensors(ckpt.path, config, ckpt, skip);
     const weights = new Map<string, Tensor>();
@@ -67,8 +77,12 @@ function loadPackedModel(dir: string, config: ModelConfig): CausalLM {
     const linears = new Map<string, LinearLayer>();
     for (const [name, layout] of layouts) {
       const shape = shapes.get(`${name}.weight`);
-      if (shape === undefined) throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
-      linears.set(name, new PackedLinear(readPackedLinear(ckpt, name, shape, layout), weights.get(`${name}.bias`) ?? null));
+      if (shape === undefined)
+        throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
+      linears.set(
+        name,
+        new PackedLinear(readPackedLinear(ckpt, name, shape, layout), weights.get(`${name}.bias`) ?? null),
+      );
     }
     return buildModel(config, weights, linears);
   } finally {

@@ -56,10 +56,14 @@ export class LoraLinear implements LinearLayer {
   ) {
     const { inFeatures: k, outFeatures: n } = base;
     if (!(Number.isInteger(o.rank) && o.rank >= 1 && o.rank <= Math.min(k, n))) {
-      throw new RangeError(`LoRA rank ${o.rank}: expected an integer in [1, ${Math.min(k, n)}] for a [${n}, ${k}] layer`);
+      throw new RangeError(
+        `LoRA rank ${o.rank}: expected an integer in [1, ${Math.min(k, n)}] for a [${n}, ${k}] layer`,
+      );
     }
-    if (!(o.alpha > 0 && Number.isFinite(o.alpha))) throw new RangeError(`LoRA alpha ${o.alpha}: expected a positive number`);
-    if (!(o.dropout >= 0 && o.dropout < 1)) throw new RangeError(`LoRA dropout ${o.dropout}: expected a number in [0, 1)`);
+    if (!(o.alpha > 0 && Number.isFinite(o.alpha)))
+      throw new RangeError(`LoRA alpha ${o.alpha}: expected a positive number`);
+    if (!(o.dropout >= 0 && o.dropout < 1))
+      throw new RangeError(`LoRA dropout ${o.dropout}: expected a number in [0, 1)`);
     this.inFeatures = k;
     this.outFeatures = n;
     this.rank = o.rank;
@@ -72,7 +76,9 @@ export class LoraLinear implements LinearLayer {
     this.b = zeros([n, o.rank], dtype);
     if (o.weights !== undefined) {
       if (o.weights.a.length !== this.a.size || o.weights.b.length !== this.b.size) {
-        throw new RangeError(`LoRA weights: A has ${o.weights.a.length} elements, B ${o.weights.b.length}; expected ${this.a.size} and ${this.b.size}`);
+        throw new RangeError(
+          `LoRA weights: A has ${o.weights.a.length} elements, B ${o.weights.b.length}; expected ${this.a.size} and ${this.b.size}`,
+        );
       }
       this.a.data.set(o.weights.a);
       this.b.data.set(o.weights.b);

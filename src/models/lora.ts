@@ -45,11 +45,17 @@ function blockLinearNames(model: CausalLM): string[] {
 export function applyLora(model: CausalLM, cfg: LoraConfig, seed: number): Map<string, LoraLinear> {
   const valid = blockLinearNames(model);
   const targets = cfg.targets === 'all' ? valid : cfg.targets;
-  if (targets.length === 0) throw new OptionError('lora.targets', 'LoRA targets: the list is empty (use "all" or name linears of a block)');
+  if (targets.length === 0)
+    throw new OptionError('lora.targets', 'LoRA targets: the list is empty (use "all" or name linears of a block)');
   for (const t of targets) {
-    if (!valid.includes(t)) throw new OptionError('lora.targets', `LoRA target ${JSON.stringify(t)} is not a linear of this model's blocks (valid: ${valid.join(', ')})`);
+    if (!valid.includes(t))
+      throw new OptionError(
+        'lora.targets',
+        `LoRA target ${JSON.stringify(t)} is not a linear of this model's blocks (valid: ${valid.join(', ')})`,
+      );
   }
-  if (!(Number.isInteger(cfg.rank) && cfg.rank >= 1)) throw new OptionError('lora.rank', `LoRA rank ${cfg.rank}: expected a positive integer`);
+  if (!(Number.isInteger(cfg.rank) && cfg.rank >= 1))
+    throw new OptionError('lora.rank', `LoRA rank ${cfg.rank}: expected a positive integer`);
   const chosen: [string, LinearLayer, number][] = [];
   for (let i = 0; i < model.numBlocks; i++) {
     valid.forEach((t, k) => {
@@ -59,7 +65,10 @@ export function applyLora(model: CausalLM, cfg: LoraConfig, seed: number): Map<s
       if (layer instanceof LoraLinear) throw new RangeError(`LoRA: ${name} already has an adapter`);
       const max = Math.min(layer.inFeatures, layer.outFeatures);
       if (cfg.rank > max) {
-        throw new OptionError('lora.rank', `LoRA rank ${cfg.rank} is larger than ${name} allows: it is [${layer.outFeatures}, ${layer.inFeatures}], so rank <= ${max}`);
+        throw new OptionError(
+          'lora.rank',
+          `LoRA rank ${cfg.rank} is larger than ${name} allows: it is [${layer.outFeatures}, ${layer.inFeatures}], so rank <= ${max}`,
+        );
       }
       chosen.push([name, layer, i * valid.length + k]);
     });
@@ -86,7 +95,11 @@ export function loraLayersOf(model: CausalLM): Map<string, LoraLinear> {
  * `<name>.lora_B.weight` for each layer in the map's order (applyLora's: stable for a model and config),
  * and the switch of every layer's dropout (`training`).
  */
-export function loraParameters(layers: ReadonlyMap<string, LoraLinear>): { names: string[]; params: Tensor[]; setTraining(on: boolean): void } {
+export function loraParameters(layers: ReadonlyMap<string, LoraLinear>): {
+  names: string[];
+  params: Tensor[];
+  setTraining(on: boolean): void;
+} {
   const names: string[] = [];
   const params: Tensor[] = [];
   for (const [name, l] of layers) {
@@ -94,7 +107,8 @@ export function loraParameters(layers: ReadonlyMap<string, LoraLinear>): { names
     params.push(l.a, l.b);
   }
   return {
-    names, params,
+    names,
+    params,
     setTraining: (on) => {
       for (const l of layers.values()) l.training = on;
     },
@@ -106,8 +120,17 @@ function mergedWeight(w: Tensor, lora: LoraLinear): Tensor {
   const merged = zeros(w.shape, w.dtype);
   merged.data.set(w.data);
   kernelsFor(merged.data).gemm(lora.b.data, lora.a.data, merged.data, {
-    batch: 1, m: lora.outFeatures, n: lora.inFeatures, k: lora.rank, transA: false, transB: false,
-    alpha: lora.scale, beta: 1, strideA: 0, strideB: 0, strideC: 0,
+    batch: 1,
+    m: lora.outFeatures,
+    n: lora.inFeatures,
+    k: lora.rank,
+    transA: false,
+    transB: false,
+    alpha: lora.scale,
+    beta: 1,
+    strideA: 0,
+    strideB: 0,
+    strideC: 0,
   });
   return merged;
 }
@@ -122,7 +145,8 @@ export function mergeLora(model: CausalLM): string[] {
   const layers = loraLayersOf(model);
   for (const [name, l] of layers) {
     if (l.base instanceof PackedLinear) throw new RangeError(`${name}: ${MERGE_PACKED_REASON}`);
-    if (!(l.base instanceof DenseLinear)) throw new RangeError(`${name}: cannot merge LoRA into a ${l.base.constructor.name} (a dense base is needed)`);
+    if (!(l.base instanceof DenseLinear))
+      throw new RangeError(`${name}: cannot merge LoRA into a ${l.base.constructor.name} (a dense base is needed)`);
   }
   const params = model.parameters();
   for (const [name, l] of layers) {
@@ -147,19 +171,37 @@ export function loadAdapter(model: CausalLM, dir: string): Map<string, LoraLinea
   for (const [name, { a, b }] of layers) {
     const keys = peftKeys(name);
     const base = linears.get(name);
-    if (base === undefined) throw new InputError(file, keys.a, `the model has no linear layer ${name} (is this adapter for another model?)`);
+    if (base === undefined)
+      throw new InputError(file, keys.a, `the model has no linear layer ${name} (is this adapter for another model?)`);
     if (base instanceof LoraLinear) throw new InputError(file, keys.a, `${name} already has an adapter`);
     if (a.shape[1] !== base.inFeatures) {
-      throw new InputError(file, keys.a, `shape [${a.shape}] does not match ${name} (expected [${config.r}, ${base.inFeatures}])`);
+      throw new InputError(
+        file,
+        keys.a,
+        `shape [${a.shape}] does not match ${name} (expected [${config.r}, ${base.inFeatures}])`,
+      );
     }
     if (b.shape[0] !== base.outFeatures) {
-      throw new InputError(file, keys.b, `shape [${b.shape}] does not match ${name} (expected [${base.outFeatures}, ${config.r}])`);
+      throw new InputError(
+        file,
+        keys.b,
+        `shape [${b.shape}] does not match ${name} (expected [${base.outFeatures}, ${config.r}])`,
+      );
     }
     if (config.r > Math.min(base.inFeatures, base.outFeatures)) {
-      throw new InputError(file, keys.a, `r = ${config.r} exceeds min(in, out) = ${Math.min(base.inFeatures, base.outFeatures)} of ${name}`);
+      throw new InputError(
+        file,
+        keys.a,
+        `r = ${config.r} exceeds min(in, out) = ${Math.min(base.inFeatures, base.outFeatures)} of ${name}`,
+      );
     }
     const lora = new LoraLinear(base, {
-      rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout, seed: 0, weights: { a: a.data, b: b.data }, trainable: false,
+      rank: config.r,
+      alpha: config.lora_alpha,
+      dropout: config.lora_dropout,
+      seed: 0,
+      weights: { a: a.data, b: b.data },
+      trainable: false,
     });
     out.set(name, lora);
   }

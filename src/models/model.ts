@@ -100,10 +100,18 @@ export class LinearRegistry {
 
   /** Registers the linears of the block at `prefix`: the layer `given` holds (packed), else a DenseLinear over
    * `<name>.weight` and, when the linear has one, `<name>.bias` from `tensor`. */
-  addBlock(prefix: string, linears: readonly BlockLinear[], tensor: (name: string) => Tensor, given: ReadonlyMap<string, LinearLayer>): void {
+  addBlock(
+    prefix: string,
+    linears: readonly BlockLinear[],
+    tensor: (name: string) => Tensor,
+    given: ReadonlyMap<string, LinearLayer>,
+  ): void {
     for (const { name: short, bias } of linears) {
       const name = `${prefix}.${short}`;
-      this.add(name, given.get(name) ?? new DenseLinear(tensor(`${name}.weight`), bias ? tensor(`${name}.bias`) : null));
+      this.add(
+        name,
+        given.get(name) ?? new DenseLinear(tensor(`${name}.weight`), bias ? tensor(`${name}.bias`) : null),
+      );
     }
   }
 

@@ -12,8 +12,16 @@ import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import {
-  forwardBlocks, LinearRegistry, normTensors,
-  type BlockContext, type BlockLinear, type BlockPart, type CausalLM, type ForwardOptions, type ModelConfig, type NormTensors,
+  forwardBlocks,
+  LinearRegistry,
+  normTensors,
+  type BlockContext,
+  type BlockLinear,
+  type BlockPart,
+  type CausalLM,
+  type ForwardOptions,
+  type ModelConfig,
+  type NormTensors,
 } from './model.js';
 import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embedding.js';
 
@@ -100,10 +108,14 @@ export class OptModel implements CausalLM {
 
   /** LayerNorm parameters; ones/zeros when the config has no elementwise affine. */
   private layerNorm(prefix: string): Norm {
-    if (this.config.layerNormElementwiseAffine) return { w: this.tensor(`${prefix}.weight`), b: this.tensor(`${prefix}.bias`) };
+    if (this.config.layerNormElementwiseAffine)
+      return { w: this.tensor(`${prefix}.weight`), b: this.tensor(`${prefix}.bias`) };
     const c = this.config.hiddenSize;
     const dtype = this.tokens.dtype;
-    return { w: fromArray(new Array<number>(c).fill(1), [c], dtype), b: fromArray(new Array<number>(c).fill(0), [c], dtype) };
+    return {
+      w: fromArray(new Array<number>(c).fill(1), [c], dtype),
+      b: fromArray(new Array<number>(c).fill(0), [c], dtype),
+    };
   }
 
   private blockParameters(i: number): OptNorms {

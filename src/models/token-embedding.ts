@@ -25,9 +25,11 @@ export function packedRows(w: PackedWeight, ids: Int32Array, shape: readonly num
   const nOut = w.weakIdx.length;
   const out = new Float32Array(ids.length * cols);
   ids.forEach((id, i) => {
-    if (!(id >= 0 && id < w.rows)) throw new RangeError(`embedding: token id ${id} at position ${i} is outside the vocabulary [0, ${w.rows})`);
+    if (!(id >= 0 && id < w.rows))
+      throw new RangeError(`embedding: token id ${id} at position ${i} is outside the vocabulary [0, ${w.rows})`);
     const row: PackedWeight = {
-      ...w, rows: 1,
+      ...w,
+      rows: 1,
       qweight: w.qweight.subarray(id * rowBytes, (id + 1) * rowBytes),
       scales: w.scales.subarray(id * groups, (id + 1) * groups),
       zeros: w.zeros.subarray(id * groups, (id + 1) * groups),
@@ -39,7 +41,11 @@ export function packedRows(w: PackedWeight, ids: Int32Array, shape: readonly num
 }
 
 /** The embedding `name` (module name, e.g. model.embed_tokens): packed when `given` holds it, else `<name>.weight`. */
-export function tokenEmbedding(name: string, weights: ReadonlyMap<string, Tensor>, given: ReadonlyMap<string, LinearLayer>): TokenEmbedding {
+export function tokenEmbedding(
+  name: string,
+  weights: ReadonlyMap<string, Tensor>,
+  given: ReadonlyMap<string, LinearLayer>,
+): TokenEmbedding {
   const packed = given.get(name);
   if (packed instanceof PackedLinear) {
     return { lookup: (ids, shape) => packedRows(packed.packed, ids, shape), head: packed, dtype: 'f32' };
@@ -52,7 +58,10 @@ export function tokenEmbedding(name: string, weights: ReadonlyMap<string, Tensor
 /** The output projection `name` (module name): packed when `given` holds it, else its own dense weight, else (tied)
  * the token embedding. */
 export function outputHead(
-  name: string, weights: ReadonlyMap<string, Tensor>, given: ReadonlyMap<string, LinearLayer>, tokens: TokenEmbedding,
+  name: string,
+  weights: ReadonlyMap<string, Tensor>,
+  given: ReadonlyMap<string, LinearLayer>,
+  tokens: TokenEmbedding,
 ): LinearLayer {
   const own = weights.get(`${name}.weight`);
   return given.get(name) ?? (own !== undefined ? new DenseLinear(own) : tokens.head);

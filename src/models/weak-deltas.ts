@@ -13,13 +13,16 @@ export function packedLinearsOf(model: CausalLM): Map<string, PackedLinear> {
 /** Every packed linear's current weak columns (views, not copies). */
 export function weakColumnsOf(model: CausalLM): Map<string, WeakColumns> {
   const out = new Map<string, WeakColumns>();
-  for (const [name, l] of packedLinearsOf(model)) out.set(name, { rows: l.outFeatures, nOut: l.packed.weakIdx.length, data: l.packed.weak });
+  for (const [name, l] of packedLinearsOf(model))
+    out.set(name, { rows: l.outFeatures, nOut: l.packed.weakIdx.length, data: l.packed.weak });
   return out;
 }
 
 /** Loads deltas made for the packed checkpoint `baseDir` (the directory `model` was loaded from) over its weak columns. */
 export function applyWeakDeltas(model: CausalLM, file: string, baseDir: string): void {
   const layers = packedLinearsOf(model);
-  const expect = new Map([...layers].map(([name, l]) => [name, [l.outFeatures, l.packed.weakIdx.length] as [number, number]]));
+  const expect = new Map(
+    [...layers].map(([name, l]) => [name, [l.outFeatures, l.packed.weakIdx.length] as [number, number]]),
+  );
   for (const [name, data] of readWeakDeltas(file, baseDir, expect)) layers.get(name)!.packed.weak.set(data);
 }

@@ -22,16 +22,35 @@ const UNARY_OPS: Record<UnaryOp, number> = { relu: 0, gelu: 1, silu: 2, exp: 3, 
 
 function opCode<T extends string>(table: Record<T, number>, op: T, fn: string): number {
   const code = Object.hasOwn(table, op) ? table[op] : undefined;
-  if (code === undefined) throw new TypeError(`${fn}: unknown op ${JSON.stringify(op)} (expected one of ${Object.keys(table).join(', ')})`);
+  if (code === undefined)
+    throw new TypeError(`${fn}: unknown op ${JSON.stringify(op)} (expected one of ${Object.keys(table).join(', ')})`);
   return code;
 }
 
 function wrap(raw: KernelBinding): NativeAddon {
   return {
     name: 'native',
-    gemm: (a, b, c, d) => raw.gemm(a, b, c, d.batch, d.m, d.n, d.k, d.transA, d.transB, d.alpha, d.beta, d.strideA, d.strideB, d.strideC),
-    gemmBf16: (a, b, c, d) => raw.gemmBf16(a, b, c, d.batch, d.m, d.n, d.k, d.transA, d.transB, d.alpha, d.beta, d.strideA, d.strideB, d.strideC),
-    binary: (op, a, b, out, d) => raw.binary(opCode(BINARY_OPS, op, 'binary'), a, b, out, d.shape, d.stridesA, d.stridesB),
+    gemm: (a, b, c, d) =>
+      raw.gemm(a, b, c, d.batch, d.m, d.n, d.k, d.transA, d.transB, d.alpha, d.beta, d.strideA, d.strideB, d.strideC),
+    gemmBf16: (a, b, c, d) =>
+      raw.gemmBf16(
+        a,
+        b,
+        c,
+        d.batch,
+        d.m,
+        d.n,
+        d.k,
+        d.transA,
+        d.transB,
+        d.alpha,
+        d.beta,
+        d.strideA,
+        d.strideB,
+        d.strideC,
+      ),
+    binary: (op, a, b, out, d) =>
+      raw.binary(opCode(BINARY_OPS, op, 'binary'), a, b, out, d.shape, d.stridesA, d.stridesB),
     affine: (x, out, alpha, beta) => raw.affine(x, out, alpha, beta),
     sumTo: (x, out, d) => raw.sumTo(x, out, d.shape, d.stridesA),
     sumAll: (x) => raw.sumAll(x),
@@ -39,15 +58,35 @@ function wrap(raw: KernelBinding): NativeAddon {
     unaryBackward: (op, x, dy, dx) => raw.unaryBackward(opCode(UNARY_OPS, op, 'unaryBackward'), x, dy, dx),
     rmsnormForward: (x, w, out, rstd, d) => raw.rmsnormForward(x, w, out, rstd, d.rows, d.cols, d.eps),
     rmsnormBackward: (x, w, rstd, dy, dx, dw, d) => raw.rmsnormBackward(x, w, rstd, dy, dx, dw, d.rows, d.cols),
-    layernormForward: (x, w, b, out, mean, rstd, d) => raw.layernormForward(x, w, b, out, mean, rstd, d.rows, d.cols, d.eps),
-    layernormBackward: (x, w, mean, rstd, dy, dx, dw, db, d) => raw.layernormBackward(x, w, mean, rstd, dy, dx, dw, db, d.rows, d.cols),
+    layernormForward: (x, w, b, out, mean, rstd, d) =>
+      raw.layernormForward(x, w, b, out, mean, rstd, d.rows, d.cols, d.eps),
+    layernormBackward: (x, w, mean, rstd, dy, dx, dw, db, d) =>
+      raw.layernormBackward(x, w, mean, rstd, dy, dx, dw, db, d.rows, d.cols),
     softmaxForward: (x, out, d) => raw.softmaxForward(x, out, d.rows, d.cols),
     softmaxBackward: (y, dy, dx, d) => raw.softmaxBackward(y, dy, dx, d.rows, d.cols),
     rope: (x, out, cos, sin, d, inverse) => raw.rope(x, out, cos, sin, d.batch, d.seq, d.heads, d.headDim, inverse),
-    attentionForward: (q, k, v, out, probs, d) => raw.attentionForward(q, k, v, out, probs, d.batch, d.tq, d.tk, d.heads, d.kvHeads, d.headDim, d.scale),
+    attentionForward: (q, k, v, out, probs, d) =>
+      raw.attentionForward(q, k, v, out, probs, d.batch, d.tq, d.tk, d.heads, d.kvHeads, d.headDim, d.scale),
     attentionBackward: (q, k, v, probs, dout, dq, dk, dv, d) =>
-      raw.attentionBackward(q, k, v, probs, dout, dq, dk, dv, d.batch, d.tq, d.tk, d.heads, d.kvHeads, d.headDim, d.scale),
-    crossEntropyForward: (logits, targets, losses, lse, d) => raw.crossEntropyForward(logits, targets, losses, lse, d.rows, d.vocab, d.ignoreIndex),
+      raw.attentionBackward(
+        q,
+        k,
+        v,
+        probs,
+        dout,
+        dq,
+        dk,
+        dv,
+        d.batch,
+        d.tq,
+        d.tk,
+        d.heads,
+        d.kvHeads,
+        d.headDim,
+        d.scale,
+      ),
+    crossEntropyForward: (logits, targets, losses, lse, d) =>
+      raw.crossEntropyForward(logits, targets, losses, lse, d.rows, d.vocab, d.ignoreIndex),
     crossEntropyBackward: (logits, targets, lse, rowScale, dlogits, d) =>
       raw.crossEntropyBackward(logits, targets, lse, rowScale, dlogits, d.rows, d.vocab, d.ignoreIndex),
     embeddingForward: (table, ids, out, d) => raw.embeddingForward(table, ids, out, d.rows, d.dim, d.vocab),

@@ -11,8 +11,38 @@ type F = FloatArray;
 
 /** The kernels exported by kernels/napi/addon.cc (argument order as in its comments). */
 export interface KernelBinding {
-  gemm(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
-  gemmBf16(a: F, b: F, c: F, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, alpha: number, beta: number, strideA: number, strideB: number, strideC: number): void;
+  gemm(
+    a: F,
+    b: F,
+    c: F,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    alpha: number,
+    beta: number,
+    strideA: number,
+    strideB: number,
+    strideC: number,
+  ): void;
+  gemmBf16(
+    a: F,
+    b: F,
+    c: F,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    alpha: number,
+    beta: number,
+    strideA: number,
+    strideB: number,
+    strideC: number,
+  ): void;
   binary(op: number, a: F, b: F, out: F, shape: number[], stridesA: number[], stridesB: number[]): void;
   affine(x: F, out: F, alpha: number, beta: number): void;
   sumTo(x: F, out: F, shape: number[], stridesOut: number[]): void;
@@ -25,11 +55,67 @@ export interface KernelBinding {
   layernormBackward(x: F, w: F, mean: F, rstd: F, dy: F, dx: F, dw: F, db: F, rows: number, cols: number): void;
   softmaxForward(x: F, out: F, rows: number, cols: number): void;
   softmaxBackward(y: F, dy: F, dx: F, rows: number, cols: number): void;
-  rope(x: F, out: F, cos: F, sin: F, batch: number, seq: number, heads: number, headDim: number, inverse: boolean): void;
-  attentionForward(q: F, k: F, v: F, out: F, probs: F | null, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
-  attentionBackward(q: F, k: F, v: F, probs: F, dout: F, dq: F, dk: F, dv: F, batch: number, tq: number, tk: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
-  crossEntropyForward(logits: F, targets: Int32Array, losses: F, lse: F, rows: number, vocab: number, ignoreIndex: number): void;
-  crossEntropyBackward(logits: F, targets: Int32Array, lse: F, rowScale: number, dlogits: F, rows: number, vocab: number, ignoreIndex: number): void;
+  rope(
+    x: F,
+    out: F,
+    cos: F,
+    sin: F,
+    batch: number,
+    seq: number,
+    heads: number,
+    headDim: number,
+    inverse: boolean,
+  ): void;
+  attentionForward(
+    q: F,
+    k: F,
+    v: F,
+    out: F,
+    probs: F | null,
+    batch: number,
+    tq: number,
+    tk: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    scale: number,
+  ): void;
+  attentionBackward(
+    q: F,
+    k: F,
+    v: F,
+    probs: F,
+    dout: F,
+    dq: F,
+    dk: F,
+    dv: F,
+    batch: number,
+    tq: number,
+    tk: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    scale: number,
+  ): void;
+  crossEntropyForward(
+    logits: F,
+    targets: Int32Array,
+    losses: F,
+    lse: F,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+  ): void;
+  crossEntropyBackward(
+    logits: F,
+    targets: Int32Array,
+    lse: F,
+    rowScale: number,
+    dlogits: F,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+  ): void;
   embeddingForward(table: F, ids: Int32Array, out: F, rows: number, dim: number, vocab: number): void;
   embeddingBackward(dy: F, ids: Int32Array, dTable: F, rows: number, dim: number, vocab: number): void;
   dropout(x: F, mask: Uint8Array, scale: number, out: F): void;
@@ -48,7 +134,18 @@ export interface PackedLayoutConstants {
 }
 
 /** A packed weight as positional arguments: rows, cols, bits, groupSize, qweight, scales, zeros, perm, weakIdx, weak. */
-export type Packed10 = [number, number, number, number, Uint8Array, Float32Array, Uint8Array, Int32Array | null, Int32Array, Float32Array];
+export type Packed10 = [
+  number,
+  number,
+  number,
+  number,
+  Uint8Array,
+  Float32Array,
+  Uint8Array,
+  Int32Array | null,
+  Int32Array,
+  Float32Array,
+];
 
 /** The packed-weight functions of the addon (kernels/napi/packed.cc). */
 export interface PackedBinding {
@@ -64,9 +161,42 @@ export interface PackedBinding {
 
 /** The quantizer functions of the addon (kernels/napi/quant.cc), positional as in its comments. */
 export interface QuantBinding {
-  quantFindParams(w: Float32Array, rows: number, cols: number, ld: number, bits: number, tuning: number, grid: number, scale: Float32Array, zero: Float32Array): void;
-  quantFake(w: Float32Array, rows: number, cols: number, scale: Float32Array, zero: Float32Array, bits: number, out: Float32Array, codes: Uint8Array | null): void;
-  gptq(w: Float32Array, h: Float32Array, rows: number, cols: number, nQuant: number, bits: number, tuning: number, groupSize: number, blockSize: number, percdamp: number, codes: Uint8Array, scale: Float32Array, zero: Float32Array): number;
+  quantFindParams(
+    w: Float32Array,
+    rows: number,
+    cols: number,
+    ld: number,
+    bits: number,
+    tuning: number,
+    grid: number,
+    scale: Float32Array,
+    zero: Float32Array,
+  ): void;
+  quantFake(
+    w: Float32Array,
+    rows: number,
+    cols: number,
+    scale: Float32Array,
+    zero: Float32Array,
+    bits: number,
+    out: Float32Array,
+    codes: Uint8Array | null,
+  ): void;
+  gptq(
+    w: Float32Array,
+    h: Float32Array,
+    rows: number,
+    cols: number,
+    nQuant: number,
+    bits: number,
+    tuning: number,
+    groupSize: number,
+    blockSize: number,
+    percdamp: number,
+    codes: Uint8Array,
+    scale: Float32Array,
+    zero: Float32Array,
+  ): number;
 }
 
 /** Everything the addon module exports. */

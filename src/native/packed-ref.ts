@@ -5,7 +5,14 @@
  * then multiply densely, summing in JS doubles; results are rounded once when stored.
  */
 import {
-  codeAt, packedBytes, packedGroups, packedRowBytes, validatePacked, type PackedBits, type PackedKernels, type PackedWeight,
+  codeAt,
+  packedBytes,
+  packedGroups,
+  packedRowBytes,
+  validatePacked,
+  type PackedBits,
+  type PackedKernels,
+  type PackedWeight,
 } from './packed.js';
 import type { FloatArray } from './types.js';
 
@@ -16,7 +23,8 @@ export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: P
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < cols; k++) {
       const c = codes[r * cols + k];
-      if (c >> bits !== 0) throw new RangeError(`packCodes: codes[${r * cols + k}] = ${c} needs more than ${bits} bits`);
+      if (c >> bits !== 0)
+        throw new RangeError(`packCodes: codes[${r * cols + k}] = ${c} needs more than ${bits} bits`);
       for (let t = 0; t < bits; t++) {
         const bit = k * bits + t;
         if ((c >> t) & 1) q[r * rowBytes + (bit >> 3)] |= 1 << (bit & 7);
@@ -29,7 +37,8 @@ export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: P
 export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bits: PackedBits): Uint8Array {
   const codes = new Uint8Array(rows * cols);
   const rowBytes = packedRowBytes(cols, bits);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) codes[r * cols + k] = codeAt(qweight, r * rowBytes, k, bits);
+  for (let r = 0; r < rows; r++)
+    for (let k = 0; k < cols; k++) codes[r * cols + k] = codeAt(qweight, r * rowBytes, k, bits);
   return codes;
 }
 
@@ -84,7 +93,13 @@ export function packedMatmulT(w: PackedWeight<FloatArray>, dy: FloatArray, m: nu
 }
 
 /** dweak [N, nOut] += dyᵀ X[:, weakIdx] */
-export function weakGrad(w: PackedWeight<FloatArray>, dy: FloatArray, x: FloatArray, m: number, dweak: FloatArray): void {
+export function weakGrad(
+  w: PackedWeight<FloatArray>,
+  dy: FloatArray,
+  x: FloatArray,
+  m: number,
+  dweak: FloatArray,
+): void {
   const { rows: n, cols: k, weakIdx } = w;
   const nOut = weakIdx.length;
   for (let r = 0; r < n; r++) {

@@ -91,7 +91,8 @@ function checkLength(where: string, field: string, arr: { length: number }, n: n
 
 function checkShape(w: PackedWeight<FloatArray>, where: string): void {
   const { rows, cols, bits, groupSize: g } = w;
-  if (!PACKED_LAYOUT.bits.includes(bits)) fail(where, 'bits', `must be one of ${PACKED_LAYOUT.bits.join(', ')}, got ${bits}`);
+  if (!PACKED_LAYOUT.bits.includes(bits))
+    fail(where, 'bits', `must be one of ${PACKED_LAYOUT.bits.join(', ')}, got ${bits}`);
   if (!Number.isInteger(rows) || rows < 0) fail(where, 'rows', `must be a non-negative integer, got ${rows}`);
   if (!Number.isInteger(cols) || cols <= 0) fail(where, 'cols', `must be a positive integer, got ${cols}`);
   if (!Number.isInteger(g) || g <= 0) fail(where, 'groupSize', `must be a positive integer, got ${g}`);
@@ -103,7 +104,8 @@ function checkIndices(w: PackedWeight<FloatArray>, where: string): void {
     checkLength(where, 'perm', perm, cols);
     const seen = new Uint8Array(cols);
     perm.forEach((p, k) => {
-      if (!(p >= 0 && p < cols) || seen[p]) fail(where, 'perm', `is not a permutation of 0..${cols - 1} (perm[${k}] = ${p})`);
+      if (!(p >= 0 && p < cols) || seen[p])
+        fail(where, 'perm', `is not a permutation of 0..${cols - 1} (perm[${k}] = ${p})`);
       seen[p] = 1;
     });
   }
@@ -136,7 +138,8 @@ function checkPadCodes(w: PackedWeight<FloatArray>, where: string): void {
   const padded = (rowBytes / bits) * PACKED_LAYOUT.blockCodes;
   for (let r = 0; r < rows; r++) {
     for (let k = cols; k < padded; k++) {
-      if (codeAt(w.qweight, r * rowBytes, k, bits) !== 0) fail(where, 'qweight', `pad code ${k} of row ${r} is not 0 (in_features ${cols})`);
+      if (codeAt(w.qweight, r * rowBytes, k, bits) !== 0)
+        fail(where, 'qweight', `pad code ${k} of row ${r} is not 0 (in_features ${cols})`);
     }
   }
 }
@@ -154,7 +157,8 @@ function checkWeakCodes(w: PackedWeight<FloatArray>, where: string): void {
       const k = packedCol[j];
       const code = codeAt(w.qweight, r * rowBytes, k, w.bits);
       const z = w.zeros[r * groups + Math.floor(k / g)];
-      if (code !== z) fail(where, 'qweight', `code of weak column ${j} in row ${r} is ${code}, not its zero point ${z}`);
+      if (code !== z)
+        fail(where, 'qweight', `code of weak column ${j} in row ${r} is ${code}, not its zero point ${z}`);
     }
   }
 }

@@ -41,7 +41,12 @@ function product(shape: readonly number[]): number {
 }
 
 /** Calls f(flatIndex, offA, offB) for every index of `shape` in row-major order. */
-function forEachIndex(shape: readonly number[], sa: readonly number[], sb: readonly number[], f: (i: number, offA: number, offB: number) => void): void {
+function forEachIndex(
+  shape: readonly number[],
+  sa: readonly number[],
+  sb: readonly number[],
+  f: (i: number, offA: number, offB: number) => void,
+): void {
   const total = product(shape);
   const idx = new Array<number>(shape.length).fill(0);
   let offA = 0;
@@ -137,7 +142,8 @@ function visibleKeys(i: number, tq: number, tk: number): number {
 
 function checkIds(fn: string, ids: Int32Array, rows: number, vocab: number): void {
   for (let i = 0; i < rows; i++) {
-    if (ids[i] < 0 || ids[i] >= vocab) throw new RangeError(`${fn}: id ${ids[i]} at position ${i} is out of range for vocab size V=${vocab}`);
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw new RangeError(`${fn}: id ${ids[i]} at position ${i} is out of range for vocab size V=${vocab}`);
   }
 }
 
@@ -145,7 +151,9 @@ function checkTargets(fn: string, targets: Int32Array, d: CrossEntropyDims): voi
   for (let i = 0; i < d.rows; i++) {
     const t = targets[i];
     if (t !== d.ignoreIndex && (t < 0 || t >= d.vocab)) {
-      throw new RangeError(`${fn}: target ${t} at row ${i} is out of range [0, ${d.vocab}) and is not ignoreIndex ${d.ignoreIndex}`);
+      throw new RangeError(
+        `${fn}: target ${t} at row ${i} is out of range [0, ${d.vocab}) and is not ignoreIndex ${d.ignoreIndex}`,
+      );
     }
   }
 }
@@ -237,7 +245,14 @@ export const referenceKernels: Kernels = {
 
   rmsnormBackward(x, w, rstd, dy, dx, dw, d: NormDims) {
     const { rows, cols: C } = d;
-    for (const [name, arr, len] of [['x', x, rows * C], ['w', w, C], ['rstd', rstd, rows], ['dy', dy, rows * C], ['dx', dx, rows * C], ['dw', dw, C]] as const) {
+    for (const [name, arr, len] of [
+      ['x', x, rows * C],
+      ['w', w, C],
+      ['rstd', rstd, rows],
+      ['dy', dy, rows * C],
+      ['dx', dx, rows * C],
+      ['dw', dw, C],
+    ] as const) {
       need('rmsnormBackward', name, arr, len);
     }
     // y_i = x_i r w_i with r = (mean(x^2) + eps)^(-1/2), dr/dx_i = -r^3 x_i / C
@@ -256,7 +271,14 @@ export const referenceKernels: Kernels = {
 
   layernormForward(x, w, b, out, mean, rstd, d: NormDims) {
     const { rows, cols: C, eps } = d;
-    for (const [name, arr, len] of [['x', x, rows * C], ['w', w, C], ['b', b, C], ['out', out, rows * C], ['mean', mean, rows], ['rstd', rstd, rows]] as const) {
+    for (const [name, arr, len] of [
+      ['x', x, rows * C],
+      ['w', w, C],
+      ['b', b, C],
+      ['out', out, rows * C],
+      ['mean', mean, rows],
+      ['rstd', rstd, rows],
+    ] as const) {
       need('layernormForward', name, arr, len);
     }
     for (let n = 0; n < rows; n++) {
@@ -276,7 +298,16 @@ export const referenceKernels: Kernels = {
 
   layernormBackward(x, w, mean, rstd, dy, dx, dw, db, d: NormDims) {
     const { rows, cols: C } = d;
-    for (const [name, arr, len] of [['x', x, rows * C], ['w', w, C], ['mean', mean, rows], ['rstd', rstd, rows], ['dy', dy, rows * C], ['dx', dx, rows * C], ['dw', dw, C], ['db', db, C]] as const) {
+    for (const [name, arr, len] of [
+      ['x', x, rows * C],
+      ['w', w, C],
+      ['mean', mean, rows],
+      ['rstd', rstd, rows],
+      ['dy', dy, rows * C],
+      ['dx', dx, rows * C],
+      ['dw', dw, C],
+      ['db', db, C],
+    ] as const) {
       need('layernormBackward', name, arr, len);
     }
     // xhat = (x - mean) r, g = dy w: dx = r (g - mean(g) - xhat mean(g xhat))
@@ -386,7 +417,16 @@ export const referenceKernels: Kernels = {
   attentionBackward(q, k, v, probs, dout, dq, dk, dv, d: AttentionDims) {
     const { batch: B, tq, tk, heads: H, kvHeads: Hkv, headDim: D, scale } = d;
     checkAttention('attentionBackward', d);
-    for (const [name, arr, len] of [['q', q, B * tq * H * D], ['k', k, B * tk * Hkv * D], ['v', v, B * tk * Hkv * D], ['probs', probs, B * H * tq * tk], ['dout', dout, B * tq * H * D], ['dq', dq, B * tq * H * D], ['dk', dk, B * tk * Hkv * D], ['dv', dv, B * tk * Hkv * D]] as const) {
+    for (const [name, arr, len] of [
+      ['q', q, B * tq * H * D],
+      ['k', k, B * tk * Hkv * D],
+      ['v', v, B * tk * Hkv * D],
+      ['probs', probs, B * H * tq * tk],
+      ['dout', dout, B * tq * H * D],
+      ['dq', dq, B * tq * H * D],
+      ['dk', dk, B * tk * Hkv * D],
+      ['dv', dv, B * tk * Hkv * D],
+    ] as const) {
       need('attentionBackward', name, arr, len);
     }
     const group = H / Hkv;

@@ -106,11 +106,37 @@ export interface Kernels {
 
   /** out = x / sqrt(mean(x^2) + eps) * w; rstd[N] saved for backward. */
   rmsnormForward(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, d: NormDims): void;
-  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, dy: FloatArray, dx: FloatArray, dw: FloatArray, d: NormDims): void;
+  rmsnormBackward(
+    x: FloatArray,
+    w: FloatArray,
+    rstd: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray,
+    dw: FloatArray,
+    d: NormDims,
+  ): void;
 
   /** out = (x - mean) * rstd * w + b (biased variance, as torch); mean[N], rstd[N] saved. */
-  layernormForward(x: FloatArray, w: FloatArray, b: FloatArray, out: FloatArray, mean: FloatArray, rstd: FloatArray, d: NormDims): void;
-  layernormBackward(x: FloatArray, w: FloatArray, mean: FloatArray, rstd: FloatArray, dy: FloatArray, dx: FloatArray, dw: FloatArray, db: FloatArray, d: NormDims): void;
+  layernormForward(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray,
+    out: FloatArray,
+    mean: FloatArray,
+    rstd: FloatArray,
+    d: NormDims,
+  ): void;
+  layernormBackward(
+    x: FloatArray,
+    w: FloatArray,
+    mean: FloatArray,
+    rstd: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray,
+    dw: FloatArray,
+    db: FloatArray,
+    d: NormDims,
+  ): void;
 
   /** Row-wise softmax over the last dim. */
   softmaxForward(x: FloatArray, out: FloatArray, d: RowDims): void;
@@ -121,14 +147,44 @@ export interface Kernels {
   rope(x: FloatArray, out: FloatArray, cos: FloatArray, sin: FloatArray, d: RopeDims, inverse: boolean): void;
 
   /** Causal grouped-query attention; probs may be null when no backward will run. */
-  attentionForward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, probs: FloatArray | null, d: AttentionDims): void;
+  attentionForward(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    out: FloatArray,
+    probs: FloatArray | null,
+    d: AttentionDims,
+  ): void;
   /** dq, dk, dv are overwritten. */
-  attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, probs: FloatArray, dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, d: AttentionDims): void;
+  attentionBackward(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    probs: FloatArray,
+    dout: FloatArray,
+    dq: FloatArray,
+    dk: FloatArray,
+    dv: FloatArray,
+    d: AttentionDims,
+  ): void;
 
   /** losses[N] = lse - logit[target] (0 where target == ignoreIndex); lse[N] saved. */
-  crossEntropyForward(logits: FloatArray, targets: Int32Array, losses: FloatArray, lse: FloatArray, d: CrossEntropyDims): void;
+  crossEntropyForward(
+    logits: FloatArray,
+    targets: Int32Array,
+    losses: FloatArray,
+    lse: FloatArray,
+    d: CrossEntropyDims,
+  ): void;
   /** dlogits = (softmax - onehot) * rowScale, zero rows for ignored targets (overwritten). */
-  crossEntropyBackward(logits: FloatArray, targets: Int32Array, lse: FloatArray, rowScale: number, dlogits: FloatArray, d: CrossEntropyDims): void;
+  crossEntropyBackward(
+    logits: FloatArray,
+    targets: Int32Array,
+    lse: FloatArray,
+    rowScale: number,
+    dlogits: FloatArray,
+    d: CrossEntropyDims,
+  ): void;
 
   /** out[i, :] = table[ids[i], :]; ids outside [0, V) throw. */
   embeddingForward(table: FloatArray, ids: Int32Array, out: FloatArray, d: EmbeddingDims): void;

@@ -42,7 +42,11 @@ function randint(rng: Rng, lo: number, hi: number): number {
 }
 
 /** Samples windows from documents longer than seqlen (each document tokenized once, on first draw). */
-export function sampleCalibration(source: string, tokenizer: TextTokenizer, { nsamples, seqlen, seed }: CalibrationOptions): Calibration {
+export function sampleCalibration(
+  source: string,
+  tokenizer: TextTokenizer,
+  { nsamples, seqlen, seed }: CalibrationOptions,
+): Calibration {
   const { file, docs } = calibrationDocuments(source);
   const encoded = new Map<number, Int32Array>();
   const tokens = (i: number) => {
@@ -55,7 +59,11 @@ export function sampleCalibration(source: string, tokenizer: TextTokenizer, { ns
   };
   const longEnough = docs.map((_, i) => i).filter((i) => docs[i].length > seqlen); // cheap prefilter: a token spans >= 1 char
   if (!longEnough.some((i) => tokens(i).length > seqlen)) {
-    throw new InputError(file, 'calib', `no document has more than ${seqlen} tokens; need nsamples x seqlen = ${nsamples} x ${seqlen}`);
+    throw new InputError(
+      file,
+      'calib',
+      `no document has more than ${seqlen} tokens; need nsamples x seqlen = ${nsamples} x ${seqlen}`,
+    );
   }
   const rng = new Rng(seed);
   const windows: Int32Array[] = [];
@@ -69,16 +77,25 @@ export function sampleCalibration(source: string, tokenizer: TextTokenizer, { ns
 }
 
 /** Reads exact windows ({"windows": [[ids...], ...]}), checking there are enough of the right length. */
-export function readCalibrationTokens(file: string, { nsamples, seqlen }: CalibrationOptions, vocabSize: number): Calibration {
+export function readCalibrationTokens(
+  file: string,
+  { nsamples, seqlen }: CalibrationOptions,
+  vocabSize: number,
+): Calibration {
   const raw = parseJson(file, readTextFile(file));
-  if (!isObject(raw) || !Array.isArray(raw.windows)) throw new InputError(file, 'windows', 'expected an object with a "windows" array of token-id arrays');
+  if (!isObject(raw) || !Array.isArray(raw.windows))
+    throw new InputError(file, 'windows', 'expected an object with a "windows" array of token-id arrays');
   const all = raw.windows as unknown[];
   if (all.length < nsamples) {
     throw new InputError(file, 'windows', `${all.length} windows, fewer than --nsamples ${nsamples}`);
   }
   const windows = all.slice(0, nsamples).map((w, i) => {
     if (!Array.isArray(w) || w.length < seqlen) {
-      throw new InputError(file, `windows[${i}]`, `expected at least --seqlen ${seqlen} token ids, got ${Array.isArray(w) ? w.length : typeof w}`);
+      throw new InputError(
+        file,
+        `windows[${i}]`,
+        `expected at least --seqlen ${seqlen} token ids, got ${Array.isArray(w) ? w.length : typeof w}`,
+      );
     }
     const ids = Int32Array.from(w.slice(0, seqlen) as number[]);
     const bad = ids.findIndex((id, j) => id !== (w as number[])[j] || id < 0 || id >= vocabSize);

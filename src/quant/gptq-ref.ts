@@ -103,7 +103,11 @@ export function refGptq(w: Float32Array, h: Float32Array, rows: number, cols: nu
       const c = i1 + i;
       const d = Hinv[c * cols + c];
       if (G > 0 && c % G === 0) {
-        const p = refFindParams(W.subarray(c), rows, Math.min(c + G, nq) - c, cols, { bits: opts.bits, tuning: opts.tuning, grid: 40 });
+        const p = refFindParams(W.subarray(c), rows, Math.min(c + G, nq) - c, cols, {
+          bits: opts.bits,
+          tuning: opts.tuning,
+          grid: 40,
+        });
         for (let r = 0; r < rows; r++) {
           scale[r * nGroups + c / G] = p.scale[r];
           zero[r * nGroups + c / G] = p.zero[r];

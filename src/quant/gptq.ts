@@ -60,13 +60,28 @@ export function gptq(w: Float32Array, h: Float32Array, rows: number, cols: numbe
   if (opts.nQuant > cols) throw new RangeError(`${fn}: nQuant (${opts.nQuant}) must be at most cols (${cols})`);
   checkCount(fn, 'groupSize', groupSize);
   checkCount(fn, 'blockSize', blockSize, true);
-  if (!(Number.isFinite(percdamp) && percdamp >= 0)) throw new RangeError(`${fn}: percdamp must be a finite number >= 0, got ${percdamp}`);
+  if (!(Number.isFinite(percdamp) && percdamp >= 0))
+    throw new RangeError(`${fn}: percdamp must be a finite number >= 0, got ${percdamp}`);
   checkLength(fn, 'w', w, rows * cols);
   checkLength(fn, 'h', h, cols * cols);
   const nGroups = gptqGroups(opts.nQuant, groupSize);
   const codes = new Uint8Array(rows * opts.nQuant);
   const scale = new Float32Array(rows * nGroups);
   const zero = new Float32Array(rows * nGroups);
-  const loss = quantBinding().gptq(w, h, rows, cols, opts.nQuant, opts.bits, tuning, groupSize, blockSize, percdamp, codes, scale, zero);
+  const loss = quantBinding().gptq(
+    w,
+    h,
+    rows,
+    cols,
+    opts.nQuant,
+    opts.bits,
+    tuning,
+    groupSize,
+    blockSize,
+    percdamp,
+    codes,
+    scale,
+    zero,
+  );
   return { codes, scale, zero, nGroups, loss };
 }

@@ -28,7 +28,17 @@ export class Hessian {
       native.affine(x.subarray(off, off + rows), this.scaled, Math.fround(Math.sqrt(2 / this.samples)), 0);
       // H [K, K] += X'^T [K, T] @ X' [T, K]
       native.gemm(this.scaled, this.scaled, this.h, {
-        batch: 1, m: k, n: k, k: seq, transA: true, transB: false, alpha: 1, beta: 1, strideA: 0, strideB: 0, strideC: 0,
+        batch: 1,
+        m: k,
+        n: k,
+        k: seq,
+        transA: true,
+        transB: false,
+        alpha: 1,
+        beta: 1,
+        strideA: 0,
+        strideB: 0,
+        strideC: 0,
       });
     }
   }

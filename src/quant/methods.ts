@@ -77,7 +77,12 @@ function hessianOf(linear: LinearToQuantize): Float32Array {
 /** OWQ's quantizer (GPTQ over the non-weak columns); GPTQ is the case of no weak columns. */
 function owqLinear(l: LinearToQuantize, s: MethodSettings): QuantizedColumns {
   return owq(l.weight, hessianOf(l), l.rows, l.cols, {
-    bits: s.bits, nOut: l.nOut, tuning: s.tuning, groupSize: s.groupSize, actOrder: s.actOrder, percdamp: s.percdamp,
+    bits: s.bits,
+    nOut: l.nOut,
+    tuning: s.tuning,
+    groupSize: s.groupSize,
+    actOrder: s.actOrder,
+    percdamp: s.percdamp,
   });
 }
 
@@ -97,7 +102,8 @@ export function methodNames(): string[] {
 /** The method `name`; an unknown name is an OptionError on `method`. */
 export function quantMethod(name: string): QuantMethod {
   const method = registry.get(name);
-  if (method === undefined) throw new OptionError('method', `expected ${methodNames().join(', ')}, got ${JSON.stringify(name)}`);
+  if (method === undefined)
+    throw new OptionError('method', `expected ${methodNames().join(', ')}, got ${JSON.stringify(name)}`);
   return method;
 }
 

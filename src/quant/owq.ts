@@ -28,7 +28,14 @@ export interface OwqOptions {
 const SENSITIVITY_GRID = 40;
 
 /** H_jj * Σ_r (W - Q(W))²_rj for every input column j (fp32, as the reference). */
-export function columnSensitivity(w: Float32Array, h: Float32Array, rows: number, cols: number, bits: number, tuning: Tuning): Float32Array {
+export function columnSensitivity(
+  w: Float32Array,
+  h: Float32Array,
+  rows: number,
+  cols: number,
+  bits: number,
+  tuning: Tuning,
+): Float32Array {
   const params = findParams(w, rows, cols, cols, { bits, tuning, grid: SENSITIVITY_GRID });
   const q = new Float32Array(rows * cols);
   fakeQuantize(w, rows, cols, params, bits, q);
@@ -48,7 +55,13 @@ function descending(score: Float32Array): number[] {
 }
 
 /** The column order GPTQ visits, weak columns last; null when it is the input order. */
-export function columnOrder(w: Float32Array, h: Float32Array, rows: number, cols: number, o: OwqOptions): Int32Array | null {
+export function columnOrder(
+  w: Float32Array,
+  h: Float32Array,
+  rows: number,
+  cols: number,
+  o: OwqOptions,
+): Int32Array | null {
   if (o.nOut === 0) {
     if (!o.actOrder) return null;
     return Int32Array.from(descending(Float32Array.from({ length: cols }, (_, j) => h[j * cols + j])));
@@ -56,7 +69,9 @@ export function columnOrder(w: Float32Array, h: Float32Array, rows: number, cols
   const ranked = descending(columnSensitivity(w, h, rows, cols, o.bits, o.tuning));
   const weak = ranked.slice(0, o.nOut);
   const isWeak = new Set(weak);
-  const rest = o.actOrder ? ranked.slice(o.nOut) : Array.from({ length: cols }, (_, j) => j).filter((j) => !isWeak.has(j));
+  const rest = o.actOrder
+    ? ranked.slice(o.nOut)
+    : Array.from({ length: cols }, (_, j) => j).filter((j) => !isWeak.has(j));
   return Int32Array.from([...rest, ...weak]);
 }
 
@@ -75,13 +90,19 @@ function permuteSymmetric(h: Float32Array, cols: number, order: Int32Array): Flo
 
 /** W [rows, cols] and its input Hessian H [cols, cols] -> the quantized layer (w and h are not modified). */
 export function owq(w: Float32Array, h: Float32Array, rows: number, cols: number, o: OwqOptions): QuantizedColumns {
-  if (!(Number.isInteger(o.nOut) && o.nOut >= 0 && o.nOut < cols)) throw new RangeError(`owq: nOut ${o.nOut} must be in [0, ${cols})`);
+  if (!(Number.isInteger(o.nOut) && o.nOut >= 0 && o.nOut < cols))
+    throw new RangeError(`owq: nOut ${o.nOut} must be in [0, ${cols})`);
   const order = columnOrder(w, h, rows, cols, o);
   const wp = order === null ? w.slice() : permuteColumns(w, rows, cols, order);
   const hp = order === null ? h.slice() : permuteSymmetric(h, cols, order);
   const nQuant = cols - o.nOut;
   const r = gptq(wp, hp, rows, cols, {
-    bits: o.bits, nQuant, tuning: o.tuning, groupSize: o.groupSize, blockSize: o.blockSize, percdamp: o.percdamp,
+    bits: o.bits,
+    nQuant,
+    tuning: o.tuning,
+    groupSize: o.groupSize,
+    blockSize: o.blockSize,
+    percdamp: o.percdamp,
   });
   let dequantized = wp;
   if (order !== null) {
@@ -89,7 +110,16 @@ export function owq(w: Float32Array, h: Float32Array, rows: number, cols: number
     for (let i = 0; i < rows; i++) for (let p = 0; p < cols; p++) dequantized[i * cols + order[p]] = wp[i * cols + p];
   }
   return {
-    rows, cols, bits: o.bits, groupSize: o.groupSize, order, nQuant,
-    codes: r.codes, scale: r.scale, zero: r.zero, nGroups: r.nGroups, dequantized,
+    rows,
+    cols,
+    bits: o.bits,
+    groupSize: o.groupSize,
+    order,
+    nQuant,
+    codes: r.codes,
+    scale: r.scale,
+    zero: r.zero,
+    nGroups: r.nGroups,
+    dequantized,
   };
 }

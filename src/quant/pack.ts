@@ -38,10 +38,18 @@ export function toPacked(q: QuantizedColumns): PackedWeight {
   }
   const weakIdx = Int32Array.from(order.subarray(nQuant)).sort();
   const weak = new Float32Array(rows * weakIdx.length);
-  for (let r = 0; r < rows; r++) weakIdx.forEach((j, i) => (weak[r * weakIdx.length + i] = q.dequantized[r * cols + j]));
+  for (let r = 0; r < rows; r++)
+    weakIdx.forEach((j, i) => (weak[r * weakIdx.length + i] = q.dequantized[r * cols + j]));
   return {
-    rows, cols, bits: q.bits as PackedBits, groupSize: g,
-    qweight: packCodes(codes, rows, cols, q.bits as PackedBits), scales, zeros,
-    perm: usePerm ? Int32Array.from(order) : null, weakIdx, weak,
+    rows,
+    cols,
+    bits: q.bits as PackedBits,
+    groupSize: g,
+    qweight: packCodes(codes, rows, cols, q.bits as PackedBits),
+    scales,
+    zeros,
+    perm: usePerm ? Int32Array.from(order) : null,
+    weakIdx,
+    weak,
   };
 }

@@ -100,7 +100,12 @@ class StageProgress {
 }
 
 /** The block's input Hessians of `group`'s linears, from one calibration pass (the block's outputs are not kept). */
-function captureHessians(model: CausalLM, block: number, group: readonly string[], acts: Activations): Map<string, Hessian> {
+function captureHessians(
+  model: CausalLM,
+  block: number,
+  group: readonly string[],
+  acts: Activations,
+): Map<string, Hessian> {
   const collector = new HessianCollector();
   const originals = group.map((name) => [name, model.linears().get(name)!] as const);
   for (const [name, layer] of originals) model.setLinear(name, collector.wrap(name, layer));
@@ -151,7 +156,14 @@ export function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Map<str
   const calibrated = method.statistic !== 'none';
   const linears = groups.flat().length;
   const perBlock = (method.transformBlock ? 1 : 0) + linears + (calibrated ? groups.length + 1 : 0);
-  const run: BlockRun = { model, method, o, groups, progress: new StageProgress(model.numBlocks * perBlock, o.onProgress), results: new Map() };
+  const run: BlockRun = {
+    model,
+    method,
+    o,
+    groups,
+    progress: new StageProgress(model.numBlocks * perBlock, o.onProgress),
+    results: new Map(),
+  };
   let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;
   for (let block = 0; block < model.numBlocks; block++) {
     const prefix = model.blockPrefix(block);

@@ -5,7 +5,13 @@
  */
 import path from 'node:path';
 import { OptionError } from '../errors.js';
-import { PACKED_FORMAT, PACKED_VERSION, writePackedCheckpoint, type PackedModelToWrite, type QuantConfig } from '../io/packed-checkpoint.js';
+import {
+  PACKED_FORMAT,
+  PACKED_VERSION,
+  writePackedCheckpoint,
+  type PackedModelToWrite,
+  type QuantConfig,
+} from '../io/packed-checkpoint.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { headTensorNames, resolveTensorName } from '../models/checkpoint-tensors.js';
 import { loadModel } from '../models/load.js';
@@ -44,10 +50,14 @@ function checkLayers(model: CausalLM, nOut: Map<string, number>, o: QuantizeOpti
   for (const [short, n] of nOut) {
     const cols = model.linears().get(`${prefix}.${short}`)!.inFeatures;
     if (n >= cols / 2) {
-      const [key, what] = o.budget !== null && 'targetBit' in o.budget
-        ? ['target_bit', `target bit ${o.budget.targetBit}`]
-        : ['target_rank', `target rank ${o.budget !== null && 'targetRank' in o.budget ? o.budget.targetRank : 0}`];
-      throw new OptionError(key, `${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${Math.ceil(cols / 2) - 1})`);
+      const [key, what] =
+        o.budget !== null && 'targetBit' in o.budget
+          ? ['target_bit', `target bit ${o.budget.targetBit}`]
+          : ['target_rank', `target rank ${o.budget !== null && 'targetRank' in o.budget ? o.budget.targetRank : 0}`];
+      throw new OptionError(
+        key,
+        `${what} is too high: ${n} weak columns for ${short}, which has ${cols} input columns (at most ${Math.ceil(cols / 2) - 1})`,
+      );
     }
   }
 }
@@ -64,14 +74,20 @@ function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
 }
 
 /** The token embedding and an untied lm_head, round-to-nearest per row at `bits` (no weak columns), by module name. */
-function quantizeEmbeddings(weights: ReadonlyMap<string, Tensor>, config: ModelConfig, bits: number): Map<string, QuantizedColumns> {
+function quantizeEmbeddings(
+  weights: ReadonlyMap<string, Tensor>,
+  config: ModelConfig,
+  bits: number,
+): Map<string, QuantizedColumns> {
   const { embedding, lmHead } = headTensorNames(config);
   const tables = [embedding, ...(weights.has(lmHead) ? [lmHead] : [])];
-  return new Map(tables.map((tensor) => {
-    const w = weights.get(tensor)!;
-    const [rows, cols] = w.shape;
-    return [tensor.slice(0, -'.weight'.length), rtn(w.data as Float32Array, rows, cols, { bits, groupSize: 0 })];
-  }));
+  return new Map(
+    tables.map((tensor) => {
+      const w = weights.get(tensor)!;
+      const [rows, cols] = w.shape;
+      return [tensor.slice(0, -'.weight'.length), rtn(w.data as Float32Array, rows, cols, { bits, groupSize: 0 })];
+    }),
+  );
 }
 
 /** The calibration windows the options name, or null for a method that needs none. */
@@ -89,14 +105,32 @@ function calibrationFor(modelDir: string, config: ModelConfig, o: QuantizeOption
 
 /** quantization_config.json as written, less the file's measured bits. */
 function quantConfigOf(
-  o: QuantizeOptions, calibration: Calibration | null, results: Map<string, QuantizedColumns>, embeddings: Map<string, QuantizedColumns>,
+  o: QuantizeOptions,
+  calibration: Calibration | null,
+  results: Map<string, QuantizedColumns>,
+  embeddings: Map<string, QuantizedColumns>,
 ): PackedModelToWrite['quantConfig'] {
   return {
-    format: PACKED_FORMAT, version: PACKED_VERSION, method: o.method, bits: o.bits as PackedBits, group_size: o.groupSize,
+    format: PACKED_FORMAT,
+    version: PACKED_VERSION,
+    method: o.method,
+    bits: o.bits as PackedBits,
+    group_size: o.groupSize,
     target_bit: o.budget !== null && 'targetBit' in o.budget ? o.budget.targetBit : null,
     target_rank: o.budget !== null && 'targetRank' in o.budget ? o.budget.targetRank : null,
-    tuning: o.tuning, act_order: o.actOrder, true_sequential: o.trueSequential, percdamp: o.percdamp,
-    calibration: calibration === null ? null : { data: calibration.source, nsamples: calibration.windows.length, seqlen: calibration.windows[0].length, seed: o.calibration.seed },
+    tuning: o.tuning,
+    act_order: o.actOrder,
+    true_sequential: o.trueSequential,
+    percdamp: o.percdamp,
+    calibration:
+      calibration === null
+        ? null
+        : {
+            data: calibration.source,
+            nsamples: calibration.windows.length,
+            seqlen: calibration.windows[0].length,
+            seed: o.calibration.seed,
+          },
     n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
     embeddings: Object.fromEntries([...embeddings].map(([name, q]) => [name, q.bits])),
     avg_bits: { decoder_linear: decoderLinearBits(results.values()) },
@@ -104,7 +138,12 @@ function quantConfigOf(
 }
 
 /** Quantizes `modelDir` as `o` says and writes the packed checkpoint `outDir`. */
-export function quantizeCheckpoint(modelDir: string, outDir: string, o: QuantizeOptions, run: QuantizeCheckpointRun): QuantizeCheckpointResult {
+export function quantizeCheckpoint(
+  modelDir: string,
+  outDir: string,
+  o: QuantizeOptions,
+  run: QuantizeCheckpointRun,
+): QuantizeCheckpointResult {
   const model = loadModel(modelDir);
   const config = model.config;
   const nOut = weakCounts(config, o.bits, quantMethod(o.method).weakColumns ? o.budget : null);
@@ -113,14 +152,21 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, o: Quantize
   const started = performance.now();
   const results = quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress: run.onProgress });
   const seconds = (performance.now() - started) / 1000;
-  const embeddings = o.embedBits === null ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(model.parameters(), config, o.embedBits);
+  const embeddings =
+    o.embedBits === null
+      ? new Map<string, QuantizedColumns>()
+      : quantizeEmbeddings(model.parameters(), config, o.embedBits);
   const packed = new Map([...results, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
-  const qc = writePackedCheckpoint(path.resolve(outDir), {
-    sourceDir: path.resolve(modelDir),
-    weights: model.parameters(),
-    storedName: resolveTensorName,
-    packed,
-    quantConfig: quantConfigOf(o, calibration, results, embeddings),
-  }, run.force);
+  const qc = writePackedCheckpoint(
+    path.resolve(outDir),
+    {
+      sourceDir: path.resolve(modelDir),
+      weights: model.parameters(),
+      storedName: resolveTensorName,
+      packed,
+      quantConfig: quantConfigOf(o, calibration, results, embeddings),
+    },
+    run.force,
+  );
   return { config: qc, nOut, seconds };
 }

@@ -104,12 +104,19 @@ export function refMseRow(x: ArrayLike<number>, off: number, n: number, maxq: nu
 }
 
 /** Reference of findParams: params of w[r, 0:cols] (row stride ld) for every row. */
-export function refFindParams(w: ArrayLike<number>, rows: number, cols: number, ld: number, opts: QuantGrid): RowParams {
+export function refFindParams(
+  w: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  ld: number,
+  opts: QuantGrid,
+): RowParams {
   const maxq = maxqOf(opts.bits);
   const scale = new Float32Array(rows);
   const zero = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
-    const [s, z] = opts.tuning === 'mse' ? refMseRow(w, r * ld, cols, maxq, opts.grid ?? 100) : refMinMaxRow(w, r * ld, cols, maxq);
+    const [s, z] =
+      opts.tuning === 'mse' ? refMseRow(w, r * ld, cols, maxq, opts.grid ?? 100) : refMinMaxRow(w, r * ld, cols, maxq);
     scale[r] = s;
     zero[r] = z;
   }
@@ -124,7 +131,15 @@ export function refLpScore(x: ArrayLike<number>, off: number, n: number, s: numb
 }
 
 /** Reference of fakeQuantize: out[r, c] = q(w[r, c]) with row r's params; codes[r, c] = the integer code. */
-export function refFakeQuantize(w: ArrayLike<number>, rows: number, cols: number, p: RowParams, bits: number, out: Float32Array, codes?: Uint8Array): void {
+export function refFakeQuantize(
+  w: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  p: RowParams,
+  bits: number,
+  out: Float32Array,
+  codes?: Uint8Array,
+): void {
   const maxq = maxqOf(bits);
   for (let r = 0; r < rows; r++) {
     const s = p.scale[r];

@@ -41,7 +41,8 @@ export function checkBits(fn: string, bits: number): number {
 }
 
 export function checkTuning(fn: string, tuning: Tuning): number {
-  if (tuning !== 'minmax' && tuning !== 'mse') throw new RangeError(`${fn}: tuning must be 'minmax' or 'mse', got ${JSON.stringify(tuning)}`);
+  if (tuning !== 'minmax' && tuning !== 'mse')
+    throw new RangeError(`${fn}: tuning must be 'minmax' or 'mse', got ${JSON.stringify(tuning)}`);
   return TUNING_CODES[tuning];
 }
 
@@ -75,7 +76,15 @@ export function findParams(w: Float32Array, rows: number, cols: number, ld: numb
 }
 
 /** out[r, c] = q(w[r, c]) with row r's params; codes[r, c] (when given) = its integer code. w, out, codes: [rows, cols]. */
-export function fakeQuantize(w: Float32Array, rows: number, cols: number, p: RowParams, bits: number, out: Float32Array, codes?: Uint8Array): void {
+export function fakeQuantize(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  p: RowParams,
+  bits: number,
+  out: Float32Array,
+  codes?: Uint8Array,
+): void {
   const fn = 'fakeQuantize';
   checkBits(fn, bits);
   checkCount(fn, 'rows', rows);

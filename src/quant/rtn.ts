@@ -24,7 +24,11 @@ export function rtn(w: Float32Array, rows: number, cols: number, { bits, groupSi
   for (let group = 0; group < nGroups; group++) {
     const c0 = group * g;
     const width = Math.min(g, cols - c0);
-    const [slice, q, c] = [sliceBuf.subarray(0, rows * width), qBuf.subarray(0, rows * width), cBuf.subarray(0, rows * width)];
+    const [slice, q, c] = [
+      sliceBuf.subarray(0, rows * width),
+      qBuf.subarray(0, rows * width),
+      cBuf.subarray(0, rows * width),
+    ];
     for (let r = 0; r < rows; r++) slice.set(w.subarray(r * cols + c0, r * cols + c0 + width), r * width); // w[:, c0:c0 + width]
     const p = findParams(slice, rows, width, width, { bits, tuning: 'minmax' });
     fakeQuantize(slice, rows, width, p, bits, q, c);

@@ -66,7 +66,13 @@ export function loadRecipe(file: string): LoadedRecipe {
 /** JSON with every object's keys sorted, so equal values give equal text whatever their key order. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+    isObject(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, v[k]]),
+        )
+      : v,
   );
 }
 
@@ -82,7 +88,8 @@ function readLayer(display: string, abs: string, chain: readonly { display: stri
   const ext = own.value.extends;
   delete own.value.extends;
   const at = locate(own.locations, ['extends'], display);
-  if (typeof ext !== 'string' || ext === '') throw new InputError(`${at.file}:${at.line} extends`, 'expected a path to a base recipe');
+  if (typeof ext !== 'string' || ext === '')
+    throw new InputError(`${at.file}:${at.line} extends`, 'expected a path to a base recipe');
   const baseAbs = path.resolve(path.dirname(abs), ext);
   const baseDisplay = path.isAbsolute(ext) ? ext : path.normalize(path.join(path.dirname(display), ext));
   const seen = [...chain, { display, abs }];
@@ -127,7 +134,13 @@ function parseYamlFile(display: string, abs: string): Layer {
     throw new InputError(`${display}:1`, 'malformed YAML', (e as Error).message);
   }
   if (!isObject(value)) {
-    throw new InputError(`${display}:1`, '(top level)', value == null ? 'the file is empty (expected a mapping of recipe sections)' : 'expected a mapping of recipe sections');
+    throw new InputError(
+      `${display}:1`,
+      '(top level)',
+      value == null
+        ? 'the file is empty (expected a mapping of recipe sections)'
+        : 'expected a mapping of recipe sections',
+    );
   }
   const locations: Locations = new Map();
   const walk = (node: unknown, p: Path): void => {
@@ -159,7 +172,12 @@ function resolvePaths(value: Record<string, unknown>, dir: string): void {
   const at = (p: Path, keepNamed = false) => {
     const parent = p.slice(0, -1).reduce<unknown>((o, k) => (isObject(o) ? o[k as string] : undefined), value);
     const key = p[p.length - 1] as string;
-    if (isObject(parent) && typeof parent[key] === 'string' && parent[key] !== '' && !(keepNamed && named(parent[key]))) {
+    if (
+      isObject(parent) &&
+      typeof parent[key] === 'string' &&
+      parent[key] !== '' &&
+      !(keepNamed && named(parent[key]))
+    ) {
       parent[key] = path.resolve(dir, parent[key]);
     }
   };
@@ -171,7 +189,9 @@ function resolvePaths(value: Record<string, unknown>, dir: string): void {
   at(['logging', 'tensorboard']);
   const ev = value.eval;
   if (isObject(ev) && Array.isArray(ev.final)) {
-    ev.final = ev.final.map((f: unknown) => (typeof f === 'string' && f !== '' && !named(f) ? path.resolve(dir, f) : f));
+    ev.final = ev.final.map((f: unknown) =>
+      typeof f === 'string' && f !== '' && !named(f) ? path.resolve(dir, f) : f,
+    );
   }
 }
 
@@ -204,7 +224,10 @@ function locate(locations: Locations, p: Path, recipeFile: string): Location {
 }
 
 function valueAt(value: unknown, p: Path): unknown {
-  return p.reduce<unknown>((o, k) => (isObject(o) ? o[k as string] : Array.isArray(o) ? o[k as number] : undefined), value);
+  return p.reduce<unknown>(
+    (o, k) => (isObject(o) ? o[k as string] : Array.isArray(o) ? o[k as number] : undefined),
+    value,
+  );
 }
 
 function show(v: unknown): string {
@@ -227,7 +250,12 @@ export function firstProblem(issues: readonly z.core.$ZodIssue[], value: unknown
   return { path: p, problem: issue.message };
 }
 
-function issueError(issues: readonly z.core.$ZodIssue[], value: unknown, locations: Locations, recipeFile: string): InputError {
+function issueError(
+  issues: readonly z.core.$ZodIssue[],
+  value: unknown,
+  locations: Locations,
+  recipeFile: string,
+): InputError {
   const { path: p, problem } = firstProblem(issues, value);
   const loc = locate(locations, p, recipeFile);
   return new InputError(`${loc.file}:${loc.line} ${dottedKey(p)}`, problem); // "x.yaml:12 train.lr: expected ..."

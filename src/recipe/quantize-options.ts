@@ -15,9 +15,20 @@ export function toQuantizeOptions(q: QuantizeRecipe): QuantizeOptions {
     actOrder: q.act_order,
     trueSequential: q.true_sequential,
     percdamp: q.percdamp,
-    budget: q.target_bit !== undefined ? { targetBit: q.target_bit } : q.target_rank !== undefined ? { targetRank: q.target_rank } : null,
+    budget:
+      q.target_bit !== undefined
+        ? { targetBit: q.target_bit }
+        : q.target_rank !== undefined
+          ? { targetRank: q.target_rank }
+          : null,
     embedBits: q.embed_bits ?? null,
-    calibration: { data: q.calib, tokensFile: q.calib_tokens ?? null, nsamples: q.nsamples, seqlen: q.seqlen ?? null, seed: q.seed },
+    calibration: {
+      data: q.calib,
+      tokensFile: q.calib_tokens ?? null,
+      nsamples: q.nsamples,
+      seqlen: q.seqlen ?? null,
+      seed: q.seed,
+    },
   };
 }
 

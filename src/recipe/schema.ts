@@ -37,7 +37,8 @@ function orList(values: readonly (string | number)[]): string {
   return s.length === 1 ? s[0] : `${s.slice(0, -1).join(', ')} or ${s[s.length - 1]}`;
 }
 
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, `expected ${orList(values)}`);
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, `expected ${orList(values)}`);
 const positive = () => z.number('expected a positive number').positive('expected a positive number');
 const nonNegative = () => z.number('expected a non-negative number').nonnegative('expected a non-negative number');
 const positiveInt = () => {
@@ -67,14 +68,16 @@ const section = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(sh
 function exclusive(at: string) {
   const [a, b] = EXCLUSIVE_KEYS.find((e) => e.at === at)!.keys;
   return (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
-    if (v[a] !== undefined && v[b] !== undefined) ctx.addIssue({ code: 'custom', path: [b], message: `${a} and ${b} exclude each other (set one)` });
+    if (v[a] !== undefined && v[b] !== undefined)
+      ctx.addIssue({ code: 'custom', path: [b], message: `${a} and ${b} exclude each other (set one)` });
   };
 }
 
 /** A registered quantization method (src/quant/methods.ts), checked when the recipe is parsed. */
 const methodName = () =>
   z.string('expected a method name').superRefine((name, ctx) => {
-    if (!methodNames().includes(name)) ctx.addIssue({ code: 'custom', message: `expected ${orList(methodNames())}, got ${JSON.stringify(name)}` });
+    if (!methodNames().includes(name))
+      ctx.addIssue({ code: 'custom', message: `expected ${orList(methodNames())}, got ${JSON.stringify(name)}` });
   });
 
 /**
@@ -92,20 +95,30 @@ export const quantizeShape = {
   target_rank: nonNegativeInt().optional().describe('OWQ: weak columns in every linear; excludes the target bit'),
   group_size: nonNegativeInt()
     .default(0)
-    .describe('Input columns per quantization group; the last group of a row is shorter when it does not divide in_features (0: per output row)'),
+    .describe(
+      'Input columns per quantization group; the last group of a row is shorter when it does not divide in_features (0: per output row)',
+    ),
   act_order: bool().default(false).describe('GPTQ/OWQ: quantize columns by decreasing diag(H) / sensitivity'),
-  true_sequential: bool().default(false).describe('Quantize the groups of a block (q/k/v, o, up/gate, down) one after another'),
+  true_sequential: bool()
+    .default(false)
+    .describe('Quantize the groups of a block (q/k/v, o, up/gate, down) one after another'),
   embed_bits: z
     .literal([4, 8], 'expected 4 or 8')
     .optional()
-    .describe('Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits (default: keep their dtype)'),
-  tuning: oneOf(['minmax', 'mse']).optional().describe("Quantizer parameters (default: the method's: mse for owq, else minmax)"),
+    .describe(
+      'Also pack the token embedding (and an untied lm_head) per row at 8 or 4 bits (default: keep their dtype)',
+    ),
+  tuning: oneOf(['minmax', 'mse'])
+    .optional()
+    .describe("Quantizer parameters (default: the method's: mse for owq, else minmax)"),
   calib: z
     .string('expected c4, wikitext2 or a path')
     .min(1, 'expected c4, wikitext2 or a path')
     .default('c4')
     .describe('Calibration text: c4, wikitext2 or a .jsonl / .txt path'),
-  calib_tokens: pathString().optional().describe('JSON file {"windows": [[ids...]]}: exact calibration windows (overrides calib)'),
+  calib_tokens: pathString()
+    .optional()
+    .describe('JSON file {"windows": [[ids...]]}: exact calibration windows (overrides calib)'),
   nsamples: positiveInt().default(128).describe('Calibration windows'),
   seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings)'),
   seed: nonNegativeInt().default(0).describe('Calibration sampling seed'),
@@ -118,7 +131,12 @@ export const quantizeSchema = section(quantizeShape)
     if (!methodNames().includes(q.method)) return; // reported on method itself
     const method = quantMethod(q.method);
     for (const key of ['target_bit', 'target_rank'] as const) {
-      if (q[key] !== undefined && !method.weakColumns) ctx.addIssue({ code: 'custom', path: [key], message: `applies to method ${orList(methodNames().filter((m) => quantMethod(m).weakColumns))} only` });
+      if (q[key] !== undefined && !method.weakColumns)
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `applies to method ${orList(methodNames().filter((m) => quantMethod(m).weakColumns))} only`,
+        });
     }
     if (q.target_bit !== undefined && q.target_bit < q.wbits) {
       ctx.addIssue({ code: 'custom', path: ['target_bit'], message: `expected at least wbits (${q.wbits})` });
@@ -140,7 +158,15 @@ export const loraSchema = section({
   dropout: fraction(false).default(0.1),
   /** 'all': every linear of each block (q, k, v, o and the MLP); or a list of names such as [self_attn.q_proj, mlp.down_proj]. */
   targets: z
-    .union([z.literal('all'), z.array(z.string().min(1), 'expected all or a list of linear names').min(1, 'expected at least one linear name')], 'expected all or a list of linear names')
+    .union(
+      [
+        z.literal('all'),
+        z
+          .array(z.string().min(1), 'expected all or a list of linear names')
+          .min(1, 'expected at least one linear name'),
+      ],
+      'expected all or a list of linear names',
+    )
     .default('all'),
 });
 
@@ -163,7 +189,8 @@ export const dataSchema = section({
   })
     .superRefine(exclusive('data.validation'))
     .superRefine((v, ctx) => {
-      if (v.fraction === undefined && v.count === undefined) ctx.addIssue({ code: 'custom', path: [], message: 'expected fraction or count' });
+      if (v.fraction === undefined && v.count === undefined)
+        ctx.addIssue({ code: 'custom', path: [], message: 'expected fraction or count' });
     })
     .default({ fraction: 0.05 }),
   /** Seed of the shuffle that splits train / validation and orders the examples. */
@@ -174,10 +201,20 @@ export const dataSchema = section({
   group_by_length: bool().default(false),
 })
   .superRefine((d, ctx) => {
-    if (d.packing && d.format === 'alpaca') ctx.addIssue({ code: 'custom', path: ['packing'], message: 'applies to the text formats only, not alpaca' });
-    if (d.packing && d.group_by_length) ctx.addIssue({ code: 'custom', path: ['group_by_length'], message: 'packing and group_by_length exclude each other' });
+    if (d.packing && d.format === 'alpaca')
+      ctx.addIssue({ code: 'custom', path: ['packing'], message: 'applies to the text formats only, not alpaca' });
+    if (d.packing && d.group_by_length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['group_by_length'],
+        message: 'packing and group_by_length exclude each other',
+      });
     if (d.template === 'alpaca' && (d.format === 'text' || d.format === 'jsonl-text')) {
-      ctx.addIssue({ code: 'custom', path: ['template'], message: `the alpaca template needs instruction data, not format ${d.format}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['template'],
+        message: `the alpaca template needs instruction data, not format ${d.format}`,
+      });
     }
   })
   .transform((d) => ({ ...d, template: d.template ?? (d.format === 'alpaca' ? 'alpaca' : 'none') }));
@@ -219,9 +256,12 @@ export const trainSchema = section({
   seed: nonNegativeInt().default(0),
   /** bf16 compute with fp32 accumulation (oneDNN) for the dense products (lm_head, linears left in full precision); packed products and the trainable weak columns stay fp32. */
   bf16: bool().default(false),
-}).superRefine(exclusive('train')).superRefine((t, ctx) => {
-  if (t.steps === undefined && t.epochs === undefined) ctx.addIssue({ code: 'custom', path: ['steps'], message: 'missing (set steps or epochs)' });
-});
+})
+  .superRefine(exclusive('train'))
+  .superRefine((t, ctx) => {
+    if (t.steps === undefined && t.epochs === undefined)
+      ctx.addIssue({ code: 'custom', path: ['steps'], message: 'missing (set steps or epochs)' });
+  });
 
 export const evalSchema = section({
   /** Validation loss every this many optimizer steps (and after the last). */
@@ -229,7 +269,9 @@ export const evalSchema = section({
   /** At most this many validation batches per evaluation (default: the whole validation set). */
   val_batches: positiveInt().optional(),
   /** Perplexity at the end of training on each: wikitext2 | c4 | a text path (docs/ARCHITECTURE.md section 3). */
-  final: z.array(z.string('expected wikitext2, c4 or a path').min(1, 'expected wikitext2, c4 or a path'), 'expected a list').default([]),
+  final: z
+    .array(z.string('expected wikitext2, c4 or a path').min(1, 'expected wikitext2, c4 or a path'), 'expected a list')
+    .default([]),
   /** Perplexity window length (default: max_position_embeddings). */
   seqlen: intAtLeast(2).optional(),
 });
@@ -245,7 +287,9 @@ export const outputSchema = section({
 
 export const loggingSchema = section({
   /** TensorBoard event directory; null or false: none. */
-  tensorboard: z.union([z.string().min(1), z.literal(false), z.null()], 'expected a directory, null or false').default(null),
+  tensorboard: z
+    .union([z.string().min(1), z.literal(false), z.null()], 'expected a directory, null or false')
+    .default(null),
   /** Log scalars every this many optimizer steps. */
   every: positiveInt().default(10),
 }).transform((l) => ({ ...l, tensorboard: l.tensorboard === false ? null : l.tensorboard }));
@@ -263,11 +307,17 @@ export const recipeSchema = section({
 })
   .superRefine((r, ctx) => {
     if (r.lora !== undefined && !LORA_METHODS.includes(r.method)) {
-      ctx.addIssue({ code: 'custom', path: ['lora'], message: `applies to method ${orList(LORA_METHODS)} only, not ${r.method}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lora'],
+        message: `applies to method ${orList(LORA_METHODS)} only, not ${r.method}`,
+      });
     }
   })
   // a LoRA method without a lora section trains with the defaults
-  .transform((r) => (LORA_METHODS.includes(r.method) && r.lora === undefined ? { ...r, lora: loraSchema.parse({}) } : r));
+  .transform((r) =>
+    LORA_METHODS.includes(r.method) && r.lora === undefined ? { ...r, lora: loraSchema.parse({}) } : r,
+  );
 
 /** A validated recipe: defaults applied, paths absolute. */
 export type Recipe = z.output<typeof recipeSchema>;

@@ -156,7 +156,8 @@ export function readMetrics(file: string): { train: CurvePoint[]; validation: Cu
   };
   const value = (obj: Json, key: string, where: string): number | null => {
     const v = obj[key];
-    if (v !== null && typeof v !== 'number') throw new InputError(file, `${where}: ${key}`, `expected a number or null, got ${JSON.stringify(v)}`);
+    if (v !== null && typeof v !== 'number')
+      throw new InputError(file, `${where}: ${key}`, `expected a number or null, got ${JSON.stringify(v)}`);
     return v;
   };
   const entries = lines.map((line, i) => ({ line, i }));
@@ -174,7 +175,15 @@ export function readMetrics(file: string): { train: CurvePoint[]; validation: Cu
 }
 
 /** Reads one run directory; `name` is its row label. */
-function readRun(dir: string, name: string): { row: CompareRow; curves: LossCurves; pplBefore: Record<string, number | null>; pplAfter: Record<string, number | null> } {
+function readRun(
+  dir: string,
+  name: string,
+): {
+  row: CompareRow;
+  curves: LossCurves;
+  pplBefore: Record<string, number | null>;
+  pplAfter: Record<string, number | null>;
+} {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError(dir, 'not a directory');
   const summaryFile = path.join(dir, 'summary.json');
   const s = parseFile(summarySchema, readJson(summaryFile), summaryFile);
@@ -226,13 +235,18 @@ export function compareRuns(dirs: readonly string[]): Comparison {
       r.row.ppl[short.get(k) as string] = { before: r.pplBefore[k] ?? null, after: r.pplAfter[k] ?? null };
     }
   }
-  return { evalTexts: keys.map((k) => short.get(k) as string), runs: runs.map((r) => r.row), curves: runs.map((r) => r.curves) };
+  return {
+    evalTexts: keys.map((k) => short.get(k) as string),
+    runs: runs.map((r) => r.row),
+    curves: runs.map((r) => r.curves),
+  };
 }
 
 // ---- formatting: "n/a" for a missing number ----
 
 const NA = 'n/a';
-const fixed = (v: number | null, digits: number) => (v === null || !Number.isFinite(v) ? (v === null ? NA : String(v)) : v.toFixed(digits));
+const fixed = (v: number | null, digits: number) =>
+  v === null || !Number.isFinite(v) ? (v === null ? NA : String(v)) : v.toFixed(digits);
 const grouped = (v: number) => Math.round(v).toLocaleString('en-US');
 /** Three significant digits, no exponent: 0.00412, 0.412, 41.2, 412, 4120. */
 function sig3(v: number): string {
@@ -259,8 +273,19 @@ const cell = (s: string) => s.replace(/\|/g, '\\|');
 /** The table's header and cells, one array per run, as the markdown shows them. */
 export function comparisonTable(c: Comparison): { header: string[]; rows: string[][] } {
   const header = [
-    'run', 'method', 'base bits', 'trainable params', 'optimizer state (KiB)', 'peak RSS (MiB)', 'step time (s)', 'tokens/s',
-    'val loss (final)', 'val loss (before)', ...c.evalTexts.map((t) => `ppl ${t} (before → after)`), 'artifact', 'wall time',
+    'run',
+    'method',
+    'base bits',
+    'trainable params',
+    'optimizer state (KiB)',
+    'peak RSS (MiB)',
+    'step time (s)',
+    'tokens/s',
+    'val loss (final)',
+    'val loss (before)',
+    ...c.evalTexts.map((t) => `ppl ${t} (before → after)`),
+    'artifact',
+    'wall time',
   ];
   const rows = c.runs.map((r) => [
     r.run,
@@ -273,7 +298,9 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
     grouped(r.tokensPerSecond),
     fixed(r.valLossAfter, 4),
     fixed(r.valLossBefore, 4),
-    ...c.evalTexts.map((t) => (r.ppl[t] === undefined ? NA : `${fixed(r.ppl[t].before, 2)} → ${fixed(r.ppl[t].after, 2)}`)),
+    ...c.evalTexts.map((t) =>
+      r.ppl[t] === undefined ? NA : `${fixed(r.ppl[t].before, 2)} → ${fixed(r.ppl[t].after, 2)}`,
+    ),
     formatBytes(r.artifact.bytes),
     formatDuration(r.seconds),
   ]);
@@ -328,7 +355,13 @@ export function lossChartSvg(c: Comparison): string {
     { label: 'train loss', color: '#555555', gapBefore: true },
     { label: 'validation loss', color: '#555555', dashed: true, markers: true },
   ];
-  return lineChartSvg({ title: 'Training and validation loss', xLabel: 'optimizer step', yLabel: 'loss (nats/token)', series, legend });
+  return lineChartSvg({
+    title: 'Training and validation loss',
+    xLabel: 'optimizer step',
+    yLabel: 'loss (nats/token)',
+    series,
+    legend,
+  });
 }
 
 /** Writes compare.md, compare.json, loss.svg and loss.png into `outDir` (each atomically); returns their paths. */

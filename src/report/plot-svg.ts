@@ -41,7 +41,18 @@ export interface LineChartSpec {
 }
 
 /** Distinct colors in a readable order (Tableau 10). */
-export const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+export const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 
 const FONT = 'DejaVu Sans';
 
@@ -86,7 +97,8 @@ export function escapeXml(s: string): string {
 }
 
 const r2 = (v: number) => Number(v.toFixed(2));
-const finitePoint = (p: readonly [number, number | null]): p is readonly [number, number] => Number.isFinite(p[0]) && p[1] !== null && Number.isFinite(p[1]);
+const finitePoint = (p: readonly [number, number | null]): p is readonly [number, number] =>
+  Number.isFinite(p[0]) && p[1] !== null && Number.isFinite(p[1]);
 
 /** The chart as a standalone SVG document (white background, width x height pixels). */
 export function lineChartSvg(spec: LineChartSpec): string {
@@ -116,17 +128,23 @@ export function lineChartSvg(spec: LineChartSpec): string {
   const yStep = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
   for (const t of xTicks) {
     const x = sx(t);
-    out.push(`<line class="grid" x1="${x}" y1="${plot.y0}" x2="${x}" y2="${plot.y1}" stroke="#e6e6e6" stroke-width="1"/>`);
+    out.push(
+      `<line class="grid" x1="${x}" y1="${plot.y0}" x2="${x}" y2="${plot.y1}" stroke="#e6e6e6" stroke-width="1"/>`,
+    );
     out.push(`<line x1="${x}" y1="${plot.y1}" x2="${x}" y2="${plot.y1 + 5}" stroke="#444" stroke-width="1"/>`);
     out.push(text(x, plot.y1 + 19, tickLabel(t, xStep), { anchor: 'middle' }));
   }
   for (const t of yTicks) {
     const y = sy(t);
-    out.push(`<line class="grid" x1="${plot.x0}" y1="${y}" x2="${plot.x1}" y2="${y}" stroke="#e6e6e6" stroke-width="1"/>`);
+    out.push(
+      `<line class="grid" x1="${plot.x0}" y1="${y}" x2="${plot.x1}" y2="${y}" stroke="#e6e6e6" stroke-width="1"/>`,
+    );
     out.push(`<line x1="${plot.x0 - 5}" y1="${y}" x2="${plot.x0}" y2="${y}" stroke="#444" stroke-width="1"/>`);
     out.push(text(plot.x0 - 8, y + 4, tickLabel(t, yStep), { anchor: 'end' }));
   }
-  out.push(`<rect x="${plot.x0}" y="${plot.y0}" width="${plot.x1 - plot.x0}" height="${plot.y1 - plot.y0}" fill="none" stroke="#444" stroke-width="1"/>`);
+  out.push(
+    `<rect x="${plot.x0}" y="${plot.y0}" width="${plot.x1 - plot.x0}" height="${plot.y1 - plot.y0}" fill="none" stroke="#444" stroke-width="1"/>`,
+  );
   out.push(text((plot.x0 + plot.x1) / 2, height - 16, spec.xLabel, { size: 13, anchor: 'middle' }));
   const yMid = (plot.y0 + plot.y1) / 2;
   out.push(text(20, yMid, spec.yLabel, { size: 13, anchor: 'middle', transform: `rotate(-90 20 ${r2(yMid)})` }));
@@ -145,9 +163,12 @@ export function lineChartSvg(spec: LineChartSpec): string {
     }
     if (d === '') continue;
     const dash = s.dashed ? ` stroke-dasharray="${DASH}"` : '';
-    out.push(`<path class="series" data-label="${escapeXml(s.label)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="2" stroke-linejoin="round"${dash}/>`);
+    out.push(
+      `<path class="series" data-label="${escapeXml(s.label)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="2" stroke-linejoin="round"${dash}/>`,
+    );
     if (s.markers) {
-      for (const p of s.points.filter(finitePoint)) out.push(`<circle class="marker" cx="${sx(p[0])}" cy="${sy(p[1])}" r="3.5" fill="${s.color}"/>`);
+      for (const p of s.points.filter(finitePoint))
+        out.push(`<circle class="marker" cx="${sx(p[0])}" cy="${sy(p[1])}" r="3.5" fill="${s.color}"/>`);
     }
   }
 

@@ -27,7 +27,11 @@ export class AdamW {
     readonly params: Tensor[],
     readonly options: AdamWOptions,
   ) {
-    this.state = { step: 0, m: params.map((p) => new Float32Array(p.size)), v: params.map((p) => new Float32Array(p.size)) };
+    this.state = {
+      step: 0,
+      m: params.map((p) => new Float32Array(p.size)),
+      v: params.map((p) => new Float32Array(p.size)),
+    };
   }
 
   /** Bytes of optimizer state (m and v). */
@@ -37,7 +41,11 @@ export class AdamW {
 
   /** One update with learning rate `lr` from each parameter's accumulated .grad. */
   step(lr: number): void {
-    const { betas: [b1, b2], eps, weightDecay } = this.options;
+    const {
+      betas: [b1, b2],
+      eps,
+      weightDecay,
+    } = this.options;
     const t = ++this.state.step;
     const c1 = 1 - b1 ** t;
     const c2 = 1 - b2 ** t;
@@ -68,6 +76,7 @@ export function gradNorm(params: Tensor[]): number {
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   const norm = gradNorm(params);
   const scale = maxNorm / (norm + 1e-6);
-  if (scale < 1) for (const p of params) if (p.grad !== null) for (let j = 0; j < p.grad.length; j++) p.grad[j] *= scale;
+  if (scale < 1)
+    for (const p of params) if (p.grad !== null) for (let j = 0; j < p.grad.length; j++) p.grad[j] *= scale;
   return norm;
 }

@@ -33,13 +33,23 @@ export function latestCheckpoint(outputDir: string): string | null {
   if (!fs.existsSync(outputDir)) return null;
   const steps = fs
     .readdirSync(outputDir)
-    .filter((d) => d.startsWith(PREFIX) && /^\d+$/.test(d.slice(PREFIX.length)) && fs.existsSync(path.join(outputDir, d, STATE)))
+    .filter(
+      (d) =>
+        d.startsWith(PREFIX) && /^\d+$/.test(d.slice(PREFIX.length)) && fs.existsSync(path.join(outputDir, d, STATE)),
+    )
     .map((d) => Number(d.slice(PREFIX.length)))
     .sort((a, b) => b - a);
   return steps.length === 0 ? null : path.join(outputDir, `${PREFIX}${steps[0]}`);
 }
 
-export function saveCheckpoint(outputDir: string, names: string[], params: Tensor[], opt: AdamW, state: TrainerState, keep: number): string {
+export function saveCheckpoint(
+  outputDir: string,
+  names: string[],
+  params: Tensor[],
+  opt: AdamW,
+  state: TrainerState,
+  keep: number,
+): string {
   const dir = path.join(outputDir, `${PREFIX}${state.step}`);
   const tensors = names.flatMap((name, i) => [
     { name: `${name}.value`, dtype: 'F32' as const, shape: [...params[i].shape], data: params[i].data as Float32Array },
@@ -47,7 +57,10 @@ export function saveCheckpoint(outputDir: string, names: string[], params: Tenso
     { name: `${name}.adam_v`, dtype: 'F32' as const, shape: [...params[i].shape], data: opt.state.v[i] },
   ]);
   writeDirAtomic(dir, (tmp) => {
-    writeSafetensors(path.join(tmp, TENSORS), tensors.filter((t) => t.data.length > 0));
+    writeSafetensors(
+      path.join(tmp, TENSORS),
+      tensors.filter((t) => t.data.length > 0),
+    );
     fs.writeFileSync(path.join(tmp, STATE), `${JSON.stringify({ ...state, adamStep: opt.state.step }, null, 2)}\n`);
   });
   prune(outputDir, keep);
@@ -67,11 +80,17 @@ export function loadCheckpoint(dir: string, names: string[], params: Tensor[], o
   try {
     names.forEach((name, i) => {
       if (params[i].size === 0) return;
-      for (const [suffix, target] of [['value', params[i].data], ['adam_m', opt.state.m[i]], ['adam_v', opt.state.v[i]]] as const) {
+      for (const [suffix, target] of [
+        ['value', params[i].data],
+        ['adam_m', opt.state.m[i]],
+        ['adam_v', opt.state.v[i]],
+      ] as const) {
         const t = `${name}.${suffix}`;
-        if (!st.has(t)) throw new InputError(path.join(dir, TENSORS), t, 'missing: the checkpoint does not match this model');
+        if (!st.has(t))
+          throw new InputError(path.join(dir, TENSORS), t, 'missing: the checkpoint does not match this model');
         const data = st.readF32(t);
-        if (data.length !== target.length) throw new InputError(path.join(dir, TENSORS), t, `has ${data.length} values, expected ${target.length}`);
+        if (data.length !== target.length)
+          throw new InputError(path.join(dir, TENSORS), t, `has ${data.length} values, expected ${target.length}`);
         target.set(data);
       }
     });

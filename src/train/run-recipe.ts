@@ -62,7 +62,8 @@ export interface RunHooks {
 function packedBase(r: Recipe, hooks: RunHooks): string {
   if (isPackedCheckpoint(r.model.path)) return r.model.path;
   const q = r.model.quantize;
-  if (q === undefined) throw new OptionError('model.quantize', `missing: model.path ${r.model.path} is a full-precision checkpoint`);
+  if (q === undefined)
+    throw new OptionError('model.quantize', `missing: model.path ${r.model.path} is a full-precision checkpoint`);
   const base = path.join(r.output.dir, 'base');
   if (isPackedCheckpoint(base)) return base;
   hooks.note?.(`quantizing ${r.model.path} (${q.method}, ${q.wbits}-bit) into ${base}`);
@@ -78,7 +79,10 @@ function packedBase(r: Recipe, hooks: RunHooks): string {
 /** Optimizer steps: train.steps, or epochs over the training examples in steps of micro_batch x grad_accum. */
 function totalSteps(r: Recipe, data: Dataset): number {
   if (r.train.steps !== undefined) return r.train.steps;
-  return Math.max(1, Math.ceil(((r.train.epochs ?? 1) * data.train.length) / (r.train.micro_batch * r.train.grad_accum)));
+  return Math.max(
+    1,
+    Math.ceil(((r.train.epochs ?? 1) * data.train.length) / (r.train.micro_batch * r.train.grad_accum)),
+  );
 }
 
 function trainConfig(loaded: LoadedRecipe, data: Dataset, padId: number): TrainConfig {
@@ -86,11 +90,26 @@ function trainConfig(loaded: LoadedRecipe, data: Dataset, padId: number): TrainC
   const steps = totalSteps(r, data);
   const s = r.train.schedule;
   return {
-    steps, microBatch: r.train.micro_batch, gradAccum: r.train.grad_accum, lr: r.train.optimizer.lr, betas: r.train.optimizer.betas,
-    eps: r.train.optimizer.eps, weightDecay: r.train.optimizer.weight_decay, schedule: s.kind,
-    warmupSteps: s.warmup_steps ?? Math.round((s.warmup_ratio ?? 0.03) * steps), maxGradNorm: r.train.max_grad_norm > 0 ? r.train.max_grad_norm : Infinity,
-    seed: r.train.seed, groupByLength: r.data.group_by_length, padId, logEvery: r.logging.every, evalEvery: r.eval.every, valBatches: r.eval.val_batches ?? 0,
-    outputDir: r.output.dir, saveEvery: r.output.save_every, keep: r.output.keep, recipeHash: loaded.hash,
+    steps,
+    microBatch: r.train.micro_batch,
+    gradAccum: r.train.grad_accum,
+    lr: r.train.optimizer.lr,
+    betas: r.train.optimizer.betas,
+    eps: r.train.optimizer.eps,
+    weightDecay: r.train.optimizer.weight_decay,
+    schedule: s.kind,
+    warmupSteps: s.warmup_steps ?? Math.round((s.warmup_ratio ?? 0.03) * steps),
+    maxGradNorm: r.train.max_grad_norm > 0 ? r.train.max_grad_norm : Infinity,
+    seed: r.train.seed,
+    groupByLength: r.data.group_by_length,
+    padId,
+    logEvery: r.logging.every,
+    evalEvery: r.eval.every,
+    valBatches: r.eval.val_batches ?? 0,
+    outputDir: r.output.dir,
+    saveEvery: r.output.save_every,
+    keep: r.output.keep,
+    recipeHash: loaded.hash,
   };
 }
 
@@ -116,10 +135,16 @@ function methodRun(loaded: LoadedRecipe, hooks: RunHooks): MethodRun {
     const base = packedBase(r, hooks);
     const model = loadModel(base);
     return {
-      base, model, trainable: weakParameters(model),
+      base,
+      model,
+      trainable: weakParameters(model),
       save: (step) => {
         const file = path.join(r.output.dir, 'weak_deltas.safetensors');
-        writeWeakDeltas(file, weakColumnsOf(model), { baseSha256: checkpointSha256(base), recipeHash: loaded.hash, step });
+        writeWeakDeltas(file, weakColumnsOf(model), {
+          baseSha256: checkpointSha256(base),
+          recipeHash: loaded.hash,
+          step,
+        });
         return file;
       },
       reload: (file) => {
@@ -130,13 +155,18 @@ function methodRun(loaded: LoadedRecipe, hooks: RunHooks): MethodRun {
     };
   }
   if (r.method === 'lora' && isPackedCheckpoint(r.model.path)) {
-    throw new OptionError('model.path', `${r.model.path} is a packed checkpoint: method lora trains over a full-precision base (use qlora for a packed one)`);
+    throw new OptionError(
+      'model.path',
+      `${r.model.path} is a packed checkpoint: method lora trains over a full-precision base (use qlora for a packed one)`,
+    );
   }
   const base = r.method === 'qlora' ? packedBase(r, hooks) : r.model.path;
   const model = loadModel(base);
   const layers = applyLora(model, loraConfig(r), r.train.seed);
   return {
-    base, model, trainable: loraParameters(layers),
+    base,
+    model,
+    trainable: loraParameters(layers),
     save: () => {
       const dir = path.join(r.output.dir, 'adapter');
       writeAdapter(dir, layers, loraConfig(r), base);
@@ -158,22 +188,37 @@ function diskBytes(p: string): number {
 }
 
 function finalPerplexities(model: CausalLM, tokenizer: TextTokenizer, r: Recipe): Record<string, number> {
-  return Object.fromEntries(r.eval.final.map((d) => [d, evaluateData(model, tokenizer, d, { seqlen: r.eval.seqlen }).ppl]));
+  return Object.fromEntries(
+    r.eval.final.map((d) => [d, evaluateData(model, tokenizer, d, { seqlen: r.eval.seqlen }).ppl]),
+  );
 }
 
 export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummary {
   const started = performance.now();
   const r = loaded.recipe;
   fs.mkdirSync(r.output.dir, { recursive: true });
-  fs.writeFileSync(path.join(r.output.dir, 'recipe.json'), `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(r.output.dir, 'recipe.json'),
+    `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,
+  );
   const run = methodRun(loaded, hooks);
   const tokenizer = loadTokenizer(run.base);
-  const data = loadDataset({
-    path: r.data.path, format: r.data.format, template: r.data.template, maxLength: r.data.max_length,
-    validation: r.data.validation as { fraction: number } | { count: number }, shuffleSeed: r.data.shuffle_seed, packing: r.data.packing,
-  }, tokenizer);
-  if (data.truncated > 0) hooks.note?.(`${data.truncated} examples longer than data.max_length ${r.data.max_length} were truncated`);
-  if (data.dropped > 0) hooks.note?.(`${data.dropped} examples had no response tokens left after truncation and were dropped`);
+  const data = loadDataset(
+    {
+      path: r.data.path,
+      format: r.data.format,
+      template: r.data.template,
+      maxLength: r.data.max_length,
+      validation: r.data.validation as { fraction: number } | { count: number },
+      shuffleSeed: r.data.shuffle_seed,
+      packing: r.data.packing,
+    },
+    tokenizer,
+  );
+  if (data.truncated > 0)
+    hooks.note?.(`${data.truncated} examples longer than data.max_length ${r.data.max_length} were truncated`);
+  if (data.dropped > 0)
+    hooks.note?.(`${data.dropped} examples had no response tokens left after truncation and were dropped`);
   const cfg = trainConfig(loaded, data, tokenizer.eosTokenId ?? 0);
   run.trainable.setTraining(false);
   const pplBefore = finalPerplexities(run.model, tokenizer, r);
@@ -182,19 +227,37 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
   let result: TrainResult;
   try {
     const tensorboard = r.logging.tensorboard;
-    result = train(run.model, run.trainable, data, cfg, (resumeFromStep) => new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep, onProgress: hooks.onTrain }));
+    result = train(
+      run.model,
+      run.trainable,
+      data,
+      cfg,
+      (resumeFromStep) =>
+        new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep, onProgress: hooks.onTrain }),
+    );
   } finally {
     setMatmulPrecision(previous);
   }
   const artifact = run.save(result.steps);
   const reloaded = run.reload(artifact);
   const summary: RunSummary = {
-    method: r.method, recipe: loaded.file, base: run.base,
+    method: r.method,
+    recipe: loaded.file,
+    base: run.base,
     baseBits: isPackedCheckpoint(run.base) ? readQuantConfig(run.base).avg_bits.decoder_linear : 32,
     artifact: { path: artifact, bytes: diskBytes(artifact) },
-    data: { train: data.train.length, validation: data.validation.length, truncated: data.truncated, dropped: data.dropped },
-    train: result, valLossReloaded: meanLoss(reloaded, validationSet(data, cfg)), pplBefore, ppl: finalPerplexities(reloaded, tokenizer, r),
-    peakRssMiB: process.resourceUsage().maxRSS / 1024, seconds: (performance.now() - started) / 1000,
+    data: {
+      train: data.train.length,
+      validation: data.validation.length,
+      truncated: data.truncated,
+      dropped: data.dropped,
+    },
+    train: result,
+    valLossReloaded: meanLoss(reloaded, validationSet(data, cfg)),
+    pplBefore,
+    ppl: finalPerplexities(reloaded, tokenizer, r),
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    seconds: (performance.now() - started) / 1000,
   };
   fs.writeFileSync(path.join(r.output.dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;

@@ -124,7 +124,10 @@ interface Loop {
 }
 
 /** One optimizer step: accumulate, check, clip, update, log; validation and a checkpoint when due. */
-function trainStep(step: number, { model, stream, opt, trainable, val, cfg, schedule, log, state }: Loop): { state: TrainerState; tokens: number; seconds: number } {
+function trainStep(
+  step: number,
+  { model, stream, opt, trainable, val, cfg, schedule, log, state }: Loop,
+): { state: TrainerState; tokens: number; seconds: number } {
   const { names, params } = trainable;
   const t0 = performance.now();
   zeroGrad(params);
@@ -140,7 +143,8 @@ function trainStep(step: number, { model, stream, opt, trainable, val, cfg, sche
   const seconds = (performance.now() - t0) / 1000;
   const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / seconds, rss_mib: rssMib() };
   let valLoss = state.valLoss;
-  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps) metrics.val_loss = valLoss = meanLoss(model, val, trainable);
+  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps)
+    metrics.val_loss = valLoss = meanLoss(model, val, trainable);
   if (step % cfg.logEvery === 0 || metrics.val_loss !== undefined || step === cfg.steps) log.log(step, metrics);
   const next = { ...state, valLoss };
   if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return { state: next, tokens, seconds };
@@ -150,20 +154,34 @@ function trainStep(step: number, { model, stream, opt, trainable, val, cfg, sche
 }
 
 /** Trains (or resumes training of) `trainable`; `openLog` opens the run log once the resumed step is known. */
-export function train(model: CausalLM, trainable: Trainable, data: Dataset, cfg: TrainConfig, openLog: (resumedFrom?: number) => RunLog): TrainResult {
+export function train(
+  model: CausalLM,
+  trainable: Trainable,
+  data: Dataset,
+  cfg: TrainConfig,
+  openLog: (resumedFrom?: number) => RunLog,
+): TrainResult {
   const { names, params } = trainable;
   if (params.length === 0) throw new OptionError('method', 'nothing to train');
   for (const p of params) p.requiresGrad = true;
   trainable.setTraining(true);
   const opt = new AdamW(params, { betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
-  const stream = new BatchStream(data.train, { microBatch: cfg.microBatch, seed: cfg.seed, groupByLength: cfg.groupByLength, padId: cfg.padId });
+  const stream = new BatchStream(data.train, {
+    microBatch: cfg.microBatch,
+    seed: cfg.seed,
+    groupByLength: cfg.groupByLength,
+    padId: cfg.padId,
+  });
   const val = validationSet(data, cfg);
   let state: TrainerState = { step: 0, data: stream.state(), recipeHash: cfg.recipeHash, valLoss: null };
   const resume = latestCheckpoint(cfg.outputDir);
   if (resume !== null) {
     state = loadCheckpoint(resume, names, params, opt);
     if (state.recipeHash !== cfg.recipeHash) {
-      throw new OptionError('output.dir', `${resume}: made by a different recipe (hash ${state.recipeHash.slice(0, 12)}...); use a new output.dir or delete it`);
+      throw new OptionError(
+        'output.dir',
+        `${resume}: made by a different recipe (hash ${state.recipeHash.slice(0, 12)}...); use a new output.dir or delete it`,
+      );
     }
     stream.restore(state.data);
   }
@@ -187,8 +205,13 @@ export function train(model: CausalLM, trainable: Trainable, data: Dataset, cfg:
   }
   const ran = cfg.steps - resumedFrom;
   return {
-    steps: cfg.steps, resumedFrom, valLossBefore, valLossAfter: state.valLoss ?? meanLoss(model, val, trainable),
-    trainableParams: params.reduce((n, p) => n + p.size, 0), optimizerStateBytes: opt.stateBytes(),
-    stepSeconds: ran > 0 ? seconds / ran : 0, tokensPerSecond: ran > 0 ? tokens / seconds : 0,
+    steps: cfg.steps,
+    resumedFrom,
+    valLossBefore,
+    valLossAfter: state.valLoss ?? meanLoss(model, val, trainable),
+    trainableParams: params.reduce((n, p) => n + p.size, 0),
+    optimizerStateBytes: opt.stateBytes(),
+    stepSeconds: ran > 0 ? seconds / ran : 0,
+    tokensPerSecond: ran > 0 ? tokens / seconds : 0,
   };
 }

@@ -17,6 +17,10 @@ export function weakParameters(model: CausalLM): Trainable {
     names.push(name);
     params.push(layer.weak);
   }
-  if (params.length === 0) throw new OptionError('model.quantize', 'the model has no weak columns to train (quantize with OWQ target_bit or target_rank)');
+  if (params.length === 0)
+    throw new OptionError(
+      'model.quantize',
+      'the model has no weak columns to train (quantize with OWQ target_bit or target_rank)',
+    );
   return { names, params, setTraining: () => undefined };
 }

@@ -19,7 +19,10 @@ function brokenCopy(): string {
   return dir;
 }
 
-type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+type Header = Record<
+  string,
+  { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
+>;
 
 /** Rewrites the JSON header of a safetensors file, keeping its data section as it is. */
 function rewriteHeader(file: string, mutate: (h: Header) => void): void {
@@ -82,7 +85,9 @@ describe('bad input is one clear line', () => {
     rewriteHeader(path.join(dir, 'model.safetensors'), (h) => {
       delete h['model.layers.1.mlp.up_proj.weight'];
     });
-    expect(evalError(dir)).toMatch(/model\.layers\.1\.mlp\.up_proj\.weight.*missing|missing.*model\.layers\.1\.mlp\.up_proj\.weight/i);
+    expect(evalError(dir)).toMatch(
+      /model\.layers\.1\.mlp\.up_proj\.weight.*missing|missing.*model\.layers\.1\.mlp\.up_proj\.weight/i,
+    );
   });
 
   it('a tensor of the wrong shape for the config', () => {
@@ -95,7 +100,10 @@ describe('bad input is one clear line', () => {
   it('an unsupported architecture', () => {
     const dir = brokenCopy();
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }));
+    fs.writeFileSync(
+      path.join(dir, 'config.json'),
+      JSON.stringify({ ...cfg, model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }),
+    );
     expect(evalError(dir)).toMatch(/config\.json.*gpt_neox/);
   });
 

@@ -30,7 +30,12 @@ describe('wct eval', () => {
   });
 
   it('TinyStories-656K on the TinyStories sample gives 37.235', () => {
-    const r = evalJson(['--model', tinyStoriesDir, '--data', path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt')]);
+    const r = evalJson([
+      '--model',
+      tinyStoriesDir,
+      '--data',
+      path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'),
+    ]);
     expect(r.chunks).toBe(15);
     expect(Math.abs(r.ppl - 37.235) / 37.235).toBeLessThan(PPL_REL_TOL);
   });
@@ -51,7 +56,8 @@ describe('wct eval', () => {
 
 describe('wct generate', () => {
   it('greedy from BOS reproduces the golden 64 tokens', () => {
-    const golden = JSON.parse(fs.readFileSync(path.join(dataDir, 'golden/tinystories-656k.json'), 'utf8')).greedy_from_bos_64 as number[];
+    const golden = JSON.parse(fs.readFileSync(path.join(dataDir, 'golden/tinystories-656k.json'), 'utf8'))
+      .greedy_from_bos_64 as number[];
     const r = wct(['generate', '--model', tinyStoriesDir, '--max-new-tokens', '64', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -66,7 +72,10 @@ describe('wct generate', () => {
     expect(r.stdout.startsWith('Once upon a time')).toBe(true);
     expect(r.stderr).toMatch(/tokens\/s/);
     const sample = (seed: string) =>
-      JSON.parse(wct(['generate', '--model', tinyStoriesDir, '--temperature', '0.8', '--top-p', '0.9', '--seed', seed, '--json']).stdout).ids;
+      JSON.parse(
+        wct(['generate', '--model', tinyStoriesDir, '--temperature', '0.8', '--top-p', '0.9', '--seed', seed, '--json'])
+          .stdout,
+      ).ids;
     expect(sample('5')).toEqual(sample('5'));
   });
 });
@@ -82,29 +91,62 @@ describe('wct init-random and --help', () => {
     expect(model.parameters().get('model.decoder.layers.1.fc1.weight')!.shape).toEqual([3072, 768]);
     // a small local text keeps this fast: the 768 x 50272 head dominates and the model is random
     const text = path.join(out, 'slice.txt');
-    fs.writeFileSync(text, fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 4000));
+    fs.writeFileSync(
+      text,
+      fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 4000),
+    );
     const e = evalJson(['--model', out, '--data', text, '--seqlen', '64', '--batch-size', '8']);
     expect(e.chunks).toBeGreaterThan(5);
     // near-uniform random weights: perplexity of the order of the vocabulary size
     expect(Math.log(e.ppl)).toBeGreaterThan(9);
     expect(Math.log(e.ppl)).toBeLessThan(12);
-    expect(expectOneLineError(wct(['init-random', '--like', 'opt-125m', '--layers', '1', '--out', out]))).toMatch(/exists/);
+    expect(expectOneLineError(wct(['init-random', '--like', 'opt-125m', '--layers', '1', '--out', out]))).toMatch(
+      /exists/,
+    );
     fs.rmSync(out, { recursive: true, force: true });
   });
 
   it('overrides the preset sizes (OPT: ffn_dim, word_embed_proj_dim follows hidden_size) and refuses bad ones in one line', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-init-'));
-    const r = wct(['init-random', '--like', 'opt-125m', '--layers', '1', '--hidden-size', '36', '--intermediate-size', '100', '--num-heads', '3', '--out', out, '--force']);
+    const r = wct([
+      'init-random',
+      '--like',
+      'opt-125m',
+      '--layers',
+      '1',
+      '--hidden-size',
+      '36',
+      '--intermediate-size',
+      '100',
+      '--num-heads',
+      '3',
+      '--out',
+      out,
+      '--force',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const model = loadModel(out);
-    expect(model.config).toMatchObject({ hiddenSize: 36, ffnDim: 100, numHeads: 3, wordEmbedProjDim: 36, numLayers: 1 });
+    expect(model.config).toMatchObject({
+      hiddenSize: 36,
+      ffnDim: 100,
+      numHeads: 3,
+      wordEmbedProjDim: 36,
+      numLayers: 1,
+    });
     expect(model.parameters().get('model.decoder.layers.0.fc2.weight')!.shape).toEqual([36, 100]);
     const bad = (args: string[]) => expectOneLineError(wct(['init-random', ...args, '--out', out, '--force']));
     expect(bad(['--like', 'tinystories-656k', '--hidden-size', '72'])).toBe(
-      'error: configs/models/tinystories-656k.json with hidden_size 72: num_attention_heads: 8 gives head_dim 9 (hidden_size 72 / 8), odd; RoPE needs an even head_dim');
-    expect(bad(['--like', 'tinystories-656k', '--num-kv-heads', '3'])).toMatch(/num_key_value_heads: 3 does not divide num_attention_heads 8$/);
-    expect(bad(['--like', 'opt-125m', '--num-kv-heads', '2'])).toBe('error: opt-125m: opt models have no num_key_value_heads');
-    expect(bad(['--like', 'opt-125m', '--hidden-size', '2.5'])).toBe('error: --hidden-size: expected a positive integer');
+      'error: configs/models/tinystories-656k.json with hidden_size 72: num_attention_heads: 8 gives head_dim 9 (hidden_size 72 / 8), odd; RoPE needs an even head_dim',
+    );
+    expect(bad(['--like', 'tinystories-656k', '--num-kv-heads', '3'])).toMatch(
+      /num_key_value_heads: 3 does not divide num_attention_heads 8$/,
+    );
+    expect(bad(['--like', 'opt-125m', '--num-kv-heads', '2'])).toBe(
+      'error: opt-125m: opt models have no num_key_value_heads',
+    );
+    expect(bad(['--like', 'opt-125m', '--hidden-size', '2.5'])).toBe(
+      'error: --hidden-size: expected a positive integer',
+    );
     expect(bad(['--like', 'opt-125m', '--init-std', '0'])).toBe('error: --init-std: expected a positive number');
     fs.rmSync(out, { recursive: true, force: true });
   });
@@ -115,7 +157,9 @@ describe('wct init-random and --help', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/--help/);
     }
-    const train = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/wct-train.js'), '--help'], { encoding: 'utf8' });
+    const train = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/wct-train.js'), '--help'], {
+      encoding: 'utf8',
+    });
     expect(train.status).toBe(0);
     expect(train.stdout).toMatch(/wct-train <recipe>/);
   });

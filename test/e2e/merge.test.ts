@@ -33,7 +33,10 @@ beforeAll(() => {
   for (const l of layers.values()) for (let i = 0; i < l.b.size; i++) l.b.data[i] = (rng.next() * 2 - 1) * 0.05;
   writeAdapter(adapter, layers, CFG, tinyStoriesDir);
   text = path.join(tmp, 'slice.txt');
-  fs.writeFileSync(text, fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 4000));
+  fs.writeFileSync(
+    text,
+    fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 4000),
+  );
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -64,7 +67,12 @@ describe('wct merge', () => {
     try {
       // canonical names (TinyStories stores its tied embedding as lm_head.weight only), one per source tensor
       const available = new Set(src.names());
-      expect(dst.names().map((n) => resolveTensorName(available, n)).sort()).toEqual(src.names().sort());
+      expect(
+        dst
+          .names()
+          .map((n) => resolveTensorName(available, n))
+          .sort(),
+      ).toEqual(src.names().sort());
       for (const name of dst.names()) {
         const stored = resolveTensorName(available, name)!;
         expect(dst.info(name), name).toEqual(src.info(stored));
@@ -116,7 +124,9 @@ describe('wct merge', () => {
 
   it('an existing --out needs --force', () => {
     const out = path.join(tmp, 'merged');
-    expect(expectOneLineError(wct(['merge', '--model', tinyStoriesDir, '--adapter', adapter, '--out', out]))).toMatch(/--out: .* exists \(pass --force/);
+    expect(expectOneLineError(wct(['merge', '--model', tinyStoriesDir, '--adapter', adapter, '--out', out]))).toMatch(
+      /--out: .* exists \(pass --force/,
+    );
     expect(wct(['merge', '--model', tinyStoriesDir, '--adapter', adapter, '--out', out, '--force']).status).toBe(0);
   });
 });
@@ -136,7 +146,9 @@ describe('adapters over a packed model (QLoRA)', () => {
   it('`wct merge` refuses a packed --model in one line, writing nothing', () => {
     const out = path.join(tmp, 'never');
     const line = expectOneLineError(wct(['merge', '--model', packed, '--adapter', adapter, '--out', out]));
-    expect(line).toMatch(/--model: .*rtn4 is a packed checkpoint: merging LoRA into packed low-bit weights would requantize them .*merge into the full-precision base and quantize afterwards/);
+    expect(line).toMatch(
+      /--model: .*rtn4 is a packed checkpoint: merging LoRA into packed low-bit weights would requantize them .*merge into the full-precision base and quantize afterwards/,
+    );
     expect(fs.existsSync(out)).toBe(false);
   });
 });
@@ -151,22 +163,33 @@ describe('bad adapter directories are one clear line', () => {
 
   it('a missing adapter_model.safetensors', () => {
     const dir = brokenAdapter('no-weights', (d) => fs.rmSync(path.join(d, ADAPTER_WEIGHTS_FILE)));
-    const line = expectOneLineError(wct(['merge', '--model', tinyStoriesDir, '--adapter', dir, '--out', path.join(tmp, 'x1')]));
+    const line = expectOneLineError(
+      wct(['merge', '--model', tinyStoriesDir, '--adapter', dir, '--out', path.join(tmp, 'x1')]),
+    );
     expect(line).toBe(`error: ${path.join(dir, ADAPTER_WEIGHTS_FILE)}: file: not found`);
     expect(expectOneLineError(wct(['eval', '--model', tinyStoriesDir, '--adapter', dir, '--data', text]))).toBe(line);
   });
 
   it('a missing adapter_config.json', () => {
     const dir = brokenAdapter('no-config', (d) => fs.rmSync(path.join(d, ADAPTER_CONFIG_FILE)));
-    const line = expectOneLineError(wct(['generate', '--model', tinyStoriesDir, '--adapter', dir, '--max-new-tokens', '2']));
+    const line = expectOneLineError(
+      wct(['generate', '--model', tinyStoriesDir, '--adapter', dir, '--max-new-tokens', '2']),
+    );
     expect(line).toBe(`error: ${path.join(dir, ADAPTER_CONFIG_FILE)}: file: not found`);
   });
 
   it('a shape that does not match the model', () => {
     const dir = path.join(tmp, 'wrong-shape');
     const t = (shape: number[]) => new Tensor(new Float32Array(shape[0] * shape[1]).fill(0.01), shape);
-    writeAdapter(dir, new Map([['model.layers.1.mlp.down_proj', { a: t([8, 128]), b: t([128, 8]) }]]), { rank: 8, alpha: 16, dropout: 0 }, 'x');
-    const line = expectOneLineError(wct(['merge', '--model', tinyStoriesDir, '--adapter', dir, '--out', path.join(tmp, 'x2')]));
+    writeAdapter(
+      dir,
+      new Map([['model.layers.1.mlp.down_proj', { a: t([8, 128]), b: t([128, 8]) }]]),
+      { rank: 8, alpha: 16, dropout: 0 },
+      'x',
+    );
+    const line = expectOneLineError(
+      wct(['merge', '--model', tinyStoriesDir, '--adapter', dir, '--out', path.join(tmp, 'x2')]),
+    );
     expect(line).toBe(
       `error: ${path.join(dir, ADAPTER_WEIGHTS_FILE)}: base_model.model.model.layers.1.mlp.down_proj.lora_A.weight: ` +
         'shape [8,128] does not match model.layers.1.mlp.down_proj (expected [8, 384])',

@@ -36,7 +36,18 @@ import { dataDir, repoRoot } from '../helpers/paths.js';
 const TRAIN_CLI = path.join(repoRoot, 'dist/src/cli/wct-train.js');
 const CALIB = path.join(dataDir, 'golden/calib-c4-tinystories-656k-n128-L512.json');
 const ALPACA = path.join(dataDir, 'instruct/alpaca/alpaca-2k.json');
-const SHAPE = ['--hidden-size', '60', '--intermediate-size', '150', '--num-heads', '5', '--num-kv-heads', '1', '--layers', '2'];
+const SHAPE = [
+  '--hidden-size',
+  '60',
+  '--intermediate-size',
+  '150',
+  '--num-heads',
+  '5',
+  '--num-kv-heads',
+  '1',
+  '--layers',
+  '2',
+];
 const NSAMPLES = 16;
 const SEQLEN = 256;
 /** Packed and fake-quant perplexities agree this closely: the same Ŵ, summed in another order (measured <= 3e-8). */
@@ -71,7 +82,8 @@ function json(r: ReturnType<typeof wct>) {
   return JSON.parse(r.stdout);
 }
 
-const evalPpl = (dir: string, deltas: string[] = []): number => json(wct(['eval', '--model', dir, ...deltas, '--data', text, '--json'])).ppl;
+const evalPpl = (dir: string, deltas: string[] = []): number =>
+  json(wct(['eval', '--model', dir, ...deltas, '--data', text, '--json'])).ppl;
 const greedy = (dir: string): number[] =>
   json(wct(['generate', '--model', dir, '--prompt', 'Once upon a time', '--max-new-tokens', '12', '--json'])).ids;
 const ckptName = (method: string, s: Setting) => `${method}-w${s.bits}-g${s.groupSize}`;
@@ -82,7 +94,10 @@ beforeAll(() => {
   fp = path.join(tmp, 'fp');
   expect(wct(['init-random', '--like', 'tinystories-656k', ...SHAPE, '--init-std', '0.1', '--out', fp]).status).toBe(0);
   text = path.join(tmp, 'text.txt');
-  fs.writeFileSync(text, fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 3000));
+  fs.writeFileSync(
+    text,
+    fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 3000),
+  );
   fpPpl = evalPpl(fp);
 }, 60_000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -95,7 +110,8 @@ function packedWeights(dir: string): Map<string, PackedWeight> {
 /** A dense checkpoint beside the packed one: the full-precision model with every packed linear's Ŵ in its place. */
 function fakeQuantized(packedDir: string): string {
   const weights = new Map(loadModel(fp).parameters());
-  for (const [name, w] of packedWeights(packedDir)) weights.set(`${name}.weight`, new Tensor(dequantize(w), [w.rows, w.cols]));
+  for (const [name, w] of packedWeights(packedDir))
+    weights.set(`${name}.weight`, new Tensor(dequantize(w), [w.rows, w.cols]));
   const out = `${packedDir}-fake`;
   writeHfCheckpoint(out, fp, weights, resolveTensorName);
   return out;
@@ -110,7 +126,10 @@ function referenceRtn(w: Float32Array, rows: number, cols: number, bits: number,
   const out = new Float32Array(rows * cols);
   for (let c0 = 0; c0 < cols; c0 += g) {
     const width = Math.min(g, cols - c0);
-    const slice = Float32Array.from({ length: rows * width }, (_, i) => w[Math.floor(i / width) * cols + c0 + (i % width)]);
+    const slice = Float32Array.from(
+      { length: rows * width },
+      (_, i) => w[Math.floor(i / width) * cols + c0 + (i % width)],
+    );
     const p = refFindParams(slice, rows, width, width, { bits, tuning: 'minmax' });
     const codes = new Uint8Array(rows * width);
     refFakeQuantize(slice, rows, width, p, bits, new Float32Array(rows * width), codes);
@@ -128,7 +147,9 @@ function block0AttentionHessian(): Float64Array {
   const table = weights.get('model.embed_tokens.weight')!;
   const gamma = weights.get('model.layers.0.input_layernorm.weight')!.data;
   const cols = table.shape[1];
-  const windows = (JSON.parse(fs.readFileSync(CALIB, 'utf8')).windows as number[][]).slice(0, NSAMPLES).map((w) => w.slice(0, SEQLEN));
+  const windows = (JSON.parse(fs.readFileSync(CALIB, 'utf8')).windows as number[][])
+    .slice(0, NSAMPLES)
+    .map((w) => w.slice(0, SEQLEN));
   const h = new Float64Array(cols * cols);
   for (const id of windows.flat()) {
     const e = table.data.subarray(id * cols, (id + 1) * cols);
@@ -160,8 +181,25 @@ describe('odd shapes (in_features 60 and 150) through the CLI', () => {
       const name = ckptName(method, s);
       it(`${name}: packed GEMM perplexity = fake-quant's, decode GEMV tokens = fake-quant's`, () => {
         const out = path.join(tmp, name);
-        const calib = method === 'rtn' ? [] : ['--calib-tokens', CALIB, '--nsamples', String(NSAMPLES), '--seqlen', String(SEQLEN)];
-        const r = json(wct(['quantize', '--model', fp, '--method', method, ...s.flags, ...methodFlags[method], ...calib, '--out', out, '--eval', text, '--json']));
+        const calib =
+          method === 'rtn' ? [] : ['--calib-tokens', CALIB, '--nsamples', String(NSAMPLES), '--seqlen', String(SEQLEN)];
+        const r = json(
+          wct([
+            'quantize',
+            '--model',
+            fp,
+            '--method',
+            method,
+            ...s.flags,
+            ...methodFlags[method],
+            ...calib,
+            '--out',
+            out,
+            '--eval',
+            text,
+            '--json',
+          ]),
+        );
         expect(Object.values(r.n_out)).toEqual(new Array(7).fill(method === 'owq' ? 4 : 0));
         const fake = fakeQuantized(out);
         const [packedPpl, fakePpl] = [r.ppl[text] as number, evalPpl(fake)];
@@ -175,16 +213,34 @@ describe('odd shapes (in_features 60 and 150) through the CLI', () => {
         const dense = loadModel(fp).parameters();
         if (method === 'rtn') {
           for (const [layer, w] of packed) {
-            const expected = referenceRtn(dense.get(`${layer}.weight`)!.data as Float32Array, w.rows, w.cols, s.bits, s.groupSize);
+            const expected = referenceRtn(
+              dense.get(`${layer}.weight`)!.data as Float32Array,
+              w.rows,
+              w.cols,
+              s.bits,
+              s.groupSize,
+            );
             expect(dequantize(w), layer).toEqual(expected);
           }
         }
         hessian ??= block0AttentionHessian();
         const h = hessian;
-        errors.set(name, ['q_proj', 'k_proj', 'v_proj'].reduce((sum, p) => {
-          const w = packed.get(`model.layers.0.self_attn.${p}`)!;
-          return sum + outputError(dense.get(`model.layers.0.self_attn.${p}.weight`)!.data as Float32Array, dequantize(w), h, w.rows, w.cols);
-        }, 0));
+        errors.set(
+          name,
+          ['q_proj', 'k_proj', 'v_proj'].reduce((sum, p) => {
+            const w = packed.get(`model.layers.0.self_attn.${p}`)!;
+            return (
+              sum +
+              outputError(
+                dense.get(`model.layers.0.self_attn.${p}.weight`)!.data as Float32Array,
+                dequantize(w),
+                h,
+                w.rows,
+                w.cols,
+              )
+            );
+          }, 0),
+        );
       });
     }
 
@@ -201,7 +257,17 @@ describe('odd shapes (in_features 60 and 150) through the CLI', () => {
       const again = `${out}-again`;
       const w = packedWeights(out);
       expect(w.get('model.layers.0.mlp.down_proj')!.cols).toBe(150);
-      writePackedCheckpoint(again, { sourceDir: out, storedName: resolveTensorName, weights: loadModel(out).parameters(), packed: w, quantConfig: readQuantConfig(out) }, false);
+      writePackedCheckpoint(
+        again,
+        {
+          sourceDir: out,
+          storedName: resolveTensorName,
+          weights: loadModel(out).parameters(),
+          packed: w,
+          quantConfig: readQuantConfig(out),
+        },
+        false,
+      );
       const bytes = (d: string) => fs.readFileSync(path.join(d, 'model.safetensors'));
       expect(Buffer.compare(bytes(out), bytes(again)), name).toBe(0);
     }
@@ -211,16 +277,23 @@ describe('odd shapes (in_features 60 and 150) through the CLI', () => {
     const base = path.join(tmp, ckptName('owq', SETTINGS[0]));
     const run = path.join(tmp, 'train');
     const recipe = path.join(tmp, 'train.yaml');
-    fs.writeFileSync(recipe, [
-      `model: { path: ${base} }`,
-      'method: wct',
-      `data: { path: ${ALPACA}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 8 } }`,
-      'train: { steps: 6, micro_batch: 2, grad_accum: 1, optimizer: { lr: 0.01 }, schedule: { kind: constant, warmup_steps: 0 } }',
-      'eval: { every: 6, final: [] }',
-      `output: { dir: ${run}, save_every: 6, keep: 1 }`,
-      'logging: { every: 6 }',
-    ].join('\n'));
-    const r = spawnSync(process.execPath, [TRAIN_CLI, recipe, '--json'], { encoding: 'utf8', timeout: 120_000, cwd: repoRoot });
+    fs.writeFileSync(
+      recipe,
+      [
+        `model: { path: ${base} }`,
+        'method: wct',
+        `data: { path: ${ALPACA}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 8 } }`,
+        'train: { steps: 6, micro_batch: 2, grad_accum: 1, optimizer: { lr: 0.01 }, schedule: { kind: constant, warmup_steps: 0 } }',
+        'eval: { every: 6, final: [] }',
+        `output: { dir: ${run}, save_every: 6, keep: 1 }`,
+        'logging: { every: 6 }',
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, [TRAIN_CLI, recipe, '--json'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      cwd: repoRoot,
+    });
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.train.valLossAfter).toBeLessThan(summary.train.valLossBefore);

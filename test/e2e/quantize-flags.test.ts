@@ -16,7 +16,8 @@ describe('wct quantize flags from the schema', () => {
     it(`--${flagName(field)} with its description and default`, () => {
       expect(help).toContain(`--${flagName(field)}`);
       expect(help).toContain(schema.description!.replace(/\s+/g, ' ').slice(0, 30));
-      if (schema instanceof z.ZodDefault) expect(help).toContain(`[default: ${JSON.stringify(schema.def.defaultValue)}]`);
+      if (schema instanceof z.ZodDefault)
+        expect(help).toContain(`[default: ${JSON.stringify(schema.def.defaultValue)}]`);
     });
   }
 
@@ -27,9 +28,13 @@ describe('wct quantize flags from the schema', () => {
     [['--nsamples', '0'], /^error: --nsamples: expected a positive integer/],
     [['--percdamp', '-1'], /^error: --percdamp: expected a positive number/],
     [['--method', 'rtn', '--target-rank', '4'], /^error: --target-rank: applies to method owq only$/],
-    [['--target-bit', '3.1', '--target-rank', '4'], /^error: --target-rank: target_bit and target_rank exclude each other/],
+    [
+      ['--target-bit', '3.1', '--target-rank', '4'],
+      /^error: --target-rank: target_bit and target_rank exclude each other/,
+    ],
   ];
   for (const [args, message] of cases) {
-    it(`${args.join(' ')}: one line naming the flag`, () => expect(expectOneLineError(wct([...base, ...args]))).toMatch(message));
+    it(`${args.join(' ')}: one line naming the flag`, () =>
+      expect(expectOneLineError(wct([...base, ...args]))).toMatch(message));
   }
 });

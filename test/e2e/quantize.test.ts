@@ -7,7 +7,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packedLayouts, readPackedLinear, readQuantConfig, writePackedCheckpoint } from '../../src/io/packed-checkpoint.js';
+import {
+  packedLayouts,
+  readPackedLinear,
+  readQuantConfig,
+  writePackedCheckpoint,
+} from '../../src/io/packed-checkpoint.js';
 import { openCheckpoint } from '../../src/io/safetensors.js';
 import { expectedTensorShapes, resolveTensorName } from '../../src/models/checkpoint-tensors.js';
 import { readConfig } from '../../src/models/families/registry.js';
@@ -34,8 +39,29 @@ function json(r: ReturnType<typeof wct>) {
 describe('wct quantize on TinyStories-656K', () => {
   it('OWQ target_bit 3.1 with the reference windows: 2 weak columns everywhere, 3.169 bits, ppl 45.298 within 1%', () => {
     const out = path.join(tmp, 'owq3');
-    const r = json(wct(['quantize', '--model', tinyStoriesDir, '--method', 'owq', '--wbits', '3', '--target-bit', '3.1',
-      '--calib-tokens', CALIB_TOKENS, '--out', out, '--eval', TINYSTORIES_TEXT, '--json'], 300_000));
+    const r = json(
+      wct(
+        [
+          'quantize',
+          '--model',
+          tinyStoriesDir,
+          '--method',
+          'owq',
+          '--wbits',
+          '3',
+          '--target-bit',
+          '3.1',
+          '--calib-tokens',
+          CALIB_TOKENS,
+          '--out',
+          out,
+          '--eval',
+          TINYSTORIES_TEXT,
+          '--json',
+        ],
+        300_000,
+      ),
+    );
     expect(Object.values(r.n_out)).toEqual([2, 2, 2, 2, 2, 2, 2]);
     expect(r.avg_bits.decoder_linear.toFixed(3)).toBe('3.169');
     expect(Math.abs(r.ppl[TINYSTORIES_TEXT] - 45.298) / 45.298).toBeLessThan(0.01);
@@ -52,20 +78,60 @@ describe('wct quantize on TinyStories-656K', () => {
 
   it('--embed-bits 8: the token embedding packed per row (also the tied lm_head); ppl within 0.2% of the fp32-embedding run; round trip bit for bit', () => {
     const out = path.join(tmp, 'owq3-embed8');
-    const r = json(wct(['quantize', '--model', tinyStoriesDir, '--method', 'owq', '--wbits', '3', '--target-bit', '3.1',
-      '--calib-tokens', CALIB_TOKENS, '--embed-bits', '8', '--out', out, '--eval', TINYSTORIES_TEXT, '--json'], 300_000));
+    const r = json(
+      wct(
+        [
+          'quantize',
+          '--model',
+          tinyStoriesDir,
+          '--method',
+          'owq',
+          '--wbits',
+          '3',
+          '--target-bit',
+          '3.1',
+          '--calib-tokens',
+          CALIB_TOKENS,
+          '--embed-bits',
+          '8',
+          '--out',
+          out,
+          '--eval',
+          TINYSTORIES_TEXT,
+          '--json',
+        ],
+        300_000,
+      ),
+    );
     expect(r.embeddings).toEqual({ 'model.embed_tokens': 8 });
     const plain = json(wct(['eval', '--model', path.join(tmp, 'owq3'), '--data', TINYSTORIES_TEXT, '--json'])).ppl;
     expect(Math.abs(r.ppl[TINYSTORIES_TEXT] - plain) / plain).toBeLessThan(0.002);
     const layouts = packedLayouts(readQuantConfig(out));
     const ckpt = openCheckpoint(out);
     const shapes = expectedTensorShapes(readConfig(out));
-    const packed = new Map([...layouts].map(([name, layout]) => [name, readPackedLinear(ckpt, name, shapes.get(`${name}.weight`)!, layout)]));
+    const packed = new Map(
+      [...layouts].map(([name, layout]) => [name, readPackedLinear(ckpt, name, shapes.get(`${name}.weight`)!, layout)]),
+    );
     ckpt.close();
     expect(packed.get('model.embed_tokens')?.bits).toBe(8);
     const again = path.join(tmp, 'owq3-embed8-again');
-    writePackedCheckpoint(again, { sourceDir: out, storedName: resolveTensorName, weights: loadModel(out).parameters(), packed, quantConfig: readQuantConfig(out) }, false);
-    expect(Buffer.compare(fs.readFileSync(path.join(out, 'model.safetensors')), fs.readFileSync(path.join(again, 'model.safetensors')))).toBe(0);
+    writePackedCheckpoint(
+      again,
+      {
+        sourceDir: out,
+        storedName: resolveTensorName,
+        weights: loadModel(out).parameters(),
+        packed,
+        quantConfig: readQuantConfig(out),
+      },
+      false,
+    );
+    expect(
+      Buffer.compare(
+        fs.readFileSync(path.join(out, 'model.safetensors')),
+        fs.readFileSync(path.join(again, 'model.safetensors')),
+      ),
+    ).toBe(0);
   });
 
   it('round-trips the packed checkpoint bit for bit', () => {
@@ -75,8 +141,17 @@ describe('wct quantize on TinyStories-656K', () => {
     const packed = new Map<string, PackedWeight>();
     for (const [name, layer] of model.linears()) packed.set(name, (layer as PackedLinear).packed);
     const qc = readQuantConfig(out);
-    writePackedCheckpoint(again, { sourceDir: out, storedName: resolveTensorName, weights: model.parameters(), packed, quantConfig: qc }, false);
-    expect(Buffer.compare(fs.readFileSync(path.join(out, 'model.safetensors')), fs.readFileSync(path.join(again, 'model.safetensors')))).toBe(0);
+    writePackedCheckpoint(
+      again,
+      { sourceDir: out, storedName: resolveTensorName, weights: model.parameters(), packed, quantConfig: qc },
+      false,
+    );
+    expect(
+      Buffer.compare(
+        fs.readFileSync(path.join(out, 'model.safetensors')),
+        fs.readFileSync(path.join(again, 'model.safetensors')),
+      ),
+    ).toBe(0);
   });
 });
 
@@ -93,11 +168,30 @@ describe('packed opt-125m-shaped model', () => {
     expect(size(packed)).toBeLessThan(0.5 * size(fp16));
     // with the token embedding (= the tied lm_head) packed at 8 bits too, the whole file is under 30%
     const packed8 = path.join(tmp, 'opt125m-rtn3-embed8');
-    json(wct(['quantize', '--model', fp16, '--method', 'rtn', '--wbits', '3', '--embed-bits', '8', '--out', packed8, '--json'], 300_000));
+    json(
+      wct(
+        [
+          'quantize',
+          '--model',
+          fp16,
+          '--method',
+          'rtn',
+          '--wbits',
+          '3',
+          '--embed-bits',
+          '8',
+          '--out',
+          packed8,
+          '--json',
+        ],
+        300_000,
+      ),
+    );
     expect(size(packed8) / size(fp16)).toBeLessThan(0.3);
     const text = path.join(tmp, 'slice.txt');
     fs.writeFileSync(text, fs.readFileSync(TINYSTORIES_TEXT, 'utf8').slice(0, 3000));
-    const rss = (d: string) => json(wct(['eval', '--model', d, '--data', text, '--seqlen', '128', '--json'], 300_000)).peak_rss_mib;
+    const rss = (d: string) =>
+      json(wct(['eval', '--model', d, '--data', text, '--seqlen', '128', '--json'], 300_000)).peak_rss_mib;
     const rssFp = rss(fp16);
     expect(rss(packed)).toBeLessThan(rssFp);
     expect(rss(packed8)).toBeLessThan(rssFp);
@@ -109,22 +203,50 @@ describe('wct quantize rejects bad input with one line', () => {
   const cases: [string, string[], RegExp][] = [
     ['unsupported bits', ['--wbits', '5', '--out', 'x'], /--wbits: expected 2, 3, 4 or 8, got 5/],
     ['unsupported embedding bits', ['--embed-bits', '3', '--out', 'x'], /--embed-bits: expected 4 or 8, got 3/],
-    ['target_bit below wbits', ['--wbits', '4', '--target-bit', '3.5', '--out', 'x'], /--target-bit: expected at least wbits \(4\)/],
-    ['target_bit too high for the layers', ['--wbits', '3', '--target-bit', '12', '--out', 'x'], /target bit 12 is too high/],
-    ['too few calibration windows', ['--method', 'gptq', '--nsamples', '500', '--out', 'x'], /windows: 128 windows, fewer than --nsamples 500/],
+    [
+      'target_bit below wbits',
+      ['--wbits', '4', '--target-bit', '3.5', '--out', 'x'],
+      /--target-bit: expected at least wbits \(4\)/,
+    ],
+    [
+      'target_bit too high for the layers',
+      ['--wbits', '3', '--target-bit', '12', '--out', 'x'],
+      /target bit 12 is too high/,
+    ],
+    [
+      'too few calibration windows',
+      ['--method', 'gptq', '--nsamples', '500', '--out', 'x'],
+      /windows: 128 windows, fewer than --nsamples 500/,
+    ],
   ];
   for (const [what, args, message] of cases) {
     it(what, () => expect(expectOneLineError(wct([...base, ...args]))).toMatch(message));
   }
 
   it('an output directory that exists (unless --force)', () => {
-    expect(expectOneLineError(wct([...base, '--method', 'rtn', '--out', tmp]))).toMatch(/--out: .* exists \(pass --force/);
+    expect(expectOneLineError(wct([...base, '--method', 'rtn', '--out', tmp]))).toMatch(
+      /--out: .* exists \(pass --force/,
+    );
   });
 
   it('a calibration text with too few tokens', () => {
     const small = path.join(tmp, 'small.txt');
     fs.writeFileSync(small, 'Once upon a time there was a cat.');
-    expect(expectOneLineError(wct(['quantize', '--model', tinyStoriesDir, '--method', 'gptq', '--calib', small, '--out', path.join(tmp, 'y')]))).toMatch(/small.txt: calib: no document has more than 512 tokens/);
+    expect(
+      expectOneLineError(
+        wct([
+          'quantize',
+          '--model',
+          tinyStoriesDir,
+          '--method',
+          'gptq',
+          '--calib',
+          small,
+          '--out',
+          path.join(tmp, 'y'),
+        ]),
+      ),
+    ).toMatch(/small.txt: calib: no document has more than 512 tokens/);
   });
 
   it('a packed checkpoint with inconsistent shapes', () => {
@@ -135,6 +257,8 @@ describe('wct quantize rejects bad input with one line', () => {
     const qc = JSON.parse(fs.readFileSync(qcFile, 'utf8'));
     qc.bits = 4; // the file holds 3-bit codes
     fs.writeFileSync(qcFile, JSON.stringify(qc));
-    expect(expectOneLineError(wct(['eval', '--model', broken, '--data', TINYSTORIES_TEXT]))).toMatch(/model\.safetensors: .*qweight: U8 \[128,48\] does not match the config \(expected U8 \[128,64\]\)/);
+    expect(expectOneLineError(wct(['eval', '--model', broken, '--data', TINYSTORIES_TEXT]))).toMatch(
+      /model\.safetensors: .*qweight: U8 \[128,48\] does not match the config \(expected U8 \[128,64\]\)/,
+    );
   });
 });

@@ -30,46 +30,113 @@ let base: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-train-'));
   base = path.join(tmp, 'base');
-  const r = wct(['quantize', '--model', tinyStoriesDir, '--method', 'owq', '--wbits', '3', '--target-rank', '4', '--calib-tokens', CALIB, '--nsamples', '16', '--out', base]);
+  const r = wct([
+    'quantize',
+    '--model',
+    tinyStoriesDir,
+    '--method',
+    'owq',
+    '--wbits',
+    '3',
+    '--target-rank',
+    '4',
+    '--calib-tokens',
+    CALIB,
+    '--nsamples',
+    '16',
+    '--out',
+    base,
+  ]);
   expect(r.status, r.stderr).toBe(0);
 }, 120_000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function recipe(name: string, steps = 8): string {
   const file = path.join(tmp, `${name}.yaml`);
-  fs.writeFileSync(file, [
-    `model: { path: ${base} }`,
-    'method: wct',
-    `data: { path: ${ALPACA}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 16 } }`,
-    `train: { steps: ${steps}, micro_batch: 2, grad_accum: 2, optimizer: { lr: 0.003 }, schedule: { kind: constant, warmup_steps: 0 } }`,
-    'eval: { every: 4, final: [] }',
-    `output: { dir: ${path.join(tmp, name)}, save_every: 2, keep: 2 }`,
-    `logging: { tensorboard: ${path.join(tmp, name, 'tb')}, every: 1 }`,
-  ].join('\n'));
+  fs.writeFileSync(
+    file,
+    [
+      `model: { path: ${base} }`,
+      'method: wct',
+      `data: { path: ${ALPACA}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 16 } }`,
+      `train: { steps: ${steps}, micro_batch: 2, grad_accum: 2, optimizer: { lr: 0.003 }, schedule: { kind: constant, warmup_steps: 0 } }`,
+      'eval: { every: 4, final: [] }',
+      `output: { dir: ${path.join(tmp, name)}, save_every: 2, keep: 2 }`,
+      `logging: { tensorboard: ${path.join(tmp, name, 'tb')}, every: 1 }`,
+    ].join('\n'),
+  );
   return file;
 }
 
 /** Runs the built wct-train on a recipe with --json. */
 function train(file: string) {
-  const r = spawnSync(process.execPath, [TRAIN_CLI, file, '--json'], { encoding: 'utf8', timeout: 300_000, cwd: repoRoot });
+  const r = spawnSync(process.execPath, [TRAIN_CLI, file, '--json'], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    cwd: repoRoot,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function metrics(run: string): Record<string, number>[] {
-  return fs.readFileSync(path.join(tmp, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return fs
+    .readFileSync(path.join(tmp, run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 const smallData = (tokenizer: ReturnType<typeof loadTokenizer>) =>
-  loadDataset({ path: ALPACA, format: 'alpaca', template: 'alpaca', maxLength: 128, validation: { count: 8 }, shuffleSeed: 0, packing: false }, tokenizer);
+  loadDataset(
+    {
+      path: ALPACA,
+      format: 'alpaca',
+      template: 'alpaca',
+      maxLength: 128,
+      validation: { count: 8 },
+      shuffleSeed: 0,
+      packing: false,
+    },
+    tokenizer,
+  );
 
 /** Three optimizer steps in this process, logging into <tmp>/<run>. */
-function trainInProcess(model: ReturnType<typeof loadModel>, data: ReturnType<typeof smallData>, run: string, o: Partial<TrainConfig>) {
+function trainInProcess(
+  model: ReturnType<typeof loadModel>,
+  data: ReturnType<typeof smallData>,
+  run: string,
+  o: Partial<TrainConfig>,
+) {
   const dir = path.join(tmp, run);
-  return trainModel(model, weakParameters(model), data, {
-    steps: 3, microBatch: 2, gradAccum: 1, lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, schedule: 'constant', warmupSteps: 0,
-    maxGradNorm: 1, seed: 0, groupByLength: false, padId: 2, logEvery: 1, evalEvery: 0, valBatches: 1,
-    outputDir: dir, saveEvery: 1, keep: 1, recipeHash: 'test', ...o,
-  }, (resumeFromStep) => new RunLog({ dir, tensorboardDir: null, resumeFromStep }));
+  return trainModel(
+    model,
+    weakParameters(model),
+    data,
+    {
+      steps: 3,
+      microBatch: 2,
+      gradAccum: 1,
+      lr: 0.01,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 0,
+      schedule: 'constant',
+      warmupSteps: 0,
+      maxGradNorm: 1,
+      seed: 0,
+      groupByLength: false,
+      padId: 2,
+      logEvery: 1,
+      evalEvery: 0,
+      valBatches: 1,
+      outputDir: dir,
+      saveEvery: 1,
+      keep: 1,
+      recipeHash: 'test',
+      ...o,
+    },
+    (resumeFromStep) => new RunLog({ dir, tensorboardDir: null, resumeFromStep }),
+  );
 }
 
 describe('wct-train', () => {
@@ -85,7 +152,9 @@ describe('wct-train', () => {
     expect(lines[4].val_loss).toBeGreaterThan(0);
     const tb = path.join(tmp, 'a', 'tb');
     const events = readEventFile(path.join(tb, fs.readdirSync(tb)[0]));
-    const losses = events.flatMap((e) => e.scalars.filter((x) => x.tag === 'train/loss').map((x) => ({ step: e.step, value: x.value })));
+    const losses = events.flatMap((e) =>
+      e.scalars.filter((x) => x.tag === 'train/loss').map((x) => ({ step: e.step, value: x.value })),
+    );
     expect(losses.map((x) => x.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(losses[7].value).toBeCloseTo(lines[8].loss, 5);
     // the deltas over the base change the model; over another base they are refused
@@ -95,8 +164,12 @@ describe('wct-train', () => {
     const tuned = JSON.parse(wct(['eval', '--model', base, '--deltas', deltas, '--data', text, '--json']).stdout).ppl;
     expect(tuned).not.toBe(plain);
     const other = path.join(tmp, 'other');
-    expect(wct(['quantize', '--model', tinyStoriesDir, '--method', 'rtn', '--wbits', '4', '--out', other]).status).toBe(0);
-    expect(expectOneLineError(wct(['eval', '--model', other, '--deltas', deltas, '--data', text]))).toMatch(/weak_deltas.safetensors: __metadata__.base_sha256: made for another base/);
+    expect(wct(['quantize', '--model', tinyStoriesDir, '--method', 'rtn', '--wbits', '4', '--out', other]).status).toBe(
+      0,
+    );
+    expect(expectOneLineError(wct(['eval', '--model', other, '--deltas', deltas, '--data', text]))).toMatch(
+      /weak_deltas.safetensors: __metadata__.base_sha256: made for another base/,
+    );
   });
 
   it('resumes after kill -9 to the same final loss as an uninterrupted run', async () => {
@@ -113,7 +186,8 @@ describe('wct-train', () => {
       }, 20);
       child.on('exit', () => {
         clearInterval(timer);
-        if (!fs.existsSync(path.join(tmp, 'b', 'checkpoint-2'))) reject(new Error('wct-train exited before its first checkpoint'));
+        if (!fs.existsSync(path.join(tmp, 'b', 'checkpoint-2')))
+          reject(new Error('wct-train exited before its first checkpoint'));
         resolve();
       });
     });
@@ -132,7 +206,10 @@ describe('wct-train', () => {
     expect(r.status, r.stderr).toBe(0);
     const c = JSON.parse(r.stdout) as Comparison;
     const rows = c.runs.map((row) => [row.run, row.method, row.valLossBefore === null]);
-    expect(rows).toEqual([['a', 'wct', false], ['b', 'wct', true]]);
+    expect(rows).toEqual([
+      ['a', 'wct', false],
+      ['b', 'wct', true],
+    ]);
   });
 
   it('changes only the weak columns', () => {
@@ -169,15 +246,21 @@ describe('wct-train', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(TrainingDiverged);
-    expect((error as Error).message).toMatch(/step \d+: non-finite (loss|gradient norm); the last good state is .*checkpoint-\d+/);
+    expect((error as Error).message).toMatch(
+      /step \d+: non-finite (loss|gradient norm); the last good state is .*checkpoint-\d+/,
+    );
   });
 
   it('rejects a bad recipe or data file with one line', () => {
     const bad = path.join(tmp, 'bad.yaml');
     fs.writeFileSync(bad, fs.readFileSync(recipe('d'), 'utf8').replace('micro_batch: 2', 'micro_bach: 2'));
-    expect(expectOneLineError(spawnSync(process.execPath, [TRAIN_CLI, bad], { encoding: 'utf8', cwd: repoRoot }))).toMatch(/bad.yaml:4 train.micro_bach: unknown key/);
+    expect(
+      expectOneLineError(spawnSync(process.execPath, [TRAIN_CLI, bad], { encoding: 'utf8', cwd: repoRoot })),
+    ).toMatch(/bad.yaml:4 train.micro_bach: unknown key/);
     const missing = path.join(tmp, 'missing.yaml');
     fs.writeFileSync(missing, fs.readFileSync(recipe('e'), 'utf8').replace(ALPACA, path.join(tmp, 'nope.json')));
-    expect(expectOneLineError(spawnSync(process.execPath, [TRAIN_CLI, missing], { encoding: 'utf8', cwd: repoRoot }))).toMatch(/nope.json/);
+    expect(
+      expectOneLineError(spawnSync(process.execPath, [TRAIN_CLI, missing], { encoding: 'utf8', cwd: repoRoot })),
+    ).toMatch(/nope.json/);
   });
 });

@@ -18,7 +18,10 @@ const NLL_REL_TOL = 1e-5;
 interface Golden {
   token_ids: number[];
   mean_nll: number;
-  positions: Record<string, { top10_ids: number[]; top10_logits: number[]; logit_l2: number; logit_mean: number; first8: number[] }>;
+  positions: Record<
+    string,
+    { top10_ids: number[]; top10_logits: number[]; logit_l2: number; logit_mean: number; first8: number[] }
+  >;
   greedy_from_bos_64?: number[];
 }
 

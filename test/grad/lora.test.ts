@@ -28,7 +28,11 @@ describe('LoRA gradient check (float64)', () => {
       expect(params.every((p) => p.dtype === 'f64')).toBe(true);
       const ids = Int32Array.from([1, 17, 300, 45, 9, 1000, 2, 77, 5, 12]);
       const targets = shiftedTargets(ids, 5);
-      const r = gradcheck(() => crossEntropy(model.forward(ids, { batch: 2 }), targets), params, { directions: 2, eps: 1e-5, rtol: 1e-5 });
+      const r = gradcheck(() => crossEntropy(model.forward(ids, { batch: 2 }), targets), params, {
+        directions: 2,
+        eps: 1e-5,
+        rtol: 1e-5,
+      });
       expect(r.checks).toBe(2 * params.length);
       expect(r.worstRatio, r.worst).toBeLessThanOrEqual(1);
       // the base stays frozen: no gradient reaches any of its tensors

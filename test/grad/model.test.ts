@@ -19,7 +19,11 @@ describe('whole-model gradient check (float64)', () => {
       const ids = Int32Array.from([1, 17, 300, 45, 9, 1000, 2, 77, 5, 12]);
       const targets = shiftedTargets(ids, 5);
       const params = [...model.parameters().values()];
-      const r = gradcheck(() => crossEntropy(model.forward(ids, { batch: 2 }), targets), params, { directions: 2, eps: 1e-5, rtol: 1e-5 });
+      const r = gradcheck(() => crossEntropy(model.forward(ids, { batch: 2 }), targets), params, {
+        directions: 2,
+        eps: 1e-5,
+        rtol: 1e-5,
+      });
       expect(r.checks).toBe(2 * params.length);
       expect(r.worstRatio, r.worst).toBeLessThanOrEqual(1);
     });

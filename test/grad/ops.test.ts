@@ -13,7 +13,10 @@ const rng = new Rng(42);
 
 function randn(shape: number[], scale = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return new Tensor(Float64Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale), shape);
+  return new Tensor(
+    Float64Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale),
+    shape,
+  );
 }
 
 /** sum(y * w) for a fixed random w: a scalar that sees every element of y. */
@@ -24,7 +27,11 @@ function project(y: Tensor): Tensor {
 
 const fixed = new Map<number, Float64Array>();
 function randnFixed(n: number): Float64Array {
-  if (!fixed.has(n)) fixed.set(n, Float64Array.from({ length: n }, () => rng.next() * 2 - 1));
+  if (!fixed.has(n))
+    fixed.set(
+      n,
+      Float64Array.from({ length: n }, () => rng.next() * 2 - 1),
+    );
   return fixed.get(n)!;
 }
 
@@ -54,7 +61,10 @@ describe('gradient checks (float64, finite differences)', () => {
   it('add, sub, mul, div with broadcasting', () => {
     const a = randn([2, 3, 4]);
     const b = randn([3, 1]);
-    const c = new Tensor(Float64Array.from({ length: 4 }, () => 1 + rng.next()), [4]);
+    const c = new Tensor(
+      Float64Array.from({ length: 4 }, () => 1 + rng.next()),
+      [4],
+    );
     for (const op of [ag.add, ag.sub, ag.mul]) expectGrad(() => project(op(a, b)), [a, b]);
     expectGrad(() => project(ag.div(a, c)), [a, c]);
     expectGrad(() => project(ag.div(c, a)), [a, c]);
@@ -70,7 +80,10 @@ describe('gradient checks (float64, finite differences)', () => {
 
   it('relu, gelu, silu, exp', () => {
     // keep relu inputs away from the kink, where finite differences are undefined
-    const x = new Tensor(Float64Array.from({ length: 24 }, () => (rng.next() < 0.5 ? -1 : 1) * (0.1 + rng.next())), [4, 6]);
+    const x = new Tensor(
+      Float64Array.from({ length: 24 }, () => (rng.next() < 0.5 ? -1 : 1) * (0.1 + rng.next())),
+      [4, 6],
+    );
     for (const op of [ag.relu, ag.gelu, ag.silu, ag.exp]) expectGrad(() => project(op(x)), [x]);
   });
 

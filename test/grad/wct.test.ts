@@ -23,8 +23,14 @@ function packAll(model: CausalLM) {
     const [rows, cols] = dense.weight.shape;
     const w = Float32Array.from(dense.weight.data);
     const identity = new Float32Array(cols * cols).map((_, i) => (i % (cols + 1) === 0 ? 1 : 0));
-    const p = toPacked(owq(w, identity, rows, cols, { bits: 3, nOut: 2, tuning: 'minmax', groupSize: 0, actOrder: false }));
-    const p64: PackedWeight<Float64Array> = { ...p, scales: Float64Array.from(p.scales), weak: Float64Array.from(p.weak) };
+    const p = toPacked(
+      owq(w, identity, rows, cols, { bits: 3, nOut: 2, tuning: 'minmax', groupSize: 0, actOrder: false }),
+    );
+    const p64: PackedWeight<Float64Array> = {
+      ...p,
+      scales: Float64Array.from(p.scales),
+      weak: Float64Array.from(p.weak),
+    };
     model.setLinear(name, new PackedLinear(p64 as unknown as PackedWeight, dense.bias));
   }
   return [...model.linears().values()].map((l) => (l as PackedLinear).weak);
@@ -40,7 +46,11 @@ describe('weak-column gradient check (float64)', () => {
       const weak = packAll(model);
       const ids = Int32Array.from([1, 17, 300, 45, 9, 1000, 2, 77, 5, 12]);
       const targets = shiftedTargets(ids, 5);
-      const r = gradcheck(() => crossEntropy(model.forward(ids, { batch: 2 }), targets), weak, { directions: 2, eps: 1e-5, rtol: 1e-5 });
+      const r = gradcheck(() => crossEntropy(model.forward(ids, { batch: 2 }), targets), weak, {
+        directions: 2,
+        eps: 1e-5,
+        rtol: 1e-5,
+      });
       expect(r.checks).toBe(2 * weak.length);
       expect(r.worstRatio, r.worst).toBeLessThanOrEqual(1);
       // the packed part and everything else stay out of the graph

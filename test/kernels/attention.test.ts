@@ -43,13 +43,15 @@ describe('attention', () => {
       let nonzeroMasked = 0;
       for (let bh = 0; bh < B * H; bh++) {
         for (let i = 0; i < tq; i++) {
-          for (let j = Math.max(0, i + tk - tq + 1); j < tk; j++) if (probsN[(bh * tq + i) * tk + j] !== 0) nonzeroMasked++;
+          for (let j = Math.max(0, i + tk - tq + 1); j < tk; j++)
+            if (probsN[(bh * tq + i) * tk + j] !== 0) nonzeroMasked++;
         }
       }
       expect(nonzeroMasked).toBe(0);
 
       // gradients overwrite whatever the buffers held
-      const grads = () => [B * tq * H * D, B * tk * Hkv * D, B * tk * Hkv * D].map((n, i) => rand32(n, 100 + i, 50, 60));
+      const grads = () =>
+        [B * tq * H * D, B * tk * Hkv * D, B * tk * Hkv * D].map((n, i) => rand32(n, 100 + i, 50, 60));
       const [dqN, dkN, dvN] = grads();
       const [dqR, dkR, dvR] = grads();
       native.attentionBackward(q, k, v, probsR, dout, dqN, dkN, dvN, d);

@@ -8,7 +8,11 @@ const CE_TOL = { rtol: 1e-6, atol: 1e-6 };
 const IGNORE = -100;
 
 describe('crossEntropy', () => {
-  const shapes: [number, number][] = [...SIZES.map((v, i) => [SIZES[(i + 3) % SIZES.length], v] as [number, number]), [64, 5000], [3, 50257]];
+  const shapes: [number, number][] = [
+    ...SIZES.map((v, i) => [SIZES[(i + 3) % SIZES.length], v] as [number, number]),
+    [64, 5000],
+    [3, 50257],
+  ];
   for (const [rows, vocab] of shapes) {
     it(`forward and backward with ignored rows, ${rows}x${vocab}`, () => {
       const d: CrossEntropyDims = { rows, vocab, ignoreIndex: IGNORE };
@@ -27,7 +31,8 @@ describe('crossEntropy', () => {
       native.crossEntropyBackward(logits, targets, lseR, 1 / count, dN, d);
       ref.crossEntropyBackward(logits, targets, lseR, 1 / count, dR, d);
       expectClose(dN, dR, CE_TOL, 'dlogits');
-      for (let i = 1; i < rows; i += 3) expect(dN.subarray(i * vocab, (i + 1) * vocab).every((g) => g === 0)).toBe(true);
+      for (let i = 1; i < rows; i += 3)
+        expect(dN.subarray(i * vocab, (i + 1) * vocab).every((g) => g === 0)).toBe(true);
     });
   }
 
@@ -38,6 +43,8 @@ describe('crossEntropy', () => {
     const msg = /target 5 at row 1 is out of range \[0, 5\)/;
     expect(() => native.crossEntropyForward(bufs[0], targets, bufs[1], bufs[2], d)).toThrow(msg);
     expect(() => ref.crossEntropyForward(bufs[0], targets, bufs[1], bufs[2], d)).toThrow(msg);
-    expect(() => native.crossEntropyBackward(bufs[0], Int32Array.from([-1, 0]), bufs[1], 1, new Float32Array(10), d)).toThrow(RangeError);
+    expect(() =>
+      native.crossEntropyBackward(bufs[0], Int32Array.from([-1, 0]), bufs[1], 1, new Float32Array(10), d),
+    ).toThrow(RangeError);
   });
 });

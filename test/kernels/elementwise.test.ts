@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { BinaryOp, BroadcastDims, UnaryOp } from '../../src/native/types.js';
-import { SIZES, broadcastLayout, broadcastStrides, denseStrides, expectClose, native, numel, rand32, ref } from './helpers.js';
+import {
+  SIZES,
+  broadcastLayout,
+  broadcastStrides,
+  denseStrides,
+  expectClose,
+  native,
+  numel,
+  rand32,
+  ref,
+} from './helpers.js';
 
 /** add/sub/mul/div are single IEEE operations in both engines: results must agree exactly. */
 const BINARY_TOL = { rtol: 0, atol: 0 };
@@ -14,7 +24,13 @@ const UNARY_TOL = { rtol: 4e-7, atol: 1e-7 };
 const BINARY_OPS: BinaryOp[] = ['add', 'sub', 'mul', 'div'];
 const UNARY_OPS: UnaryOp[] = ['relu', 'gelu', 'silu', 'exp', 'neg'];
 
-function checkBinary(op: BinaryOp, aShape: number[], bShape: number[], outShape: number[], d: BroadcastDims = broadcastLayout(aShape, bShape, outShape)): void {
+function checkBinary(
+  op: BinaryOp,
+  aShape: number[],
+  bShape: number[],
+  outShape: number[],
+  d: BroadcastDims = broadcastLayout(aShape, bShape, outShape),
+): void {
   const a = rand32(Math.max(1, numel(aShape)), 1);
   // divisors kept away from 0 so relative errors stay meaningful
   const b = rand32(Math.max(1, numel(bShape)), 2, op === 'div' ? 0.5 : -1, op === 'div' ? 2 : 1);
@@ -72,17 +88,38 @@ describe('affine', () => {
 describe('sumTo', () => {
   const cases: [number[], number[]][] = [
     [[127, 129], [129]],
-    [[127, 129], [127, 1]],
-    [[2, 3, 4], [1, 3, 1]],
-    [[2, 3, 4], [2, 1, 4]],
+    [
+      [127, 129],
+      [127, 1],
+    ],
+    [
+      [2, 3, 4],
+      [1, 3, 1],
+    ],
+    [
+      [2, 3, 4],
+      [2, 1, 4],
+    ],
     [[7, 3], []],
-    [[3, 1, 5], [3, 1, 5]],
+    [
+      [3, 1, 5],
+      [3, 1, 5],
+    ],
     [[1], [1]],
     [[300, 129], [129]],
-    [[5, 300, 7], [5, 1, 7]],
+    [
+      [5, 300, 7],
+      [5, 1, 7],
+    ],
     [[600, 1000], [1000]],
-    [[1000, 600], [1000, 1]],
-    [[4, 5, 6, 7], [5, 1, 7]],
+    [
+      [1000, 600],
+      [1000, 1],
+    ],
+    [
+      [4, 5, 6, 7],
+      [5, 1, 7],
+    ],
   ];
   for (const [from, to] of cases) {
     it(`[${from}] -> [${to}] accumulates into out`, () => {
@@ -134,11 +171,16 @@ describe('unary', () => {
     const y = new Float32Array(x.length);
     native.unaryForward('gelu', x, y);
     // x * Phi(x) in float64 (torch.nn.functional.gelu on float64 gives the same)
-    const torch = [-0.004049694094890284, -0.15865525393145707, -0.15426876936299347, 0, 0.34573123063700656, 0.8413447460685429, 2.99595030590511];
+    const torch = [
+      -0.004049694094890284, -0.15865525393145707, -0.15426876936299347, 0, 0.34573123063700656, 0.8413447460685429,
+      2.99595030590511,
+    ];
     expectClose(y, torch, { rtol: 2e-7, atol: 1e-8 }, 'gelu values');
   });
 
   it('rejects an unknown op name', () => {
-    expect(() => native.unaryForward('tanh' as UnaryOp, new Float32Array(1), new Float32Array(1))).toThrow(/unknown op "tanh"/);
+    expect(() => native.unaryForward('tanh' as UnaryOp, new Float32Array(1), new Float32Array(1))).toThrow(
+      /unknown op "tanh"/,
+    );
   });
 });

@@ -14,7 +14,20 @@ const gemmTol = (k: number): Tol => ({ rtol: 1e-5, atol: 2e-6 * Math.max(1, k) }
 const BF16_REL = 2 ** -7 + 2 ** -16;
 
 function dims(m: number, n: number, k: number, over: Partial<GemmDims> = {}): GemmDims {
-  return { batch: 1, m, n, k, transA: false, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, ...over };
+  return {
+    batch: 1,
+    m,
+    n,
+    k,
+    transA: false,
+    transB: false,
+    alpha: 1,
+    beta: 0,
+    strideA: 0,
+    strideB: 0,
+    strideC: 0,
+    ...over,
+  };
 }
 
 function extent(batch: number, stride: number, size: number): number {
@@ -83,10 +96,22 @@ describe('gemm', () => {
   });
 
   it('runs batches with dense strides, in all transpose combos', () => {
-    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [transA, transB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       // small items: one sgemm per thread; large items: sequential multithreaded sgemm calls
-      for (const [m, n, k] of [[7, 3, 5], [129, 127, 257]] as const) {
-        compare(dims(m, n, k, { batch: 5, transA, transB, strideA: m * k, strideB: k * n, strideC: m * n, beta: 0.5 }), 3, `batched ${m}x${n}x${k}`);
+      for (const [m, n, k] of [
+        [7, 3, 5],
+        [129, 127, 257],
+      ] as const) {
+        compare(
+          dims(m, n, k, { batch: 5, transA, transB, strideA: m * k, strideB: k * n, strideC: m * n, beta: 0.5 }),
+          3,
+          `batched ${m}x${n}x${k}`,
+        );
       }
     }
   });

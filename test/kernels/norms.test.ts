@@ -7,7 +7,12 @@ const NORM_TOL = { rtol: 2e-6, atol: 2e-6 };
 /** dw / db sum over rows in a different order (native: per-column double tiles). */
 const NORM_PARAM_GRAD_TOL = { rtol: 1e-5, atol: 1e-5 };
 
-const SHAPES: [number, number][] = [...SIZES.map((n) => [n, SIZES[(SIZES.indexOf(n) + 2) % SIZES.length]] as [number, number]), [1, 1], [64, 1000], [300, 257]];
+const SHAPES: [number, number][] = [
+  ...SIZES.map((n) => [n, SIZES[(SIZES.indexOf(n) + 2) % SIZES.length]] as [number, number]),
+  [1, 1],
+  [64, 1000],
+  [300, 257],
+];
 
 describe('rmsnorm', () => {
   for (const [rows, cols] of SHAPES) {
@@ -42,7 +47,12 @@ describe('layernorm', () => {
       const b = rand32(cols, 7);
       const dy = rand32(rows * cols, 8);
       const [outN, outR] = [new Float32Array(rows * cols), new Float32Array(rows * cols)];
-      const [meanN, meanR, rstdN, rstdR] = [new Float32Array(rows), new Float32Array(rows), new Float32Array(rows), new Float32Array(rows)];
+      const [meanN, meanR, rstdN, rstdR] = [
+        new Float32Array(rows),
+        new Float32Array(rows),
+        new Float32Array(rows),
+        new Float32Array(rows),
+      ];
       native.layernormForward(x, w, b, outN, meanN, rstdN, d);
       ref.layernormForward(x, w, b, outR, meanR, rstdR, d);
       expectClose(meanN, meanR, NORM_TOL, 'mean');

@@ -29,14 +29,18 @@ describe('packed embedding rows', () => {
       const got = packedRows(w, ids, [2, 3]);
       expect(got.shape).toEqual([2, 3, spec.cols]);
       ids.forEach((id, i) => {
-        expect(Array.from(got.data.subarray(i * spec.cols, (i + 1) * spec.cols))).toEqual(Array.from(table.subarray(id * spec.cols, (id + 1) * spec.cols)));
+        expect(Array.from(got.data.subarray(i * spec.cols, (i + 1) * spec.cols))).toEqual(
+          Array.from(table.subarray(id * spec.cols, (id + 1) * spec.cols)),
+        );
       });
     });
   }
 
   it('refuses a token id outside the table, naming it', () => {
     const { w } = randomPacked(LAYOUTS[6]);
-    expect(() => packedRows(w, Int32Array.from([3, 37]), [2])).toThrow(/token id 37 at position 1 is outside the vocabulary \[0, 37\)/);
+    expect(() => packedRows(w, Int32Array.from([3, 37]), [2])).toThrow(
+      /token id 37 at position 1 is outside the vocabulary \[0, 37\)/,
+    );
   });
 
   it('a packed table is looked up packed and serves as the tied lm_head', () => {
@@ -44,6 +48,8 @@ describe('packed embedding rows', () => {
     const layer = new PackedLinear(w);
     const emb = tokenEmbedding('model.embed_tokens', new Map(), new Map([['model.embed_tokens', layer]]));
     expect(emb.head).toBe(layer);
-    expect(Array.from(emb.lookup(Int32Array.from([4]), [1]).data)).toEqual(Array.from(packedRows(w, Int32Array.from([4]), [1]).data));
+    expect(Array.from(emb.lookup(Int32Array.from([4]), [1]).data)).toEqual(
+      Array.from(packedRows(w, Int32Array.from([4]), [1]).data),
+    );
   });
 });

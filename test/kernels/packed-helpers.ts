@@ -1,6 +1,13 @@
 /** Random packed weights for the packed-kernel tests, built with the reference packer. */
 import { expect } from 'vitest';
-import { packedGroups, packedMatmul, packedMatmulT, weakGrad, type PackedBits, type PackedWeight } from '../../src/native/packed.js';
+import {
+  packedGroups,
+  packedMatmul,
+  packedMatmulT,
+  weakGrad,
+  type PackedBits,
+  type PackedWeight,
+} from '../../src/native/packed.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { rand32, rng } from './helpers.js';
 
@@ -43,8 +50,15 @@ export function randomPacked(s: PackedSpec): { w: PackedWeight; codes: Uint8Arra
     }
   }
   const w: PackedWeight = {
-    rows: s.rows, cols: s.cols, bits: s.bits, groupSize: s.groupSize,
-    qweight: pref.packCodes(codes, s.rows, s.cols, s.bits), scales, zeros, perm, weakIdx: Int32Array.from(weakIdx),
+    rows: s.rows,
+    cols: s.cols,
+    bits: s.bits,
+    groupSize: s.groupSize,
+    qweight: pref.packCodes(codes, s.rows, s.cols, s.bits),
+    scales,
+    zeros,
+    perm,
+    weakIdx: Int32Array.from(weakIdx),
     weak: rand32(s.rows * s.nOut, s.seed + 1),
   };
   return { w, codes };
@@ -68,7 +82,12 @@ export function magnitudes(w: PackedWeight, codes: Uint8Array): Float64Array {
 /** Products agree within PACKED_REL times the sum of the magnitudes the kernels add up. */
 export const PACKED_REL = 64 * 2 ** -24;
 /** |actual - expected| <= PACKED_REL * bound, elementwise. */
-export function expectWithin(actual: ArrayLike<number>, expected: ArrayLike<number>, bound: ArrayLike<number>, label: string): void {
+export function expectWithin(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  bound: ArrayLike<number>,
+  label: string,
+): void {
   expect(actual.length, label).toBe(expected.length);
   for (let i = 0; i < expected.length; i++) {
     if (!(Math.abs(actual[i] - expected[i]) <= PACKED_REL * bound[i] + 1e-30)) {
@@ -78,7 +97,14 @@ export function expectWithin(actual: ArrayLike<number>, expected: ArrayLike<numb
 }
 
 /** c [m, n] = |a| [m, k] b [k, n] (b given as [n, k] when bT). */
-export function absProduct(a: ArrayLike<number>, b: Float64Array, m: number, n: number, k: number, bT: boolean): Float64Array {
+export function absProduct(
+  a: ArrayLike<number>,
+  b: Float64Array,
+  m: number,
+  n: number,
+  k: number,
+  bT: boolean,
+): Float64Array {
   const c = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
@@ -89,7 +115,6 @@ export function absProduct(a: ArrayLike<number>, b: Float64Array, m: number, n: 
   }
   return c;
 }
-
 
 /**
  * Every product of a random packed weight on m random rows (m = 1: the decode GEMV; m > 16: the panel GEMM)
@@ -120,7 +145,9 @@ export function checkProducts(spec: PackedSpec, m: number): void {
   const [dweak, dweakRef] = [dweak0.slice(), dweak0.slice()];
   weakGrad(w, dy, x, m, dweak);
   pref.weakGrad(w, dy, x, m, dweakRef);
-  const xw = Float64Array.from({ length: m * nOut }, (_, t) => Math.abs(x[Math.floor(t / nOut) * k + w.weakIdx[t % nOut]]));
+  const xw = Float64Array.from({ length: m * nOut }, (_, t) =>
+    Math.abs(x[Math.floor(t / nOut) * k + w.weakIdx[t % nOut]]),
+  );
   const dyT = Float64Array.from({ length: n * m }, (_, t) => dy[(t % m) * n + Math.floor(t / m)]);
   const bound = absProduct(dyT, xw, n, nOut, m, false).map((b, t) => b + Math.abs(dweak0[t]));
   expectWithin(dweak, dweakRef, bound, `weakGrad ${label}`);

@@ -22,7 +22,11 @@ function project(y: Tensor): Tensor {
 
 describe('packedLinear', () => {
   it('float64 gradients of x, weak and bias match finite differences', () => {
-    const w64: PackedWeight<Float64Array> = { ...w, scales: Float64Array.from(w.scales), weak: Float64Array.from(w.weak) };
+    const w64: PackedWeight<Float64Array> = {
+      ...w,
+      scales: Float64Array.from(w.scales),
+      weak: Float64Array.from(w.weak),
+    };
     const x = new Tensor(rand64(2 * 3 * 16, 1), [2, 3, 16]);
     const weak = new Tensor(w64.weak, [5, 3]);
     const bias = new Tensor(rand64(5, 2), [5]);
@@ -41,14 +45,22 @@ describe('packedLinear', () => {
       return [y.data, x.grad!, weak.grad!, bias.grad!];
     };
     const native = run(w, rand32(48, 3), rand32(5, 4));
-    const w64: PackedWeight<Float64Array> = { ...w, scales: Float64Array.from(w.scales), weak: Float64Array.from(w.weak) };
+    const w64: PackedWeight<Float64Array> = {
+      ...w,
+      scales: Float64Array.from(w.scales),
+      weak: Float64Array.from(w.weak),
+    };
     const ref = run(w64, Float64Array.from(rand32(48, 3)), Float64Array.from(rand32(5, 4)));
     native.forEach((a, i) => expectClose(a, ref[i], { rtol: 1e-5, atol: 1e-5 }, `output ${i}`));
   });
 
   it('at an unaligned in_features (13, groups of 5 with perm): float64 gradients match finite differences, native equals the reference', () => {
     const { w: odd } = randomPacked({ rows: 4, cols: 13, bits: 4, groupSize: 5, perm: true, nOut: 2, seed: 8 });
-    const odd64: PackedWeight<Float64Array> = { ...odd, scales: Float64Array.from(odd.scales), weak: Float64Array.from(odd.weak) };
+    const odd64: PackedWeight<Float64Array> = {
+      ...odd,
+      scales: Float64Array.from(odd.scales),
+      weak: Float64Array.from(odd.weak),
+    };
     const x = new Tensor(rand64(3 * 13, 1), [3, 13]);
     const r = gradcheck(() => project(ag.packedLinear(x, odd64, new Tensor(odd64.weak, [4, 2]), null)), [x]);
     expect(r.worstRatio, r.worst).toBeLessThanOrEqual(1);
@@ -78,8 +90,12 @@ describe('packedLinear', () => {
 
   it('rejects a weak tensor that is not over the packed weak buffer', () => {
     const x = new Tensor(rand32(16, 5), [1, 16]);
-    expect(() => ag.packedLinear(x, w, new Tensor(w.weak.slice(), [5, 3]), null)).toThrow(/weak .* must be the \[5, 3\] tensor/);
-    expect(() => ag.packedLinear(new Tensor(rand32(8, 1), [1, 8]), w, null, null)).toThrow(/does not match packed weight/);
+    expect(() => ag.packedLinear(x, w, new Tensor(w.weak.slice(), [5, 3]), null)).toThrow(
+      /weak .* must be the \[5, 3\] tensor/,
+    );
+    expect(() => ag.packedLinear(new Tensor(rand32(8, 1), [1, 8]), w, null, null)).toThrow(
+      /does not match packed weight/,
+    );
   });
 });
 
@@ -98,6 +114,8 @@ describe('PackedLinear', () => {
   });
 
   it('validates the packed weight on construction', () => {
-    expect(() => new PackedLinear({ ...w, scales: new Float32Array(1) }, null)).toThrow(/^PackedLinear: scales has 1 elements/);
+    expect(() => new PackedLinear({ ...w, scales: new Float32Array(1) }, null)).toThrow(
+      /^PackedLinear: scales has 1 elements/,
+    );
   });
 });

@@ -44,13 +44,25 @@ describe('decode GEMV on every CPU path', () => {
       pref.packedMatmul(w, x, 1, y);
       return y;
     });
-    const input = JSON.stringify(cases.map(({ w, x }) => ({
-      ...w, qweight: Array.from(w.qweight), scales: Array.from(w.scales), zeros: Array.from(w.zeros),
-      perm: w.perm && Array.from(w.perm), weakIdx: Array.from(w.weakIdx), weak: Array.from(w.weak), x: Array.from(x),
-    })));
+    const input = JSON.stringify(
+      cases.map(({ w, x }) => ({
+        ...w,
+        qweight: Array.from(w.qweight),
+        scales: Array.from(w.scales),
+        zeros: Array.from(w.zeros),
+        perm: w.perm && Array.from(w.perm),
+        weakIdx: Array.from(w.weakIdx),
+        weak: Array.from(w.weak),
+        x: Array.from(x),
+      })),
+    );
     const paths = new Set<string>();
     for (const forced of ['portable', 'avx2', '']) {
-      const r = spawnSync(process.execPath, ['-e', script], { input, env: { ...process.env, WCT_CPU_PATH: forced }, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['-e', script], {
+        input,
+        env: { ...process.env, WCT_CPU_PATH: forced },
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).toBe(0);
       const { path: used, out } = JSON.parse(r.stdout) as { path: string; out: number[][] };
       if (forced !== '') expect(used).toBe(forced);

@@ -8,7 +8,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  dequantize, packCodes, packedBytes, packedGroups, packedMatmul, packedRowBytes, unpackCodes, validatePacked, type PackedBits,
+  dequantize,
+  packCodes,
+  packedBytes,
+  packedGroups,
+  packedMatmul,
+  packedRowBytes,
+  unpackCodes,
+  validatePacked,
+  type PackedBits,
 } from '../../src/native/packed.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { rand32 } from './helpers.js';
@@ -34,7 +42,7 @@ describe('packed layout of unaligned rows', () => {
     expect(packedRowBytes(172, 3)).toBe(66);
     expect(packedRowBytes(1, 4)).toBe(4);
     expect(packedRowBytes(4096, 3)).toBe(1536);
-    expect(packedBytes(11008, 4096, 3)).toBe(11008 * 4096 * 3 / 8);
+    expect(packedBytes(11008, 4096, 3)).toBe((11008 * 4096 * 3) / 8);
     expect(packedGroups(172, 32)).toBe(6);
     // 3 codes of 3 bits: 0b111 0b101 0b011 from bit 0, then 15 zero bits
     expect(Array.from(packCodes(Uint8Array.from([7, 5, 3]), 1, 3, 3))).toEqual([0b11101111, 0b00000000, 0b00000000]);
@@ -46,7 +54,15 @@ describe('packed layout of unaligned rows', () => {
     it(`${bits}-bit pack/unpack of odd rows round-trips exactly and matches the reference`, () => {
       for (const rows of [1, 3, 7]) {
         for (const [cols] of GROUPS) {
-          const { codes } = randomPacked({ rows, cols, bits, groupSize: cols, perm: false, nOut: 0, seed: rows * cols + bits });
+          const { codes } = randomPacked({
+            rows,
+            cols,
+            bits,
+            groupSize: cols,
+            perm: false,
+            nOut: 0,
+            seed: rows * cols + bits,
+          });
           const q = packCodes(codes, rows, cols, bits);
           expect(q).toEqual(pref.packCodes(codes, rows, cols, bits));
           expect(unpackCodes(q, rows, cols, bits)).toEqual(codes);
@@ -61,8 +77,9 @@ describe('packed layout of unaligned rows', () => {
     expect(() => validatePacked(w, 'mlp.down_proj')).not.toThrow();
     const q = w.qweight.slice();
     q[2 * 6 + 5] |= 0x80; // row 2 (6 bytes), bit 47: the top bit of pad code 15
-    expect(() => validatePacked({ ...w, qweight: q }, 'mlp.down_proj'))
-      .toThrow(/^mlp\.down_proj: qweight pad code 15 of row 2 is not 0 \(in_features 13\)$/);
+    expect(() => validatePacked({ ...w, qweight: q }, 'mlp.down_proj')).toThrow(
+      /^mlp\.down_proj: qweight pad code 15 of row 2 is not 0 \(in_features 13\)$/,
+    );
   });
 });
 
@@ -73,7 +90,15 @@ describe('packed kernels vs reference on unaligned K', () => {
       for (const [cols, groupSizes] of GROUPS) {
         for (const groupSize of groupSizes) {
           for (const perm of [false, true]) {
-            const { w } = randomPacked({ rows: 13, cols, bits, groupSize, perm, nOut: seed % Math.min(cols + 1, 6), seed: seed++ });
+            const { w } = randomPacked({
+              rows: 13,
+              cols,
+              bits,
+              groupSize,
+              perm,
+              nOut: seed % Math.min(cols + 1, 6),
+              seed: seed++,
+            });
             expect(dequantize(w), `${cols} cols, ${bits} bits, G ${groupSize}`).toEqual(pref.dequantize(w));
           }
         }
@@ -99,7 +124,10 @@ describe('packed kernels vs reference on unaligned K', () => {
   }
 
   it('decode GEMV on both row schedules and several panels at unaligned K', () => {
-    for (const [cols, seed] of [[4100, 1], [8197, 2]] as const) {
+    for (const [cols, seed] of [
+      [4100, 1],
+      [8197, 2],
+    ] as const) {
       for (const bits of [3, 4] as const) {
         checkProducts({ rows: 21, cols, bits, groupSize: cols, perm: false, nOut: 5, seed: seed * 10 + bits }, 1);
         checkProducts({ rows: 19, cols, bits, groupSize: 128, perm: true, nOut: 3, seed: seed * 10 + bits + 1 }, 1);

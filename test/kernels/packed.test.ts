@@ -7,8 +7,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  PACKED_LAYOUT, dequantize, packCodes, packedBinding, packedBytes, packedMatmul, packedMatmulT, unpackCodes, validatePacked, weakGrad,
-  type PackedBits, type PackedWeight,
+  PACKED_LAYOUT,
+  dequantize,
+  packCodes,
+  packedBinding,
+  packedBytes,
+  packedMatmul,
+  packedMatmulT,
+  unpackCodes,
+  validatePacked,
+  weakGrad,
+  type PackedBits,
+  type PackedWeight,
 } from '../../src/native/packed.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { rand32 } from './helpers.js';
@@ -34,18 +44,35 @@ describe('packed layout', () => {
   it('places codes as documented (little-endian bit stream per row)', () => {
     const seq = Uint8Array.from({ length: 8 }, (_, i) => i);
     expect(Array.from(packCodes(seq, 1, 8, 4))).toEqual([0x10, 0x32, 0x54, 0x76]);
-    expect(Array.from(packCodes(seq.map((c) => c & 3), 1, 8, 2))).toEqual([0b11100100, 0b11100100]);
+    expect(
+      Array.from(
+        packCodes(
+          seq.map((c) => c & 3),
+          1,
+          8,
+          2,
+        ),
+      ),
+    ).toEqual([0b11100100, 0b11100100]);
     // 3-bit codes 0..7: bits 000 001 010 011 100 101 110 111 from bit 0 upwards
     expect(Array.from(packCodes(seq, 1, 8, 3))).toEqual([0b10001000, 0b11000110, 0b11111010]);
     expect(Array.from(packCodes(seq, 1, 8, 8))).toEqual(Array.from(seq));
-    expect(packedBytes(11008, 4096, 3)).toBe(11008 * 4096 * 3 / 8);
+    expect(packedBytes(11008, 4096, 3)).toBe((11008 * 4096 * 3) / 8);
   });
 
   for (const bits of BITS) {
     it(`${bits}-bit pack/unpack round-trips exactly and matches the reference`, () => {
       for (const rows of [1, 3, 7]) {
         for (const cols of [8, 24, 136, 1032]) {
-          const { codes } = randomPacked({ rows, cols, bits, groupSize: cols, perm: false, nOut: 0, seed: rows * cols });
+          const { codes } = randomPacked({
+            rows,
+            cols,
+            bits,
+            groupSize: cols,
+            perm: false,
+            nOut: 0,
+            seed: rows * cols,
+          });
           const q = packCodes(codes, rows, cols, bits);
           expect(q).toEqual(pref.packCodes(codes, rows, cols, bits));
           expect(unpackCodes(q, rows, cols, bits)).toEqual(codes);
@@ -94,7 +121,11 @@ describe('packed kernels vs reference', () => {
   it('decode GEMV (m = 1) matches the reference at K = 4096, 4104, 8200, leftover rows, both group sizes', () => {
     // kernels/PACKED.md: several rows per pass, the rows left over one at a time (21 and 19 are no multiple of the
     // pass); whole-row groups at K = 4104 and 8200, and 8-column groups, end in the group-tail decode
-    for (const [cols, seed] of [[4096, 7], [4104, 8], [8200, 9]] as const) {
+    for (const [cols, seed] of [
+      [4096, 7],
+      [4104, 8],
+      [8200, 9],
+    ] as const) {
       for (const bits of [3, 4] as const) {
         checkProducts({ rows: 21, cols, bits, groupSize: cols, perm: false, nOut: 5, seed: seed * 10 + bits }, 1);
         checkProducts({ rows: 19, cols, bits, groupSize: 8, perm: true, nOut: 0, seed: seed * 10 + bits + 1 }, 1);
@@ -120,20 +151,32 @@ describe('packed argument checks', () => {
   const y = new Float32Array(5);
 
   it('native calls throw RangeError / TypeError naming the argument', () => {
-    expect(() => packedMatmul({ ...w, bits: 5 as PackedBits }, x, 1, y)).toThrow(/^packedMatmul: bits must be 2, 3, 4 or 8, got 5$/);
+    expect(() => packedMatmul({ ...w, bits: 5 as PackedBits }, x, 1, y)).toThrow(
+      /^packedMatmul: bits must be 2, 3, 4 or 8, got 5$/,
+    );
     expect(() => packedMatmul({ ...w, cols: 0 }, x, 1, y)).toThrow(/cols must be at least 1, got 0/);
     expect(() => packedMatmul({ ...w, groupSize: 0 }, x, 1, y)).toThrow(/groupSize must be at least 1, got 0/);
     expect(() => packedMatmul({ ...w, groupSize: 5 }, x, 1, y)).toThrow(/scales has 10 elements, needs at least 20/);
-    expect(() => packedMatmul({ ...w, qweight: w.qweight.subarray(1) }, x, 1, y)).toThrow(/qweight has 29 elements, needs at least 30/);
-    expect(() => packedMatmul({ ...w, perm: Int32Array.from(w.perm!).fill(16, 3, 4) }, x, 1, y)).toThrow(/perm\[3\] = 16 is outside \[0, 16\)/);
+    expect(() => packedMatmul({ ...w, qweight: w.qweight.subarray(1) }, x, 1, y)).toThrow(
+      /qweight has 29 elements, needs at least 30/,
+    );
+    expect(() => packedMatmul({ ...w, perm: Int32Array.from(w.perm!).fill(16, 3, 4) }, x, 1, y)).toThrow(
+      /perm\[3\] = 16 is outside \[0, 16\)/,
+    );
     expect(() => packedMatmul({ ...w, weakIdx: Int32Array.from([3, 3]) }, x, 1, y)).toThrow(/weakIdx must be sorted/);
     expect(() => packedMatmul({ ...w, weakIdx: Int32Array.from([-1, 3]) }, x, 1, y)).toThrow(/weakIdx\[0\] = -1/);
     expect(() => packedMatmul(w, x, 2, y)).toThrow(/x has 16 elements, needs at least 32/);
     expect(() => packedMatmul(w, new Float64Array(16) as unknown as Float32Array, 1, y)).toThrow(TypeError);
     expect(() => packedMatmulT(w, y, 1, x.subarray(1))).toThrow(/packedMatmulT: dx has 15 elements/);
-    expect(() => weakGrad(w, y, x, 1, new Float32Array(9))).toThrow(/weakGrad: dweak has 9 elements, needs at least 10/);
-    expect(() => packCodes(Uint8Array.from([0, 8, 0, 0, 0, 0, 0, 0]), 1, 8, 3)).toThrow(/codes\[1\] = 8 needs more than 3 bits/);
-    expect(() => pref.packCodes(Uint8Array.from([0, 8, 0, 0, 0, 0, 0, 0]), 1, 8, 3)).toThrow(/codes\[1\] = 8 needs more than 3 bits/);
+    expect(() => weakGrad(w, y, x, 1, new Float32Array(9))).toThrow(
+      /weakGrad: dweak has 9 elements, needs at least 10/,
+    );
+    expect(() => packCodes(Uint8Array.from([0, 8, 0, 0, 0, 0, 0, 0]), 1, 8, 3)).toThrow(
+      /codes\[1\] = 8 needs more than 3 bits/,
+    );
+    expect(() => pref.packCodes(Uint8Array.from([0, 8, 0, 0, 0, 0, 0, 0]), 1, 8, 3)).toThrow(
+      /codes\[1\] = 8 needs more than 3 bits/,
+    );
   });
 
   it('validatePacked names the inconsistent field', () => {

@@ -19,14 +19,23 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 /** Checks <grad, v> against the central difference of f along a random v. */
-function expectDirectional(label: string, x: Float64Array, grad: ArrayLike<number>, f: (x: Float64Array) => number, seed = 99): void {
+function expectDirectional(
+  label: string,
+  x: Float64Array,
+  grad: ArrayLike<number>,
+  f: (x: Float64Array) => number,
+  seed = 99,
+): void {
   const v = rand64(x.length, seed);
   const xp = x.map((xi, i) => xi + EPS * v[i]);
   const xm = x.map((xi, i) => xi - EPS * v[i]);
   const fd = (f(xp) - f(xm)) / (2 * EPS);
   const analytic = dot(grad, v);
   const scale = Math.max(Math.abs(fd), Math.abs(analytic), 1e-9);
-  expect(Math.abs(analytic - fd) / scale, `${label}: analytic ${analytic} vs finite difference ${fd}`).toBeLessThanOrEqual(FD_REL_TOL);
+  expect(
+    Math.abs(analytic - fd) / scale,
+    `${label}: analytic ${analytic} vs finite difference ${fd}`,
+  ).toBeLessThanOrEqual(FD_REL_TOL);
 }
 
 describe('erf', () => {
@@ -228,14 +237,31 @@ describe('reference backward kernels vs finite differences (float64)', () => {
     });
   });
 
-  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  for (const [transA, transB] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
     it(`gemm transposes are consistent (transA=${transA}, transB=${transB})`, () => {
       // Y = op(A) op(B), L = <Y, dY>: d op(A) = dY op(B)^T, d op(B) = op(A)^T dY
       const [m, n, k] = [4, 5, 3];
       const a = rand64(m * k, 1);
       const b = rand64(k * n, 2);
       const dY = rand64(m * n, 3);
-      const base: GemmDims = { batch: 1, m, n, k, transA, transB, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0 };
+      const base: GemmDims = {
+        batch: 1,
+        m,
+        n,
+        k,
+        transA,
+        transB,
+        alpha: 1,
+        beta: 0,
+        strideA: 0,
+        strideB: 0,
+        strideC: 0,
+      };
       const L = (aa: Float64Array, bb: Float64Array) => {
         const y = new Float64Array(m * n);
         ref.gemm(aa, bb, y, base);

@@ -47,6 +47,8 @@ describe('rope', () => {
 
   it('rejects an odd head dim', () => {
     const x = new Float32Array(3);
-    expect(() => native.rope(x, x, x, x, { batch: 1, seq: 1, heads: 1, headDim: 3 }, false)).toThrow(/headDim must be even/);
+    expect(() => native.rope(x, x, x, x, { batch: 1, seq: 1, heads: 1, headDim: 3 }, false)).toThrow(
+      /headDim must be even/,
+    );
   });
 });

@@ -5,7 +5,11 @@ import { SIZES, expectClose, native, rand32, ref } from './helpers.js';
 const SOFTMAX_TOL = { rtol: 2e-6, atol: 1e-7 };
 
 describe('softmax', () => {
-  const shapes: [number, number][] = [...SIZES.map((n) => [SIZES[(SIZES.indexOf(n) + 1) % SIZES.length], n] as [number, number]), [64, 5000], [1, 50257]];
+  const shapes: [number, number][] = [
+    ...SIZES.map((n) => [SIZES[(SIZES.indexOf(n) + 1) % SIZES.length], n] as [number, number]),
+    [64, 5000],
+    [1, 50257],
+  ];
   for (const [rows, cols] of shapes) {
     it(`forward and backward, ${rows}x${cols}`, () => {
       const x = rand32(rows * cols, 1, -8, 8);

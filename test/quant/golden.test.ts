@@ -35,9 +35,15 @@ interface Run {
 function quantizedPpl(run: Run, windows: Int32Array[], tokenizer: TextTokenizer, data: string[]): number[] {
   const model = loadModel(tinyStoriesDir);
   quantizeModel(model, {
-    method: run.method, bits: run.bits, groupSize: run.groupSize ?? 0, tuning: run.tuning ?? (run.method === 'owq' ? 'mse' : 'minmax'),
-    actOrder: run.actOrder ?? false, trueSequential: run.trueSequential ?? false, percdamp: 0.01,
-    nOut: weakCounts(config, run.bits, run.budget ?? null), windows,
+    method: run.method,
+    bits: run.bits,
+    groupSize: run.groupSize ?? 0,
+    tuning: run.tuning ?? (run.method === 'owq' ? 'mse' : 'minmax'),
+    actOrder: run.actOrder ?? false,
+    trueSequential: run.trueSequential ?? false,
+    percdamp: 0.01,
+    nOut: weakCounts(config, run.bits, run.budget ?? null),
+    windows,
   });
   return data.map((d) => evaluateData(model, tokenizer, d).ppl);
 }
@@ -74,7 +80,12 @@ describe('TinyStories-656K reference quantization table', () => {
 
   for (const [run, tiny, wiki] of TABLE) {
     it(`${run.name}: tinystories ${tiny}${wiki === null ? '' : `, wikitext2 ${wiki}`}`, () => {
-      const [gotTiny, gotWiki] = quantizedPpl(run, windows, tokenizer, wiki === null ? [TINYSTORIES_TEXT] : [TINYSTORIES_TEXT, 'wikitext2']);
+      const [gotTiny, gotWiki] = quantizedPpl(
+        run,
+        windows,
+        tokenizer,
+        wiki === null ? [TINYSTORIES_TEXT] : [TINYSTORIES_TEXT, 'wikitext2'],
+      );
       expect(Math.abs(gotTiny - tiny) / tiny, `tinystories ppl ${gotTiny}`).toBeLessThan(TINY_TOL);
       if (wiki !== null) expect(Math.abs(gotWiki - wiki) / wiki, `wikitext2 ppl ${gotWiki}`).toBeLessThan(0.02);
     });
@@ -102,7 +113,12 @@ describe('TinyStories-656K reference quantization table', () => {
       ppl({ name: '', method: 'owq', bits: 3, budget: { targetBit: 3.1 } }),
       ppl({ name: '', method: 'owq', bits: 3, budget: { targetRank: 4 } }),
     ];
-    const at4 = [ppl({ name: '', method: 'rtn', bits: 4 }), ppl({ name: '', method: 'gptq', bits: 4 }), ppl({ name: '', method: 'owq', bits: 4, budget: { targetBit: 4.1 } })];
-    for (const list of [at3, at4]) for (let i = 1; i < list.length; i++) expect(list[i], `${list}`).toBeLessThan(list[i - 1]);
+    const at4 = [
+      ppl({ name: '', method: 'rtn', bits: 4 }),
+      ppl({ name: '', method: 'gptq', bits: 4 }),
+      ppl({ name: '', method: 'owq', bits: 4, budget: { targetBit: 4.1 } }),
+    ];
+    for (const list of [at3, at4])
+      for (let i = 1; i < list.length; i++) expect(list[i], `${list}`).toBeLessThan(list[i - 1]);
   });
 });

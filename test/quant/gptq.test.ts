@@ -25,7 +25,12 @@ const Q_RTOL = 1e-5;
 const WEAK_TOL = { rtol: 1e-4, atol: 1e-5 };
 
 /** Random W [rows, cols] and H = 2/N X^T X from N correlated samples (mixing makes H far from diagonal). */
-function problem(rows: number, cols: number, seed: number, opts: { dead?: number[]; corr?: number; n?: number } = {}): { w: Float32Array; h: Float32Array } {
+function problem(
+  rows: number,
+  cols: number,
+  seed: number,
+  opts: { dead?: number[]; corr?: number; n?: number } = {},
+): { w: Float32Array; h: Float32Array } {
   const r = rng(seed);
   const gauss = (): number => r() + r() + r() + r() - 2;
   const w = Float32Array.from({ length: rows * cols }, () => gauss() * 0.1 * (r() < 0.01 ? 8 : 1));
@@ -85,7 +90,16 @@ function expectOnGrid(run: Run, rows: number, cols: number, opts: GptqOptions): 
 }
 
 describe('gptq native vs reference', () => {
-  const cases: { rows: number; cols: number; nQuant: number; bits: number; tuning: Tuning; groupSize: number; dead?: number[]; blockSize?: number }[] = [
+  const cases: {
+    rows: number;
+    cols: number;
+    nQuant: number;
+    bits: number;
+    tuning: Tuning;
+    groupSize: number;
+    dead?: number[];
+    blockSize?: number;
+  }[] = [
     { rows: 5, cols: 8, nQuant: 8, bits: 4, tuning: 'minmax', groupSize: 0 },
     { rows: 9, cols: 40, nQuant: 36, bits: 3, tuning: 'minmax', groupSize: 0, dead: [3, 38] },
     { rows: 17, cols: 64, nQuant: 64, bits: 3, tuning: 'mse', groupSize: 8, blockSize: 16 },
@@ -101,7 +115,13 @@ describe('gptq native vs reference', () => {
     const name = `${c.rows}x${c.cols}, nQuant ${c.nQuant}, ${c.bits} bits, ${c.tuning}, group ${c.groupSize}${c.dead ? `, dead ${c.dead}` : ''}`;
     it(name, () => {
       const { w, h } = problem(c.rows, c.cols, c.rows * 131 + c.cols, { dead: c.dead });
-      const opts: GptqOptions = { bits: c.bits, nQuant: c.nQuant, tuning: c.tuning, groupSize: c.groupSize, blockSize: c.blockSize };
+      const opts: GptqOptions = {
+        bits: c.bits,
+        nQuant: c.nQuant,
+        tuning: c.tuning,
+        groupSize: c.groupSize,
+        blockSize: c.blockSize,
+      };
       const [nat, ref] = runBoth(w, h, c.rows, c.cols, opts);
       expectOnGrid(nat, c.rows, c.cols, opts);
       expectOnGrid(ref, c.rows, c.cols, opts);
@@ -115,7 +135,9 @@ describe('gptq native vs reference', () => {
             agree++;
             const g = c.groupSize > 0 ? Math.floor(j / c.groupSize) : 0;
             const step = ref.res.scale[r * ref.res.nGroups + g];
-            expect(Math.abs(nat.w[r * c.cols + j] - ref.w[r * c.cols + j]), `Q[${r}, ${j}]`).toBeLessThanOrEqual(Q_RTOL * step * maxqOf(c.bits));
+            expect(Math.abs(nat.w[r * c.cols + j] - ref.w[r * c.cols + j]), `Q[${r}, ${j}]`).toBeLessThanOrEqual(
+              Q_RTOL * step * maxqOf(c.bits),
+            );
           } else {
             rowAgrees[r] = false;
           }
@@ -127,7 +149,8 @@ describe('gptq native vs reference', () => {
         expect(nat.res.zero).toEqual(ref.res.zero);
       }
       // dead columns: quantized to the code of 0 (W[:, j] = 0) or, if weak, exactly 0
-      for (const j of c.dead ?? []) for (let r = 0; r < c.rows; r++) if (j >= c.nQuant) expect(nat.w[r * c.cols + j]).toBe(0);
+      for (const j of c.dead ?? [])
+        for (let r = 0; r < c.rows; r++) if (j >= c.nQuant) expect(nat.w[r * c.cols + j]).toBe(0);
       const weakN: number[] = [];
       const weakR: number[] = [];
       for (let r = 0; r < c.rows; r++) {
@@ -257,7 +280,9 @@ describe('gptq validation and errors', () => {
     hBad[1] = hBad[n] = 3; // [[1, 3], [3, 1]] block: eigenvalue -2
     const w0 = Float32Array.from({ length: 4 * n }, (_, k) => (k % 7) * 0.1 - 0.3);
     const wc = w0.slice();
-    expect(() => gptq(wc, hBad, 4, n, { bits: 4, nQuant: n, tuning: 'minmax', percdamp: 0 })).toThrow(/not positive definite/);
+    expect(() => gptq(wc, hBad, 4, n, { bits: 4, nQuant: n, tuning: 'minmax', percdamp: 0 })).toThrow(
+      /not positive definite/,
+    );
     expect(wc).toEqual(w0);
   });
 

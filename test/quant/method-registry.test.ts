@@ -55,7 +55,10 @@ describe('a method registered from outside the pipeline', () => {
   it('quantizes end to end with its block transform', () => {
     const out = path.join(tmp, 'toy');
     const progress: QuantProgress[] = [];
-    quantizeCheckpoint(tinyStoriesDir, out, quantizeOptions({ method: 'toy-scaled-rtn', wbits: 4 }), { force: false, onProgress: (p) => progress.push(p) });
+    quantizeCheckpoint(tinyStoriesDir, out, quantizeOptions({ method: 'toy-scaled-rtn', wbits: 4 }), {
+      force: false,
+      onProgress: (p) => progress.push(p),
+    });
 
     const fp = loadModel(tinyStoriesDir);
     const packed = loadModel(out);

@@ -27,7 +27,13 @@ describe('quantization progress', () => {
       const model = loadModel(tinyStoriesDir);
       const seen: QuantProgress[] = [];
       quantizeModel(model, {
-        method, bits: 4, groupSize: 0, tuning: 'minmax', actOrder: false, trueSequential, percdamp: 0.01,
+        method,
+        bits: 4,
+        groupSize: 0,
+        tuning: 'minmax',
+        actOrder: false,
+        trueSequential,
+        percdamp: 0.01,
         nOut: weakCounts(model.config, 4, method === 'owq' ? { targetRank: 2 } : null),
         windows: method === 'rtn' ? [] : windows(4, 32, model.config.vocabSize),
         onProgress: (p) => seen.push(p),
@@ -38,8 +44,13 @@ describe('quantization progress', () => {
       expect(seen.at(-1)!.done).toBe(model.numBlocks * perBlock);
       expect(seen.filter((p) => p.stage === 'quantize').map((p) => p.item)).toEqual(
         [...Array(model.numBlocks).keys()].flatMap((b) =>
-          (trueSequential ? familyOf(model.config).quant.sequential.flat() : familyOf(model.config).blockLinears(model.config).map((l) => l.name))
-            .map((n) => `${model.blockPrefix(b)}.${n}`)),
+          (trueSequential
+            ? familyOf(model.config).quant.sequential.flat()
+            : familyOf(model.config)
+                .blockLinears(model.config)
+                .map((l) => l.name)
+          ).map((n) => `${model.blockPrefix(b)}.${n}`),
+        ),
       );
     });
   }

@@ -54,14 +54,32 @@ function params(rows: number): RowParams {
 
 describe('roundHalfEven', () => {
   it('rounds ties to even, like torch.round', () => {
-    const cases: [number, number][] = [[0.5, 0], [1.5, 2], [2.5, 2], [-0.5, -0], [-1.5, -2], [-2.5, -2], [7.5, 8], [6.5, 6], [2.4999998, 2], [3.7, 4], [-3.7, -4]];
+    const cases: [number, number][] = [
+      [0.5, 0],
+      [1.5, 2],
+      [2.5, 2],
+      [-0.5, -0],
+      [-1.5, -2],
+      [-2.5, -2],
+      [7.5, 8],
+      [6.5, 6],
+      [2.4999998, 2],
+      [3.7, 4],
+      [-3.7, -4],
+    ];
     for (const [x, y] of cases) expect(roundHalfEven(x)).toBe(y);
   });
 });
 
 describe('findParams minmax', () => {
   for (const bits of [2, 3, 4, 8]) {
-    for (const [rows, cols] of [[1, 1], [3, 7], [17, 127], [9, 129], [40, 300]]) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [3, 7],
+      [17, 127],
+      [9, 129],
+      [40, 300],
+    ]) {
       it(`equals the reference bit for bit, ${bits} bits, ${rows}x${cols}`, () => {
         const w = rand32(rows * cols, bits * 1000 + cols, -0.3, 0.2);
         const got = findParams(w, rows, cols, cols, { bits, tuning: 'minmax' });
@@ -195,7 +213,9 @@ describe('findParams mse (OWQ tuned clipping)', () => {
     const mse = findParams(w, 4, 256, 256, { bits: 3, tuning: 'mse' });
     const mm = findParams(w, 4, 256, 256, { bits: 3, tuning: 'minmax' });
     for (let r = 0; r < 4; r++) {
-      expect(refLpScore(w, r * 256, 256, mse.scale[r], mse.zero[r], 7)).toBeLessThan(refLpScore(w, r * 256, 256, mm.scale[r], mm.zero[r], 7));
+      expect(refLpScore(w, r * 256, 256, mse.scale[r], mse.zero[r], 7)).toBeLessThan(
+        refLpScore(w, r * 256, 256, mm.scale[r], mm.zero[r], 7),
+      );
       expect(mse.scale[r]).toBeLessThan(mm.scale[r]);
     }
   });

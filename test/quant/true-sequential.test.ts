@@ -20,20 +20,33 @@ import { tinyStoriesDir } from '../helpers/paths.js';
 
 const config = readConfig(tinyStoriesDir);
 const SEQ = 64;
-const windows = Array.from({ length: 4 }, (_, w) => Int32Array.from({ length: SEQ }, (_, i) => 1 + ((w * 131 + i * 17) % (config.vocabSize - 1))));
-const OPTIONS = { method: 'gptq', bits: 3, groupSize: 0, tuning: 'minmax', actOrder: false, percdamp: 0.01, nOut: new Map(), windows } as const;
+const windows = Array.from({ length: 4 }, (_, w) =>
+  Int32Array.from({ length: SEQ }, (_, i) => 1 + ((w * 131 + i * 17) % (config.vocabSize - 1))),
+);
+const OPTIONS = {
+  method: 'gptq',
+  bits: 3,
+  groupSize: 0,
+  tuning: 'minmax',
+  actOrder: false,
+  percdamp: 0.01,
+  nOut: new Map(),
+  windows,
+} as const;
 
 /** Hessians of block 0's `group` linears over the windows, with `quantized` linears set first (linears fed the same input, q/k/v, share one). */
 function groupHessians(group: string[], quantized: Map<string, QuantizedColumns>): Map<string, Hessian> {
   const model: CausalLM = loadModel(tinyStoriesDir);
-  for (const [name, q] of quantized) model.setLinear(name, new DenseLinear(new Tensor(q.dequantized, [q.rows, q.cols])));
+  for (const [name, q] of quantized)
+    model.setLinear(name, new DenseLinear(new Tensor(q.dequantized, [q.rows, q.cols])));
   const hessians = new Map<string, Hessian>();
   const seen = new Map<Tensor, Hessian>();
   for (const short of group) {
     const name = `${model.blockPrefix(0)}.${short}`;
     const inner = model.linears().get(name)!;
     const wrapper: LinearLayer = {
-      inFeatures: inner.inFeatures, outFeatures: inner.outFeatures,
+      inFeatures: inner.inFeatures,
+      outFeatures: inner.outFeatures,
       forward: (x: Tensor) => {
         let h = seen.get(x);
         if (h === undefined) {
@@ -57,7 +70,14 @@ function groupHessians(group: string[], quantized: Map<string, QuantizedColumns>
 function requantize(name: string, h: Hessian): Uint8Array {
   const dense = loadModel(tinyStoriesDir).linears().get(name) as DenseLinear;
   const [rows, cols] = dense.weight.shape;
-  return owq(dense.weight.data as Float32Array, h.h, rows, cols, { bits: 3, nOut: 0, tuning: 'minmax', groupSize: 0, actOrder: false, percdamp: 0.01 }).codes;
+  return owq(dense.weight.data as Float32Array, h.h, rows, cols, {
+    bits: 3,
+    nOut: 0,
+    tuning: 'minmax',
+    groupSize: 0,
+    actOrder: false,
+    percdamp: 0.01,
+  }).codes;
 }
 
 describe('true-sequential quantization', () => {

@@ -9,7 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareRuns, comparisonMarkdown, comparisonTable, formatBytes, formatDuration, lossChartSvg, readMetrics, writeComparison } from '../../src/report/compare.js';
+import {
+  compareRuns,
+  comparisonMarkdown,
+  comparisonTable,
+  formatBytes,
+  formatDuration,
+  lossChartSvg,
+  readMetrics,
+  writeComparison,
+} from '../../src/report/compare.js';
 import { niceTicks, svgToPng } from '../../src/report/plot-svg.js';
 import { InputError } from '../../src/errors.js';
 
@@ -36,54 +45,127 @@ function writeRun(name: string, summary: object, metrics: string, extra: Record<
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), metrics);
-  fs.writeFileSync(path.join(dir, 'recipe.json'), JSON.stringify({ file: `recipes/${name}.yaml`, hash: `${name}0123456789abcdef`, recipe: { model: { path: 'm' } } }));
+  fs.writeFileSync(
+    path.join(dir, 'recipe.json'),
+    JSON.stringify({ file: `recipes/${name}.yaml`, hash: `${name}0123456789abcdef`, recipe: { model: { path: 'm' } } }),
+  );
   for (const [f, data] of Object.entries(extra)) fs.writeFileSync(path.join(dir, f), data);
   return dir;
 }
 
 const data = { train: 900, validation: 100, truncated: 2, dropped: 0 };
 const wctSummary = () => ({
-  method: 'wct', recipe: 'recipes/wct-3bit.yaml', base: 'out/wct-3bit/base', baseBits: 3.0125,
-  artifact: { path: 'out/wct-3bit/weak_deltas.safetensors', bytes: 1_572_864 }, data,
-  train: { steps: STEPS, resumedFrom: 0, valLossBefore: 2.6, valLossAfter: 2.1, trainableParams: 393_216, optimizerStateBytes: 3_145_728, stepSeconds: 0.4123, tokensPerSecond: 5432.6 },
-  valLossReloaded: 2.1001, pplBefore: { wikitext2: 45.1, '../shared/data/text/valid.txt': 30.25 }, ppl: { wikitext2: 40.5, '../shared/data/text/valid.txt': 22.125 },
-  peakRssMiB: 1234.5, seconds: 3725,
+  method: 'wct',
+  recipe: 'recipes/wct-3bit.yaml',
+  base: 'out/wct-3bit/base',
+  baseBits: 3.0125,
+  artifact: { path: 'out/wct-3bit/weak_deltas.safetensors', bytes: 1_572_864 },
+  data,
+  train: {
+    steps: STEPS,
+    resumedFrom: 0,
+    valLossBefore: 2.6,
+    valLossAfter: 2.1,
+    trainableParams: 393_216,
+    optimizerStateBytes: 3_145_728,
+    stepSeconds: 0.4123,
+    tokensPerSecond: 5432.6,
+  },
+  valLossReloaded: 2.1001,
+  pplBefore: { wikitext2: 45.1, '../shared/data/text/valid.txt': 30.25 },
+  ppl: { wikitext2: 40.5, '../shared/data/text/valid.txt': 22.125 },
+  peakRssMiB: 1234.5,
+  seconds: 3725,
 });
 const wct = writeRun('wct-3bit', wctSummary(), metricsLines(2.5, 2.0));
-const lora = writeRun('lora-fp32', {
-  method: 'lora', recipe: 'recipes/lora-fp32.yaml', base: 'models/tiny', baseBits: 32,
-  artifact: { path: 'out/lora-fp32/adapter', bytes: 524_288 }, data,
-  train: { steps: STEPS, resumedFrom: 0, valLossBefore: 2.4, valLossAfter: 1.9, trainableParams: 1_048_576, optimizerStateBytes: 8_388_608, stepSeconds: 1.5, tokensPerSecond: 1500 },
-  valLossReloaded: 1.9, pplBefore: { wikitext2: 35 }, ppl: { wikitext2: 33.333 }, peakRssMiB: 2048, seconds: 59.94,
-}, metricsLines(2.3, 1.8));
-// resumed past step 0: no validation loss before training (the base's perplexity is measured on every start)
-const resumed = writeRun('resumed-run', {
-  method: 'qlora', recipe: 'recipes/resumed.yaml', base: 'out/resumed/base', baseBits: 4.25,
-  artifact: { path: 'out/resumed/adapter', bytes: 3000 }, data,
-  train: {
-    steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3,
-    trainableParams: 393_216, optimizerStateBytes: 3_145_728, stepSeconds: 0.05, tokensPerSecond: 20_000,
+const lora = writeRun(
+  'lora-fp32',
+  {
+    method: 'lora',
+    recipe: 'recipes/lora-fp32.yaml',
+    base: 'models/tiny',
+    baseBits: 32,
+    artifact: { path: 'out/lora-fp32/adapter', bytes: 524_288 },
+    data,
+    train: {
+      steps: STEPS,
+      resumedFrom: 0,
+      valLossBefore: 2.4,
+      valLossAfter: 1.9,
+      trainableParams: 1_048_576,
+      optimizerStateBytes: 8_388_608,
+      stepSeconds: 1.5,
+      tokensPerSecond: 1500,
+    },
+    valLossReloaded: 1.9,
+    pplBefore: { wikitext2: 35 },
+    ppl: { wikitext2: 33.333 },
+    peakRssMiB: 2048,
+    seconds: 59.94,
   },
-  valLossReloaded: 2.3, pplBefore: { wikitext2: 60.25 }, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
-}, metricsLines(2.7, 2.2));
+  metricsLines(2.3, 1.8),
+);
+// resumed past step 0: no validation loss before training (the base's perplexity is measured on every start)
+const resumed = writeRun(
+  'resumed-run',
+  {
+    method: 'qlora',
+    recipe: 'recipes/resumed.yaml',
+    base: 'out/resumed/base',
+    baseBits: 4.25,
+    artifact: { path: 'out/resumed/adapter', bytes: 3000 },
+    data,
+    train: {
+      steps: STEPS,
+      resumedFrom: 20,
+      valLossBefore: null,
+      valLossAfter: 2.3,
+      trainableParams: 393_216,
+      optimizerStateBytes: 3_145_728,
+      stepSeconds: 0.05,
+      tokensPerSecond: 20_000,
+    },
+    valLossReloaded: 2.3,
+    pplBefore: { wikitext2: 60.25 },
+    ppl: { wikitext2: 50.5 },
+    peakRssMiB: 900,
+    seconds: 125,
+  },
+  metricsLines(2.7, 2.2),
+);
 
 const comparison = compareRuns([wct, lora, resumed]);
 const svg = lossChartSvg(comparison);
 const out = path.join(tmp, 'report');
 const written = writeComparison(comparison, out);
-const RENDER = { fitTo: { mode: 'width' as const, value: 900 }, background: '#ffffff', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } };
+const RENDER = {
+  fitTo: { mode: 'width' as const, value: 900 },
+  background: '#ffffff',
+  font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+};
 
 describe('compareRuns', () => {
   it('reads one row per run, null where a current run has no value (validation loss before, once resumed)', () => {
     const [a, b, c] = comparison.runs;
     expect(comparison.runs.map((r) => r.run)).toEqual(['wct-3bit', 'lora-fp32', 'resumed-run']);
     expect(comparison.evalTexts).toEqual(['wikitext2', 'valid.txt']);
-    expect(a).toMatchObject({ method: 'wct', baseBits: 3.0125, trainableParams: 393_216, stepSeconds: 0.4123, recipeHash: 'wct-3bit0123456789abcdef', recipe: 'recipes/wct-3bit.yaml' });
+    expect(a).toMatchObject({
+      method: 'wct',
+      baseBits: 3.0125,
+      trainableParams: 393_216,
+      stepSeconds: 0.4123,
+      recipeHash: 'wct-3bit0123456789abcdef',
+      recipe: 'recipes/wct-3bit.yaml',
+    });
     expect(a.ppl).toEqual({ wikitext2: { before: 45.1, after: 40.5 }, 'valid.txt': { before: 30.25, after: 22.125 } });
     expect(b.ppl).toEqual({ wikitext2: { before: 35, after: 33.333 } });
     expect(c).toMatchObject({
-      method: 'qlora', baseBits: 4.25, stepSeconds: 0.05, tokensPerSecond: 20_000,
-      valLossBefore: null, valLossAfter: 2.3,
+      method: 'qlora',
+      baseBits: 4.25,
+      stepSeconds: 0.05,
+      tokensPerSecond: 20_000,
+      valLossBefore: null,
+      valLossAfter: 2.3,
     });
     expect(c.ppl).toEqual({ wikitext2: { before: 60.25, after: 50.5 } });
     expect(c.artifact).toEqual({ path: 'out/resumed/adapter', bytes: 3000 });
@@ -91,10 +173,16 @@ describe('compareRuns', () => {
 
   it('reads a loss or perplexity that was not finite (null in summary.json) as null, shown n/a', () => {
     const current = wctSummary();
-    const dir = writeRun('no-validation', {
-      ...current, train: { ...current.train, valLossBefore: null, valLossAfter: null }, valLossReloaded: null,
-      ppl: { wikitext2: null },
-    }, metricsLines(2, 1));
+    const dir = writeRun(
+      'no-validation',
+      {
+        ...current,
+        train: { ...current.train, valLossBefore: null, valLossAfter: null },
+        valLossReloaded: null,
+        ppl: { wikitext2: null },
+      },
+      metricsLines(2, 1),
+    );
     const c = compareRuns([dir]);
     expect(c.runs[0]).toMatchObject({ valLossBefore: null, valLossAfter: null, valLossReloaded: null });
     expect(c.runs[0].ppl.wikitext2).toEqual({ before: 45.1, after: null });
@@ -168,13 +256,37 @@ describe('loss chart', () => {
   });
 
   it('has a title, axis labels, tick labels and a legend naming every run', () => {
-    for (const s of ['Training and validation loss', 'optimizer step', 'loss (nats/token)', '>wct-3bit<', '>lora-fp32<', '>resumed-run<', '>validation loss<', '>40<']) {
+    for (const s of [
+      'Training and validation loss',
+      'optimizer step',
+      'loss (nats/token)',
+      '>wct-3bit<',
+      '>lora-fp32<',
+      '>resumed-run<',
+      '>validation loss<',
+      '>40<',
+    ]) {
       expect(svg).toContain(s);
     }
   });
 
   it('breaks a line at a non-finite (null) loss', () => {
-    const broken = lossChartSvg({ evalTexts: [], runs: [], curves: [{ run: 'r', train: [{ step: 1, loss: 2 }, { step: 2, loss: null }, { step: 3, loss: 1.5 }, { step: 4, loss: 1.4 }], validation: [] }] });
+    const broken = lossChartSvg({
+      evalTexts: [],
+      runs: [],
+      curves: [
+        {
+          run: 'r',
+          train: [
+            { step: 1, loss: 2 },
+            { step: 2, loss: null },
+            { step: 3, loss: 1.5 },
+            { step: 4, loss: 1.4 },
+          ],
+          validation: [],
+        },
+      ],
+    });
     const d = broken.match(/<path class="series"[^>]* d="([^"]*)"/)?.[1] ?? '';
     expect(d.match(/M/g)).toHaveLength(2);
   });
@@ -200,12 +312,14 @@ describe('loss chart', () => {
     const full = new Resvg(svg, RENDER).render().pixels;
     const none = new Resvg(bare, RENDER).render().pixels;
     let differ = 0;
-    for (let i = 0; i < full.length; i += 4) if (full[i] !== none[i] || full[i + 1] !== none[i + 1] || full[i + 2] !== none[i + 2]) differ++;
+    for (let i = 0; i < full.length; i += 4)
+      if (full[i] !== none[i] || full[i + 1] !== none[i + 1] || full[i + 2] !== none[i + 2]) differ++;
     expect(differ).toBeGreaterThan(3000); // six 2-px curves across a ~620-px plot, plus 15 markers
   });
 
   it('renders text with the system font (not silently dropped)', () => {
-    const text = '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="10" y="28" font-family="DejaVu Sans" font-size="20">loss</text></svg>';
+    const text =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="10" y="28" font-family="DejaVu Sans" font-size="20">loss</text></svg>';
     const px = new Resvg(text, RENDER).render().pixels;
     let dark = 0;
     for (let i = 0; i < px.length; i += 4) if (px[i] < 128) dark++;
@@ -230,19 +344,35 @@ describe('bad input', () => {
     const slow = wctSummary();
     const wrongType = { ...slow, train: { ...slow.train, stepSeconds: 'fast' } };
     fs.writeFileSync(path.join(bad, 'summary.json'), JSON.stringify(wrongType));
-    expect(() => compareRuns([bad])).toThrow(`${path.join(bad, 'summary.json')}: train.stepSeconds: expected a number, got "fast"`);
+    expect(() => compareRuns([bad])).toThrow(
+      `${path.join(bad, 'summary.json')}: train.stepSeconds: expected a number, got "fast"`,
+    );
   });
 
   it("an older trainer's summary.json (no method, baseBits, artifact, ...): InputError naming the field", () => {
     // as the trainer wrote it before summaries carried the method, base bits, artifact and step times
-    const old = writeRun('old-run', {
-      recipe: 'recipes/old.yaml', base: 'out/old/base', deltas: 'out/old/weak_deltas.safetensors', data,
-      train: {
-        steps: STEPS, resumedFrom: 20, valLossBefore: null, valLossAfter: 2.3,
-        trainableParams: 393_216, optimizerStateBytes: 3_145_728,
+    const old = writeRun(
+      'old-run',
+      {
+        recipe: 'recipes/old.yaml',
+        base: 'out/old/base',
+        deltas: 'out/old/weak_deltas.safetensors',
+        data,
+        train: {
+          steps: STEPS,
+          resumedFrom: 20,
+          valLossBefore: null,
+          valLossAfter: 2.3,
+          trainableParams: 393_216,
+          optimizerStateBytes: 3_145_728,
+        },
+        valLossReloaded: 2.3,
+        ppl: { wikitext2: 50.5 },
+        peakRssMiB: 900,
+        seconds: 125,
       },
-      valLossReloaded: 2.3, ppl: { wikitext2: 50.5 }, peakRssMiB: 900, seconds: 125,
-    }, metricsLines(2.7, 2.2));
+      metricsLines(2.7, 2.2),
+    );
     const file = path.join(old, 'summary.json');
     expect(() => compareRuns([wct, old])).toThrow(InputError);
     expect(() => compareRuns([old])).toThrow(`${file}: method: missing (not what the current wct-train writes)`);

@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IGNORE_INDEX } from '../../src/autograd/ops/loss.js';
 import { BatchStream, MEGA_BATCH, validationBatches, type Batch } from '../../src/data/batches.js';
 import { loadDataset, type DataSpec, type Dataset, type Example } from '../../src/data/dataset.js';
-import { ALPACA_PROMPT_NO_INPUT, instructionPrompt, readInstructionRecords, type InstructionRecord } from '../../src/data/instruct.js';
+import {
+  ALPACA_PROMPT_NO_INPUT,
+  instructionPrompt,
+  readInstructionRecords,
+  type InstructionRecord,
+} from '../../src/data/instruct.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/models/tokenizer.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
@@ -27,7 +32,14 @@ beforeAll(() => {
 });
 
 const spec = (over: Partial<DataSpec>): DataSpec => ({
-  path: alpacaFile, format: 'alpaca', template: 'alpaca', maxLength: 1024, validation: { count: 0 }, shuffleSeed: 1, packing: false, ...over,
+  path: alpacaFile,
+  format: 'alpaca',
+  template: 'alpaca',
+  maxLength: 1024,
+  validation: { count: 0 },
+  shuffleSeed: 1,
+  packing: false,
+  ...over,
 });
 const write = (name: string, text: string) => {
   const file = path.join(tmp, name);
@@ -62,27 +74,37 @@ describe('alpaca instruction data (alpaca-2k.json)', () => {
 
   it('a record with input: BOS, the template with instruction and input, the response, EOS', () => {
     const e = full.train[0];
-    expect(records[0]).toEqual({ instruction: 'Check if the following Facebook post is appropriate', input: 'I think my boss is the meanest person ever.', output: 'no' });
+    expect(records[0]).toEqual({
+      instruction: 'Check if the following Facebook post is appropriate',
+      input: 'I think my boss is the meanest person ever.',
+      output: 'no',
+    });
     const text = tok.decode(e.ids);
     expect(e.ids[0]).toBe(tok.bosTokenId);
     expect(e.ids[e.ids.length - 1]).toBe(tok.eosTokenId);
     // TinyStories' vocabulary has no "#": "### " decodes as "<unk> "
-    expect(text).toContain('paired with an input that provides further context. Write a response that appropriately completes the request.\n\n');
-    expect(text).toContain('Instruction:\nCheck if the following Facebook post is appropriate\n\n<unk> Input:\nI think my boss is the meanest person ever.\n\n<unk> Response:\nno<|end_story|>');
+    expect(text).toContain(
+      'paired with an input that provides further context. Write a response that appropriately completes the request.\n\n',
+    );
+    expect(text).toContain(
+      'Instruction:\nCheck if the following Facebook post is appropriate\n\n<unk> Input:\nI think my boss is the meanest person ever.\n\n<unk> Response:\nno<|end_story|>',
+    );
     const p = tok.encode(instructionPrompt(records[0], 'alpaca')).length;
     expect(tok.decode(e.ids.slice(p))).toBe('no<|end_story|>');
   });
 
   it('a record without input uses the no-input template', () => {
     expect(records[1].input).toBe('');
-    expect(instructionPrompt(records[1], 'alpaca')).toBe(ALPACA_PROMPT_NO_INPUT.replace('{instruction}', records[1].instruction));
+    expect(instructionPrompt(records[1], 'alpaca')).toBe(
+      ALPACA_PROMPT_NO_INPUT.replace('{instruction}', records[1].instruction),
+    );
     const text = tok.decode(full.train[1].ids);
     expect(text).toContain('Below is an instruction that describes a task. Write a response');
     expect(text).not.toContain('Input:');
     expect(text).toContain(`Instruction:\n${records[1].instruction}\n\n<unk> Response:\n`);
   });
 
-  it('targets ignore exactly the prompt: the first P-1 positions (P = the prompt\'s own token count), then the response', () => {
+  it("targets ignore exactly the prompt: the first P-1 positions (P = the prompt's own token count), then the response", () => {
     for (const i of [0, 1, 2, 500, 1999]) {
       const e = full.train[i];
       const p = tok.encode(instructionPrompt(records[i], 'alpaca')).length;
@@ -116,13 +138,24 @@ describe('alpaca instruction data (alpaca-2k.json)', () => {
   });
 
   it('truncation on crafted records: exact counts, a cut example keeps the first maxLength ids', () => {
-    const long = { instruction: 'Tell a story.', input: '', output: 'Once upon a time there was a little girl. '.repeat(20) };
+    const long = {
+      instruction: 'Tell a story.',
+      input: '',
+      output: 'Once upon a time there was a little girl. '.repeat(20),
+    };
     const short = { instruction: 'Say hi.', input: '', output: 'Hi.' };
     const file = write('cut.jsonl', jsonl([long, short, long]));
     const ds = loadDataset(spec({ path: file, maxLength: 100 }), tok);
     expect(ds.truncated).toBe(2);
-    const fullIds = (r: InstructionRecord) => [...tok.encode(instructionPrompt(r, 'alpaca') + r.output), tok.eosTokenId];
-    expect(ds.train.map((e) => Array.from(e.ids))).toEqual([fullIds(long).slice(0, 100), fullIds(short), fullIds(long).slice(0, 100)]);
+    const fullIds = (r: InstructionRecord) => [
+      ...tok.encode(instructionPrompt(r, 'alpaca') + r.output),
+      tok.eosTokenId,
+    ];
+    expect(ds.train.map((e) => Array.from(e.ids))).toEqual([
+      fullIds(long).slice(0, 100),
+      fullIds(short),
+      fullIds(long).slice(0, 100),
+    ]);
     expect(fullIds(long).length).toBeGreaterThan(100);
     expect(fullIds(short).length).toBeLessThan(100);
   });
@@ -145,7 +178,8 @@ describe('the validation split', () => {
     expect(c.validation).not.toEqual(a.validation);
     const all = loadDataset(spec({ path: subset }), tok).train;
     // taken after a shuffle, not from either end of the file; both parts keep the file's order
-    const index = (e: Example) => all.findIndex((x) => x.ids.length === e.ids.length && x.ids.every((v, i) => v === e.ids[i]));
+    const index = (e: Example) =>
+      all.findIndex((x) => x.ids.length === e.ids.length && x.ids.every((v, i) => v === e.ids[i]));
     const held = a.validation.map(index);
     expect(held.every((i, k) => k === 0 || i > held[k - 1])).toBe(true);
     expect(held).not.toEqual(Array.from({ length: 30 }, (_, i) => i));
@@ -160,9 +194,13 @@ describe('the validation split', () => {
 });
 
 describe('causal-LM text', () => {
-  const lines = () => fs.readFileSync(storiesFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = () =>
+    fs
+      .readFileSync(storiesFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
 
-  it('packing: the TinyStories sample in blocks of maxLength, every target valid but each block\'s last', () => {
+  it("packing: the TinyStories sample in blocks of maxLength, every target valid but each block's last", () => {
     const ds = loadDataset(spec({ path: storiesFile, format: 'text', maxLength: 128, packing: true }), tok);
     const total = lines().reduce((n, l) => n + tok.encode(l).length + 1, 0);
     expect(ds.train.length).toBe(Math.floor(total / 128));
@@ -178,9 +216,14 @@ describe('causal-LM text', () => {
     expect(Array.from(ds.train[0].ids)).toEqual(Array.from(tok.encode(firstLine).slice(0, 128)));
     expect(ds.train[0].ids[0]).toBe(tok.bosTokenId);
     // documents are separated by EOS then the next one's BOS
-    const eos = ds.train.flatMap((e) => Array.from(e.ids)).flatMap((id, i, all) => (id === tok.eosTokenId ? [all[i + 1]] : []));
+    const eos = ds.train
+      .flatMap((e) => Array.from(e.ids))
+      .flatMap((id, i, all) => (id === tok.eosTokenId ? [all[i + 1]] : []));
     expect(eos.slice(0, -1).every((next) => next === tok.bosTokenId)).toBe(true);
-    const split = loadDataset(spec({ path: storiesFile, format: 'text', maxLength: 128, packing: true, validation: { count: 2 } }), tok);
+    const split = loadDataset(
+      spec({ path: storiesFile, format: 'text', maxLength: 128, packing: true, validation: { count: 2 } }),
+      tok,
+    );
     expect([split.train.length, split.validation.length]).toEqual([ds.train.length - 2, 2]);
   });
 
@@ -202,7 +245,9 @@ describe('causal-LM text', () => {
     expect(ds.train.map((e) => Array.from(e.ids))).toEqual(docs.map((d) => [...tok.encode(d), tok.eosTokenId]));
     const packed = loadDataset(spec({ path: file, format: 'jsonl-text', maxLength: 8, packing: true }), tok);
     const ids = docs.flatMap((d) => [...tok.encode(d), tok.eosTokenId!]);
-    expect(packed.train.map((e) => Array.from(e.ids))).toEqual(Array.from({ length: Math.floor(ids.length / 8) }, (_, i) => ids.slice(8 * i, 8 * i + 8)));
+    expect(packed.train.map((e) => Array.from(e.ids))).toEqual(
+      Array.from({ length: Math.floor(ids.length / 8) }, (_, i) => ids.slice(8 * i, 8 * i + 8)),
+    );
   });
 });
 
@@ -213,20 +258,53 @@ describe('causal-LM text', () => {
  */
 function writeParquet(file: string, columns: Record<string, string[]>): void {
   const out: number[] = [];
-  const push = (b: ArrayLike<number>) => { for (let i = 0; i < b.length; i++) out.push(b[i]); };
+  const push = (b: ArrayLike<number>) => {
+    for (let i = 0; i < b.length; i++) out.push(b[i]);
+  };
   const u32 = (n: number) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
   const utf8 = (s: string) => new TextEncoder().encode(s);
-  const varint = (n: number) => { for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80); out.push(n); };
+  const varint = (n: number) => {
+    for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80);
+    out.push(n);
+  };
   const zigzag = (n: number) => varint(n >= 0 ? 2 * n : -2 * n - 1);
   const lastId = [0];
-  const field = (id: number, type: number) => { out.push(((id - lastId[lastId.length - 1]) << 4) | type); lastId[lastId.length - 1] = id; };
-  const struct = (body: () => void) => { lastId.push(0); body(); out.push(0); lastId.pop(); };
-  const i32 = (id: number, v: number) => { field(id, 5); zigzag(v); };
-  const i64 = (id: number, v: number) => { field(id, 6); zigzag(v); };
-  const bin = (s: string) => { const b = utf8(s); varint(b.length); push(b); };
-  const str = (id: number, s: string) => { field(id, 8); bin(s); };
-  const sub = (id: number, body: () => void) => { field(id, 12); struct(body); };
-  const list = (id: number, type: number, n: number, each: (i: number) => void) => { field(id, 9); out.push((n << 4) | type); for (let i = 0; i < n; i++) each(i); };
+  const field = (id: number, type: number) => {
+    out.push(((id - lastId[lastId.length - 1]) << 4) | type);
+    lastId[lastId.length - 1] = id;
+  };
+  const struct = (body: () => void) => {
+    lastId.push(0);
+    body();
+    out.push(0);
+    lastId.pop();
+  };
+  const i32 = (id: number, v: number) => {
+    field(id, 5);
+    zigzag(v);
+  };
+  const i64 = (id: number, v: number) => {
+    field(id, 6);
+    zigzag(v);
+  };
+  const bin = (s: string) => {
+    const b = utf8(s);
+    varint(b.length);
+    push(b);
+  };
+  const str = (id: number, s: string) => {
+    field(id, 8);
+    bin(s);
+  };
+  const sub = (id: number, body: () => void) => {
+    field(id, 12);
+    struct(body);
+  };
+  const list = (id: number, type: number, n: number, each: (i: number) => void) => {
+    field(id, 9);
+    out.push((n << 4) | type);
+    for (let i = 0; i < n; i++) each(i);
+  };
   const [STRUCT, I32, BINARY, BYTE_ARRAY, PLAIN, RLE] = [12, 5, 8, 6, 0, 3];
 
   push(utf8('PAR1'));
@@ -235,33 +313,66 @@ function writeParquet(file: string, columns: Record<string, string[]>): void {
   const chunks = names.map((name) => {
     const values = columns[name].flatMap((s) => [...u32(utf8(s).length), ...utf8(s)]);
     const offset = out.length;
-    struct(() => { // PageHeader: DATA_PAGE, sizes, DataPageHeader
-      i32(1, 0); i32(2, values.length); i32(3, values.length);
-      sub(5, () => { i32(1, rows); i32(2, PLAIN); i32(3, RLE); i32(4, RLE); });
+    struct(() => {
+      // PageHeader: DATA_PAGE, sizes, DataPageHeader
+      i32(1, 0);
+      i32(2, values.length);
+      i32(3, values.length);
+      sub(5, () => {
+        i32(1, rows);
+        i32(2, PLAIN);
+        i32(3, RLE);
+        i32(4, RLE);
+      });
     });
     push(values);
     return { name, offset, size: out.length - offset };
   });
   const footer = out.length;
-  struct(() => { // FileMetaData
+  struct(() => {
+    // FileMetaData
     i32(1, 1);
-    list(2, STRUCT, names.length + 1, (i) => struct(() => {
-      if (i === 0) { str(4, 'schema'); i32(5, names.length); }
-      else { i32(1, BYTE_ARRAY); i32(3, 0); str(4, names[i - 1]); i32(6, 0); } // REQUIRED, UTF8
-    }));
-    i64(3, rows);
-    list(4, STRUCT, 1, () => struct(() => { // RowGroup
-      list(1, STRUCT, chunks.length, (c) => struct(() => { // ColumnChunk
-        i64(2, chunks[c].offset);
-        sub(3, () => { // ColumnMetaData
+    list(2, STRUCT, names.length + 1, (i) =>
+      struct(() => {
+        if (i === 0) {
+          str(4, 'schema');
+          i32(5, names.length);
+        } else {
           i32(1, BYTE_ARRAY);
-          list(2, I32, 2, (k) => zigzag([PLAIN, RLE][k]));
-          list(3, BINARY, 1, () => bin(chunks[c].name));
-          i32(4, 0); i64(5, rows); i64(6, chunks[c].size); i64(7, chunks[c].size); i64(9, chunks[c].offset);
-        });
-      }));
-      i64(2, chunks.reduce((n, c) => n + c.size, 0)); i64(3, rows);
-    }));
+          i32(3, 0);
+          str(4, names[i - 1]);
+          i32(6, 0);
+        } // REQUIRED, UTF8
+      }),
+    );
+    i64(3, rows);
+    list(4, STRUCT, 1, () =>
+      struct(() => {
+        // RowGroup
+        list(1, STRUCT, chunks.length, (c) =>
+          struct(() => {
+            // ColumnChunk
+            i64(2, chunks[c].offset);
+            sub(3, () => {
+              // ColumnMetaData
+              i32(1, BYTE_ARRAY);
+              list(2, I32, 2, (k) => zigzag([PLAIN, RLE][k]));
+              list(3, BINARY, 1, () => bin(chunks[c].name));
+              i32(4, 0);
+              i64(5, rows);
+              i64(6, chunks[c].size);
+              i64(7, chunks[c].size);
+              i64(9, chunks[c].offset);
+            });
+          }),
+        );
+        i64(
+          2,
+          chunks.reduce((n, c) => n + c.size, 0),
+        );
+        i64(3, rows);
+      }),
+    );
   });
   push(u32(out.length - footer));
   push(utf8('PAR1'));
@@ -280,7 +391,11 @@ describe('parquet', () => {
   it('instruction / input / output columns: the same examples as the alpaca JSON', () => {
     const rs = records.slice(0, 5);
     const file = path.join(tmp, 'instruct.parquet');
-    writeParquet(file, { instruction: rs.map((r) => r.instruction), input: rs.map((r) => r.input), output: rs.map((r) => r.output) });
+    writeParquet(file, {
+      instruction: rs.map((r) => r.instruction),
+      input: rs.map((r) => r.input),
+      output: rs.map((r) => r.output),
+    });
     const fromParquet = loadDataset(spec({ path: file, format: 'parquet' }), tok);
     const fromJson = loadDataset(spec({ path: write('five.json', JSON.stringify(rs)) }), tok);
     expect(fromParquet.train).toEqual(fromJson.train);
@@ -290,9 +405,11 @@ describe('parquet', () => {
     const file = path.join(tmp, 'other.parquet');
     writeParquet(file, { question: ['q'], answer: ['a'] });
     expect(inputErrorMessage(() => loadDataset(spec({ path: file, format: 'parquet' }), tok))).toBe(
-      `${file}: columns: found question, answer; expected a "text" column, or "instruction" and "output" (+ optional "input")`);
+      `${file}: columns: found question, answer; expected a "text" column, or "instruction" and "output" (+ optional "input")`,
+    );
     expect(inputErrorMessage(() => loadDataset(spec({ path: alpacaFile, format: 'parquet' }), tok))).toBe(
-      `${alpacaFile}: file: not a parquet file (no "PAR1" magic at its start and end); expected format parquet`);
+      `${alpacaFile}: file: not a parquet file (no "PAR1" magic at its start and end); expected format parquet`,
+    );
   });
 });
 
@@ -301,52 +418,87 @@ describe('bad input', () => {
 
   it('a missing file, in every format', () => {
     const file = path.join(tmp, 'nope.json');
-    for (const format of ['alpaca', 'jsonl-text', 'text', 'parquet'] as const) expect(message({ path: file, format })).toBe(`${file}: file: not found`);
+    for (const format of ['alpaca', 'jsonl-text', 'text', 'parquet'] as const)
+      expect(message({ path: file, format })).toBe(`${file}: file: not found`);
   });
 
   it('unreadable JSON: the array file, and the line of a JSON-lines file', () => {
-    expect(message({ path: write('bad.json', '[{"instruction": "a", "output": "b"},') })).toMatch(/bad\.json: file: not valid JSON/);
+    expect(message({ path: write('bad.json', '[{"instruction": "a", "output": "b"},') })).toMatch(
+      /bad\.json: file: not valid JSON/,
+    );
     const lines = write('bad.jsonl', '{"instruction": "a", "output": "b"}\n\n{"instruction": "a", \n');
     expect(message({ path: lines })).toMatch(new RegExp(`^${lines}: line 3: not valid JSON`));
     const text = write('bad-text.jsonl', '{"text": "a"}\n{"text": 3}\n');
-    expect(message({ path: text, format: 'jsonl-text' })).toBe(`${text}: line 2: expected an object with a string "text" field`);
+    expect(message({ path: text, format: 'jsonl-text' })).toBe(
+      `${text}: line 2: expected an object with a string "text" field`,
+    );
   });
 
   it('records missing instruction or output, or with a non-string field, by index or line', () => {
-    const file = write('missing.json', JSON.stringify([{ instruction: 'a', output: 'b' }, { instruction: 'a', input: 'x' }]));
-    expect(message({ path: file })).toBe(`${file}: index 1: missing "output"; expected an object with string "instruction" and "output" fields`);
+    const file = write(
+      'missing.json',
+      JSON.stringify([
+        { instruction: 'a', output: 'b' },
+        { instruction: 'a', input: 'x' },
+      ]),
+    );
+    expect(message({ path: file })).toBe(
+      `${file}: index 1: missing "output"; expected an object with string "instruction" and "output" fields`,
+    );
     const noInstr = write('noinstr.jsonl', jsonl([{ input: 'x', output: 'b' }]));
-    expect(message({ path: noInstr })).toBe(`${noInstr}: line 1: missing "instruction"; expected an object with string "instruction" and "output" fields`);
-    const nonString = write('num.json', JSON.stringify([{ instruction: 'a', input: 'x', output: 'b' }, { instruction: 'a', input: 5, output: 'b' }]));
+    expect(message({ path: noInstr })).toBe(
+      `${noInstr}: line 1: missing "instruction"; expected an object with string "instruction" and "output" fields`,
+    );
+    const nonString = write(
+      'num.json',
+      JSON.stringify([
+        { instruction: 'a', input: 'x', output: 'b' },
+        { instruction: 'a', input: 5, output: 'b' },
+      ]),
+    );
     expect(message({ path: nonString })).toBe(`${nonString}: index 1: "input" is a number, expected a string`);
     const arr = write('arr.json', JSON.stringify([{ instruction: ['a'], output: 'b' }]));
     expect(message({ path: arr })).toBe(`${arr}: index 0: "instruction" is an array, expected a string`);
     const notObject = write('str.json', JSON.stringify(['a']));
     expect(message({ path: notObject })).toMatch(/str\.json: index 0: expected an object/);
     const object = write('obj.json', JSON.stringify({ instruction: 'a', output: 'b' }, null, 2));
-    expect(message({ path: object })).toBe(`${object}: file: is one JSON object; expected a JSON array of records or one record per line`);
+    expect(message({ path: object })).toBe(
+      `${object}: file: is one JSON object; expected a JSON array of records or one record per line`,
+    );
     const scalar = write('scalar.json', '[1]');
     expect(message({ path: scalar })).toMatch(/scalar\.json: index 0: expected an object/);
   });
 
   it('an empty dataset: no records, no documents, too short for one block, nothing left after cutting', () => {
     const empty = write('empty.json', '[]');
-    expect(message({ path: empty })).toBe(`${empty}: data: empty dataset: no examples (the file has no instruction records)`);
+    expect(message({ path: empty })).toBe(
+      `${empty}: data: empty dataset: no examples (the file has no instruction records)`,
+    );
     const blank = write('blank.txt', '\n\n  \n');
-    expect(message({ path: blank, format: 'text' })).toBe(`${blank}: data: empty dataset: no examples (the file has no documents)`);
+    expect(message({ path: blank, format: 'text' })).toBe(
+      `${blank}: data: empty dataset: no examples (the file has no documents)`,
+    );
     const tiny = write('tiny.txt', 'Tom had a ball.\n');
     expect(message({ path: tiny, format: 'text', packing: true, maxLength: 512 })).toBe(
-      `${tiny}: data: empty dataset: no examples (its 1 documents have fewer tokens than one block of maxLength 512)`);
+      `${tiny}: data: empty dataset: no examples (its 1 documents have fewer tokens than one block of maxLength 512)`,
+    );
     const one = write('one.json', JSON.stringify(records.slice(0, 1)));
     expect(message({ path: one, maxLength: 8 })).toBe(
-      `${one}: data: empty dataset: no examples (none of its 1 instruction records has a token to train on within maxLength 8)`);
+      `${one}: data: empty dataset: no examples (none of its 1 instruction records has a token to train on within maxLength 8)`,
+    );
   });
 
   it('validation larger than the data, or taking all of it', () => {
     const three = write('three.json', JSON.stringify(records.slice(0, 3)));
-    expect(message({ path: three, validation: { count: 4 } })).toBe(`${three}: validation: 4 examples asked for, larger than the data (3 examples)`);
-    expect(message({ path: three, validation: { count: 3 } })).toBe(`${three}: validation: takes all 3 examples: no training examples left after the split`);
-    expect(message({ path: three, validation: { fraction: 0.9 } })).toMatch(/no training examples left after the split/);
+    expect(message({ path: three, validation: { count: 4 } })).toBe(
+      `${three}: validation: 4 examples asked for, larger than the data (3 examples)`,
+    );
+    expect(message({ path: three, validation: { count: 3 } })).toBe(
+      `${three}: validation: takes all 3 examples: no training examples left after the split`,
+    );
+    expect(message({ path: three, validation: { fraction: 0.9 } })).toMatch(
+      /no training examples left after the split/,
+    );
   });
 
   it('a nonsensical spec is a programming error (RangeError), not an InputError', () => {
@@ -405,7 +557,12 @@ describe('BatchStream', () => {
       expect(resumed.epoch).toBe(1);
       expect(take(resumed, 5)).toEqual(next5);
     }
-    expect(() => new BatchStream(examples, { microBatch: 3, seed: 1, groupByLength: false, padId: 0 }).restore({ epoch: 0, position: 10 })).toThrow(RangeError);
+    expect(() =>
+      new BatchStream(examples, { microBatch: 3, seed: 1, groupByLength: false, padId: 0 }).restore({
+        epoch: 0,
+        position: 10,
+      }),
+    ).toThrow(RangeError);
   });
 
   it('groupByLength sorts each mega-batch by length (longest first), cuts padding, stays deterministic', () => {

@@ -53,7 +53,9 @@ describe('block parts and norms by name', () => {
     it(`${model.config.family}: block = its attention and MLP parts with the residuals`, () => {
       const ids = Int32Array.from([2, 17, 99, 5, 42, 7, 300, 11]);
       const { h, ctx } = model.embed(ids, { batch: 2 });
-      const [attnNorm, mlpNorm] = familyOf(model.config).names.blockNorms.map((n) => model.norm(`${model.blockPrefix(1)}.${n}`));
+      const [attnNorm, mlpNorm] = familyOf(model.config).names.blockNorms.map((n) =>
+        model.norm(`${model.blockPrefix(1)}.${n}`),
+      );
       const mid = add(h, model.blockPart(1, 'attention', norm(h, attnNorm), ctx));
       const parts = add(mid, model.blockPart(1, 'mlp', norm(mid, mlpNorm), ctx)).data;
       expect(Array.from(parts)).toEqual(Array.from(model.block(1, h, ctx).data));
@@ -77,7 +79,13 @@ describe('qwen2', () => {
     const r = wct(['init-random', '--like', 'qwen2-0.5b', '--layers', '1', '--out', dir], 300_000);
     expect(r.status, r.stderr).toBe(0);
     const qwen = loadModel(dir);
-    expect(qwen.config).toMatchObject({ family: 'llama', modelType: 'qwen2', attentionBias: true, attentionOutBias: false, tieWordEmbeddings: true });
+    expect(qwen.config).toMatchObject({
+      family: 'llama',
+      modelType: 'qwen2',
+      attentionBias: true,
+      attentionOutBias: false,
+      tieWordEmbeddings: true,
+    });
     // biases are zero in a random init: give q/k/v distinct random ones so they matter
     const weights = qwen.parameters();
     const rng = new Rng(7);
@@ -86,12 +94,19 @@ describe('qwen2', () => {
       for (let i = 0; i < b.length; i++) b[i] = (rng.next() - 0.5) * 0.5;
     }
     const raw = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const asLlama = parseConfig({ ...raw, model_type: 'llama', architectures: ['LlamaForCausalLM'], attention_bias: true });
+    const asLlama = parseConfig({
+      ...raw,
+      model_type: 'llama',
+      architectures: ['LlamaForCausalLM'],
+      attention_bias: true,
+    });
     expect(familyOf(asLlama)).not.toBe(familyOf(qwen.config));
     const llamaWeights = new Map(weights);
     const hidden = asLlama.hiddenSize;
     llamaWeights.set('model.layers.0.self_attn.o_proj.bias', new Tensor(new Float32Array(hidden), [hidden]));
-    expect([...expectedTensorShapes(asLlama).keys()].filter((n) => !llamaWeights.has(n) && n !== 'lm_head.weight')).toEqual([]);
+    expect(
+      [...expectedTensorShapes(asLlama).keys()].filter((n) => !llamaWeights.has(n) && n !== 'lm_head.weight'),
+    ).toEqual([]);
     const llama = buildModel(asLlama, llamaWeights);
 
     const ids = Int32Array.from([151643, 9707, 11, 1879, 0, 42]);
@@ -101,7 +116,10 @@ describe('qwen2', () => {
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
     expect(maxDiff).toBe(0);
 
-    const noBias = buildModel(parseConfig({ ...raw, model_type: 'llama', architectures: ['LlamaForCausalLM'] }), weights);
+    const noBias = buildModel(
+      parseConfig({ ...raw, model_type: 'llama', architectures: ['LlamaForCausalLM'] }),
+      weights,
+    );
     const c = noBias.forward(ids, { batch: 1 }).data as Float32Array;
     let biasEffect = 0;
     for (let i = 0; i < a.length; i++) biasEffect = Math.max(biasEffect, Math.abs(a[i] - c[i]));

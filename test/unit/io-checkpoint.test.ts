@@ -24,13 +24,19 @@ function shardedCopy(edit: (weightMap: Record<string, string>) => void = () => u
   const shards = [names.slice(0, 7), names.slice(7)].map((part, i) => {
     const file = `model-0000${i + 1}-of-00002.safetensors`;
     part.forEach((name) => (weightMap[name] = file));
-    writeSafetensors(path.join(dir, file), part.map((name) => ({ name, ...st.info(name), data: st.readRaw(name) })));
+    writeSafetensors(
+      path.join(dir, file),
+      part.map((name) => ({ name, ...st.info(name), data: st.readRaw(name) })),
+    );
     return file;
   });
   st.close();
   expect(shards).toHaveLength(2);
   edit(weightMap);
-  fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 1 }, weight_map: weightMap }));
+  fs.writeFileSync(
+    path.join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: 1 }, weight_map: weightMap }),
+  );
   return dir;
 }
 
@@ -82,15 +88,21 @@ describe('openCheckpoint', () => {
   });
 
   it('a missing shard file names the index and the shard', () => {
-    const dir = shardedCopy((m) => { m['model.norm.weight'] = 'model-00003-of-00002.safetensors'; });
-    expect(errorOf(() => openCheckpoint(dir)).message)
-      .toBe(`${path.join(dir, 'model.safetensors.index.json')}: weight_map: shard file model-00003-of-00002.safetensors not found`);
+    const dir = shardedCopy((m) => {
+      m['model.norm.weight'] = 'model-00003-of-00002.safetensors';
+    });
+    expect(errorOf(() => openCheckpoint(dir)).message).toBe(
+      `${path.join(dir, 'model.safetensors.index.json')}: weight_map: shard file model-00003-of-00002.safetensors not found`,
+    );
   });
 
   it('a tensor listed in the index but absent from its shard', () => {
-    const dir = shardedCopy((m) => { m['model.layers.9.mlp.up_proj.weight'] = 'model-00001-of-00002.safetensors'; });
+    const dir = shardedCopy((m) => {
+      m['model.layers.9.mlp.up_proj.weight'] = 'model-00001-of-00002.safetensors';
+    });
     expect(errorOf(() => openCheckpoint(dir)).message).toMatch(
-      /index\.json: model\.layers\.9\.mlp\.up_proj\.weight: listed in weight_map for model-00001-of-00002\.safetensors but absent from that shard$/);
+      /index\.json: model\.layers\.9\.mlp\.up_proj\.weight: listed in weight_map for model-00001-of-00002\.safetensors but absent from that shard$/,
+    );
   });
 
   it('an index without a weight_map object', () => {
@@ -103,6 +115,7 @@ describe('openCheckpoint', () => {
 
   it('a directory with neither file', () => {
     expect(errorOf(() => openCheckpoint(tmp)).message).toBe(
-      `${tmp}: model.safetensors: not found (nor model.safetensors.index.json); expected a Hugging Face checkpoint directory`);
+      `${tmp}: model.safetensors: not found (nor model.safetensors.index.json); expected a Hugging Face checkpoint directory`,
+    );
   });
 });

@@ -4,7 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  bf16BitsToF32, bf16ToF32Array, f16BitsToF32, f16ToF32Array, f32ToBf16Array, f32ToBf16Bits, f32ToF16Array, f32ToF16Bits,
+  bf16BitsToF32,
+  bf16ToF32Array,
+  f16BitsToF32,
+  f16ToF32Array,
+  f32ToBf16Array,
+  f32ToBf16Bits,
+  f32ToF16Array,
+  f32ToF16Bits,
 } from '../../src/io/dtype.js';
 
 const f32FromBits = (b: number) => new Float32Array(new Uint32Array([b]).buffer)[0];
@@ -51,11 +58,27 @@ function positiveTable(toF32: (h: number) => number, maxBits: number) {
 
 describe('f16', () => {
   it.each([
-    [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff],
-    [65519.99, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00], [Infinity, 0x7c00], [-Infinity, 0xfc00],
-    [2 ** -24, 0x0001], [2 ** -25, 0x0000], [1.5 * 2 ** -25, 0x0001], [3 * 2 ** -25, 0x0002],
-    [1023 * 2 ** -24, 0x03ff], [2 ** -14, 0x0400], [1e-10, 0x0000], [-1e-10, 0x8000],
-    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1 + 2 ** -11 + 2 ** -20, 0x3c01],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [65504, 0x7bff],
+    [65519.99, 0x7bff],
+    [65520, 0x7c00],
+    [1e6, 0x7c00],
+    [Infinity, 0x7c00],
+    [-Infinity, 0xfc00],
+    [2 ** -24, 0x0001],
+    [2 ** -25, 0x0000],
+    [1.5 * 2 ** -25, 0x0001],
+    [3 * 2 ** -25, 0x0002],
+    [1023 * 2 ** -24, 0x03ff],
+    [2 ** -14, 0x0400],
+    [1e-10, 0x0000],
+    [-1e-10, 0x8000],
+    [1 + 2 ** -11, 0x3c00],
+    [1 + 3 * 2 ** -11, 0x3c02],
+    [1 + 2 ** -11 + 2 ** -20, 0x3c01],
   ])('f32ToF16Bits(%s) = %s', (x, bits) => {
     expect(f32ToF16Bits(x)).toBe(bits);
   });
@@ -94,10 +117,20 @@ describe('f16', () => {
 
 describe('bf16', () => {
   it.each([
-    [0, 0x0000], [-0, 0x8000], [1, 0x3f80], [Infinity, 0x7f80], [-Infinity, 0xff80],
-    [f32FromBits(0x7f7fffff), 0x7f80], [f32FromBits(0x7f7f0000), 0x7f7f], [f32FromBits(0x00000001), 0x0000],
-    [f32FromBits(0x00018000), 0x0002], [f32FromBits(0x00008000), 0x0000], [f32FromBits(0x00008001), 0x0001],
-    [1 + 2 ** -8, 0x3f80], [1 + 3 * 2 ** -8, 0x3f82], [1 + 2 ** -8 + 2 ** -20, 0x3f81],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3f80],
+    [Infinity, 0x7f80],
+    [-Infinity, 0xff80],
+    [f32FromBits(0x7f7fffff), 0x7f80],
+    [f32FromBits(0x7f7f0000), 0x7f7f],
+    [f32FromBits(0x00000001), 0x0000],
+    [f32FromBits(0x00018000), 0x0002],
+    [f32FromBits(0x00008000), 0x0000],
+    [f32FromBits(0x00008001), 0x0001],
+    [1 + 2 ** -8, 0x3f80],
+    [1 + 3 * 2 ** -8, 0x3f82],
+    [1 + 2 ** -8 + 2 ** -20, 0x3f81],
   ])('f32ToBf16Bits(%s) = %s', (x, bits) => {
     expect(f32ToBf16Bits(x)).toBe(bits);
   });
@@ -123,6 +156,8 @@ describe('bf16', () => {
     const got = f32ToBf16Array(xs);
     // halfway between the largest finite bf16 (0x7f7f) and 2^128 rounds to inf
     const overflowAt = (bf16BitsToF32(0x7f7f) + 2 ** 128) / 2;
-    expect(xs.filter((x, i) => got[i] !== nearestReference(x, values, bitsOf, overflowAt))).toEqual(new Float32Array(0));
+    expect(xs.filter((x, i) => got[i] !== nearestReference(x, values, bitsOf, overflowAt))).toEqual(
+      new Float32Array(0),
+    );
   });
 });

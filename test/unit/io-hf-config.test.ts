@@ -7,9 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  checkTensors, expectedTensorShapes, resolveTensorName,
-} from '../../src/models/checkpoint-tensors.js';
+import { checkTensors, expectedTensorShapes, resolveTensorName } from '../../src/models/checkpoint-tensors.js';
 import { parseConfig, readConfig } from '../../src/models/families/registry.js';
 import type { ModelConfig } from '../../src/models/model.js';
 import type { TensorInfo } from '../../src/io/safetensors.js';
@@ -22,10 +20,11 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const tinyRaw = JSON.parse(fs.readFileSync(path.join(tinyStoriesDir, 'config.json'), 'utf8'));
 const optRaw = JSON.parse(fs.readFileSync(path.join(optTinyDir, 'config.json'), 'utf8'));
-const preset = (name: string) => JSON.parse(fs.readFileSync(path.join(repoRoot, 'configs/models', `${name}.json`), 'utf8'));
+const preset = (name: string) =>
+  JSON.parse(fs.readFileSync(path.join(repoRoot, 'configs/models', `${name}.json`), 'utf8'));
 
-
-const numel = (shapes: Map<string, number[]>) => [...shapes.values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+const numel = (shapes: Map<string, number[]>) =>
+  [...shapes.values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
 
 /** A tensor index made of the expected shapes, with `edit` applied. */
 function indexOf(cfg: ModelConfig, edit: (m: Map<string, TensorInfo>) => void = () => undefined) {
@@ -37,17 +36,46 @@ function indexOf(cfg: ModelConfig, edit: (m: Map<string, TensorInfo>) => void = 
 describe('parseConfig', () => {
   it('TinyStories-656K', () => {
     expect(readConfig(tinyStoriesDir)).toEqual({
-      family: 'llama', modelType: 'llama', hiddenSize: 128, intermediateSize: 384, numLayers: 2, numHeads: 8, numKvHeads: 4,
-      headDim: 16, vocabSize: 2048, maxPositions: 512, rmsNormEps: 1e-6, ropeTheta: 10000, tieWordEmbeddings: true,
-      attentionBias: false, attentionOutBias: false, mlpBias: false, hiddenAct: 'silu', bosTokenId: 1, eosTokenId: 2,
+      family: 'llama',
+      modelType: 'llama',
+      hiddenSize: 128,
+      intermediateSize: 384,
+      numLayers: 2,
+      numHeads: 8,
+      numKvHeads: 4,
+      headDim: 16,
+      vocabSize: 2048,
+      maxPositions: 512,
+      rmsNormEps: 1e-6,
+      ropeTheta: 10000,
+      tieWordEmbeddings: true,
+      attentionBias: false,
+      attentionOutBias: false,
+      mlpBias: false,
+      hiddenAct: 'silu',
+      bosTokenId: 1,
+      eosTokenId: 2,
     });
   });
 
   it('opt-tiny-random', () => {
     expect(readConfig(optTinyDir)).toEqual({
-      family: 'opt', hiddenSize: 64, ffnDim: 256, numLayers: 2, numHeads: 4, vocabSize: 50272, maxPositions: 128,
-      wordEmbedProjDim: 64, doLayerNormBefore: true, activation: 'relu', enableBias: true, layerNormElementwiseAffine: true,
-      tieWordEmbeddings: true, bosTokenId: 2, eosTokenId: 2, padTokenId: 1,
+      family: 'opt',
+      hiddenSize: 64,
+      ffnDim: 256,
+      numLayers: 2,
+      numHeads: 4,
+      vocabSize: 50272,
+      maxPositions: 128,
+      wordEmbedProjDim: 64,
+      doLayerNormBefore: true,
+      activation: 'relu',
+      enableBias: true,
+      layerNormElementwiseAffine: true,
+      tieWordEmbeddings: true,
+      bosTokenId: 2,
+      eosTokenId: 2,
+      padTokenId: 1,
     });
   });
 
@@ -55,8 +83,24 @@ describe('parseConfig', () => {
     const { num_key_value_heads, rms_norm_eps, rope_theta, tie_word_embeddings, ...rest } = tinyRaw;
     const cfg = parseConfig(rest);
     expect(cfg).toMatchObject({ numKvHeads: 8, rmsNormEps: 1e-6, ropeTheta: 10000, tieWordEmbeddings: false });
-    expect(parseConfig({ model_type: 'opt', hidden_size: 64, ffn_dim: 256, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 10, max_position_embeddings: 8 }))
-      .toMatchObject({ wordEmbedProjDim: 64, doLayerNormBefore: true, activation: 'relu', enableBias: true, tieWordEmbeddings: true, padTokenId: 1 });
+    expect(
+      parseConfig({
+        model_type: 'opt',
+        hidden_size: 64,
+        ffn_dim: 256,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        vocab_size: 10,
+        max_position_embeddings: 8,
+      }),
+    ).toMatchObject({
+      wordEmbedProjDim: 64,
+      doLayerNormBefore: true,
+      activation: 'relu',
+      enableBias: true,
+      tieWordEmbeddings: true,
+      padTokenId: 1,
+    });
   });
 
   it('falls back to architectures when model_type is absent', () => {
@@ -93,10 +137,14 @@ describe('parseConfig', () => {
 
 describe('config errors name config.json and the field', () => {
   it.each([
-    [{ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] },
-      'config.json: model_type: "gpt_neox" is not supported (supported: llama, mistral, qwen2, opt)'],
-    [{ model_type: undefined, architectures: ['GPTNeoXForCausalLM'] },
-      'config.json: architectures: ["GPTNeoXForCausalLM"] names no supported model and model_type is missing (supported: llama, mistral, qwen2, opt)'],
+    [
+      { model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] },
+      'config.json: model_type: "gpt_neox" is not supported (supported: llama, mistral, qwen2, opt)',
+    ],
+    [
+      { model_type: undefined, architectures: ['GPTNeoXForCausalLM'] },
+      'config.json: architectures: ["GPTNeoXForCausalLM"] names no supported model and model_type is missing (supported: llama, mistral, qwen2, opt)',
+    ],
     [{ hidden_size: undefined }, 'config.json: hidden_size: missing; expected a positive integer'],
     [{ hidden_size: '128' }, 'config.json: hidden_size: expected a positive integer, got "128"'],
     [{ num_hidden_layers: 0 }, 'config.json: num_hidden_layers: expected a positive integer, got 0'],
@@ -104,11 +152,20 @@ describe('config errors name config.json and the field', () => {
     [{ tie_word_embeddings: 1 }, 'config.json: tie_word_embeddings: expected true or false, got 1'],
     [{ num_key_value_heads: 3 }, 'config.json: num_key_value_heads: 3 does not divide num_attention_heads 8'],
     [{ num_attention_heads: 3 }, 'config.json: num_attention_heads: 3 does not divide hidden_size 128'],
-    [{ hidden_size: 72 }, 'config.json: num_attention_heads: 8 gives head_dim 9 (hidden_size 72 / 8), odd; RoPE needs an even head_dim'],
+    [
+      { hidden_size: 72 },
+      'config.json: num_attention_heads: 8 gives head_dim 9 (hidden_size 72 / 8), odd; RoPE needs an even head_dim',
+    ],
     [{ head_dim: 15 }, 'config.json: head_dim: 15 is odd; RoPE needs an even head_dim'],
     [{ hidden_act: 'gelu' }, 'config.json: hidden_act: expected one of silu, got "gelu"'],
-    [{ rope_scaling: { type: 'linear', factor: 2 } }, 'config.json: rope_scaling: "linear" scaling is not supported (supported: null or "default")'],
-    [{ rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'config.json: rope_scaling: "llama3" scaling is not supported (supported: null or "default")'],
+    [
+      { rope_scaling: { type: 'linear', factor: 2 } },
+      'config.json: rope_scaling: "linear" scaling is not supported (supported: null or "default")',
+    ],
+    [
+      { rope_scaling: { rope_type: 'llama3', factor: 8 } },
+      'config.json: rope_scaling: "llama3" scaling is not supported (supported: null or "default")',
+    ],
     [{ bos_token_id: -1 }, 'config.json: bos_token_id: expected a token id, a list of token ids, or null, got -1'],
   ])('llama %j', (change, message) => {
     expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, ...change }))).toBe(message);
@@ -123,8 +180,9 @@ describe('config errors name config.json and the field', () => {
   });
 
   it('qwen2 sliding window is refused', () => {
-    expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, model_type: 'qwen2', use_sliding_window: true })))
-      .toBe('config.json: use_sliding_window: sliding-window attention is not supported');
+    expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, model_type: 'qwen2', use_sliding_window: true }))).toBe(
+      'config.json: use_sliding_window: sliding-window attention is not supported',
+    );
   });
 
   it('readConfig: missing or malformed config.json', () => {
@@ -165,8 +223,15 @@ describe('expectedTensorShapes', () => {
   });
 
   it('OPT-350m layout: project_in/out, no final layer norm when post-LN', () => {
-    const cfg = parseConfig({ ...preset('opt-125m'), hidden_size: 1024, word_embed_proj_dim: 512, ffn_dim: 4096,
-      num_attention_heads: 16, num_hidden_layers: 1, do_layer_norm_before: false });
+    const cfg = parseConfig({
+      ...preset('opt-125m'),
+      hidden_size: 1024,
+      word_embed_proj_dim: 512,
+      ffn_dim: 4096,
+      num_attention_heads: 16,
+      num_hidden_layers: 1,
+      do_layer_norm_before: false,
+    });
     const shapes = expectedTensorShapes(cfg);
     expect(shapes.get('model.decoder.embed_tokens.weight')).toEqual([50272, 512]);
     expect(shapes.get('model.decoder.embed_positions.weight')).toEqual([2050, 1024]);
@@ -178,17 +243,25 @@ describe('expectedTensorShapes', () => {
   });
 
   it('OPT without biases or layer-norm affine parameters', () => {
-    const shapes = expectedTensorShapes(parseConfig({ ...optRaw, enable_bias: false, layer_norm_elementwise_affine: false }));
+    const shapes = expectedTensorShapes(
+      parseConfig({ ...optRaw, enable_bias: false, layer_norm_elementwise_affine: false }),
+    );
     expect([...shapes.keys()].filter((n) => n.endsWith('.bias') || n.includes('layer_norm'))).toEqual([]);
   });
 });
 
 describe('resolveTensorName', () => {
   it('accepts names without the model. prefix and the tied-embedding alias', () => {
-    expect(resolveTensorName(new Set(['decoder.layers.0.fc1.weight']), 'model.decoder.layers.0.fc1.weight')).toBe('decoder.layers.0.fc1.weight');
-    expect(resolveTensorName(new Set(['layers.0.mlp.up_proj.weight']), 'model.layers.0.mlp.up_proj.weight')).toBe('layers.0.mlp.up_proj.weight');
+    expect(resolveTensorName(new Set(['decoder.layers.0.fc1.weight']), 'model.decoder.layers.0.fc1.weight')).toBe(
+      'decoder.layers.0.fc1.weight',
+    );
+    expect(resolveTensorName(new Set(['layers.0.mlp.up_proj.weight']), 'model.layers.0.mlp.up_proj.weight')).toBe(
+      'layers.0.mlp.up_proj.weight',
+    );
     expect(resolveTensorName(new Set(['lm_head.weight']), 'model.embed_tokens.weight')).toBe('lm_head.weight');
-    expect(resolveTensorName(new Set(['model.embed_tokens.weight', 'lm_head.weight']), 'model.embed_tokens.weight')).toBe('model.embed_tokens.weight');
+    expect(
+      resolveTensorName(new Set(['model.embed_tokens.weight', 'lm_head.weight']), 'model.embed_tokens.weight'),
+    ).toBe('model.embed_tokens.weight');
     expect(resolveTensorName(new Set(['x']), 'model.norm.weight')).toBeUndefined();
   });
 });
@@ -205,27 +278,35 @@ describe('checkTensors', () => {
   });
 
   it('a wrong shape', () => {
-    const index = indexOf(tiny, (m) => m.set('model.layers.0.self_attn.q_proj.weight', { dtype: 'F32', shape: [64, 128] }));
+    const index = indexOf(tiny, (m) =>
+      m.set('model.layers.0.self_attn.q_proj.weight', { dtype: 'F32', shape: [64, 128] }),
+    );
     expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe(
-      'model.safetensors: model.layers.0.self_attn.q_proj.weight: shape [64,128] does not match config (expected [128,128])');
+      'model.safetensors: model.layers.0.self_attn.q_proj.weight: shape [64,128] does not match config (expected [128,128])',
+    );
   });
 
   it('a missing tensor', () => {
     const index = indexOf(tiny, (m) => m.delete('model.layers.1.mlp.up_proj.weight'));
     expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe(
-      'model.safetensors: model.layers.1.mlp.up_proj.weight: missing (expected shape [384,128] from config.json)');
+      'model.safetensors: model.layers.1.mlp.up_proj.weight: missing (expected shape [384,128] from config.json)',
+    );
   });
 
   it('an untied model needs its own embedding and lm_head', () => {
     const untied = parseConfig({ ...tinyRaw, tie_word_embeddings: false });
     const index = indexOf(untied, (m) => m.delete('model.embed_tokens.weight'));
-    expect(inputErrorMessage(() => checkTensors('m.safetensors', untied, index))).toMatch(/model\.embed_tokens\.weight: missing/);
+    expect(inputErrorMessage(() => checkTensors('m.safetensors', untied, index))).toMatch(
+      /model\.embed_tokens\.weight: missing/,
+    );
     const noHead = indexOf(untied, (m) => m.delete('lm_head.weight'));
     expect(inputErrorMessage(() => checkTensors('m.safetensors', untied, noHead))).toMatch(/lm_head\.weight: missing/);
   });
 
   it('an integer tensor where weights belong', () => {
     const index = indexOf(tiny, (m) => m.set('model.norm.weight', { dtype: 'I32', shape: [128] }));
-    expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe('model.safetensors: model.norm.weight: dtype I32 is not a float type');
+    expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe(
+      'model.safetensors: model.norm.weight: dtype I32 is not a float type',
+    );
   });
 });

@@ -42,12 +42,26 @@ function headerOf(bytes: Buffer): { n: number; json: string } {
 }
 
 describe('writer + reader round trip', () => {
-  const shapes: Record<Dtype, number[]> = { F64: [3], F32: [2, 3], F16: [5], BF16: [1, 7], I64: [4], I32: [3, 1], U8: [9], I8: [2, 2] };
+  const shapes: Record<Dtype, number[]> = {
+    F64: [3],
+    F32: [2, 3],
+    F16: [5],
+    BF16: [1, 7],
+    I64: [4],
+    I32: [3, 1],
+    U8: [9],
+    I8: [2, 2],
+  };
 
   it('every dtype comes back bit-exactly', () => {
     const tensors = (Object.keys(shapes) as Dtype[]).map((dtype, i) => ({
-      name: `t.${dtype}`, dtype, shape: shapes[dtype],
-      data: randomBytes(shapes[dtype].reduce((a, b) => a * b, DTYPES[dtype].bytes), i + 1),
+      name: `t.${dtype}`,
+      dtype,
+      shape: shapes[dtype],
+      data: randomBytes(
+        shapes[dtype].reduce((a, b) => a * b, DTYPES[dtype].bytes),
+        i + 1,
+      ),
     }));
     const file = tmpFile();
     writeSafetensors(file, tensors, { format: 'pt' });
@@ -114,31 +128,36 @@ describe('writer + reader round trip', () => {
 
   it('rejects data of the wrong type or length (programming errors, not InputError)', () => {
     const file = tmpFile();
-    expect(() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [2], data: new Int32Array(2) }])).toThrow(/needs Float32Array/);
-    expect(() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }])).toThrow(/do not fit/);
+    expect(() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [2], data: new Int32Array(2) }])).toThrow(
+      /needs Float32Array/,
+    );
+    expect(() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }])).toThrow(
+      /do not fit/,
+    );
     expect(fs.existsSync(file)).toBe(false);
   });
 });
 
-describe('writer layout is the HF library\'s', () => {
+describe("writer layout is the HF library's", () => {
   // Test vectors from huggingface/safetensors (safetensors/src/tensor.rs: test_serialization,
   // test_empty, test_serialization_forced_alignement).
   const f32Data = new Float32Array([0, 1, 2, 3, 4, 5]);
 
   it('matches test_serialization byte for byte', () => {
     expect([...written([{ name: 'attn.0', dtype: 'F32', shape: [1, 2, 3], data: f32Data }])]).toEqual([
-      64, 0, 0, 0, 0, 0, 0, 0, 123, 34, 97, 116, 116, 110, 46, 48, 34, 58, 123, 34, 100,
-      116, 121, 112, 101, 34, 58, 34, 70, 51, 50, 34, 44, 34, 115, 104, 97, 112, 101, 34,
-      58, 91, 49, 44, 50, 44, 51, 93, 44, 34, 100, 97, 116, 97, 95, 111, 102, 102, 115,
-      101, 116, 115, 34, 58, 91, 48, 44, 50, 52, 93, 125, 125, 0, 0, 0, 0, 0, 0, 128, 63,
-      0, 0, 0, 64, 0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64,
+      64, 0, 0, 0, 0, 0, 0, 0, 123, 34, 97, 116, 116, 110, 46, 48, 34, 58, 123, 34, 100, 116, 121, 112, 101, 34, 58, 34,
+      70, 51, 50, 34, 44, 34, 115, 104, 97, 112, 101, 34, 58, 91, 49, 44, 50, 44, 51, 93, 44, 34, 100, 97, 116, 97, 95,
+      111, 102, 102, 115, 101, 116, 115, 34, 58, 91, 48, 44, 50, 52, 93, 125, 125, 0, 0, 0, 0, 0, 0, 128, 63, 0, 0, 0,
+      64, 0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64,
     ]);
   });
 
   it('matches test_serialization_forced_alignement (space padding)', () => {
     const bytes = written([{ name: 'attn0', dtype: 'F32', shape: [1, 1, 2, 3], data: f32Data }]);
     expect([...bytes.subarray(0, 8)]).toEqual([72, 0, 0, 0, 0, 0, 0, 0]);
-    expect(bytes.subarray(8, 80).toString()).toBe('{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ');
+    expect(bytes.subarray(8, 80).toString()).toBe(
+      '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ',
+    );
   });
 
   it('matches test_empty, with and without metadata', () => {
@@ -147,29 +166,46 @@ describe('writer layout is the HF library\'s', () => {
   });
 
   it('orders tensors by dtype alignment, then name, contiguously', () => {
-    const bytes = written([
-      { name: 'b16', dtype: 'F16', shape: [3], data: new Uint16Array(3) },
-      { name: 'u8', dtype: 'U8', shape: [3], data: new Uint8Array(3) },
-      { name: 'z32', dtype: 'F32', shape: [1], data: new Float32Array(1) },
-      { name: 'a32', dtype: 'F32', shape: [1], data: new Float32Array(1) },
-      { name: 'i64', dtype: 'I64', shape: [1], data: new BigInt64Array(1) },
-    ], { b: '2', a: '1' });
+    const bytes = written(
+      [
+        { name: 'b16', dtype: 'F16', shape: [3], data: new Uint16Array(3) },
+        { name: 'u8', dtype: 'U8', shape: [3], data: new Uint8Array(3) },
+        { name: 'z32', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+        { name: 'a32', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+        { name: 'i64', dtype: 'I64', shape: [1], data: new BigInt64Array(1) },
+      ],
+      { b: '2', a: '1' },
+    );
     const header = JSON.parse(headerOf(bytes).json);
     expect(Object.keys(header)).toEqual(['__metadata__', 'i64', 'a32', 'z32', 'b16', 'u8']);
     expect(Object.keys(header.__metadata__)).toEqual(['a', 'b']);
-    expect(Object.values(header).slice(1).map((t) => (t as { data_offsets: number[] }).data_offsets))
-      .toEqual([[0, 8], [8, 12], [12, 16], [16, 22], [22, 25]]);
+    expect(
+      Object.values(header)
+        .slice(1)
+        .map((t) => (t as { data_offsets: number[] }).data_offsets),
+    ).toEqual([
+      [0, 8],
+      [8, 12],
+      [12, 16],
+      [16, 22],
+      [22, 25],
+    ]);
     expect((8 + headerOf(bytes).n) % 8).toBe(0);
   });
 
   it('keeps integer-like names and metadata keys in layout / sorted order', () => {
-    const bytes = written([
-      { name: 'b', dtype: 'U8', shape: [1], data: new Uint8Array(1) },
-      { name: '10', dtype: 'U8', shape: [1], data: new Uint8Array(1) },
-      { name: '2', dtype: 'U8', shape: [1], data: new Uint8Array(1) },
-    ], { z: '', 7: '' });
-    expect(headerOf(bytes).json.trimEnd()).toBe('{"__metadata__":{"7":"","z":""},"10":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
-      + '"2":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}');
+    const bytes = written(
+      [
+        { name: 'b', dtype: 'U8', shape: [1], data: new Uint8Array(1) },
+        { name: '10', dtype: 'U8', shape: [1], data: new Uint8Array(1) },
+        { name: '2', dtype: 'U8', shape: [1], data: new Uint8Array(1) },
+      ],
+      { z: '', 7: '' },
+    );
+    expect(headerOf(bytes).json.trimEnd()).toBe(
+      '{"__metadata__":{"7":"","z":""},"10":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},' +
+        '"2":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}',
+    );
   });
 
   it('rewrites the TinyStories checkpoint byte-identically', () => {
@@ -245,28 +281,46 @@ describe('malformed files are InputErrors naming the file and the fault', () => 
   });
 
   it('header offsets outside the file', () => {
-    const file = withHeader((h) => { h.b.data_offsets = [1e9, 1e9 + 16]; });
+    const file = withHeader((h) => {
+      h.b.data_offsets = [1e9, 1e9 + 16];
+    });
     expectInputError(file, /b: data_offsets \[1000000000,1000000016\] lie outside the data section/);
   });
 
   it('overlapping tensors', () => {
-    const file = withHeader((h) => { h.b.data_offsets = [8, 24]; });
+    const file = withHeader((h) => {
+      h.b.data_offsets = [8, 24];
+    });
     expectInputError(file, /b: data_offsets \[8,24\] overlap tensor a \[0,16\]/);
   });
 
   it('unknown dtype', () => {
-    const file = withHeader((h) => { h.a.dtype = 'Q4_K'; });
+    const file = withHeader((h) => {
+      h.a.dtype = 'Q4_K';
+    });
     expectInputError(file, /a: unknown dtype "Q4_K" \(supported: .*F32.*\)/);
   });
 
   it('shape x dtype size disagreeing with data_offsets', () => {
-    const file = withHeader((h) => { h.a.shape = [2, 3]; });
+    const file = withHeader((h) => {
+      h.a.shape = [2, 3];
+    });
     expectInputError(file, /a: data_offsets \[0,16\] span 16 bytes but shape \[2,3\] x F32 needs 24/);
   });
 
   it('malformed shape and offsets', () => {
-    expectInputError(withHeader((h) => { h.a.shape = [2, -2]; }), /a: shape \[2,-2\] is not a list of non-negative integers/);
-    expectInputError(withHeader((h) => { h.a.data_offsets = [16, 0]; }), /a: data_offsets \[16,0\] is not \[begin, end\]/);
+    expectInputError(
+      withHeader((h) => {
+        h.a.shape = [2, -2];
+      }),
+      /a: shape \[2,-2\] is not a list of non-negative integers/,
+    );
+    expectInputError(
+      withHeader((h) => {
+        h.a.data_offsets = [16, 0];
+      }),
+      /a: data_offsets \[16,0\] is not \[begin, end\]/,
+    );
   });
 
   it('absurdly large header length', () => {
@@ -278,15 +332,26 @@ describe('malformed files are InputErrors naming the file and the fault', () => 
   });
 
   it('header that is not JSON', () => {
-    expectInputError(withHeader(() => '{"a": {"dtype": '), /header: not valid JSON/);
+    expectInputError(
+      withHeader(() => '{"a": {"dtype": '),
+      /header: not valid JSON/,
+    );
   });
 
   it('header that is not an object', () => {
-    expectInputError(withHeader(() => '[1, 2]'), /header: expected a JSON object/);
+    expectInputError(
+      withHeader(() => '[1, 2]'),
+      /header: expected a JSON object/,
+    );
   });
 
   it('__metadata__ values must be strings', () => {
-    expectInputError(withHeader((h) => { h.__metadata__ = { step: 3 }; }), /__metadata__\.step: expected a string, got 3/);
+    expectInputError(
+      withHeader((h) => {
+        h.__metadata__ = { step: 3 };
+      }),
+      /__metadata__\.step: expected a string, got 3/,
+    );
   });
 });
 
@@ -299,7 +364,10 @@ describe('real checkpoints', () => {
     expect(st.names()).toHaveLength(2 + 9 * cfg.num_hidden_layers);
     expect(st.metadata).toEqual({ format: 'pt', 'model.embed_tokens.weight': 'lm_head.weight' });
     expect(st.info('lm_head.weight')).toEqual({ dtype: 'F32', shape: [cfg.vocab_size, cfg.hidden_size] });
-    expect(st.info('model.layers.1.self_attn.k_proj.weight').shape).toEqual([cfg.num_key_value_heads * headDim, cfg.hidden_size]);
+    expect(st.info('model.layers.1.self_attn.k_proj.weight').shape).toEqual([
+      cfg.num_key_value_heads * headDim,
+      cfg.hidden_size,
+    ]);
     expect(st.info('model.layers.0.mlp.down_proj.weight').shape).toEqual([cfg.hidden_size, cfg.intermediate_size]);
     for (const name of st.names()) {
       const x = st.readF32(name);
@@ -313,8 +381,14 @@ describe('real checkpoints', () => {
     const dir = path.join(dataDir, 'models/opt-tiny-random');
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
     const st = openSafetensors(path.join(dir, 'model.safetensors'));
-    expect(st.info('model.decoder.embed_tokens.weight')).toEqual({ dtype: 'F16', shape: [cfg.vocab_size, cfg.word_embed_proj_dim] });
-    expect(st.info('model.decoder.embed_positions.weight').shape).toEqual([cfg.max_position_embeddings + 2, cfg.hidden_size]);
+    expect(st.info('model.decoder.embed_tokens.weight')).toEqual({
+      dtype: 'F16',
+      shape: [cfg.vocab_size, cfg.word_embed_proj_dim],
+    });
+    expect(st.info('model.decoder.embed_positions.weight').shape).toEqual([
+      cfg.max_position_embeddings + 2,
+      cfg.hidden_size,
+    ]);
     expect(st.info('model.decoder.layers.1.fc1.weight').shape).toEqual([cfg.ffn_dim, cfg.hidden_size]);
     expect(st.has('lm_head.weight')).toBe(false); // tied
     for (const name of st.names()) {

@@ -16,7 +16,6 @@ afterEach(() => {
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
-
 describe('sharedDataDir', () => {
   it('is ../shared/data beside the package root, overridable with WCT_DATA_DIR', () => {
     expect(sharedDataDir()).toBe(dataDir);
@@ -30,7 +29,9 @@ describe('loadEvalText', () => {
     const { kind, text } = loadEvalText('wikitext2');
     expect(kind).toBe('wikitext2');
     expect(sha256(text).startsWith('696cca6b')).toBe(true);
-    const rows = JSON.parse(fs.readFileSync(path.join(dataDir, 'text/wikitext-2-raw/wiki.test.rows.json'), 'utf8')) as string[];
+    const rows = JSON.parse(
+      fs.readFileSync(path.join(dataDir, 'text/wikitext-2-raw/wiki.test.rows.json'), 'utf8'),
+    ) as string[];
     expect(rows).toHaveLength(4358);
     expect(text).toBe(rows.join('\n\n'));
   });
@@ -49,14 +50,20 @@ describe('loadEvalText', () => {
 
   it('named datasets follow WCT_DATA_DIR', () => {
     process.env.WCT_DATA_DIR = tmp;
-    expect(inputErrorMessage(() => loadEvalText('wikitext2'))).toBe(`${path.join(tmp, 'text/wikitext-2-raw/wiki.test.joined.txt')}: file: not found`);
+    expect(inputErrorMessage(() => loadEvalText('wikitext2'))).toBe(
+      `${path.join(tmp, 'text/wikitext-2-raw/wiki.test.joined.txt')}: file: not found`,
+    );
   });
 
   it('a .txt or .raw path is read as is (TinyStories sample, sha256 9d644560...)', () => {
     const file = path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt');
     expect(sha256(loadEvalText(file).text).startsWith('9d644560')).toBe(true);
     fs.writeFileSync(path.join(tmp, 'a.raw'), 'x\r\ny\n');
-    expect(loadEvalText(path.join(tmp, 'a.raw'))).toEqual({ kind: 'file', path: path.join(tmp, 'a.raw'), text: 'x\r\ny\n' });
+    expect(loadEvalText(path.join(tmp, 'a.raw'))).toEqual({
+      kind: 'file',
+      path: path.join(tmp, 'a.raw'),
+      text: 'x\r\ny\n',
+    });
   });
 
   it('a .jsonl path: text fields joined with " ", blank lines skipped', () => {
@@ -68,10 +75,16 @@ describe('loadEvalText', () => {
   it('bad inputs name the file and the line', () => {
     const file = path.join(tmp, 'bad.jsonl');
     fs.writeFileSync(file, '{"text": "ok"}\n{"text": 3}\n');
-    expect(inputErrorMessage(() => loadEvalText(file))).toBe(`${file}: line 2: expected an object with a string "text" field`);
+    expect(inputErrorMessage(() => loadEvalText(file))).toBe(
+      `${file}: line 2: expected an object with a string "text" field`,
+    );
     fs.writeFileSync(file, '{"text": "ok"}\n{"text": \n');
     expect(inputErrorMessage(() => loadEvalText(file))).toMatch(new RegExp(`^${file}: line 2: not valid JSON`));
-    expect(inputErrorMessage(() => loadEvalText(path.join(tmp, 'missing.txt')))).toBe(`${path.join(tmp, 'missing.txt')}: file: not found`);
-    expect(inputErrorMessage(() => loadEvalText('wikitext103'))).toBe('wikitext103: data: expected wikitext2, c4, or a path to a .txt, .raw or .jsonl file');
+    expect(inputErrorMessage(() => loadEvalText(path.join(tmp, 'missing.txt')))).toBe(
+      `${path.join(tmp, 'missing.txt')}: file: not found`,
+    );
+    expect(inputErrorMessage(() => loadEvalText('wikitext103'))).toBe(
+      'wikitext103: data: expected wikitext2, c4, or a path to a .txt, .raw or .jsonl file',
+    );
   });
 });

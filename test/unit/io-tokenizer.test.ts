@@ -17,7 +17,11 @@ import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 const read = (rel: string) => fs.readFileSync(path.join(dataDir, rel), 'utf8');
 const wikitext = read('text/wikitext-2-raw/wiki.test.joined.txt');
 const stories = read('text/tinystories/tinystories-valid-sample.txt');
-const c4 = read('text/c4/c4-en-sample.jsonl').trim().split('\n').map((l) => JSON.parse(l).text as string).join(' ');
+const c4 = read('text/c4/c4-en-sample.jsonl')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l).text as string)
+  .join(' ');
 const gpt2Dir = path.join(dataDir, 'tokenizers/gpt2');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-io-tok-'));
@@ -64,7 +68,9 @@ describe('TinyStories-656K tokenizer.json', () => {
       expect(pieces.join('')).toBe(sample);
       expect(pieces.length).toBeGreaterThan(sample.length / 4096);
       expect(Array.from(tok.encode(sample))).toEqual(reference.encode(sample).ids);
-      expect(Array.from(tok.encode(sample, { addSpecialTokens: false }))).toEqual(reference.encode(sample, { add_special_tokens: false }).ids);
+      expect(Array.from(tok.encode(sample, { addSpecialTokens: false }))).toEqual(
+        reference.encode(sample, { add_special_tokens: false }).ids,
+      );
     }
   });
 
@@ -88,7 +94,10 @@ describe('TinyStories-656K tokenizer.json', () => {
 describe('GPT-2 BPE from vocab.json + merges.txt', () => {
   const r50k = getEncoding('r50k_base');
 
-  it.each([['WikiText-2', wikitext], ['C4 sample', c4]])('%s: opt-tiny-random = </s> + tiktoken r50k_base, id for id', (_, text) => {
+  it.each([
+    ['WikiText-2', wikitext],
+    ['C4 sample', c4],
+  ])('%s: opt-tiny-random = </s> + tiktoken r50k_base, id for id', (_, text) => {
     const tok = loadTokenizer(optTinyDir);
     const ids = tok.encode(text);
     expect(ids[0]).toBe(2);
@@ -110,8 +119,16 @@ describe('GPT-2 BPE from vocab.json + merges.txt', () => {
   });
 
   it('tokenizer_config.json overrides the BOS choice', () => {
-    const files = { 'vocab.json': read('tokenizers/gpt2/vocab.json'), 'merges.txt': read('tokenizers/gpt2/merges.txt') };
-    const tok = loadTokenizer(dirWith({ ...files, 'tokenizer_config.json': JSON.stringify({ bos_token: '<|endoftext|>', add_bos_token: true }) }));
+    const files = {
+      'vocab.json': read('tokenizers/gpt2/vocab.json'),
+      'merges.txt': read('tokenizers/gpt2/merges.txt'),
+    };
+    const tok = loadTokenizer(
+      dirWith({
+        ...files,
+        'tokenizer_config.json': JSON.stringify({ bos_token: '<|endoftext|>', add_bos_token: true }),
+      }),
+    );
     expect(Array.from(tok.encode('Hello'))).toEqual([50256, 15496]);
   });
 });
@@ -129,27 +146,40 @@ describe('bad tokenizer files are InputErrors naming the file', () => {
 
   it('no tokenizer files at all', () => {
     const dir = dirWith({});
-    expect(messageOf(dir)).toBe(`${dir}: tokenizer.json: not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer`);
+    expect(messageOf(dir)).toBe(
+      `${dir}: tokenizer.json: not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer`,
+    );
   });
 
   it('malformed or unusable tokenizer.json', () => {
     expect(messageOf(dirWith({ 'tokenizer.json': '{"model": ' }))).toMatch(/tokenizer\.json: file: not valid JSON/);
     expect(messageOf(dirWith({ 'tokenizer.json': '[]' }))).toMatch(/tokenizer\.json: file: expected a JSON object/);
-    expect(messageOf(dirWith({ 'tokenizer.json': '{"model": {"type": "Nope"}}' }))).toMatch(/tokenizer\.json: file: not a usable tokenizer/);
+    expect(messageOf(dirWith({ 'tokenizer.json': '{"model": {"type": "Nope"}}' }))).toMatch(
+      /tokenizer\.json: file: not a usable tokenizer/,
+    );
   });
 
   it('malformed tokenizer_config.json', () => {
-    const dir = dirWith({ 'tokenizer.json': read('models/tinystories-656k/tokenizer.json'), 'tokenizer_config.json': '{' });
+    const dir = dirWith({
+      'tokenizer.json': read('models/tinystories-656k/tokenizer.json'),
+      'tokenizer_config.json': '{',
+    });
     expect(messageOf(dir)).toMatch(/tokenizer_config\.json: file: not valid JSON/);
   });
 
   it('vocab.json without merges.txt, and malformed BPE files', () => {
     expect(messageOf(dirWith({ 'vocab.json': '{"a": 0}' }))).toMatch(/merges\.txt: file: not found$/);
-    expect(messageOf(dirWith({ 'vocab.json': '["a"]', 'merges.txt': '' }))).toMatch(/vocab\.json: file: expected a JSON object/);
-    expect(messageOf(dirWith({ 'vocab.json': '{"a": -1}', 'merges.txt': '' }))).toMatch(/vocab\.json: "a": expected a non-negative integer id, got -1/);
-    expect(messageOf(dirWith({ 'vocab.json': '{"a": 0, "b": 1}', 'merges.txt': '#version: 0.2\na b c\n' })))
-      .toMatch(/merges\.txt: line 2: expected two space-separated symbols, got "a b c"/);
-    expect(messageOf(dirWith({ 'vocab.json': '{"a": 0, "b": 1}', 'merges.txt': 'a b\n' })))
-      .toMatch(/merges\.txt: line 1: merge result "ab" is not in vocab\.json/);
+    expect(messageOf(dirWith({ 'vocab.json': '["a"]', 'merges.txt': '' }))).toMatch(
+      /vocab\.json: file: expected a JSON object/,
+    );
+    expect(messageOf(dirWith({ 'vocab.json': '{"a": -1}', 'merges.txt': '' }))).toMatch(
+      /vocab\.json: "a": expected a non-negative integer id, got -1/,
+    );
+    expect(messageOf(dirWith({ 'vocab.json': '{"a": 0, "b": 1}', 'merges.txt': '#version: 0.2\na b c\n' }))).toMatch(
+      /merges\.txt: line 2: expected two space-separated symbols, got "a b c"/,
+    );
+    expect(messageOf(dirWith({ 'vocab.json': '{"a": 0, "b": 1}', 'merges.txt': 'a b\n' }))).toMatch(
+      /merges\.txt: line 1: merge result "ab" is not in vocab\.json/,
+    );
   });
 });

@@ -15,7 +15,14 @@ import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, readAdapter, writeAdapter } 
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { DenseLinear } from '../../src/models/linear.js';
 import { loadModel } from '../../src/models/load.js';
-import { applyLora, loadAdapter, loraLayersOf, loraParameters, mergeLora, type LoraConfig } from '../../src/models/lora.js';
+import {
+  applyLora,
+  loadAdapter,
+  loraLayersOf,
+  loraParameters,
+  mergeLora,
+  type LoraConfig,
+} from '../../src/models/lora.js';
 import { LoraLinear } from '../../src/models/lora-linear.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { PackedLinear } from '../../src/models/packed-linear.js';
@@ -26,7 +33,15 @@ import { quantizeOptions } from '../../src/recipe/quantize-options.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 
-const LLAMA_TARGETS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+const LLAMA_TARGETS = [
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'mlp.gate_proj',
+  'mlp.up_proj',
+  'mlp.down_proj',
+];
 const DESIGN: LoraConfig = { rank: 64, alpha: 16, dropout: 0.1, targets: 'all' };
 const IDS = Int32Array.from([1, 17, 300, 45, 9, 1000, 2, 77, 5, 12, 400, 33]);
 
@@ -84,7 +99,11 @@ describe('LoraLinear', () => {
     for (let i = 0; i < l.b.size; i++) l.b.data[i] = Math.sin(i);
     const y = l.forward(x).data;
     const y0 = base.forward(x).data;
-    for (const [row, col] of [[0, 0], [4, 23], [2, 11]]) {
+    for (const [row, col] of [
+      [0, 0],
+      [4, 23],
+      [2, 11],
+    ]) {
       let delta = 0;
       for (let r = 0; r < 8; r++) {
         let xa = 0;
@@ -128,7 +147,10 @@ describe('applyLora', () => {
       expect(l.training).toBe(false);
     }
     const { names, params } = loraParameters(layers);
-    expect(names.slice(0, 2)).toEqual(['model.layers.0.self_attn.q_proj.lora_A.weight', 'model.layers.0.self_attn.q_proj.lora_B.weight']);
+    expect(names.slice(0, 2)).toEqual([
+      'model.layers.0.self_attn.q_proj.lora_A.weight',
+      'model.layers.0.self_attn.q_proj.lora_B.weight',
+    ]);
     expect(params).toHaveLength(28);
     // q, o: 128x128; k, v: 64x128; gate, up: 384x128; down: 128x384
     const perBlock = 64 * (256 + 192 + 192 + 256 + 512 + 512 + 512);
@@ -137,10 +159,14 @@ describe('applyLora', () => {
     // the order does not depend on how the targets are listed, and a seed gives the same init
     const again = applyLora(loadModel(tinyStoriesDir), { ...DESIGN, targets: [...LLAMA_TARGETS].reverse() }, 0);
     expect([...again.keys()]).toEqual([...layers.keys()]);
-    expect(again.get('model.layers.1.mlp.down_proj')!.a.data).toEqual(layers.get('model.layers.1.mlp.down_proj')!.a.data);
+    expect(again.get('model.layers.1.mlp.down_proj')!.a.data).toEqual(
+      layers.get('model.layers.1.mlp.down_proj')!.a.data,
+    );
     // ... and a layer's init does not depend on which other layers are targeted
     const alone = applyLora(loadModel(tinyStoriesDir), { ...DESIGN, targets: ['mlp.down_proj'] }, 0);
-    expect(alone.get('model.layers.1.mlp.down_proj')!.a.data).toEqual(layers.get('model.layers.1.mlp.down_proj')!.a.data);
+    expect(alone.get('model.layers.1.mlp.down_proj')!.a.data).toEqual(
+      layers.get('model.layers.1.mlp.down_proj')!.a.data,
+    );
   });
 
   it('setTraining switches every adapter’s dropout', () => {
@@ -158,7 +184,10 @@ describe('applyLora', () => {
     const layers = applyLora(model, { rank: 2, alpha: 4, dropout: 0, targets: ['fc1', 'self_attn.v_proj'] }, 0);
     const n = model.numBlocks;
     expect(layers.size).toBe(2 * n);
-    expect([...layers.keys()].slice(0, 2)).toEqual(['model.decoder.layers.0.self_attn.v_proj', 'model.decoder.layers.0.fc1']);
+    expect([...layers.keys()].slice(0, 2)).toEqual([
+      'model.decoder.layers.0.self_attn.v_proj',
+      'model.decoder.layers.0.fc1',
+    ]);
   });
 
   it('rejects an unknown target (listing the valid ones), a rank too large for a layer, a rank below 1 — before changing the model', () => {
@@ -168,7 +197,9 @@ describe('applyLora', () => {
       /"q_proj" is not a linear .*valid: self_attn\.q_proj, self_attn\.k_proj, .*mlp\.down_proj/,
     );
     // k_proj is [64, 128]: rank 65 does not fit
-    expect(() => applyLora(model, { ...DESIGN, rank: 65 }, 0)).toThrow(/rank 65 .*model\.layers\.0\.self_attn\.k_proj.*\[64, 128\].*rank <= 64/);
+    expect(() => applyLora(model, { ...DESIGN, rank: 65 }, 0)).toThrow(
+      /rank 65 .*model\.layers\.0\.self_attn\.k_proj.*\[64, 128\].*rank <= 64/,
+    );
     expect(() => applyLora(model, { ...DESIGN, rank: 0 }, 0)).toThrow(/rank 0/);
     expect(loraLayersOf(model).size).toBe(0);
   });
@@ -195,7 +226,10 @@ describe('mergeLora', () => {
       const isMerged = layers.has(name.replace(/\.weight$/, ''));
       expect(t === originals.get(name), name).toBe(!isMerged);
       // the base's own tensors are never written to: merged weights are new tensors
-      expect(Buffer.compare(Buffer.from(originals.get(name)!.data.buffer), Buffer.from(baseCopies.get(name)!.buffer)), name).toBe(0);
+      expect(
+        Buffer.compare(Buffer.from(originals.get(name)!.data.buffer), Buffer.from(baseCopies.get(name)!.buffer)),
+        name,
+      ).toBe(0);
       if (isMerged) expect((model.linears().get(name.replace(/\.weight$/, '')) as DenseLinear).weight).toBe(t);
     }
   });
@@ -213,7 +247,9 @@ describe('mergeLora, exactly', () => {
     const adapted = new Map([...layers].map(([name, l]) => [name, l.forward(xs.get(name)!).data]));
     mergeLora(model);
     for (const [name, layer] of model.linears()) {
-      expect(maxAbsDiff(layer.forward(xs.get(name)!).data, adapted.get(name)!), name).toBeLessThanOrEqual(Math.max(1e-5, layer.inFeatures * 2 ** -24));
+      expect(maxAbsDiff(layer.forward(xs.get(name)!).data, adapted.get(name)!), name).toBeLessThanOrEqual(
+        Math.max(1e-5, layer.inFeatures * 2 ** -24),
+      );
     }
   });
 
@@ -239,18 +275,36 @@ describe('PEFT adapter files', () => {
     try {
       expect(st.metadata).toEqual({ format: 'pt' });
       expect(st.names().sort()).toEqual(
-        [...layers.keys()].flatMap((n) => [`base_model.model.${n}.lora_A.weight`, `base_model.model.${n}.lora_B.weight`]).sort(),
+        [...layers.keys()]
+          .flatMap((n) => [`base_model.model.${n}.lora_A.weight`, `base_model.model.${n}.lora_B.weight`])
+          .sort(),
       );
-      expect(st.info('base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight')).toEqual({ dtype: 'F32', shape: [64, 128] });
-      expect(st.info('base_model.model.model.layers.1.mlp.down_proj.lora_B.weight')).toEqual({ dtype: 'F32', shape: [128, 64] });
+      expect(st.info('base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight')).toEqual({
+        dtype: 'F32',
+        shape: [64, 128],
+      });
+      expect(st.info('base_model.model.model.layers.1.mlp.down_proj.lora_B.weight')).toEqual({
+        dtype: 'F32',
+        shape: [128, 64],
+      });
     } finally {
       st.close();
     }
     expect(JSON.parse(fs.readFileSync(path.join(dir, ADAPTER_CONFIG_FILE), 'utf8'))).toEqual({
-      peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 64, lora_alpha: 16, lora_dropout: 0.1,
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: 64,
+      lora_alpha: 16,
+      lora_dropout: 0.1,
       target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-      bias: 'none', fan_in_fan_out: false, inference_mode: true, modules_to_save: null, base_model_name_or_path: tinyStoriesDir,
-      init_lora_weights: true, use_rslora: false, layers_to_transform: null,
+      bias: 'none',
+      fan_in_fan_out: false,
+      inference_mode: true,
+      modules_to_save: null,
+      base_model_name_or_path: tinyStoriesDir,
+      init_lora_weights: true,
+      use_rslora: false,
+      layers_to_transform: null,
     });
     const back = readAdapter(dir);
     expect(back.config).toEqual(JSON.parse(fs.readFileSync(path.join(dir, ADAPTER_CONFIG_FILE), 'utf8')));
@@ -277,7 +331,9 @@ describe('PEFT adapter files', () => {
     const notAdapter = path.join(tmp, 'not-adapter');
     fs.mkdirSync(notAdapter);
     fs.writeFileSync(path.join(notAdapter, 'config.json'), '{}');
-    expect(inputErrorMessage(() => writeAdapter(notAdapter, layers, DESIGN, tinyStoriesDir))).toMatch(/not an adapter directory/);
+    expect(inputErrorMessage(() => writeAdapter(notAdapter, layers, DESIGN, tinyStoriesDir))).toMatch(
+      /not an adapter directory/,
+    );
     expect(fs.readdirSync(notAdapter)).toEqual(['config.json']);
   });
 
@@ -294,22 +350,34 @@ describe('PEFT adapter files', () => {
 
     const noWeights = copy('no-weights');
     fs.rmSync(path.join(noWeights, ADAPTER_WEIGHTS_FILE));
-    expect(inputErrorMessage(() => readAdapter(noWeights))).toBe(`${path.join(noWeights, ADAPTER_WEIGHTS_FILE)}: file: not found`);
+    expect(inputErrorMessage(() => readAdapter(noWeights))).toBe(
+      `${path.join(noWeights, ADAPTER_WEIGHTS_FILE)}: file: not found`,
+    );
     const noConfig = copy('no-config');
     fs.rmSync(path.join(noConfig, ADAPTER_CONFIG_FILE));
-    expect(inputErrorMessage(() => readAdapter(noConfig))).toBe(`${path.join(noConfig, ADAPTER_CONFIG_FILE)}: file: not found`);
+    expect(inputErrorMessage(() => readAdapter(noConfig))).toBe(
+      `${path.join(noConfig, ADAPTER_CONFIG_FILE)}: file: not found`,
+    );
     const rslora = copy('rslora');
     const cfgFile = path.join(rslora, ADAPTER_CONFIG_FILE);
     fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), use_rslora: true }));
     expect(inputErrorMessage(() => readAdapter(rslora))).toMatch(/adapter_config\.json: use_rslora: expected false/);
     const badR = copy('bad-r');
-    fs.writeFileSync(path.join(badR, ADAPTER_CONFIG_FILE), JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), r: 8, use_rslora: false }));
+    fs.writeFileSync(
+      path.join(badR, ADAPTER_CONFIG_FILE),
+      JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), r: 8, use_rslora: false }),
+    );
     expect(inputErrorMessage(() => readAdapter(badR))).toMatch(/lora_A\.weight: shape \[4,128\] does not match r = 8/);
 
     // an adapter for OPT over TinyStories: the module does not exist
     const opt = loadModel(optTinyDir);
     const optDir = path.join(tmp, 'opt-adapter');
-    writeAdapter(optDir, applyLora(opt, { rank: 2, alpha: 4, dropout: 0, targets: ['fc1'] }, 0), { rank: 2, alpha: 4, dropout: 0 }, 'opt');
+    writeAdapter(
+      optDir,
+      applyLora(opt, { rank: 2, alpha: 4, dropout: 0, targets: ['fc1'] }, 0),
+      { rank: 2, alpha: 4, dropout: 0 },
+      'opt',
+    );
     const target = loadModel(tinyStoriesDir);
     expect(inputErrorMessage(() => loadAdapter(target, optDir))).toMatch(
       /adapter_model\.safetensors: base_model\.model\.model\.decoder\.layers\.\d\.fc1\.lora_A\.weight: the model has no linear layer/,
@@ -317,8 +385,14 @@ describe('PEFT adapter files', () => {
     // the right names with a wrong in_features
     const wrongShape = path.join(tmp, 'wrong-shape');
     const rng = new Rng(1);
-    writeAdapter(wrongShape, new Map([['model.layers.0.self_attn.q_proj', { a: randomTensor([4, 100], rng), b: randomTensor([128, 4], rng) }]]),
-      { rank: 4, alpha: 8, dropout: 0 }, 'tinystories');
+    writeAdapter(
+      wrongShape,
+      new Map([
+        ['model.layers.0.self_attn.q_proj', { a: randomTensor([4, 100], rng), b: randomTensor([128, 4], rng) }],
+      ]),
+      { rank: 4, alpha: 8, dropout: 0 },
+      'tinystories',
+    );
     expect(inputErrorMessage(() => loadAdapter(target, wrongShape))).toBe(
       `${path.join(wrongShape, ADAPTER_WEIGHTS_FILE)}: base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight: ` +
         'shape [4,100] does not match model.layers.0.self_attn.q_proj (expected [4, 128])',
@@ -332,7 +406,9 @@ describe('QLoRA: adapters over a packed model', () => {
   let packedDir: string;
   beforeAll(() => {
     packedDir = path.join(tmp, 'rtn4');
-    quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeOptions({ method: 'rtn', wbits: 4, nsamples: 1 }), { force: false });
+    quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeOptions({ method: 'rtn', wbits: 4, nsamples: 1 }), {
+      force: false,
+    });
   });
 
   it('wraps every PackedLinear; forward and backward reach A and B only', () => {
@@ -357,7 +433,9 @@ describe('QLoRA: adapters over a packed model', () => {
   it('refuses to merge into the packed base, before changing anything', () => {
     const model = loadModel(packedDir);
     applyLora(model, { rank: 4, alpha: 8, dropout: 0, targets: 'all' }, 0);
-    expect(() => mergeLora(model)).toThrow(/model\.layers\.0\.self_attn\.q_proj: merging LoRA into packed low-bit weights would requantize them/);
+    expect(() => mergeLora(model)).toThrow(
+      /model\.layers\.0\.self_attn\.q_proj: merging LoRA into packed low-bit weights would requantize them/,
+    );
     expect(loraLayersOf(model).size).toBe(14);
   });
 });

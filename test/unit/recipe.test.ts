@@ -18,11 +18,27 @@ function write(name: string, text: string): string {
 }
 
 /** A minimal valid recipe's sections, as YAML lines. */
-const MINIMAL = ['model:', '  path: model', 'data:', '  path: data.json', '  format: alpaca', 'train:', '  steps: 10', 'output:', '  dir: out'];
+const MINIMAL = [
+  'model:',
+  '  path: model',
+  'data:',
+  '  path: data.json',
+  '  format: alpaca',
+  'train:',
+  '  steps: 10',
+  'output:',
+  '  dir: out',
+];
 const minimal = (...extra: string[]) => `${[...MINIMAL, ...extra].join('\n')}\n`;
 
 describe('shipped recipes', () => {
-  const shipped = ['recipes/alpaca.yaml', 'recipes/alpaca-rank8.yaml', 'recipes/opt-tiny.yaml', 'configs/recipes/opt-125m-alpaca.yaml', 'configs/recipes/llama-7b-alpaca.yaml'];
+  const shipped = [
+    'recipes/alpaca.yaml',
+    'recipes/alpaca-rank8.yaml',
+    'recipes/opt-tiny.yaml',
+    'configs/recipes/opt-125m-alpaca.yaml',
+    'configs/recipes/llama-7b-alpaca.yaml',
+  ];
 
   it.each(shipped)('%s validates', (name) => {
     const { recipe, file, hash, raw } = loadRecipe(path.join(repoRoot, name));
@@ -30,7 +46,9 @@ describe('shipped recipes', () => {
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
     expect(raw).not.toHaveProperty('extends');
     expect(recipe.method).toBe('wct');
-    expect(path.isAbsolute(recipe.model.path) && path.isAbsolute(recipe.data.path) && path.isAbsolute(recipe.output.dir)).toBe(true);
+    expect(
+      path.isAbsolute(recipe.model.path) && path.isAbsolute(recipe.data.path) && path.isAbsolute(recipe.output.dir),
+    ).toBe(true);
   });
 
   it('recipes/ name files that exist in the shared data', () => {
@@ -46,13 +64,34 @@ describe('shipped recipes', () => {
   it('alpaca.yaml: its own values over the defaults', () => {
     const { recipe } = loadRecipe(path.join(repoRoot, 'recipes/alpaca.yaml'));
     expect(recipe.model.path).toBe(path.join(dataDir, 'models/tinystories-656k'));
-    expect(recipe.model.quantize).toMatchObject({ method: 'owq', wbits: 3, target_bit: 3.1, tuning: 'mse', nsamples: 128, percdamp: 0.01 });
+    expect(recipe.model.quantize).toMatchObject({
+      method: 'owq',
+      wbits: 3,
+      target_bit: 3.1,
+      tuning: 'mse',
+      nsamples: 128,
+      percdamp: 0.01,
+    });
     expect(recipe.model.quantize?.target_rank).toBeUndefined();
-    expect(recipe.data).toMatchObject({ format: 'alpaca', template: 'alpaca', max_length: 256, validation: { count: 100 } });
+    expect(recipe.data).toMatchObject({
+      format: 'alpaca',
+      template: 'alpaca',
+      max_length: 256,
+      validation: { count: 100 },
+    });
     expect(recipe.train).toMatchObject({ steps: 150, micro_batch: 4, grad_accum: 4, max_grad_norm: 0.3, seed: 0 });
-    expect(recipe.train.optimizer).toEqual({ name: 'adamw', lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0 });
+    expect(recipe.train.optimizer).toEqual({
+      name: 'adamw',
+      lr: 1e-2,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weight_decay: 0,
+    });
     expect(recipe.train.schedule).toEqual({ kind: 'constant', warmup_ratio: 0.03 });
-    expect(recipe.eval).toEqual({ every: 25, final: [path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt')] });
+    expect(recipe.eval).toEqual({
+      every: 25,
+      final: [path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt')],
+    });
     expect(recipe.output).toEqual({ dir: path.join(repoRoot, 'runs/alpaca'), save_every: 25, keep: 2 });
     expect(recipe.logging).toEqual({ tensorboard: path.join(repoRoot, 'runs/alpaca/tb'), every: 10 });
   });
@@ -78,14 +117,22 @@ describe('shipped recipes', () => {
 describe('recipe errors', () => {
   it('malformed YAML: the parser error with its line', () => {
     const file = write('bad/malformed.yaml', 'model:\n  path: m\ntrain: [1, 2\nother: 3\n');
-    expect(inputErrorMessage(() => loadRecipe(file))).toMatch(new RegExp(`^${file}:4: malformed YAML: .+ \\(column \\d+\\)$`));
+    expect(inputErrorMessage(() => loadRecipe(file))).toMatch(
+      new RegExp(`^${file}:4: malformed YAML: .+ \\(column \\d+\\)$`),
+    );
     const dup = write('bad/duplicate.yaml', minimal('train:', '  steps: 3'));
-    expect(inputErrorMessage(() => loadRecipe(dup))).toMatch(new RegExp(`^${dup}:10: malformed YAML: Map keys must be unique`));
+    expect(inputErrorMessage(() => loadRecipe(dup))).toMatch(
+      new RegExp(`^${dup}:10: malformed YAML: Map keys must be unique`),
+    );
   });
 
   it('an empty file or a list is not a recipe', () => {
-    expect(inputErrorMessage(() => loadRecipe(write('bad/empty.yaml', '# nothing\n')))).toMatch(/empty.yaml:1: \(top level\): the file is empty/);
-    expect(inputErrorMessage(() => loadRecipe(write('bad/list.yaml', '- a\n')))).toMatch(/list.yaml:1: \(top level\): expected a mapping/);
+    expect(inputErrorMessage(() => loadRecipe(write('bad/empty.yaml', '# nothing\n')))).toMatch(
+      /empty.yaml:1: \(top level\): the file is empty/,
+    );
+    expect(inputErrorMessage(() => loadRecipe(write('bad/list.yaml', '- a\n')))).toMatch(
+      /list.yaml:1: \(top level\): expected a mapping/,
+    );
   });
 
   it('a missing recipe file', () => {
@@ -96,14 +143,22 @@ describe('recipe errors', () => {
   it('unknown keys: file, line and dotted key', () => {
     const file = write('bad/unknown.yaml', minimal('  lrr: 1e-3'));
     expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:10 output.lrr: unknown key`);
-    const nested = write('bad/unknown-nested.yaml', minimal('eval:', '  every: 5', '  final: [c4]', 'logging:', '  every: 1', '  tensorbord: tb'));
+    const nested = write(
+      'bad/unknown-nested.yaml',
+      minimal('eval:', '  every: 5', '  final: [c4]', 'logging:', '  every: 1', '  tensorbord: tb'),
+    );
     expect(inputErrorMessage(() => loadRecipe(nested))).toBe(`${nested}:15 logging.tensorbord: unknown key`);
     const top = write('bad/unknown-top.yaml', minimal('optimizer: { lr: 1 }'));
     expect(inputErrorMessage(() => loadRecipe(top))).toBe(`${top}:10 optimizer: unknown key`);
   });
 
   it('a misspelt key is reported as unknown, not as the missing one', () => {
-    const file = write('bad/misspelt.yaml', ['model:', '  pth: m', 'data: { path: d, format: alpaca }', 'train: { steps: 1 }', 'output: { dir: o }'].join('\n'));
+    const file = write(
+      'bad/misspelt.yaml',
+      ['model:', '  pth: m', 'data: { path: d, format: alpaca }', 'train: { steps: 1 }', 'output: { dir: o }'].join(
+        '\n',
+      ),
+    );
     expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:2 model.pth: unknown key`);
   });
 
@@ -111,33 +166,69 @@ describe('recipe errors', () => {
     const lr = write('bad/lr.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    lr: -2e-4'));
     expect(inputErrorMessage(() => loadRecipe(lr))).toBe(`${lr}:9 train.optimizer.lr: expected a positive number`);
     const str = write('bad/lr-string.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer: { lr: fast }'));
-    expect(inputErrorMessage(() => loadRecipe(str))).toBe(`${str}:8 train.optimizer.lr: expected a positive number, got "fast"`);
+    expect(inputErrorMessage(() => loadRecipe(str))).toBe(
+      `${str}:8 train.optimizer.lr: expected a positive number, got "fast"`,
+    );
     const steps = write('bad/steps.yaml', minimal().replace('steps: 10', 'steps: 1.5'));
-    expect(inputErrorMessage(() => loadRecipe(steps))).toBe(`${steps}:7 train.steps: expected a positive integer, got 1.5`);
-    const wbits = write('bad/wbits.yaml', minimal().replace('  path: model', '  path: model\n  quantize: { wbits: 5 }'));
-    expect(inputErrorMessage(() => loadRecipe(wbits))).toBe(`${wbits}:3 model.quantize.wbits: expected 2, 3, 4 or 8, got 5`);
-    const embedBits = write('bad/embed-bits.yaml', minimal().replace('  path: model', '  path: model\n  quantize: { embed_bits: 3 }'));
-    expect(inputErrorMessage(() => loadRecipe(embedBits))).toBe(`${embedBits}:3 model.quantize.embed_bits: expected 4 or 8, got 3`);
+    expect(inputErrorMessage(() => loadRecipe(steps))).toBe(
+      `${steps}:7 train.steps: expected a positive integer, got 1.5`,
+    );
+    const wbits = write(
+      'bad/wbits.yaml',
+      minimal().replace('  path: model', '  path: model\n  quantize: { wbits: 5 }'),
+    );
+    expect(inputErrorMessage(() => loadRecipe(wbits))).toBe(
+      `${wbits}:3 model.quantize.wbits: expected 2, 3, 4 or 8, got 5`,
+    );
+    const embedBits = write(
+      'bad/embed-bits.yaml',
+      minimal().replace('  path: model', '  path: model\n  quantize: { embed_bits: 3 }'),
+    );
+    expect(inputErrorMessage(() => loadRecipe(embedBits))).toBe(
+      `${embedBits}:3 model.quantize.embed_bits: expected 4 or 8, got 3`,
+    );
     const fmt = write('bad/format.yaml', minimal().replace('format: alpaca', 'format: csv'));
-    expect(inputErrorMessage(() => loadRecipe(fmt))).toBe(`${fmt}:5 data.format: expected alpaca, jsonl-text, text or parquet, got "csv"`);
+    expect(inputErrorMessage(() => loadRecipe(fmt))).toBe(
+      `${fmt}:5 data.format: expected alpaca, jsonl-text, text or parquet, got "csv"`,
+    );
     const section = write('bad/section.yaml', minimal('eval: 5'));
     expect(inputErrorMessage(() => loadRecipe(section))).toBe(`${section}:10 eval: expected a mapping, got 5`);
-    const betas = write('bad/betas.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    betas: [0.9]'));
-    expect(inputErrorMessage(() => loadRecipe(betas))).toBe(`${betas}:9 train.optimizer.betas: expected a list of two numbers in [0, 1)`);
+    const betas = write(
+      'bad/betas.yaml',
+      minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    betas: [0.9]'),
+    );
+    expect(inputErrorMessage(() => loadRecipe(betas))).toBe(
+      `${betas}:9 train.optimizer.betas: expected a list of two numbers in [0, 1)`,
+    );
     const final = write('bad/final.yaml', minimal('eval:', '  final:', '    - c4', '    - 7'));
-    expect(inputErrorMessage(() => loadRecipe(final))).toBe(`${final}:13 eval.final[1]: expected wikitext2, c4 or a path, got 7`);
+    expect(inputErrorMessage(() => loadRecipe(final))).toBe(
+      `${final}:13 eval.final[1]: expected wikitext2, c4 or a path, got 7`,
+    );
   });
 
   it('quantizer options as wct quantize checks them', () => {
-    const q = (lines: string) => write('bad/quant.yaml', minimal().replace('  path: model', `  path: model\n  quantize:\n${lines}`));
+    const q = (lines: string) =>
+      write('bad/quant.yaml', minimal().replace('  path: model', `  path: model\n  quantize:\n${lines}`));
     let file = q('    method: owq\n    target_bit: 3.1\n    target_rank: 8');
-    expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:6 model.quantize.target_rank: target_bit and target_rank exclude each other (set one)`);
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:6 model.quantize.target_rank: target_bit and target_rank exclude each other (set one)`,
+    );
     file = q('    method: gptq\n    target_rank: 8');
-    expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:5 model.quantize.target_rank: applies to method owq only`);
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:5 model.quantize.target_rank: applies to method owq only`,
+    );
     file = q('    wbits: 4\n    target_bit: 3.5');
-    expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:5 model.quantize.target_bit: expected at least wbits (4)`);
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:5 model.quantize.target_bit: expected at least wbits (4)`,
+    );
     file = q('    method: rtn');
-    expect(loadRecipe(file).recipe.model.quantize).toMatchObject({ method: 'rtn', wbits: 4, tuning: 'minmax', calib: 'c4', group_size: 0 });
+    expect(loadRecipe(file).recipe.model.quantize).toMatchObject({
+      method: 'rtn',
+      wbits: 4,
+      tuning: 'minmax',
+      calib: 'c4',
+      group_size: 0,
+    });
   });
 
   it('missing keys: the line of the parent mapping, or 1', () => {
@@ -148,12 +239,16 @@ describe('recipe errors', () => {
     const steps = write('bad/no-steps.yaml', minimal().replace('  steps: 10', '  micro_batch: 2'));
     expect(inputErrorMessage(() => loadRecipe(steps))).toBe(`${steps}:6 train.steps: missing (set steps or epochs)`);
     const both = write('bad/both.yaml', minimal().replace('  steps: 10', '  steps: 10\n  epochs: 2'));
-    expect(inputErrorMessage(() => loadRecipe(both))).toBe(`${both}:8 train.epochs: steps and epochs exclude each other (set one)`);
+    expect(inputErrorMessage(() => loadRecipe(both))).toBe(
+      `${both}:8 train.epochs: steps and epochs exclude each other (set one)`,
+    );
   });
 
   it('tensorboard is a directory, null or false', () => {
     const file = write('bad/tb.yaml', minimal('logging:', '  tensorboard: 3'));
-    expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:11 logging.tensorboard: expected a directory, null or false, got 3`);
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:11 logging.tensorboard: expected a directory, null or false, got 3`,
+    );
   });
 
   it('__proto__ is an unknown key like any other, and a second document is malformed', () => {
@@ -168,74 +263,120 @@ describe('recipe errors', () => {
 
   it('a lora section needs a LoRA method', () => {
     const file = write('bad/lora.yaml', minimal('lora: { rank: 8 }'));
-    expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:10 lora: applies to method lora or qlora only, not wct`);
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:10 lora: applies to method lora or qlora only, not wct`,
+    );
   });
 });
 
 describe('extends', () => {
   it('deep-merges mappings, replaces lists and scalars, and drops the other member of an exclusive pair', () => {
-    write('merge/base.yaml', [
-      'model:', '  path: model', '  quantize: { method: owq, wbits: 3, target_bit: 3.1, nsamples: 64 }',
-      'data: { path: data.json, format: alpaca, validation: { fraction: 0.1 } }',
-      'train:', '  epochs: 2', '  optimizer: { lr: 1e-3, weight_decay: 0.01 }', '  schedule: { kind: cosine, warmup_ratio: 0.1 }',
-      'eval: { final: [wikitext2, c4] }', 'output: { dir: out }',
-    ].join('\n'));
-    const file = write('merge/child.yaml', [
-      'extends: base.yaml', 'model:', '  quantize: { target_rank: 4 }', 'data: { validation: { count: 10 } }',
-      'train:', '  steps: 20', '  optimizer: { lr: 5e-4 }', '  schedule: { warmup_steps: 2 }', 'eval: { final: [c4] }',
-    ].join('\n'));
+    write(
+      'merge/base.yaml',
+      [
+        'model:',
+        '  path: model',
+        '  quantize: { method: owq, wbits: 3, target_bit: 3.1, nsamples: 64 }',
+        'data: { path: data.json, format: alpaca, validation: { fraction: 0.1 } }',
+        'train:',
+        '  epochs: 2',
+        '  optimizer: { lr: 1e-3, weight_decay: 0.01 }',
+        '  schedule: { kind: cosine, warmup_ratio: 0.1 }',
+        'eval: { final: [wikitext2, c4] }',
+        'output: { dir: out }',
+      ].join('\n'),
+    );
+    const file = write(
+      'merge/child.yaml',
+      [
+        'extends: base.yaml',
+        'model:',
+        '  quantize: { target_rank: 4 }',
+        'data: { validation: { count: 10 } }',
+        'train:',
+        '  steps: 20',
+        '  optimizer: { lr: 5e-4 }',
+        '  schedule: { warmup_steps: 2 }',
+        'eval: { final: [c4] }',
+      ].join('\n'),
+    );
     const { recipe, raw } = loadRecipe(file);
     expect(recipe.model.quantize).toMatchObject({ method: 'owq', wbits: 3, target_rank: 4, nsamples: 64 });
     expect(recipe.model.quantize?.target_bit).toBeUndefined();
     expect(recipe.data.validation).toEqual({ count: 10 });
-    expect(recipe.train).toMatchObject({ steps: 20, optimizer: { lr: 5e-4, weight_decay: 0.01 }, schedule: { kind: 'cosine', warmup_steps: 2 } });
+    expect(recipe.train).toMatchObject({
+      steps: 20,
+      optimizer: { lr: 5e-4, weight_decay: 0.01 },
+      schedule: { kind: 'cosine', warmup_steps: 2 },
+    });
     expect(recipe.train.epochs).toBeUndefined();
     expect(recipe.train.schedule.warmup_ratio).toBeUndefined();
     expect(recipe.eval.final).toEqual(['c4']);
     expect(raw).toEqual({
-      model: { path: path.join(tmp, 'merge/model'), quantize: { method: 'owq', wbits: 3, nsamples: 64, target_rank: 4 } },
+      model: {
+        path: path.join(tmp, 'merge/model'),
+        quantize: { method: 'owq', wbits: 3, nsamples: 64, target_rank: 4 },
+      },
       data: { path: path.join(tmp, 'merge/data.json'), format: 'alpaca', validation: { count: 10 } },
       train: { steps: 20, optimizer: { lr: 5e-4, weight_decay: 0.01 }, schedule: { kind: 'cosine', warmup_steps: 2 } },
-      eval: { final: ['c4'] }, output: { dir: path.join(tmp, 'merge/out') },
+      eval: { final: ['c4'] },
+      output: { dir: path.join(tmp, 'merge/out') },
     });
   });
 
   it('both members of a pair in one file is still an error', () => {
     write('pair/base.yaml', minimal());
     const file = write('pair/child.yaml', 'extends: base.yaml\ntrain: { steps: 5, epochs: 1 }\n');
-    expect(inputErrorMessage(() => loadRecipe(file))).toBe(`${file}:2 train.epochs: steps and epochs exclude each other (set one)`);
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:2 train.epochs: steps and epochs exclude each other (set one)`,
+    );
   });
 
   it('chains, and errors name the file that set the key', () => {
     write('chain/a.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer: { lr: 0 }'));
     write('chain/b.yaml', 'extends: a.yaml\neval: { every: 5 }\n');
     const c = write('chain/c.yaml', 'extends: b.yaml\nlogging: { every: 3 }\n');
-    expect(inputErrorMessage(() => loadRecipe(c))).toBe(`${path.join(tmp, 'chain/a.yaml')}:8 train.optimizer.lr: expected a positive number`);
+    expect(inputErrorMessage(() => loadRecipe(c))).toBe(
+      `${path.join(tmp, 'chain/a.yaml')}:8 train.optimizer.lr: expected a positive number`,
+    );
     write('chain/ok.yaml', minimal());
     write('chain/mid.yaml', 'extends: ok.yaml\neval: { every: 5 }\nlogging: { bogus: 1 }\n');
     const top = write('chain/top.yaml', 'extends: mid.yaml\nlogging: { every: 3 }\n');
-    expect(inputErrorMessage(() => loadRecipe(top))).toBe(`${path.join(tmp, 'chain/mid.yaml')}:3 logging.bogus: unknown key`);
+    expect(inputErrorMessage(() => loadRecipe(top))).toBe(
+      `${path.join(tmp, 'chain/mid.yaml')}:3 logging.bogus: unknown key`,
+    );
     const fixed = write('chain/fixed.yaml', 'extends: ok.yaml\neval: { every: 5 }\nlogging: { every: 3 }\n');
     expect(loadRecipe(fixed).recipe).toMatchObject({ eval: { every: 5 }, logging: { every: 3 }, train: { steps: 10 } });
   });
 
   it('the relative names of base files in messages', () => {
     write('rel/configs/base.yaml', 'model: { path: m, quantize: { wbits: 5 } }\n');
-    const child = write('rel/recipes/child.yaml', minimal('extends: ../configs/base.yaml').replace('model:\n  path: model\n', ''));
+    const child = write(
+      'rel/recipes/child.yaml',
+      minimal('extends: ../configs/base.yaml').replace('model:\n  path: model\n', ''),
+    );
     const display = path.relative(process.cwd(), child);
     const expected = path.normalize(path.join(path.dirname(display), '../configs/base.yaml'));
-    expect(inputErrorMessage(() => loadRecipe(display))).toBe(`${expected}:1 model.quantize.wbits: expected 2, 3, 4 or 8, got 5`);
+    expect(inputErrorMessage(() => loadRecipe(display))).toBe(
+      `${expected}:1 model.quantize.wbits: expected 2, 3, 4 or 8, got 5`,
+    );
   });
 
   it('cycles and missing bases', () => {
     write('cycle/a.yaml', 'extends: b.yaml\n');
     write('cycle/b.yaml', 'model: { path: m }\nextends: a.yaml\n');
     const a = path.join(tmp, 'cycle/a.yaml');
-    expect(inputErrorMessage(() => loadRecipe(a))).toBe(`${path.join(tmp, 'cycle/b.yaml')}:2 extends: cycle: ${a} -> ${path.join(tmp, 'cycle/b.yaml')} -> ${a}`);
+    expect(inputErrorMessage(() => loadRecipe(a))).toBe(
+      `${path.join(tmp, 'cycle/b.yaml')}:2 extends: cycle: ${a} -> ${path.join(tmp, 'cycle/b.yaml')} -> ${a}`,
+    );
     const self = write('cycle/self.yaml', 'extends: ./self.yaml\n');
-    expect(inputErrorMessage(() => loadRecipe(self))).toMatch(/self.yaml:1 extends: cycle: .*self.yaml -> .*self.yaml$/);
+    expect(inputErrorMessage(() => loadRecipe(self))).toMatch(
+      /self.yaml:1 extends: cycle: .*self.yaml -> .*self.yaml$/,
+    );
     const missing = write('cycle/missing.yaml', '\nextends: nowhere.yaml\n');
-    expect(inputErrorMessage(() => loadRecipe(missing))).toBe(`${missing}:2 extends: ${path.join(tmp, 'cycle/nowhere.yaml')} not found`);
+    expect(inputErrorMessage(() => loadRecipe(missing))).toBe(
+      `${missing}:2 extends: ${path.join(tmp, 'cycle/nowhere.yaml')} not found`,
+    );
     const notPath = write('cycle/number.yaml', 'extends: 3\n');
     expect(inputErrorMessage(() => loadRecipe(notPath))).toBe(`${notPath}:1 extends: expected a path to a base recipe`);
   });
@@ -243,13 +384,19 @@ describe('extends', () => {
 
 describe('paths', () => {
   it('resolve against the directory of the file that set them', () => {
-    write('paths/configs/base.yaml', [
-      'model: { path: ../models/m, quantize: { calib: calib.jsonl, calib_tokens: /abs/tokens.json } }',
-      'data: { path: data.json, format: jsonl-text, packing: true }',
-      'eval: { final: [wikitext2, c4, eval.txt] }',
-      'logging: { tensorboard: tb }',
-    ].join('\n'));
-    const file = write('paths/recipes/r.yaml', 'extends: ../configs/base.yaml\ntrain: { steps: 1 }\noutput: { dir: ../runs/r }\n');
+    write(
+      'paths/configs/base.yaml',
+      [
+        'model: { path: ../models/m, quantize: { calib: calib.jsonl, calib_tokens: /abs/tokens.json } }',
+        'data: { path: data.json, format: jsonl-text, packing: true }',
+        'eval: { final: [wikitext2, c4, eval.txt] }',
+        'logging: { tensorboard: tb }',
+      ].join('\n'),
+    );
+    const file = write(
+      'paths/recipes/r.yaml',
+      'extends: ../configs/base.yaml\ntrain: { steps: 1 }\noutput: { dir: ../runs/r }\n',
+    );
     const { recipe } = loadRecipe(file);
     const configs = path.join(tmp, 'paths/configs');
     expect(recipe.model.path).toBe(path.join(tmp, 'paths/models/m'));
@@ -265,7 +412,9 @@ describe('paths', () => {
     const off = loadRecipe(write('paths/off.yaml', minimal('logging: { tensorboard: false }'))).recipe;
     expect(off.logging.tensorboard).toBeNull();
     expect(off.model.quantize).toBeUndefined();
-    const named = loadRecipe(write('paths/named.yaml', minimal().replace('  path: model', '  path: model\n  quantize: { calib: wikitext2 }'))).recipe;
+    const named = loadRecipe(
+      write('paths/named.yaml', minimal().replace('  path: model', '  path: model\n  quantize: { calib: wikitext2 }')),
+    ).recipe;
     expect(named.model.quantize?.calib).toBe('wikitext2');
   });
 });
@@ -273,10 +422,19 @@ describe('paths', () => {
 describe('hash', () => {
   it('is stable across key order and style, and changes with any value', () => {
     const a = write('hash/a.yaml', minimal('eval: { every: 5, final: [c4] }'));
-    const b = write('hash/b.yaml', [
-      'eval:', '  final:', '    - c4', '  every: 5', 'output: { dir: out }', 'train: { steps: 10 }',
-      'data: { format: alpaca, path: data.json }', 'model: { path: model }',
-    ].join('\n'));
+    const b = write(
+      'hash/b.yaml',
+      [
+        'eval:',
+        '  final:',
+        '    - c4',
+        '  every: 5',
+        'output: { dir: out }',
+        'train: { steps: 10 }',
+        'data: { format: alpaca, path: data.json }',
+        'model: { path: model }',
+      ].join('\n'),
+    );
     const ha = loadRecipe(a).hash;
     expect(loadRecipe(b).hash).toBe(ha);
     expect(loadRecipe(write('hash/c.yaml', minimal('eval: { every: 6, final: [c4] }'))).hash).not.toBe(ha);

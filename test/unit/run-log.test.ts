@@ -33,7 +33,8 @@ const readLines = (dir: string) =>
 /** Runs steps first..last, validating on multiples of 5. */
 function run(log: RunLog, first: number, last: number): void {
   log.start(last);
-  for (let s = first; s <= last; s++) log.log(s, s % 5 === 0 ? { ...metricsAt(s), val_loss: 4 - s / 10 } : metricsAt(s));
+  for (let s = first; s <= last; s++)
+    log.log(s, s % 5 === 0 ? { ...metricsAt(s), val_loss: 4 - s / 10 } : metricsAt(s));
   log.close();
 }
 
@@ -62,7 +63,11 @@ describe('RunLog', () => {
     const log = new RunLog({ dir, tensorboardDir: dir });
     log.log(0, { val_loss: 4.25 });
     run(log, 1, 2);
-    expect(readLines(dir)).toEqual([{ step: 0, val_loss: 4.25 }, { step: 1, ...metricsAt(1) }, { step: 2, ...metricsAt(2) }]);
+    expect(readLines(dir)).toEqual([
+      { step: 0, val_loss: 4.25 },
+      { step: 1, ...metricsAt(1) },
+      { step: 2, ...metricsAt(2) },
+    ]);
     const first = readEventFile(eventFiles(dir)[0])[1];
     expect(first).toMatchObject({ step: 0, scalars: [{ tag: 'val/loss', value: 4.25 }] });
   });
@@ -79,7 +84,11 @@ describe('RunLog', () => {
     expect(points).toHaveLength(5 * train.length + 1);
     const m = metricsAt(3);
     expect(points.filter((p) => p.step === 3)).toEqual(
-      [m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.rss_mib].map((v, i) => ({ step: 3, tag: train[i], value: Math.fround(v) })),
+      [m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.rss_mib].map((v, i) => ({
+        step: 3,
+        tag: train[i],
+        value: Math.fround(v),
+      })),
     );
     expect(points.filter((p) => p.tag === 'val/loss')).toEqual([{ step: 5, tag: 'val/loss', value: Math.fround(3.5) }]);
   });
@@ -94,7 +103,9 @@ describe('RunLog', () => {
     expect(lines[4]).toEqual({ step: 5, ...metricsAt(5), val_loss: 3.5 });
     const files = eventFiles(tb);
     expect(files).toHaveLength(2);
-    const steps = readEventFile(files[1]).slice(1).map((r) => r.step);
+    const steps = readEventFile(files[1])
+      .slice(1)
+      .map((r) => r.step);
     expect(new Set(steps)).toEqual(new Set([5, 6, 7, 8, 9]));
   });
 
@@ -127,7 +138,9 @@ describe('RunLog', () => {
     log.log(0, { ...metricsAt(0), loss: NaN });
     log.close();
     expect(readLines(dir)[0].loss).toBeNull();
-    const loss = readEventFile(eventFiles(dir)[0]).flatMap((r) => r.scalars).find((s) => s.tag === 'train/loss');
+    const loss = readEventFile(eventFiles(dir)[0])
+      .flatMap((r) => r.scalars)
+      .find((s) => s.tag === 'train/loss');
     expect(loss?.value).toBeNaN();
   });
 });

@@ -29,11 +29,25 @@ describe('EventWriter', () => {
     w.close();
     // Record 0: Event{wall_time: 1.7e9 (09 + f64), file_version: "brain.Event:2" (1a 0d ...)}, 24 bytes.
     const header =
-      // biome-ignore lint/style/useTemplate: one string per field of the record, as in the record below
-      '1800000000000000' + 'a37f4b22' + '09' + '00000040fc54d941' + '1a0d' + Buffer.from('brain.Event:2').toString('hex') + 'eced8f9d';
+      '1800000000000000' +
+      'a37f4b22' +
+      '09' +
+      '00000040fc54d941' +
+      '1a0d' +
+      Buffer.from('brain.Event:2').toString('hex') +
+      'eced8f9d';
     // Record 1: Event{wall_time: 1.5, step: 7 (10 07), summary (2a 0a): Value (0a 08){tag "a" (0a 01 61),
     // simple_value 0.25f (15 0000803e)}}, 23 bytes.
-    const scalar = '1700000000000000' + 'e7cef81e' + '09000000000000f83f' + '1007' + '2a0a' + '0a08' + '0a0161' + '150000803e' + '9fe3bbbc';
+    const scalar =
+      '1700000000000000' +
+      'e7cef81e' +
+      '09000000000000f83f' +
+      '1007' +
+      '2a0a' +
+      '0a08' +
+      '0a0161' +
+      '150000803e' +
+      '9fe3bbbc';
     expect(fs.readFileSync(w.file).toString('hex')).toBe(header + scalar);
   });
 
@@ -67,7 +81,11 @@ describe('EventWriter', () => {
         scalars: [{ tag: i % 2 ? 'train/loss' : 'val/loss', value: Math.fround(v) }],
       });
     });
-    expect(recs.at(-1)).toEqual({ wallTime: 200, step: 2 ** 40, scalars: [{ tag: 'train/lr', value: Math.fround(3e-4) }] });
+    expect(recs.at(-1)).toEqual({
+      wallTime: 200,
+      step: 2 ** 40,
+      scalars: [{ tag: 'train/lr', value: Math.fround(3e-4) }],
+    });
   });
 
   it('rejects a step that is not a non-negative integer', () => {
@@ -119,10 +137,12 @@ describe('readEventFile on damaged files', () => {
   });
 
   it('names the record whose length CRC fails when a length byte flips', () => {
-    const err = readError(damaged((b, starts) => {
-      b[starts[3]] ^= 0x40;
-      return b;
-    }));
+    const err = readError(
+      damaged((b, starts) => {
+        b[starts[3]] ^= 0x40;
+        return b;
+      }),
+    );
     expect(err.where).toBe('record 3');
     expect(err.message).toMatch(/length CRC mismatch/);
   });

@@ -11,7 +11,14 @@ import { needsGrad, record } from '../tape.js';
 export function attention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const [batch, tq, heads, headDim] = q.shape;
   const [kb, tk, kvHeads, kd] = k.shape;
-  if (q.shape.length !== 4 || kb !== batch || kd !== headDim || heads % kvHeads !== 0 || tk < tq || v.shape.join() !== k.shape.join()) {
+  if (
+    q.shape.length !== 4 ||
+    kb !== batch ||
+    kd !== headDim ||
+    heads % kvHeads !== 0 ||
+    tk < tq ||
+    v.shape.join() !== k.shape.join()
+  ) {
     throw new RangeError(`attention: q ${q}, k ${k}, v ${v} are not compatible`);
   }
   const d: AttentionDims = { batch, tq, tk, heads, kvHeads, headDim, scale };

@@ -17,7 +17,14 @@ function reduceTo(g: FloatArray, from: readonly number[], to: readonly number[])
   return out;
 }
 
-function binaryRaw(op: BinaryOp, a: FloatArray, aShape: readonly number[], b: FloatArray, bShape: readonly number[], shape: number[]): FloatArray {
+function binaryRaw(
+  op: BinaryOp,
+  a: FloatArray,
+  aShape: readonly number[],
+  b: FloatArray,
+  bShape: readonly number[],
+  shape: number[],
+): FloatArray {
   const out = allocLike(a, numel(shape));
   kernelsFor(a).binary(op, a, b, out, broadcastDims(aShape, bShape, shape));
   return out;

@@ -22,9 +22,25 @@ export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
   return before;
 }
 
-function gemmInto(a: FloatArray, b: FloatArray, c: FloatArray, d: Partial<GemmDims> & Pick<GemmDims, 'm' | 'n' | 'k'>): void {
-  const dims: GemmDims = { batch: 1, transA: false, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, ...d };
-  if (precision === 'bf16' && a instanceof Float32Array) loadNative().gemmBf16(a, b as Float32Array, c as Float32Array, dims);
+function gemmInto(
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  d: Partial<GemmDims> & Pick<GemmDims, 'm' | 'n' | 'k'>,
+): void {
+  const dims: GemmDims = {
+    batch: 1,
+    transA: false,
+    transB: false,
+    alpha: 1,
+    beta: 0,
+    strideA: 0,
+    strideB: 0,
+    strideC: 0,
+    ...d,
+  };
+  if (precision === 'bf16' && a instanceof Float32Array)
+    loadNative().gemmBf16(a, b as Float32Array, c as Float32Array, dims);
   else kernelsFor(a).gemm(a, b, c, dims);
 }
 
@@ -43,7 +59,8 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   if (w.shape.length !== 2 || x.shape[x.shape.length - 1] !== k) {
     throw new RangeError(`linear: input ${x} does not match weight ${w}`);
   }
-  if (b !== null && (b.shape.length !== 1 || b.shape[0] !== n)) throw new RangeError(`linear: bias ${b} does not match weight ${w}`);
+  if (b !== null && (b.shape.length !== 1 || b.shape[0] !== n))
+    throw new RangeError(`linear: bias ${b} does not match weight ${w}`);
   const m = x.size / k;
   const y = allocLike(x.data, m * n);
   if (b !== null) for (let i = 0; i < m; i++) y.set(b.data, i * n);
@@ -91,7 +108,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     if (b.requiresGrad) {
       // dB = A^T dC, summed over the batch when B was broadcast
       db = allocLike(g, b.size);
-      if (bBatched) gemmInto(a.data, g, db, { batch, m: k, n, k: m, transA: true, strideA: m * k, strideB: m * n, strideC: k * n });
+      if (bBatched)
+        gemmInto(a.data, g, db, { batch, m: k, n, k: m, transA: true, strideA: m * k, strideB: m * n, strideC: k * n });
       else gemmInto(a.data, g, db, { m: k, n, k: batch * m, transA: true });
     }
     return [da, db];

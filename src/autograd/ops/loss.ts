@@ -12,12 +12,17 @@ export const IGNORE_INDEX = -100;
 function dimsOf(logits: Tensor, targets: Int32Array, ignoreIndex: number) {
   const vocab = logits.shape[logits.shape.length - 1];
   const rows = logits.size / vocab;
-  if (targets.length !== rows) throw new RangeError(`cross_entropy: ${targets.length} targets for ${rows} rows of ${logits}`);
+  if (targets.length !== rows)
+    throw new RangeError(`cross_entropy: ${targets.length} targets for ${rows} rows of ${logits}`);
   return { rows, vocab, ignoreIndex };
 }
 
 /** Per-row NLL (0 on ignored rows) and the number of counted rows. */
-export function tokenNll(logits: Tensor, targets: Int32Array, ignoreIndex = IGNORE_INDEX): { nll: FloatArray; lse: FloatArray; count: number } {
+export function tokenNll(
+  logits: Tensor,
+  targets: Int32Array,
+  ignoreIndex = IGNORE_INDEX,
+): { nll: FloatArray; lse: FloatArray; count: number } {
   const d = dimsOf(logits, targets, ignoreIndex);
   const nll = allocLike(logits.data, d.rows);
   const lse = allocLike(logits.data, d.rows);

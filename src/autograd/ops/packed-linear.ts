@@ -19,11 +19,18 @@ function packedKernelsFor(x: FloatArray): PackedKernels<FloatArray> {
 
 function checkArgs(x: Tensor, w: PackedWeight<FloatArray>, weak: Tensor | null, bias: Tensor | null): void {
   const [n, k, nOut] = [w.rows, w.cols, w.weakIdx.length];
-  if (x.shape[x.shape.length - 1] !== k) throw new RangeError(`packedLinear: input ${x} does not match packed weight [${n}, ${k}]`);
-  if (weak !== null && (weak.data !== w.weak || weak.shape.length !== 2 || weak.shape[0] !== n || weak.shape[1] !== nOut)) {
-    throw new RangeError(`packedLinear: weak ${weak} must be the [${n}, ${nOut}] tensor over the packed weight's weak buffer`);
+  if (x.shape[x.shape.length - 1] !== k)
+    throw new RangeError(`packedLinear: input ${x} does not match packed weight [${n}, ${k}]`);
+  if (
+    weak !== null &&
+    (weak.data !== w.weak || weak.shape.length !== 2 || weak.shape[0] !== n || weak.shape[1] !== nOut)
+  ) {
+    throw new RangeError(
+      `packedLinear: weak ${weak} must be the [${n}, ${nOut}] tensor over the packed weight's weak buffer`,
+    );
   }
-  if (bias !== null && (bias.shape.length !== 1 || bias.shape[0] !== n)) throw new RangeError(`packedLinear: bias ${bias} does not match [${n}]`);
+  if (bias !== null && (bias.shape.length !== 1 || bias.shape[0] !== n))
+    throw new RangeError(`packedLinear: bias ${bias} does not match [${n}]`);
 }
 
 export function packedLinear(x: Tensor, w: PackedWeight<FloatArray>, weak: Tensor | null, bias: Tensor | null): Tensor {

@@ -19,7 +19,13 @@ export interface RopeTable {
  * angle = fp32(pos * invFreq), then cos/sin of the fp32 angle rounded to fp32 (for an f64 table the
  * same values are computed in double).
  */
-export function ropeTable(start: number, count: number, headDim: number, theta: number, dtype: 'f32' | 'f64'): RopeTable {
+export function ropeTable(
+  start: number,
+  count: number,
+  headDim: number,
+  theta: number,
+  dtype: 'f32' | 'f64',
+): RopeTable {
   const half = headDim / 2;
   const r = dtype === 'f32' ? Math.fround : (v: number) => v;
   const n = count * half;

@@ -17,7 +17,11 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     y
       .positional('runs', { type: 'string', array: true, describe: 'Run directories written by wct-train' })
       .option('out', { type: 'string', default: 'compare', describe: 'Output directory for the report' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print compare.json on stdout' }) as unknown as Argv<CompareArgs>,
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print compare.json on stdout',
+      }) as unknown as Argv<CompareArgs>,
   handler: runHandler((args: ArgumentsCamelCase<CompareArgs>) => {
     const comparison = compareRuns(args.runs);
     const files = writeComparison(comparison, args.out);
@@ -25,6 +29,8 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
       process.stdout.write(`${JSON.stringify(comparison)}\n`);
       return;
     }
-    process.stdout.write(`${markdownTable(comparison)}\n\nwrote ${files.map((f) => path.relative('.', f) || f).join(', ')}\n`);
+    process.stdout.write(
+      `${markdownTable(comparison)}\n\nwrote ${files.map((f) => path.relative('.', f) || f).join(', ')}\n`,
+    );
   }),
 };

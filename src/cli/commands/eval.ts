@@ -20,20 +20,43 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   builder: (y: Argv) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
-      .option('deltas', { type: 'string', describe: 'Weak-column deltas (wct-train output) to load over a packed --model' })
-      .option('adapter', { type: 'string', describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)' })
+      .option('deltas', {
+        type: 'string',
+        describe: 'Weak-column deltas (wct-train output) to load over a packed --model',
+      })
+      .option('adapter', {
+        type: 'string',
+        describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
+      })
       .option('data', { type: 'string', default: 'wikitext2', describe: 'wikitext2 | c4 | path to .txt/.raw/.jsonl' })
       .option('seqlen', { type: 'number', describe: 'Chunk length (default: max_position_embeddings)' })
       .option('batch-size', { type: 'number', describe: 'Chunks per forward pass (default: by memory)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print {"ppl","tokens","chunks","seqlen","peak_rss_mib"} on stdout' }) as unknown as Argv<EvalArgs>,
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print {"ppl","tokens","chunks","seqlen","peak_rss_mib"} on stdout',
+      }) as unknown as Argv<EvalArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<EvalArgs>) => {
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     const bar = progressBar('eval');
-    const result = evaluateData(model, tokenizer, args.data, { seqlen: args.seqlen, batchSize: args.batchSize, onProgress: (d, t) => bar.update(d, t) });
+    const result = evaluateData(model, tokenizer, args.data, {
+      seqlen: args.seqlen,
+      batchSize: args.batchSize,
+      onProgress: (d, t) => bar.update(d, t),
+    });
     bar.stop();
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-    const summary = { ppl: result.ppl, tokens: result.tokens, chunks: result.chunks, seqlen: result.seqlen, peak_rss_mib: peakRssMiB };
+    const summary = {
+      ppl: result.ppl,
+      tokens: result.tokens,
+      chunks: result.chunks,
+      seqlen: result.seqlen,
+      peak_rss_mib: peakRssMiB,
+    };
     if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-    else process.stdout.write(`${args.data}: ppl ${result.ppl.toFixed(3)} (${result.chunks} chunks of ${result.seqlen} tokens)\n`);
+    else
+      process.stdout.write(
+        `${args.data}: ppl ${result.ppl.toFixed(3)} (${result.chunks} chunks of ${result.seqlen} tokens)\n`,
+      );
   }),
 };

@@ -23,16 +23,27 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   builder: (y: Argv) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
-      .option('deltas', { type: 'string', describe: 'Weak-column deltas (wct-train output) to load over a packed --model' })
-      .option('adapter', { type: 'string', describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)' })
+      .option('deltas', {
+        type: 'string',
+        describe: 'Weak-column deltas (wct-train output) to load over a packed --model',
+      })
+      .option('adapter', {
+        type: 'string',
+        describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
+      })
       .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
       .option('max-new-tokens', { type: 'number', default: 64, describe: 'Tokens to generate' })
       .option('temperature', { type: 'number', default: 0, describe: 'Sampling temperature; 0 = greedy' })
       .option('top-p', { type: 'number', default: 1, describe: 'Nucleus sampling mass' })
       .option('seed', { type: 'number', default: 0, describe: 'RNG seed for sampling' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print {"text","ids","tokens_per_s"} on stdout instead of streaming' }) as unknown as Argv<GenerateArgs>,
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print {"text","ids","tokens_per_s"} on stdout instead of streaming',
+      }) as unknown as Argv<GenerateArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<GenerateArgs>) => {
-    if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens))) throw new OptionError('--max-new-tokens', 'expected a positive integer');
+    if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens)))
+      throw new OptionError('--max-new-tokens', 'expected a positive integer');
     if (!(args.temperature >= 0)) throw new OptionError('--temperature', 'expected a number >= 0');
     if (!(args.topP > 0 && args.topP <= 1)) throw new OptionError('--top-p', 'expected a number in (0, 1]');
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
@@ -64,7 +75,9 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     const seconds = (performance.now() - started) / 1000;
     const tokensPerS = ids.length / seconds;
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ text: decode(ids).slice(promptText.length), ids, tokens_per_s: tokensPerS })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ text: decode(ids).slice(promptText.length), ids, tokens_per_s: tokensPerS })}\n`,
+      );
     } else {
       process.stdout.write('\n');
       process.stderr.write(`${ids.length} tokens in ${seconds.toFixed(2)} s (${tokensPerS.toFixed(1)} tokens/s)\n`);

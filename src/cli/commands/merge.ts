@@ -26,19 +26,37 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
   describe: 'Merge a LoRA adapter into its full-precision base and write a Hugging Face checkpoint',
   builder: (y: Argv) =>
     y
-      .option('model', { type: 'string', demandOption: true, describe: 'Full-precision Hugging Face checkpoint directory (the adapter’s base)' })
-      .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)' })
+      .option('model', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Full-precision Hugging Face checkpoint directory (the adapter’s base)',
+      })
+      .option('adapter', {
+        type: 'string',
+        demandOption: true,
+        describe: 'PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the merged checkpoint' })
-      .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output directory' }) as unknown as Argv<MergeArgs>,
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'Replace an existing output directory',
+      }) as unknown as Argv<MergeArgs>,
   handler: runHandler((args: ArgumentsCamelCase<MergeArgs>) => {
     const modelDir = path.resolve(args.model);
     const outDir = path.resolve(args.out);
     if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory()) {
-      throw new InputError(args.model, '--model: not a directory (expected a Hugging Face checkpoint directory with config.json)');
+      throw new InputError(
+        args.model,
+        '--model: not a directory (expected a Hugging Face checkpoint directory with config.json)',
+      );
     }
-    if (isPackedCheckpoint(modelDir)) throw new OptionError('--model', `${args.model} is a packed checkpoint: ${MERGE_PACKED_REASON}`);
-    if (outDir === modelDir || outDir === path.resolve(args.adapter)) throw new OptionError('--out', 'must differ from --model and --adapter');
-    if (fs.existsSync(outDir) && !args.force) throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
+    if (isPackedCheckpoint(modelDir))
+      throw new OptionError('--model', `${args.model} is a packed checkpoint: ${MERGE_PACKED_REASON}`);
+    if (outDir === modelDir || outDir === path.resolve(args.adapter))
+      throw new OptionError('--out', 'must differ from --model and --adapter');
+    if (fs.existsSync(outDir) && !args.force)
+      throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
     const model = loadModel(modelDir);
     const layers = loadAdapter(model, args.adapter);
     mergeLora(model);

@@ -30,15 +30,28 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   describe: `Quantize a checkpoint (${methodNames().join(', ')}) and write a packed checkpoint`,
   builder: (y: Argv) =>
     addSchemaFlags(y, quantizeShape, { method: methodNames() })
-      .option('model', { type: 'string', demandOption: true, describe: 'Full-precision Hugging Face checkpoint directory' })
+      .option('model', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Full-precision Hugging Face checkpoint directory',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the packed checkpoint' })
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
-      .option('eval', { type: 'string', describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout' }) as unknown as Argv<QuantizeArgs>,
+      .option('eval', {
+        type: 'string',
+        describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)',
+      })
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print the summary as JSON on stdout',
+      }) as unknown as Argv<QuantizeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<QuantizeArgs>) => {
     const options = toQuantizeOptions(parseSchemaFlags(args, quantizeShape, quantizeSchema));
-    if (fs.existsSync(args.out) && !args.force) throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
-    if (isPackedCheckpoint(args.model)) throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
+    if (fs.existsSync(args.out) && !args.force)
+      throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
+    if (isPackedCheckpoint(args.model))
+      throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const bar = progressBar('quantize');
     let result: QuantizeCheckpointResult;
     try {
@@ -48,7 +61,8 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       });
     } catch (e) {
       // the library names its options as the recipe does; here they are flags
-      if (e instanceof OptionError && !e.option.startsWith('--')) throw new OptionError(`--${flagName(e.option)}`, e.problem);
+      if (e instanceof OptionError && !e.option.startsWith('--'))
+        throw new OptionError(`--${flagName(e.option)}`, e.problem);
       throw e;
     } finally {
       bar.stop();
@@ -58,7 +72,9 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       const packedModel = loadModelDir(args.out);
       for (const data of args.eval.split(',').filter((d) => d !== '')) {
         const evalBar = progressBar(`eval ${data}`);
-        ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, { onProgress: (d, t) => evalBar.update(d, t) }).ppl;
+        ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, {
+          onProgress: (d, t) => evalBar.update(d, t),
+        }).ppl;
         evalBar.stop();
       }
     }
@@ -66,11 +82,26 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   }),
 };
 
-function report(args: QuantizeArgs, qc: QuantConfig, nOut: Map<string, number>, seconds: number, ppl: Record<string, number>): void {
+function report(
+  args: QuantizeArgs,
+  qc: QuantConfig,
+  nOut: Map<string, number>,
+  seconds: number,
+  ppl: Record<string, number>,
+): void {
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   const summary = {
-    out: args.out, method: qc.method, bits: qc.bits, group_size: qc.group_size, tuning: qc.tuning, n_out: Object.fromEntries(nOut),
-    embeddings: qc.embeddings ?? {}, avg_bits: qc.avg_bits, quant_seconds: seconds, peak_rss_mib: peakRssMiB, ppl,
+    out: args.out,
+    method: qc.method,
+    bits: qc.bits,
+    group_size: qc.group_size,
+    tuning: qc.tuning,
+    n_out: Object.fromEntries(nOut),
+    embeddings: qc.embeddings ?? {},
+    avg_bits: qc.avg_bits,
+    quant_seconds: seconds,
+    peak_rss_mib: peakRssMiB,
+    ppl,
   };
   if (args.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);

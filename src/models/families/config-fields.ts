@@ -64,6 +64,7 @@ export class ConfigFields {
       typeof scaling === 'object'
         ? ((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type)
         : scaling;
-    if (kind !== 'default') this.fail(key, `${JSON.stringify(kind)} scaling is not supported (supported: null or "default")`);
+    if (kind !== 'default')
+      this.fail(key, `${JSON.stringify(kind)} scaling is not supported (supported: null or "default")`);
   }
 }

@@ -29,7 +29,10 @@ export function parseLlamaFields(
   // RoPE rotates the pairs (i, i + head_dim / 2) of every head (HF's rotate_half).
   if (headDim % 2 !== 0) {
     if (f.value('head_dim') != null) f.fail('head_dim', `${headDim} is odd; RoPE needs an even head_dim`);
-    f.fail('num_attention_heads', `${numHeads} gives head_dim ${headDim} (hidden_size ${hiddenSize} / ${numHeads}), odd; RoPE needs an even head_dim`);
+    f.fail(
+      'num_attention_heads',
+      `${numHeads} gives head_dim ${headDim} (hidden_size ${hiddenSize} / ${numHeads}), odd; RoPE needs an even head_dim`,
+    );
   }
   f.plainRope();
   return {
@@ -80,15 +83,25 @@ export const LLAMA_FINAL_NORM = 'model.norm';
 
 /** The block linears by role, relative to the block prefix. */
 export const LLAMA_LINEARS: Record<LlamaLinear, string> = {
-  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
-  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
+  q: 'self_attn.q_proj',
+  k: 'self_attn.k_proj',
+  v: 'self_attn.v_proj',
+  o: 'self_attn.o_proj',
+  gate: 'mlp.gate_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
 };
 
 export function llamaBlockLinears(c: LlamaConfig): BlockLinear[] {
   const [H, I] = [c.hiddenSize, c.intermediateSize];
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
-  const linear = (role: LlamaLinear, out: number, inp: number, bias: boolean): BlockLinear => ({ name: LLAMA_LINEARS[role], out, in: inp, bias });
+  const linear = (role: LlamaLinear, out: number, inp: number, bias: boolean): BlockLinear => ({
+    name: LLAMA_LINEARS[role],
+    out,
+    in: inp,
+    bias,
+  });
   return [
     linear('q', qDim, H, c.attentionBias),
     linear('k', kvDim, H, c.attentionBias),
@@ -121,11 +134,21 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
   blockLinears: llamaBlockLinears,
   tensorShapes: llamaShapes,
   build: (c, weights, linears) =>
-    new LlamaModel(c, weights, linears, { names: LLAMA_NAMES, linearNames: LLAMA_LINEARS, finalNorm: LLAMA_FINAL_NORM, blockLinears: llamaBlockLinears(c) }),
+    new LlamaModel(c, weights, linears, {
+      names: LLAMA_NAMES,
+      linearNames: LLAMA_LINEARS,
+      finalNorm: LLAMA_FINAL_NORM,
+      blockLinears: llamaBlockLinears(c),
+    }),
   quant: {
     owqRatio: {
-      'self_attn.q_proj': 1, 'self_attn.k_proj': 1, 'self_attn.v_proj': 1, 'self_attn.o_proj': 1,
-      'mlp.gate_proj': 0.375, 'mlp.up_proj': 0.375, 'mlp.down_proj': 0.375,
+      'self_attn.q_proj': 1,
+      'self_attn.k_proj': 1,
+      'self_attn.v_proj': 1,
+      'self_attn.o_proj': 1,
+      'mlp.gate_proj': 0.375,
+      'mlp.up_proj': 0.375,
+      'mlp.down_proj': 0.375,
     },
     sequential: [
       ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
@@ -134,15 +157,27 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
       ['mlp.down_proj'],
     ],
     scaling: [
-      { prev: 'input_layernorm', linears: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], inspect: 'attention' },
-      { prev: 'self_attn.v_proj', linears: ['self_attn.o_proj'], inspect: { linear: 'self_attn.o_proj' }, requiresSameShape: true },
+      {
+        prev: 'input_layernorm',
+        linears: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
+        inspect: 'attention',
+      },
+      {
+        prev: 'self_attn.v_proj',
+        linears: ['self_attn.o_proj'],
+        inspect: { linear: 'self_attn.o_proj' },
+        requiresSameShape: true,
+      },
       { prev: 'post_attention_layernorm', linears: ['mlp.gate_proj', 'mlp.up_proj'], inspect: 'mlp' },
       { prev: 'mlp.up_proj', linears: ['mlp.down_proj'], inspect: { linear: 'mlp.down_proj' } },
     ],
   },
   bpe: { specialTokensFromConfig: false },
   sizeKeys: {
-    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size'], intermediateSize: ['intermediate_size'],
-    numHeads: ['num_attention_heads'], numKvHeads: ['num_key_value_heads'],
+    layers: ['num_hidden_layers'],
+    hiddenSize: ['hidden_size'],
+    intermediateSize: ['intermediate_size'],
+    numHeads: ['num_attention_heads'],
+    numKvHeads: ['num_key_value_heads'],
   },
 };

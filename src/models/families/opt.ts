@@ -23,7 +23,8 @@ export const OPT_MODULES = {
 function parseOpt(f: ConfigFields): OptConfig {
   const hiddenSize = f.count('hidden_size');
   const numHeads = f.count('num_attention_heads');
-  if (hiddenSize % numHeads !== 0) f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
+  if (hiddenSize % numHeads !== 0)
+    f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
   if (f.bool('_remove_final_layer_norm', false)) f.fail('_remove_final_layer_norm', 'true is not supported');
   return {
     family: 'opt',
@@ -54,13 +55,30 @@ export const OPT_NAMES: TensorNames = {
 
 /** The block linears by role, relative to the block prefix. */
 const OPT_LINEARS: Record<OptLinear, string> = {
-  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', out: 'self_attn.out_proj', fc1: 'fc1', fc2: 'fc2',
+  q: 'self_attn.q_proj',
+  k: 'self_attn.k_proj',
+  v: 'self_attn.v_proj',
+  out: 'self_attn.out_proj',
+  fc1: 'fc1',
+  fc2: 'fc2',
 };
 
 function optBlockLinears(c: OptConfig): BlockLinear[] {
   const [H, F, b] = [c.hiddenSize, c.ffnDim, c.enableBias];
-  const linear = (role: OptLinear, out: number, inp: number): BlockLinear => ({ name: OPT_LINEARS[role], out, in: inp, bias: b });
-  return [linear('q', H, H), linear('k', H, H), linear('v', H, H), linear('out', H, H), linear('fc1', F, H), linear('fc2', H, F)];
+  const linear = (role: OptLinear, out: number, inp: number): BlockLinear => ({
+    name: OPT_LINEARS[role],
+    out,
+    in: inp,
+    bias: b,
+  });
+  return [
+    linear('q', H, H),
+    linear('k', H, H),
+    linear('v', H, H),
+    linear('out', H, H),
+    linear('fc1', F, H),
+    linear('fc2', H, F),
+  ];
 }
 
 function optShapes(c: OptConfig): Map<string, number[]> {
@@ -97,16 +115,39 @@ export const optFamily: FamilySpec<OptConfig> = {
   tensorShapes: optShapes,
   build: (c, weights, linears) =>
     new OptModel(c, weights, linears, {
-      names: OPT_NAMES, linearNames: OPT_LINEARS, ...OPT_MODULES, positionOffset: OPT_POSITION_OFFSET, blockLinears: optBlockLinears(c),
+      names: OPT_NAMES,
+      linearNames: OPT_LINEARS,
+      ...OPT_MODULES,
+      positionOffset: OPT_POSITION_OFFSET,
+      blockLinears: optBlockLinears(c),
     }),
   quant: {
     owqRatio: {
-      'self_attn.q_proj': 1, 'self_attn.k_proj': 1, 'self_attn.v_proj': 1, 'self_attn.out_proj': 1, fc1: 0.25, fc2: 0.25,
+      'self_attn.q_proj': 1,
+      'self_attn.k_proj': 1,
+      'self_attn.v_proj': 1,
+      'self_attn.out_proj': 1,
+      fc1: 0.25,
+      fc2: 0.25,
     },
-    sequential: [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.out_proj'], ['fc1'], ['fc2']],
+    sequential: [
+      ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
+      ['self_attn.out_proj'],
+      ['fc1'],
+      ['fc2'],
+    ],
     scaling: [
-      { prev: 'self_attn_layer_norm', linears: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], inspect: 'attention' },
-      { prev: 'self_attn.v_proj', linears: ['self_attn.out_proj'], inspect: { linear: 'self_attn.out_proj' }, requiresSameShape: true },
+      {
+        prev: 'self_attn_layer_norm',
+        linears: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
+        inspect: 'attention',
+      },
+      {
+        prev: 'self_attn.v_proj',
+        linears: ['self_attn.out_proj'],
+        inspect: { linear: 'self_attn.out_proj' },
+        requiresSameShape: true,
+      },
       { prev: 'final_layer_norm', linears: ['fc1'], inspect: { linear: 'fc1' } },
       { prev: 'fc1', linears: ['fc2'], inspect: { linear: 'fc2' } },
     ],
@@ -114,7 +155,9 @@ export const optFamily: FamilySpec<OptConfig> = {
   bpe: { specialTokensFromConfig: true },
   // word_embed_proj_dim follows hidden_size: a random checkpoint has no projection unless the preset has one
   sizeKeys: {
-    layers: ['num_hidden_layers'], hiddenSize: ['hidden_size', 'word_embed_proj_dim'], intermediateSize: ['ffn_dim'],
+    layers: ['num_hidden_layers'],
+    hiddenSize: ['hidden_size', 'word_embed_proj_dim'],
+    intermediateSize: ['ffn_dim'],
     numHeads: ['num_attention_heads'],
   },
 };

@@ -30,7 +30,10 @@ function modelTypeOf(f: ConfigFields): string {
   }
   const fromArch = Array.isArray(archs) ? archs.map((a) => BY_ARCHITECTURE.get(a as string)).find(Boolean) : undefined;
   if (fromArch) return fromArch;
-  f.fail('architectures', `${JSON.stringify(archs ?? null)} names no supported model and model_type is missing (${supported})`);
+  f.fail(
+    'architectures',
+    `${JSON.stringify(archs ?? null)} names no supported model and model_type is missing (${supported})`,
+  );
 }
 
 /** The spec a normalised config belongs to (its model_type; configs of single-type families carry only the family). */

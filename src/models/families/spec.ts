@@ -47,7 +47,6 @@ export interface TensorNames {
   blockNorms: readonly string[];
 }
 
-
 /** The sizes `wct init-random` can override in a preset's config.json. */
 export type SizeOption = 'layers' | 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads';
 

@@ -9,40 +9,28 @@ import type { FloatArray } from './types.js';
 
 type F = FloatArray;
 
+/** C[b] = alpha op(A[b]) op(B[b]) + beta C[b] (src/native/types.ts GemmDims), positionally. */
+type GemmArgs = [
+  a: F,
+  b: F,
+  c: F,
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  alpha: number,
+  beta: number,
+  strideA: number,
+  strideB: number,
+  strideC: number,
+];
+
 /** The kernels exported by kernels/napi/addon.cc (argument order as in its comments). */
 export interface KernelBinding {
-  gemm(
-    a: F,
-    b: F,
-    c: F,
-    batch: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    alpha: number,
-    beta: number,
-    strideA: number,
-    strideB: number,
-    strideC: number,
-  ): void;
-  gemmBf16(
-    a: F,
-    b: F,
-    c: F,
-    batch: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    alpha: number,
-    beta: number,
-    strideA: number,
-    strideB: number,
-    strideC: number,
-  ): void;
+  gemm(...args: GemmArgs): void;
+  gemmBf16(...args: GemmArgs): void;
   binary(op: number, a: F, b: F, out: F, shape: number[], stridesA: number[], stridesB: number[]): void;
   affine(x: F, out: F, alpha: number, beta: number): void;
   sumTo(x: F, out: F, shape: number[], stridesOut: number[]): void;

@@ -14,7 +14,21 @@ typedef int64_t wct_i64;
 // One thread pool: OpenMP (libgomp), shared by our loops, OpenBLAS (openmp build) and oneDNN.
 int wct_threads(void);
 void wct_set_threads(int n);
+// OpenBLAS's own count (openblas_get_num_threads): wct_set_threads sets it with OpenMP's.
+int wct_blas_threads(void);
 
 // "avx512" | "avx2" | "portable": the ISA of the dispatched hot loops, chosen once at load from
 // __builtin_cpu_supports (the environment variable WCT_CPU_PATH may force a lower one, for tests).
 const char* wct_cpu_path(void);
+
+// What the addon was built with and what the CPU offers, for `wct --version`: the compiler (__VERSION__),
+// OpenBLAS's build string (openblas_get_config, its core name appended), oneDNN's version (dnnl_version),
+// OpenMP's specification date (_OPENMP, yyyymm), and the features the ISA dispatch tests, in one string each.
+struct wct_build_info {
+  const char* compiler;
+  const char* openblas;
+  const char* onednn;
+  const char* openmp;
+  const char* cpu_features;  // space-separated: the dispatch's features this CPU has (e.g. "avx2 fma f16c")
+};
+wct_build_info wct_build(void);

@@ -401,6 +401,20 @@ Value SetThreads(const CallbackInfo& info) {
 
 Value CpuPath(const CallbackInfo& info) { return Napi::String::New(info.Env(), wct_cpu_path()); }
 
+Value BlasThreads(const CallbackInfo& info) { return Napi::Number::New(info.Env(), wct_blas_threads()); }
+
+// () -> { compiler, openblas, onednn, openmp, cpuFeatures } (strings; see wct_build_info)
+Value BuildInfo(const CallbackInfo& info) {
+  const wct_build_info b = wct_build();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("compiler", b.compiler);
+  o.Set("openblas", b.openblas);
+  o.Set("onednn", b.onednn);
+  o.Set("openmp", b.openmp);
+  o.Set("cpuFeatures", b.cpu_features);
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Value (*)(const CallbackInfo&)> fns[] = {
       {"gemm", Gemm<false>},
@@ -430,6 +444,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"threads", Threads},
       {"setThreads", SetThreads},
       {"cpuPath", CpuPath},
+      {"blasThreads", BlasThreads},
+      {"buildInfo", BuildInfo},
   };
   for (const auto& f : fns) exports.Set(f.first, Napi::Function::New(env, f.second, f.first));
   wct_napi::register_packed(env, exports);

@@ -1,21 +1,33 @@
-// ISA detection and the thread-count controls shared by every kernel.
+// ISA detection, the thread-count controls shared by every kernel, and the build description.
 #include "dispatch.h"
 
 #include <cblas.h>
+#include <dnnl.h>
 #include <omp.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "wct_common.h"
+
+// The CPU features the dispatch looks at (__builtin_cpu_supports needs literal names, hence the macro).
+#define WCT_CPU_FEATURES(X) X("avx512f") X("avx512dq") X("avx512bw") X("avx512vl") X("avx2") X("fma") X("f16c")
+
+static bool has(const char* feature) {
+#define WCT_HAS(f) \
+  if (std::strcmp(feature, f) == 0) return __builtin_cpu_supports(f);
+  WCT_CPU_FEATURES(WCT_HAS)
+#undef WCT_HAS
+  return false;
+}
 
 static wct_isa_t detect_isa() {
   __builtin_cpu_init();
   wct_isa_t best = WCT_ISA_PORTABLE;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+  if (has("avx512f") && has("avx512dq") && has("avx512bw") && has("avx512vl")) {
     best = WCT_ISA_AVX512;
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+  } else if (has("avx2") && has("fma") && has("f16c")) {
     best = WCT_ISA_AVX2;
   }
   // A forced path can only lower the ISA (never select one the CPU lacks).
@@ -46,4 +58,38 @@ void wct_set_threads(int n) {
   if (n < 1) n = 1;
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
+}
+
+int wct_blas_threads(void) { return openblas_get_num_threads(); }
+
+wct_build_info wct_build(void) {
+  static const std::string compiler =
+#if defined(__clang__)
+      std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+      std::string("gcc ") + __VERSION__;
+#else
+      std::string("unknown compiler");
+#endif
+  static const std::string openblas = [] {
+    std::string s = openblas_get_config();
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s + " (core " + openblas_get_corename() + ")";
+  }();
+  static const std::string onednn = [] {
+    const dnnl_version_t* v = dnnl_version();
+    return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + " (" +
+           v->hash + ")";
+  }();
+  static const std::string openmp = std::to_string(_OPENMP);
+  static const std::string features = [] {
+    __builtin_cpu_init();
+    std::string s;
+#define WCT_LIST(f) \
+  if (has(f)) s += std::string(s.empty() ? "" : " ") + f;
+    WCT_CPU_FEATURES(WCT_LIST)
+#undef WCT_LIST
+    return s;
+  }();
+  return {compiler.c_str(), openblas.c_str(), onednn.c_str(), openmp.c_str(), features.c_str()};
 }

@@ -10,9 +10,11 @@ import { runRecipe, type RunSummary } from '../train/run-recipe.js';
 import { TrainingDiverged } from '../train/trainer.js';
 import { OptionError } from '../errors.js';
 import { progressBar, runHandler } from './run.js';
+import { addRuntimeOptions } from './runtime-options.js';
 
 interface TrainArgs {
-  recipe: string;
+  /** Optional to yargs so that `wct-train --version` needs none; the handler demands it. */
+  recipe?: string;
   json: boolean;
 }
 
@@ -29,16 +31,16 @@ function report(s: RunSummary): string {
   ].join('\n');
 }
 
-await yargs(hideBin(process.argv))
-  .scriptName('wct-train')
+await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct-train'), 'wct-train')
   .command(
-    '$0 <recipe>',
+    '$0 [recipe]',
     'Train from a recipe (method wct: weak columns; lora / qlora: LoRA adapters); rerun to resume',
     (y) =>
       y
-        .positional('recipe', { type: 'string', demandOption: true, describe: 'Recipe YAML file (see recipes/)' })
+        .positional('recipe', { type: 'string', describe: 'Recipe YAML file (see recipes/)' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' }),
     runHandler((args: ArgumentsCamelCase<TrainArgs>) => {
+      if (args.recipe === undefined) throw new OptionError('recipe', 'missing: name a recipe YAML file (see recipes/)');
       const loaded = loadRecipe(args.recipe);
       const quantizeBar = progressBar('quantize');
       const trainBar = progressBar('train');
@@ -67,5 +69,4 @@ await yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('h', 'help')
-  .version(false)
   .parseAsync();

@@ -8,9 +8,9 @@ import { generateCommand } from './commands/generate.js';
 import { initRandomCommand } from './commands/init-random.js';
 import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
+import { addRuntimeOptions } from './runtime-options.js';
 
-await yargs(hideBin(process.argv))
-  .scriptName('wct')
+await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct'), 'wct')
   .command(generateCommand)
   .command(compareCommand)
   .command(evalCommand)
@@ -21,5 +21,4 @@ await yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('h', 'help')
-  .version(false)
   .parseAsync();

@@ -97,6 +97,8 @@ function wrap(raw: KernelBinding): NativeAddon {
     threads: () => raw.threads(),
     setThreads: (n) => raw.setThreads(n),
     cpuPath: () => raw.cpuPath(),
+    blasThreads: () => raw.blasThreads(),
+    buildInfo: () => raw.buildInfo(),
   };
 }
 
@@ -111,6 +113,9 @@ export function loadAddonModule(): AddonBinding {
   if (rawModule !== null) return rawModule;
   const root = packageRoot();
   const file = path.join(root, ADDON_RELATIVE_PATH);
+  // libgomp reads its wait policy once, when the addon's dlopen loads it: idle OpenMP threads then sleep
+  // instead of spinning, so a busy machine slows a run in proportion rather than many times over.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
   try {
     rawModule = createRequire(import.meta.url)(file) as AddonBinding;
   } catch (err) {

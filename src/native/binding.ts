@@ -112,6 +112,23 @@ export interface KernelBinding {
   threads(): number;
   setThreads(n: number): void;
   cpuPath(): string;
+  /** OpenBLAS's thread count (setThreads sets it with OpenMP's). */
+  blasThreads(): number;
+  buildInfo(): AddonBuildInfo;
+}
+
+/** What the addon was built with and the CPU features its ISA dispatch found (kernels/src/dispatch.cc). */
+export interface AddonBuildInfo {
+  /** e.g. "gcc 12.2.0". */
+  compiler: string;
+  /** openblas_get_config() and the core OpenBLAS picked, e.g. "OpenBLAS 0.3.21 ... USE_OPENMP ... (core Haswell)". */
+  openblas: string;
+  /** oneDNN's version and git hash, e.g. "2.6.3 (N/A)". */
+  onednn: string;
+  /** The OpenMP specification the compiler implements (_OPENMP, yyyymm), e.g. "201511". */
+  openmp: string;
+  /** The dispatch's features this CPU has, space-separated, e.g. "avx2 fma f16c". */
+  cpuFeatures: string;
 }
 
 /** The layout constants the addon was built with (kernels/include/wct_packed.h). */

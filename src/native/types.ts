@@ -8,6 +8,8 @@
  * Every kernel writes into caller-provided buffers; a kernel named *Backward that takes a dW/dB
  * argument ACCUMULATES into it (+=), while dx outputs are overwritten.
  */
+import type { AddonBuildInfo } from './binding.js';
+
 export type FloatArray = Float32Array | Float64Array;
 
 /** C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b]; op(A) is [M,K], op(B) is [K,N], C is [M,N]. */
@@ -207,6 +209,10 @@ export interface NativeExtras {
   setThreads(n: number): void;
   /** "avx512" | "avx2" | "portable": the code path picked at load time. */
   cpuPath(): string;
+  /** OpenBLAS's own thread count, which setThreads sets with OpenMP's. */
+  blasThreads(): number;
+  /** The compiler, OpenBLAS, oneDNN and OpenMP the addon was built with, and the CPU features it dispatches on. */
+  buildInfo(): AddonBuildInfo;
 }
 
 export type NativeAddon = Kernels & NativeExtras;

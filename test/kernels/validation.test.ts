@@ -45,9 +45,27 @@ describe('loader', () => {
     expect(before).toBeGreaterThanOrEqual(1);
     native.setThreads(1);
     expect(native.threads()).toBe(1);
+    expect(native.blasThreads()).toBe(1);
+    native.setThreads(3);
+    expect([native.threads(), native.blasThreads()]).toEqual([3, 3]);
     native.setThreads(before);
     expect(native.threads()).toBe(before);
+    expect(native.blasThreads()).toBe(before);
     expect(() => native.setThreads(0)).toThrow(RangeError);
+  });
+
+  it('describes its build and the CPU features the dispatch found', () => {
+    const b = native.buildInfo();
+    expect(b.compiler).toMatch(/^(gcc|clang) \d+\.\d+/);
+    expect(b.openblas).toMatch(/^OpenBLAS \d+\.\d+\.\d+ .*\(core \w+\)$/);
+    expect(b.onednn).toMatch(/^\d+\.\d+\.\d+ \(/);
+    expect(Number(b.openmp)).toBeGreaterThanOrEqual(201107); // OpenMP 3.1 or later, yyyymm
+    const features = b.cpuFeatures.split(' ').filter((f) => f !== '');
+    for (const f of features)
+      expect(['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma', 'f16c']).toContain(f);
+    expect(native.cpuPath() === 'avx512').toBe(
+      ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl'].every((f) => features.includes(f)),
+    );
   });
 
   it('runs the forced portable and avx2 paths with the same results', () => {

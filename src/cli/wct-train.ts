@@ -9,7 +9,9 @@ import { loadRecipe } from '../recipe/load.js';
 import { runRecipe, type RunSummary } from '../train/run-recipe.js';
 import { TrainingDiverged } from '../train/trainer.js';
 import { OptionError } from '../errors.js';
-import { progressBar, runHandler } from './run.js';
+import { dataSetName } from '../util/data-set-name.js';
+import { Terminal } from './progress.js';
+import { runHandler } from './run.js';
 import { addRuntimeOptions } from './runtime-options.js';
 
 interface TrainArgs {
@@ -18,16 +20,27 @@ interface TrainArgs {
   json: boolean;
 }
 
+/** One eval.final line: which data, what the figure measures, and each model's figure, named. */
+function perplexityLine(s: RunSummary, data: string, tuned: number): string {
+  const quantized = s.baseBits < 32;
+  const fp = s.pplFullPrecision[data];
+  const figures = [
+    ...(quantized && fp !== undefined ? [`full-precision ${fp.toFixed(3)}`] : []),
+    `${quantized ? `quantized base (${s.baseBits.toFixed(2)} bits)` : 'full-precision base'} ${(s.pplBefore[data] ?? NaN).toFixed(3)} -> tuned ${tuned.toFixed(3)}`,
+  ];
+  return `${dataSetName(data)} perplexity (held-out text, not the ${s.data.name} training data: measures forgetting): ${figures.join(', ')}`;
+}
+
 function report(s: RunSummary): string {
   const t = s.train;
   const before = t.valLossBefore === null ? `(resumed at step ${t.resumedFrom})` : t.valLossBefore.toFixed(4);
   return [
-    `${s.method}: trained ${t.steps} steps of ${s.data.train} examples (validation ${s.data.validation}); base ${s.base} (${s.baseBits.toFixed(3)} bits)`,
-    `validation loss ${before} -> ${t.valLossAfter.toFixed(4)}; with the exported artifact reloaded: ${s.valLossReloaded.toFixed(4)}`,
+    `${s.method}: trained ${t.steps} steps of ${s.data.train} ${s.data.name} examples (validation ${s.data.validation}); base ${s.base} (${s.baseBits.toFixed(3)} bits)`,
+    `${s.data.name} validation loss (response tokens): ${before} -> ${t.valLossAfter.toFixed(4)}; with the exported artifact reloaded: ${s.valLossReloaded.toFixed(4)}`,
     `trainable parameters ${t.trainableParams}, optimizer state ${(t.optimizerStateBytes / 1024).toFixed(1)} KiB, ` +
       `${t.stepSeconds.toFixed(2)} s/step (${t.tokensPerSecond.toFixed(0)} tokens/s), peak memory ${s.peakRssMiB.toFixed(0)} MiB, ${s.seconds.toFixed(0)} s`,
     `exported: ${s.artifact.path} (${(s.artifact.bytes / 1024).toFixed(1)} KiB)`,
-    ...Object.entries(s.ppl).map(([d, p]) => `${d}: ppl ${(s.pplBefore[d] ?? NaN).toFixed(3)} -> ${p.toFixed(3)}`),
+    ...Object.entries(s.ppl).map(([d, p]) => perplexityLine(s, d, p)),
   ].join('\n');
 }
 
@@ -42,26 +55,17 @@ await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct-train'), 'w
     runHandler((args: ArgumentsCamelCase<TrainArgs>) => {
       if (args.recipe === undefined) throw new OptionError('recipe', 'missing: name a recipe YAML file (see recipes/)');
       const loaded = loadRecipe(args.recipe);
-      const quantizeBar = progressBar('quantize');
-      const trainBar = progressBar('train');
+      const terminal = new Terminal();
       let summary: RunSummary;
       try {
-        summary = runRecipe(loaded, {
-          onQuantize: (p) => quantizeBar.update(p.done, p.total, `block ${p.block} ${p.stage}`),
-          onTrain: (p) => {
-            quantizeBar.stop();
-            trainBar.update(p.done, p.total, p.loss === null ? '' : `loss ${p.loss.toFixed(4)}`);
-          },
-          note: (line) => process.stderr.write(`${line}\n`),
-        });
+        summary = runRecipe(loaded, { phases: terminal, note: (line) => terminal.log(line) });
       } catch (e) {
         // a diverged run is the recipe's to fix (learning rate, clipping), as is any bad recipe value
         if (e instanceof TrainingDiverged) throw new OptionError(args.recipe, e.message);
         if (e instanceof OptionError) throw new OptionError(`${args.recipe}: ${e.option}`, e.problem);
         throw e;
       } finally {
-        quantizeBar.stop();
-        trainBar.stop();
+        terminal.close();
       }
       process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${report(summary)}\n`);
     }),

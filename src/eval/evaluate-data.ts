@@ -7,6 +7,7 @@ import { loadEvalText } from '../io/text-data.js';
 import type { CausalLM } from '../models/model.js';
 import { perplexity, type PerplexityResult } from './perplexity.js';
 import { OptionError } from '../errors.js';
+import type { PhaseProgress } from '../util/phases.js';
 
 /** Logit floats per forward pass we allow (64 Mi floats = 256 MiB). */
 const LOGIT_BUDGET = 64 * 1024 * 1024;
@@ -18,6 +19,8 @@ export interface EvalDataOptions {
   /** Chunks per forward pass (default: as many as fit LOGIT_BUDGET). */
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** A phase the caller started (its label names the data set): tokenizing, chunks done, and the perplexity. */
+  phase?: PhaseProgress;
 }
 
 /** Throws an OptionError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
@@ -39,9 +42,16 @@ export function evaluateData(
 ): PerplexityResult {
   const seqlen = o.seqlen ?? model.config.maxPositions;
   checkSeqlen(model, seqlen);
+  o.phase?.update(0, 0, 'tokenizing');
   const text = loadEvalText(data);
   let ids = tokenizer.encode(text.text);
   if (text.kind === 'c4') ids = ids.subarray(0, C4_CHUNKS * seqlen);
   const batchSize = o.batchSize ?? Math.max(1, Math.floor(LOGIT_BUDGET / (seqlen * model.config.vocabSize)));
-  return perplexity(model, ids, { seqlen, batchSize, onProgress: o.onProgress });
+  const onProgress = (done: number, total: number) => {
+    o.onProgress?.(done, total);
+    o.phase?.update(done, total, 'chunks');
+  };
+  const result = perplexity(model, ids, { seqlen, batchSize, onProgress });
+  o.phase?.end(`${result.chunks} chunks of ${seqlen} tokens`, `perplexity ${result.ppl.toFixed(3)}`);
+  return result;
 }

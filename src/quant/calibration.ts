@@ -41,11 +41,15 @@ function randint(rng: Rng, lo: number, hi: number): number {
   return lo + Math.floor(rng.next() * (hi - lo + 1));
 }
 
-/** Samples windows from documents longer than seqlen (each document tokenized once, on first draw). */
+/**
+ * Samples windows from documents longer than seqlen (each document tokenized once, on first draw, which is most
+ * of the time); `onProgress` hears of every window drawn.
+ */
 export function sampleCalibration(
   source: string,
   tokenizer: TextTokenizer,
   { nsamples, seqlen, seed }: CalibrationOptions,
+  onProgress?: (done: number, total: number) => void,
 ): Calibration {
   const { file, docs } = calibrationDocuments(source);
   const encoded = new Map<number, Int32Array>();
@@ -72,6 +76,7 @@ export function sampleCalibration(
     if (ids.length <= seqlen) continue;
     const start = randint(rng, 0, ids.length - seqlen - 1);
     windows.push(ids.slice(start, start + seqlen));
+    onProgress?.(windows.length, nsamples);
   }
   return { windows, source: file };
 }

@@ -36,7 +36,9 @@ export interface QuantProgress {
   /** Steps finished so far, of total (every stage of every block counts one step per unit of work). */
   done: number;
   total: number;
+  /** The block (0-based) of `blocks`. */
   block: number;
+  blocks: number;
   stage: QuantStage;
   /** What just finished: a linear's name for 'quantize', else the block prefix. */
   item: string;
@@ -84,18 +86,24 @@ function embedWindows(model: CausalLM, windows: Int32Array[], batchSize: number)
   return batches;
 }
 
+/** What a progress report says just finished, as a bar's status: `block 2/8: quantize model.layers.1.mlp.up_proj`. */
+export function quantStatus(p: QuantProgress): string {
+  return `block ${p.block + 1}/${p.blocks}: ${p.stage}${p.stage === 'quantize' ? ` ${p.item}` : ''}`;
+}
+
 /** Counts the steps as they finish and reports them. */
 class StageProgress {
   private done = 0;
 
   constructor(
     readonly total: number,
+    private readonly blocks: number,
     private readonly report?: (p: QuantProgress) => void,
   ) {}
 
   step(block: number, stage: QuantStage, item: string): void {
     this.done += 1;
-    this.report?.({ done: this.done, total: this.total, block, stage, item });
+    this.report?.({ done: this.done, total: this.total, block, blocks: this.blocks, stage, item });
   }
 }
 
@@ -161,7 +169,7 @@ export function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Map<str
     method,
     o,
     groups,
-    progress: new StageProgress(model.numBlocks * perBlock, o.onProgress),
+    progress: new StageProgress(model.numBlocks * perBlock, model.numBlocks, o.onProgress),
     results: new Map(),
   };
   let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;

@@ -18,11 +18,12 @@ import { loadModel } from '../models/load.js';
 import type { CausalLM, ModelConfig } from '../models/model.js';
 import type { PackedBits } from '../native/packed.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Phases } from '../util/phases.js';
 import { readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';
 import { quantMethod } from './methods.js';
 import type { QuantizeOptions } from './options.js';
 import { toPacked } from './pack.js';
-import { quantizeModel, type QuantProgress } from './pipeline.js';
+import { quantizeModel, quantStatus, type QuantProgress } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
 import { rtn } from './rtn.js';
 import { weakCounts } from './weak-count.js';
@@ -38,6 +39,8 @@ export interface QuantizeCheckpointRun {
   /** Replace an existing output directory. */
   force: boolean;
   onProgress?: (p: QuantProgress) => void;
+  /** The phases shown to the user: calibration sampling, then quantize (block i/n and stage). */
+  phases?: Phases;
 }
 
 /**
@@ -91,16 +94,27 @@ function quantizeEmbeddings(
 }
 
 /** The calibration windows the options name, or null for a method that needs none. */
-function calibrationFor(modelDir: string, config: ModelConfig, o: QuantizeOptions): Calibration | null {
+function calibrationFor(
+  modelDir: string,
+  config: ModelConfig,
+  o: QuantizeOptions,
+  phases?: Phases,
+): Calibration | null {
   if (quantMethod(o.method).statistic === 'none') return null;
   const seqlen = o.calibration.seqlen ?? config.maxPositions;
   if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
     throw new OptionError('seqlen', `calibration seqlen ${seqlen}: expected an integer in [2, ${config.maxPositions}]`);
   }
   const c = { nsamples: o.calibration.nsamples, seqlen, seed: o.calibration.seed };
-  return o.calibration.tokensFile !== null
-    ? readCalibrationTokens(o.calibration.tokensFile, c, config.vocabSize)
-    : sampleCalibration(o.calibration.data, loadTokenizer(modelDir), c);
+  if (o.calibration.tokensFile !== null) return readCalibrationTokens(o.calibration.tokensFile, c, config.vocabSize);
+  const phase = phases?.start('calibration sampling');
+  const status = `windows from ${o.calibration.data} (each document tokenized on first draw)`;
+  phase?.update(0, c.nsamples, status);
+  const calibration = sampleCalibration(o.calibration.data, loadTokenizer(modelDir), c, (d, t) =>
+    phase?.update(d, t, status),
+  );
+  phase?.end(`${c.nsamples} windows of ${seqlen} tokens from ${o.calibration.data}`);
+  return calibration;
 }
 
 /** quantization_config.json as written, less the file's measured bits. */
@@ -148,10 +162,16 @@ export function quantizeCheckpoint(
   const config = model.config;
   const nOut = weakCounts(config, o.bits, quantMethod(o.method).weakColumns ? o.budget : null);
   checkLayers(model, nOut, o);
-  const calibration = calibrationFor(modelDir, config, o);
+  const calibration = calibrationFor(modelDir, config, o, run.phases);
   const started = performance.now();
-  const results = quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress: run.onProgress });
+  const phase = run.phases?.start('quantize');
+  const onProgress = (p: QuantProgress) => {
+    run.onProgress?.(p);
+    phase?.update(p.done, p.total, quantStatus(p));
+  };
+  const results = quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress });
   const seconds = (performance.now() - started) / 1000;
+  phase?.end(`${model.numBlocks} blocks (${o.method}, ${o.bits}-bit)`);
   const embeddings =
     o.embedBits === null
       ? new Map<string, QuantizedColumns>()

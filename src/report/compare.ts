@@ -82,11 +82,12 @@ function readJson(file: string): unknown {
  * A RunSummary as summary.json holds it: JSON.stringify writes a non-finite number as null, which the losses
  * (NaN over an empty validation split) and the perplexities can be.
  */
-type StoredSummary = Omit<RunSummary, 'train' | 'valLossReloaded' | 'pplBefore' | 'ppl'> & {
+type StoredSummary = Omit<RunSummary, 'train' | 'valLossReloaded' | 'pplBefore' | 'ppl' | 'pplFullPrecision'> & {
   train: Omit<RunSummary['train'], 'valLossAfter'> & { valLossAfter: number | null };
   valLossReloaded: number | null;
   pplBefore: Record<string, number | null>;
   ppl: Record<string, number | null>;
+  pplFullPrecision: Record<string, number | null>;
 };
 
 /** The schema of summary.json; typed as StoredSummary, so a field added to RunSummary must be added here. */
@@ -96,7 +97,14 @@ const summarySchema: z.ZodType<StoredSummary> = z.object({
   base: z.string(),
   baseBits: z.number(),
   artifact: z.object({ path: z.string(), bytes: z.number() }),
-  data: z.object({ train: z.number(), validation: z.number(), truncated: z.number(), dropped: z.number() }),
+  // data.name and pplFullPrecision are absent from the summaries of earlier versions
+  data: z.object({
+    name: z.string().default(''),
+    train: z.number(),
+    validation: z.number(),
+    truncated: z.number(),
+    dropped: z.number(),
+  }),
   train: z.object({
     steps: z.number(),
     resumedFrom: z.number(),
@@ -110,6 +118,7 @@ const summarySchema: z.ZodType<StoredSummary> = z.object({
   valLossReloaded: z.number().nullable(),
   pplBefore: z.record(z.string(), z.number().nullable()),
   ppl: z.record(z.string(), z.number().nullable()),
+  pplFullPrecision: z.record(z.string(), z.number().nullable()).default({}),
   peakRssMiB: z.number(),
   seconds: z.number(),
 });

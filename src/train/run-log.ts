@@ -1,6 +1,7 @@
 /**
  * The trainer's run log: `<dir>/metrics.jsonl`, the same scalars as TensorBoard events, and progress
- * reported to a callback (the CLI draws it).
+ * reported to a callback on every step, with the running mean loss, and before each validation pass and
+ * checkpoint save (the CLI draws it).
  *
  * metrics.jsonl holds one JSON object per logged step, in step order:
  *   {"step":12,"loss":2.31,"lr":0.0001,"grad_norm":0.8,"tokens_per_s":5400,"rss_mib":812,"val_loss":2.4}
@@ -41,15 +42,22 @@ export interface RunLogOptions {
   tensorboardDir: string | null;
   /** The step of the checkpoint being resumed: later lines of an existing metrics.jsonl are dropped. */
   resumeFromStep?: number;
-  /** Called at the start and after every logged training step. */
+  /** Called at the start, after every training step, and when a validation pass or a checkpoint save begins. */
   onProgress?: (p: TrainProgress) => void;
 }
 
-/** Training progress in optimizer steps; loss is the last logged training loss (null before the first). */
+/** What the trainer does next: the next step, a validation pass, a checkpoint save. */
+export type TrainActivity = 'step' | 'validation' | 'checkpoint';
+
+/** Training progress in optimizer steps. */
 export interface TrainProgress {
   done: number;
   total: number;
+  /** The last step's training loss (null before the first step run in this process). */
   loss: number | null;
+  /** The mean training loss of the steps run in this process (null before the first). */
+  meanLoss: number | null;
+  activity: TrainActivity;
 }
 
 const TB_TAGS: Record<keyof StepMetrics, string> = {
@@ -74,6 +82,10 @@ export class RunLog {
   private lastStep: number;
   private total = 0;
   private readonly resumedFrom: number;
+  private done = 0;
+  private lastLoss: number | null = null;
+  private lossSum = 0;
+  private lossSteps = 0;
 
   private readonly onProgress?: (p: TrainProgress) => void;
 
@@ -96,10 +108,30 @@ export class RunLog {
   /** Reports the start of training at `doneSteps` of `totalSteps`, by default the resumed step. */
   start(totalSteps: number, doneSteps = this.resumedFrom): void {
     this.total = totalSteps;
-    this.onProgress?.({ done: doneSteps, total: totalSteps, loss: null });
+    this.done = doneSteps;
+    this.report('step');
   }
 
-  /** Appends step's line to metrics.jsonl, its scalars to TensorBoard, and reports a training step's loss. */
+  /** Reports a finished training step and its loss (every step, logged or not). */
+  stepDone(step: number, loss: number): void {
+    this.done = step;
+    this.lastLoss = loss;
+    this.lossSum += loss;
+    this.lossSteps += 1;
+    this.report('step');
+  }
+
+  /** Reports what the trainer begins now (a validation pass, a checkpoint save, or the next step). */
+  activity(activity: TrainActivity): void {
+    this.report(activity);
+  }
+
+  private report(activity: TrainActivity): void {
+    const meanLoss = this.lossSteps > 0 ? this.lossSum / this.lossSteps : null;
+    this.onProgress?.({ done: this.done, total: this.total, loss: this.lastLoss, meanLoss, activity });
+  }
+
+  /** Appends step's line to metrics.jsonl and its scalars to TensorBoard. */
   log(step: number, metrics: StepMetrics | ValidationMetrics): void {
     if (this.fd === null) throw new Error('RunLog: log after close');
     if (!Number.isSafeInteger(step) || step <= this.lastStep) {
@@ -116,7 +148,6 @@ export class RunLog {
     }
     fs.writeSync(this.fd, `${JSON.stringify(line)}\n`);
     this.events?.flush();
-    if ('loss' in metrics) this.onProgress?.({ done: step, total: this.total, loss: metrics.loss });
   }
 
   /** Closes metrics.jsonl and the event file. */

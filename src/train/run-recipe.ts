@@ -5,7 +5,8 @@
  *  - qlora: LoRA adapters over the same packed base, `<output>/adapter/` (PEFT files);
  *  - lora:  LoRA adapters over the full-precision base, `<output>/adapter/`.
  * Then the artifact is loaded over the base from disk as a user would, its validation loss checked, the
- * final perplexities measured (and the base's before training), and `<output>/summary.json` written.
+ * final perplexities measured (and the base's before training, and the full-precision model's when the base
+ * was quantized from it), and `<output>/summary.json` written. Each step is a phase (src/util/phases.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,11 +22,12 @@ import { checkpointSha256, writeWeakDeltas } from '../io/weak-deltas.js';
 import { loadModel } from '../models/load.js';
 import { applyWeakDeltas, weakColumnsOf } from '../models/weak-deltas.js';
 import { OptionError } from '../errors.js';
-import type { QuantProgress } from '../quant/pipeline.js';
 import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../recipe/quantize-options.js';
 import type { LoadedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
+import { dataSetName } from '../util/data-set-name.js';
+import type { PhaseProgress, Phases } from '../util/phases.js';
 import { RunLog, type TrainProgress } from './run-log.js';
 import { meanLoss, train, validationSet, type Trainable, type TrainConfig, type TrainResult } from './trainer.js';
 import { weakParameters } from './wct.js';
@@ -38,22 +40,26 @@ export interface RunSummary {
   baseBits: number;
   /** The exported deltas file or adapter directory, and its size on disk. */
   artifact: { path: string; bytes: number };
-  data: { train: number; validation: number; truncated: number; dropped: number };
+  /** `name`: the training data's short name (src/util/data-set-name.ts), which the reports print. */
+  data: { name: string; train: number; validation: number; truncated: number; dropped: number };
   train: TrainResult;
   /** Validation loss with the artifact reloaded over the base from disk. */
   valLossReloaded: number;
   /** Perplexity on each eval.final text before and after training. */
   pplBefore: Record<string, number>;
   ppl: Record<string, number>;
+  /**
+   * The same for the full-precision model the base was quantized from (model.path when the recipe quantizes it;
+   * the base itself for lora); {} when the base is a packed checkpoint given as is, whose source is unknown.
+   */
+  pplFullPrecision: Record<string, number>;
   peakRssMiB: number;
   seconds: number;
 }
 
 export interface RunHooks {
-  /** Progress of the on-the-fly quantization. */
-  onQuantize?: (p: QuantProgress) => void;
-  /** Progress of training. */
-  onTrain?: (p: TrainProgress) => void;
+  /** The phases shown to the user: quantization, evaluations, training, validation. */
+  phases?: Phases;
   /** One-line notes for the user (stderr). */
   note?: (line: string) => void;
 }
@@ -68,7 +74,7 @@ function packedBase(r: Recipe, hooks: RunHooks): string {
   if (isPackedCheckpoint(base)) return base;
   hooks.note?.(`quantizing ${r.model.path} (${q.method}, ${q.wbits}-bit) into ${base}`);
   try {
-    quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), { force: true, onProgress: hooks.onQuantize });
+    quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), { force: true, phases: hooks.phases });
   } catch (e) {
     if (e instanceof OptionError) throw new OptionError(`model.quantize.${e.option}`, e.problem); // the recipe's key
     throw e;
@@ -187,10 +193,61 @@ function diskBytes(p: string): number {
   return fs.readdirSync(p).reduce((n, f) => n + diskBytes(path.join(p, f)), 0);
 }
 
-function finalPerplexities(model: CausalLM, tokenizer: TextTokenizer, r: Recipe): Record<string, number> {
+/** Perplexity on every eval.final text, one phase each, labelled with the data set and which model (`what`). */
+function finalPerplexities(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  r: Recipe,
+  what: string,
+  hooks: RunHooks,
+): Record<string, number> {
   return Object.fromEntries(
-    r.eval.final.map((d) => [d, evaluateData(model, tokenizer, d, { seqlen: r.eval.seqlen }).ppl]),
+    r.eval.final.map((d) => {
+      const phase = hooks.phases?.start(`evaluation ${dataSetName(d)} (${what})`);
+      return [d, evaluateData(model, tokenizer, d, { seqlen: r.eval.seqlen, phase }).ppl];
+    }),
   );
+}
+
+/**
+ * The full-precision model's perplexities beside the quantized base's: model.path itself when the recipe quantizes
+ * it (wct, qlora); the base's own figures for lora, whose base is full precision; else unknown ({}, with a note).
+ */
+function fullPrecisionPerplexities(
+  r: Recipe,
+  base: string,
+  pplBefore: Record<string, number>,
+  hooks: RunHooks,
+): Record<string, number> {
+  if (r.eval.final.length === 0) return {};
+  if (!isPackedCheckpoint(base)) return pplBefore;
+  if (isPackedCheckpoint(r.model.path)) {
+    hooks.note?.(
+      `full-precision perplexity not measured: ${base} is a packed checkpoint that does not name its source`,
+    );
+    return {};
+  }
+  return finalPerplexities(loadModel(r.model.path), loadTokenizer(r.model.path), r, 'full precision', hooks);
+}
+
+/** Training as a phase: every step with its loss and the running mean, validation passes and checkpoint saves. */
+function trainPhase(phase: PhaseProgress | undefined): { onProgress: (p: TrainProgress) => void; end(): void } {
+  let last: TrainProgress | null = null;
+  let first: number | null = null;
+  return {
+    onProgress: (p) => {
+      last = p;
+      first ??= p.done;
+      const loss = p.loss === null ? '' : `loss ${p.loss.toFixed(4)}, mean ${p.meanLoss!.toFixed(4)}`;
+      const doing = p.activity === 'validation' ? 'validation' : p.activity === 'checkpoint' ? 'saving checkpoint' : '';
+      phase?.update(p.done, p.total, [loss, doing].filter((x) => x !== '').join(' | '));
+    },
+    end: () => {
+      const ran = last === null ? 0 : last.done - (first ?? 0);
+      const mean = last?.meanLoss ?? null;
+      phase?.end(`${ran} steps`, mean === null ? undefined : `mean loss ${mean.toFixed(4)}`);
+    },
+  };
 }
 
 export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummary {
@@ -221,25 +278,35 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
     hooks.note?.(`${data.dropped} examples had no response tokens left after truncation and were dropped`);
   const cfg = trainConfig(loaded, data, tokenizer.eosTokenId ?? 0);
   run.trainable.setTraining(false);
-  const pplBefore = finalPerplexities(run.model, tokenizer, r);
+  const baseKind = isPackedCheckpoint(run.base) ? 'quantized base' : 'full-precision base';
+  const pplBefore = finalPerplexities(run.model, tokenizer, r, baseKind, hooks);
+  const pplFullPrecision = fullPrecisionPerplexities(r, run.base, pplBefore, hooks);
   // train.bf16: the dense products (lm_head, full-precision linears) in bf16 with fp32 accumulation
   const previous = setMatmulPrecision(r.train.bf16 ? 'bf16' : 'fp32');
   let result: TrainResult;
+  const trainProgress = trainPhase(hooks.phases?.start('train'));
   try {
     const tensorboard = r.logging.tensorboard;
+    const { onProgress } = trainProgress;
     result = train(
       run.model,
       run.trainable,
       data,
       cfg,
-      (resumeFromStep) =>
-        new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep, onProgress: hooks.onTrain }),
+      (resumeFromStep) => new RunLog({ dir: r.output.dir, tensorboardDir: tensorboard, resumeFromStep, onProgress }),
     );
   } finally {
     setMatmulPrecision(previous);
   }
+  trainProgress.end();
   const artifact = run.save(result.steps);
   const reloaded = run.reload(artifact);
+  const validation = hooks.phases?.start(`validation ${dataSetName(r.data.path)} (exported artifact reloaded)`);
+  validation?.update(0, 0, `${data.validation.length} examples`);
+  const valBatches = validationSet(data, cfg);
+  const valLossReloaded = meanLoss(reloaded, valBatches);
+  validation?.end(`${valBatches.length} batches`, `loss ${valLossReloaded.toFixed(4)}`);
+  const ppl = finalPerplexities(reloaded, tokenizer, r, 'tuned', hooks);
   const summary: RunSummary = {
     method: r.method,
     recipe: loaded.file,
@@ -247,15 +314,17 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
     baseBits: isPackedCheckpoint(run.base) ? readQuantConfig(run.base).avg_bits.decoder_linear : 32,
     artifact: { path: artifact, bytes: diskBytes(artifact) },
     data: {
+      name: dataSetName(r.data.path),
       train: data.train.length,
       validation: data.validation.length,
       truncated: data.truncated,
       dropped: data.dropped,
     },
     train: result,
-    valLossReloaded: meanLoss(reloaded, validationSet(data, cfg)),
+    valLossReloaded,
     pplBefore,
-    ppl: finalPerplexities(reloaded, tokenizer, r),
+    ppl,
+    pplFullPrecision,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     seconds: (performance.now() - started) / 1000,
   };

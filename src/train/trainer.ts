@@ -141,15 +141,21 @@ function trainStep(
   const lr = learningRate(schedule, step - 1);
   opt.step(lr);
   const seconds = (performance.now() - t0) / 1000;
+  log.stepDone(step, loss);
   const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / seconds, rss_mib: rssMib() };
   let valLoss = state.valLoss;
-  if ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps)
+  const validate = (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps;
+  if (validate) {
+    log.activity('validation');
     metrics.val_loss = valLoss = meanLoss(model, val, trainable);
-  if (step % cfg.logEvery === 0 || metrics.val_loss !== undefined || step === cfg.steps) log.log(step, metrics);
+  }
+  if (step % cfg.logEvery === 0 || validate || step === cfg.steps) log.log(step, metrics);
   const next = { ...state, valLoss };
-  if (step % cfg.saveEvery !== 0 && step !== cfg.steps) return { state: next, tokens, seconds };
-  const saved = { ...next, step, data: stream.state() };
-  saveCheckpoint(cfg.outputDir, names, params, opt, saved, cfg.keep);
+  const save = step % cfg.saveEvery === 0 || step === cfg.steps;
+  if (save) log.activity('checkpoint');
+  const saved = save ? { ...next, step, data: stream.state() } : next;
+  if (save) saveCheckpoint(cfg.outputDir, names, params, opt, saved, cfg.keep);
+  if (validate || save) log.activity('step');
   return { state: saved, tokens, seconds };
 }
 
@@ -187,12 +193,17 @@ export function train(
   }
   const resumedFrom = state.step;
   const log = openLog(resume === null ? undefined : resumedFrom);
-  const valLossBefore = resumedFrom === 0 ? meanLoss(model, val, trainable) : null;
-  if (valLossBefore !== null) log.log(0, { val_loss: valLossBefore });
+  log.start(cfg.steps, resumedFrom);
+  let valLossBefore: number | null = null;
+  if (resumedFrom === 0) {
+    log.activity('validation');
+    valLossBefore = meanLoss(model, val, trainable);
+    log.log(0, { val_loss: valLossBefore });
+    log.activity('step');
+  }
   const schedule = { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
   let tokens = 0;
   let seconds = 0;
-  log.start(cfg.steps, resumedFrom);
   try {
     for (let step = resumedFrom + 1; step <= cfg.steps; step++) {
       const r = trainStep(step, { model, stream, opt, trainable, val, cfg, schedule, log, state });

@@ -161,6 +161,8 @@ describe('wct init-random and --help', () => {
       encoding: 'utf8',
     });
     expect(train.status).toBe(0);
-    expect(train.stdout).toMatch(/wct-train <recipe>/);
+    expect(train.stdout).toMatch(/wct-train \[recipe\]/);
+    const none = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/wct-train.js')], { encoding: 'utf8' });
+    expect(expectOneLineError(none)).toBe('error: recipe: missing: name a recipe YAML file (see recipes/)');
   });
 });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { familyOf } from '../../src/models/families/registry.js';
 import { loadModel } from '../../src/models/load.js';
-import { quantizeModel, type QuantProgress } from '../../src/quant/pipeline.js';
+import { quantizeModel, quantStatus, type QuantProgress } from '../../src/quant/pipeline.js';
 import { weakCounts } from '../../src/quant/weak-count.js';
 import { Rng } from '../../src/util/rng.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
@@ -42,6 +42,9 @@ describe('quantization progress', () => {
       expect(seen.map((p) => p.done)).toEqual(seen.map((_, i) => i + 1));
       expect(seen.every((p) => p.total === model.numBlocks * perBlock)).toBe(true);
       expect(seen.at(-1)!.done).toBe(model.numBlocks * perBlock);
+      expect(seen.every((p) => p.blocks === model.numBlocks)).toBe(true);
+      const q = seen.find((p) => p.stage === 'quantize' && p.block === 1)!;
+      expect(quantStatus(q)).toBe(`block 2/${model.numBlocks}: quantize ${q.item}`);
       expect(seen.filter((p) => p.stage === 'quantize').map((p) => p.item)).toEqual(
         [...Array(model.numBlocks).keys()].flatMap((b) =>
           (trueSequential

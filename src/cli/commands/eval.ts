@@ -2,7 +2,9 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { loadModelDir } from '../model-dir.js';
-import { progressBar, runHandler } from '../run.js';
+import { dataSetName } from '../../util/data-set-name.js';
+import { Terminal } from '../progress.js';
+import { runHandler } from '../run.js';
 
 interface EvalArgs {
   model: string;
@@ -38,13 +40,12 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       }) as unknown as Argv<EvalArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<EvalArgs>) => {
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
-    const bar = progressBar('eval');
+    const phase = new Terminal().start(`evaluation ${dataSetName(args.data)}`);
     const result = evaluateData(model, tokenizer, args.data, {
       seqlen: args.seqlen,
       batchSize: args.batchSize,
-      onProgress: (d, t) => bar.update(d, t),
+      phase,
     });
-    bar.stop();
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     const summary = {
       ppl: result.ppl,
@@ -56,7 +57,8 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else
       process.stdout.write(
-        `${args.data}: ppl ${result.ppl.toFixed(3)} (${result.chunks} chunks of ${result.seqlen} tokens)\n`,
+        `${dataSetName(args.data)} perplexity of ${args.model}${args.deltas || args.adapter ? ` with ${args.deltas ?? args.adapter}` : ''} ` +
+          `(${args.data}, ${result.chunks} chunks of ${result.seqlen} tokens): ${result.ppl.toFixed(3)}\n`,
       );
   }),
 };

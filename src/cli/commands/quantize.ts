@@ -12,8 +12,10 @@ import { methodNames } from '../../quant/methods.js';
 import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
 import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
+import { dataSetName } from '../../util/data-set-name.js';
 import { loadModelDir } from '../model-dir.js';
-import { progressBar, runHandler } from '../run.js';
+import { Terminal } from '../progress.js';
+import { runHandler } from '../run.js';
 import { addSchemaFlags, flagName, parseSchemaFlags } from '../schema-flags.js';
 
 interface QuantizeArgs {
@@ -52,30 +54,24 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
     if (isPackedCheckpoint(args.model))
       throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
-    const bar = progressBar('quantize');
+    const terminal = new Terminal();
     let result: QuantizeCheckpointResult;
     try {
-      result = quantizeCheckpoint(args.model, args.out, options, {
-        force: args.force,
-        onProgress: (p) => bar.update(p.done, p.total, `block ${p.block} ${p.stage}`),
-      });
+      result = quantizeCheckpoint(args.model, args.out, options, { force: args.force, phases: terminal });
     } catch (e) {
       // the library names its options as the recipe does; here they are flags
       if (e instanceof OptionError && !e.option.startsWith('--'))
         throw new OptionError(`--${flagName(e.option)}`, e.problem);
       throw e;
     } finally {
-      bar.stop();
+      terminal.close();
     }
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {
       const packedModel = loadModelDir(args.out);
       for (const data of args.eval.split(',').filter((d) => d !== '')) {
-        const evalBar = progressBar(`eval ${data}`);
-        ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, {
-          onProgress: (d, t) => evalBar.update(d, t),
-        }).ppl;
-        evalBar.stop();
+        const phase = terminal.start(`evaluation ${dataSetName(data)} (quantized)`);
+        ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, { phase }).ppl;
       }
     }
     report(args, result.config, result.nOut, result.seconds, ppl);
@@ -113,7 +109,9 @@ function report(
     ...Object.entries(qc.embeddings ?? {}).map(([n, b]) => `${n}: packed per row at ${b} bits`),
     `average bits: ${qc.avg_bits.decoder_linear.toFixed(3)} (decoder linears), ${qc.avg_bits.file.toFixed(3)} (whole file)`,
     `time ${seconds.toFixed(1)} s, peak memory ${peakRssMiB.toFixed(0)} MiB`,
-    ...Object.entries(ppl).map(([d, p]) => `${d}: ppl ${p.toFixed(3)}`),
+    ...Object.entries(ppl).map(
+      ([d, p]) => `${dataSetName(d)} perplexity of the quantized model (${d}): ${p.toFixed(3)}`,
+    ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

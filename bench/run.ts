@@ -6,8 +6,9 @@
  *  - forward tokens/s and peak RSS of an opt-125m-shaped random model at seqlen 512;
  *  - a full forward+backward step (every weight trainable) of the same model;
  *  - tokenizing WikiText-2's test split with TinyStories-656K's tokenizer (tokens/s);
- *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts) and the WCT training step
- *    (bench/train.ts), each in its own report.
+ *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts), the WCT training step
+ *    (bench/train.ts) and decode speed against --threads and a competing process (bench/threads.ts), each in its
+ *    own report.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +24,7 @@ import type { AttentionDims, GemmDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runPackedBench } from './packed.js';
 import { runQuantBench } from './quant.js';
+import { runThreadsBench } from './threads.js';
 import { runTrainBench } from './train.js';
 import { writeReport, type Row } from './report.js';
 
@@ -182,6 +184,7 @@ function main(): void {
     process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runQuantBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runTrainBench(), 'utf8'));
+    process.stdout.write(fs.readFileSync(runThreadsBench(), 'utf8'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -40,8 +40,11 @@ export interface CompareRow {
   valLossBefore: number | null;
   valLossAfter: number | null;
   valLossReloaded: number | null;
-  /** Perplexity before and after training, keyed by the evaluation text's short name (see evalTexts). */
-  ppl: Record<string, { before: number | null; after: number | null }>;
+  /**
+   * Perplexity before and after training, keyed by the evaluation text's short name (see evalTexts), and the
+   * full-precision model's (null where the summary has none: a packed base given as is, or an older summary).
+   */
+  ppl: Record<string, { before: number | null; after: number | null; fullPrecision: number | null }>;
   artifact: { path: string; bytes: number };
   /** Wall time of the whole run. */
   seconds: number;
@@ -192,6 +195,7 @@ function readRun(
   curves: LossCurves;
   pplBefore: Record<string, number | null>;
   pplAfter: Record<string, number | null>;
+  pplFullPrecision: Record<string, number | null>;
 } {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError(dir, 'not a directory');
   const summaryFile = path.join(dir, 'summary.json');
@@ -220,7 +224,7 @@ function readRun(
     seconds: s.seconds,
   };
   const curves = { run: name, ...readMetrics(path.join(dir, 'metrics.jsonl')) };
-  return { row, curves, pplBefore: s.pplBefore, pplAfter: s.ppl };
+  return { row, curves, pplBefore: s.pplBefore, pplAfter: s.ppl, pplFullPrecision: s.pplFullPrecision };
 }
 
 /** Basenames of the evaluation texts ('wikitext2', 'valid.txt'); the full key where two keys share one. */
@@ -241,7 +245,11 @@ export function compareRuns(dirs: readonly string[]): Comparison {
   for (const r of runs) {
     for (const k of keys) {
       if (!(k in r.pplBefore) && !(k in r.pplAfter)) continue;
-      r.row.ppl[short.get(k) as string] = { before: r.pplBefore[k] ?? null, after: r.pplAfter[k] ?? null };
+      r.row.ppl[short.get(k) as string] = {
+        before: r.pplBefore[k] ?? null,
+        after: r.pplAfter[k] ?? null,
+        fullPrecision: r.pplFullPrecision[k] ?? null,
+      };
     }
   }
   return {
@@ -292,7 +300,7 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
     'tokens/s',
     'val loss (final)',
     'val loss (before)',
-    ...c.evalTexts.map((t) => `ppl ${t} (before → after)`),
+    ...c.evalTexts.flatMap((t) => [`ppl ${t} (before → after)`, `ppl ${t} (full precision)`]),
     'artifact',
     'wall time',
   ];
@@ -307,8 +315,10 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
     grouped(r.tokensPerSecond),
     fixed(r.valLossAfter, 4),
     fixed(r.valLossBefore, 4),
-    ...c.evalTexts.map((t) =>
-      r.ppl[t] === undefined ? NA : `${fixed(r.ppl[t].before, 2)} → ${fixed(r.ppl[t].after, 2)}`,
+    ...c.evalTexts.flatMap((t) =>
+      r.ppl[t] === undefined
+        ? [NA, NA]
+        : [`${fixed(r.ppl[t].before, 2)} → ${fixed(r.ppl[t].after, 2)}`, fixed(r.ppl[t].fullPrecision, 2)],
     ),
     formatBytes(r.artifact.bytes),
     formatDuration(r.seconds),

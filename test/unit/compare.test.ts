@@ -74,6 +74,7 @@ const wctSummary = () => ({
   valLossReloaded: 2.1001,
   pplBefore: { wikitext2: 45.1, '../shared/data/text/valid.txt': 30.25 },
   ppl: { wikitext2: 40.5, '../shared/data/text/valid.txt': 22.125 },
+  pplFullPrecision: { wikitext2: 37.25 }, // the other runs' summaries predate the field
   peakRssMiB: 1234.5,
   seconds: 3725,
 });
@@ -157,8 +158,11 @@ describe('compareRuns', () => {
       recipeHash: 'wct-3bit0123456789abcdef',
       recipe: 'recipes/wct-3bit.yaml',
     });
-    expect(a.ppl).toEqual({ wikitext2: { before: 45.1, after: 40.5 }, 'valid.txt': { before: 30.25, after: 22.125 } });
-    expect(b.ppl).toEqual({ wikitext2: { before: 35, after: 33.333 } });
+    expect(a.ppl).toEqual({
+      wikitext2: { before: 45.1, after: 40.5, fullPrecision: 37.25 },
+      'valid.txt': { before: 30.25, after: 22.125, fullPrecision: null },
+    });
+    expect(b.ppl).toEqual({ wikitext2: { before: 35, after: 33.333, fullPrecision: null } });
     expect(c).toMatchObject({
       method: 'qlora',
       baseBits: 4.25,
@@ -167,7 +171,7 @@ describe('compareRuns', () => {
       valLossBefore: null,
       valLossAfter: 2.3,
     });
-    expect(c.ppl).toEqual({ wikitext2: { before: 60.25, after: 50.5 } });
+    expect(c.ppl).toEqual({ wikitext2: { before: 60.25, after: 50.5, fullPrecision: null } });
     expect(c.artifact).toEqual({ path: 'out/resumed/adapter', bytes: 3000 });
   });
 
@@ -185,7 +189,7 @@ describe('compareRuns', () => {
     );
     const c = compareRuns([dir]);
     expect(c.runs[0]).toMatchObject({ valLossBefore: null, valLossAfter: null, valLossReloaded: null });
-    expect(c.runs[0].ppl.wikitext2).toEqual({ before: 45.1, after: null });
+    expect(c.runs[0].ppl.wikitext2).toEqual({ before: 45.1, after: null, fullPrecision: 37.25 });
     const { header, rows } = comparisonTable(c);
     expect(rows[0][header.indexOf('val loss (final)')]).toBe('n/a');
     expect(rows[0][header.indexOf('ppl wikitext2 (before → after)')]).toBe('45.10 → n/a');
@@ -214,6 +218,8 @@ describe('compareRuns', () => {
     expect(col('val loss (before)')).toEqual(['2.6000', '2.4000', 'n/a']);
     expect(col('ppl wikitext2 (before → after)')).toEqual(['45.10 → 40.50', '35.00 → 33.33', '60.25 → 50.50']);
     expect(col('ppl valid.txt (before → after)')).toEqual(['30.25 → 22.13', 'n/a', 'n/a']);
+    expect(col('ppl wikitext2 (full precision)')).toEqual(['37.25', 'n/a', 'n/a']);
+    expect(col('ppl valid.txt (full precision)')).toEqual(['n/a', 'n/a', 'n/a']);
     expect(col('artifact')).toEqual(['1.50 MiB', '512.0 KiB', '2.9 KiB']);
     expect(col('wall time')).toEqual(['1h 02m 05s', '59.9 s', '2m 05s']);
     expect(formatBytes(5 * 2 ** 30)).toBe('5.00 GiB');

@@ -9,7 +9,7 @@ import { loadRecipe } from '../recipe/load.js';
 import { runRecipe, type RunSummary } from '../train/run-recipe.js';
 import { TrainingDiverged } from '../train/trainer.js';
 import { OptionError } from '../errors.js';
-import { progressBar, runHandler } from './run.js';
+import { failWith, progressBar, runHandler } from './run.js';
 
 interface TrainArgs {
   recipe: string;
@@ -65,6 +65,7 @@ await yargs(hideBin(process.argv))
     }),
   )
   .strict()
+  .fail(failWith)
   .help()
   .alias('h', 'help')
   .version(false)

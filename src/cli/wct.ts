@@ -8,6 +8,7 @@ import { generateCommand } from './commands/generate.js';
 import { initRandomCommand } from './commands/init-random.js';
 import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
+import { failWith } from './run.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('wct')
@@ -19,6 +20,7 @@ await yargs(hideBin(process.argv))
   .command(mergeCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
+  .fail(failWith)
   .help()
   .alias('h', 'help')
   .version(false)

@@ -14,7 +14,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, namingFile } from '../errors.js';
+import { makeDir } from '../io/make-dir.js';
 import { EventWriter } from '../io/tfevents.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
@@ -79,7 +80,7 @@ export class RunLog {
 
   constructor(opts: RunLogOptions) {
     this.onProgress = opts.onProgress;
-    fs.mkdirSync(opts.dir, { recursive: true });
+    makeDir(opts.dir);
     this.metricsFile = path.join(opts.dir, 'metrics.jsonl');
     this.lastStep = -Infinity;
     this.resumedFrom = opts.resumeFromStep ?? 0;
@@ -114,7 +115,8 @@ export class RunLog {
       line[key] = value;
       this.events?.addScalar(TB_TAGS[key], value, step, wallTime);
     }
-    fs.writeSync(this.fd, `${JSON.stringify(line)}\n`);
+    const fd = this.fd;
+    namingFile(this.metricsFile, () => fs.writeSync(fd, `${JSON.stringify(line)}\n`));
     this.events?.flush();
     if ('loss' in metrics) this.onProgress?.({ done: step, total: this.total, loss: metrics.loss });
   }

@@ -3,10 +3,10 @@
  * as a packed checkpoint (src/io/packed-checkpoint.ts), optionally evaluated right after from the written files.
  * Its quantization flags are the recipe's `model.quantize` fields (src/recipe/schema.ts), generated from there.
  */
-import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { OptionError } from '../../errors.js';
 import { evaluateData } from '../../eval/evaluate-data.js';
+import { claimOutputDir } from '../../io/output-dir.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
 import { methodNames } from '../../quant/methods.js';
 import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
@@ -36,7 +36,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         describe: 'Full-precision Hugging Face checkpoint directory',
       })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the packed checkpoint' })
-      .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'Replace an existing output directory written by this tool',
+      })
       .option('eval', {
         type: 'string',
         describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)',
@@ -48,15 +52,22 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       }) as unknown as Argv<QuantizeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<QuantizeArgs>) => {
     const options = toQuantizeOptions(parseSchemaFlags(args, quantizeShape, quantizeSchema));
-    if (fs.existsSync(args.out) && !args.force)
-      throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
+    const out = claimOutputDir(args.out, {
+      option: '--out',
+      command: 'wct quantize',
+      inputs: [args.model, options.calibration.data, options.calibration.tokensFile, ...evalTexts(args.eval)],
+      mode: 'replace',
+      force: args.force,
+      note: (line) => process.stderr.write(`${line}\n`),
+    });
     if (isPackedCheckpoint(args.model))
       throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const bar = progressBar('quantize');
     let result: QuantizeCheckpointResult;
     try {
       result = quantizeCheckpoint(args.model, args.out, options, {
-        force: args.force,
+        force: true, // claimOutputDir decided whether the output may be replaced
+        writtenBy: 'wct quantize',
         onProgress: (p) => bar.update(p.done, p.total, `block ${p.block} ${p.stage}`),
       });
     } catch (e) {
@@ -67,10 +78,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     } finally {
       bar.stop();
     }
+    out.finish();
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {
       const packedModel = loadModelDir(args.out);
-      for (const data of args.eval.split(',').filter((d) => d !== '')) {
+      for (const data of evalTexts(args.eval)) {
         const evalBar = progressBar(`eval ${data}`);
         ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, {
           onProgress: (d, t) => evalBar.update(d, t),
@@ -81,6 +93,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     report(args, result.config, result.nOut, result.seconds, ppl);
   }),
 };
+
+/** The texts --eval names (comma-separated). */
+function evalTexts(list: string | undefined): string[] {
+  return (list ?? '').split(',').filter((d) => d !== '');
+}
 
 function report(
   args: QuantizeArgs,

@@ -83,7 +83,7 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
     });
     const files = initRandom({
       like: args.like,
-      out: args.out,
+      out: out.dir,
       writtenBy: 'wct init-random',
       seed: args.seed,
       initStd: args.initStd,

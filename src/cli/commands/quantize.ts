@@ -65,7 +65,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     const bar = progressBar('quantize');
     let result: QuantizeCheckpointResult;
     try {
-      result = quantizeCheckpoint(args.model, args.out, options, {
+      result = quantizeCheckpoint(args.model, out.dir, options, {
         force: true, // claimOutputDir decided whether the output may be replaced
         writtenBy: 'wct quantize',
         onProgress: (p) => bar.update(p.done, p.total, `block ${p.block} ${p.stage}`),

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { OptionError } from '../errors.js';
+import { IoError, ioErrorOf, isErrnoFailure, OptionError } from '../errors.js';
 import { processAlive } from './process-alive.js';
 
 export interface LockHolder {
@@ -59,7 +59,12 @@ function removeIfOurs(file: string): void {
 export function lockDir(file: string, dir: string, option: string, note: (line: string) => void): DirLock {
   const holder: LockHolder = { pid: process.pid, command: commandLine(), started: new Date().toISOString() };
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(holder)}\n`);
+  try {
+    fs.writeFileSync(tmp, `${JSON.stringify(holder)}\n`);
+  } catch (e) {
+    // the first write in (or beside) the output directory: name the lock, not its temporary
+    throw isErrnoFailure(e) ? new IoError(file, 'create the lock file', ioErrorOf(e).reason) : e;
+  }
   try {
     for (let attempt = 0; ; attempt++) {
       try {

@@ -11,7 +11,7 @@ import { TrainingDiverged } from '../train/trainer.js';
 import { OptionError } from '../errors.js';
 import { dataSetName } from '../util/data-set-name.js';
 import { Terminal } from './progress.js';
-import { runHandler } from './run.js';
+import { failWith, runHandler } from './run.js';
 import { addRuntimeOptions } from './runtime-options.js';
 
 interface TrainArgs {
@@ -71,6 +71,7 @@ await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct-train'), 'w
     }),
   )
   .strict()
+  .fail(failWith)
   .help()
   .alias('h', 'help')
   .parseAsync();

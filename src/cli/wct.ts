@@ -9,6 +9,7 @@ import { initRandomCommand } from './commands/init-random.js';
 import { mergeCommand } from './commands/merge.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { addRuntimeOptions } from './runtime-options.js';
+import { failWith } from './run.js';
 
 await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct'), 'wct')
   .command(generateCommand)
@@ -19,6 +20,7 @@ await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct'), 'wct')
   .command(mergeCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
+  .fail(failWith)
   .help()
   .alias('h', 'help')
   .parseAsync();

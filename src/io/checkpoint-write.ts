@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import { openCheckpoint, SINGLE_FILE } from './checkpoint.js';
+import { makeDir } from './make-dir.js';
+import { writeMarker } from './output-dir.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
 
 /** Looks a canonical tensor name up among a source's stored names (src/models/checkpoint-tensors.ts). */
@@ -69,14 +71,17 @@ export function tensorsInSourceDtypes(
 /**
  * Runs `write(tmp)` on a fresh temporary directory beside `outDir`, then replaces `outDir` with it. On
  * failure the temporary directory is removed and `outDir` is left as it was. Whether an existing
- * `outDir` may be replaced is the caller's decision, made before calling.
+ * `outDir` may be replaced is the caller's decision, made before calling (src/io/output-dir.ts). A
+ * command's output directory gets the marker of `writtenBy`, the command, before the rename.
  */
-export function writeDirAtomic<T>(outDir: string, write: (tmp: string) => T): T {
+export function writeDirAtomic<T>(outDir: string, write: (tmp: string) => T, writtenBy?: string): T {
   const tmp = `${outDir.replace(/\/+$/, '')}.tmp-${process.pid}`;
+  makeDir(path.dirname(tmp));
   fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
+  fs.mkdirSync(tmp);
   try {
     const result = write(tmp);
+    if (writtenBy !== undefined) writeMarker(tmp, writtenBy);
     fs.rmSync(outDir, { recursive: true, force: true });
     fs.renameSync(tmp, outDir);
     return result;
@@ -108,20 +113,25 @@ function unheldSourceTensors(
 /**
  * A full-precision Hugging Face checkpoint directory: `sourceDir`'s config and tokenizer files and one
  * model.safetensors holding every tensor of `weights` in the source's dtypes, plus, unchanged, the source's
- * tensors the model does not hold. Replaces `outDir`.
+ * tensors the model does not hold. Replaces `outDir`, marked as written by `writtenBy`.
  */
 export function writeHfCheckpoint(
   outDir: string,
   sourceDir: string,
   weights: ReadonlyMap<string, Tensor>,
   storedName: StoredName,
+  writtenBy?: string,
 ): void {
-  writeDirAtomic(outDir, (tmp) => {
-    copyModelFiles(sourceDir, tmp);
-    const tensors = [
-      ...tensorsInSourceDtypes(sourceDir, weights, storedName),
-      ...unheldSourceTensors(sourceDir, weights, storedName),
-    ];
-    writeSafetensors(path.join(tmp, SINGLE_FILE), tensors, { format: 'pt' });
-  });
+  writeDirAtomic(
+    outDir,
+    (tmp) => {
+      copyModelFiles(sourceDir, tmp);
+      const tensors = [
+        ...tensorsInSourceDtypes(sourceDir, weights, storedName),
+        ...unheldSourceTensors(sourceDir, weights, storedName),
+      ];
+      writeSafetensors(path.join(tmp, SINGLE_FILE), tensors, { format: 'pt' });
+    },
+    writtenBy,
+  );
 }

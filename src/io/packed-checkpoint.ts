@@ -191,23 +191,33 @@ export interface PackedModelToWrite {
 
 /**
  * Writes the packed checkpoint into a temporary directory beside `outDir` and renames it into place, so
- * `outDir` is never half-written. An existing `outDir` is replaced only with `force`.
+ * `outDir` is never half-written. An existing `outDir` is replaced only with `force`; the directory is
+ * marked as written by `writtenBy` (src/io/output-dir.ts).
  */
-export function writePackedCheckpoint(outDir: string, m: PackedModelToWrite, force: boolean): QuantConfig {
+export function writePackedCheckpoint(
+  outDir: string,
+  m: PackedModelToWrite,
+  force: boolean,
+  writtenBy?: string,
+): QuantConfig {
   if (fs.existsSync(outDir) && !force) throw new InputError(outDir, '--out', 'exists; pass --force to replace it');
-  return writeDirAtomic(outDir, (tmp) => {
-    copyModelFiles(m.sourceDir, tmp);
-    const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
-    const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, m.storedName, skip);
-    for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
-    const file = path.join(tmp, SINGLE_FILE);
-    writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });
-    const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
-    const qc: QuantConfig = {
-      ...m.quantConfig,
-      avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params },
-    };
-    fs.writeFileSync(path.join(tmp, QUANT_CONFIG_FILE), `${JSON.stringify(qc, null, 2)}\n`);
-    return qc;
-  });
+  return writeDirAtomic(
+    outDir,
+    (tmp) => {
+      copyModelFiles(m.sourceDir, tmp);
+      const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
+      const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, m.storedName, skip);
+      for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
+      const file = path.join(tmp, SINGLE_FILE);
+      writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });
+      const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
+      const qc: QuantConfig = {
+        ...m.quantConfig,
+        avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params },
+      };
+      fs.writeFileSync(path.join(tmp, QUANT_CONFIG_FILE), `${JSON.stringify(qc, null, 2)}\n`);
+      return qc;
+    },
+    writtenBy,
+  );
 }

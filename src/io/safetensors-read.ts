@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, type Dtype } from './dtype.js';
-import { InputError } from '../errors.js';
+import { InputError, namingFile } from '../errors.js';
 import { MAX_HEADER_BYTES, parseSafetensorsHeader, type TensorEntry } from './safetensors-header.js';
 
 if (os.endianness() !== 'LE') throw new Error('safetensors I/O assumes a little-endian host');
@@ -42,7 +42,7 @@ export interface SafetensorsFile extends TensorReader {
 function readFully(fd: number, file: string, dest: Uint8Array, position: number): void {
   const chunk = 1 << 30;
   for (let done = 0; done < dest.length; ) {
-    const n = fs.readSync(fd, dest, done, Math.min(chunk, dest.length - done), position + done);
+    const n = namingFile(file, () => fs.readSync(fd, dest, done, Math.min(chunk, dest.length - done), position + done));
     if (n === 0) throw new InputError(file, 'data', `unexpected end of file at byte ${position + done}`);
     done += n;
   }

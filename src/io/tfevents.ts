@@ -23,7 +23,8 @@ import os from 'node:os';
 import path from 'node:path';
 import CRC32C from 'crc-32/crc32c.js';
 import protobuf from 'protobufjs';
-import { InputError } from '../errors.js';
+import { InputError, namingFile } from '../errors.js';
+import { makeDir } from './make-dir.js';
 
 const PROTO = `
 syntax = "proto3";
@@ -65,7 +66,7 @@ export class EventWriter {
   private pending: Buffer[] = [];
 
   constructor(dir: string, wallTime = Date.now() / 1000) {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDir(dir);
     const base = path.join(dir, `events.out.tfevents.${Math.floor(wallTime)}.${os.hostname()}.${process.pid}`);
     [this.fd, this.file] = openNew(base);
     this.pending.push(encodeEvent({ wall_time: wallTime, file_version: FILE_VERSION }));
@@ -85,7 +86,10 @@ export class EventWriter {
     if (this.fd === null || this.pending.length === 0) return;
     const bytes = Buffer.concat(this.pending);
     this.pending = [];
-    for (let off = 0; off < bytes.length; ) off += fs.writeSync(this.fd, bytes, off);
+    const fd = this.fd;
+    namingFile(this.file, () => {
+      for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off);
+    });
   }
 
   close(): void {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SINGLE_FILE } from './checkpoint.js';
-import { InputError } from '../errors.js';
+import { InputError, namingFile } from '../errors.js';
 import { openSafetensors } from './safetensors-read.js';
 import { writeSafetensors } from './safetensors-write.js';
 
@@ -35,7 +35,7 @@ export function checkpointSha256(dir: string): string {
   try {
     const buf = Buffer.allocUnsafe(1 << 24);
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      const n = namingFile(file, () => fs.readSync(fd, buf, 0, buf.length, null));
       if (n <= 0) break;
       hash.update(buf.subarray(0, n));
     }

@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeDirAtomic } from '../io/checkpoint-write.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { sharedDataDir } from '../io/text-data.js';
 import { numel } from '../tensor/tensor.js';
@@ -42,6 +43,8 @@ export interface InitRandomOptions extends SizeOverrides {
   /** Standard deviation of the random matrices and embeddings (default 0.02). */
   initStd?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
+  /** The command writing `out`, recorded in its marker (src/io/output-dir.ts). */
+  writtenBy?: string;
 }
 
 /** The config.json keys each override sets, per family. OPT's word_embed_proj_dim follows hidden_size: the
@@ -98,6 +101,7 @@ export function initRandom({
   seed = 0,
   dtype,
   initStd = DEFAULT_INIT_STD,
+  writtenBy,
   ...sizes
 }: InitRandomOptions): string[] {
   const raw = JSON.parse(
@@ -113,17 +117,20 @@ export function initRandom({
   const tensors = [...expectedTensorShapes(config)]
     .filter(([name]) => !(name === headTensorNames(config).lmHead && config.tieWordEmbeddings))
     .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng, initStd) }));
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(
-    path.join(out, 'config.json'),
-    `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`,
+  const written = ['config.json', 'model.safetensors', ...TOKENIZER_FILES[like].map((rel) => path.basename(rel))];
+  writeDirAtomic(
+    out,
+    (tmp) => {
+      fs.writeFileSync(
+        path.join(tmp, 'config.json'),
+        `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`,
+      );
+      writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
+      for (const rel of TOKENIZER_FILES[like])
+        fs.copyFileSync(path.join(sharedDataDir(), rel), path.join(tmp, path.basename(rel)));
+    },
+    writtenBy,
   );
-  writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
-  const written = ['config.json', 'model.safetensors'];
-  for (const rel of TOKENIZER_FILES[like]) {
-    fs.copyFileSync(path.join(sharedDataDir(), rel), path.join(out, path.basename(rel)));
-    written.push(path.basename(rel));
-  }
   return written.map((f) => path.join(out, f));
 }
 

@@ -38,6 +38,8 @@ export interface QuantizeCheckpointResult {
 export interface QuantizeCheckpointRun {
   /** Replace an existing output directory. */
   force: boolean;
+  /** The command writing it, recorded in its marker (src/io/output-dir.ts). */
+  writtenBy?: string;
   onProgress?: (p: QuantProgress) => void;
   /** The phases shown to the user: calibration sampling, then quantize (block i/n and stage). */
   phases?: Phases;
@@ -187,6 +189,7 @@ export function quantizeCheckpoint(
       quantConfig: quantConfigOf(o, calibration, results, embeddings),
     },
     run.force,
+    run.writtenBy,
   );
   return { config: qc, nOut, seconds };
 }

@@ -16,6 +16,7 @@ import * as z from 'zod';
 import { InputError, OptionError } from '../errors.js';
 import { TRAIN_METHODS } from '../recipe/schema.js';
 import type { RunSummary } from '../train/run-recipe.js';
+import { makeDir } from '../io/make-dir.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { PALETTE, lineChartSvg, svgToPng, type ChartSeries, type LegendEntry } from './plot-svg.js';
 
@@ -385,7 +386,7 @@ export function lossChartSvg(c: Comparison): string {
 
 /** Writes compare.md, compare.json, loss.svg and loss.png into `outDir` (each atomically); returns their paths. */
 export function writeComparison(c: Comparison, outDir: string): string[] {
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDir(outDir);
   const svg = lossChartSvg(c);
   const files: [string, string | Buffer][] = [
     ['compare.json', `${JSON.stringify(c, null, 2)}\n`],

@@ -15,7 +15,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, namingFile } from '../errors.js';
+import { makeDir } from '../io/make-dir.js';
 import { EventWriter } from '../io/tfevents.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
@@ -91,7 +92,7 @@ export class RunLog {
 
   constructor(opts: RunLogOptions) {
     this.onProgress = opts.onProgress;
-    fs.mkdirSync(opts.dir, { recursive: true });
+    makeDir(opts.dir);
     this.metricsFile = path.join(opts.dir, 'metrics.jsonl');
     this.lastStep = -Infinity;
     this.resumedFrom = opts.resumeFromStep ?? 0;
@@ -146,7 +147,8 @@ export class RunLog {
       line[key] = value;
       this.events?.addScalar(TB_TAGS[key], value, step, wallTime);
     }
-    fs.writeSync(this.fd, `${JSON.stringify(line)}\n`);
+    const fd = this.fd;
+    namingFile(this.metricsFile, () => fs.writeSync(fd, `${JSON.stringify(line)}\n`));
     this.events?.flush();
   }
 

@@ -7,12 +7,17 @@
  * Then the artifact is loaded over the base from disk as a user would, its validation loss checked, the
  * final perplexities measured (and the base's before training, and the full-precision model's when the base
  * was quantized from it), and `<output>/summary.json` written. Each step is a phase (src/util/phases.ts).
+ * The output directory is claimed first (src/io/output-dir.ts: refusals, marker, lock, dead temporaries);
+ * a run whose summary.json exists for the same recipe is already complete: its stored summary is returned
+ * and nothing is written.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset.js';
 import { setMatmulPrecision } from '../autograd/index.js';
 import { evaluateData } from '../eval/evaluate-data.js';
+import { readJsonObject } from '../io/json-file.js';
+import { checkReplaceable, claimOutputDir } from '../io/output-dir.js';
 import { isPackedCheckpoint, readQuantConfig } from '../io/packed-checkpoint.js';
 import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.js';
 import { writeAdapter } from '../io/peft-adapter.js';
@@ -72,9 +77,14 @@ function packedBase(r: Recipe, hooks: RunHooks): string {
     throw new OptionError('model.quantize', `missing: model.path ${r.model.path} is a full-precision checkpoint`);
   const base = path.join(r.output.dir, 'base');
   if (isPackedCheckpoint(base)) return base;
+  checkReplaceable(base, base, { option: 'output.dir', force: true });
   hooks.note?.(`quantizing ${r.model.path} (${q.method}, ${q.wbits}-bit) into ${base}`);
   try {
-    quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), { force: true, phases: hooks.phases });
+    quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), {
+      force: true,
+      writtenBy: 'wct-train',
+      phases: hooks.phases,
+    });
   } catch (e) {
     if (e instanceof OptionError) throw new OptionError(`model.quantize.${e.option}`, e.problem); // the recipe's key
     throw e;
@@ -250,10 +260,46 @@ function trainPhase(phase: PhaseProgress | undefined): { onProgress: (p: TrainPr
   };
 }
 
+/** The files a recipe reads: its output directory must neither hold nor be inside any of them. */
+function recipeInputs(r: Recipe): string[] {
+  const q = r.model.quantize;
+  return [r.model.path, r.data.path, ...(q === undefined ? [] : [q.calib, q.calib_tokens ?? '']), ...r.eval.final];
+}
+
+/** The stored summary of a finished run of this recipe in its output directory, or null. */
+function completedRun(loaded: LoadedRecipe): RunSummary | null {
+  const dir = loaded.recipe.output.dir;
+  const summary = path.join(dir, 'summary.json');
+  const recipe = path.join(dir, 'recipe.json');
+  if (!fs.existsSync(summary) || !fs.existsSync(recipe) || readJsonObject(recipe).hash !== loaded.hash) return null;
+  return readJsonObject(summary) as unknown as RunSummary;
+}
+
+/** Runs the recipe in its claimed output directory, or returns the stored summary of its finished run. */
 export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummary {
+  const r = loaded.recipe;
+  const out = claimOutputDir(r.output.dir, {
+    option: 'output.dir',
+    command: 'wct-train',
+    inputs: recipeInputs(r),
+    mode: 'update',
+    note: hooks.note ?? (() => undefined),
+  });
+  try {
+    const done = completedRun(loaded);
+    if (done === null) return trainRecipe(loaded, hooks);
+    hooks.note?.(
+      `already complete: ${path.join(r.output.dir, 'summary.json')} (its stored summary follows; use another output.dir to train again)`,
+    );
+    return done;
+  } finally {
+    out.release();
+  }
+}
+
+function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks): RunSummary {
   const started = performance.now();
   const r = loaded.recipe;
-  fs.mkdirSync(r.output.dir, { recursive: true });
   fs.writeFileSync(
     path.join(r.output.dir, 'recipe.json'),
     `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,

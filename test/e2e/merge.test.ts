@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, writeAdapter } from '../../src/io/peft-adapter.js';
+import { MARKER_FILE } from '../../src/io/output-dir.js';
 import { resolveTensorName } from '../../src/models/checkpoint-tensors.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/models/load.js';
@@ -61,7 +62,9 @@ describe('wct merge', () => {
       if (f === 'model.safetensors') continue;
       expect(fs.readFileSync(path.join(out, f), 'utf8'), f).toBe(fs.readFileSync(path.join(tinyStoriesDir, f), 'utf8'));
     }
-    expect(fs.readdirSync(out).sort()).toEqual(fs.readdirSync(tinyStoriesDir).sort());
+    // the source's files, and the marker of a directory this tool wrote
+    expect(fs.readdirSync(out).sort()).toEqual([MARKER_FILE, ...fs.readdirSync(tinyStoriesDir)].sort());
+    expect(JSON.parse(fs.readFileSync(path.join(out, MARKER_FILE), 'utf8')).command).toBe('wct merge');
     const src = openSafetensors(path.join(tinyStoriesDir, 'model.safetensors'));
     const dst = openSafetensors(path.join(out, 'model.safetensors'));
     try {

@@ -4,7 +4,8 @@
  * trace and a request to report it, exit code 70.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BUG_EXIT_CODE, runHandler } from '../../src/cli/run.js';
+import fs from 'node:fs';
+import { BUG_EXIT_CODE, failWith, runHandler } from '../../src/cli/run.js';
 import { InputError, OptionError } from '../../src/errors.js';
 
 class Exit extends Error {
@@ -50,6 +51,39 @@ describe('runHandler', () => {
       stderr: 'error: --group-size: expected a multiple of 8\n',
       code: 1,
     });
+  });
+
+  it("an I/O failure (Node's errno error): one line naming the file, the operation and the cause, exit 1", async () => {
+    let failure: unknown;
+    try {
+      fs.writeFileSync('/dev/full/x', '');
+    } catch (e) {
+      failure = e;
+    }
+    expect(await outcome(failure)).toEqual({
+      stderr: 'error: /dev/full/x: cannot open: a component of the path is not a directory (ENOTDIR)\n',
+      code: 1,
+    });
+  });
+
+  it('an error that reaches yargs takes the same path: no help text', () => {
+    let stderr = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      stderr += String(chunk);
+      return true;
+    });
+    vi.spyOn(process, 'exit').mockImplementation((code) => {
+      throw new Exit(Number(code));
+    });
+    const showHelp = vi.fn();
+    const error = Object.assign(new Error("ENOSPC: no space left on device, write '/x'"), {
+      code: 'ENOSPC',
+      syscall: 'write',
+      path: '/x',
+    });
+    expect(() => failWith(null, error, { showHelp })).toThrow(new Exit(1));
+    expect(stderr).toBe('error: /x: cannot write: no space left on device (ENOSPC)\n');
+    expect(showHelp).not.toHaveBeenCalled();
   });
 
   it('a bug keeps its stack and asks for a report', async () => {

@@ -1,6 +1,7 @@
 /** `wct compare RUN_DIR...`: training runs (wct-train output directories) side by side, with a loss chart. */
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { claimOutputDir } from '../../io/output-dir.js';
 import { compareRuns, markdownTable, writeComparison } from '../../report/compare.js';
 import { runHandler } from '../run.js';
 
@@ -24,7 +25,15 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
       }) as unknown as Argv<CompareArgs>,
   handler: runHandler((args: ArgumentsCamelCase<CompareArgs>) => {
     const comparison = compareRuns(args.runs);
+    const out = claimOutputDir(args.out, {
+      option: '--out',
+      command: 'wct compare',
+      inputs: args.runs,
+      mode: 'update',
+      note: (line) => process.stderr.write(`${line}\n`),
+    });
     const files = writeComparison(comparison, args.out);
+    out.finish();
     if (args.json) {
       process.stdout.write(`${JSON.stringify(comparison)}\n`);
       return;

@@ -1,8 +1,8 @@
 /** `wct init-random`: a Hugging Face checkpoint of a real model's shapes with random weights. */
-import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { PRESETS, initRandom, type Preset, type SizeOverrides } from '../../models/init-random.js';
 import { OptionError } from '../../errors.js';
+import { claimOutputDir } from '../../io/output-dir.js';
 import { runHandler } from '../run.js';
 
 interface InitRandomArgs extends SizeOverrides {
@@ -55,7 +55,7 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
       .option('force', {
         type: 'boolean',
         default: false,
-        describe: 'Overwrite files in an existing directory',
+        describe: 'Replace an existing output directory written by this tool',
       }) as unknown as Argv<InitRandomArgs>,
   handler: runHandler((args: ArgumentsCamelCase<InitRandomArgs>) => {
     const sizes: SizeOverrides = {
@@ -73,17 +73,24 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
     if (args.initStd !== undefined && !(args.initStd > 0 && Number.isFinite(args.initStd))) {
       throw new OptionError('--init-std', 'expected a positive number');
     }
-    if (fs.existsSync(args.out) && fs.readdirSync(args.out).length > 0 && !args.force) {
-      throw new OptionError('--out', `${args.out} exists and is not empty (use --force to overwrite)`);
-    }
+    const out = claimOutputDir(args.out, {
+      option: '--out',
+      command: 'wct init-random',
+      inputs: [],
+      mode: 'replace',
+      force: args.force,
+      note: (line) => process.stderr.write(`${line}\n`),
+    });
     const files = initRandom({
       like: args.like,
-      out: args.out,
+      out: out.dir,
+      writtenBy: 'wct init-random',
       seed: args.seed,
       initStd: args.initStd,
       dtype: args.dtype,
       ...sizes,
     });
+    out.finish();
     process.stdout.write(`wrote ${files.join(', ')}\n`);
   }),
 };

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { writeHfCheckpoint } from '../../io/checkpoint-write.js';
+import { claimOutputDir } from '../../io/output-dir.js';
 import { isPackedCheckpoint } from '../../io/packed-checkpoint.js';
 import { InputError, OptionError } from '../../errors.js';
 import { resolveTensorName } from '../../models/checkpoint-tensors.js';
@@ -40,11 +41,10 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
       .option('force', {
         type: 'boolean',
         default: false,
-        describe: 'Replace an existing output directory',
+        describe: 'Replace an existing output directory written by this tool',
       }) as unknown as Argv<MergeArgs>,
   handler: runHandler((args: ArgumentsCamelCase<MergeArgs>) => {
     const modelDir = path.resolve(args.model);
-    const outDir = path.resolve(args.out);
     if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory()) {
       throw new InputError(
         args.model,
@@ -53,14 +53,19 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     }
     if (isPackedCheckpoint(modelDir))
       throw new OptionError('--model', `${args.model} is a packed checkpoint: ${MERGE_PACKED_REASON}`);
-    if (outDir === modelDir || outDir === path.resolve(args.adapter))
-      throw new OptionError('--out', 'must differ from --model and --adapter');
-    if (fs.existsSync(outDir) && !args.force)
-      throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
+    const out = claimOutputDir(args.out, {
+      option: '--out',
+      command: 'wct merge',
+      inputs: [args.model, args.adapter],
+      mode: 'replace',
+      force: args.force,
+      note: (line) => process.stderr.write(`${line}\n`),
+    });
     const model = loadModel(modelDir);
     const layers = loadAdapter(model, args.adapter);
     mergeLora(model);
-    writeHfCheckpoint(outDir, modelDir, model.parameters(), resolveTensorName);
+    writeHfCheckpoint(out.dir, modelDir, model.parameters(), resolveTensorName, 'wct merge');
+    out.finish();
     const { rank, alpha } = layers.values().next().value!;
     process.stdout.write(`wrote ${args.out}: ${layers.size} linears merged (r ${rank}, alpha ${alpha})\n`);
   }),

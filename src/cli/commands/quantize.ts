@@ -3,10 +3,10 @@
  * as a packed checkpoint (src/io/packed-checkpoint.ts), optionally evaluated right after from the written files.
  * Its quantization flags are the recipe's `model.quantize` fields (src/recipe/schema.ts), generated from there.
  */
-import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { OptionError } from '../../errors.js';
 import { evaluateData } from '../../eval/evaluate-data.js';
+import { claimOutputDir } from '../../io/output-dir.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
 import { methodNames } from '../../quant/methods.js';
 import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
@@ -38,7 +38,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         describe: 'Full-precision Hugging Face checkpoint directory',
       })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the packed checkpoint' })
-      .option('force', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'Replace an existing output directory written by this tool',
+      })
       .option('eval', {
         type: 'string',
         describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)',
@@ -50,14 +54,24 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       }) as unknown as Argv<QuantizeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<QuantizeArgs>) => {
     const options = toQuantizeOptions(parseSchemaFlags(args, quantizeShape, quantizeSchema));
-    if (fs.existsSync(args.out) && !args.force)
-      throw new OptionError('--out', `${args.out} exists (pass --force to replace it)`);
+    const out = claimOutputDir(args.out, {
+      option: '--out',
+      command: 'wct quantize',
+      inputs: [args.model, options.calibration.data, options.calibration.tokensFile, ...evalTexts(args.eval)],
+      mode: 'replace',
+      force: args.force,
+      note: (line) => process.stderr.write(`${line}\n`),
+    });
     if (isPackedCheckpoint(args.model))
       throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const terminal = new Terminal();
     let result: QuantizeCheckpointResult;
     try {
-      result = quantizeCheckpoint(args.model, args.out, options, { force: args.force, phases: terminal });
+      result = quantizeCheckpoint(args.model, out.dir, options, {
+        force: true, // claimOutputDir decided whether the output may be replaced
+        writtenBy: 'wct quantize',
+        phases: terminal,
+      });
     } catch (e) {
       // the library names its options as the recipe does; here they are flags
       if (e instanceof OptionError && !e.option.startsWith('--'))
@@ -66,10 +80,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     } finally {
       terminal.close();
     }
+    out.finish();
     const ppl: Record<string, number> = {};
     if (args.eval !== undefined) {
       const packedModel = loadModelDir(args.out);
-      for (const data of args.eval.split(',').filter((d) => d !== '')) {
+      for (const data of evalTexts(args.eval)) {
         const phase = terminal.start(`evaluation ${dataSetName(data)} (quantized)`);
         ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, { phase }).ppl;
       }
@@ -77,6 +92,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     report(args, result.config, result.nOut, result.seconds, ppl);
   }),
 };
+
+/** The texts --eval names (comma-separated). */
+function evalTexts(list: string | undefined): string[] {
+  return (list ?? '').split(',').filter((d) => d !== '');
+}
 
 function report(
   args: QuantizeArgs,

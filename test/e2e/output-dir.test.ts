@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOneLineError, wct, type CliResult } from '../helpers/cli.js';
+import { expectFinalErrorLine, expectOneLineError, wct, type CliResult } from '../helpers/cli.js';
 import { dataDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
 const WCT = path.join(repoRoot, 'dist/src/cli/wct.js');
@@ -280,7 +280,7 @@ describe('I/O failures are one line naming the file, the operation and the cause
     const full = fs.openSync('/dev/full', 'w');
     try {
       const q = run(WCT, [...RTN, '--out', path.join(tmp, 'q-stdout'), '--json'], { stdio: ['ignore', full, 'pipe'] });
-      expect(expectOneLineError(q)).toBe('error: stdout: cannot write: no space left on device (ENOSPC)');
+      expect(expectFinalErrorLine(q)).toBe('error: stdout: cannot write: no space left on device (ENOSPC)');
     } finally {
       fs.closeSync(full);
     }

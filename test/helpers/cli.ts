@@ -26,3 +26,22 @@ export function expectOneLineError(r: CliResult): string {
   }
   return lines[0];
 }
+
+/**
+ * A user-facing failure after some phases ran: exit code 1, the error as the last stderr line, no stack trace,
+ * no usage text, and no other error line (the earlier lines are the finished phases' summaries and notes).
+ */
+export function expectFinalErrorLine(r: CliResult): string {
+  const lines = r.stderr.trim().split('\n');
+  const last = lines.at(-1) ?? '';
+  const earlier = lines.slice(0, -1);
+  if (
+    r.status !== 1 ||
+    !last.startsWith('error: ') ||
+    /\n\s+at /.test(r.stderr) ||
+    earlier.some((l) => l.startsWith('error') || /^(Options|Usage):/.test(l))
+  ) {
+    throw new Error(`expected exit 1 with one final error line, got status ${r.status}:\n${r.stderr}`);
+  }
+  return last;
+}

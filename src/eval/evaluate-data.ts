@@ -4,7 +4,7 @@
  */
 import type { TextTokenizer } from '../io/tokenizer.js';
 import { loadEvalText } from '../io/text-data.js';
-import type { CausalLM } from '../models/model.js';
+import { checkPositions, type CausalLM } from '../models/model.js';
 import { perplexity, type PerplexityResult } from './perplexity.js';
 import { OptionError } from '../errors.js';
 
@@ -23,12 +23,7 @@ export interface EvalDataOptions {
 /** Throws an OptionError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
 export function checkSeqlen(model: CausalLM, seqlen: number): void {
   if (!(Number.isInteger(seqlen) && seqlen >= 2)) throw new OptionError('--seqlen', 'expected an integer >= 2');
-  if (seqlen > model.config.maxPositions) {
-    throw new OptionError(
-      '--seqlen',
-      `${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`,
-    );
-  }
+  checkPositions(model.config, seqlen, '--seqlen', `windows of ${seqlen} tokens`);
 }
 
 export function evaluateData(
@@ -43,5 +38,5 @@ export function evaluateData(
   let ids = tokenizer.encode(text.text);
   if (text.kind === 'c4') ids = ids.subarray(0, C4_CHUNKS * seqlen);
   const batchSize = o.batchSize ?? Math.max(1, Math.floor(LOGIT_BUDGET / (seqlen * model.config.vocabSize)));
-  return perplexity(model, ids, { seqlen, batchSize, onProgress: o.onProgress });
+  return perplexity(model, ids, { seqlen, batchSize, onProgress: o.onProgress, label: data });
 }

@@ -180,7 +180,7 @@ describe('config errors name config.json and the field', () => {
     ],
     [
       { num_hidden_layers: [1, 2, 3, 4, 5] },
-      'config.json: num_hidden_layers: expected an integer in [1, 1024], got a list',
+      'config.json: num_hidden_layers: expected an integer in [1, 1024], got a list of 5',
     ],
     [{ rms_norm_eps: 'small' }, 'config.json: rms_norm_eps: expected a finite number > 0, got "small"'],
     [{ tie_word_embeddings: 1 }, 'config.json: tie_word_embeddings: expected true or false, got 1'],

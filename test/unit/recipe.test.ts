@@ -164,7 +164,9 @@ describe('recipe errors', () => {
 
   it('wrong types and values: file, line, key and what was expected', () => {
     const lr = write('bad/lr.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    lr: -2e-4'));
-    expect(inputErrorMessage(() => loadRecipe(lr))).toBe(`${lr}:9 train.optimizer.lr: expected a positive number`);
+    expect(inputErrorMessage(() => loadRecipe(lr))).toBe(
+      `${lr}:9 train.optimizer.lr: expected a positive number, got -0.0002`,
+    );
     const str = write('bad/lr-string.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer: { lr: fast }'));
     expect(inputErrorMessage(() => loadRecipe(str))).toBe(
       `${str}:8 train.optimizer.lr: expected a positive number, got "fast"`,
@@ -198,7 +200,7 @@ describe('recipe errors', () => {
       minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    betas: [0.9]'),
     );
     expect(inputErrorMessage(() => loadRecipe(betas))).toBe(
-      `${betas}:9 train.optimizer.betas: expected a list of two numbers in [0, 1)`,
+      `${betas}:9 train.optimizer.betas: expected a list of two numbers in [0, 1), got a list of 1`,
     );
     const final = write('bad/final.yaml', minimal('eval:', '  final:', '    - c4', '    - 7'));
     expect(inputErrorMessage(() => loadRecipe(final))).toBe(
@@ -337,7 +339,7 @@ describe('extends', () => {
     write('chain/b.yaml', 'extends: a.yaml\neval: { every: 5 }\n');
     const c = write('chain/c.yaml', 'extends: b.yaml\nlogging: { every: 3 }\n');
     expect(inputErrorMessage(() => loadRecipe(c))).toBe(
-      `${path.join(tmp, 'chain/a.yaml')}:8 train.optimizer.lr: expected a positive number`,
+      `${path.join(tmp, 'chain/a.yaml')}:8 train.optimizer.lr: expected a positive number, got 0`,
     );
     write('chain/ok.yaml', minimal());
     write('chain/mid.yaml', 'extends: ok.yaml\neval: { every: 5 }\nlogging: { bogus: 1 }\n');

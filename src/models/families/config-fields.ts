@@ -1,10 +1,10 @@
 /**
  * Typed access to the fields of a config.json for the family specs' parsers. A missing or mistyped required
  * field, a size outside SIZE_LIMITS, or an option this project does not implement, is an InputError naming the
- * file, the field and what is accepted; values are shown short (a long string cut, a list or mapping named), never
- * the file's text.
+ * file, the field and what is accepted, the value shown short (src/util/show-value.ts).
  */
 import { InputError } from '../../errors.js';
+import { showValue } from '../../util/show-value.js';
 
 /**
  * The largest sizes a config.json may declare, checked before anything is allocated. Each is at least 8 times the
@@ -27,14 +27,6 @@ export const SIZE_LIMITS = {
   /** max_position_embeddings, sliding_window */
   positions: 1 << 24,
 } as const;
-
-/** A config value as an error message shows it: numbers and booleans as written, nothing long. */
-export function showValue(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-  if (Array.isArray(v)) return v.length <= 4 && v.every((x) => typeof x === 'number') ? JSON.stringify(v) : 'a list';
-  if (typeof v === 'object' && v !== null) return 'a mapping';
-  return String(v);
-}
 
 export class ConfigFields {
   constructor(

@@ -33,6 +33,8 @@ export interface LoadedRecipe {
   hash: string;
   /** The merged recipe as written (no defaults, no `extends`, paths absolute): saved beside checkpoints. */
   raw: Record<string, unknown>;
+  /** An InputError about the value at `p`, located as loading errors are (`x.yaml:12 data.max_length: ...`). */
+  fieldError(p: Path, problem: string): InputError;
 }
 
 type Path = readonly (string | number)[];
@@ -59,9 +61,16 @@ export function dottedKey(p: Path): string {
 export function loadRecipe(file: string): LoadedRecipe {
   const abs = path.resolve(file);
   const { value, locations } = readLayer(file, abs, []);
+  const fieldError = (p: Path, problem: string) => {
+    const loc = locate(locations, p, file);
+    return new InputError(`${loc.file}:${loc.line} ${dottedKey(p)}`, problem); // "x.yaml:12 train.lr: expected ..."
+  };
   const parsed = recipeSchema.safeParse(value);
-  if (!parsed.success) throw issueError(parsed.error.issues, value, locations, file);
-  return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(parsed.data)), raw: value };
+  if (!parsed.success) {
+    const { path: p, problem } = firstProblem(parsed.error.issues, value);
+    throw fieldError(p, problem);
+  }
+  return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(parsed.data)), raw: value, fieldError };
 }
 
 /** JSON with every object's keys sorted, so equal values give equal text whatever their key order. */
@@ -246,15 +255,4 @@ export function firstProblem(issues: readonly z.core.$ZodIssue[], value: unknown
     };
   }
   return { path: p, problem: issue.message };
-}
-
-function issueError(
-  issues: readonly z.core.$ZodIssue[],
-  value: unknown,
-  locations: Locations,
-  recipeFile: string,
-): InputError {
-  const { path: p, problem } = firstProblem(issues, value);
-  const loc = locate(locations, p, recipeFile);
-  return new InputError(`${loc.file}:${loc.line} ${dottedKey(p)}`, problem); // "x.yaml:12 train.lr: expected ..."
 }

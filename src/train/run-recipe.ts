@@ -24,6 +24,7 @@ import { OptionError } from '../errors.js';
 import type { QuantProgress } from '../quant/pipeline.js';
 import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../recipe/quantize-options.js';
+import { checkRecipeModel } from '../recipe/check-model.js';
 import type { LoadedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import { RunLog, type TrainProgress } from './run-log.js';
@@ -196,6 +197,7 @@ function finalPerplexities(model: CausalLM, tokenizer: TextTokenizer, r: Recipe)
 export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummary {
   const started = performance.now();
   const r = loaded.recipe;
+  checkRecipeModel(loaded);
   fs.mkdirSync(r.output.dir, { recursive: true });
   fs.writeFileSync(
     path.join(r.output.dir, 'recipe.json'),

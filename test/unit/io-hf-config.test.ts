@@ -232,6 +232,15 @@ describe('config errors name config.json and the field', () => {
     expect(inputErrorMessage(() => readConfig(tmp))).toBe(`${path.join(tmp, 'config.json')}: file: not found`);
     fs.writeFileSync(path.join(tmp, 'config.json'), '{"model_type": "llama",');
     expect(inputErrorMessage(() => readConfig(tmp))).toMatch(/config\.json: file: not valid JSON/);
+    // never the file's text (V8's own message quotes it: `Unexpected token 'h', "hf_secret"... is not valid JSON`)
+    fs.writeFileSync(path.join(tmp, 'config.json'), 'hf_secret_token_1234');
+    expect(inputErrorMessage(() => readConfig(tmp))).toBe(
+      `${path.join(tmp, 'config.json')}: file: not valid JSON (unexpected character)`,
+    );
+    fs.writeFileSync(path.join(tmp, 'config.json'), '{\n  "hidden_size": 128,\n  "secret": "hf_abc\u0001"\n}');
+    expect(inputErrorMessage(() => readConfig(tmp))).toBe(
+      `${path.join(tmp, 'config.json')}: file: not valid JSON (bad control character in string literal at line 3, column 20)`,
+    );
     fs.writeFileSync(path.join(tmp, 'config.json'), '[]');
     expect(inputErrorMessage(() => readConfig(tmp))).toMatch(/config\.json: file: expected a JSON object/);
   });

@@ -3,6 +3,7 @@
  * cut to 40 characters, a list or mapping only named. Errors never echo a file's text.
  */
 export function showValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
   if (Array.isArray(v)) return `a list of ${v.length}`;
   if (typeof v === 'object' && v !== null) return 'a mapping';

@@ -35,7 +35,8 @@ export function checkPostProcessor(file: string, value: unknown, idOf: TokenIdOf
   };
   switch (p.type) {
     case 'TemplateProcessing':
-      return checkTemplate(p, where, fail, known);
+      checkTemplate(p, where, fail, known);
+      return;
     case 'BertProcessing':
     case 'RobertaProcessing':
       for (const key of ['cls', 'sep']) {

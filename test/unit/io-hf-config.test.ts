@@ -168,8 +168,9 @@ describe('config errors name config.json and the field', () => {
     [{ head_dim: 4096 }, 'config.json: head_dim: expected an integer in [1, 2048], got 4096'],
     [{ rms_norm_eps: -1e-6 }, 'config.json: rms_norm_eps: expected a finite number > 0, got -0.000001'],
     [{ rms_norm_eps: 0 }, 'config.json: rms_norm_eps: expected a finite number > 0, got 0'],
-    [{ rope_theta: 0 }, 'config.json: rope_theta: expected a finite number > 0, got 0'],
-    [{ rope_theta: -10000 }, 'config.json: rope_theta: expected a finite number > 0, got -10000'],
+    [{ rope_theta: 0 }, 'config.json: rope_theta: expected a finite number >= 1, got 0'],
+    [{ rope_theta: 5e-324 }, 'config.json: rope_theta: expected a finite number >= 1, got 5e-324'],
+    [{ rope_theta: -10000 }, 'config.json: rope_theta: expected a finite number >= 1, got -10000'],
     [
       { eos_token_id: 2048 },
       'config.json: eos_token_id: expected a token id in [0, 2047] (vocab_size 2048), a list of them, or null, got 2048',

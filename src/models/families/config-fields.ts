@@ -64,9 +64,19 @@ export class ConfigFields {
     );
   }
 
-  /** A finite number greater than 0 (an epsilon, a RoPE base). */
+  /** A finite number greater than 0 (an epsilon). */
   positive(key: string, dflt?: number): number {
     return this.get(key, (v) => typeof v === 'number' && Number.isFinite(v) && v > 0, 'a finite number > 0', dflt);
+  }
+
+  /** A finite number of at least `min` (RoPE's base: below 1 its frequencies theta^(-2i/d) grow, near 0 they overflow). */
+  atLeast(key: string, min: number, dflt?: number): number {
+    return this.get(
+      key,
+      (v) => typeof v === 'number' && Number.isFinite(v) && v >= min,
+      `a finite number >= ${min}`,
+      dflt,
+    );
   }
 
   bool(key: string, dflt?: boolean): boolean {

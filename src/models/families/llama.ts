@@ -48,7 +48,7 @@ export function parseLlamaFields(
     vocabSize,
     maxPositions: maxPositions(f.size('max_position_embeddings', MAX.positions)),
     rmsNormEps: f.positive('rms_norm_eps', 1e-6),
-    ropeTheta: f.positive('rope_theta', 10000),
+    ropeTheta: f.atLeast('rope_theta', 1, 10000),
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
     attentionBias: bias.attention,
     attentionOutBias: bias.attentionOut,

@@ -33,6 +33,8 @@ export function perplexity(
   ids: Int32Array,
   { seqlen, batchSize = 4, onProgress, label = 'evaluation' }: PerplexityOptions,
 ): PerplexityResult {
+  // a bug in the caller (the CLI checks --batch-size): a batch of 0 chunks would never finish
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RangeError(`perplexity: batchSize ${batchSize}`);
   const chunks = Math.floor(ids.length / seqlen);
   if (chunks === 0)
     throw new OptionError('seqlen', `the text has ${ids.length} tokens, fewer than one chunk of ${seqlen}`);

@@ -56,6 +56,11 @@ describe('non-finite values are errors naming where', () => {
     );
   });
 
+  it('a batch of 0 chunks is refused, not an endless loop', () => {
+    const model = { forward: () => new Tensor(new Float32Array(0), [0]) } as unknown as CausalLM;
+    expect(() => perplexity(model, new Int32Array(64), { seqlen: 16, batchSize: 0 })).toThrow(RangeError);
+  });
+
   it('an infinite weight too', () => {
     const model = poisoned(1999, Number.POSITIVE_INFINITY);
     expect(inputErrorMessage(() => perplexity(model, ids(32, { at: 3, token: 1999 }), { seqlen: 16 }))).toMatch(

@@ -8,8 +8,7 @@ import type { Argv } from 'yargs';
 import { OptionError } from '../errors.js';
 import { showValue } from '../util/show-value.js';
 
-/** The largest seed: the RNG keeps 32 bits (src/util/rng.ts), so larger seeds would repeat smaller ones. */
-export const MAX_SEED = 2 ** 32 - 1;
+export { MAX_SEED } from '../recipe/schema.js';
 
 export interface NumberOption {
   describe: string;

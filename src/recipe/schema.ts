@@ -54,8 +54,9 @@ const intIn = (min: number, max: number) => {
   const m = `expected an integer in [${min}, ${max}]`;
   return z.number(m).int(m).min(min, m).max(max, m);
 };
-/** A seed: the RNG keeps 32 bits (src/util/rng.ts), so larger seeds would repeat smaller ones. */
-const seed = () => intIn(0, 2 ** 32 - 1);
+/** The largest seed: the RNG keeps 32 bits (src/util/rng.ts), so larger seeds would repeat smaller ones. */
+export const MAX_SEED = 2 ** 32 - 1;
+const seed = () => intIn(0, MAX_SEED);
 /** An integer in [min, ∞). */
 const intAtLeast = (min: number) => {
   const m = `expected an integer of at least ${min}`;

@@ -2,7 +2,7 @@
  * Command-line flags generated from a zod shape (the recipe schema's sections), so a flag's name, type, choices,
  * default and description are written once, where the recipe field is declared. `--kebab-case` flags map to
  * snake_case fields. Values are not checked by yargs: the section goes through the schema, whose first problem is
- * reported as one line naming the flag (src/cli/run.ts).
+ * reported as one line naming the flag (src/cli/run.ts), the other fields it mentions spelled as flags too.
  */
 import type { Argv, Options } from 'yargs';
 import * as z from 'zod';
@@ -59,5 +59,13 @@ export function parseSchemaFlags<T>(
   const parsed = schema.safeParse(section);
   if (parsed.success) return parsed.data;
   const { path, problem } = firstProblem(parsed.error.issues, section);
-  throw new OptionError(`--${flagName(String(path[0]))}`, problem);
+  throw new OptionError(`--${flagName(String(path[0]))}`, asFlags(problem, Object.keys(shape)));
+}
+
+/** `problem` with the fields it names (not quoted values) as flags: "--target-bit and --target-rank exclude each other". */
+function asFlags(problem: string, fields: readonly string[]): string {
+  return fields.reduce(
+    (text, f) => text.replace(new RegExp(`(?<!["\\w-])${f}(?![\\w"-])`, 'g'), `--${flagName(f)}`),
+    problem,
+  );
 }

@@ -4,7 +4,7 @@
  */
 import type { TextTokenizer } from '../io/tokenizer.js';
 import { loadEvalText } from '../io/text-data.js';
-import type { CausalLM } from '../models/model.js';
+import { checkPositions, type CausalLM } from '../models/model.js';
 import { perplexity, type PerplexityResult } from './perplexity.js';
 import { OptionError } from '../errors.js';
 import type { PhaseProgress } from '../util/phases.js';
@@ -26,12 +26,7 @@ export interface EvalDataOptions {
 /** Throws an OptionError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
 export function checkSeqlen(model: CausalLM, seqlen: number): void {
   if (!(Number.isInteger(seqlen) && seqlen >= 2)) throw new OptionError('--seqlen', 'expected an integer >= 2');
-  if (seqlen > model.config.maxPositions) {
-    throw new OptionError(
-      '--seqlen',
-      `${seqlen} exceeds the model's max_position_embeddings ${model.config.maxPositions}`,
-    );
-  }
+  checkPositions(model.config, seqlen, '--seqlen', `windows of ${seqlen} tokens`);
 }
 
 export function evaluateData(
@@ -51,7 +46,7 @@ export function evaluateData(
     o.onProgress?.(done, total);
     o.phase?.update(done, total, 'chunks');
   };
-  const result = perplexity(model, ids, { seqlen, batchSize, onProgress });
+  const result = perplexity(model, ids, { seqlen, batchSize, onProgress, label: data });
   o.phase?.end(`${result.chunks} chunks of ${seqlen} tokens`, `perplexity ${result.ppl.toFixed(3)}`);
   return result;
 }

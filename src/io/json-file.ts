@@ -16,8 +16,23 @@ export function parseJson(file: string, text: string, field = 'file'): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InputError(file, field, `not valid JSON (${(e as Error).message})`);
+    throw new InputError(file, field, `not valid JSON (${jsonSyntaxProblem(text, (e as Error).message)})`);
   }
+}
+
+/**
+ * JSON.parse's complaint without the excerpt of the text V8 quotes in some of them (`Unexpected token 'h',
+ * "hello wor"... is not valid JSON`), with the line and column where V8 gives a position.
+ */
+export function jsonSyntaxProblem(text: string, message: string): string {
+  const position = /at position (\d+)/.exec(message);
+  const said = message.startsWith('Unexpected token')
+    ? 'unexpected character'
+    : message.replace(/\s*(in JSON )?at position \d+.*$/s, '').replace(/,?\s*(\.\.\.)?".*$/s, '');
+  const what = said.charAt(0).toLowerCase() + said.slice(1);
+  if (position === null) return what;
+  const lines = text.slice(0, Number(position[1])).split('\n');
+  return `${what} at line ${lines.length}, column ${lines[lines.length - 1].length + 1}`;
 }
 
 /** Reads `file` and returns its top-level JSON object (an array or scalar is an InputError). */

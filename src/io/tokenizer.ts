@@ -13,6 +13,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import { bpeSpecialTokens, bpeTokenizerJson, type BpeConventions } from './tokenizer-bpe-files.js';
+import { checkPostProcessor } from './tokenizer-post-processor.js';
 
 /** The conventions of the family config.json's model_type names (undefined when there is no config.json). */
 export type BpeConventionsOf = (modelType: unknown) => BpeConventions;
@@ -61,6 +62,7 @@ interface Backend {
 function fromTokenizerJson(file: string, config: Record<string, unknown>): Backend {
   const json = readJsonObject(file);
   const tokenizer = createTokenizer(file, json, config);
+  checkPostProcessor(file, json.post_processor, (token) => tokenizer.token_to_id(token));
   const idOf = (token: string | null) => (token === null ? null : (tokenizer.token_to_id(token) ?? null));
   return {
     tokenizer,
@@ -98,25 +100,40 @@ function readTokenizerConfig(dir: string): Record<string, unknown> {
   return { clean_up_tokenization_spaces: false, ...(fs.existsSync(file) ? readJsonObject(file) : {}) };
 }
 
+/** The model's vocab_size and the file that declares it: every id the tokenizer has must be below it. */
+export interface ModelVocab {
+  size: number;
+  file: string;
+}
+
 /**
- * Reads the tokenizer of a directory; missing or malformed files are InputErrors naming them. `bpe` says, for
- * config.json's model_type, what GPT-2 style files leave to the model family (src/models/tokenizer.ts asks the
- * family registry).
+ * Reads the tokenizer of a directory; missing or malformed files are InputErrors naming them, as is a tokenizer
+ * with ids at or above `modelVocab.size` (the model has no embedding row for them). `bpe` says, for config.json's
+ * model_type, what GPT-2 style files leave to the model family (src/models/tokenizer.ts asks the family registry).
  */
-export function readTokenizer(dir: string, bpe: BpeConventionsOf): TextTokenizer {
+export function readTokenizer(dir: string, bpe: BpeConventionsOf, modelVocab?: ModelVocab): TextTokenizer {
   const config = readTokenizerConfig(dir);
   let backend: Backend;
-  if (fs.existsSync(path.join(dir, 'tokenizer.json')))
-    backend = fromTokenizerJson(path.join(dir, 'tokenizer.json'), config);
-  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt')))
+  let file = path.join(dir, 'tokenizer.json');
+  if (fs.existsSync(file)) backend = fromTokenizerJson(file, config);
+  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt'))) {
+    file = path.join(dir, 'vocab.json');
     backend = fromBpeFiles(dir, config, bpe);
-  else
+  } else
     throw new InputError(
       dir,
       'tokenizer.json',
       'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer',
     );
   const { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos } = backend;
+  const largest = maxId(tokenizer);
+  if (modelVocab !== undefined && largest >= modelVocab.size) {
+    throw new InputError(
+      file,
+      'vocabulary',
+      `has token ids up to ${largest}, but ${modelVocab.file} says vocab_size ${modelVocab.size} (ids must be below it)`,
+    );
+  }
   const decodeIds = (ids: number[], skipSpecialTokens: boolean) => {
     const kept = skipSpecialTokens && ids[0] === prependedBos ? ids.slice(1) : ids;
     return kept.length === 0 ? '' : tokenizer.decode(kept, { skip_special_tokens: skipSpecialTokens });
@@ -124,7 +141,7 @@ export function readTokenizer(dir: string, bpe: BpeConventionsOf): TextTokenizer
   return {
     bosTokenId,
     eosTokenId,
-    vocabSize: maxId(tokenizer) + 1,
+    vocabSize: largest + 1,
     encode: (text, { addSpecialTokens = true } = {}) => Int32Array.from(encodeIds(text, addSpecialTokens)),
     decode: (ids, { skipSpecialTokens = false } = {}) => decodeIds(Array.from(ids), skipSpecialTokens),
   };

@@ -3,10 +3,13 @@
  * step. temperature 0 is greedy (argmax, lowest id on ties); otherwise softmax(logits / T), restricted
  * to the smallest set of most likely tokens whose mass reaches topP (nucleus sampling), sampled with a
  * seeded RNG.
+ *
+ * The prompt plus maxNewTokens must fit the model's positions (checked when generate is called, before anything
+ * runs); logits that are not finite (NaN or infinite) stop generation with an error naming the token position.
  */
 import { Rng } from '../util/rng.js';
-import type { CausalLM } from './model.js';
-import { OptionError } from '../errors.js';
+import { checkPositions, type CausalLM } from './model.js';
+import { InputError, OptionError } from '../errors.js';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -17,10 +20,22 @@ export interface GenerateOptions {
   eosTokenId?: number | null;
 }
 
-export function* generate(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
-  const { maxNewTokens, temperature = 0, topP = 1, seed = 0, eosTokenId = null } = options;
+/** The tokens generated after `prompt`, one at a time; the lengths are checked now, the model runs as they are taken. */
+export function generate(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
   if (prompt.length === 0)
     throw new OptionError('--prompt', 'the prompt has no tokens (give a prompt or keep the BOS token)');
+  const n = options.maxNewTokens;
+  checkPositions(
+    model.config,
+    prompt.length + n,
+    '--max-new-tokens',
+    `the prompt's ${prompt.length} tokens + ${n} new tokens`,
+  );
+  return steps(model, prompt, options);
+}
+
+function* steps(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
+  const { maxNewTokens, temperature = 0, topP = 1, seed = 0, eosTokenId = null } = options;
   const cache = model.newCache(prompt.length + maxNewTokens);
   const rng = new Rng(seed);
   let input = prompt;
@@ -28,10 +43,24 @@ export function* generate(model: CausalLM, prompt: Int32Array, options: Generate
     const logits = model.forward(input, { batch: 1, cache });
     const vocab = logits.shape[2];
     const last = logits.data.subarray(logits.size - vocab);
+    checkFinite(last, prompt.length + step);
     const next = temperature === 0 ? argmax(last) : sample(last, temperature, topP, rng);
     yield next;
     if (next === eosTokenId) return;
     input = Int32Array.of(next);
+  }
+}
+
+/** Logits predicting the token at `position` (0-based, prompt included) must all be finite. */
+function checkFinite(logits: ArrayLike<number>, position: number): void {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i])) {
+      throw new InputError(
+        'model output',
+        `token position ${position}`,
+        `logit ${i} is ${logits[i]} (the model's weights, deltas or adapter give non-finite values)`,
+      );
+    }
   }
 }
 

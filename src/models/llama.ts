@@ -12,6 +12,7 @@ import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import type { LinearLayer } from './linear.js';
 import {
+  checkPositions,
   forwardBlocks,
   LinearRegistry,
   normTensors,
@@ -128,7 +129,9 @@ export class LlamaModel implements CausalLM {
   embed(ids: Int32Array, { batch, cache }: ForwardOptions): { h: Tensor; ctx: BlockContext } {
     const c = this.config;
     const seq = ids.length / batch;
-    const rope = ropeTable(cache?.length ?? 0, seq, c.headDim, c.ropeTheta, this.tokens.dtype);
+    const start = cache?.length ?? 0;
+    checkPositions(c, start + seq, 'sequence length');
+    const rope = ropeTable(start, seq, c.headDim, c.ropeTheta, this.tokens.dtype);
     return { h: this.tokens.lookup(ids, [batch, seq]), ctx: { batch, seq, cache, rope } };
   }
 

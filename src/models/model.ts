@@ -1,5 +1,9 @@
-/** What every causal language model of the project offers to evaluation, generation, quantization and training. */
+/**
+ * What every causal language model of the project offers to evaluation, generation, quantization and training, and
+ * the one check of sequence lengths against the model's position limit that every family and command shares.
+ */
 import type { RopeTable } from '../autograd/index.js';
+import { OptionError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
@@ -77,6 +81,22 @@ export interface CausalLM {
   blockPrefix(i: number): string;
   /** Replaces a quantizable linear (a quantized, packed or adapted layer of the same shape). */
   setLinear(name: string, layer: LinearLayer): void;
+}
+
+/** The problem with running `positions` positions (`what`, e.g. "1100 positions"), or null when the model takes them. */
+export function positionsProblem(
+  config: ModelConfig,
+  positions: number,
+  what = `${positions} positions`,
+): string | null {
+  if (positions <= config.maxPositions) return null;
+  return `${what} exceed the model's limit of ${config.maxPositions} positions (config.json max_position_embeddings)`;
+}
+
+/** Throws an OptionError naming `option` when `positions` exceed the model's limit (config.maxPositions). */
+export function checkPositions(config: ModelConfig, positions: number, option: string, what?: string): void {
+  const problem = positionsProblem(config, positions, what);
+  if (problem !== null) throw new OptionError(option, problem);
 }
 
 /** The full forward pass every model shares: embed, the blocks in order, the head. */

@@ -12,6 +12,7 @@ import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import {
+  checkPositions,
   forwardBlocks,
   LinearRegistry,
   normTensors,
@@ -157,9 +158,7 @@ export class OptModel implements CausalLM {
   embed(ids: Int32Array, { batch, cache }: ForwardOptions): { h: Tensor; ctx: BlockContext } {
     const seq = ids.length / batch;
     const start = cache?.length ?? 0;
-    if (start + seq > this.config.maxPositions) {
-      throw new RangeError(`opt: ${start + seq} positions exceed max_position_embeddings ${this.config.maxPositions}`);
-    }
+    checkPositions(this.config, start + seq, 'sequence length');
     const positionIds = new Int32Array(batch * seq).map((_, i) => start + (i % seq) + this.layout.positionOffset);
     let h = this.tokens.lookup(ids, [batch, seq]);
     if (this.projectIn !== null) h = this.projectIn.forward(h);

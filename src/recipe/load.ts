@@ -21,6 +21,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'y
 import type * as z from 'zod';
 import { InputError } from '../errors.js';
 import { isObject } from '../io/json-file.js';
+import { showValue } from '../util/show-value.js';
 import { EXCLUSIVE_KEYS, NAMED_TEXTS, recipeSchema, type Recipe } from './schema.js';
 
 export interface LoadedRecipe {
@@ -32,6 +33,8 @@ export interface LoadedRecipe {
   hash: string;
   /** The merged recipe as written (no defaults, no `extends`, paths absolute): saved beside checkpoints. */
   raw: Record<string, unknown>;
+  /** An InputError about the value at `p`, located as loading errors are (`x.yaml:12 data.max_length: ...`). */
+  fieldError(p: Path, problem: string): InputError;
 }
 
 type Path = readonly (string | number)[];
@@ -58,9 +61,16 @@ export function dottedKey(p: Path): string {
 export function loadRecipe(file: string): LoadedRecipe {
   const abs = path.resolve(file);
   const { value, locations } = readLayer(file, abs, []);
+  const fieldError = (p: Path, problem: string) => {
+    const loc = locate(locations, p, file);
+    return new InputError(`${loc.file}:${loc.line} ${dottedKey(p)}`, problem); // "x.yaml:12 train.lr: expected ..."
+  };
   const parsed = recipeSchema.safeParse(value);
-  if (!parsed.success) throw issueError(parsed.error.issues, value, locations, file);
-  return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(parsed.data)), raw: value };
+  if (!parsed.success) {
+    const { path: p, problem } = firstProblem(parsed.error.issues, value);
+    throw fieldError(p, problem);
+  }
+  return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(parsed.data)), raw: value, fieldError };
 }
 
 /** JSON with every object's keys sorted, so equal values give equal text whatever their key order. */
@@ -230,33 +240,19 @@ function valueAt(value: unknown, p: Path): unknown {
   );
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-  if (Array.isArray(v)) return 'a list';
-  if (isObject(v)) return 'a mapping';
-  return String(v);
-}
-
 /** The first problem of a failed parse of `value` (unknown keys first: a misspelt key also shows up as a
  * missing one): where, and what, with the offending value when it helps. */
 export function firstProblem(issues: readonly z.core.$ZodIssue[], value: unknown): { path: Path; problem: string } {
   const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
   const p: Path = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
   if (issue.code === 'unrecognized_keys') return { path: [...p, issue.keys[0]], problem: 'unknown key' };
-  if (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union') {
+  const valueCodes = ['invalid_type', 'invalid_value', 'invalid_union', 'too_small', 'too_big', 'not_multiple_of'];
+  if (valueCodes.includes(issue.code)) {
     const v = valueAt(value, p);
-    return { path: p, problem: v === undefined ? `missing (${issue.message})` : `${issue.message}, got ${show(v)}` };
+    return {
+      path: p,
+      problem: v === undefined ? `missing (${issue.message})` : `${issue.message}, got ${showValue(v)}`,
+    };
   }
   return { path: p, problem: issue.message };
-}
-
-function issueError(
-  issues: readonly z.core.$ZodIssue[],
-  value: unknown,
-  locations: Locations,
-  recipeFile: string,
-): InputError {
-  const { path: p, problem } = firstProblem(issues, value);
-  const loc = locate(locations, p, recipeFile);
-  return new InputError(`${loc.file}:${loc.line} ${dottedKey(p)}`, problem); // "x.yaml:12 train.lr: expected ..."
 }

@@ -49,6 +49,14 @@ const nonNegativeInt = () => {
   const m = 'expected a non-negative integer';
   return z.number(m).int(m).nonnegative(m);
 };
+/** An integer in [min, max]. */
+const intIn = (min: number, max: number) => {
+  const m = `expected an integer in [${min}, ${max}]`;
+  return z.number(m).int(m).min(min, m).max(max, m);
+};
+/** The largest seed: the RNG keeps 32 bits (src/util/rng.ts), so larger seeds would repeat smaller ones. */
+export const MAX_SEED = 2 ** 32 - 1;
+const seed = () => intIn(0, MAX_SEED);
 /** An integer in [min, ∞). */
 const intAtLeast = (min: number) => {
   const m = `expected an integer of at least ${min}`;
@@ -119,9 +127,9 @@ export const quantizeShape = {
   calib_tokens: pathString()
     .optional()
     .describe('JSON file {"windows": [[ids...]]}: exact calibration windows (overrides calib)'),
-  nsamples: positiveInt().default(128).describe('Calibration windows'),
+  nsamples: intIn(1, 65536).default(128).describe('Calibration windows'),
   seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings)'),
-  seed: nonNegativeInt().default(0).describe('Calibration sampling seed'),
+  seed: seed().default(0).describe('Calibration sampling seed'),
   percdamp: positive().default(0.01).describe('GPTQ damping, a fraction of mean(diag H)'),
 };
 
@@ -194,7 +202,7 @@ export const dataSchema = section({
     })
     .default({ fraction: 0.05 }),
   /** Seed of the shuffle that splits train / validation and orders the examples. */
-  shuffle_seed: nonNegativeInt().default(0),
+  shuffle_seed: seed().default(0),
   /** Text formats: concatenate documents and cut them into max_length windows. */
   packing: bool().default(false),
   /** Batch examples of similar length together (less padding). */
@@ -253,7 +261,7 @@ export const trainSchema = section({
   /** Clip the global gradient norm to this value; 0 = no clipping. */
   max_grad_norm: nonNegative().default(0.3),
   /** Seed of the training batch order (reshuffled each epoch); data.shuffle_seed fixes the validation split. */
-  seed: nonNegativeInt().default(0),
+  seed: seed().default(0),
   /** bf16 compute with fp32 accumulation (oneDNN) for the dense products (lm_head, linears left in full precision); packed products and the trainable weak columns stay fp32. */
   bf16: bool().default(false),
 })

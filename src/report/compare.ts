@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
 import { InputError, OptionError } from '../errors.js';
+import { parseJson } from '../io/json-file.js';
 import { TRAIN_METHODS } from '../recipe/schema.js';
 import type { RunSummary } from '../train/run-recipe.js';
 import { makeDir } from '../io/make-dir.js';
@@ -75,11 +76,7 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 
 function readJson(file: string): unknown {
   if (!fs.existsSync(file)) throw new InputError(file, 'not found (expected a wct-train output directory)');
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new InputError(file, 'not valid JSON', (e as Error).message);
-  }
+  return parseJson(file, fs.readFileSync(file, 'utf8'));
 }
 
 /**

@@ -29,6 +29,7 @@ import { applyWeakDeltas, weakColumnsOf } from '../models/weak-deltas.js';
 import { OptionError } from '../errors.js';
 import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../recipe/quantize-options.js';
+import { checkRecipeModel } from '../recipe/check-model.js';
 import type { LoadedRecipe } from '../recipe/load.js';
 import type { Recipe } from '../recipe/schema.js';
 import { dataSetName } from '../util/data-set-name.js';
@@ -300,6 +301,7 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
 function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks): RunSummary {
   const started = performance.now();
   const r = loaded.recipe;
+  checkRecipeModel(loaded);
   fs.writeFileSync(
     path.join(r.output.dir, 'recipe.json'),
     `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,

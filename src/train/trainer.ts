@@ -4,7 +4,7 @@
  * B of every adapter); everything else is frozen. Gradient accumulation over micro-batches (each
  * micro-batch's mean loss / gradAccum, as HF Trainer), global-norm clipping, AdamW with a warmup
  * schedule, validation loss every N steps (dropout off, no graph), resumable checkpoints, and a stop
- * with the step named on a non-finite loss or gradient.
+ * with the step named on a non-finite loss, gradient or validation loss.
  */
 import { backward, crossEntropy, tokenNll, zeroGrad } from '../autograd/index.js';
 import { BatchStream, validationBatches, type Batch } from '../data/batches.js';
@@ -123,6 +123,18 @@ interface Loop {
   state: TrainerState;
 }
 
+function diverged(step: number, what: string, cfg: TrainConfig): TrainingDiverged {
+  return new TrainingDiverged(
+    `wct: step ${step}: non-finite ${what}; the last good state is ${latestCheckpoint(cfg.outputDir) ?? 'the base model'}`,
+  );
+}
+
+/** The validation loss after `step` (0: before training), which must be finite. */
+function finiteValLoss(loss: number, step: number, cfg: TrainConfig): number {
+  if (!Number.isFinite(loss)) throw diverged(step, 'validation loss', cfg);
+  return loss;
+}
+
 /** One optimizer step: accumulate, check, clip, update, log; validation and a checkpoint when due. */
 function trainStep(
   step: number,
@@ -133,11 +145,8 @@ function trainStep(
   zeroGrad(params);
   const { loss, tokens } = accumulate(model, stream, cfg.gradAccum);
   const norm = clipGradNorm(params, cfg.maxGradNorm);
-  if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-    throw new TrainingDiverged(
-      `wct: step ${step}: non-finite ${Number.isFinite(loss) ? 'gradient norm' : 'loss'}; the last good state is ${latestCheckpoint(cfg.outputDir) ?? 'the base model'}`,
-    );
-  }
+  if (!Number.isFinite(loss) || !Number.isFinite(norm))
+    throw diverged(step, Number.isFinite(loss) ? 'gradient norm' : 'loss', cfg);
   const lr = learningRate(schedule, step - 1);
   opt.step(lr);
   const seconds = (performance.now() - t0) / 1000;
@@ -147,7 +156,7 @@ function trainStep(
   const validate = (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps;
   if (validate) {
     log.activity('validation');
-    metrics.val_loss = valLoss = meanLoss(model, val, trainable);
+    metrics.val_loss = valLoss = finiteValLoss(meanLoss(model, val, trainable), step, cfg);
   }
   if (step % cfg.logEvery === 0 || validate || step === cfg.steps) log.log(step, metrics);
   const next = { ...state, valLoss };
@@ -197,7 +206,7 @@ export function train(
   let valLossBefore: number | null = null;
   if (resumedFrom === 0) {
     log.activity('validation');
-    valLossBefore = meanLoss(model, val, trainable);
+    valLossBefore = finiteValLoss(meanLoss(model, val, trainable), 0, cfg);
     log.log(0, { val_loss: valLossBefore });
     log.activity('step');
   }
@@ -219,7 +228,7 @@ export function train(
     steps: cfg.steps,
     resumedFrom,
     valLossBefore,
-    valLossAfter: state.valLoss ?? meanLoss(model, val, trainable),
+    valLossAfter: state.valLoss ?? finiteValLoss(meanLoss(model, val, trainable), cfg.steps, cfg),
     trainableParams: params.reduce((n, p) => n + p.size, 0),
     optimizerStateBytes: opt.stateBytes(),
     stepSeconds: ran > 0 ? seconds / ran : 0,

@@ -113,6 +113,41 @@ describe('bad input is one clear line', () => {
     expect(evalError(dir)).toMatch(/tokenizer\.json/);
   });
 
+  it('num_hidden_layers 1e9 fails at once naming config.json, the field and the range', () => {
+    const dir = brokenCopy();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1e9 }));
+    const started = performance.now();
+    expect(evalError(dir)).toBe(
+      `error: ${path.join(dir, 'config.json')}: num_hidden_layers: expected an integer in [1, 1024], got 1000000000`,
+    );
+    expect(performance.now() - started).toBeLessThan(20_000);
+  });
+
+  it.each([
+    [{ rms_norm_eps: -1e-6 }, /config\.json: rms_norm_eps: expected a finite number > 0, got -0\.000001$/],
+    [{ rope_theta: 0 }, /config\.json: rope_theta: expected a finite number >= 1, got 0$/],
+    [{ num_attention_heads: 3 }, /config\.json: num_attention_heads: 3 does not divide hidden_size 128$/],
+  ])('config.json %j', (change, message) => {
+    const dir = brokenCopy();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, ...change }));
+    expect(evalError(dir)).toMatch(message);
+  });
+
+  it('a malformed tokenizer.json post_processor names the file and field (no library stack)', () => {
+    const dir = brokenCopy();
+    const tok = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+    fs.writeFileSync(
+      path.join(dir, 'tokenizer.json'),
+      JSON.stringify({ ...tok, post_processor: { type: 'RobertaProcessing' } }),
+    );
+    const r = wct(['generate', '--model', dir, '--prompt', 'Once', '--max-new-tokens', '2'], 60_000);
+    expect(expectOneLineError(r)).toBe(
+      `error: ${path.join(dir, 'tokenizer.json')}: post_processor.cls: expected [token, id], got nothing`,
+    );
+  });
+
   it('a model directory that does not exist', () => {
     expect(evalError('/nonexistent/model')).toMatch(/nonexistent/);
   });

@@ -145,9 +145,9 @@ describe('wct init-random and --help', () => {
       'error: opt-125m: opt models have no num_key_value_heads',
     );
     expect(bad(['--like', 'opt-125m', '--hidden-size', '2.5'])).toBe(
-      'error: --hidden-size: expected a positive integer',
+      'error: --hidden-size: expected an integer in [1, 131072], got 2.5',
     );
-    expect(bad(['--like', 'opt-125m', '--init-std', '0'])).toBe('error: --init-std: expected a positive number');
+    expect(bad(['--like', 'opt-125m', '--init-std', '0'])).toBe('error: --init-std: expected a number > 0, got 0');
     fs.rmSync(out, { recursive: true, force: true });
   });
 

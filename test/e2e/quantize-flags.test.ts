@@ -25,13 +25,18 @@ describe('wct quantize flags from the schema', () => {
   const cases: [string[], RegExp][] = [
     [['--method', 'awq-nope'], /^error: --method: expected rtn, gptq or owq, got "awq-nope"$/],
     [['--tuning', 'best'], /^error: --tuning: expected minmax or mse, got "best"$/],
-    [['--nsamples', '0'], /^error: --nsamples: expected a positive integer/],
-    [['--percdamp', '-1'], /^error: --percdamp: expected a positive number/],
-    [['--method', 'rtn', '--target-rank', '4'], /^error: --target-rank: applies to method owq only$/],
+    [['--nsamples', '0'], /^error: --nsamples: expected an integer in \[1, 65536\], got 0$/],
+    [['--nsamples', '1e9'], /^error: --nsamples: expected an integer in \[1, 65536\], got 1000000000$/],
+    [['--percdamp', '-1'], /^error: --percdamp: expected a positive number, got -1$/],
+    [['--seed', '-1'], /^error: --seed: expected an integer in \[0, 4294967295\], got -1$/],
+    [['--seed', '1.5'], /^error: --seed: expected an integer in \[0, 4294967295\], got 1.5$/],
+    [['--seed', 'abc'], /^error: --seed: expected an integer in \[0, 4294967295\], got a non-number$/],
+    [['--method', 'rtn', '--target-rank', '4'], /^error: --target-rank: applies to --method owq only$/],
     [
       ['--target-bit', '3.1', '--target-rank', '4'],
-      /^error: --target-rank: target_bit and target_rank exclude each other/,
+      /^error: --target-rank: --target-bit and --target-rank exclude each other/,
     ],
+    [['--wbits', '3', '--target-bit', '2.5'], /^error: --target-bit: expected at least --wbits \(3\)$/],
   ];
   for (const [args, message] of cases) {
     it(`${args.join(' ')}: one line naming the flag`, () =>

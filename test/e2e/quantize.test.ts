@@ -206,7 +206,7 @@ describe('wct quantize rejects bad input with one line', () => {
     [
       'target_bit below wbits',
       ['--wbits', '4', '--target-bit', '3.5', '--out', 'x'],
-      /--target-bit: expected at least wbits \(4\)/,
+      /--target-bit: expected at least --wbits \(4\)/,
     ],
     [
       'target_bit too high for the layers',

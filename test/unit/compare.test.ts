@@ -346,7 +346,13 @@ describe('bad input', () => {
   it('an unparsable summary.json or a field of the wrong type: InputError naming file and field', () => {
     const bad = writeRun('bad-summary', {}, metricsLines(2, 1));
     fs.writeFileSync(path.join(bad, 'summary.json'), '{"method": "wct",');
-    expect(() => compareRuns([bad])).toThrow(`${path.join(bad, 'summary.json')}: not valid JSON`);
+    expect(() => compareRuns([bad])).toThrow(
+      `${path.join(bad, 'summary.json')}: file: not valid JSON (expected double-quoted property name at line 1, column 18)`,
+    );
+    fs.writeFileSync(path.join(bad, 'summary.json'), 'secret token in a file');
+    expect(() => compareRuns([bad])).toThrow(
+      `${path.join(bad, 'summary.json')}: file: not valid JSON (unexpected character)`,
+    );
     const slow = wctSummary();
     const wrongType = { ...slow, train: { ...slow.train, stepSeconds: 'fast' } };
     fs.writeFileSync(path.join(bad, 'summary.json'), JSON.stringify(wrongType));

@@ -145,10 +145,45 @@ describe('config errors name config.json and the field', () => {
       { model_type: undefined, architectures: ['GPTNeoXForCausalLM'] },
       'config.json: architectures: ["GPTNeoXForCausalLM"] names no supported model and model_type is missing (supported: llama, mistral, qwen2, opt)',
     ],
-    [{ hidden_size: undefined }, 'config.json: hidden_size: missing; expected a positive integer'],
-    [{ hidden_size: '128' }, 'config.json: hidden_size: expected a positive integer, got "128"'],
-    [{ num_hidden_layers: 0 }, 'config.json: num_hidden_layers: expected a positive integer, got 0'],
-    [{ rms_norm_eps: 'small' }, 'config.json: rms_norm_eps: expected a number, got "small"'],
+    [{ hidden_size: undefined }, 'config.json: hidden_size: missing; expected an integer in [1, 131072]'],
+    [{ hidden_size: '128' }, 'config.json: hidden_size: expected an integer in [1, 131072], got "128"'],
+    [{ num_hidden_layers: 0 }, 'config.json: num_hidden_layers: expected an integer in [1, 1024], got 0'],
+    [{ num_hidden_layers: 1e9 }, 'config.json: num_hidden_layers: expected an integer in [1, 1024], got 1000000000'],
+    [{ hidden_size: 1 << 20 }, 'config.json: hidden_size: expected an integer in [1, 131072], got 1048576'],
+    [
+      { intermediate_size: 1e12 },
+      'config.json: intermediate_size: expected an integer in [1, 524288], got 1000000000000',
+    ],
+    [{ vocab_size: 1e8 }, 'config.json: vocab_size: expected an integer in [1, 4194304], got 100000000'],
+    [{ vocab_size: 0 }, 'config.json: vocab_size: expected an integer in [1, 4194304], got 0'],
+    [
+      { max_position_embeddings: 0 },
+      'config.json: max_position_embeddings: expected an integer in [1, 16777216], got 0',
+    ],
+    [
+      { max_position_embeddings: 1e9 },
+      'config.json: max_position_embeddings: expected an integer in [1, 16777216], got 1000000000',
+    ],
+    [{ num_attention_heads: 4096 }, 'config.json: num_attention_heads: expected an integer in [1, 1024], got 4096'],
+    [{ head_dim: 4096 }, 'config.json: head_dim: expected an integer in [1, 2048], got 4096'],
+    [{ rms_norm_eps: -1e-6 }, 'config.json: rms_norm_eps: expected a finite number > 0, got -0.000001'],
+    [{ rms_norm_eps: 0 }, 'config.json: rms_norm_eps: expected a finite number > 0, got 0'],
+    [{ rope_theta: 0 }, 'config.json: rope_theta: expected a finite number >= 1, got 0'],
+    [{ rope_theta: 5e-324 }, 'config.json: rope_theta: expected a finite number >= 1, got 5e-324'],
+    [{ rope_theta: -10000 }, 'config.json: rope_theta: expected a finite number >= 1, got -10000'],
+    [
+      { eos_token_id: 2048 },
+      'config.json: eos_token_id: expected a token id in [0, 2047] (vocab_size 2048), a list of them, or null, got 2048',
+    ],
+    [
+      { hidden_size: 'x'.repeat(1000) },
+      `config.json: hidden_size: expected an integer in [1, 131072], got "${'x'.repeat(40)}..."`,
+    ],
+    [
+      { num_hidden_layers: [1, 2, 3, 4, 5] },
+      'config.json: num_hidden_layers: expected an integer in [1, 1024], got a list of 5',
+    ],
+    [{ rms_norm_eps: 'small' }, 'config.json: rms_norm_eps: expected a finite number > 0, got "small"'],
     [{ tie_word_embeddings: 1 }, 'config.json: tie_word_embeddings: expected true or false, got 1'],
     [{ num_key_value_heads: 3 }, 'config.json: num_key_value_heads: 3 does not divide num_attention_heads 8'],
     [{ num_attention_heads: 3 }, 'config.json: num_attention_heads: 3 does not divide hidden_size 128'],
@@ -166,14 +201,23 @@ describe('config errors name config.json and the field', () => {
       { rope_scaling: { rope_type: 'llama3', factor: 8 } },
       'config.json: rope_scaling: "llama3" scaling is not supported (supported: null or "default")',
     ],
-    [{ bos_token_id: -1 }, 'config.json: bos_token_id: expected a token id, a list of token ids, or null, got -1'],
+    [
+      { bos_token_id: -1 },
+      'config.json: bos_token_id: expected a token id in [0, 2047] (vocab_size 2048), a list of them, or null, got -1',
+    ],
   ])('llama %j', (change, message) => {
     expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, ...change }))).toBe(message);
   });
 
   it.each([
     [{ activation_function: 'silu' }, 'config.json: activation_function: expected one of relu, gelu, got "silu"'],
-    [{ ffn_dim: 2.5 }, 'config.json: ffn_dim: expected a positive integer, got 2.5'],
+    [{ ffn_dim: 2.5 }, 'config.json: ffn_dim: expected an integer in [1, 524288], got 2.5'],
+    [{ num_hidden_layers: 1e9 }, 'config.json: num_hidden_layers: expected an integer in [1, 1024], got 1000000000'],
+    [{ word_embed_proj_dim: -64 }, 'config.json: word_embed_proj_dim: expected an integer in [1, 131072], got -64'],
+    [
+      { pad_token_id: 50272 },
+      'config.json: pad_token_id: expected a token id in [0, 50271] (vocab_size 50272), a list of them, or null, got 50272',
+    ],
     [{ _remove_final_layer_norm: true }, 'config.json: _remove_final_layer_norm: true is not supported'],
   ])('opt %j', (change, message) => {
     expect(inputErrorMessage(() => parseConfig({ ...optRaw, ...change }))).toBe(message);
@@ -189,6 +233,15 @@ describe('config errors name config.json and the field', () => {
     expect(inputErrorMessage(() => readConfig(tmp))).toBe(`${path.join(tmp, 'config.json')}: file: not found`);
     fs.writeFileSync(path.join(tmp, 'config.json'), '{"model_type": "llama",');
     expect(inputErrorMessage(() => readConfig(tmp))).toMatch(/config\.json: file: not valid JSON/);
+    // never the file's text (V8's own message quotes it: `Unexpected token 'h', "hf_secret"... is not valid JSON`)
+    fs.writeFileSync(path.join(tmp, 'config.json'), 'hf_secret_token_1234');
+    expect(inputErrorMessage(() => readConfig(tmp))).toBe(
+      `${path.join(tmp, 'config.json')}: file: not valid JSON (unexpected character)`,
+    );
+    fs.writeFileSync(path.join(tmp, 'config.json'), '{\n  "hidden_size": 128,\n  "secret": "hf_abc\u0001"\n}');
+    expect(inputErrorMessage(() => readConfig(tmp))).toBe(
+      `${path.join(tmp, 'config.json')}: file: not valid JSON (bad control character in string literal at line 3, column 20)`,
+    );
     fs.writeFileSync(path.join(tmp, 'config.json'), '[]');
     expect(inputErrorMessage(() => readConfig(tmp))).toMatch(/config\.json: file: expected a JSON object/);
   });

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { getEncoding } from 'js-tiktoken';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { loadTokenizer } from '../../src/models/tokenizer.js';
@@ -180,6 +181,140 @@ describe('bad tokenizer files are InputErrors naming the file', () => {
     );
     expect(messageOf(dirWith({ 'vocab.json': '{"a": 0, "b": 1}', 'merges.txt': 'a b\n' }))).toMatch(
       /merges\.txt: line 1: merge result "ab" is not in vocab\.json/,
+    );
+  });
+});
+
+describe('tokenizer.json post_processor and ids against config.json', () => {
+  const tinyJson = JSON.parse(read('models/tinystories-656k/tokenizer.json'));
+  const tinyConfig = read('models/tinystories-656k/config.json');
+  /** A TinyStories-656K tokenizer.json with `edit` applied, beside its config.json. */
+  const tinyWith = (edit: (j: Record<string, unknown>) => void, config = tinyConfig) => {
+    const j = structuredClone(tinyJson);
+    edit(j);
+    return dirWith({ 'tokenizer.json': JSON.stringify(j), 'config.json': config });
+  };
+  const postProcessor = (pp: unknown) => tinyWith((j) => (j.post_processor = pp));
+  const errorOf = (dir: string) => {
+    try {
+      loadTokenizer(dir);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      return (e as Error).message.slice(dir.length + 1);
+    }
+    throw new Error('expected an InputError');
+  };
+  const BOS = '<|start_story|>';
+
+  it.each([
+    [{ type: 'TemplateProcessing' }, 'tokenizer.json: post_processor.single: expected a list of pieces, got nothing'],
+    [
+      { type: 'TemplateProcessing', single: [{ Sequence: { id: 'C', type_id: 0 } }], pair: [] },
+      'tokenizer.json: post_processor.single[0].Sequence.id: expected A or B, got "C"',
+    ],
+    [
+      {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: 'nope', type_id: 0 } }],
+        pair: [],
+        special_tokens: {},
+      },
+      'tokenizer.json: post_processor.single[0].SpecialToken.id: "nope" is not one of special_tokens',
+    ],
+    [
+      {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: BOS, type_id: 0 } }],
+        pair: [],
+        special_tokens: { [BOS]: { id: BOS, ids: [99999], tokens: [BOS] } },
+      },
+      `tokenizer.json: post_processor.special_tokens.${BOS}.ids[0]: 99999 is not the id of "${BOS}"`,
+    ],
+    [{ type: 'RobertaProcessing' }, 'tokenizer.json: post_processor.cls: expected [token, id], got nothing'],
+    [
+      { type: 'BertProcessing', cls: ['[CLS]', 101], sep: [BOS, 1] },
+      'tokenizer.json: post_processor.cls[0]: "[CLS]" is not a token of the vocabulary',
+    ],
+    [{ type: 'Sequence' }, 'tokenizer.json: post_processor.processors: expected a list, got nothing'],
+    [
+      { type: 'Sequence', processors: [{ type: 'ByteLevel' }, { type: 'TemplateProcessing', single: [] }] },
+      'tokenizer.json: post_processor.processors[1].pair: expected a list of pieces, got nothing',
+    ],
+  ])('a malformed post_processor %j is an InputError at load, not a TypeError when encoding', (pp, message) => {
+    expect(errorOf(postProcessor(pp))).toBe(message);
+  });
+
+  it('a well-formed one loads and adds its tokens', () => {
+    const tok = loadTokenizer(postProcessor({ type: 'BertProcessing', cls: [BOS, 1], sep: ['<|end_story|>', 2] }));
+    const ids = Array.from(tok.encode('Once upon a time'));
+    expect([ids[0], ids[ids.length - 1]]).toEqual([1, 2]);
+  });
+
+  it('token ids at or above config.json vocab_size are refused', () => {
+    const small = JSON.stringify({ ...JSON.parse(tinyConfig), vocab_size: 1000 });
+    expect(errorOf(tinyWith(() => undefined, small))).toMatch(
+      /^tokenizer\.json: vocabulary: has token ids up to 2047, but .*config\.json says vocab_size 1000 \(ids must be below it\)$/,
+    );
+    const added = tinyWith((j) =>
+      (j.added_tokens as unknown[]).push({ id: 5000, content: '<extra>', special: true, normalized: false }),
+    );
+    expect(errorOf(added)).toMatch(/^tokenizer\.json: vocabulary: has token ids up to 5000, but .*vocab_size 2048/);
+    const gpt2 = dirWith({
+      'vocab.json': read('tokenizers/gpt2/vocab.json'),
+      'merges.txt': read('tokenizers/gpt2/merges.txt'),
+      'config.json': read('models/opt-tiny-random/config.json').replace('50272', '50000'),
+    });
+    expect(errorOf(gpt2)).toMatch(/^vocab\.json: vocabulary: has token ids up to 50256, but .*vocab_size 50000/);
+  });
+
+  it('property: any post_processor either loads and encodes to ids below vocab_size, or is an InputError', () => {
+    const piece = fc.oneof(
+      fc.record({
+        SpecialToken: fc.record({ id: fc.constantFrom(BOS, 'x', '<unk>'), type_id: fc.integer({ min: -1, max: 2 }) }),
+      }),
+      fc.record({ Sequence: fc.record({ id: fc.constantFrom('A', 'B', 'C'), type_id: fc.nat(2) }) }),
+      fc.anything(),
+    );
+    const special = fc.dictionary(
+      fc.constantFrom(BOS, 'x'),
+      fc.record({
+        id: fc.string(),
+        ids: fc.array(fc.integer({ min: -1, max: 3000 }), { maxLength: 2 }),
+        tokens: fc.array(fc.constantFrom(BOS, 'x', '<unk>'), { maxLength: 2 }),
+      }),
+    );
+    const template = fc.record(
+      {
+        type: fc.constant('TemplateProcessing'),
+        single: fc.array(piece, { maxLength: 3 }),
+        pair: fc.array(piece, { maxLength: 3 }),
+        special_tokens: special,
+      },
+      { requiredKeys: ['type'] },
+    );
+    const pair = fc.tuple(fc.constantFrom(BOS, '<unk>', 'x'), fc.integer({ min: 0, max: 3 }));
+    const bert = fc.record(
+      { type: fc.constantFrom('BertProcessing', 'RobertaProcessing'), cls: pair, sep: pair },
+      { requiredKeys: ['type'] },
+    );
+    const pp = fc.oneof(
+      template,
+      bert,
+      fc.record({ type: fc.constant('Sequence'), processors: fc.array(fc.oneof(template, bert), { maxLength: 2 }) }),
+      fc.anything(),
+    );
+    fc.assert(
+      fc.property(pp, (p) => {
+        let tok: ReturnType<typeof loadTokenizer>;
+        try {
+          tok = loadTokenizer(postProcessor(p));
+        } catch (e) {
+          return e instanceof InputError;
+        }
+        const ids = tok.encode('Once upon a time');
+        return ids.every((id) => Number.isInteger(id) && id >= 0 && id < 2048);
+      }),
+      { seed: 10, numRuns: 150 },
     );
   });
 });

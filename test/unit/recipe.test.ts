@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { checkRecipeModel } from '../../src/recipe/check-model.js';
 import { loadRecipe } from '../../src/recipe/load.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { dataDir, repoRoot } from '../helpers/paths.js';
@@ -164,7 +165,9 @@ describe('recipe errors', () => {
 
   it('wrong types and values: file, line, key and what was expected', () => {
     const lr = write('bad/lr.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    lr: -2e-4'));
-    expect(inputErrorMessage(() => loadRecipe(lr))).toBe(`${lr}:9 train.optimizer.lr: expected a positive number`);
+    expect(inputErrorMessage(() => loadRecipe(lr))).toBe(
+      `${lr}:9 train.optimizer.lr: expected a positive number, got -0.0002`,
+    );
     const str = write('bad/lr-string.yaml', minimal().replace('  steps: 10', '  steps: 10\n  optimizer: { lr: fast }'));
     expect(inputErrorMessage(() => loadRecipe(str))).toBe(
       `${str}:8 train.optimizer.lr: expected a positive number, got "fast"`,
@@ -198,7 +201,7 @@ describe('recipe errors', () => {
       minimal().replace('  steps: 10', '  steps: 10\n  optimizer:\n    betas: [0.9]'),
     );
     expect(inputErrorMessage(() => loadRecipe(betas))).toBe(
-      `${betas}:9 train.optimizer.betas: expected a list of two numbers in [0, 1)`,
+      `${betas}:9 train.optimizer.betas: expected a list of two numbers in [0, 1), got a list of 1`,
     );
     const final = write('bad/final.yaml', minimal('eval:', '  final:', '    - c4', '    - 7'));
     expect(inputErrorMessage(() => loadRecipe(final))).toBe(
@@ -337,7 +340,7 @@ describe('extends', () => {
     write('chain/b.yaml', 'extends: a.yaml\neval: { every: 5 }\n');
     const c = write('chain/c.yaml', 'extends: b.yaml\nlogging: { every: 3 }\n');
     expect(inputErrorMessage(() => loadRecipe(c))).toBe(
-      `${path.join(tmp, 'chain/a.yaml')}:8 train.optimizer.lr: expected a positive number`,
+      `${path.join(tmp, 'chain/a.yaml')}:8 train.optimizer.lr: expected a positive number, got 0`,
     );
     write('chain/ok.yaml', minimal());
     write('chain/mid.yaml', 'extends: ok.yaml\neval: { every: 5 }\nlogging: { bogus: 1 }\n');
@@ -440,5 +443,55 @@ describe('hash', () => {
     expect(loadRecipe(write('hash/c.yaml', minimal('eval: { every: 6, final: [c4] }'))).hash).not.toBe(ha);
     // an explicit default means the same recipe
     expect(loadRecipe(write('hash/d.yaml', minimal('eval: { every: 5, final: [c4] }', 'method: wct'))).hash).toBe(ha);
+  });
+});
+
+describe('the recipe against its base model (at run start)', () => {
+  const tiny = path.join(dataDir, 'models/tinystories-656k');
+  const opt = path.join(dataDir, 'models/opt-tiny-random');
+  const recipeFor = (name: string, model: string, ...extra: string[]) =>
+    write(`base/${name}.yaml`, minimal(...extra).replace('  path: model', `  path: ${model}`));
+
+  it('shipped recipes fit their models', () => {
+    for (const name of ['alpaca.yaml', 'alpaca-rank8.yaml', 'opt-tiny.yaml'])
+      expect(checkRecipeModel(loadRecipe(path.join(repoRoot, 'recipes', name))).maxPositions).toBeGreaterThan(0);
+  });
+
+  it('model.path missing or not a checkpoint says so (not "a full-precision checkpoint")', () => {
+    const missing = recipeFor('missing', path.join(tmp, 'nope'));
+    expect(inputErrorMessage(() => checkRecipeModel(loadRecipe(missing)))).toBe(
+      `${missing}:2 model.path: ${path.join(tmp, 'nope')} does not exist`,
+    );
+    const empty = recipeFor('empty', tmp);
+    expect(inputErrorMessage(() => checkRecipeModel(loadRecipe(empty)))).toBe(
+      `${empty}:2 model.path: ${tmp} is not a checkpoint directory (it has no config.json)`,
+    );
+  });
+
+  it('lengths beyond max_position_embeddings are refused, naming the file, line, key and limit', () => {
+    const long = write(
+      'base/long.yaml',
+      minimal()
+        .replace('  path: model', `  path: ${tiny}`)
+        .replace('  format: alpaca', '  format: alpaca\n  max_length: 1000000'),
+    );
+    expect(inputErrorMessage(() => checkRecipeModel(loadRecipe(long)))).toBe(
+      `${long}:6 data.max_length: 1000000 tokens exceed the model's limit of 512 positions (config.json max_position_embeddings)`,
+    );
+    const byDefault = recipeFor('default', opt);
+    expect(inputErrorMessage(() => checkRecipeModel(loadRecipe(byDefault)))).toBe(
+      `${byDefault}:3 data.max_length: 512 tokens exceed the model's limit of 128 positions (config.json max_position_embeddings); 512 is the default: set it`,
+    );
+    const seqlen = recipeFor('seqlen', tiny, 'eval:', '  seqlen: 1024');
+    expect(inputErrorMessage(() => checkRecipeModel(loadRecipe(seqlen)))).toMatch(
+      new RegExp(`^${seqlen}:11 eval.seqlen: 1024 tokens exceed the model's limit of 512 positions`),
+    );
+    const calib = write(
+      'base/calib.yaml',
+      minimal().replace('  path: model', `  path: ${tiny}\n  quantize:\n    seqlen: 2048`),
+    );
+    expect(inputErrorMessage(() => checkRecipeModel(loadRecipe(calib)))).toMatch(
+      new RegExp(`^${calib}:4 model.quantize.seqlen: 2048 tokens exceed the model's limit of 512 positions`),
+    );
   });
 });

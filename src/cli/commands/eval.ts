@@ -4,6 +4,7 @@ import { evaluateData } from '../../eval/evaluate-data.js';
 import { loadModelDir } from '../model-dir.js';
 import { dataSetName } from '../../util/data-set-name.js';
 import { Terminal } from '../progress.js';
+import { addNumberOptions, checkNumberOptions, intOption, type NumberOption } from '../number-options.js';
 import { runHandler } from '../run.js';
 
 interface EvalArgs {
@@ -16,11 +17,17 @@ interface EvalArgs {
   json: boolean;
 }
 
+// --seqlen's upper bound is the model's positions (src/eval/evaluate-data.ts)
+const NUMBERS: Record<string, NumberOption> = {
+  seqlen: intOption('Chunk length (default: max_position_embeddings)', 2),
+  'batch-size': intOption('Chunks per forward pass (default: by memory)', 1),
+};
+
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Perplexity of a model on WikiText-2, C4 or a local text file',
   builder: (y: Argv) =>
-    y
+    addNumberOptions(y, NUMBERS)
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
       .option('deltas', {
         type: 'string',
@@ -31,14 +38,13 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
       })
       .option('data', { type: 'string', default: 'wikitext2', describe: 'wikitext2 | c4 | path to .txt/.raw/.jsonl' })
-      .option('seqlen', { type: 'number', describe: 'Chunk length (default: max_position_embeddings)' })
-      .option('batch-size', { type: 'number', describe: 'Chunks per forward pass (default: by memory)' })
       .option('json', {
         type: 'boolean',
         default: false,
         describe: 'Print {"ppl","tokens","chunks","seqlen","peak_rss_mib"} on stdout',
       }) as unknown as Argv<EvalArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<EvalArgs>) => {
+    checkNumberOptions(args, NUMBERS);
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     const phase = new Terminal().start(`evaluation ${dataSetName(args.data)}`);
     const result = evaluateData(model, tokenizer, args.data, {

@@ -2,7 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { generate } from '../../models/generate.js';
 import { loadModelDir } from '../model-dir.js';
-import { OptionError } from '../../errors.js';
+import { addNumberOptions, checkNumberOptions, intOption, MAX_SEED, type NumberOption } from '../number-options.js';
 import { runHandler } from '../run.js';
 
 interface GenerateArgs {
@@ -17,11 +17,19 @@ interface GenerateArgs {
   json: boolean;
 }
 
+// --max-new-tokens has no bound of its own: the prompt plus it must fit the model's positions (src/models/generate.ts)
+const NUMBERS: Record<string, NumberOption> = {
+  'max-new-tokens': intOption('Tokens to generate', 1, undefined, 64),
+  temperature: { describe: 'Sampling temperature; 0 = greedy', default: 0, min: 0 },
+  'top-p': { describe: 'Nucleus sampling mass', default: 1, min: 0, minExclusive: true, max: 1 },
+  seed: intOption('RNG seed for sampling', 0, MAX_SEED, 0),
+};
+
 export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate',
   describe: 'Generate text from a prompt (greedy when --temperature is 0)',
   builder: (y: Argv) =>
-    y
+    addNumberOptions(y, NUMBERS)
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
       .option('deltas', {
         type: 'string',
@@ -32,20 +40,13 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
       })
       .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
-      .option('max-new-tokens', { type: 'number', default: 64, describe: 'Tokens to generate' })
-      .option('temperature', { type: 'number', default: 0, describe: 'Sampling temperature; 0 = greedy' })
-      .option('top-p', { type: 'number', default: 1, describe: 'Nucleus sampling mass' })
-      .option('seed', { type: 'number', default: 0, describe: 'RNG seed for sampling' })
       .option('json', {
         type: 'boolean',
         default: false,
         describe: 'Print {"text","ids","tokens_per_s"} on stdout instead of streaming',
       }) as unknown as Argv<GenerateArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<GenerateArgs>) => {
-    if (!(args.maxNewTokens >= 1 && Number.isInteger(args.maxNewTokens)))
-      throw new OptionError('--max-new-tokens', 'expected a positive integer');
-    if (!(args.temperature >= 0)) throw new OptionError('--temperature', 'expected a number >= 0');
-    if (!(args.topP > 0 && args.topP <= 1)) throw new OptionError('--top-p', 'expected a number in (0, 1]');
+    checkNumberOptions(args, NUMBERS);
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     const prompt = tokenizer.encode(args.prompt);
     const ids: number[] = [];

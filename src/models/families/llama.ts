@@ -4,7 +4,7 @@
  * builder of the forward pass (src/models/llama.ts) and the quantization description.
  */
 import { LlamaModel, type LlamaConfig, type LlamaLinear } from '../llama.js';
-import type { ConfigFields } from './config-fields.js';
+import { SIZE_LIMITS as MAX, type ConfigFields } from './config-fields.js';
 import { setBlockLinearShapes, type BlockLinear, type FamilySpec, type TensorNames } from './spec.js';
 
 export type { LlamaConfig } from '../llama.js';
@@ -16,16 +16,16 @@ export function parseLlamaFields(
   bias: { attention: boolean; attentionOut: boolean; mlp: boolean },
   maxPositions: (declared: number) => number,
 ): LlamaConfig {
-  const hiddenSize = f.count('hidden_size');
-  const numHeads = f.count('num_attention_heads');
-  const numKvHeads = f.count('num_key_value_heads', numHeads);
+  const hiddenSize = f.size('hidden_size', MAX.width);
+  const numHeads = f.size('num_attention_heads', MAX.heads);
+  const numKvHeads = f.size('num_key_value_heads', MAX.heads, numHeads);
   if (f.value('head_dim') == null && hiddenSize % numHeads !== 0) {
     f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
   }
   if (numHeads % numKvHeads !== 0) {
     f.fail('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
   }
-  const headDim = f.count('head_dim', hiddenSize / numHeads);
+  const headDim = f.size('head_dim', MAX.headDim, hiddenSize / numHeads);
   // RoPE rotates the pairs (i, i + head_dim / 2) of every head (HF's rotate_half).
   if (headDim % 2 !== 0) {
     if (f.value('head_dim') != null) f.fail('head_dim', `${headDim} is odd; RoPE needs an even head_dim`);
@@ -35,26 +35,27 @@ export function parseLlamaFields(
     );
   }
   f.plainRope();
+  const vocabSize = f.size('vocab_size', MAX.vocab);
   return {
     family: 'llama',
     modelType,
     hiddenSize,
-    intermediateSize: f.count('intermediate_size'),
-    numLayers: f.count('num_hidden_layers'),
+    intermediateSize: f.size('intermediate_size', MAX.mlpWidth),
+    numLayers: f.size('num_hidden_layers', MAX.layers),
     numHeads,
     numKvHeads,
     headDim,
-    vocabSize: f.count('vocab_size'),
-    maxPositions: maxPositions(f.count('max_position_embeddings')),
-    rmsNormEps: f.number('rms_norm_eps', 1e-6),
-    ropeTheta: f.number('rope_theta', 10000),
+    vocabSize,
+    maxPositions: maxPositions(f.size('max_position_embeddings', MAX.positions)),
+    rmsNormEps: f.positive('rms_norm_eps', 1e-6),
+    ropeTheta: f.atLeast('rope_theta', 1, 10000),
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
     attentionBias: bias.attention,
     attentionOutBias: bias.attentionOut,
     mlpBias: bias.mlp,
     hiddenAct: f.oneOf('hidden_act', ['silu'], 'silu'),
-    bosTokenId: f.tokenId('bos_token_id', 1),
-    eosTokenId: f.tokenId('eos_token_id', 2),
+    bosTokenId: f.tokenId('bos_token_id', 1, vocabSize),
+    eosTokenId: f.tokenId('eos_token_id', 2, vocabSize),
   };
 }
 
@@ -62,7 +63,7 @@ function parseLlama(f: ConfigFields, modelType: string): LlamaConfig {
   const attention = f.bool('attention_bias', false);
   // Mistral v0.1 attends within a 4096-token window; for sequences no longer than the window that is
   // ordinary causal attention, so capping the usable length keeps the model exact.
-  const window = modelType === 'mistral' ? f.count('sliding_window', Infinity) : Infinity;
+  const window = modelType === 'mistral' ? f.size('sliding_window', MAX.positions, Infinity) : Infinity;
   return parseLlamaFields(
     f,
     modelType as LlamaConfig['modelType'],

@@ -4,7 +4,7 @@
  * quantization description.
  */
 import { OptModel, type OptConfig, type OptLinear } from '../opt.js';
-import type { ConfigFields } from './config-fields.js';
+import { SIZE_LIMITS as MAX, type ConfigFields } from './config-fields.js';
 import { setBlockLinearShapes, type BlockLinear, type FamilySpec, type TensorNames } from './spec.js';
 
 export type { OptConfig } from '../opt.js';
@@ -21,28 +21,29 @@ export const OPT_MODULES = {
 };
 
 function parseOpt(f: ConfigFields): OptConfig {
-  const hiddenSize = f.count('hidden_size');
-  const numHeads = f.count('num_attention_heads');
+  const hiddenSize = f.size('hidden_size', MAX.width);
+  const numHeads = f.size('num_attention_heads', MAX.heads);
   if (hiddenSize % numHeads !== 0)
     f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
   if (f.bool('_remove_final_layer_norm', false)) f.fail('_remove_final_layer_norm', 'true is not supported');
+  const vocabSize = f.size('vocab_size', MAX.vocab);
   return {
     family: 'opt',
     hiddenSize,
-    ffnDim: f.count('ffn_dim'),
-    numLayers: f.count('num_hidden_layers'),
+    ffnDim: f.size('ffn_dim', MAX.mlpWidth),
+    numLayers: f.size('num_hidden_layers', MAX.layers),
     numHeads,
-    vocabSize: f.count('vocab_size'),
-    maxPositions: f.count('max_position_embeddings'),
-    wordEmbedProjDim: f.count('word_embed_proj_dim', hiddenSize),
+    vocabSize,
+    maxPositions: f.size('max_position_embeddings', MAX.positions),
+    wordEmbedProjDim: f.size('word_embed_proj_dim', MAX.width, hiddenSize),
     doLayerNormBefore: f.bool('do_layer_norm_before', true),
     activation: f.oneOf('activation_function', ['relu', 'gelu'], 'relu'),
     enableBias: f.bool('enable_bias', true),
     layerNormElementwiseAffine: f.bool('layer_norm_elementwise_affine', true),
     tieWordEmbeddings: f.bool('tie_word_embeddings', true),
-    bosTokenId: f.tokenId('bos_token_id', 2),
-    eosTokenId: f.tokenId('eos_token_id', 2),
-    padTokenId: f.tokenId('pad_token_id', 1),
+    bosTokenId: f.tokenId('bos_token_id', 2, vocabSize),
+    eosTokenId: f.tokenId('eos_token_id', 2, vocabSize),
+    padTokenId: f.tokenId('pad_token_id', 1, vocabSize),
   };
 }
 

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { readJsonObject } from '../../io/json-file.js';
 import type { BpeConventions } from '../../io/tokenizer-bpe-files.js';
+import { showValue } from '../../util/show-value.js';
 import { ConfigFields } from './config-fields.js';
 import { llamaFamily } from './llama.js';
 import { optFamily } from './opt.js';
@@ -26,7 +27,7 @@ function modelTypeOf(f: ConfigFields): string {
   const archs = f.value('architectures');
   if (type !== undefined) {
     if (typeof type === 'string' && BY_MODEL_TYPE.has(type)) return type;
-    f.fail('model_type', `${JSON.stringify(type)} is not supported (${supported})`);
+    f.fail('model_type', `${showValue(type)} is not supported (${supported})`);
   }
   const fromArch = Array.isArray(archs) ? archs.map((a) => BY_ARCHITECTURE.get(a as string)).find(Boolean) : undefined;
   if (fromArch) return fromArch;

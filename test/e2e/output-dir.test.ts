@@ -55,7 +55,7 @@ function scratch(name: string): string {
 }
 
 /** A two-step LoRA recipe over the full-precision TinyStories-656K (no quantization: fast). */
-function recipe(name: string, outDir = path.join(tmp, name), model = tinyStoriesDir): string {
+function recipe(name: string, outDir = path.join(tmp, name), model = tinyStoriesDir, steps = 2): string {
   const file = path.join(tmp, `${name}.yaml`);
   fs.writeFileSync(
     file,
@@ -63,7 +63,7 @@ function recipe(name: string, outDir = path.join(tmp, name), model = tinyStories
       `model: { path: ${model} }`,
       'method: lora',
       `data: { path: ${alpaca}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 4 } }`,
-      'train: { steps: 2, micro_batch: 2, grad_accum: 1, optimizer: { lr: 0.003 }, schedule: { kind: constant, warmup_steps: 0 } }',
+      `train: { steps: ${steps}, micro_batch: 2, grad_accum: 1, optimizer: { lr: 0.003 }, schedule: { kind: constant, warmup_steps: 0 } }`,
       'eval: { every: 2, final: [] }',
       `output: { dir: ${outDir}, save_every: 1, keep: 1 }`,
       'logging: { tensorboard: false, every: 1 }',
@@ -175,12 +175,15 @@ describe('--force replaces only what this tool wrote', () => {
   });
 });
 
+const LOCKED_STEPS = 60;
+
 describe('the lock, temporaries of dead processes, and a finished recipe rerun', () => {
   const dir = () => path.join(tmp, 'locked');
   let first: CliResult;
 
   it('a second wct-train on the same directory refuses while the first runs; the first is intact', async () => {
-    const file = recipe('locked');
+    // enough steps that the first run still holds the lock when the second has started
+    const file = recipe('locked', dir(), tinyStoriesDir, LOCKED_STEPS);
     const child = spawn(process.execPath, [TRAIN_CLI, file], { cwd: repoRoot });
     let stdout = '';
     let stderr = '';
@@ -200,7 +203,7 @@ describe('the lock, temporaries of dead processes, and a finished recipe rerun',
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l).step);
-    expect(steps).toEqual([0, 1, 2]);
+    expect(steps).toEqual(Array.from({ length: LOCKED_STEPS + 1 }, (_, i) => i));
     expect(fs.existsSync(lock)).toBe(false); // released on exit
   }, 120_000);
 

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SINGLE_FILE } from './checkpoint.js';
 import { InputError } from '../errors.js';
+import { checkRegularFile } from './input-file.js';
 import { openSafetensors } from './safetensors-read.js';
 import { writeSafetensors } from './safetensors-write.js';
 
@@ -31,6 +32,7 @@ export interface WeakColumns {
 export function checkpointSha256(dir: string): string {
   const file = path.join(dir, SINGLE_FILE);
   const hash = createHash('sha256');
+  checkRegularFile(file);
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 24);
@@ -91,7 +93,7 @@ export function readWeakDeltas(
           `${info.dtype} [${info.shape}] does not match the base (expected F32 [${rows},${nOut}])`,
         );
       }
-      out.set(name, st.readF32(t));
+      out.set(name, st.readFiniteF32(t));
     }
     return out;
   } finally {

@@ -17,14 +17,17 @@ function kindOf(stats: fs.Stats): string {
   return 'not a file';
 }
 
-/** Throws an InputError naming `file` unless it exists and is a regular file (links followed). */
-export function checkRegularFile(file: string): void {
+/**
+ * Throws an InputError unless `file` exists and is a regular file (links followed). Messages name the file as
+ * `shown` (default `file`); a missing file is `<shown>: <where>: not found`.
+ */
+export function checkRegularFile(file: string, shown = file, where = 'file'): void {
   let stats: fs.Stats;
   try {
     stats = fs.statSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(file, 'file', code === 'ENOENT' ? 'not found' : `cannot be read (${code ?? e})`);
+    throw new InputError(shown, where, code === 'ENOENT' ? 'not found' : `cannot be read (${code ?? e})`);
   }
-  if (!stats.isFile()) throw new InputError(file, `not a regular file (${kindOf(stats)})`);
+  if (!stats.isFile()) throw new InputError(shown, `not a regular file (${kindOf(stats)})`);
 }

@@ -114,7 +114,7 @@ function samePath(a: string, b: string): boolean {
 /** One YAML file as a plain object plus the line of every key and list item in it. */
 function parseYamlFile(display: string, abs: string): Layer {
   let text: string;
-  checkRegularFile(abs);
+  checkRegularFile(abs, display, 'recipe');
   try {
     text = fs.readFileSync(abs, 'utf8');
   } catch (e) {

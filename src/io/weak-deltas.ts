@@ -61,7 +61,8 @@ export function writeWeakDeltas(file: string, layers: Map<string, WeakColumns>, 
 
 /**
  * Reads deltas made for the packed checkpoint `baseDir` (refusing another base) and returns each layer's
- * weak columns; `expect` gives the [rows, nOut] every layer must have.
+ * weak columns; `expect` gives the [rows, nOut] every layer must have. A tensor for no weak columns of the base
+ * is refused, and every value must be finite.
  */
 export function readWeakDeltas(
   file: string,
@@ -79,6 +80,13 @@ export function readWeakDeltas(
         '__metadata__.base_sha256',
         `made for another base (${st.metadata.base_sha256?.slice(0, 12)}...), ${baseDir} is ${base.slice(0, 12)}...`,
       );
+    }
+    const unused = st
+      .names()
+      .filter((t) => !(t.endsWith('.weak') && (expect.get(t.slice(0, -'.weak'.length))?.[1] ?? 0) > 0));
+    if (unused.length > 0) {
+      const shown = unused.slice(0, 5).join(', ') + (unused.length > 5 ? ` and ${unused.length - 5} more` : '');
+      throw new InputError(file, 'tensors', `${unused.length} tensor(s) for no weak columns of the base: ${shown}`);
     }
     const out = new Map<string, Float32Array>();
     for (const [name, [rows, nOut]] of expect) {

@@ -211,7 +211,7 @@ describe('packed checkpoint loader', () => {
     );
   });
 
-  it('weak-column deltas with a NaN are refused, naming the file, the tensor and the index', () => {
+  it('weak-column deltas with a NaN, or for a linear the base lacks, are refused', () => {
     const model = loadModel(packedDir);
     const layers = weakColumnsOf(model);
     const deltas = path.join(tmp, 'deltas.safetensors');
@@ -220,6 +220,12 @@ describe('packed checkpoint loader', () => {
     writeWeakDeltas(deltas, bad, { baseSha256: checkpointSha256(packedDir), recipeHash: 'x', step: 1 });
     expect(errorOf(() => applyWeakDeltas(model, deltas, packedDir)).message).toBe(
       `${deltas}: tensor ${linear}.weak: element 3 is NaN (stored values must be finite)`,
+    );
+    bad.get(linear)!.data[3] = 0;
+    bad.set('model.layers.0.nope', { rows: 1, nOut: 1, data: Float32Array.of(0) });
+    writeWeakDeltas(deltas, bad, { baseSha256: checkpointSha256(packedDir), recipeHash: 'x', step: 1 });
+    expect(errorOf(() => applyWeakDeltas(model, deltas, packedDir)).message).toBe(
+      `${deltas}: tensors: 1 tensor(s) for no weak columns of the base: model.layers.0.nope.weak`,
     );
     const fifo = path.join(tmp, 'deltas-fifo.safetensors');
     execFileSync('mkfifo', [fifo]);

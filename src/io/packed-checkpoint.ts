@@ -113,16 +113,16 @@ export function packedTensorNames(name: string): string[] {
 }
 
 /**
- * One packed module (linear or embedding table) from the checkpoint, checked against the shape the model config
- * gives it and the weak-column count quantization_config.json gives it (stored weak columns are never dropped);
- * scales and weak columns must be finite.
+ * Checks, from the header alone, that the packed tensors of module `name` have the dtypes and shapes the model
+ * config gives it (`shape`, [out, in]) and the weak-column count quantization_config.json gives it (stored weak
+ * columns are never dropped). Nothing is read.
  */
-export function readPackedLinear(
+export function checkPackedTensors(
   ckpt: TensorReader & { path: string },
   name: string,
   shape: readonly number[],
   layout: PackedLayout,
-): PackedWeight {
+): void {
   const [rows, cols] = shape;
   const { bits, nOut } = layout;
   const file = ckpt.path;
@@ -147,8 +147,25 @@ export function readPackedLinear(
     expect(`${name}.weak_idx`, 'I32', [nOut]);
     expect(`${name}.weak`, 'F16', [rows, nOut]);
   }
+  if (ckpt.has(`${name}.perm`)) expect(`${name}.perm`, 'I32', [cols]);
+}
+
+/**
+ * One packed module (linear or embedding table) from the checkpoint, checked as checkPackedTensors does, then
+ * read: scales and weak columns must be finite, and the whole is validated (validatePacked).
+ */
+export function readPackedLinear(
+  ckpt: TensorReader & { path: string },
+  name: string,
+  shape: readonly number[],
+  layout: PackedLayout,
+): PackedWeight {
+  checkPackedTensors(ckpt, name, shape, layout);
+  const [rows, cols] = shape;
+  const { bits, nOut } = layout;
+  const file = ckpt.path;
+  const g = layout.groupSize === 0 ? cols : layout.groupSize;
   const hasPerm = ckpt.has(`${name}.perm`);
-  if (hasPerm) expect(`${name}.perm`, 'I32', [cols]);
   const w: PackedWeight = {
     rows,
     cols,

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import {
+  checkPackedTensors,
   isPackedCheckpoint,
   packedLayouts,
   packedTensorNames,
@@ -71,25 +72,30 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   return loadPackedModel(dir, config);
 }
 
-/** Dense tensors as usual; each quantized linear (and packed embedding table) straight from its packed tensors into a PackedLinear. */
+/**
+ * Dense tensors as usual; each quantized linear (and packed embedding table) straight from its packed tensors into
+ * a PackedLinear. Every packed module's tensors are checked against the config before anything is read.
+ */
 function loadPackedModel(dir: string, config: ModelConfig): CausalLM {
   const layouts = packedLayouts(readQuantConfig(dir));
-  const weights = loadWeights(dir, config, {
-    skip: new Set([...layouts.keys()].map((n) => `${n}.weight`)),
-    readElsewhere: new Set([...layouts.keys()].flatMap(packedTensorNames)),
-  });
   const shapes = expectedTensorShapes(config);
+  const shapeOf = (name: string): number[] => {
+    const shape = shapes.get(`${name}.weight`);
+    if (shape === undefined)
+      throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
+    return shape;
+  };
   const ckpt = openCheckpoint(dir);
   try {
+    for (const [name, layout] of layouts) checkPackedTensors(ckpt, name, shapeOf(name), layout);
+    const weights = loadWeights(dir, config, {
+      skip: new Set([...layouts.keys()].map((n) => `${n}.weight`)),
+      readElsewhere: new Set([...layouts.keys()].flatMap(packedTensorNames)),
+    });
     const linears = new Map<string, LinearLayer>();
     for (const [name, layout] of layouts) {
-      const shape = shapes.get(`${name}.weight`);
-      if (shape === undefined)
-        throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
-      linears.set(
-        name,
-        new PackedLinear(readPackedLinear(ckpt, name, shape, layout), weights.get(`${name}.bias`) ?? null),
-      );
+      const packed = readPackedLinear(ckpt, name, shapeOf(name), layout);
+      linears.set(name, new PackedLinear(packed, weights.get(`${name}.bias`) ?? null));
     }
     return buildModel(config, weights, linears);
   } finally {

@@ -201,6 +201,19 @@ describe('packed checkpoint loader', () => {
     );
   });
 
+  it('packed tensors are checked against the config before any tensor is read', () => {
+    const dir = copyOf();
+    editQuantConfig(dir, (qc) => {
+      (qc as unknown as { group_size: number }).group_size = 16;
+    });
+    const nan = Buffer.alloc(4);
+    nan.writeFloatLE(NaN);
+    pokeTensor(path.join(dir, 'model.safetensors'), 'model.norm.weight', 0, nan);
+    expect(errorOf(() => loadModel(dir)).message).toMatch(
+      /model\.layers\.0\.self_attn\.q_proj\.scales: F16 \[128,1\] does not match the config \(expected F16 \[128,8\]\)/,
+    );
+  });
+
   it('a packed tensor of a linear quantization_config.json does not list is unused', () => {
     const dir = copyOf();
     editQuantConfig(dir, (qc) => {

@@ -2,7 +2,7 @@
  * Loads a Hugging Face checkpoint directory (config.json + model.safetensors or a sharded index) into a
  * CausalLM. Every tensor the config implies is checked for presence and shape before any is read; each
  * is then read once, straight into its own buffer (fp16/bf16 widened to fp32; f64 for gradient checks), and
- * checked finite in the same pass over it. A tensor the config does not account for is an error.
+ * checked finite (one pass over its values). A tensor the config does not account for is an error.
  */
 import path from 'node:path';
 import { InputError } from '../errors.js';

@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { parquetMetadata, parquetSchema } from 'hyparquet';
 import { InputError } from '../errors.js';
+import { checkRegularFile } from '../io/input-file.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
 import { causalExample, type Example } from './example.js';
 
@@ -76,6 +77,7 @@ export interface ParquetTable {
  */
 export function readParquetTable(file: string, wanted: (columns: string[]) => string[]): ParquetTable {
   let bytes: Buffer;
+  checkRegularFile(file);
   try {
     bytes = fs.readFileSync(file);
   } catch (e) {

@@ -75,6 +75,7 @@ function openSharded(indexFile: string): Checkpoint {
     info: (name) => fileOf(name).info(name),
     readRaw: (name) => fileOf(name).readRaw(name),
     readF32: (name) => fileOf(name).readF32(name),
+    readFiniteF32: (name) => fileOf(name).readFiniteF32(name),
     readInt32: (name) => fileOf(name).readInt32(name),
     close: closeAll,
   };

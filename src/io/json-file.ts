@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import { InputError } from '../errors.js';
+import { checkRegularFile } from './input-file.js';
 
-/** Reads a whole text file; a missing or unreadable file is an InputError naming it. */
+/** Reads a whole text file; a missing or unreadable file, or one that is not a regular file, is an InputError naming it. */
 export function readTextFile(file: string): string {
+  checkRegularFile(file);
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (e) {

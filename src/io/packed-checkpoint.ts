@@ -107,13 +107,22 @@ export function packedLayouts(qc: QuantConfig): Map<string, PackedLayout> {
   return layouts;
 }
 
-/** One packed module (linear or embedding table) from the checkpoint, checked against the shape the model config gives it. */
-export function readPackedLinear(
+/** Every tensor name that may store the packed module `name` (bias excluded). */
+export function packedTensorNames(name: string): string[] {
+  return ['qweight', 'scales', 'zeros', 'weak_idx', 'weak', 'perm'].map((suffix) => `${name}.${suffix}`);
+}
+
+/**
+ * Checks, from the header alone, that the packed tensors of module `name` have the dtypes and shapes the model
+ * config gives it (`shape`, [out, in]) and the weak-column count quantization_config.json gives it (stored weak
+ * columns are never dropped). Nothing is read.
+ */
+export function checkPackedTensors(
   ckpt: TensorReader & { path: string },
   name: string,
   shape: readonly number[],
   layout: PackedLayout,
-): PackedWeight {
+): void {
   const [rows, cols] = shape;
   const { bits, nOut } = layout;
   const file = ckpt.path;
@@ -133,23 +142,41 @@ export function readPackedLinear(
   expect(`${name}.qweight`, 'U8', [rows, packedRowBytes(cols, bits as PackedBits)]);
   expect(`${name}.scales`, 'F16', [rows, packedGroups(cols, g)]);
   expect(`${name}.zeros`, 'U8', [rows, packedGroups(cols, g)]);
+  checkWeakCount(ckpt, name, nOut);
   if (nOut > 0) {
     expect(`${name}.weak_idx`, 'I32', [nOut]);
     expect(`${name}.weak`, 'F16', [rows, nOut]);
   }
+  if (ckpt.has(`${name}.perm`)) expect(`${name}.perm`, 'I32', [cols]);
+}
+
+/**
+ * One packed module (linear or embedding table) from the checkpoint, checked as checkPackedTensors does, then
+ * read: scales and weak columns must be finite, and the whole is validated (validatePacked).
+ */
+export function readPackedLinear(
+  ckpt: TensorReader & { path: string },
+  name: string,
+  shape: readonly number[],
+  layout: PackedLayout,
+): PackedWeight {
+  checkPackedTensors(ckpt, name, shape, layout);
+  const [rows, cols] = shape;
+  const { bits, nOut } = layout;
+  const file = ckpt.path;
+  const g = layout.groupSize === 0 ? cols : layout.groupSize;
   const hasPerm = ckpt.has(`${name}.perm`);
-  if (hasPerm) expect(`${name}.perm`, 'I32', [cols]);
   const w: PackedWeight = {
     rows,
     cols,
     bits: bits as PackedBits,
     groupSize: g,
     qweight: ckpt.readRaw(`${name}.qweight`),
-    scales: ckpt.readF32(`${name}.scales`),
+    scales: ckpt.readFiniteF32(`${name}.scales`),
     zeros: ckpt.readRaw(`${name}.zeros`),
     perm: hasPerm ? ckpt.readInt32(`${name}.perm`) : null,
     weakIdx: nOut > 0 ? ckpt.readInt32(`${name}.weak_idx`) : new Int32Array(0),
-    weak: nOut > 0 ? ckpt.readF32(`${name}.weak`) : new Float32Array(0),
+    weak: nOut > 0 ? ckpt.readFiniteF32(`${name}.weak`) : new Float32Array(0),
   };
   try {
     validatePacked(w, name);
@@ -157,6 +184,20 @@ export function readPackedLinear(
     throw new InputError(file, (e as Error).message);
   }
   return w;
+}
+
+/** quantization_config.json's n_out for `name` must agree with the weak columns stored (weak_idx and weak exist
+ * exactly when n_out > 0; expect() then checks their count). */
+function checkWeakCount(ckpt: TensorReader & { path: string }, name: string, nOut: number): void {
+  for (const tensor of [`${name}.weak_idx`, `${name}.weak`]) {
+    if (ckpt.has(tensor) && nOut === 0) {
+      throw new InputError(
+        ckpt.path,
+        tensor,
+        `stored, but ${QUANT_CONFIG_FILE} gives ${name} no weak columns (n_out 0): they would be dropped`,
+      );
+    }
+  }
 }
 
 /** The tensors that store one packed linear (bias excluded: it keeps its usual name and dtype). */

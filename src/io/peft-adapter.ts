@@ -224,7 +224,10 @@ export function readAdapter(dir: string): Adapter {
           keys.b,
           `shape [${b.shape}] does not match r = ${r} (expected [out_features, ${r}])`,
         );
-      layers.set(name, { a: new Tensor(st.readF32(keys.a), a.shape), b: new Tensor(st.readF32(keys.b), b.shape) });
+      layers.set(name, {
+        a: new Tensor(st.readFiniteF32(keys.a), a.shape),
+        b: new Tensor(st.readFiniteF32(keys.b), b.shape),
+      });
     }
     return { config, layers };
   } finally {

@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, type Dtype } from './dtype.js';
 import { InputError, namingFile } from '../errors.js';
+import { checkFinite } from './finite.js';
+import { checkRegularFile } from './input-file.js';
 import { MAX_HEADER_BYTES, parseSafetensorsHeader, type TensorEntry } from './safetensors-header.js';
 
 if (os.endianness() !== 'LE') throw new Error('safetensors I/O assumes a little-endian host');
@@ -28,6 +30,8 @@ export interface TensorReader {
   readRaw(name: string): Uint8Array;
   /** F32 as stored; F16 / BF16 / F64 converted to fp32 (16-bit formats exactly). */
   readF32(name: string): Float32Array;
+  /** readF32, with an InputError naming the file, the tensor and the first NaN or infinity (weights must be finite). */
+  readFiniteF32(name: string): Float32Array;
   /** I32 as stored; I64 narrowed, with an InputError for a value outside int32. */
   readInt32(name: string): Int32Array;
   close(): void;
@@ -64,6 +68,12 @@ function readHeader(fd: number, file: string) {
     );
   }
   const headerBytes = Number(n);
+  if (headerBytes < 2)
+    throw new InputError(
+      file,
+      'header',
+      `header length ${headerBytes} is too short for a JSON object (not a safetensors file?)`,
+    );
   if (8 + headerBytes > size) {
     throw new InputError(
       file,
@@ -74,12 +84,13 @@ function readHeader(fd: number, file: string) {
   const json = new Uint8Array(headerBytes);
   readFully(fd, file, json, 8);
   const dataStart = 8 + headerBytes;
-  const header = parseSafetensorsHeader(file, new TextDecoder().decode(json), size - dataStart);
+  const header = parseSafetensorsHeader(file, json, size - dataStart);
   return { header, dataStart };
 }
 
 /** Opens `file` and validates its header; tensors are read lazily. Call close() when done. */
 export function openSafetensors(file: string): SafetensorsFile {
+  checkRegularFile(file);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -142,6 +153,10 @@ class SafetensorsFileImpl implements SafetensorsFile {
       default:
         throw new InputError(this.path, name, `dtype ${t.dtype} is not a float type (expected F32, F16, BF16 or F64)`);
     }
+  }
+
+  readFiniteF32(name: string): Float32Array {
+    return checkFinite(this.path, name, this.readF32(name));
   }
 
   readInt32(name: string): Int32Array {

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SINGLE_FILE } from './checkpoint.js';
 import { InputError, namingFile } from '../errors.js';
+import { checkRegularFile } from './input-file.js';
 import { openSafetensors } from './safetensors-read.js';
 import { writeSafetensors } from './safetensors-write.js';
 
@@ -31,6 +32,7 @@ export interface WeakColumns {
 export function checkpointSha256(dir: string): string {
   const file = path.join(dir, SINGLE_FILE);
   const hash = createHash('sha256');
+  checkRegularFile(file);
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 24);
@@ -59,7 +61,8 @@ export function writeWeakDeltas(file: string, layers: Map<string, WeakColumns>, 
 
 /**
  * Reads deltas made for the packed checkpoint `baseDir` (refusing another base) and returns each layer's
- * weak columns; `expect` gives the [rows, nOut] every layer must have.
+ * weak columns; `expect` gives the [rows, nOut] every layer must have. A tensor for no weak columns of the base
+ * is refused, and every value must be finite.
  */
 export function readWeakDeltas(
   file: string,
@@ -78,6 +81,13 @@ export function readWeakDeltas(
         `made for another base (${st.metadata.base_sha256?.slice(0, 12)}...), ${baseDir} is ${base.slice(0, 12)}...`,
       );
     }
+    const unused = st
+      .names()
+      .filter((t) => !(t.endsWith('.weak') && (expect.get(t.slice(0, -'.weak'.length))?.[1] ?? 0) > 0));
+    if (unused.length > 0) {
+      const shown = unused.slice(0, 5).join(', ') + (unused.length > 5 ? ` and ${unused.length - 5} more` : '');
+      throw new InputError(file, 'tensors', `${unused.length} tensor(s) for no weak columns of the base: ${shown}`);
+    }
     const out = new Map<string, Float32Array>();
     for (const [name, [rows, nOut]] of expect) {
       if (nOut === 0) continue;
@@ -91,7 +101,7 @@ export function readWeakDeltas(
           `${info.dtype} [${info.shape}] does not match the base (expected F32 [${rows},${nOut}])`,
         );
       }
-      out.set(name, st.readF32(t));
+      out.set(name, st.readFiniteF32(t));
     }
     return out;
   } finally {

@@ -51,16 +51,20 @@ export function resolveTensorName(available: ReadonlySet<string>, canonical: str
 
 /**
  * Throws an InputError (naming `file`) for the first required tensor that is missing, has a shape other than
- * the config implies, or is not a float tensor. Extra tensors are ignored, and so are those in `skip` (the
- * weights of a packed checkpoint's quantized linears, checked by its own loader).
+ * the config implies, or is not a float tensor, and for the tensors the model does not use (HF warns and drops
+ * them; we refuse, since the usual cause is a config.json with fewer layers than the checkpoint). Tensors in
+ * `skip` (the weights of a packed checkpoint's quantized linears) and `readElsewhere` (their packed tensors) are
+ * checked by their own loader. Only the header is consulted: nothing is read or allocated yet.
  */
 export function checkTensors(
   file: string,
   config: ModelConfig,
   index: { names(): string[]; info(name: string): TensorInfo },
   skip: ReadonlySet<string> = new Set(),
+  readElsewhere: ReadonlySet<string> = new Set(),
 ): void {
   const available = new Set(index.names());
+  const used = new Set(readElsewhere);
   const { lmHead } = headTensorNames(config);
   for (const [canonical, shape] of expectedTensorShapes(config)) {
     if (skip.has(canonical)) continue;
@@ -69,10 +73,32 @@ export function checkTensors(
       if (canonical === lmHead && config.tieWordEmbeddings) continue;
       throw new InputError(file, canonical, `missing (expected shape [${shape}] from config.json)`);
     }
+    used.add(stored);
     const info = index.info(stored);
     if (String(info.shape) !== String(shape)) {
       throw new InputError(file, stored, `shape [${info.shape}] does not match config (expected [${shape}])`);
     }
     if (!FLOAT_DTYPES.has(info.dtype)) throw new InputError(file, stored, `dtype ${info.dtype} is not a float type`);
   }
+  const unused = [...available].filter((name) => !used.has(name));
+  if (unused.length > 0) throw new InputError(file, 'tensors', unusedProblem(config, unused));
+}
+
+/** How many unused names a message lists before "and N more". */
+const LISTED = 5;
+
+/** The message for tensors the model does not use: their names, and the layer count when that is the cause. */
+function unusedProblem(config: ModelConfig, unused: string[]): string {
+  const shown = unused.slice(0, LISTED).join(', ');
+  const more = unused.length > LISTED ? ` and ${unused.length - LISTED} more` : '';
+  const { names, sizeKeys } = familyOf(config);
+  const inBlock = (i: number) =>
+    unused.some((n) => candidates(`${names.block(i)}.`, false).some((prefix) => n.startsWith(prefix)));
+  let last = config.numLayers - 1;
+  while (inBlock(last + 1)) last++;
+  const layers =
+    last >= config.numLayers
+      ? ` (the checkpoint has layers 0..${last}, config.json ${sizeKeys.layers?.[0] ?? 'num_hidden_layers'} is ${config.numLayers})`
+      : '';
+  return `${unused.length} tensor(s) the model does not use: ${shown}${more}${layers}`;
 }

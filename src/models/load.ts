@@ -1,13 +1,16 @@
 /**
  * Loads a Hugging Face checkpoint directory (config.json + model.safetensors or a sharded index) into a
  * CausalLM. Every tensor the config implies is checked for presence and shape before any is read; each
- * is then read once, straight into its own buffer (fp16/bf16 widened to fp32; f64 for gradient checks).
+ * is then read once, straight into its own buffer (fp16/bf16 widened to fp32; f64 for gradient checks), and
+ * checked finite (one pass over its values). A tensor the config does not account for is an error.
  */
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import {
+  checkPackedTensors,
   isPackedCheckpoint,
   packedLayouts,
+  packedTensorNames,
   QUANT_CONFIG_FILE,
   readPackedLinear,
   readQuantConfig,
@@ -24,6 +27,8 @@ export interface LoadOptions {
   dtype?: DType;
   /** Canonical names not to read (a packed checkpoint's quantized weights). */
   skip?: ReadonlySet<string>;
+  /** Stored names another loader reads (a packed checkpoint's packed tensors): not unused. */
+  readElsewhere?: ReadonlySet<string>;
 }
 
 /** The model over `weights`; `linears` supplies layers (e.g. packed) for some linears instead of dense weights. */
@@ -42,7 +47,7 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
     const available = new Set(ckpt.names());
     const { lmHead } = headTensorNames(config);
     const skip = options.skip ?? new Set<string>();
-    checkTensors(ckpt.path, config, ckpt, skip);
+    checkTensors(ckpt.path, config, ckpt, skip, options.readElsewhere);
     const weights = new Map<string, Tensor>();
     for (const [canonical, shape] of expectedTensorShapes(config)) {
       if (skip.has(canonical)) continue;
@@ -50,7 +55,7 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
       if (canonical === lmHead && config.tieWordEmbeddings) continue;
       const stored = resolveTensorName(available, canonical);
       if (stored === undefined) continue; // optional; checkTensors vetted the required ones
-      const f32 = ckpt.readF32(stored);
+      const f32 = ckpt.readFiniteF32(stored);
       weights.set(canonical, new Tensor(options.dtype === 'f64' ? Float64Array.from(f32) : f32, shape));
     }
     return weights;
@@ -67,22 +72,30 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   return loadPackedModel(dir, config);
 }
 
-/** Dense tensors as usual; each quantized linear (and packed embedding table) straight from its packed tensors into a PackedLinear. */
+/**
+ * Dense tensors as usual; each quantized linear (and packed embedding table) straight from its packed tensors into
+ * a PackedLinear. Every packed module's tensors are checked against the config before anything is read.
+ */
 function loadPackedModel(dir: string, config: ModelConfig): CausalLM {
   const layouts = packedLayouts(readQuantConfig(dir));
-  const weights = loadWeights(dir, config, { skip: new Set([...layouts.keys()].map((n) => `${n}.weight`)) });
   const shapes = expectedTensorShapes(config);
+  const shapeOf = (name: string): number[] => {
+    const shape = shapes.get(`${name}.weight`);
+    if (shape === undefined)
+      throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
+    return shape;
+  };
   const ckpt = openCheckpoint(dir);
   try {
+    for (const [name, layout] of layouts) checkPackedTensors(ckpt, name, shapeOf(name), layout);
+    const weights = loadWeights(dir, config, {
+      skip: new Set([...layouts.keys()].map((n) => `${n}.weight`)),
+      readElsewhere: new Set([...layouts.keys()].flatMap(packedTensorNames)),
+    });
     const linears = new Map<string, LinearLayer>();
     for (const [name, layout] of layouts) {
-      const shape = shapes.get(`${name}.weight`);
-      if (shape === undefined)
-        throw new InputError(path.join(dir, QUANT_CONFIG_FILE), name, 'not a linear layer or embedding of this model');
-      linears.set(
-        name,
-        new PackedLinear(readPackedLinear(ckpt, name, shape, layout), weights.get(`${name}.bias`) ?? null),
-      );
+      const packed = readPackedLinear(ckpt, name, shapeOf(name), layout);
+      linears.set(name, new PackedLinear(packed, weights.get(`${name}.bias`) ?? null));
     }
     return buildModel(config, weights, linears);
   } finally {

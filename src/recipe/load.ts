@@ -20,6 +20,7 @@ import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type * as z from 'zod';
 import { InputError } from '../errors.js';
+import { checkRegularFile } from '../io/input-file.js';
 import { isObject } from '../io/json-file.js';
 import { showValue } from '../util/show-value.js';
 import { EXCLUSIVE_KEYS, NAMED_TEXTS, recipeSchema, type Recipe } from './schema.js';
@@ -123,6 +124,7 @@ function samePath(a: string, b: string): boolean {
 /** One YAML file as a plain object plus the line of every key and list item in it. */
 function parseYamlFile(display: string, abs: string): Layer {
   let text: string;
+  checkRegularFile(abs, display, 'recipe');
   try {
     text = fs.readFileSync(abs, 'utf8');
   } catch (e) {

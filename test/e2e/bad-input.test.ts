@@ -2,10 +2,12 @@
  * Bad checkpoints reach the user as one line naming the file and the fault (exit 1), never a stack
  * trace or a hang. Each case is a copy of TinyStories-656K with one thing broken.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
 
@@ -35,6 +37,29 @@ function rewriteHeader(file: string, mutate: (h: Header) => void): void {
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(text.length));
   fs.writeFileSync(file, Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]));
+}
+
+/** Rewrites a safetensors file with the tensors `keep` chooses (their data as stored). */
+function rewriteTensors(file: string, keep: (names: string[]) => string[]): void {
+  const st = openSafetensors(file);
+  const tensors = keep(st.names()).map((name) => ({ name, ...st.info(name), data: st.readRaw(name) }));
+  st.close();
+  writeSafetensors(file, tensors, { format: 'pt' });
+}
+
+/** Overwrites element `index` of the F32 tensor `name` with `value`, in place. */
+function poke(file: string, name: string, index: number, value: number): void {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Header;
+  buf.writeFloatLE(value, 8 + n + entry(header, name).data_offsets[0] + 4 * index);
+  fs.writeFileSync(file, buf);
+}
+
+/** Replaces `file` by a FIFO (nothing ever writes to it: a read of it blocks forever). */
+function fifoInPlaceOf(file: string): void {
+  fs.rmSync(file, { force: true });
+  execFileSync('mkfifo', [file]);
 }
 
 function entry(h: Header, name: string) {
@@ -82,9 +107,9 @@ describe('bad input is one clear line', () => {
 
   it('a tensor missing', () => {
     const dir = brokenCopy();
-    rewriteHeader(path.join(dir, 'model.safetensors'), (h) => {
-      delete h['model.layers.1.mlp.up_proj.weight'];
-    });
+    rewriteTensors(path.join(dir, 'model.safetensors'), (names) =>
+      names.filter((n) => n !== 'model.layers.1.mlp.up_proj.weight'),
+    );
     expect(evalError(dir)).toMatch(
       /model\.layers\.1\.mlp\.up_proj\.weight.*missing|missing.*model\.layers\.1\.mlp\.up_proj\.weight/i,
     );
@@ -145,6 +170,79 @@ describe('bad input is one clear line', () => {
     const r = wct(['generate', '--model', dir, '--prompt', 'Once', '--max-new-tokens', '2'], 60_000);
     expect(expectOneLineError(r)).toBe(
       `error: ${path.join(dir, 'tokenizer.json')}: post_processor.cls: expected [token, id], got nothing`,
+    );
+  });
+
+  it('a header-length field one byte short (the last padding space becomes data)', () => {
+    const dir = brokenCopy();
+    const file = path.join(dir, 'model.safetensors');
+    const buf = fs.readFileSync(file);
+    buf.writeBigUInt64LE(buf.readBigUInt64LE(0) - 1n);
+    fs.writeFileSync(file, buf);
+    expect(evalError(dir)).toMatch(
+      /model\.safetensors: header: the tensors end at byte \d+ of the \d+-byte data section/,
+    );
+  });
+
+  it('a float offset in the header', () => {
+    const dir = brokenCopy();
+    const file = path.join(dir, 'model.safetensors');
+    const buf = fs.readFileSync(file);
+    const n = Number(buf.readBigUInt64LE(0));
+    const json = buf.subarray(8, 8 + n).toString('utf8');
+    const edited = json.replace(/"data_offsets":\[(\d+),/, '"data_offsets":[$1.0,').slice(0, n);
+    fs.writeFileSync(
+      file,
+      Buffer.concat([buf.subarray(0, 8), Buffer.from(edited.trimEnd().padEnd(n)), buf.subarray(8 + n)]),
+    );
+    expect(evalError(dir)).toMatch(
+      /model\.safetensors: tensor .*: data_offsets\[0\]: \d+\.0 is not written as a non-negative integer/,
+    );
+  });
+
+  it('a NaN or an infinity in a weight', () => {
+    for (const value of [NaN, -Infinity]) {
+      const dir = brokenCopy();
+      poke(path.join(dir, 'model.safetensors'), 'model.norm.weight', 3, value);
+      expect(evalError(dir)).toMatch(
+        new RegExp(
+          `model\\.safetensors: tensor model\\.norm\\.weight: element 3 is ${value} \\(stored values must be finite\\)`,
+        ),
+      );
+    }
+  });
+
+  it('a config.json with fewer layers than the checkpoint', () => {
+    const dir = brokenCopy();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1 }));
+    expect(evalError(dir)).toMatch(
+      /model\.safetensors: tensors: 9 tensor\(s\) the model does not use: model\.layers\.1\..* and 4 more \(the checkpoint has layers 0\.\.1, config\.json num_hidden_layers is 1\)/,
+    );
+  });
+
+  it('a tensor the model does not use', () => {
+    const dir = brokenCopy();
+    const file = path.join(dir, 'model.safetensors');
+    const st = openSafetensors(file);
+    const tensors = st.names().map((name) => ({ name, ...st.info(name), data: st.readRaw(name) }));
+    st.close();
+    tensors.push({ name: 'model.extra.weight', dtype: 'F32', shape: [1], data: new Uint8Array(4) });
+    writeSafetensors(file, tensors, { format: 'pt' });
+    expect(evalError(dir)).toBe(`error: ${file}: tensors: 1 tensor(s) the model does not use: model.extra.weight`);
+  });
+
+  it('a FIFO in place of model.safetensors, config.json, tokenizer.json or the --data file fails at once', () => {
+    for (const name of ['model.safetensors', 'config.json', 'tokenizer.json']) {
+      const dir = brokenCopy();
+      fifoInPlaceOf(path.join(dir, name));
+      expect(evalError(dir)).toMatch(new RegExp(`${name.replace('.', '\\.')}: not a regular file \\(a FIFO\\)`));
+    }
+    const dir = brokenCopy();
+    const data = path.join(dir, 'data.txt');
+    fifoInPlaceOf(data);
+    expect(expectOneLineError(wct(['eval', '--model', dir, '--data', data], 60_000))).toMatch(
+      /data\.txt: not a regular file \(a FIFO\)/,
     );
   });
 

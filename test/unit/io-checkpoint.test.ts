@@ -1,13 +1,20 @@
 /**
  * Checkpoint directories: single file, sharded index (a real checkpoint split in two shards must
- * read back identically), and the ways an index can be broken.
+ * read back identically), and the ways an index can be broken; the packed checkpoint loader's checks
+ * (n_out against the stored weak columns, finite scales and weak columns) and weak-column deltas.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
+import { QUANT_CONFIG_FILE, readQuantConfig } from '../../src/io/packed-checkpoint.js';
 import { openCheckpoint, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { checkpointSha256, writeWeakDeltas } from '../../src/io/weak-deltas.js';
+import { loadModel } from '../../src/models/load.js';
+import { applyWeakDeltas, packedLinearsOf, weakColumnsOf } from '../../src/models/weak-deltas.js';
+import { packedTinyStories } from '../helpers/packed.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-io-ckpt-'));
@@ -117,5 +124,124 @@ describe('openCheckpoint', () => {
     expect(errorOf(() => openCheckpoint(tmp)).message).toBe(
       `${tmp}: model.safetensors: not found (nor model.safetensors.index.json); expected a Hugging Face checkpoint directory`,
     );
+  });
+});
+
+/** Overwrites bytes of tensor `name` of a safetensors file in place, from byte `at` of the tensor. */
+function pokeTensor(file: string, name: string, at: number, bytes: Buffer): void {
+  const st = openSafetensors(file);
+  const whole = fs.readFileSync(file);
+  const n = Number(whole.readBigUInt64LE(0));
+  const begin = (JSON.parse(whole.subarray(8, 8 + n).toString()) as Record<string, { data_offsets: number[] }>)[name]
+    .data_offsets[0];
+  st.close();
+  bytes.copy(whole, 8 + n + begin + at);
+  fs.writeFileSync(file, whole);
+}
+
+describe('packed checkpoint loader', () => {
+  let packedDir: string;
+  const linear = 'model.layers.0.self_attn.q_proj';
+  const copyOf = (): string => {
+    const dir = path.join(tmp, `packed${counter++}`);
+    fs.cpSync(packedDir, dir, { recursive: true });
+    return dir;
+  };
+  const editQuantConfig = (dir: string, edit: (qc: { n_out: Record<string, number> }) => void) => {
+    const file = path.join(dir, QUANT_CONFIG_FILE);
+    const qc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    edit(qc);
+    fs.writeFileSync(file, JSON.stringify(qc));
+  };
+  beforeAll(() => {
+    packedDir = packedTinyStories(path.join(tmp, 'packed'));
+  });
+
+  it('loads, with the weak columns quantization_config.json lists', () => {
+    const model = loadModel(packedDir);
+    const layer = packedLinearsOf(model).get(linear)!;
+    expect(layer.packed.weakIdx.length).toBe(readQuantConfig(packedDir).n_out[linear]);
+    expect(layer.packed.weakIdx.length).toBeGreaterThan(0);
+  });
+
+  it('n_out 0 for a linear whose weak columns are stored is refused, not a silent drop', () => {
+    const dir = copyOf();
+    editQuantConfig(dir, (qc) => {
+      qc.n_out[linear] = 0;
+    });
+    expect(errorOf(() => loadModel(dir)).message).toBe(
+      `${path.join(dir, 'model.safetensors')}: ${linear}.weak_idx: stored, but quantization_config.json gives ${linear} no weak columns (n_out 0): they would be dropped`,
+    );
+  });
+
+  it('n_out larger than the stored weak columns', () => {
+    const dir = copyOf();
+    editQuantConfig(dir, (qc) => {
+      qc.n_out[linear] += 1;
+    });
+    expect(errorOf(() => loadModel(dir)).message).toMatch(
+      new RegExp(`${linear.replaceAll('.', '\\.')}\\.weak_idx: I32 \\[\\d+\\] does not match the config`),
+    );
+  });
+
+  it('a NaN scale, an infinite weak column: the tensor and the first bad element', () => {
+    const scales = copyOf();
+    const nan = Buffer.alloc(2);
+    nan.writeUInt16LE(0x7e00);
+    pokeTensor(path.join(scales, 'model.safetensors'), `${linear}.scales`, 2 * 5, nan);
+    expect(errorOf(() => loadModel(scales)).message).toBe(
+      `${path.join(scales, 'model.safetensors')}: tensor ${linear}.scales: element 5 is NaN (stored values must be finite)`,
+    );
+    const weak = copyOf();
+    const inf = Buffer.alloc(2);
+    inf.writeUInt16LE(0x7c00);
+    pokeTensor(path.join(weak, 'model.safetensors'), `${linear}.weak`, 0, inf);
+    expect(errorOf(() => loadModel(weak)).message).toMatch(
+      new RegExp(`tensor ${linear.replaceAll('.', '\\.')}\\.weak: element 0 is Infinity`),
+    );
+  });
+
+  it('packed tensors are checked against the config before any tensor is read', () => {
+    const dir = copyOf();
+    editQuantConfig(dir, (qc) => {
+      (qc as unknown as { group_size: number }).group_size = 16;
+    });
+    const nan = Buffer.alloc(4);
+    nan.writeFloatLE(NaN);
+    pokeTensor(path.join(dir, 'model.safetensors'), 'model.norm.weight', 0, nan);
+    expect(errorOf(() => loadModel(dir)).message).toMatch(
+      /model\.layers\.0\.self_attn\.q_proj\.scales: F16 \[128,1\] does not match the config \(expected F16 \[128,8\]\)/,
+    );
+  });
+
+  it('a packed tensor of a linear quantization_config.json does not list is unused', () => {
+    const dir = copyOf();
+    editQuantConfig(dir, (qc) => {
+      delete qc.n_out[linear];
+    });
+    expect(errorOf(() => loadModel(dir)).message).toMatch(
+      new RegExp(`${linear.replaceAll('.', '\\.')}\\.weight: missing`),
+    );
+  });
+
+  it('weak-column deltas with a NaN, or for a linear the base lacks, are refused', () => {
+    const model = loadModel(packedDir);
+    const layers = weakColumnsOf(model);
+    const deltas = path.join(tmp, 'deltas.safetensors');
+    const bad = new Map([...layers].map(([name, w]) => [name, { ...w, data: Float32Array.from(w.data) }] as const));
+    bad.get(linear)!.data[3] = NaN;
+    writeWeakDeltas(deltas, bad, { baseSha256: checkpointSha256(packedDir), recipeHash: 'x', step: 1 });
+    expect(errorOf(() => applyWeakDeltas(model, deltas, packedDir)).message).toBe(
+      `${deltas}: tensor ${linear}.weak: element 3 is NaN (stored values must be finite)`,
+    );
+    bad.get(linear)!.data[3] = 0;
+    bad.set('model.layers.0.nope', { rows: 1, nOut: 1, data: Float32Array.of(0) });
+    writeWeakDeltas(deltas, bad, { baseSha256: checkpointSha256(packedDir), recipeHash: 'x', step: 1 });
+    expect(errorOf(() => applyWeakDeltas(model, deltas, packedDir)).message).toBe(
+      `${deltas}: tensors: 1 tensor(s) for no weak columns of the base: model.layers.0.nope.weak`,
+    );
+    const fifo = path.join(tmp, 'deltas-fifo.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    expect(errorOf(() => applyWeakDeltas(model, fifo, packedDir)).message).toBe(`${fifo}: not a regular file (a FIFO)`);
   });
 });

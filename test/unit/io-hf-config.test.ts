@@ -356,6 +356,27 @@ describe('checkTensors', () => {
     expect(inputErrorMessage(() => checkTensors('m.safetensors', untied, noHead))).toMatch(/lm_head\.weight: missing/);
   });
 
+  it('tensors the model does not use are refused, naming them, with the layer count when that is the cause', () => {
+    const extra = indexOf(tiny, (m) =>
+      m.set('model.layers.0.self_attn.rotary_emb.inv_freq', { dtype: 'F32', shape: [8] }),
+    );
+    expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, extra))).toBe(
+      'model.safetensors: tensors: 1 tensor(s) the model does not use: model.layers.0.self_attn.rotary_emb.inv_freq',
+    );
+    const fewer = parseConfig({ ...tinyRaw, num_hidden_layers: 1 });
+    expect(inputErrorMessage(() => checkTensors('model.safetensors', fewer, indexOf(tiny)))).toBe(
+      'model.safetensors: tensors: 9 tensor(s) the model does not use: model.layers.1.self_attn.q_proj.weight, ' +
+        'model.layers.1.self_attn.k_proj.weight, model.layers.1.self_attn.v_proj.weight, ' +
+        'model.layers.1.self_attn.o_proj.weight, model.layers.1.mlp.gate_proj.weight and 4 more ' +
+        '(the checkpoint has layers 0..1, config.json num_hidden_layers is 1)',
+    );
+    // the names a packed loader reads are not unused
+    const packed = indexOf(tiny, (m) => m.set('model.layers.0.mlp.up_proj.qweight', { dtype: 'U8', shape: [1] }));
+    expect(() =>
+      checkTensors('m', tiny, packed, new Set(), new Set(['model.layers.0.mlp.up_proj.qweight'])),
+    ).not.toThrow();
+  });
+
   it('an integer tensor where weights belong', () => {
     const index = indexOf(tiny, (m) => m.set('model.norm.weight', { dtype: 'I32', shape: [128] }));
     expect(inputErrorMessage(() => checkTensors('model.safetensors', tiny, index))).toBe(

@@ -3,6 +3,7 @@
  * test vectors and a byte-identical rewrite of a real checkpoint), one InputError per kind of
  * malformed file, and facts about the real checkpoints in ../shared/data.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -352,6 +353,184 @@ describe('malformed files are InputErrors naming the file and the fault', () => 
       }),
       /__metadata__\.step: expected a string, got 3/,
     );
+  });
+});
+
+describe('the strict reader refuses what JSON.parse and a lenient reader accept', () => {
+  /** A valid two-tensor file (a [2,2], b [4], F32, no metadata) as bytes. */
+  function validBytes(): Buffer {
+    return written([
+      { name: 'a', dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+      { name: 'b', dtype: 'F32', shape: [4], data: new Float32Array([5, 6, 7, 8]) },
+    ]);
+  }
+
+  /** A file of `header` bytes (the length field says exactly them) followed by the valid file's data section. */
+  function withRawHeader(header: Buffer | string): string {
+    const bytes = validBytes();
+    const data = bytes.subarray(8 + headerOf(bytes).n);
+    const text = Buffer.from(header);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(text.length));
+    const file = tmpFile();
+    fs.writeFileSync(file, Buffer.concat([len, text, data]));
+    return file;
+  }
+
+  /** The valid file's header text with `edit` applied to it. */
+  function editedHeader(edit: (json: string) => string): string {
+    return withRawHeader(edit(headerOf(validBytes()).json));
+  }
+
+  function expectInputError(file: string, pattern: RegExp): void {
+    let error: unknown;
+    try {
+      openSafetensors(file).close();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).message).toMatch(pattern);
+    expect((error as InputError).message.startsWith(`${file}: `)).toBe(true);
+  }
+
+  it('a header-length field a few bytes short or long does not tile the data section', () => {
+    // {"__metadata__":{"format":"pt"},...} is 1 byte short of a multiple of 8: one padding space
+    const bytes = written(
+      [
+        { name: 'a', dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+        { name: 'b', dtype: 'F32', shape: [4], data: new Float32Array([5, 6, 7, 8]) },
+      ],
+      { format: 'pt' },
+    );
+    const { n, json } = headerOf(bytes);
+    expect(json.endsWith('} ')).toBe(true);
+    const withLength = (length: number) => {
+      const copy = Buffer.from(bytes);
+      copy.writeBigUInt64LE(BigInt(length));
+      const file = tmpFile();
+      fs.writeFileSync(file, copy);
+      return file;
+    };
+    // one short: the padding space is dropped and the JSON still parses; the data section gains a byte
+    expectInputError(withLength(n - 1), /header: the tensors end at byte 32 of the 33-byte data section/);
+    // one long: the first data byte (0x00 of 1.0f) becomes padding
+    expectInputError(withLength(n + 1), /header: has whitespace other than trailing spaces|header: not valid JSON/);
+    for (const k of [-8, -2, 2, 8]) expectInputError(withLength(n + k), /header: /);
+  });
+
+  it('a header length below 2', () => {
+    const file = tmpFile();
+    fs.writeFileSync(file, Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{')]));
+    expectInputError(file, /header: header length 1 is too short/);
+  });
+
+  it('bytes after the last tensor, and gaps between tensors', () => {
+    const file = tmpFile();
+    fs.writeFileSync(file, Buffer.concat([validBytes(), Buffer.from([0, 0, 0, 0])]));
+    expectInputError(file, /header: the tensors end at byte 32 of the 36-byte data section/);
+    expectInputError(
+      editedHeader((j) => j.replace('"shape":[4],"data_offsets":[16,32]', '"shape":[3],"data_offsets":[20,32]')),
+      /tensor b: data_offsets \[20,32\] leave bytes \[16,20\) of the data section unused/,
+    );
+  });
+
+  it('a UTF-8 byte-order mark, invalid UTF-8, and padding other than spaces', () => {
+    const json = headerOf(validBytes()).json.trimEnd();
+    expectInputError(
+      withRawHeader(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json)])),
+      /header: starts with a UTF-8 byte-order mark/,
+    );
+    expectInputError(withRawHeader(Buffer.from(json.replace('"a"', '"\xff"'), 'latin1')), /header: is not valid UTF-8/);
+    for (const pad of ['\n', '\t', '\0', '\r\n', ' \n '])
+      expectInputError(withRawHeader(json + pad), /header: (has whitespace other than trailing spaces|not valid JSON)/);
+    expectInputError(withRawHeader(` ${json}`), /header: has whitespace other than trailing spaces/);
+  });
+
+  it('duplicate keys: a tensor, a field of an entry, __metadata__ and a metadata key', () => {
+    expectInputError(
+      editedHeader((j) => j.replace('{"a":', '{"b":{"dtype":"F32","shape":[4],"data_offsets":[16,32]},"a":')),
+      /tensor b: appears twice/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('{"dtype":"F32","shape":[2,2]', '{"dtype":"F32","shape":[2,2],"shape":[2,2]')),
+      /tensor a: shape: appears twice/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('"a":{"dtype"', '"a":{"dt\\u0079pe":"I8","dtype"')),
+      /tensor a: dtype: appears twice/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('{"a":', '{"__metadata__":{"k":"1","k":"2"},"a":')),
+      /__metadata__: k: appears twice/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('{"a":', '{"__metadata__":{},"__metadata__":{},"a":')),
+      /__metadata__: appears twice/,
+    );
+  });
+
+  it('offsets and dims written as floats, exponents or -0', () => {
+    expectInputError(
+      editedHeader((j) => j.replace('[16,32]', '[16.0,32]')),
+      /tensor b: data_offsets\[0\]: 16\.0 is not written as a non-negative integer/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('[16,32]', '[16,3.2e1]')),
+      /tensor b: data_offsets\[1\]: 3\.2e1 is not written/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('[0,16]', '[-0,16]')),
+      /tensor a: data_offsets\[0\]: -0 is not written/,
+    );
+    expectInputError(
+      editedHeader((j) => j.replace('[2,2]', '[2,2E0]')),
+      /tensor a: shape\[1\]: 2E0 is not written/,
+    );
+  });
+
+  it('a FIFO in place of the file fails at once instead of blocking', () => {
+    const fifo = path.join(tmp, 'fifo.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    expectInputError(fifo, /fifo\.safetensors: not a regular file \(a FIFO\)/);
+    expectInputError(tmp, /not a regular file \(a directory\)/);
+  });
+
+  it('a symbolic link to a regular file is read', () => {
+    const target = tmpFile();
+    fs.writeFileSync(target, validBytes());
+    const link = path.join(tmp, 'link.safetensors');
+    fs.symlinkSync(target, link);
+    const st = openSafetensors(link);
+    expect([...st.readF32('b')]).toEqual([5, 6, 7, 8]);
+    st.close();
+  });
+
+  it('zero-size tensors tile anywhere their offset is', () => {
+    const bytes = written([
+      { name: 'e', dtype: 'F32', shape: [0, 3], data: new Float32Array(0) },
+      { name: 'x', dtype: 'U8', shape: [2], data: new Uint8Array([1, 2]) },
+    ]);
+    const file = tmpFile();
+    fs.writeFileSync(file, bytes);
+    const st = openSafetensors(file);
+    expect(st.info('e').shape).toEqual([0, 3]);
+    st.close();
+  });
+
+  it('readFiniteF32 names the tensor, the first non-finite element and its value', () => {
+    const file = tmpFile();
+    writeSafetensors(file, [
+      { name: 'w', dtype: 'F32', shape: [5], data: new Float32Array([1, 2, NaN, Infinity, 0]) },
+      { name: 'h', dtype: 'F16', shape: [3], data: new Uint16Array([0x3c00, 0x3c00, 0xfc00]) },
+      { name: 'ok', dtype: 'BF16', shape: [2], data: new Uint16Array([0x3f80, 0x0001]) },
+    ]);
+    const st = openSafetensors(file);
+    expect(() => st.readFiniteF32('w')).toThrow(`${file}: tensor w: element 2 is NaN (stored values must be finite)`);
+    expect(() => st.readFiniteF32('h')).toThrow(/tensor h: element 2 is -Infinity/);
+    expect(st.readFiniteF32('ok')[0]).toBe(1);
+    expect(st.readF32('w')[3]).toBe(Infinity); // the plain read leaves values alone
+    st.close();
   });
 });
 

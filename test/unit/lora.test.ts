@@ -402,6 +402,29 @@ describe('PEFT adapter files', () => {
   });
 });
 
+describe('PEFT adapter values', () => {
+  it('a NaN or an infinity in lora_A or lora_B is an InputError naming the file, the tensor and the index', () => {
+    const model = loadModel(tinyStoriesDir);
+    const layers = applyLora(model, { rank: 2, alpha: 4, dropout: 0, targets: ['self_attn.q_proj'] }, 0);
+    const first = [...layers.values()][0];
+    for (const [tensor, value] of [
+      ['a', NaN],
+      ['b', -Infinity],
+    ] as const) {
+      const dir = path.join(tmp, `non-finite-${tensor}`);
+      const t = first[tensor];
+      const saved = t.data[7];
+      t.data[7] = value;
+      writeAdapter(dir, layers, { rank: 2, alpha: 4, dropout: 0 }, 'tinystories');
+      t.data[7] = saved;
+      const key = `base_model.model.model.layers.0.self_attn.q_proj.lora_${tensor.toUpperCase()}.weight`;
+      expect(inputErrorMessage(() => readAdapter(dir))).toBe(
+        `${path.join(dir, ADAPTER_WEIGHTS_FILE)}: tensor ${key}: element 7 is ${value} (stored values must be finite)`,
+      );
+    }
+  });
+});
+
 describe('QLoRA: adapters over a packed model', () => {
   let packedDir: string;
   beforeAll(() => {

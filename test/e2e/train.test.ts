@@ -4,6 +4,7 @@
  * the TensorBoard events parse back, a kill -9 run resumes to the same final loss, `wct compare` reads both
  * runs' summaries, and deltas made for another base are refused.
  */
+import { testTrainConfig } from '../helpers/train-config.js';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -112,29 +113,7 @@ function trainInProcess(
     model,
     weakParameters(model),
     data,
-    {
-      steps: 3,
-      microBatch: 2,
-      gradAccum: 1,
-      lr: 0.01,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 0,
-      schedule: 'constant',
-      warmupSteps: 0,
-      maxGradNorm: 1,
-      seed: 0,
-      groupByLength: false,
-      padId: 2,
-      logEvery: 1,
-      evalEvery: 0,
-      valBatches: 1,
-      outputDir: dir,
-      saveEvery: 1,
-      keep: 1,
-      recipeHash: 'test',
-      ...o,
-    },
+    testTrainConfig(dir, o),
     (resumeFromStep) => new RunLog({ dir, tensorboardDir: null, resumeFromStep }),
   );
 }

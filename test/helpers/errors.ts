@@ -11,3 +11,14 @@ export function inputErrorMessage(f: () => unknown): string {
   }
   throw new Error('expected an InputError');
 }
+
+/** The fuzz property: `f` returns, or throws a one-line InputError; anything else is rethrown. */
+export function endsCleanly(f: () => unknown): boolean {
+  try {
+    f();
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    expect(e.message).not.toContain('\n');
+  }
+  return true;
+}

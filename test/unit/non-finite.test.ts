@@ -3,6 +3,7 @@
  * window (src/eval/perplexity.ts), the token position of generation (src/models/generate.ts) and the training
  * step, validation included (src/train/trainer.ts).
  */
+import { testTrainConfig } from '../helpers/train-config.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -92,28 +93,14 @@ describe('non-finite values are errors naming where', () => {
       tokens: 72,
     };
     const outputDir = path.join(tmp, 'run');
-    const cfg = {
+    const cfg = testTrainConfig(outputDir, {
       steps: 2,
       microBatch: 1,
-      gradAccum: 1,
       lr: 1e-3,
-      betas: [0.9, 0.999] as [number, number],
-      eps: 1e-8,
-      weightDecay: 0,
-      schedule: 'constant' as const,
-      warmupSteps: 0,
-      maxGradNorm: 1,
-      seed: 0,
-      groupByLength: false,
-      padId: 2,
-      logEvery: 1,
       evalEvery: 1,
       valBatches: 0,
-      outputDir,
       saveEvery: 10,
-      keep: 1,
-      recipeHash: 'x',
-    };
+    });
     let error: unknown;
     try {
       train(model, loraParameters(layers), data, cfg, () => new RunLog({ dir: outputDir, tensorboardDir: null }));

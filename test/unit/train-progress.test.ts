@@ -2,6 +2,7 @@
  * The trainer reports progress on every optimizer step (not only the logged ones) with that step's loss and the
  * running mean of this process's steps, and says when a validation pass or a checkpoint save begins.
  */
+import { testTrainConfig } from '../helpers/train-config.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { applyLora, loraParameters } from '../../src/models/lora.js';
 import { loadModel } from '../../src/models/load.js';
 import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { RunLog, type TrainProgress } from '../../src/train/run-log.js';
-import { train, type TrainConfig } from '../../src/train/trainer.js';
+import { train } from '../../src/train/trainer.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-train-progress-'));
@@ -33,28 +34,13 @@ describe('training progress', () => {
       },
       loadTokenizer(tinyStoriesDir),
     );
-    const cfg: TrainConfig = {
+    const cfg = testTrainConfig(tmp, {
       steps: 6,
-      microBatch: 2,
-      gradAccum: 1,
       lr: 0.001,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 0,
-      schedule: 'constant',
-      warmupSteps: 0,
-      maxGradNorm: 1,
-      seed: 0,
-      groupByLength: false,
-      padId: 2,
       logEvery: 10, // logged lines: only the last step and the validation steps
       evalEvery: 3,
-      valBatches: 1,
-      outputDir: tmp,
       saveEvery: 4,
-      keep: 1,
-      recipeHash: 'test',
-    };
+    });
     const seen: TrainProgress[] = [];
     const losses: number[] = [];
     train(model, loraParameters(layers), data, cfg, (resumeFromStep) => {

@@ -20,7 +20,7 @@ import { loadEvalText, sharedDataDir } from '../src/io/text-data.js';
 import { loadModel } from '../src/models/load.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadNative } from '../src/native/addon.js';
-import type { AttentionDims, GemmDims } from '../src/native/types.js';
+import { gemmDims, type AttentionDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runPackedBench } from './packed.js';
 import { runQuantBench } from './quant.js';
@@ -51,19 +51,7 @@ function gemmRows(): Row[] {
     const a = randomArray(m * k, rng);
     const b = randomArray(k * n, rng);
     const c = new Float32Array(m * n);
-    const d: GemmDims = {
-      batch: 1,
-      m,
-      n,
-      k,
-      transA: false,
-      transB: false,
-      alpha: 1,
-      beta: 0,
-      strideA: 0,
-      strideB: 0,
-      strideC: 0,
-    };
+    const d = gemmDims(m, n, k);
     const flops = 2 * m * n * k;
     const iters = 20;
     const direct = native.benchSgemmDirect(m, n, k, iters);

@@ -1,6 +1,7 @@
 /** Loading what a command's --model points at: the model and its tokenizer, with one-line errors. */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Argv } from 'yargs';
 import { InputError } from '../errors.js';
 import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.js';
 import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
@@ -33,4 +34,18 @@ export function loadModelDir(
   }
   if (adapter !== undefined) loadAdapter(model, adapter);
   return { model, tokenizer: loadTokenizer(resolved) };
+}
+
+/** The --model option and the --deltas / --adapter that load over it (`wct eval`, `wct generate`). */
+export function addModelOptions<T>(y: Argv<T>): Argv<T> {
+  return y
+    .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
+    .option('deltas', {
+      type: 'string',
+      describe: 'Weak-column deltas (wct-train output) to load over a packed --model',
+    })
+    .option('adapter', {
+      type: 'string',
+      describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
+    });
 }

@@ -30,6 +30,24 @@ export interface GemmDims {
   strideC: number;
 }
 
+/** One plain product C = op(A) op(B) of [m,k] by [k,n] (no batch, no transposes, alpha 1, beta 0), `over` changed. */
+export function gemmDims(m: number, n: number, k: number, over: Partial<GemmDims> = {}): GemmDims {
+  return {
+    batch: 1,
+    m,
+    n,
+    k,
+    transA: false,
+    transB: false,
+    alpha: 1,
+    beta: 0,
+    strideA: 0,
+    strideB: 0,
+    strideC: 0,
+    ...over,
+  };
+}
+
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 export type UnaryOp = 'relu' | 'gelu' | 'silu' | 'exp' | 'neg';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { GemmDims } from '../../src/native/types.js';
+import { gemmDims, type GemmDims } from '../../src/native/types.js';
 import { expectClose, native, rand32, ref, type Tol } from './helpers.js';
 
 /**
@@ -12,23 +12,6 @@ const gemmTol = (k: number): Tol => ({ rtol: 1e-5, atol: 2e-6 * Math.max(1, k) }
  *  |a'b' - ab| <= (2u + u^2)|ab|: per output |C_bf16 - C_fp32| <= BF16_REL * |alpha| * (|A| |B|)_ij,
  *  plus the fp32 accumulation slack. */
 const BF16_REL = 2 ** -7 + 2 ** -16;
-
-function dims(m: number, n: number, k: number, over: Partial<GemmDims> = {}): GemmDims {
-  return {
-    batch: 1,
-    m,
-    n,
-    k,
-    transA: false,
-    transB: false,
-    alpha: 1,
-    beta: 0,
-    strideA: 0,
-    strideB: 0,
-    strideC: 0,
-    ...over,
-  };
-}
 
 function extent(batch: number, stride: number, size: number): number {
   return batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size;
@@ -73,25 +56,25 @@ describe('gemm', () => {
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
       it(`matches the reference, transA=${transA} transB=${transB}`, () => {
-        shapes.forEach(([m, n, k], i) => compare(dims(m, n, k, { transA, transB }), 10 * i, `${m}x${n}x${k}`));
+        shapes.forEach(([m, n, k], i) => compare(gemmDims(m, n, k, { transA, transB }), 10 * i, `${m}x${n}x${k}`));
       });
     }
   }
 
   it('applies alpha and beta', () => {
-    compare(dims(7, 129, 127, { alpha: 0.5, beta: -1.5 }), 1, 'alpha/beta');
-    compare(dims(127, 3, 7, { alpha: -2, beta: 1, transA: true }), 2, 'alpha/beta transA');
+    compare(gemmDims(7, 129, 127, { alpha: 0.5, beta: -1.5 }), 1, 'alpha/beta');
+    compare(gemmDims(127, 3, 7, { alpha: -2, beta: 1, transA: true }), 2, 'alpha/beta transA');
   });
 
   it('treats C as write-only when beta is 0 (NaN in C does not propagate)', () => {
     const c = new Float32Array(3 * 7).fill(NaN);
-    native.gemm(rand32(3 * 5, 1), rand32(5 * 7, 2), c, dims(3, 7, 5));
+    native.gemm(rand32(3 * 5, 1), rand32(5 * 7, 2), c, gemmDims(3, 7, 5));
     expect(c.every((x) => Number.isFinite(x))).toBe(true);
   });
 
   it('scales C by beta when k is 0', () => {
     const c = Float32Array.from([1, 2, 3, 4, 5, 6]);
-    native.gemm(new Float32Array(0), new Float32Array(0), c, dims(2, 3, 0, { beta: 2 }));
+    native.gemm(new Float32Array(0), new Float32Array(0), c, gemmDims(2, 3, 0, { beta: 2 }));
     expect(Array.from(c)).toEqual([2, 4, 6, 8, 10, 12]);
   });
 
@@ -108,7 +91,7 @@ describe('gemm', () => {
         [129, 127, 257],
       ] as const) {
         compare(
-          dims(m, n, k, { batch: 5, transA, transB, strideA: m * k, strideB: k * n, strideC: m * n, beta: 0.5 }),
+          gemmDims(m, n, k, { batch: 5, transA, transB, strideA: m * k, strideB: k * n, strideC: m * n, beta: 0.5 }),
           3,
           `batched ${m}x${n}x${k}`,
         );
@@ -117,13 +100,13 @@ describe('gemm', () => {
   });
 
   it('broadcasts a stride-0 operand over the batch', () => {
-    compare(dims(7, 9, 11, { batch: 4, strideA: 77, strideB: 0, strideC: 63 }), 4, 'strideB 0');
-    compare(dims(7, 9, 11, { batch: 4, strideA: 0, strideB: 99, strideC: 63, transB: true }), 5, 'strideA 0');
-    compare(dims(3, 5, 2, { batch: 3, strideA: 100, strideB: 10, strideC: 20 }), 6, 'padded strides');
+    compare(gemmDims(7, 9, 11, { batch: 4, strideA: 77, strideB: 0, strideC: 63 }), 4, 'strideB 0');
+    compare(gemmDims(7, 9, 11, { batch: 4, strideA: 0, strideB: 99, strideC: 63, transB: true }), 5, 'strideA 0');
+    compare(gemmDims(3, 5, 2, { batch: 3, strideA: 100, strideB: 10, strideC: 20 }), 6, 'padded strides');
   });
 
   it('accumulates sequentially into a stride-0 C with beta 1', () => {
-    compare(dims(5, 6, 7, { batch: 4, strideA: 35, strideB: 42, strideC: 0, beta: 1 }), 7, 'strideC 0');
+    compare(gemmDims(5, 6, 7, { batch: 4, strideA: 35, strideB: 42, strideC: 0, beta: 1 }), 7, 'strideC 0');
   });
 });
 
@@ -136,7 +119,7 @@ describe('gemmBf16', () => {
       [129, 127, 129, true, true, -1, 0.25],
       [64, 256, 768, false, false, 1, 0],
     ] as const) {
-      const d = dims(m, n, k, { transA, transB, alpha, beta });
+      const d = gemmDims(m, n, k, { transA, transB, alpha, beta });
       const a = rand32(m * k, m);
       const b = rand32(k * n, n);
       const c0 = rand32(m * n, k);
@@ -166,13 +149,13 @@ describe('gemmBf16', () => {
       [-(1 + 2 ** -9), -1],
     ];
     for (const [x, expected] of cases) {
-      native.gemmBf16(new Float32Array([x]), one, c, dims(1, 1, 1));
+      native.gemmBf16(new Float32Array([x]), one, c, gemmDims(1, 1, 1));
       expect(c[0], `round(${x})`).toBe(expected);
     }
   });
 
   it('runs batches with broadcast strides', () => {
-    const d = dims(5, 6, 7, { batch: 3, strideA: 0, strideB: 42, strideC: 30 });
+    const d = gemmDims(5, 6, 7, { batch: 3, strideA: 0, strideB: 42, strideC: 30 });
     const a = rand32(35, 1);
     const b = rand32(3 * 42, 2);
     const c16 = new Float32Array(90);
@@ -184,7 +167,7 @@ describe('gemmBf16', () => {
 
   it('equals sgemm on bf16-rounded inputs when emulated', () => {
     if (native.bf16Native()) return; // oneDNN's own kernel: covered by the bound above
-    const d = dims(33, 65, 129, { transB: true, alpha: 0.75, beta: 0.5 });
+    const d = gemmDims(33, 65, 129, { transB: true, alpha: 0.75, beta: 0.5 });
     const a = rand32(33 * 129, 8);
     const b = rand32(65 * 129, 9);
     const c0 = rand32(33 * 65, 10);

@@ -5,24 +5,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ADDON_RELATIVE_PATH, kernelsFor } from '../../src/native/addon.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import type { FloatArray, GemmDims } from '../../src/native/types.js';
+import { gemmDims, type FloatArray, type GemmDims } from '../../src/native/types.js';
 import { expectClose, native, rand32, ref } from './helpers.js';
 
 const f32 = (n: number) => new Float32Array(n);
-const gemmDims = (m: number, n: number, k: number, over: Partial<GemmDims> = {}): GemmDims => ({
-  batch: 1,
-  m,
-  n,
-  k,
-  transA: false,
-  transB: false,
-  alpha: 1,
-  beta: 0,
-  strideA: 0,
-  strideB: 0,
-  strideC: 0,
-  ...over,
-});
 
 describe('loader', () => {
   it('routes Float32Array to native and Float64Array to the reference', () => {

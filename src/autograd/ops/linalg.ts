@@ -4,7 +4,7 @@
  *   matmul(a, b):    a [..., M, K], b [..., K, N] or [K, N] (broadcast over the batch) -> [..., M, N]
  */
 import { kernelsFor, loadNative } from '../../native/addon.js';
-import type { FloatArray, GemmDims } from '../../native/types.js';
+import { gemmDims, type FloatArray, type GemmDims } from '../../native/types.js';
 import { Tensor, allocLike, shapeStr } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
@@ -28,17 +28,7 @@ function gemmInto(
   c: FloatArray,
   d: Partial<GemmDims> & Pick<GemmDims, 'm' | 'n' | 'k'>,
 ): void {
-  const dims: GemmDims = {
-    batch: 1,
-    transA: false,
-    transB: false,
-    alpha: 1,
-    beta: 0,
-    strideA: 0,
-    strideB: 0,
-    strideC: 0,
-    ...d,
-  };
+  const dims = gemmDims(d.m, d.n, d.k, d);
   if (precision === 'bf16' && a instanceof Float32Array)
     loadNative().gemmBf16(a, b as Float32Array, c as Float32Array, dims);
   else kernelsFor(a).gemm(a, b, c, dims);

@@ -1,7 +1,7 @@
 /** `wct eval`: perplexity with the GPTQ protocol (docs/ARCHITECTURE.md section 3). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { evaluateData } from '../../eval/evaluate-data.js';
-import { loadModelDir } from '../model-dir.js';
+import { addModelOptions, loadModelDir } from '../model-dir.js';
 import { dataSetName } from '../../util/data-set-name.js';
 import { Terminal } from '../progress.js';
 import { addNumberOptions, checkNumberOptions, intOption, type NumberOption } from '../number-options.js';
@@ -27,16 +27,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Perplexity of a model on WikiText-2, C4 or a local text file',
   builder: (y: Argv) =>
-    addNumberOptions(y, NUMBERS)
-      .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
-      .option('deltas', {
-        type: 'string',
-        describe: 'Weak-column deltas (wct-train output) to load over a packed --model',
-      })
-      .option('adapter', {
-        type: 'string',
-        describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
-      })
+    addModelOptions(addNumberOptions(y, NUMBERS))
       .option('data', { type: 'string', default: 'wikitext2', describe: 'wikitext2 | c4 | path to .txt/.raw/.jsonl' })
       .option('json', {
         type: 'boolean',

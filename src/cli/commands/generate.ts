@@ -1,7 +1,7 @@
 /** `wct generate`: stream a continuation of a prompt, reporting tokens/s. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { generate } from '../../models/generate.js';
-import { loadModelDir } from '../model-dir.js';
+import { addModelOptions, loadModelDir } from '../model-dir.js';
 import { addNumberOptions, checkNumberOptions, intOption, MAX_SEED, type NumberOption } from '../number-options.js';
 import { runHandler } from '../run.js';
 
@@ -29,16 +29,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate',
   describe: 'Generate text from a prompt (greedy when --temperature is 0)',
   builder: (y: Argv) =>
-    addNumberOptions(y, NUMBERS)
-      .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
-      .option('deltas', {
-        type: 'string',
-        describe: 'Weak-column deltas (wct-train output) to load over a packed --model',
-      })
-      .option('adapter', {
-        type: 'string',
-        describe: 'PEFT LoRA adapter directory to load over --model (full precision or packed)',
-      })
+    addModelOptions(addNumberOptions(y, NUMBERS))
       .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
       .option('json', {
         type: 'boolean',

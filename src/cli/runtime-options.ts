@@ -5,13 +5,11 @@
  *    passively (src/native/addon.ts), so threads beyond the free cores cost a little, not many times over.
  *  - `--version`: the package version, the addon's build, the CPU features it dispatches on and the thread count.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Argv } from 'yargs';
 import { OptionError } from '../errors.js';
 import { loadNative } from '../native/addon.js';
 import { physicalCores } from '../native/cpu-topology.js';
-import { packageRoot } from '../util/package-root.js';
+import { packageInfo } from '../util/package-root.js';
 import { runHandler } from './run.js';
 
 export const THREADS_ENV = 'WCT_THREADS';
@@ -34,10 +32,7 @@ export function resolveThreads(flag: string | undefined, env: string | undefined
 
 /** The `--version` text: what runs, what it was built with, what it runs on. */
 export function versionText(program: string): string {
-  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
-    name: string;
-    version: string;
-  };
+  const pkg = packageInfo();
   const native = loadNative();
   const b = native.buildInfo();
   return [

@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OptionError } from '../errors.js';
-import { packageRoot } from '../util/package-root.js';
+import { packageInfo } from '../util/package-root.js';
 import { liveHolder, lockDir } from './dir-lock.js';
 import { makeDir } from './make-dir.js';
 import { removeStaleTemps } from './stale-temps.js';
@@ -61,13 +61,9 @@ export interface OutputClaim {
   finish(): void;
 }
 
-function version(): string {
-  return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
-}
-
 /** Writes MARKER_FILE into `dir`. */
 export function writeMarker(dir: string, command: string): void {
-  const marker: OutputMarker = { tool: 'owq-wct', version: version(), command };
+  const marker: OutputMarker = { tool: 'owq-wct', version: packageInfo().version, command };
   fs.writeFileSync(path.join(dir, MARKER_FILE), `${JSON.stringify(marker)}\n`);
 }
 

@@ -1,4 +1,4 @@
-/** The directory holding the project's package.json, found from this module (works from src/ and dist/). */
+/** The directory holding the project's package.json, found from this module (works from src/ and dist/), and its fields. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,4 +15,12 @@ export function packageRoot(): string {
   }
   cached = dir;
   return dir;
+}
+
+/** The project's package.json name and version. */
+export function packageInfo(): { name: string; version: string } {
+  return JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
 }

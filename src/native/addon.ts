@@ -53,7 +53,17 @@ function wrap(raw: KernelBinding): NativeAddon {
       raw.binary(opCode(BINARY_OPS, op, 'binary'), a, b, out, d.shape, d.stridesA, d.stridesB),
     affine: (x, out, alpha, beta) => raw.affine(x, out, alpha, beta),
     sumTo: (x, out, d) => raw.sumTo(x, out, d.shape, d.stridesA),
-    sumAll: (x) => raw.sumAll(x),
+    sumInto: (x, out, scale) => {
+      if (out.length < 1) throw new RangeError('sumInto: out has 0 elements, needs at least 1');
+      out[0] = raw.sumAll(x) * scale;
+    },
+    // Memory-bound loops with no native version: the reference's, on Float32Array.
+    sumSquaresInto: referenceKernels.sumSquaresInto,
+    broadcastScalar: referenceKernels.broadcastScalar,
+    fill: referenceKernels.fill,
+    copy: referenceKernels.copy,
+    accumulate: referenceKernels.accumulate,
+    adamw: referenceKernels.adamw,
     unaryForward: (op, x, out) => raw.unaryForward(opCode(UNARY_OPS, op, 'unaryForward'), x, out),
     unaryBackward: (op, x, dy, dx) => raw.unaryBackward(opCode(UNARY_OPS, op, 'unaryBackward'), x, dy, dx),
     rmsnormForward: (x, w, out, rstd, d) => raw.rmsnormForward(x, w, out, rstd, d.rows, d.cols, d.eps),

@@ -56,17 +56,20 @@ export function packedGroups(cols: number, groupSize: number): number {
   return Math.ceil(cols / groupSize);
 }
 
-/** The kernels over a packed weight, implemented natively (below) and by the reference (packed-ref.ts). */
-export interface PackedKernels<F extends FloatArray = Float32Array> {
-  readonly name: 'native' | 'reference';
+/**
+ * The kernels over a packed weight W whose float arrays are A: implemented natively (below), by the reference
+ * (packed-ref.ts, Float64Array for gradient checks) and in WGSL (src/gpu/packed.ts, W its device copy).
+ */
+export interface PackedKernels<A = Float32Array, W = [A] extends [FloatArray] ? PackedWeight<A> : never> {
+  readonly name: 'native' | 'reference' | 'webgpu';
   /** out [N, K] = Ŵ in input-column order, weak columns included. */
-  dequantizeInto(w: PackedWeight<F>, out: F): void;
+  dequantizeInto(w: W, out: A): void;
   /** y [M, N] = x [M, K] Ŵᵀ (M = 1 is the decode GEMV). */
-  packedMatmul(w: PackedWeight<F>, x: F, m: number, y: F): void;
+  packedMatmul(w: W, x: A, m: number, y: A): void;
   /** dx [M, K] = dy [M, N] Ŵ (overwrites). */
-  packedMatmulT(w: PackedWeight<F>, dy: F, m: number, dx: F): void;
+  packedMatmulT(w: W, dy: A, m: number, dx: A): void;
   /** dweak [N, nOut] += dyᵀ X[:, weakIdx]. */
-  weakGrad(w: PackedWeight<F>, dy: F, x: F, m: number, dweak: F): void;
+  weakGrad(w: W, dy: A, x: A, m: number, dweak: A): void;
 }
 
 /** The code of packed column k of a row: bits [k*b, (k+1)*b) of the row's little-endian bit stream. */

@@ -9,6 +9,7 @@
  * as the native kernels do. Buffer sizes and ids are validated with the same messages as the addon.
  */
 import type {
+  AdamWStepParams,
   AttentionDims,
   BinaryOp,
   BroadcastDims,
@@ -210,10 +211,56 @@ export const referenceKernels: Kernels = {
     for (let j = 0; j < out.length; j++) out[j] += acc[j];
   },
 
-  sumAll(x) {
+  sumInto(x, out, scale) {
+    need('sumInto', 'out', out, 1);
     let s = 0;
     for (let i = 0; i < x.length; i++) s += x[i];
-    return s;
+    out[0] = s * scale;
+  },
+
+  sumSquaresInto(x, out) {
+    need('sumSquaresInto', 'out', out, 1);
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+    out[0] += s;
+  },
+
+  broadcastScalar(x, out, scale) {
+    need('broadcastScalar', 'x', x, 1);
+    out.fill(x[0] * scale);
+  },
+
+  fill(out, value) {
+    out.fill(value);
+  },
+
+  copy(src, srcOffset, dst, dstOffset, n) {
+    need('copy', 'src', src, srcOffset + n);
+    need('copy', 'dst', dst, dstOffset + n);
+    dst.set(src.subarray(srcOffset, srcOffset + n), dstOffset);
+  },
+
+  accumulate(acc, x) {
+    need('accumulate', 'acc', acc, x.length);
+    for (let i = 0; i < x.length; i++) acc[i] += x[i];
+  },
+
+  adamw(theta, g, m, v, p: AdamWStepParams) {
+    for (const [name, arr] of [
+      ['g', g],
+      ['m', m],
+      ['v', v],
+    ] as const)
+      need('adamw', name, arr, theta.length);
+    const { lr, beta1, beta2, eps, weightDecay, c1, c2, gradScale } = p;
+    for (let j = 0; j < theta.length; j++) {
+      // A clipped gradient is rounded to the parameter's precision first, as torch's in-place clip_grad_norm_.
+      const gj = gradScale === 1 ? g[j] : Math.fround(g[j] * gradScale);
+      theta[j] -= lr * weightDecay * theta[j];
+      m[j] = beta1 * m[j] + (1 - beta1) * gj;
+      v[j] = beta2 * v[j] + (1 - beta2) * gj * gj;
+      theta[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + eps);
+    }
   },
 
   unaryForward(op, x, out) {

@@ -106,113 +106,85 @@ export interface EmbeddingDims {
   vocab: number;
 }
 
-export interface Kernels {
-  readonly name: 'native' | 'reference';
+/**
+ * One AdamW step's scalars (torch.optim.AdamW): θ -= lr·λ·θ; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
+ * θ -= lr (m / c1) / (sqrt(v / c2) + ε), with c1 = 1 - β1^t, c2 = 1 - β2^t and g = gradScale · grad
+ * (global-norm clipping folded in; 1 when not clipped).
+ */
+export interface AdamWStepParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  c1: number;
+  c2: number;
+  gradScale: number;
+}
 
-  gemm(a: FloatArray, b: FloatArray, c: FloatArray, d: GemmDims): void;
+export interface Kernels<A = FloatArray> {
+  readonly name: 'native' | 'reference' | 'webgpu';
+
+  gemm(a: A, b: A, c: A, d: GemmDims): void;
 
   /** out = a (op) b with broadcasting. */
-  binary(op: BinaryOp, a: FloatArray, b: FloatArray, out: FloatArray, d: BroadcastDims): void;
+  binary(op: BinaryOp, a: A, b: A, out: A, d: BroadcastDims): void;
   /** out[i] = a[i] * alpha + beta (scalar affine), in place allowed. */
-  affine(x: FloatArray, out: FloatArray, alpha: number, beta: number): void;
+  affine(x: A, out: A, alpha: number, beta: number): void;
   /** Sums x (laid out as `shape`, reading with `stridesA`-style broadcast inverse) into out: out[map(i)] += x[i]. */
-  sumTo(x: FloatArray, out: FloatArray, d: BroadcastDims): void;
-  /** Sum of all elements, accumulated in double. */
-  sumAll(x: FloatArray): number;
+  sumTo(x: A, out: A, d: BroadcastDims): void;
+  /** out[0] = scale * Σ x (accumulated in double on the host, in f32 tree order on the GPU). */
+  sumInto(x: A, out: A, scale: number): void;
+  /** out[0] += Σ x² (the global gradient norm's building block; accumulated as sumInto). */
+  sumSquaresInto(x: A, out: A): void;
+  /** out[i] = scale * x[0] for every i (the backward of a full reduction). */
+  broadcastScalar(x: A, out: A, scale: number): void;
+  /** out[i] = value. */
+  fill(out: A, value: number): void;
+  /** dst[dstOffset + i] = src[srcOffset + i] for i < n (src and dst distinct). */
+  copy(src: A, srcOffset: number, dst: A, dstOffset: number, n: number): void;
+  /** acc[i] += x[i] (gradient accumulation; acc and x distinct). */
+  accumulate(acc: A, x: A): void;
+  /** One AdamW update of θ from gradient g (read as g * gradScale), state m and v, in place. */
+  adamw(theta: A, g: A, m: A, v: A, p: AdamWStepParams): void;
 
-  unaryForward(op: UnaryOp, x: FloatArray, out: FloatArray): void;
+  unaryForward(op: UnaryOp, x: A, out: A): void;
   /** dx = dy * f'(x) (x is the op's input). */
-  unaryBackward(op: UnaryOp, x: FloatArray, dy: FloatArray, dx: FloatArray): void;
+  unaryBackward(op: UnaryOp, x: A, dy: A, dx: A): void;
 
   /** out = x / sqrt(mean(x^2) + eps) * w; rstd[N] saved for backward. */
-  rmsnormForward(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, d: NormDims): void;
-  rmsnormBackward(
-    x: FloatArray,
-    w: FloatArray,
-    rstd: FloatArray,
-    dy: FloatArray,
-    dx: FloatArray,
-    dw: FloatArray,
-    d: NormDims,
-  ): void;
+  rmsnormForward(x: A, w: A, out: A, rstd: A, d: NormDims): void;
+  rmsnormBackward(x: A, w: A, rstd: A, dy: A, dx: A, dw: A, d: NormDims): void;
 
   /** out = (x - mean) * rstd * w + b (biased variance, as torch); mean[N], rstd[N] saved. */
-  layernormForward(
-    x: FloatArray,
-    w: FloatArray,
-    b: FloatArray,
-    out: FloatArray,
-    mean: FloatArray,
-    rstd: FloatArray,
-    d: NormDims,
-  ): void;
-  layernormBackward(
-    x: FloatArray,
-    w: FloatArray,
-    mean: FloatArray,
-    rstd: FloatArray,
-    dy: FloatArray,
-    dx: FloatArray,
-    dw: FloatArray,
-    db: FloatArray,
-    d: NormDims,
-  ): void;
+  layernormForward(x: A, w: A, b: A, out: A, mean: A, rstd: A, d: NormDims): void;
+  layernormBackward(x: A, w: A, mean: A, rstd: A, dy: A, dx: A, dw: A, db: A, d: NormDims): void;
 
   /** Row-wise softmax over the last dim. */
-  softmaxForward(x: FloatArray, out: FloatArray, d: RowDims): void;
+  softmaxForward(x: A, out: A, d: RowDims): void;
   /** dx = y * (dy - sum(dy * y)). */
-  softmaxBackward(y: FloatArray, dy: FloatArray, dx: FloatArray, d: RowDims): void;
+  softmaxBackward(y: A, dy: A, dx: A, d: RowDims): void;
 
   /** Rotate-half RoPE; inverse=true applies the transposed rotation (the backward). */
-  rope(x: FloatArray, out: FloatArray, cos: FloatArray, sin: FloatArray, d: RopeDims, inverse: boolean): void;
+  rope(x: A, out: A, cos: A, sin: A, d: RopeDims, inverse: boolean): void;
 
   /** Causal grouped-query attention; probs may be null when no backward will run. */
-  attentionForward(
-    q: FloatArray,
-    k: FloatArray,
-    v: FloatArray,
-    out: FloatArray,
-    probs: FloatArray | null,
-    d: AttentionDims,
-  ): void;
+  attentionForward(q: A, k: A, v: A, out: A, probs: A | null, d: AttentionDims): void;
   /** dq, dk, dv are overwritten. */
-  attentionBackward(
-    q: FloatArray,
-    k: FloatArray,
-    v: FloatArray,
-    probs: FloatArray,
-    dout: FloatArray,
-    dq: FloatArray,
-    dk: FloatArray,
-    dv: FloatArray,
-    d: AttentionDims,
-  ): void;
+  attentionBackward(q: A, k: A, v: A, probs: A, dout: A, dq: A, dk: A, dv: A, d: AttentionDims): void;
 
   /** losses[N] = lse - logit[target] (0 where target == ignoreIndex); lse[N] saved. */
-  crossEntropyForward(
-    logits: FloatArray,
-    targets: Int32Array,
-    losses: FloatArray,
-    lse: FloatArray,
-    d: CrossEntropyDims,
-  ): void;
+  crossEntropyForward(logits: A, targets: Int32Array, losses: A, lse: A, d: CrossEntropyDims): void;
   /** dlogits = (softmax - onehot) * rowScale, zero rows for ignored targets (overwritten). */
-  crossEntropyBackward(
-    logits: FloatArray,
-    targets: Int32Array,
-    lse: FloatArray,
-    rowScale: number,
-    dlogits: FloatArray,
-    d: CrossEntropyDims,
-  ): void;
+  crossEntropyBackward(logits: A, targets: Int32Array, lse: A, rowScale: number, dlogits: A, d: CrossEntropyDims): void;
 
   /** out[i, :] = table[ids[i], :]; ids outside [0, V) throw. */
-  embeddingForward(table: FloatArray, ids: Int32Array, out: FloatArray, d: EmbeddingDims): void;
+  embeddingForward(table: A, ids: Int32Array, out: A, d: EmbeddingDims): void;
   /** dTable[ids[i], :] += dy[i, :] (scatter-add). */
-  embeddingBackward(dy: FloatArray, ids: Int32Array, dTable: FloatArray, d: EmbeddingDims): void;
+  embeddingBackward(dy: A, ids: Int32Array, dTable: A, d: EmbeddingDims): void;
 
   /** out = x * mask * scale (mask is 0/1 bytes); also the backward, on dy. */
-  dropout(x: FloatArray, mask: Uint8Array, scale: number, out: FloatArray): void;
+  dropout(x: A, mask: Uint8Array, scale: number, out: A): void;
 }
 
 /** Native-only extras (no reference beyond dense fp32 gemm, which is their oracle). */

@@ -1,9 +1,16 @@
 /**
- * Tensor: a shape over a dense row-major Float32Array (the engine's dtype) or Float64Array (the
- * reference dtype of gradient checks). Autograd bookkeeping (`grad`, `node`) lives here too so the tape
- * stays a plain function over tensors; see src/autograd/tape.ts.
+ * Tensor: a shape over dense row-major storage: a Float32Array (the engine's dtype) or Float64Array (the
+ * reference dtype of gradient checks) on the host, or a GpuArray (f32 on the WebGPU device,
+ * src/gpu/array.ts). Its gradient lives on the same device. Autograd bookkeeping (`grad`, `node`) lives here
+ * too so the tape stays a plain function over tensors; see src/autograd/tape.ts. Moving between devices is
+ * explicit: src/tensor/device.ts.
  */
+import { GpuArray } from '../gpu/array.js';
 import type { FloatArray } from '../native/types.js';
+
+/** Where a tensor's values live. */
+export type Storage = FloatArray | GpuArray;
+export type Device = 'cpu' | 'gpu';
 
 export type DType = 'f32' | 'f64';
 
@@ -12,38 +19,57 @@ export interface Node {
   op: string;
   inputs: Tensor[];
   /** Given dL/d(output), returns dL/d(input) for each input (null where the input needs no gradient). */
-  backward(gradOut: FloatArray): (FloatArray | null)[];
+  backward(gradOut: Storage): (Storage | null)[];
 }
 
 export class Tensor {
   readonly shape: readonly number[];
-  readonly data: FloatArray;
+  readonly storage: Storage;
   /** True for leaves we train and for every tensor computed from one. */
   requiresGrad: boolean;
-  grad: FloatArray | null = null;
+  grad: Storage | null = null;
   node: Node | null = null;
 
-  constructor(data: FloatArray, shape: readonly number[], requiresGrad = false) {
+  constructor(storage: Storage, shape: readonly number[], requiresGrad = false) {
     const n = numel(shape);
-    if (data.length !== n) {
-      throw new RangeError(`Tensor: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
+    if (storage.length !== n) {
+      throw new RangeError(`Tensor: data has ${storage.length} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
-    this.data = data;
+    this.storage = storage;
     this.shape = Object.freeze([...shape]);
     this.requiresGrad = requiresGrad;
   }
 
+  /** The host values; a GPU tensor throws (read it back with toHost in src/tensor/device.ts). */
+  get data(): FloatArray {
+    return hostArray(this.storage, this);
+  }
+
+  /** The host gradient (null when none); a GPU tensor's throws as `data` does. */
+  get gradData(): FloatArray | null {
+    return this.grad === null ? null : hostArray(this.grad, this);
+  }
+
+  get device(): Device {
+    return this.storage instanceof GpuArray ? 'gpu' : 'cpu';
+  }
+
   get dtype(): DType {
-    return this.data instanceof Float64Array ? 'f64' : 'f32';
+    return this.storage instanceof Float64Array ? 'f64' : 'f32';
   }
 
   get size(): number {
-    return this.data.length;
+    return this.storage.length;
   }
 
   toString(): string {
-    return `Tensor(${this.dtype}, [${this.shape.join(', ')}])`;
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}]${this.device === 'gpu' ? ', gpu' : ''})`;
   }
+}
+
+function hostArray(s: Storage, t: Tensor): FloatArray {
+  if (s instanceof GpuArray) throw new Error(`${t} is on the GPU: read it back with \`await toHost(t)\``);
+  return s;
 }
 
 export function numel(shape: readonly number[]): number {
@@ -55,7 +81,10 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-export function allocLike(data: FloatArray, n: number): FloatArray {
+/** n zeros of the same dtype on the same device as `data`. */
+export function allocLike<S extends Storage>(data: S, n: number): S;
+export function allocLike(data: Storage, n: number): Storage {
+  if (data instanceof GpuArray) return data.ctx.zeros(n);
   return data instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
 

@@ -1,0 +1,194 @@
+/**
+ * Device-resident f32 data: a GpuArray is `length` floats in a GPUBuffer of the process's device (the
+ * storage of a GPU tensor, src/tensor/tensor.ts). Buffers come from a pool of exact byte sizes, so a training
+ * step that repeats the previous one's shapes creates no buffer; new arrays read as zeros, as the host's.
+ *
+ * Lifetime is by scope (tf.tidy-like): `scoped(fn)` returns every array allocated while fn ran to the pool,
+ * except those `keep()` took out (parameters, gradients, optimizer state, results read after the scope).
+ * Arrays made outside any scope live until `release()`. A released array refuses to be bound again, so
+ * a use after its scope ended is an error naming the kernel, never a silent read of reused memory.
+ *
+ * Reuse right after release is safe: every write (queue.writeBuffer, clearBuffer, a dispatch) and every read
+ * of the backend is submitted to the one queue in program order (src/gpu/dispatch.ts submits each dispatch at
+ * once), and the queue runs them in that order.
+ */
+import { Usage } from './buffers.js';
+
+/** Byte size of a buffer for n f32 (WebGPU refuses empty bindings; sizes are multiples of 16). */
+export function bytesFor(n: number): number {
+  return Math.max(16, Math.ceil((n * 4) / 16) * 16);
+}
+
+export class GpuArray {
+  released = false;
+  constructor(
+    readonly ctx: GpuContext,
+    readonly buffer: GPUBuffer,
+    readonly length: number,
+    /** The array this one is a prefix view of (views share the buffer and are never pooled). */
+    readonly base: GpuArray | null = null,
+  ) {}
+
+  /** The first `length` elements, same buffer (e.g. the filled part of a KV cache). */
+  prefix(length: number): GpuArray {
+    if (length > this.length) throw new RangeError(`GpuArray.prefix: ${length} > ${this.length}`);
+    return new GpuArray(this.ctx, this.buffer, length, this.base ?? this);
+  }
+
+  toString(): string {
+    return `GpuArray(${this.length})`;
+  }
+}
+
+/** Buffer counters: `created` stays flat in steady state when the pool works. */
+export interface PoolStats {
+  created: number;
+  reused: number;
+  /** Bytes in buffers the pool holds, free or in use. */
+  bytes: number;
+}
+
+const scopes: Set<GpuArray>[] = [];
+
+/** Per-device state: the pool of free buffers by byte size. */
+export class GpuContext {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  readonly stats: PoolStats = { created: 0, reused: 0, bytes: 0 };
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** The largest array one binding can hold (the adapter's maxStorageBufferBindingSize). */
+  get maxElements(): number {
+    return Math.floor(this.device.limits.maxStorageBufferBindingSize / 4);
+  }
+
+  /** A raw buffer of `bytes` (a multiple of 16) from the pool, contents undefined. */
+  acquire(bytes: number, label: string): GPUBuffer {
+    const list = this.free.get(bytes);
+    const reused = list?.pop();
+    if (reused !== undefined) {
+      this.stats.reused++;
+      return reused;
+    }
+    this.stats.created++;
+    this.stats.bytes += bytes;
+    return this.device.createBuffer({ label, size: bytes, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
+  }
+
+  /** Gives a raw buffer back to the pool. */
+  recycle(buffer: GPUBuffer): void {
+    const list = this.free.get(buffer.size);
+    if (list === undefined) this.free.set(buffer.size, [buffer]);
+    else list.push(buffer);
+  }
+
+  /** n zeros on the device, tracked by the innermost scope. */
+  zeros(n: number, label = 'f32'): GpuArray {
+    return this.make(n, label, true);
+  }
+
+  /** `data` copied to the device (queue.writeBuffer: mappedAtCreation crashes Dawn's GLES path). */
+  upload(data: Float32Array, label = 'f32'): GpuArray {
+    const arr = this.make(data.length, label, false);
+    if (data.length > 0) this.device.queue.writeBuffer(arr.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    return arr;
+  }
+
+  private make(n: number, label: string, zero: boolean): GpuArray {
+    if (n > this.maxElements) {
+      throw new RangeError(
+        `gpu: a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the adapter's storage binding limit ` +
+          `of ${(this.maxElements / 262144).toFixed(0)} MiB`,
+      );
+    }
+    const bytes = bytesFor(n);
+    const pooled = (this.free.get(bytes)?.length ?? 0) > 0;
+    const buffer = this.acquire(bytes, label);
+    if (zero && pooled) {
+      // A new buffer is zero already; a pooled one holds a released tensor's values.
+      const enc = this.device.createCommandEncoder();
+      enc.clearBuffer(buffer);
+      this.device.queue.submit([enc.finish()]);
+    }
+    return track(new GpuArray(this, buffer, n));
+  }
+
+  /** A raw pooled buffer holding the bytes of `data` (indices, masks, codes); recycle it after the dispatch. */
+  uploadRaw(data: ArrayBufferView, label: string): GPUBuffer {
+    const buffer = this.acquire(Math.max(16, Math.ceil(data.byteLength / 16) * 16), label);
+    if (data.byteLength > 0) {
+      const padded = data.byteLength % 4 === 0 ? data : padTo4(data);
+      this.device.queue.writeBuffer(buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
+    }
+    return buffer;
+  }
+
+  /** Reads `arr` back to the host: the backend's only asynchronous step. */
+  async read(arr: GpuArray): Promise<Float32Array> {
+    checkLive(arr, 'read');
+    const out = new Float32Array(arr.length);
+    if (arr.length === 0) return out;
+    const staging = this.device.createBuffer({
+      label: 'staging',
+      size: bytesFor(arr.length),
+      usage: Usage.MAP_READ | Usage.COPY_DST,
+    });
+    try {
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(arr.buffer, 0, staging, 0, bytesFor(arr.length));
+      this.device.queue.submit([enc.finish()]);
+      await staging.mapAsync(Usage.MAP_READ);
+      out.set(new Float32Array(staging.getMappedRange(), 0, arr.length));
+      staging.unmap();
+    } finally {
+      staging.destroy();
+    }
+    return out;
+  }
+}
+
+function padTo4(data: ArrayBufferView): Uint8Array {
+  const out = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return out;
+}
+
+function track(arr: GpuArray): GpuArray {
+  scopes.at(-1)?.add(arr);
+  return arr;
+}
+
+/** Throws when `arr` was released (its buffer may hold another tensor now). */
+export function checkLive(arr: GpuArray, kernel: string): void {
+  if (arr.released || arr.base?.released === true) {
+    throw new Error(
+      `${kernel}: a GPU array was used after it was released (its scope ended; keep() what outlives one)`,
+    );
+  }
+}
+
+/** Runs fn, then returns to the pool every array allocated during it that was not kept. Scopes nest. */
+export function scoped<T>(fn: () => T): T {
+  const mine = new Set<GpuArray>();
+  scopes.push(mine);
+  try {
+    return fn();
+  } finally {
+    scopes.pop();
+    for (const arr of mine) release(arr);
+  }
+}
+
+/** Takes `arr` out of every open scope: it lives until release(). */
+export function keep(arr: GpuArray): GpuArray {
+  for (const s of scopes) s.delete(arr);
+  return arr;
+}
+
+/** Returns the buffer of `arr` to the pool now (views and already-released arrays: no-op). */
+export function release(arr: GpuArray): void {
+  if (arr.released || arr.base !== null) return;
+  arr.released = true;
+  for (const s of scopes) s.delete(arr);
+  arr.ctx.recycle(arr.buffer);
+}

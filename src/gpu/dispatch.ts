@@ -1,0 +1,128 @@
+/**
+ * One compute dispatch of a WGSL kernel: the pipeline compiled once per (device, kernel), the storage
+ * bindings in order (binding 0..n-1 of group 0), the kernel's parameters as a uniform at binding n, and the
+ * workgroup grid. Each dispatch is submitted at once: the backend relies on that for reusing pooled buffers and
+ * the per-size uniform buffers right after use (queue order is program order; src/gpu/array.ts).
+ *
+ * A kernel's WGSL declares its bindings as `@group(0) @binding(i)` in the order `dispatch` receives them and,
+ * when it has parameters, `@group(0) @binding(n) var<uniform> P: Params;` (a struct of 4-byte fields, padded
+ * to 16 bytes by `params`).
+ */
+import { checkLive, GpuArray, type GpuContext } from './array.js';
+import { Usage } from './buffers.js';
+
+export interface GpuKernel {
+  /** Names the kernel in errors and in Dawn's labels. */
+  label: string;
+  /** WGSL with a `main` compute entry point. */
+  code: string;
+}
+
+/** What a dispatch binds: device arrays, or raw pooled buffers the kernel uploaded (indices, codes). */
+export type Binding = GpuArray | GPUBuffer;
+
+const pipelines = new WeakMap<GPUDevice, Map<GpuKernel, GPUComputePipeline>>();
+const uniforms = new WeakMap<GPUDevice, Map<number, GPUBuffer>>();
+
+function pipelineOf(device: GPUDevice, kernel: GpuKernel): GPUComputePipeline {
+  let byKernel = pipelines.get(device);
+  if (byKernel === undefined) pipelines.set(device, (byKernel = new Map()));
+  let p = byKernel.get(kernel);
+  if (p === undefined) {
+    const module = device.createShaderModule({ label: kernel.label, code: kernel.code });
+    p = device.createComputePipeline({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    byKernel.set(kernel, p);
+  }
+  return p;
+}
+
+/** The uniform buffer of `bytes` (one per size per device, rewritten before each dispatch that uses it). */
+function uniformOf(device: GPUDevice, bytes: number): GPUBuffer {
+  let bySize = uniforms.get(device);
+  if (bySize === undefined) uniforms.set(device, (bySize = new Map()));
+  let u = bySize.get(bytes);
+  if (u === undefined) {
+    u = device.createBuffer({ label: `params ${bytes}`, size: bytes, usage: Usage.UNIFORM | Usage.COPY_DST });
+    bySize.set(bytes, u);
+  }
+  return u;
+}
+
+/**
+ * Packs parameters as a uniform struct: integers as u32 (i32 when negative), and `f32(x)` values as f32,
+ * padded to a multiple of 16 bytes.
+ */
+export function params(...values: (number | F32)[]): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((values.length * 4) / 16) * 16));
+  const u = new Uint32Array(buf);
+  const i = new Int32Array(buf);
+  const f = new Float32Array(buf);
+  values.forEach((v, k) => {
+    if (v instanceof F32) f[k] = v.value;
+    else if (!Number.isInteger(v)) throw new TypeError(`params: ${v} is not an integer (wrap floats in f32())`);
+    else if (v < 0) i[k] = v;
+    else u[k] = v;
+  });
+  return buf;
+}
+
+export class F32 {
+  constructor(readonly value: number) {}
+}
+
+/** Marks a float parameter for `params`. */
+export const f32 = (value: number): F32 => new F32(value);
+
+/** Workgroups along x and y covering `invocations` in workgroups of `size` (x capped by the device's limit). */
+export function grid(ctx: GpuContext, invocations: number, size: number): [number, number, number] {
+  const groups = Math.ceil(invocations / size);
+  const maxX = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= maxX) return [Math.max(1, groups), 1, 1];
+  return [maxX, Math.ceil(groups / maxX), 1];
+}
+
+/**
+ * WGSL for a flat invocation index over a `grid()` dispatch of workgroups of `size`:
+ * `let i = flatIndex(gid, nwg);` with `@builtin(global_invocation_id) gid` and `@builtin(num_workgroups) nwg`.
+ */
+export const flatIndexWgsl = (size: number): string => /* wgsl */ `
+fn flatIndex(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * ${size}u; }
+`;
+
+/** Records and submits one dispatch. Refuses arrays that were released. */
+export function dispatch(
+  ctx: GpuContext,
+  kernel: GpuKernel,
+  bindings: Binding[],
+  uniform: ArrayBuffer | null,
+  groups: [number, number, number],
+): void {
+  if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
+  const { device } = ctx;
+  const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
+    if (b instanceof GpuArray) {
+      checkLive(b, kernel.label);
+      return { binding: i, resource: { buffer: b.buffer, offset: 0, size: Math.max(16, b.length * 4) } };
+    }
+    return { binding: i, resource: { buffer: b } };
+  });
+  if (uniform !== null) {
+    const u = uniformOf(device, uniform.byteLength);
+    device.queue.writeBuffer(u, 0, uniform);
+    entries.push({ binding: bindings.length, resource: { buffer: u } });
+  }
+  const pipeline = pipelineOf(device, kernel);
+  const bind = device.createBindGroup({ label: kernel.label, layout: pipeline.getBindGroupLayout(0), entries });
+  const enc = device.createCommandEncoder({ label: kernel.label });
+  const pass = enc.beginComputePass({ label: kernel.label });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bind);
+  pass.dispatchWorkgroups(...groups);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+}
+
+/** Throws a RangeError like the native addon's when `arr` holds fewer than `n` elements. */
+export function need(kernel: string, name: string, arr: { length: number }, n: number): void {
+  if (arr.length < n) throw new RangeError(`${kernel}: ${name} has ${arr.length} elements, needs at least ${n}`);
+}

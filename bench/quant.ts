@@ -91,25 +91,25 @@ function packedModel(dir: string, out: string, bits: number, embedBits?: number)
   return loadModel(out);
 }
 
-function decodeTokensPerSecond(model: CausalLM, tokens: number): number {
+async function decodeTokensPerSecond(model: CausalLM, tokens: number): Promise<number> {
   const prompt = Int32Array.of(2, 100, 200, 300);
-  for (const _ of generate(model, prompt, { maxNewTokens: 4 })); // warm-up
+  for await (const _ of generate(model, prompt, { maxNewTokens: 4 })); // warm-up
   const t0 = performance.now();
   let n = 0;
-  for (const _ of generate(model, prompt, { maxNewTokens: tokens })) n++;
+  for await (const _ of generate(model, prompt, { maxNewTokens: tokens })) n++;
   return n / ((performance.now() - t0) / 1000);
 }
 
-function decodeRows(opt125m: string): Row[] {
+async function decodeRows(opt125m: string): Promise<Row[]> {
   const tokens = 48;
-  const fp32 = decodeTokensPerSecond(loadModel(opt125m), tokens);
+  const fp32 = await decodeTokensPerSecond(loadModel(opt125m), tokens);
   const rows: Row[] = [{ model: 'opt-125m-shaped', weights: 'fp32', 'tokens/s': fp32, 'vs fp32': 1 }];
   for (const [bits, embedBits] of [
     [4, undefined],
     [3, undefined],
     [3, 8],
   ] as const) {
-    const tps = decodeTokensPerSecond(packedModel(opt125m, `${opt125m}-packed`, bits, embedBits), tokens);
+    const tps = await decodeTokensPerSecond(packedModel(opt125m, `${opt125m}-packed`, bits, embedBits), tokens);
     const weights = `packed ${bits}-bit (RTN)${embedBits === undefined ? '' : `, embedding + tied lm_head ${embedBits}-bit`}`;
     rows.push({ model: 'opt-125m-shaped', weights, 'tokens/s': tps, 'vs fp32': tps / fp32 });
   }
@@ -118,13 +118,13 @@ function decodeRows(opt125m: string): Row[] {
 }
 
 /** Runs the quantization benchmarks and writes bench/results/quant.{json,md}; returns the markdown path. */
-export function runQuantBench(): string {
+export async function runQuantBench(): Promise<string> {
   const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-quant-'));
   try {
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
     process.stderr.write('bench: decode tokens/s\n');
-    const decode = decodeRows(dir);
+    const decode = await decodeRows(dir);
     process.stderr.write('bench: quantization time\n');
     const times = quantTimeRows(dir);
     return writeReport({
@@ -146,5 +146,5 @@ export function runQuantBench(): string {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
-  process.stdout.write(fs.readFileSync(runQuantBench(), 'utf8'));
+  process.stdout.write(fs.readFileSync(await runQuantBench(), 'utf8'));
 }

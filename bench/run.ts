@@ -139,7 +139,7 @@ function tokenizerRows(): Row[] {
   ];
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-'));
   try {
@@ -170,7 +170,7 @@ function main(): void {
     });
     process.stdout.write(fs.readFileSync(md, 'utf8'));
     process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
-    process.stdout.write(fs.readFileSync(runQuantBench(), 'utf8'));
+    process.stdout.write(fs.readFileSync(await runQuantBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runTrainBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runThreadsBench(), 'utf8'));
   } finally {
@@ -178,4 +178,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

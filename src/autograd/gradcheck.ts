@@ -68,7 +68,7 @@ export function gradcheck(f: () => Tensor, inputs: Tensor[], options: GradcheckO
   const rng = new Rng(seed);
   const result: GradcheckResult = { worstRatio: 0, checks: 0, worst: '' };
   inputs.forEach((x, i) => {
-    const grad = x.grad ?? new Float64Array(x.size);
+    const grad = x.gradData ?? new Float64Array(x.size);
     for (const v of directionsFor(x, directions, rng)) {
       const numeric = (shifted(f, x, v, eps) - shifted(f, x, v, -eps)) / (2 * eps);
       const analytic = dot(grad, v);

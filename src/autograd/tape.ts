@@ -4,8 +4,10 @@
  * (count, dtype and length must match its inputs, or the error names the op), and accumulates into the
  * `grad` of leaves that require it. Intermediate gradients are freed as soon as they are consumed.
  */
+import { GpuArray } from '../gpu/array.js';
 import type { FloatArray } from '../native/types.js';
-import { Tensor, type Node, shapeStr } from '../tensor/tensor.js';
+import { keep, kernelsFor, onDeviceOf, release } from '../tensor/device.js';
+import { Tensor, allocLike, type Node, type Storage, shapeStr } from '../tensor/tensor.js';
 
 export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return inputs.some((t) => t?.requiresGrad === true);
@@ -38,22 +40,42 @@ function topoOrder(root: Tensor): Tensor[] {
   return order;
 }
 
-function checkGrad(op: string, input: Tensor, g: FloatArray, index: number): void {
-  if (g.length !== input.size || g.constructor !== input.data.constructor) {
+function checkGrad(op: string, input: Tensor, g: Storage, index: number): void {
+  if (g.length !== input.size || g.constructor !== input.storage.constructor) {
     throw new Error(
       `autograd: op '${op}' returned a gradient for input ${index} of ${g.length} ${g.constructor.name} elements, ` +
-        `expected ${input.size} ${input.data.constructor.name} (shape ${shapeStr(input.shape)})`,
+        `expected ${input.size} ${input.storage.constructor.name} (shape ${shapeStr(input.shape)})`,
     );
   }
 }
 
-/** Backpropagates from a scalar `loss` (seed 1) or from any tensor with an explicit seed gradient. */
+/** A copy of g on its device. */
+function copyOf(g: Storage): Storage {
+  const out = allocLike(g, g.length);
+  kernelsFor(g).copy(g, 0, out, 0, g.length);
+  return out;
+}
+
+/** The seed as storage on the loss's device (a host seed is uploaded for a GPU loss). */
+function seedOf(loss: Tensor, seed: FloatArray | undefined): Storage {
+  if (seed === undefined) {
+    const one = allocLike(loss.storage, 1);
+    kernelsFor(one).fill(one, 1);
+    return one;
+  }
+  return loss.storage instanceof GpuArray ? onDeviceOf(loss.storage, seed) : seed;
+}
+
+/**
+ * Backpropagates from a scalar `loss` (seed 1) or from any tensor with an explicit seed gradient, on the loss's
+ * device: every gradient stays where its tensor is (the ops refuse mixed devices).
+ */
 export function backward(loss: Tensor, seed?: FloatArray): void {
   if (!loss.requiresGrad) throw new Error('autograd: backward() on a tensor that does not require a gradient');
   if (seed === undefined && loss.size !== 1)
     throw new Error(`autograd: backward() needs a seed for non-scalar ${loss}`);
-  const grads = new Map<Tensor, FloatArray>();
-  const s = seed ?? new (loss.data.constructor as Float32ArrayConstructor)(1).fill(1);
+  const grads = new Map<Tensor, Storage>();
+  const s = seedOf(loss, seed);
   checkGrad('seed', loss, s, 0);
   grads.set(loss, s);
   const order = topoOrder(loss);
@@ -79,20 +101,24 @@ export function backward(loss: Tensor, seed?: FloatArray): void {
         throw new Error(`autograd: op '${t.node!.op}' gave no gradient for input ${k}, which requires one`);
       checkGrad(t.node!.op, input, gi, k);
       const prev = grads.get(input);
-      if (prev === undefined) grads.set(input, gi === g ? gi.slice() : gi);
-      else for (let j = 0; j < prev.length; j++) prev[j] += gi[j];
+      if (prev === undefined) grads.set(input, gi === g ? copyOf(gi) : gi);
+      else kernelsFor(prev).accumulate(prev, gi);
     });
   }
 }
 
-function accumulate(leaf: Tensor, g: FloatArray): void {
-  if (leaf.grad === null) leaf.grad = g.slice();
-  else for (let j = 0; j < g.length; j++) leaf.grad[j] += g[j];
+/** A leaf's gradient outlives the step's scope (src/tensor/device.ts `scoped`): the optimizer reads it after. */
+function accumulate(leaf: Tensor, g: Storage): void {
+  if (leaf.grad === null) leaf.grad = keep(copyOf(g));
+  else kernelsFor(leaf.grad).accumulate(leaf.grad, g);
 }
 
-/** Clears gradients and graph links so tensors can be reused for another step. */
+/** Clears (and frees) gradients so tensors can be reused for another step. */
 export function zeroGrad(params: Iterable<Tensor>): void {
-  for (const p of params) p.grad = null;
+  for (const p of params) {
+    release(p.grad);
+    p.grad = null;
+  }
 }
 
 export { Tensor };

@@ -52,13 +52,13 @@ await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct-train'), 'w
       y
         .positional('recipe', { type: 'string', describe: 'Recipe YAML file (see recipes/)' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' }),
-    runHandler((args: ArgumentsCamelCase<TrainArgs>) => {
+    runHandler(async (args: ArgumentsCamelCase<TrainArgs>) => {
       if (args.recipe === undefined) throw new OptionError('recipe', 'missing: name a recipe YAML file (see recipes/)');
       const loaded = loadRecipe(args.recipe);
       const terminal = new Terminal();
       let summary: RunSummary;
       try {
-        summary = runRecipe(loaded, { phases: terminal, note: (line) => terminal.log(line) });
+        summary = await runRecipe(loaded, { phases: terminal, note: (line) => terminal.log(line) });
       } catch (e) {
         // a diverged run is the recipe's to fix (learning rate, clipping), as is any bad recipe value
         if (e instanceof TrainingDiverged) throw new OptionError(args.recipe, e.message);

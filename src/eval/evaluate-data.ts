@@ -29,12 +29,12 @@ export function checkSeqlen(model: CausalLM, seqlen: number): void {
   checkPositions(model.config, seqlen, '--seqlen', `windows of ${seqlen} tokens`);
 }
 
-export function evaluateData(
+export async function evaluateData(
   model: CausalLM,
   tokenizer: TextTokenizer,
   data: string,
   o: EvalDataOptions = {},
-): PerplexityResult {
+): Promise<PerplexityResult> {
   const seqlen = o.seqlen ?? model.config.maxPositions;
   checkSeqlen(model, seqlen);
   o.phase?.update(0, 0, 'tokenizing');
@@ -46,7 +46,7 @@ export function evaluateData(
     o.onProgress?.(done, total);
     o.phase?.update(done, total, 'chunks');
   };
-  const result = perplexity(model, ids, { seqlen, batchSize, onProgress, label: data });
+  const result = await perplexity(model, ids, { seqlen, batchSize, onProgress, label: data });
   o.phase?.end(`${result.chunks} chunks of ${seqlen} tokens`, `perplexity ${result.ppl.toFixed(3)}`);
   return result;
 }

@@ -3,9 +3,11 @@
  * floor(n / seqlen) non-overlapping chunks (remainder dropped); each chunk's mean next-token NLL;
  * ppl = exp(mean over chunks). All chunks have the same length, so this equals exp of the mean NLL
  * over all seqlen-1 predictions per chunk. NLLs are summed in double. A chunk whose mean NLL is not finite (NaN or
- * infinite logits) is an error naming the chunk, never a NaN perplexity.
+ * infinite logits) is an error naming the chunk, never a NaN perplexity. On the GPU each batch runs in a scope and
+ * only its per-token NLLs come back to the host.
  */
 import { IGNORE_INDEX, tokenNll } from '../autograd/index.js';
+import { hostValues, keep, release, scoped } from '../tensor/device.js';
 import type { CausalLM } from '../models/model.js';
 import { InputError, OptionError } from '../errors.js';
 
@@ -28,11 +30,11 @@ export interface PerplexityOptions {
   label?: string;
 }
 
-export function perplexity(
+export async function perplexity(
   model: CausalLM,
   ids: Int32Array,
   { seqlen, batchSize = 4, onProgress, label = 'evaluation' }: PerplexityOptions,
-): PerplexityResult {
+): Promise<PerplexityResult> {
   // a bug in the caller (the CLI checks --batch-size): a batch of 0 chunks would never finish
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RangeError(`perplexity: batchSize ${batchSize}`);
   const chunks = Math.floor(ids.length / seqlen);
@@ -42,8 +44,9 @@ export function perplexity(
   for (let first = 0; first < chunks; first += batchSize) {
     const batch = Math.min(batchSize, chunks - first);
     const input = ids.subarray(first * seqlen, (first + batch) * seqlen);
-    const logits = model.forward(input, { batch });
-    const { nll } = tokenNll(logits, shiftedTargets(input, seqlen));
+    const onDevice = scoped(() => keep(tokenNll(model.forward(input, { batch }), shiftedTargets(input, seqlen)).nll));
+    const nll = await hostValues(onDevice);
+    release(onDevice);
     for (let b = 0; b < batch; b++) {
       let s = 0;
       for (let t = 0; t < seqlen - 1; t++) s += nll[b * seqlen + t];

@@ -170,3 +170,11 @@ export async function closeGpu(): Promise<void> {
   current?.device.destroy();
   current = null;
 }
+
+// TEMP until g-bench lands (merge takes theirs)
+export type DeviceChoice = 'cpu' | 'gpu' | 'auto';
+export async function selectDevice(choice: DeviceChoice): Promise<{ gpu: Gpu | null; note: string }> {
+  if (choice !== 'gpu') return { gpu: null, note: 'cpu' };
+  const gpu = await getGpu();
+  return { gpu, note: `gpu: ${gpu.report.description}` };
+}

@@ -26,7 +26,10 @@ const uniforms = new WeakMap<GPUDevice, Map<number, GPUBuffer>>();
 
 function pipelineOf(device: GPUDevice, kernel: GpuKernel): GPUComputePipeline {
   let byKernel = pipelines.get(device);
-  if (byKernel === undefined) pipelines.set(device, (byKernel = new Map()));
+  if (byKernel === undefined) {
+    byKernel = new Map();
+    pipelines.set(device, byKernel);
+  }
   let p = byKernel.get(kernel);
   if (p === undefined) {
     const module = device.createShaderModule({ label: kernel.label, code: kernel.code });
@@ -39,7 +42,10 @@ function pipelineOf(device: GPUDevice, kernel: GpuKernel): GPUComputePipeline {
 /** The uniform buffer of `bytes` (one per size per device, rewritten before each dispatch that uses it). */
 function uniformOf(device: GPUDevice, bytes: number): GPUBuffer {
   let bySize = uniforms.get(device);
-  if (bySize === undefined) uniforms.set(device, (bySize = new Map()));
+  if (bySize === undefined) {
+    bySize = new Map();
+    uniforms.set(device, bySize);
+  }
   let u = bySize.get(bytes);
   if (u === undefined) {
     u = device.createBuffer({ label: `params ${bytes}`, size: bytes, usage: Usage.UNIFORM | Usage.COPY_DST });

@@ -6,7 +6,10 @@
  *
  * The prompt plus maxNewTokens must fit the model's positions (checked when generate is called, before anything
  * runs); logits that are not finite (NaN or infinite) stop generation with an error naming the token position.
+ * Each step runs in a scope on the model's device; only the last position's logits come back to the host.
  */
+import { hostValues, keep, kernelsFor, release, scoped } from '../tensor/device.js';
+import { allocLike } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { checkPositions, type CausalLM } from './model.js';
 import { InputError, OptionError } from '../errors.js';
@@ -21,7 +24,7 @@ export interface GenerateOptions {
 }
 
 /** The tokens generated after `prompt`, one at a time; the lengths are checked now, the model runs as they are taken. */
-export function generate(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
+export function generate(model: CausalLM, prompt: Int32Array, options: GenerateOptions): AsyncGenerator<number> {
   if (prompt.length === 0)
     throw new OptionError('--prompt', 'the prompt has no tokens (give a prompt or keep the BOS token)');
   const n = options.maxNewTokens;
@@ -34,21 +37,37 @@ export function generate(model: CausalLM, prompt: Int32Array, options: GenerateO
   return steps(model, prompt, options);
 }
 
-function* steps(model: CausalLM, prompt: Int32Array, options: GenerateOptions): Generator<number> {
+async function* steps(model: CausalLM, prompt: Int32Array, options: GenerateOptions): AsyncGenerator<number> {
   const { maxNewTokens, temperature = 0, topP = 1, seed = 0, eosTokenId = null } = options;
   const cache = model.newCache(prompt.length + maxNewTokens);
   const rng = new Rng(seed);
   let input = prompt;
-  for (let step = 0; step < maxNewTokens; step++) {
+  try {
+    for (let step = 0; step < maxNewTokens; step++) {
+      const last = await lastLogits(model, input, cache);
+      checkFinite(last, prompt.length + step);
+      const next = temperature === 0 ? argmax(last) : sample(last, temperature, topP, rng);
+      yield next;
+      if (next === eosTokenId) return;
+      input = Int32Array.of(next);
+    }
+  } finally {
+    cache.dispose();
+  }
+}
+
+/** The logits of the last position of a forward over `input` (appended to the cache), on the host. */
+async function lastLogits(model: CausalLM, input: Int32Array, cache: ReturnType<CausalLM['newCache']>) {
+  const row = scoped(() => {
     const logits = model.forward(input, { batch: 1, cache });
     const vocab = logits.shape[2];
-    const last = logits.data.subarray(logits.size - vocab);
-    checkFinite(last, prompt.length + step);
-    const next = temperature === 0 ? argmax(last) : sample(last, temperature, topP, rng);
-    yield next;
-    if (next === eosTokenId) return;
-    input = Int32Array.of(next);
-  }
+    const out = keep(allocLike(logits.storage, vocab));
+    kernelsFor(out).copy(logits.storage, logits.size - vocab, out, 0, vocab);
+    return out;
+  });
+  const values = await hostValues(row);
+  release(row);
+  return values;
 }
 
 /** Logits predicting the token at `position` (0-based, prompt included) must all be finite. */

@@ -1,15 +1,16 @@
 /**
- * Key/value cache for generation (batch 1): per layer, preallocated [Tmax, Hkv, D] buffers; each step
- * appends its new keys/values and attends over a zero-copy view of everything cached so far.
+ * Key/value cache for generation (batch 1): per layer, preallocated [Tmax, Hkv, D] buffers on the device of the
+ * first keys appended (host or GPU); each step appends its new keys/values and attends over a zero-copy view of
+ * everything cached so far. The buffers outlive the per-token scopes of generation; `dispose` frees them.
  */
-import type { FloatArray } from '../native/types.js';
-import { Tensor, zeros, type DType } from '../tensor/tensor.js';
+import { keep, kernelsFor, prefixOf, release } from '../tensor/device.js';
+import { Tensor, allocLike, type DType, type Storage } from '../tensor/tensor.js';
 
 export class KVCache {
   /** Number of positions already cached. */
   length = 0;
-  private readonly keys: FloatArray[];
-  private readonly values: FloatArray[];
+  private readonly keys: (Storage | null)[];
+  private readonly values: (Storage | null)[];
   private readonly rowSize: number;
 
   constructor(
@@ -17,30 +18,42 @@ export class KVCache {
     readonly maxLength: number,
     kvHeads: number,
     headDim: number,
-    dtype: DType,
+    readonly dtype: DType,
   ) {
     this.rowSize = kvHeads * headDim;
-    this.keys = Array.from({ length: layers }, () => zeros([maxLength * this.rowSize], dtype).data);
-    this.values = Array.from({ length: layers }, () => zeros([maxLength * this.rowSize], dtype).data);
+    this.keys = new Array<Storage | null>(layers).fill(null);
+    this.values = new Array<Storage | null>(layers).fill(null);
   }
 
   /** Appends k, v [1, T, Hkv, D] of `layer` and returns views [1, length + T, Hkv, D] of the whole cache. */
   append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
     const [batch, t, kvHeads, headDim] = k.shape;
     if (batch !== 1) throw new RangeError(`KVCache: generation with a cache supports batch 1, got ${batch}`);
+    if (k.dtype !== this.dtype) throw new TypeError(`KVCache: ${k} does not match the cache's ${this.dtype}`);
     const end = this.length + t;
     if (end > this.maxLength) throw new RangeError(`KVCache: ${end} positions exceed the cache size ${this.maxLength}`);
-    this.keys[layer].set(k.data, this.length * this.rowSize);
-    this.values[layer].set(v.data, this.length * this.rowSize);
+    const size = this.maxLength * this.rowSize;
+    this.keys[layer] ??= keep(allocLike(k.storage, size));
+    this.values[layer] ??= keep(allocLike(v.storage, size));
+    const keys = this.keys[layer];
+    const values = this.values[layer];
+    const kernels = kernelsFor(keys);
+    kernels.copy(k.storage, 0, keys, this.length * this.rowSize, k.size);
+    kernels.copy(v.storage, 0, values, this.length * this.rowSize, v.size);
     const shape = [1, end, kvHeads, headDim];
     return {
-      k: new Tensor(this.keys[layer].subarray(0, end * this.rowSize), shape),
-      v: new Tensor(this.values[layer].subarray(0, end * this.rowSize), shape),
+      k: new Tensor(prefixOf(keys, end * this.rowSize), shape),
+      v: new Tensor(prefixOf(values, end * this.rowSize), shape),
     };
   }
 
   /** Marks `t` more positions as cached; called once per forward, after every layer appended. */
   advance(t: number): void {
     this.length += t;
+  }
+
+  /** Frees the buffers (on the GPU; host ones are collected). */
+  dispose(): void {
+    for (const s of [...this.keys, ...this.values]) release(s);
   }
 }

@@ -3,13 +3,17 @@
  * (weak-column, LoRA) layers replace the dense one without touching the model code.
  */
 import { linear } from '../autograd/index.js';
+import type { GpuContext } from '../gpu/array.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { moveTensor } from './move.js';
 
 export interface LinearLayer {
   readonly inFeatures: number;
   readonly outFeatures: number;
   /** x [..., in] -> [..., out] */
   forward(x: Tensor): Tensor;
+  /** Moves the layer's weights to the GPU of `ctx`, or back to the host (null); a no-op where they are. */
+  toDevice(ctx: GpuContext | null): Promise<void>;
 }
 
 /** y = x W^T + b with W [out, in] as stored by Hugging Face. */
@@ -26,5 +30,10 @@ export class DenseLinear implements LinearLayer {
 
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
+  }
+
+  async toDevice(ctx: GpuContext | null): Promise<void> {
+    await moveTensor(this.weight, ctx);
+    if (this.bias !== null) await moveTensor(this.bias, ctx);
   }
 }

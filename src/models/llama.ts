@@ -10,6 +10,8 @@ import { add, attention, mul, reshape, rmsnorm, rope, ropeTable, silu } from '..
 import type { Tensor } from '../tensor/tensor.js';
 import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
+import { moveModel } from './move.js';
+import type { GpuContext } from '../gpu/array.js';
 import type { LinearLayer } from './linear.js';
 import {
   checkPositions,
@@ -115,6 +117,10 @@ export class LlamaModel implements CausalLM {
 
   setLinear(name: string, layer: LinearLayer): void {
     this.registry.replace(name, layer);
+  }
+
+  toDevice(ctx: GpuContext | null): Promise<void> {
+    return moveModel(this.weights.values(), [...this.registry.all().values(), this.lmHead, this.tokens.head], ctx);
   }
 
   newCache(maxLength: number): KVCache {

@@ -13,6 +13,8 @@ import { type Tensor, zeros, type DType } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { PackedLinear } from './packed-linear.js';
+import { moveTensor } from './move.js';
+import type { GpuContext } from '../gpu/array.js';
 
 export interface LoraLinearOptions {
   rank: number;
@@ -94,5 +96,11 @@ export class LoraLinear implements LinearLayer {
     const xd = this.training ? dropout(x, this.dropout, () => this.rng.next()) : x;
     const h = affine(linear(xd, this.a), this.scale); // [..., r], scaled here where it is smallest
     return add(y, linear(h, this.b));
+  }
+
+  async toDevice(ctx: GpuContext | null): Promise<void> {
+    await this.base.toDevice(ctx);
+    await moveTensor(this.a, ctx);
+    await moveTensor(this.b, ctx);
   }
 }

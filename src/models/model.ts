@@ -4,6 +4,7 @@
  */
 import type { RopeTable } from '../autograd/index.js';
 import { OptionError } from '../errors.js';
+import type { GpuContext } from '../gpu/array.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './kv-cache.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
@@ -81,6 +82,11 @@ export interface CausalLM {
   blockPrefix(i: number): string;
   /** Replaces a quantizable linear (a quantized, packed or adapted layer of the same shape). */
   setLinear(name: string, layer: LinearLayer): void;
+  /**
+   * Moves every weight to the GPU of `ctx`, or back to the host (null), in place (src/models/move.ts); the model
+   * then runs where its weights are and its caches are made there.
+   */
+  toDevice(ctx: GpuContext | null): Promise<void>;
 }
 
 /** The problem with running `positions` positions (`what`, e.g. "1100 positions"), or null when the model takes them. */

@@ -10,6 +10,8 @@ import { add, attention, embedding, gelu, layernorm, relu, reshape } from '../au
 import { type Tensor, fromArray } from '../tensor/tensor.js';
 import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
+import { moveModel } from './move.js';
+import type { GpuContext } from '../gpu/array.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import {
   checkPositions,
@@ -144,6 +146,10 @@ export class OptModel implements CausalLM {
 
   setLinear(name: string, layer: LinearLayer): void {
     this.registry.replace(name, layer);
+  }
+
+  toDevice(ctx: GpuContext | null): Promise<void> {
+    return moveModel(this.weights.values(), [...this.registry.all().values(), this.lmHead, this.tokens.head], ctx);
   }
 
   newCache(maxLength: number): KVCache {

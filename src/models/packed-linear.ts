@@ -1,14 +1,24 @@
-/** A linear layer over a packed low-bit weight with fp32 weak columns (OWQ's layout, WCT's trainable part). */
+/**
+ * A linear layer over a packed low-bit weight with fp32 weak columns (OWQ's layout, WCT's trainable part). On the
+ * GPU the layer holds the weight's device copy (src/gpu/packed.ts) and `weak` is a tensor over the device's weak
+ * columns; moving back reads them into the host weight, so that exports see what was trained.
+ */
 import { packedLinear } from '../autograd/index.js';
+import type { GpuContext } from '../gpu/array.js';
+import { type GpuPackedWeight, packedToGpu, releasePacked } from '../gpu/packed.js';
 import { validatePacked, type PackedWeight } from '../native/packed.js';
+import { hostValues } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { LinearLayer } from './linear.js';
+import { moveTensor } from './move.js';
 
 /** y = x Ŵᵀ + b; `weak` [out, nOut] is a tensor over packed.weak (frozen until a trainer sets requiresGrad). */
 export class PackedLinear implements LinearLayer {
   readonly inFeatures: number;
   readonly outFeatures: number;
   readonly weak: Tensor;
+  /** The device copy while the layer is on the GPU. */
+  private gpu: GpuPackedWeight | null = null;
 
   constructor(
     readonly packed: PackedWeight,
@@ -24,6 +34,24 @@ export class PackedLinear implements LinearLayer {
   }
 
   forward(x: Tensor): Tensor {
-    return packedLinear(x, this.packed, this.weak, this.bias);
+    return packedLinear(x, this.gpu ?? this.packed, this.weak, this.bias);
+  }
+
+  /** The GPU the layer is on, or null on the host. */
+  get gpuContext(): GpuContext | null {
+    return this.gpu?.weak.ctx ?? null;
+  }
+
+  async toDevice(ctx: GpuContext | null): Promise<void> {
+    if (this.bias !== null) await moveTensor(this.bias, ctx);
+    if (ctx !== null && this.gpu === null) {
+      this.gpu = packedToGpu(ctx, this.packed);
+      this.weak.replaceStorage(this.gpu.weak);
+    } else if (ctx === null && this.gpu !== null) {
+      this.packed.weak.set(await hostValues(this.gpu.weak));
+      this.weak.replaceStorage(this.packed.weak);
+      releasePacked(this.gpu);
+      this.gpu = null;
+    }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The token embedding table of a model, and the lm_head it serves as when the model ties them: a dense
  * table (a Tensor, differentiable), or a packed one (a packed checkpoint made with --embed-bits: each
- * looked-up row is dequantized on its own, the tied lm_head runs the packed kernels; frozen).
+ * looked-up row is dequantized on its own, the tied lm_head runs the packed kernels; frozen). The packed rows are
+ * dequantized on the host and uploaded when the model is on the GPU (a [tokens, C] upload per forward).
  */
 import { embedding } from '../autograd/index.js';
 import { dequantize, packedGroups, packedRowBytes, type PackedWeight } from '../native/packed.js';
@@ -48,7 +49,12 @@ export function tokenEmbedding(
 ): TokenEmbedding {
   const packed = given.get(name);
   if (packed instanceof PackedLinear) {
-    return { lookup: (ids, shape) => packedRows(packed.packed, ids, shape), head: packed, dtype: 'f32' };
+    const lookup = (ids: Int32Array, shape: readonly number[]) => {
+      const rows = packedRows(packed.packed, ids, shape);
+      const ctx = packed.gpuContext;
+      return ctx === null ? rows : new Tensor(ctx.upload(rows.data as Float32Array), rows.shape);
+    };
+    return { lookup, head: packed, dtype: 'f32' };
   }
   const table = weights.get(`${name}.weight`);
   if (table === undefined) throw new Error(`missing tensor ${name}.weight`);

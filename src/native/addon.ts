@@ -63,6 +63,7 @@ function wrap(raw: KernelBinding): NativeAddon {
     fill: referenceKernels.fill,
     copy: referenceKernels.copy,
     accumulate: referenceKernels.accumulate,
+    scaleBy: referenceKernels.scaleBy,
     adamw: referenceKernels.adamw,
     unaryForward: (op, x, out) => raw.unaryForward(opCode(UNARY_OPS, op, 'unaryForward'), x, out),
     unaryBackward: (op, x, dy, dx) => raw.unaryBackward(opCode(UNARY_OPS, op, 'unaryBackward'), x, dy, dx),

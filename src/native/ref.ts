@@ -240,6 +240,12 @@ export const referenceKernels: Kernels = {
     dst.set(src.subarray(srcOffset, srcOffset + n), dstOffset);
   },
 
+  scaleBy(x, s, alpha) {
+    need('scaleBy', 's', s, 1);
+    const f = alpha * s[0];
+    for (let i = 0; i < x.length; i++) x[i] *= f;
+  },
+
   accumulate(acc, x) {
     need('accumulate', 'acc', acc, x.length);
     for (let i = 0; i < x.length; i++) acc[i] += x[i];

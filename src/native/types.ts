@@ -143,6 +143,8 @@ export interface Kernels<A = FloatArray> {
   fill(out: A, value: number): void;
   /** dst[dstOffset + i] = src[srcOffset + i] for i < n (src and dst distinct). */
   copy(src: A, srcOffset: number, dst: A, dstOffset: number, n: number): void;
+  /** x[i] *= alpha * s[0], in place (scaling by a device-resident scalar, e.g. a loss's upstream gradient). */
+  scaleBy(x: A, s: A, alpha: number): void;
   /** acc[i] += x[i] (gradient accumulation; acc and x distinct). */
   accumulate(acc: A, x: A): void;
   /** One AdamW update of θ from gradient g (read as g * gradScale), state m and v, in place. */

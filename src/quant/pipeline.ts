@@ -69,6 +69,7 @@ class HessianCollector {
         this.hessians.set(name, h);
         return inner.forward(x);
       },
+      toDevice: (ctx) => inner.toDevice(ctx),
     };
   }
 }

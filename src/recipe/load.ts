@@ -71,7 +71,8 @@ export function loadRecipe(file: string): LoadedRecipe {
     const { path: p, problem } = firstProblem(parsed.error.issues, value);
     throw fieldError(p, problem);
   }
-  return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(parsed.data)), raw: value, fieldError };
+  const { device: _device, ...hashed } = parsed.data;
+  return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(hashed)), raw: value, fieldError };
 }
 
 /** JSON with every object's keys sorted, so equal values give equal text whatever their key order. */

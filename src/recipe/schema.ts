@@ -312,6 +312,8 @@ export const recipeSchema = section({
   eval: evalSchema.prefault({}),
   output: outputSchema,
   logging: loggingSchema.prefault({}),
+  /** Where the model runs: cpu, gpu (WebGPU; a software adapter when there is no GPU) or auto (a GPU when present). Not part of the recipe's hash: a run may resume on another device. */
+  device: oneOf(['cpu', 'gpu', 'auto'] as const).default('cpu'),
 })
   .superRefine((r, ctx) => {
     if (r.lora !== undefined && !LORA_METHODS.includes(r.method)) {

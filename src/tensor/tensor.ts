@@ -24,7 +24,7 @@ export interface Node {
 
 export class Tensor {
   readonly shape: readonly number[];
-  readonly storage: Storage;
+  private store: Storage;
   /** True for leaves we train and for every tensor computed from one. */
   requiresGrad: boolean;
   grad: Storage | null = null;
@@ -35,9 +35,26 @@ export class Tensor {
     if (storage.length !== n) {
       throw new RangeError(`Tensor: data has ${storage.length} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
-    this.storage = storage;
+    this.store = storage;
     this.shape = Object.freeze([...shape]);
     this.requiresGrad = requiresGrad;
+  }
+
+  /** The values: a host typed array or a GpuArray. */
+  get storage(): Storage {
+    return this.store;
+  }
+
+  /**
+   * Replaces the values by `to` (the same values on another device, as torch's module.to moves a
+   * parameter): for a model's leaves, before any graph is built over them (src/tensor/device.ts).
+   */
+  replaceStorage(to: Storage): void {
+    if (to.length !== this.store.length)
+      throw new RangeError(`${this}: replacement storage has ${to.length} elements, expected ${this.store.length}`);
+    if (this.node !== null) throw new Error(`${this}: only a leaf's storage can be replaced`);
+    this.store = to;
+    this.grad = null;
   }
 
   /** The host values; a GPU tensor throws (read it back with toHost in src/tensor/device.ts). */

@@ -3,9 +3,11 @@
  *   θ ← θ - lr·λ·θ                      (decoupled weight decay)
  *   m ← β1·m + (1-β1)·g,   v ← β2·v + (1-β2)·g²
  *   θ ← θ - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
- * State m, v in fp32 beside each parameter (the "fp32 master copies" are the parameters themselves).
+ * State m, v in fp32 beside each parameter, on its device (the "fp32 master copies" are the parameters
+ * themselves); the update is the `adamw` kernel of that device, global-norm clipping folded into it.
  */
-import type { Tensor } from '../tensor/tensor.js';
+import { hostValues, keep, kernelsFor, release } from '../tensor/device.js';
+import { allocLike, type Storage, type Tensor } from '../tensor/tensor.js';
 
 export interface AdamWOptions {
   betas: [number, number];
@@ -16,8 +18,8 @@ export interface AdamWOptions {
 export interface AdamWState {
   /** Optimizer steps taken (t). */
   step: number;
-  m: Float32Array[];
-  v: Float32Array[];
+  m: Storage[];
+  v: Storage[];
 }
 
 export class AdamW {
@@ -29,54 +31,56 @@ export class AdamW {
   ) {
     this.state = {
       step: 0,
-      m: params.map((p) => new Float32Array(p.size)),
-      v: params.map((p) => new Float32Array(p.size)),
+      m: params.map((p) => keep(allocLike(p.storage, p.size))),
+      v: params.map((p) => keep(allocLike(p.storage, p.size))),
     };
   }
 
   /** Bytes of optimizer state (m and v). */
   stateBytes(): number {
-    return this.state.m.reduce((n, m) => n + m.byteLength * 2, 0);
+    return this.state.m.reduce((n, m) => n + m.length * 4 * 2, 0);
   }
 
-  /** One update with learning rate `lr` from each parameter's accumulated .grad. */
-  step(lr: number): void {
+  /**
+   * One update with learning rate `lr` from each parameter's accumulated .grad, read as grad * gradScale
+   * (clipScale's factor: torch's clip_grad_norm_ then step).
+   */
+  step(lr: number, gradScale = 1): void {
     const {
-      betas: [b1, b2],
+      betas: [beta1, beta2],
       eps,
       weightDecay,
     } = this.options;
     const t = ++this.state.step;
-    const c1 = 1 - b1 ** t;
-    const c2 = 1 - b2 ** t;
+    const hp = { lr, beta1, beta2, eps, weightDecay, c1: 1 - beta1 ** t, c2: 1 - beta2 ** t, gradScale };
     this.params.forEach((p, i) => {
-      const g = p.grad;
-      if (g === null) return;
-      const theta = p.data;
-      const m = this.state.m[i];
-      const v = this.state.v[i];
-      for (let j = 0; j < theta.length; j++) {
-        theta[j] -= lr * weightDecay * theta[j];
-        m[j] = b1 * m[j] + (1 - b1) * g[j];
-        v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j];
-        theta[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + eps);
-      }
+      if (p.grad !== null) kernelsFor(p.storage).adamw(p.storage, p.grad, this.state.m[i], this.state.v[i], hp);
     });
+  }
+
+  /** Frees the state (GPU buffers; host arrays are collected). */
+  dispose(): void {
+    for (const s of [...this.state.m, ...this.state.v]) release(s);
   }
 }
 
-/** sqrt(Σ g²) over every parameter's gradient (double accumulation). */
-export function gradNorm(params: Tensor[]): number {
-  let s = 0;
-  for (const p of params) if (p.grad !== null) for (const x of p.grad) s += x * x;
-  return Math.sqrt(s);
+/** Σ g² over every parameter's gradient, accumulated on their device, as a one-element storage. */
+export function gradSquaredNorm(params: Tensor[]): Storage | null {
+  const first = params.find((p) => p.grad !== null);
+  if (first === undefined) return null;
+  const out = allocLike(first.grad!, 1);
+  for (const p of params) if (p.grad !== null) kernelsFor(p.grad).sumSquaresInto(p.grad, out);
+  return out;
 }
 
-/** Scales all gradients so their global norm is at most maxNorm (torch clip_grad_norm_); returns the norm before. */
-export function clipGradNorm(params: Tensor[], maxNorm: number): number {
-  const norm = gradNorm(params);
+/** sqrt(Σ g²) over every parameter's gradient (read back to the host). */
+export async function gradNorm(params: Tensor[]): Promise<number> {
+  const sq = gradSquaredNorm(params);
+  return sq === null ? 0 : Math.sqrt((await hostValues(sq))[0]);
+}
+
+/** The factor torch's clip_grad_norm_ scales gradients by so that their global norm is at most maxNorm (1: none). */
+export function clipScale(norm: number, maxNorm: number): number {
   const scale = maxNorm / (norm + 1e-6);
-  if (scale < 1)
-    for (const p of params) if (p.grad !== null) for (let j = 0; j < p.grad.length; j++) p.grad[j] *= scale;
-  return norm;
+  return scale < 1 ? scale : 1;
 }

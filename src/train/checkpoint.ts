@@ -11,7 +11,8 @@ import { InputError } from '../errors.js';
 import { readJsonObject } from '../io/json-file.js';
 import { openSafetensors } from '../io/safetensors-read.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { assign, hostValues } from '../tensor/device.js';
+import type { Storage, Tensor } from '../tensor/tensor.js';
 import type { AdamW } from './adamw.js';
 
 export interface TrainerState {
@@ -42,20 +43,31 @@ export function latestCheckpoint(outputDir: string): string | null {
   return steps.length === 0 ? null : path.join(outputDir, `${PREFIX}${steps[0]}`);
 }
 
-export function saveCheckpoint(
+/** Parameters and optimizer state as named host tensors (read back from the GPU when they live there). */
+async function checkpointTensors(names: string[], params: Tensor[], opt: AdamW) {
+  const f32 = async (s: Storage) => (await hostValues(s)) as Float32Array;
+  const out = [];
+  for (const [i, name] of names.entries()) {
+    const shape = [...params[i].shape];
+    out.push(
+      { name: `${name}.value`, dtype: 'F32' as const, shape, data: await f32(params[i].storage) },
+      { name: `${name}.adam_m`, dtype: 'F32' as const, shape, data: await f32(opt.state.m[i]) },
+      { name: `${name}.adam_v`, dtype: 'F32' as const, shape, data: await f32(opt.state.v[i]) },
+    );
+  }
+  return out;
+}
+
+export async function saveCheckpoint(
   outputDir: string,
   names: string[],
   params: Tensor[],
   opt: AdamW,
   state: TrainerState,
   keep: number,
-): string {
+): Promise<string> {
   const dir = path.join(outputDir, `${PREFIX}${state.step}`);
-  const tensors = names.flatMap((name, i) => [
-    { name: `${name}.value`, dtype: 'F32' as const, shape: [...params[i].shape], data: params[i].data as Float32Array },
-    { name: `${name}.adam_m`, dtype: 'F32' as const, shape: [...params[i].shape], data: opt.state.m[i] },
-    { name: `${name}.adam_v`, dtype: 'F32' as const, shape: [...params[i].shape], data: opt.state.v[i] },
-  ]);
+  const tensors = await checkpointTensors(names, params, opt);
   writeDirAtomic(dir, (tmp) => {
     writeSafetensors(
       path.join(tmp, TENSORS),
@@ -81,7 +93,7 @@ export function loadCheckpoint(dir: string, names: string[], params: Tensor[], o
     names.forEach((name, i) => {
       if (params[i].size === 0) return;
       for (const [suffix, target] of [
-        ['value', params[i].data],
+        ['value', params[i].storage],
         ['adam_m', opt.state.m[i]],
         ['adam_v', opt.state.v[i]],
       ] as const) {
@@ -91,7 +103,7 @@ export function loadCheckpoint(dir: string, names: string[], params: Tensor[], o
         const data = st.readF32(t);
         if (data.length !== target.length)
           throw new InputError(path.join(dir, TENSORS), t, `has ${data.length} values, expected ${target.length}`);
-        target.set(data);
+        assign(target, data);
       }
     });
   } finally {

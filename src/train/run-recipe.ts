@@ -11,6 +11,8 @@
  * a run whose summary.json exists for the same recipe is already complete: its stored summary is returned
  * and nothing is written.
  */
+import type { GpuContext } from '../gpu/array.js';
+import { withDevice } from '../gpu/with-device.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset.js';
@@ -205,31 +207,32 @@ function diskBytes(p: string): number {
 }
 
 /** Perplexity on every eval.final text, one phase each, labelled with the data set and which model (`what`). */
-function finalPerplexities(
+async function finalPerplexities(
   model: CausalLM,
   tokenizer: TextTokenizer,
   r: Recipe,
   what: string,
   hooks: RunHooks,
-): Record<string, number> {
-  return Object.fromEntries(
-    r.eval.final.map((d) => {
-      const phase = hooks.phases?.start(`evaluation ${dataSetName(d)} (${what})`);
-      return [d, evaluateData(model, tokenizer, d, { seqlen: r.eval.seqlen, phase }).ppl];
-    }),
-  );
+): Promise<Record<string, number>> {
+  const ppl: Record<string, number> = {};
+  for (const d of r.eval.final) {
+    const phase = hooks.phases?.start(`evaluation ${dataSetName(d)} (${what})`);
+    ppl[d] = (await evaluateData(model, tokenizer, d, { seqlen: r.eval.seqlen, phase })).ppl;
+  }
+  return ppl;
 }
 
 /**
  * The full-precision model's perplexities beside the quantized base's: model.path itself when the recipe quantizes
  * it (wct, qlora); the base's own figures for lora, whose base is full precision; else unknown ({}, with a note).
  */
-function fullPrecisionPerplexities(
+async function fullPrecisionPerplexities(
   r: Recipe,
   base: string,
   pplBefore: Record<string, number>,
   hooks: RunHooks,
-): Record<string, number> {
+  ctx: GpuContext | null,
+): Promise<Record<string, number>> {
   if (r.eval.final.length === 0) return {};
   if (!isPackedCheckpoint(base)) return pplBefore;
   if (isPackedCheckpoint(r.model.path)) {
@@ -238,7 +241,11 @@ function fullPrecisionPerplexities(
     );
     return {};
   }
-  return finalPerplexities(loadModel(r.model.path), loadTokenizer(r.model.path), r, 'full precision', hooks);
+  const model = loadModel(r.model.path);
+  await model.toDevice(ctx);
+  const ppl = await finalPerplexities(model, loadTokenizer(r.model.path), r, 'full precision', hooks);
+  await model.toDevice(null);
+  return ppl;
 }
 
 /** Training as a phase: every step with its loss and the running mean, validation passes and checkpoint saves. */
@@ -277,7 +284,7 @@ function completedRun(loaded: LoadedRecipe): RunSummary | null {
 }
 
 /** Runs the recipe in its claimed output directory, or returns the stored summary of its finished run. */
-export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummary {
+export async function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): Promise<RunSummary> {
   const r = loaded.recipe;
   const out = claimOutputDir(r.output.dir, {
     option: 'output.dir',
@@ -288,7 +295,12 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
   });
   try {
     const done = completedRun(loaded);
-    if (done === null) return trainRecipe(loaded, hooks);
+    if (done === null)
+      return await withDevice(
+        r.device,
+        (line) => hooks.note?.(line),
+        (ctx) => trainRecipe(loaded, hooks, ctx),
+      );
     hooks.note?.(
       `already complete: ${path.join(r.output.dir, 'summary.json')} (its stored summary follows; use another output.dir to train again)`,
     );
@@ -298,7 +310,8 @@ export function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): RunSummar
   }
 }
 
-function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks): RunSummary {
+/** Trains on the device of `ctx` (null: the CPU): the model moves there, and back to the host to be exported. */
+async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContext | null): Promise<RunSummary> {
   const started = performance.now();
   const r = loaded.recipe;
   checkRecipeModel(loaded);
@@ -327,8 +340,9 @@ function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks): RunSummary {
   const cfg = trainConfig(loaded, data, tokenizer.eosTokenId ?? 0);
   run.trainable.setTraining(false);
   const baseKind = isPackedCheckpoint(run.base) ? 'quantized base' : 'full-precision base';
-  const pplBefore = finalPerplexities(run.model, tokenizer, r, baseKind, hooks);
-  const pplFullPrecision = fullPrecisionPerplexities(r, run.base, pplBefore, hooks);
+  await run.model.toDevice(ctx);
+  const pplBefore = await finalPerplexities(run.model, tokenizer, r, baseKind, hooks);
+  const pplFullPrecision = await fullPrecisionPerplexities(r, run.base, pplBefore, hooks, ctx);
   // train.bf16: the dense products (lm_head, full-precision linears) in bf16 with fp32 accumulation
   const previous = setMatmulPrecision(r.train.bf16 ? 'bf16' : 'fp32');
   let result: TrainResult;
@@ -336,7 +350,7 @@ function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks): RunSummary {
   try {
     const tensorboard = r.logging.tensorboard;
     const { onProgress } = trainProgress;
-    result = train(
+    result = await train(
       run.model,
       run.trainable,
       data,
@@ -347,14 +361,17 @@ function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks): RunSummary {
     setMatmulPrecision(previous);
   }
   trainProgress.end();
+  await run.model.toDevice(null);
   const artifact = run.save(result.steps);
   const reloaded = run.reload(artifact);
+  await reloaded.toDevice(ctx);
   const validation = hooks.phases?.start(`validation ${dataSetName(r.data.path)} (exported artifact reloaded)`);
   validation?.update(0, 0, `${data.validation.length} examples`);
   const valBatches = validationSet(data, cfg);
-  const valLossReloaded = meanLoss(reloaded, valBatches);
+  const valLossReloaded = await meanLoss(reloaded, valBatches);
   validation?.end(`${valBatches.length} batches`, `loss ${valLossReloaded.toFixed(4)}`);
-  const ppl = finalPerplexities(reloaded, tokenizer, r, 'tuned', hooks);
+  const ppl = await finalPerplexities(reloaded, tokenizer, r, 'tuned', hooks);
+  await reloaded.toDevice(null);
   const summary: RunSummary = {
     method: r.method,
     recipe: loaded.file,

@@ -10,8 +10,9 @@ import { backward, crossEntropy, tokenNll, zeroGrad } from '../autograd/index.js
 import { BatchStream, validationBatches, type Batch } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { CausalLM } from '../models/model.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { AdamW, clipGradNorm } from './adamw.js';
+import { hostValues, keep, readScalars, release, scoped } from '../tensor/device.js';
+import type { Storage, Tensor } from '../tensor/tensor.js';
+import { AdamW, clipScale, gradSquaredNorm } from './adamw.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { rssMib, type RunLog, type StepMetrics } from './run-log.js';
 import { learningRate, type Schedule, type ScheduleKind } from './schedule.js';
@@ -69,7 +70,7 @@ export interface Trainable {
 }
 
 /** Token-weighted mean loss over batches in eval mode (dropout off), with no graph recorded. */
-export function meanLoss(model: CausalLM, batches: Batch[], trainable: Trainable | null = null): number {
+export async function meanLoss(model: CausalLM, batches: Batch[], trainable: Trainable | null = null): Promise<number> {
   const params = trainable?.params ?? [];
   const flags = params.map((t) => t.requiresGrad);
   for (const t of params) t.requiresGrad = false;
@@ -78,7 +79,12 @@ export function meanLoss(model: CausalLM, batches: Batch[], trainable: Trainable
     let sum = 0;
     let count = 0;
     for (const b of batches) {
-      const { nll, count: n } = tokenNll(model.forward(b.ids, { batch: b.batch }), b.targets);
+      const { nll: onDevice, count: n } = scoped(() => {
+        const r = tokenNll(model.forward(b.ids, { batch: b.batch }), b.targets);
+        return { nll: keep(r.nll), count: r.count };
+      });
+      const nll = await hostValues(onDevice);
+      release(onDevice);
       for (const x of nll) sum += x;
       count += n;
     }
@@ -95,20 +101,38 @@ export function validationSet(data: Dataset, cfg: Pick<TrainConfig, 'microBatch'
   return cfg.valBatches > 0 ? all.slice(0, cfg.valBatches) : all;
 }
 
-/** One optimizer step's forward/backward over gradAccum micro-batches; returns the mean loss and tokens seen. */
-function accumulate(model: CausalLM, stream: BatchStream, gradAccum: number): { loss: number; tokens: number } {
-  let loss = 0;
+/**
+ * One optimizer step's forward/backward over gradAccum micro-batches, each in a scope (its activations freed when
+ * its backward is done); returns each micro-batch's loss (still on the device) and the tokens seen.
+ */
+function accumulate(model: CausalLM, stream: BatchStream, gradAccum: number): { losses: Storage[]; tokens: number } {
+  const losses: Storage[] = [];
   let tokens = 0;
   const seed = new Float32Array([1 / gradAccum]);
   for (let a = 0; a < gradAccum; a++) {
     const b = stream.next();
     tokens += b.batch * b.seq;
     if (b.lossTokens === 0) continue; // every response truncated away: nothing to learn from this one
-    const l = crossEntropy(model.forward(b.ids, { batch: b.batch }), b.targets);
-    loss += l.data[0] / gradAccum;
-    backward(l, seed);
+    scoped(() => {
+      const l = crossEntropy(model.forward(b.ids, { batch: b.batch }), b.targets);
+      backward(l, seed);
+      losses.push(keep(l.storage));
+    });
   }
-  return { loss, tokens };
+  return { losses, tokens };
+}
+
+/**
+ * The step's mean loss and gradient norm, read back together (the step's one host read on the GPU): the loss as
+ * Σ loss_a / gradAccum in double, as before the backend existed.
+ */
+async function stepFigures(losses: Storage[], params: Tensor[], gradAccum: number) {
+  const sq = gradSquaredNorm(params);
+  const values = await readScalars(sq === null ? losses : [...losses, sq]);
+  for (const s of [...losses, sq]) release(s);
+  let loss = 0;
+  for (const v of values.slice(0, losses.length)) loss += v / gradAccum;
+  return { loss, norm: sq === null ? 0 : Math.sqrt(values[losses.length]) };
 }
 
 interface Loop {
@@ -136,19 +160,19 @@ function finiteValLoss(loss: number, step: number, cfg: TrainConfig): number {
 }
 
 /** One optimizer step: accumulate, check, clip, update, log; validation and a checkpoint when due. */
-function trainStep(
+async function trainStep(
   step: number,
   { model, stream, opt, trainable, val, cfg, schedule, log, state }: Loop,
-): { state: TrainerState; tokens: number; seconds: number } {
+): Promise<{ state: TrainerState; tokens: number; seconds: number }> {
   const { names, params } = trainable;
   const t0 = performance.now();
   zeroGrad(params);
-  const { loss, tokens } = accumulate(model, stream, cfg.gradAccum);
-  const norm = clipGradNorm(params, cfg.maxGradNorm);
+  const { losses, tokens } = accumulate(model, stream, cfg.gradAccum);
+  const { loss, norm } = await stepFigures(losses, params, cfg.gradAccum);
   if (!Number.isFinite(loss) || !Number.isFinite(norm))
     throw diverged(step, Number.isFinite(loss) ? 'gradient norm' : 'loss', cfg);
   const lr = learningRate(schedule, step - 1);
-  opt.step(lr);
+  opt.step(lr, clipScale(norm, cfg.maxGradNorm));
   const seconds = (performance.now() - t0) / 1000;
   log.stepDone(step, loss);
   const metrics: StepMetrics = { loss, lr, grad_norm: norm, tokens_per_s: tokens / seconds, rss_mib: rssMib() };
@@ -156,26 +180,26 @@ function trainStep(
   const validate = (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || step === cfg.steps;
   if (validate) {
     log.activity('validation');
-    metrics.val_loss = valLoss = finiteValLoss(meanLoss(model, val, trainable), step, cfg);
+    metrics.val_loss = valLoss = finiteValLoss(await meanLoss(model, val, trainable), step, cfg);
   }
   if (step % cfg.logEvery === 0 || validate || step === cfg.steps) log.log(step, metrics);
   const next = { ...state, valLoss };
   const save = step % cfg.saveEvery === 0 || step === cfg.steps;
   if (save) log.activity('checkpoint');
   const saved = save ? { ...next, step, data: stream.state() } : next;
-  if (save) saveCheckpoint(cfg.outputDir, names, params, opt, saved, cfg.keep);
+  if (save) await saveCheckpoint(cfg.outputDir, names, params, opt, saved, cfg.keep);
   if (validate || save) log.activity('step');
   return { state: saved, tokens, seconds };
 }
 
 /** Trains (or resumes training of) `trainable`; `openLog` opens the run log once the resumed step is known. */
-export function train(
+export async function train(
   model: CausalLM,
   trainable: Trainable,
   data: Dataset,
   cfg: TrainConfig,
   openLog: (resumedFrom?: number) => RunLog,
-): TrainResult {
+): Promise<TrainResult> {
   const { names, params } = trainable;
   if (params.length === 0) throw new OptionError('method', 'nothing to train');
   for (const p of params) p.requiresGrad = true;
@@ -206,7 +230,7 @@ export function train(
   let valLossBefore: number | null = null;
   if (resumedFrom === 0) {
     log.activity('validation');
-    valLossBefore = finiteValLoss(meanLoss(model, val, trainable), 0, cfg);
+    valLossBefore = finiteValLoss(await meanLoss(model, val, trainable), 0, cfg);
     log.log(0, { val_loss: valLossBefore });
     log.activity('step');
   }
@@ -215,7 +239,7 @@ export function train(
   let seconds = 0;
   try {
     for (let step = resumedFrom + 1; step <= cfg.steps; step++) {
-      const r = trainStep(step, { model, stream, opt, trainable, val, cfg, schedule, log, state });
+      const r = await trainStep(step, { model, stream, opt, trainable, val, cfg, schedule, log, state });
       ({ state } = r);
       tokens += r.tokens;
       seconds += r.seconds;
@@ -223,14 +247,18 @@ export function train(
   } finally {
     log.close();
   }
+  const valLossAfter = state.valLoss ?? finiteValLoss(await meanLoss(model, val, trainable), cfg.steps, cfg);
+  const optimizerStateBytes = opt.stateBytes();
+  opt.dispose();
+  zeroGrad(params);
   const ran = cfg.steps - resumedFrom;
   return {
     steps: cfg.steps,
     resumedFrom,
     valLossBefore,
-    valLossAfter: state.valLoss ?? finiteValLoss(meanLoss(model, val, trainable), cfg.steps, cfg),
+    valLossAfter,
     trainableParams: params.reduce((n, p) => n + p.size, 0),
-    optimizerStateBytes: opt.stateBytes(),
+    optimizerStateBytes,
     stepSeconds: ran > 0 ? seconds / ran : 0,
     tokensPerSecond: ran > 0 ? tokens / seconds : 0,
   };

@@ -3,6 +3,7 @@
  * (../shared/data/golden/*.json): top-10 ids equal, logits within 1e-4 absolute, mean NLL within 1e-5
  * relative; TinyStories' greedy continuation from BOS equal token for token.
  */
+import { collect } from '../helpers/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,7 +52,7 @@ function checkAgainstGolden(dir: string, g: Golden): void {
   const { nll, count } = tokenNll(logits, shiftedTargets(ids, ids.length));
   // nll is a FloatArray (Float32Array | Float64Array): a union TypeScript cannot call reduce on
   let nllSum = 0;
-  for (const v of nll) nllSum += v;
+  for (const v of nll as Float32Array) nllSum += v;
   const meanNll = nllSum / count;
   expect(Math.abs(meanNll - g.mean_nll) / g.mean_nll).toBeLessThan(NLL_REL_TOL);
 }
@@ -65,10 +66,10 @@ describe('golden logits', () => {
     checkAgainstGolden(optTinyDir, golden('opt-tiny-random'));
   });
 
-  it('TinyStories-656K greedy generation from BOS reproduces the reference 64 tokens', () => {
+  it('TinyStories-656K greedy generation from BOS reproduces the reference 64 tokens', async () => {
     const want = golden('tinystories-656k').greedy_from_bos_64!;
     const model = loadModel(tinyStoriesDir);
-    const got = [...generate(model, Int32Array.of(want[0]), { maxNewTokens: want.length - 1 })];
+    const got = await collect(generate(model, Int32Array.of(want[0]), { maxNewTokens: want.length - 1 }));
     expect([want[0], ...got]).toEqual(want);
   });
 

@@ -12,6 +12,24 @@ export function inputErrorMessage(f: () => unknown): string {
   throw new Error('expected an InputError');
 }
 
+/** Awaits `f`, expects it to reject with an InputError, and returns the message. */
+export async function inputErrorMessageAsync(f: () => Promise<unknown>): Promise<string> {
+  try {
+    await f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InputError);
+    return (e as Error).message;
+  }
+  throw new Error('expected an InputError');
+}
+
+/** Every value an async generator yields. */
+export async function collect<T>(g: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of g) out.push(x);
+  return out;
+}
+
 /** The fuzz property: `f` returns, or throws a one-line InputError; anything else is rethrown. */
 export function endsCleanly(f: () => unknown): boolean {
   try {

@@ -135,14 +135,20 @@ describe('sumTo', () => {
   }
 });
 
-describe('sumAll', () => {
+describe('sumInto', () => {
+  const sumOf = (k: typeof native | typeof ref, x: Float32Array, scale = 1) => {
+    const out = new Float64Array(1);
+    k.sumInto(x, out, scale);
+    return out[0];
+  };
   it('sums in double', () => {
     for (const n of [0, ...SIZES, 1_000_003]) {
       const x = rand32(n, n, 0, 1);
-      expect(native.sumAll(x)).toBeCloseTo(ref.sumAll(x), 6);
+      expect(sumOf(native, x)).toBeCloseTo(sumOf(ref, x), 6);
     }
     // 2^24 + 1 ones: a float accumulator would stop at 2^24
-    expect(native.sumAll(new Float32Array(2 ** 24 + 1).fill(1))).toBe(2 ** 24 + 1);
+    expect(sumOf(native, new Float32Array(2 ** 24 + 1).fill(1))).toBe(2 ** 24 + 1);
+    expect(sumOf(native, Float32Array.of(1, 2, 3), -0.5)).toBe(-3);
   });
 });
 

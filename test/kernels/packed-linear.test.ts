@@ -42,7 +42,7 @@ describe('packedLinear', () => {
       const bias = new Tensor(bData, [5], true);
       const y = ag.packedLinear(x, wt, weak, bias);
       ag.backward(project(y));
-      return [y.data, x.grad!, weak.grad!, bias.grad!];
+      return [y.data, x.gradData!, weak.gradData!, bias.gradData!];
     };
     const native = run(w, rand32(48, 3), rand32(5, 4));
     const w64: PackedWeight<Float64Array> = {
@@ -69,7 +69,7 @@ describe('packedLinear', () => {
       const weak = new Tensor(wt.weak, [4, 2], true);
       const y = ag.packedLinear(xt, wt, weak, null);
       ag.backward(project(y));
-      return [y.data, xt.grad!, weak.grad!];
+      return [y.data, xt.gradData!, weak.gradData!];
     };
     const ref = grads(odd64, Float64Array.from(rand32(39, 3)));
     grads(odd, rand32(39, 3)).forEach((a, i) => expectClose(a, ref[i], { rtol: 1e-5, atol: 1e-5 }, `output ${i}`));

@@ -52,7 +52,7 @@ registerMethod({
 });
 
 describe('a method registered from outside the pipeline', () => {
-  it('quantizes end to end with its block transform', () => {
+  it('quantizes end to end with its block transform', async () => {
     const out = path.join(tmp, 'toy');
     const progress: QuantProgress[] = [];
     quantizeCheckpoint(tinyStoriesDir, out, quantizeOptions({ method: 'toy-scaled-rtn', wbits: 4 }), {
@@ -87,8 +87,8 @@ describe('a method registered from outside the pipeline', () => {
     }
 
     const text = path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt');
-    const ppl = evaluateData(packed, loadTokenizer(out), text, { seqlen: 128 }).ppl;
-    const fpPpl = evaluateData(fp, loadTokenizer(tinyStoriesDir), text, { seqlen: 128 }).ppl;
+    const ppl = (await evaluateData(packed, loadTokenizer(out), text, { seqlen: 128 })).ppl;
+    const fpPpl = (await evaluateData(fp, loadTokenizer(tinyStoriesDir), text, { seqlen: 128 })).ppl;
     expect(Number.isFinite(ppl)).toBe(true);
     expect(ppl / fpPpl).toBeGreaterThan(1);
     expect(ppl / fpPpl).toBeLessThan(1.5);

@@ -57,6 +57,7 @@ function groupHessians(group: string[], quantized: Map<string, QuantizedColumns>
         hessians.set(name, h);
         return inner.forward(x);
       },
+      toDevice: (ctx) => inner.toDevice(ctx),
     };
     model.setLinear(name, wrapper);
   }

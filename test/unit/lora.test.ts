@@ -447,7 +447,7 @@ describe('QLoRA: adapters over a packed model', () => {
     backward(loss);
     for (const p of params) {
       expect(p.grad).not.toBeNull();
-      expect(p.grad!.some((g) => g !== 0)).toBe(true);
+      expect(p.gradData!.some((g) => g !== 0)).toBe(true);
     }
     for (const p of model.parameters().values()) expect(p.grad).toBeNull();
     for (const l of layers.values()) expect((l.base as PackedLinear).weak.grad).toBeNull();

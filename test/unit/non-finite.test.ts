@@ -17,7 +17,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { applyLora, loraParameters } from '../../src/models/lora.js';
 import { RunLog } from '../../src/train/run-log.js';
 import { TrainingDiverged, train } from '../../src/train/trainer.js';
-import { inputErrorMessage } from '../helpers/errors.js';
+import { collect, inputErrorMessageAsync } from '../helpers/errors.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-nonfinite-'));
@@ -35,7 +35,7 @@ const ids = (n: number, bad?: { at: number; token: number }) =>
   Int32Array.from({ length: n }, (_, i) => (bad?.at === i ? bad.token : 10 + ((i * 7) % 500)));
 
 describe('non-finite values are errors naming where', () => {
-  it('perplexity names the window', () => {
+  it('perplexity names the window', async () => {
     // logits of uniform 0, NaN in every row of a chunk that holds token 1999
     const V = 2048;
     const model = {
@@ -49,35 +49,37 @@ describe('non-finite values are errors naming where', () => {
       },
     } as unknown as CausalLM;
     const tokens = (bad?: number) => Int32Array.from({ length: 64 }, (_, i) => (i === bad ? 1999 : i % 100));
-    expect(perplexity(model, tokens(), { seqlen: 16 }).ppl).toBeCloseTo(V, 4);
+    expect((await perplexity(model, tokens(), { seqlen: 16 })).ppl).toBeCloseTo(V, 4);
     expect(
-      inputErrorMessage(() => perplexity(model, tokens(40), { seqlen: 16, batchSize: 2, label: 'wikitext2' })),
+      await inputErrorMessageAsync(() =>
+        perplexity(model, tokens(40), { seqlen: 16, batchSize: 2, label: 'wikitext2' }),
+      ),
     ).toBe(
       "wikitext2: window 3 of 4 (tokens 32..47): the NLL is NaN (the model's weights, deltas or adapter give non-finite logits)",
     );
   });
 
-  it('a batch of 0 chunks is refused, not an endless loop', () => {
+  it('a batch of 0 chunks is refused, not an endless loop', async () => {
     const model = { forward: () => new Tensor(new Float32Array(0), [0]) } as unknown as CausalLM;
-    expect(() => perplexity(model, new Int32Array(64), { seqlen: 16, batchSize: 0 })).toThrow(RangeError);
+    await expect(perplexity(model, new Int32Array(64), { seqlen: 16, batchSize: 0 })).rejects.toThrow(RangeError);
   });
 
-  it('an infinite weight too', () => {
+  it('an infinite weight too', async () => {
     const model = poisoned(1999, Number.POSITIVE_INFINITY);
-    expect(inputErrorMessage(() => perplexity(model, ids(32, { at: 3, token: 1999 }), { seqlen: 16 }))).toMatch(
-      /^evaluation: window 1 of 2 \(tokens 0\.\.15\): the NLL is NaN/,
-    );
+    expect(
+      await inputErrorMessageAsync(() => perplexity(model, ids(32, { at: 3, token: 1999 }), { seqlen: 16 })),
+    ).toMatch(/^evaluation: window 1 of 2 \(tokens 0\.\.15\): the NLL is NaN/);
   });
 
-  it('generation names the token position instead of printing token 0', () => {
+  it('generation names the token position instead of printing token 0', async () => {
     const model = poisoned(1999);
     const prompt = Int32Array.of(1, 1999);
-    expect(inputErrorMessage(() => [...generate(model, prompt, { maxNewTokens: 4 })])).toBe(
+    expect(await inputErrorMessageAsync(() => collect(generate(model, prompt, { maxNewTokens: 4 })))).toBe(
       "model output: token position 2: logit 0 is NaN (the model's weights, deltas or adapter give non-finite values)",
     );
-    expect(inputErrorMessage(() => [...generate(model, prompt, { maxNewTokens: 4, temperature: 1 })])).toMatch(
-      /^model output: token position 2: /,
-    );
+    expect(
+      await inputErrorMessageAsync(() => collect(generate(model, prompt, { maxNewTokens: 4, temperature: 1 }))),
+    ).toMatch(/^model output: token position 2: /);
   });
 
   it('training stops at step 0 when the validation loss is not finite', () => {

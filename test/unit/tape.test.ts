@@ -23,9 +23,9 @@ describe('autograd tape', () => {
     const x = fromArray([1, -2, 3], [3], 'f64');
     x.requiresGrad = true;
     ag.backward(ag.sum(ag.add(ag.mul(x, x), x))); // d/dx (x^2 + x) = 2x + 1
-    expect(Array.from(x.grad!)).toEqual([3, -3, 7]);
+    expect(Array.from(x.gradData!)).toEqual([3, -3, 7]);
     ag.backward(ag.sum(x));
-    expect(Array.from(x.grad!)).toEqual([4, -2, 8]);
+    expect(Array.from(x.gradData!)).toEqual([4, -2, 8]);
     ag.zeroGrad([x]);
     expect(x.grad).toBeNull();
   });

@@ -3,7 +3,7 @@
  * softmax(q k^T * scale) v with query i seeing keys j <= i + Tk - Tq. The probabilities are kept for
  * the backward only when some input requires a gradient.
  */
-import { kernelsFor } from '../../native/addon.js';
+import { kernelsFor, kernelsOn } from '../../tensor/device.js';
 import type { AttentionDims } from '../../native/types.js';
 import { Tensor, allocLike } from '../../tensor/tensor.js';
 import { needsGrad, record } from '../tape.js';
@@ -22,14 +22,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tenso
     throw new RangeError(`attention: q ${q}, k ${k}, v ${v} are not compatible`);
   }
   const d: AttentionDims = { batch, tq, tk, heads, kvHeads, headDim, scale };
-  const out = allocLike(q.data, q.size);
-  const probs = needsGrad(q, k, v) ? allocLike(q.data, batch * heads * tq * tk) : null;
-  kernelsFor(q.data).attentionForward(q.data, k.data, v.data, out, probs, d);
+  const kernels = kernelsOn('attention', q, k, v);
+  const out = allocLike(q.storage, q.size);
+  const probs = needsGrad(q, k, v) ? allocLike(q.storage, batch * heads * tq * tk) : null;
+  kernels.attentionForward(q.storage, k.storage, v.storage, out, probs, d);
   return record(new Tensor(out, q.shape), 'attention', [q, k, v], (g) => {
     const dq = allocLike(g, q.size);
     const dk = allocLike(g, k.size);
     const dv = allocLike(g, v.size);
-    kernelsFor(g).attentionBackward(q.data, k.data, v.data, probs!, g, dq, dk, dv, d);
+    kernelsFor(g).attentionBackward(q.storage, k.storage, v.storage, probs!, g, dq, dk, dv, d);
     return [dq, dk, dv];
   });
 }

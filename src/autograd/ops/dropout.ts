@@ -2,7 +2,7 @@
  * Inverted dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from the caller's RNG so a run
  * is reproducible from its seed. p = 0 (or eval) returns x unchanged.
  */
-import { kernelsFor } from '../../native/addon.js';
+import { kernelsFor } from '../../tensor/device.js';
 import { Tensor, allocLike } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
@@ -12,8 +12,8 @@ export function dropout(x: Tensor, p: number, random: () => number): Tensor {
   const mask = new Uint8Array(x.size);
   for (let i = 0; i < mask.length; i++) mask[i] = random() >= p ? 1 : 0;
   const scale = 1 / (1 - p);
-  const y = allocLike(x.data, x.size);
-  kernelsFor(x.data).dropout(x.data, mask, scale, y);
+  const y = allocLike(x.storage, x.size);
+  kernelsFor(x.storage).dropout(x.storage, mask, scale, y);
   return record(new Tensor(y, x.shape), 'dropout', [x], (g) => {
     const dx = allocLike(g, g.length);
     kernelsFor(g).dropout(g, mask, scale, dx);

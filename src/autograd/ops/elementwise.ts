@@ -1,16 +1,12 @@
 /** Elementwise ops with broadcasting (add, sub, mul, div), scalar affine, and activations. */
-import { kernelsFor } from '../../native/addon.js';
-import type { BinaryOp, FloatArray, UnaryOp } from '../../native/types.js';
-import { Tensor, allocLike, numel, sameShape } from '../../tensor/tensor.js';
+import type { BinaryOp, UnaryOp } from '../../native/types.js';
+import { kernelsFor, kernelsOn } from '../../tensor/device.js';
+import { Tensor, allocLike, numel, sameShape, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { broadcastDims, broadcastShape, reduceDims } from './broadcast.js';
 
-function checkDtypes(op: string, a: Tensor, b: Tensor): void {
-  if (a.dtype !== b.dtype) throw new TypeError(`${op}: dtype mismatch (${a} vs ${b})`);
-}
-
 /** Sums a gradient of shape `from` down to `to` (the backward of broadcasting). */
-function reduceTo(g: FloatArray, from: readonly number[], to: readonly number[]): FloatArray {
+function reduceTo(g: Storage, from: readonly number[], to: readonly number[]): Storage {
   if (sameShape(from, to)) return g;
   const out = allocLike(g, numel(to));
   kernelsFor(g).sumTo(g, out, reduceDims(to, from));
@@ -19,21 +15,21 @@ function reduceTo(g: FloatArray, from: readonly number[], to: readonly number[])
 
 function binaryRaw(
   op: BinaryOp,
-  a: FloatArray,
+  a: Storage,
   aShape: readonly number[],
-  b: FloatArray,
+  b: Storage,
   bShape: readonly number[],
   shape: number[],
-): FloatArray {
+): Storage {
   const out = allocLike(a, numel(shape));
   kernelsFor(a).binary(op, a, b, out, broadcastDims(aShape, bShape, shape));
   return out;
 }
 
 function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  checkDtypes(op, a, b);
+  kernelsOn(op, a, b);
   const shape = broadcastShape(a.shape, b.shape, op);
-  const out = new Tensor(binaryRaw(op, a.data, a.shape, b.data, b.shape, shape), shape);
+  const out = new Tensor(binaryRaw(op, a.storage, a.shape, b.storage, b.shape, shape), shape);
   return record(out, op, [a, b], (g) => {
     const ga = a.requiresGrad ? reduceTo(gradA(op, g, a, b, shape), shape, a.shape) : null;
     const gb = b.requiresGrad ? reduceTo(gradB(op, g, a, b, shape), shape, b.shape) : null;
@@ -42,20 +38,20 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 }
 
 /** d(a op b)/da * g, at the broadcast shape. */
-function gradA(op: BinaryOp, g: FloatArray, _a: Tensor, b: Tensor, shape: number[]): FloatArray {
+function gradA(op: BinaryOp, g: Storage, _a: Tensor, b: Tensor, shape: number[]): Storage {
   switch (op) {
     case 'add':
     case 'sub':
       return g;
     case 'mul':
-      return binaryRaw('mul', g, shape, b.data, b.shape, shape);
+      return binaryRaw('mul', g, shape, b.storage, b.shape, shape);
     case 'div':
-      return binaryRaw('div', g, shape, b.data, b.shape, shape);
+      return binaryRaw('div', g, shape, b.storage, b.shape, shape);
   }
 }
 
 /** d(a op b)/db * g, at the broadcast shape. */
-function gradB(op: BinaryOp, g: FloatArray, a: Tensor, b: Tensor, shape: number[]): FloatArray {
+function gradB(op: BinaryOp, g: Storage, a: Tensor, b: Tensor, shape: number[]): Storage {
   switch (op) {
     case 'add':
       return g;
@@ -65,13 +61,14 @@ function gradB(op: BinaryOp, g: FloatArray, a: Tensor, b: Tensor, shape: number[
       return out;
     }
     case 'mul':
-      return binaryRaw('mul', g, shape, a.data, a.shape, shape);
+      return binaryRaw('mul', g, shape, a.storage, a.shape, shape);
     case 'div': {
       // d(a/b)/db = -a / b^2
-      const bb = binaryRaw('mul', b.data, b.shape, b.data, b.shape, [...b.shape]);
-      const ab = binaryRaw('div', a.data, a.shape, bb, b.shape, shape);
-      const out = binaryRaw('mul', g, shape, ab, shape, shape);
-      kernelsFor(out).affine(out, out, -1, 0);
+      const bb = binaryRaw('mul', b.storage, b.shape, b.storage, b.shape, [...b.shape]);
+      const ab = binaryRaw('div', a.storage, a.shape, bb, b.shape, shape);
+      const gab = binaryRaw('mul', g, shape, ab, shape, shape);
+      const out = allocLike(gab, gab.length);
+      kernelsFor(gab).affine(gab, out, -1, 0);
       return out;
     }
   }
@@ -84,8 +81,8 @@ export const div = (a: Tensor, b: Tensor): Tensor => binary('div', a, b);
 
 /** y = alpha * x + beta. */
 export function affine(x: Tensor, alpha: number, beta = 0): Tensor {
-  const out = allocLike(x.data, x.size);
-  kernelsFor(x.data).affine(x.data, out, alpha, beta);
+  const out = allocLike(x.storage, x.size);
+  kernelsFor(x.storage).affine(x.storage, out, alpha, beta);
   return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
     const gx = allocLike(g, g.length);
     kernelsFor(g).affine(g, gx, alpha, 0);
@@ -94,11 +91,11 @@ export function affine(x: Tensor, alpha: number, beta = 0): Tensor {
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
-  const out = allocLike(x.data, x.size);
-  kernelsFor(x.data).unaryForward(op, x.data, out);
+  const out = allocLike(x.storage, x.size);
+  kernelsFor(x.storage).unaryForward(op, x.storage, out);
   return record(new Tensor(out, x.shape), op, [x], (g) => {
     const gx = allocLike(g, g.length);
-    kernelsFor(g).unaryBackward(op, x.data, g, gx);
+    kernelsFor(g).unaryBackward(op, x.storage, g, gx);
     return [gx];
   });
 }

@@ -1,13 +1,13 @@
 /** Embedding lookup: table [V, C], ids [N] -> [N, C] (reshape the result to [B, T, C]); scatter-add backward. */
-import { kernelsFor } from '../../native/addon.js';
+import { kernelsFor } from '../../tensor/device.js';
 import { Tensor, allocLike } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
 export function embedding(table: Tensor, ids: Int32Array, shape: readonly number[] = [ids.length]): Tensor {
   const [vocab, dim] = table.shape;
   const d = { rows: ids.length, dim, vocab };
-  const out = allocLike(table.data, ids.length * dim);
-  kernelsFor(table.data).embeddingForward(table.data, ids, out, d);
+  const out = allocLike(table.storage, ids.length * dim);
+  kernelsFor(table.storage).embeddingForward(table.storage, ids, out, d);
   return record(new Tensor(out, [...shape, dim]), 'embedding', [table], (g) => {
     const dTable = allocLike(g, table.size);
     kernelsFor(g).embeddingBackward(g, ids, dTable, d);

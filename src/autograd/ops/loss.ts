@@ -1,10 +1,9 @@
 /**
  * Fused cross-entropy: logits [N, V], targets [N] (ignoreIndex rows excluded) -> mean NLL over the
- * counted rows, a scalar. Also `tokenNll` for evaluation: per-row NLLs without a graph.
+ * counted rows, a scalar on the logits' device. Also `tokenNll` for evaluation: per-row NLLs without a graph.
  */
-import { kernelsFor } from '../../native/addon.js';
-import type { FloatArray } from '../../native/types.js';
-import { Tensor, allocLike } from '../../tensor/tensor.js';
+import { kernelsFor } from '../../tensor/device.js';
+import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
 export const IGNORE_INDEX = -100;
@@ -22,11 +21,11 @@ export function tokenNll(
   logits: Tensor,
   targets: Int32Array,
   ignoreIndex = IGNORE_INDEX,
-): { nll: FloatArray; lse: FloatArray; count: number } {
+): { nll: Storage; lse: Storage; count: number } {
   const d = dimsOf(logits, targets, ignoreIndex);
-  const nll = allocLike(logits.data, d.rows);
-  const lse = allocLike(logits.data, d.rows);
-  kernelsFor(logits.data).crossEntropyForward(logits.data, targets, nll, lse, d);
+  const nll = allocLike(logits.storage, d.rows);
+  const lse = allocLike(logits.storage, d.rows);
+  kernelsFor(logits.storage).crossEntropyForward(logits.storage, targets, nll, lse, d);
   const count = targets.reduce((c, t) => (t === ignoreIndex ? c : c + 1), 0);
   return { nll, lse, count };
 }
@@ -35,13 +34,14 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, ignoreIndex = 
   const d = dimsOf(logits, targets, ignoreIndex);
   const { nll, lse, count } = tokenNll(logits, targets, ignoreIndex);
   if (count === 0) throw new RangeError('cross_entropy: every target is ignored, the mean is undefined');
-  let total = 0;
-  for (let i = 0; i < nll.length; i++) total += nll[i];
-  const out = allocLike(logits.data, 1);
-  out[0] = total / count;
+  const kernels = kernelsFor(nll);
+  const out = allocLike(nll, 1);
+  kernels.sumInto(nll, out, 1 / count);
   return record(new Tensor(out, []), 'cross_entropy', [logits], (g) => {
     const dlogits = allocLike(g, logits.size);
-    kernelsFor(g).crossEntropyBackward(logits.data, targets, lse, g[0] / count, dlogits, d);
+    // d(mean NLL)/dlogits = (softmax - onehot) / count, times the upstream scalar g (on g's device).
+    kernels.crossEntropyBackward(logits.storage, targets, lse, 1 / count, dlogits, d);
+    kernels.scaleBy(dlogits, g, 1);
     return [dlogits];
   });
 }

@@ -1,5 +1,5 @@
 /** RMSNorm (Llama) and LayerNorm (OPT) over the last dim C of x [..., C]. */
-import { kernelsFor } from '../../native/addon.js';
+import { kernelsFor, kernelsOn } from '../../tensor/device.js';
 import { Tensor, allocLike } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
@@ -12,14 +12,14 @@ function rowsOf(x: Tensor, w: Tensor, op: string): { rows: number; cols: number 
 /** y = x / sqrt(mean(x^2) + eps) * w */
 export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   const d = { ...rowsOf(x, w, 'rmsnorm'), eps };
-  const k = kernelsFor(x.data);
-  const y = allocLike(x.data, x.size);
-  const rstd = allocLike(x.data, d.rows);
-  k.rmsnormForward(x.data, w.data, y, rstd, d);
+  const k = kernelsOn('rmsnorm', x, w);
+  const y = allocLike(x.storage, x.size);
+  const rstd = allocLike(x.storage, d.rows);
+  k.rmsnormForward(x.storage, w.storage, y, rstd, d);
   return record(new Tensor(y, x.shape), 'rmsnorm', [x, w], (g) => {
     const dx = allocLike(g, x.size);
     const dw = allocLike(g, w.size);
-    kernelsFor(g).rmsnormBackward(x.data, w.data, rstd, g, dx, dw, d);
+    kernelsFor(g).rmsnormBackward(x.storage, w.storage, rstd, g, dx, dw, d);
     return [dx, dw];
   });
 }
@@ -27,15 +27,16 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
 /** y = (x - mean) / sqrt(var + eps) * w + b, biased variance as torch. */
 export function layernorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {
   const d = { ...rowsOf(x, w, 'layernorm'), eps };
-  const y = allocLike(x.data, x.size);
-  const mean = allocLike(x.data, d.rows);
-  const rstd = allocLike(x.data, d.rows);
-  kernelsFor(x.data).layernormForward(x.data, w.data, b.data, y, mean, rstd, d);
+  const k = kernelsOn('layernorm', x, w, b);
+  const y = allocLike(x.storage, x.size);
+  const mean = allocLike(x.storage, d.rows);
+  const rstd = allocLike(x.storage, d.rows);
+  k.layernormForward(x.storage, w.storage, b.storage, y, mean, rstd, d);
   return record(new Tensor(y, x.shape), 'layernorm', [x, w, b], (g) => {
     const dx = allocLike(g, x.size);
     const dw = allocLike(g, w.size);
     const db = allocLike(g, b.size);
-    kernelsFor(g).layernormBackward(x.data, w.data, mean, rstd, g, dx, dw, db, d);
+    kernelsFor(g).layernormBackward(x.storage, w.storage, mean, rstd, g, dx, dw, db, d);
     return [dx, dw, db];
   });
 }

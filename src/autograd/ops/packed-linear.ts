@@ -1,29 +1,40 @@
 /**
  * The linear layer over a packed low-bit weight (src/native/packed.ts), the op Weak Column Tuning trains:
  *   packedLinear(x, w, weak, bias): x [..., K], Ŵ [N, K] (packed + weak columns), b [N] -> y [..., N] = x Ŵᵀ + b
- * `weak` is the tensor [N, nOut] over w.weak (its data IS w.weak), so the weak columns can be a trainable
+ * `weak` is the tensor [N, nOut] over w.weak (its storage IS w.weak), so the weak columns can be a trainable
  * parameter while the packed part stays frozen. Backward returns exactly dX = dY Ŵ, dWeak = dYᵀ X[:, weakIdx]
- * and dBias. Float32 runs on the native kernels; Float64 (gradient checks, with a float64 copy of the
- * weight's scales and weak) on the reference.
+ * and dBias. Float32 runs on the native kernels, a weight on the GPU (src/gpu/packed.ts) on WGSL ones; Float64
+ * (gradient checks, with a float64 copy of the weight's scales and weak) on the reference.
  */
-import { kernelsFor } from '../../native/addon.js';
-import { packedNative, type PackedKernels, type PackedWeight } from '../../native/packed.js';
+import { GpuArray } from '../../gpu/array.js';
+import { gpuPackedKernels } from '../../gpu/kernels.js';
+import { packedNative, type PackedKernels } from '../../native/packed.js';
 import { packedReference } from '../../native/packed-ref.js';
-import type { FloatArray } from '../../native/types.js';
-import { Tensor, allocLike } from '../../tensor/tensor.js';
+import { kernelsOn } from '../../tensor/device.js';
+import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { addBias, columnSums } from './linalg.js';
 
-function packedKernelsFor(x: FloatArray): PackedKernels<FloatArray> {
-  return (x instanceof Float64Array ? packedReference : packedNative) as PackedKernels<FloatArray>;
+/** What the op needs of a packed weight on any device: its shape and its weak columns' storage. */
+export interface PackedOperand {
+  rows: number;
+  cols: number;
+  weakIdx: Int32Array;
+  weak: Storage;
 }
 
-function checkArgs(x: Tensor, w: PackedWeight<FloatArray>, weak: Tensor | null, bias: Tensor | null): void {
+function packedKernelsFor(x: Storage): PackedKernels<Storage, PackedOperand> {
+  const k = x instanceof GpuArray ? gpuPackedKernels : x instanceof Float64Array ? packedReference : packedNative;
+  return k as unknown as PackedKernels<Storage, PackedOperand>;
+}
+
+function checkArgs(x: Tensor, w: PackedOperand, weak: Tensor | null, bias: Tensor | null): void {
   const [n, k, nOut] = [w.rows, w.cols, w.weakIdx.length];
   if (x.shape[x.shape.length - 1] !== k)
     throw new RangeError(`packedLinear: input ${x} does not match packed weight [${n}, ${k}]`);
   if (
     weak !== null &&
-    (weak.data !== w.weak || weak.shape.length !== 2 || weak.shape[0] !== n || weak.shape[1] !== nOut)
+    (weak.storage !== w.weak || weak.shape.length !== 2 || weak.shape[0] !== n || weak.shape[1] !== nOut)
   ) {
     throw new RangeError(
       `packedLinear: weak ${weak} must be the [${n}, ${nOut}] tensor over the packed weight's weak buffer`,
@@ -31,19 +42,22 @@ function checkArgs(x: Tensor, w: PackedWeight<FloatArray>, weak: Tensor | null, 
   }
   if (bias !== null && (bias.shape.length !== 1 || bias.shape[0] !== n))
     throw new RangeError(`packedLinear: bias ${bias} does not match [${n}]`);
+  if (x.storage instanceof GpuArray !== w.weak instanceof GpuArray)
+    throw new TypeError(`packedLinear: input ${x} and the packed weight are on different devices`);
 }
 
-export function packedLinear(x: Tensor, w: PackedWeight<FloatArray>, weak: Tensor | null, bias: Tensor | null): Tensor {
+export function packedLinear(x: Tensor, w: PackedOperand, weak: Tensor | null, bias: Tensor | null): Tensor {
   checkArgs(x, w, weak, bias);
+  kernelsOn('packedLinear', x, weak, bias);
   const [n, k, nOut] = [w.rows, w.cols, w.weakIdx.length];
   const m = x.size / k;
-  const kernels = packedKernelsFor(x.data);
-  const y = allocLike(x.data, m * n);
-  kernels.packedMatmul(w, x.data, m, y);
-  if (bias !== null) for (let i = 0; i < m; i++) for (let r = 0; r < n; r++) y[i * n + r] += bias.data[r];
+  const kernels = packedKernelsFor(x.storage);
+  const xw = allocLike(x.storage, m * n);
+  kernels.packedMatmul(w, x.storage, m, xw);
+  const y = bias === null ? xw : addBias(xw, bias.storage, m, n);
   const inputs = [x, weak, bias].filter((t): t is Tensor => t !== null);
   return record(new Tensor(y, [...x.shape.slice(0, -1), n]), 'packedLinear', inputs, (g) => {
-    let dx: FloatArray | null = null;
+    let dx: Storage | null = null;
     if (x.requiresGrad) {
       dx = allocLike(g, m * k); // dX = dY Ŵ
       kernels.packedMatmulT(w, g, m, dx);
@@ -51,14 +65,10 @@ export function packedLinear(x: Tensor, w: PackedWeight<FloatArray>, weak: Tenso
     const grads = [dx];
     if (weak !== null) {
       const dWeak = weak.requiresGrad ? allocLike(g, n * nOut) : null; // dWeak = dYᵀ X[:, weakIdx]
-      if (dWeak !== null) kernels.weakGrad(w, g, x.data, m, dWeak);
+      if (dWeak !== null) kernels.weakGrad(w, g, x.storage, m, dWeak);
       grads.push(dWeak);
     }
-    if (bias !== null) {
-      const dBias = bias.requiresGrad ? allocLike(g, n) : null; // column sums of dY
-      if (dBias !== null) kernelsFor(g).sumTo(g, dBias, { shape: [m, n], stridesA: [0, 1], stridesB: [0, 1] });
-      grads.push(dBias);
-    }
+    if (bias !== null) grads.push(bias.requiresGrad ? columnSums(g, m, n) : null);
     return grads;
   });
 }

@@ -2,9 +2,9 @@
  * Rotary position embedding, HF rotate-half layout: for head vector x = [x1, x2] (halves of D),
  * y = [x1 cos - x2 sin, x2 cos + x1 sin] with angle pos * invFreq[i]. x: [B, T, H, D].
  */
-import { kernelsFor } from '../../native/addon.js';
 import type { FloatArray } from '../../native/types.js';
-import { Tensor, allocLike } from '../../tensor/tensor.js';
+import { kernelsFor, onDeviceOf } from '../../tensor/device.js';
+import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 
 export interface RopeTable {
@@ -42,17 +42,29 @@ export function ropeTable(
   return { cos, sin, positions: count };
 }
 
+/** The table's cos/sin on the device of `like`, uploaded once per table (every layer of a forward shares one). */
+const onDevice = new WeakMap<RopeTable, { cos: Storage; sin: Storage }>();
+function tableOn(like: Storage, table: RopeTable): { cos: Storage; sin: Storage } {
+  let t = onDevice.get(table);
+  if (t === undefined || t.cos.constructor !== like.constructor) {
+    t = { cos: onDeviceOf(like, table.cos), sin: onDeviceOf(like, table.sin) };
+    onDevice.set(table, t);
+  }
+  return t;
+}
+
 export function rope(x: Tensor, table: RopeTable): Tensor {
   const [batch, seq, heads, headDim] = x.shape;
   if (x.shape.length !== 4 || table.positions !== seq || table.cos.length !== (seq * headDim) / 2) {
     throw new RangeError(`rope: input ${x} does not match a table of ${table.positions} positions`);
   }
   const d = { batch, seq, heads, headDim };
-  const y = allocLike(x.data, x.size);
-  kernelsFor(x.data).rope(x.data, y, table.cos, table.sin, d, false);
+  const { cos, sin } = tableOn(x.storage, table);
+  const y = allocLike(x.storage, x.size);
+  kernelsFor(x.storage).rope(x.storage, y, cos, sin, d, false);
   return record(new Tensor(y, x.shape), 'rope', [x], (g) => {
     const dx = allocLike(g, x.size);
-    kernelsFor(g).rope(g, dx, table.cos, table.sin, d, true);
+    kernelsFor(g).rope(g, dx, cos, sin, d, true);
     return [dx];
   });
 }

@@ -4,7 +4,7 @@ import { record } from '../tape.js';
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const resolved = resolveShape(x, shape);
-  return record(new Tensor(x.data, resolved), 'reshape', [x], (g) => [g]);
+  return record(new Tensor(x.storage, resolved), 'reshape', [x], (g) => [g]);
 }
 
 /** Fills one -1 entry from the element count. */

@@ -6,6 +6,8 @@ import { dataSetName } from '../../util/data-set-name.js';
 import { Terminal } from '../progress.js';
 import { addNumberOptions, checkNumberOptions, intOption, type NumberOption } from '../number-options.js';
 import { runHandler } from '../run.js';
+import { addDeviceOption, withDevice } from '../device-option.js';
+import type { DeviceChoice } from '../../gpu/device.js';
 
 interface EvalArgs {
   model: string;
@@ -15,6 +17,7 @@ interface EvalArgs {
   seqlen?: number;
   batchSize?: number;
   json: boolean;
+  device: DeviceChoice;
 }
 
 // --seqlen's upper bound is the model's positions (src/eval/evaluate-data.ts)
@@ -27,7 +30,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Perplexity of a model on WikiText-2, C4 or a local text file',
   builder: (y: Argv) =>
-    addModelOptions(addNumberOptions(y, NUMBERS))
+    addDeviceOption(addModelOptions(addNumberOptions(y, NUMBERS)))
       .option('data', { type: 'string', default: 'wikitext2', describe: 'wikitext2 | c4 | path to .txt/.raw/.jsonl' })
       .option('json', {
         type: 'boolean',
@@ -37,12 +40,16 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   handler: runHandler(async (args: ArgumentsCamelCase<EvalArgs>) => {
     checkNumberOptions(args, NUMBERS);
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
-    const phase = new Terminal().start(`evaluation ${dataSetName(args.data)}`);
-    const result = evaluateData(model, tokenizer, args.data, {
-      seqlen: args.seqlen,
-      batchSize: args.batchSize,
-      phase,
-    });
+    const terminal = new Terminal();
+    const result = await withDevice(
+      args.device,
+      (line) => terminal.log(line),
+      async (ctx) => {
+        await model.toDevice(ctx);
+        const phase = terminal.start(`evaluation ${dataSetName(args.data)}`);
+        return evaluateData(model, tokenizer, args.data, { seqlen: args.seqlen, batchSize: args.batchSize, phase });
+      },
+    );
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     const summary = {
       ppl: result.ppl,

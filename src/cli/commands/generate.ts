@@ -4,6 +4,10 @@ import { generate } from '../../models/generate.js';
 import { addModelOptions, loadModelDir } from '../model-dir.js';
 import { addNumberOptions, checkNumberOptions, intOption, MAX_SEED, type NumberOption } from '../number-options.js';
 import { runHandler } from '../run.js';
+import { addDeviceOption, withDevice } from '../device-option.js';
+import type { DeviceChoice } from '../../gpu/device.js';
+import type { TextTokenizer } from '../../io/tokenizer.js';
+import type { CausalLM } from '../../models/model.js';
 
 interface GenerateArgs {
   model: string;
@@ -15,6 +19,7 @@ interface GenerateArgs {
   topP: number;
   seed: number;
   json: boolean;
+  device: DeviceChoice;
 }
 
 // --max-new-tokens has no bound of its own: the prompt plus it must fit the model's positions (src/models/generate.ts)
@@ -29,7 +34,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate',
   describe: 'Generate text from a prompt (greedy when --temperature is 0)',
   builder: (y: Argv) =>
-    addModelOptions(addNumberOptions(y, NUMBERS))
+    addDeviceOption(addModelOptions(addNumberOptions(y, NUMBERS)))
       .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
       .option('json', {
         type: 'boolean',
@@ -39,40 +44,51 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   handler: runHandler(async (args: ArgumentsCamelCase<GenerateArgs>) => {
     checkNumberOptions(args, NUMBERS);
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
-    const prompt = tokenizer.encode(args.prompt);
-    const ids: number[] = [];
-    const started = performance.now();
-    // Decode prompt + continuation together (tokenizers strip a leading space when decoding alone) and
-    // print only what follows the decoded prompt, once multi-token characters are complete.
-    const decode = (tail: number[]) => tokenizer.decode([...prompt, ...tail], { skipSpecialTokens: true });
-    const promptText = decode([]);
-    let printed = '';
-    const stream = generate(model, prompt, {
-      maxNewTokens: args.maxNewTokens,
-      temperature: args.temperature,
-      topP: args.topP,
-      seed: args.seed,
-      eosTokenId: tokenizer.eosTokenId,
-    });
-    if (!args.json) process.stdout.write(args.prompt);
-    for (const id of stream) {
-      ids.push(id);
-      if (args.json) continue;
-      const text = decode(ids).slice(promptText.length);
-      if (text.startsWith(printed) && !text.endsWith('\uFFFD')) {
-        process.stdout.write(text.slice(printed.length));
-        printed = text;
-      }
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const tokensPerS = ids.length / seconds;
-    if (args.json) {
-      process.stdout.write(
-        `${JSON.stringify({ text: decode(ids).slice(promptText.length), ids, tokens_per_s: tokensPerS })}\n`,
-      );
-    } else {
-      process.stdout.write('\n');
-      process.stderr.write(`${ids.length} tokens in ${seconds.toFixed(2)} s (${tokensPerS.toFixed(1)} tokens/s)\n`);
-    }
+    await withDevice(
+      args.device,
+      (line) => process.stderr.write(`${line}\n`),
+      async (ctx) => {
+        await model.toDevice(ctx);
+        await generateText(args, model, tokenizer);
+      },
+    );
   }),
 };
+
+async function generateText(args: ArgumentsCamelCase<GenerateArgs>, model: CausalLM, tokenizer: TextTokenizer) {
+  const prompt = tokenizer.encode(args.prompt);
+  const ids: number[] = [];
+  const started = performance.now();
+  // Decode prompt + continuation together (tokenizers strip a leading space when decoding alone) and
+  // print only what follows the decoded prompt, once multi-token characters are complete.
+  const decode = (tail: number[]) => tokenizer.decode([...prompt, ...tail], { skipSpecialTokens: true });
+  const promptText = decode([]);
+  let printed = '';
+  const stream = generate(model, prompt, {
+    maxNewTokens: args.maxNewTokens,
+    temperature: args.temperature,
+    topP: args.topP,
+    seed: args.seed,
+    eosTokenId: tokenizer.eosTokenId,
+  });
+  if (!args.json) process.stdout.write(args.prompt);
+  for await (const id of stream) {
+    ids.push(id);
+    if (args.json) continue;
+    const text = decode(ids).slice(promptText.length);
+    if (text.startsWith(printed) && !text.endsWith('\uFFFD')) {
+      process.stdout.write(text.slice(printed.length));
+      printed = text;
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const tokensPerS = ids.length / seconds;
+  if (args.json) {
+    process.stdout.write(
+      `${JSON.stringify({ text: decode(ids).slice(promptText.length), ids, tokens_per_s: tokensPerS })}\n`,
+    );
+  } else {
+    process.stdout.write('\n');
+    process.stderr.write(`${ids.length} tokens in ${seconds.toFixed(2)} s (${tokensPerS.toFixed(1)} tokens/s)\n`);
+  }
+}

@@ -86,7 +86,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       const packedModel = loadModelDir(args.out);
       for (const data of evalTexts(args.eval)) {
         const phase = terminal.start(`evaluation ${dataSetName(data)} (quantized)`);
-        ppl[data] = evaluateData(packedModel.model, packedModel.tokenizer, data, { phase }).ppl;
+        ppl[data] = (await evaluateData(packedModel.model, packedModel.tokenizer, data, { phase })).ppl;
       }
     }
     report(args, result.config, result.nOut, result.seconds, ppl);

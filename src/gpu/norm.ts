@@ -12,29 +12,10 @@
 import type { Kernels, NormDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, flatIndexWgsl, type GpuKernel, grid, need, params } from './dispatch.js';
-import { bindingsWgsl, distinct, rowGrid, rowsWgsl } from './rows.js';
+import { bindingsWgsl, distinct, rowGrid, rowKernel } from './rows.js';
 
 const PARAMS = 'struct Params { rows: u32, cols: u32, eps: f32, _pad: u32 }';
 const COL_WG = 64;
-
-/** A row kernel: `body` runs with `n` (row), `o` (its offset), `C` (cols as f32) and `lid` in scope. */
-function rowKernel(label: string, names: string[], body: string): GpuKernel {
-  const code = /* wgsl */ `
-${PARAMS}
-${bindingsWgsl(names)}
-${rowsWgsl}
-@compute @workgroup_size(ROW_WG, 1, 1)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let n = rowIndex(wg, nwg);
-  if (n >= P.rows) { return; }
-  let o = n * P.cols;
-  let C = f32(P.cols);
-  ${body}
-}
-`;
-  return { label, code };
-}
 
 /** A column kernel: `body` runs with `c` (column) in scope and walks the rows itself. */
 function colKernel(label: string, names: string[], body: string): GpuKernel {
@@ -54,6 +35,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 const RMS_FORWARD = rowKernel(
   'rmsnormForward',
+  PARAMS,
   ['X', 'W', 'Out!', 'Rstd!'],
   /* wgsl */ `
   var ss = 0.0;
@@ -66,6 +48,7 @@ const RMS_FORWARD = rowKernel(
 // dx = r w dy - x r^3 <dy w, x> / C
 const RMS_BACKWARD_DX = rowKernel(
   'rmsnormBackward',
+  PARAMS,
   ['X', 'W', 'Rstd', 'Dy', 'Dx!'],
   /* wgsl */ `
   let r = Rstd[n];
@@ -86,6 +69,7 @@ const RMS_BACKWARD_DW = colKernel(
 
 const LN_FORWARD = rowKernel(
   'layernormForward',
+  PARAMS,
   ['X', 'W', 'B', 'Out!', 'Mean!', 'Rstd!'],
   /* wgsl */ `
   var s = 0.0;
@@ -101,6 +85,7 @@ const LN_FORWARD = rowKernel(
 // xhat = (x - mean) r, g = dy w: dx = r (g - mean(g) - xhat mean(g xhat))
 const LN_BACKWARD_DX = rowKernel(
   'layernormBackward',
+  PARAMS,
   ['X', 'W', 'Mean', 'Rstd', 'Dy', 'Dx!'],
   /* wgsl */ `
   let m = Mean[n];

@@ -8,7 +8,7 @@
  * grows as ~(n / ROW_WG + log2 ROW_WG) ulps instead of n.
  */
 import type { GpuArray, GpuContext } from './array.js';
-import { grid } from './dispatch.js';
+import { type GpuKernel, grid } from './dispatch.js';
 
 /** Invocations per row workgroup (a power of two; the device asks the adapter's 1024, WebGPU guarantees 256). */
 export const ROW_WG = 256;
@@ -63,6 +63,29 @@ export function bindingsWgsl(names: string[]): string {
     return `@group(0) @binding(${i}) var<storage, ${rw ? 'read_write' : 'read'}> ${name}: array<f32>;`;
   });
   return `${decls.join('\n')}\n@group(0) @binding(${names.length}) var<uniform> P: Params;\n`;
+}
+
+/**
+ * A row kernel: `params` is its `struct Params` (with a `rows` and a `cols` field), `names` its storage
+ * bindings (bindingsWgsl), and `body` runs with `n` (the row), `o` (its offset n * cols), `C` (cols as f32)
+ * and `lid` in scope, in uniform control flow.
+ */
+export function rowKernel(label: string, params: string, names: string[], body: string): GpuKernel {
+  const code = /* wgsl */ `
+${params}
+${bindingsWgsl(names)}
+${rowsWgsl}
+@compute @workgroup_size(ROW_WG, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let n = rowIndex(wg, nwg);
+  if (n >= P.rows) { return; }
+  let o = n * P.cols;
+  let C = f32(P.cols);
+  ${body}
+}
+`;
+  return { label, code };
 }
 
 /** Workgroups for one per row (2-D beyond the device's per-dimension limit; rowIndex >= rows exits). */

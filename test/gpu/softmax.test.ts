@@ -48,6 +48,10 @@ describe('gpu softmax (WGSL, a workgroup per row)', () => {
     await compare(7, 129, 6, 80, 120);
   });
 
+  it('more rows than 65535 workgroups per grid dimension (a 2-D grid of row workgroups)', async () => {
+    await compare(65537, 2, 9);
+  });
+
   it('a row of equal values is uniform', async () => {
     const { ctx } = gpu();
     const y = ctx.zeros(300);

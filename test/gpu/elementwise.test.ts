@@ -194,6 +194,19 @@ describe('gpu fill, copy, accumulate, broadcastScalar', () => {
     expect(() => copy(ctx.zeros(4), 2, ctx.zeros(4), 0, 3)).toThrow('copy: src has 4 elements, needs at least 5');
   });
 
+  it('covers more than 65535 workgroups (the grid folds into y)', async () => {
+    const { ctx } = gpu();
+    const n = 65535 * 256 + 300;
+    const x = new Float32Array(n);
+    const at = [0, 1, 65535 * 256 - 1, 65535 * 256, n - 1];
+    for (const i of at) x[i] = (i % 1000) + 0.5;
+    const out = ctx.zeros(n);
+    affine(up(ctx, x), out, 2, 1);
+    const y = await down(out);
+    for (const i of at) expect(y[i], `element ${i}`).toBe(2 * ((i % 1000) + 0.5) + 1);
+    expect(y[12345]).toBe(1);
+  });
+
   it('accumulate adds into a pre-filled array', async () => {
     const { ctx } = gpu();
     for (const n of SIZES) {

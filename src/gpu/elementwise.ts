@@ -23,8 +23,6 @@ import { f32, need } from './dispatch.js';
 import { checkRank, coalesce, dimAt, padDims, product, span } from './layout.js';
 import { type Pointwise, pointwise, runPointwise } from './pointwise.js';
 
-type K = Kernels<GpuArray>;
-
 const BINARY_EXPR: Record<BinaryOp, string> = { add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b' };
 
 /** The uniform fields of a strided layout after `n`: rank, padding to 16 bytes, then shape and two strides. */
@@ -301,4 +299,4 @@ export const elementwiseKernels = {
   accumulate,
   broadcastScalar,
   dropout,
-} satisfies Partial<K>;
+} satisfies Partial<Kernels<GpuArray>>;

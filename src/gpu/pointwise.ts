@@ -2,9 +2,12 @@
  * The shared shape of the 1-D kernels (elementwise ops, AdamW, the cross-entropy gradient, embedding lookup):
  * one invocation per element, workgroups of 256 over a `grid()` (more than 65535 workgroups fold into y), the
  * element count `n` as the uniform's first field, the kernel's own parameters after it. `pointwise()` writes
- * the WGSL around a body that reads the flat index `i`; `runPointwise()` dispatches it. Also the host guards the
- * kernels share: a buffer bound read_write and read in the same dispatch is a WebGPU validation error that is
- * reported asynchronously (the dispatch silently does nothing), so aliasing is refused before it.
+ * the WGSL around a body that reads the flat index `i`; `runPointwise()` dispatches it.
+ *
+ * Aliasing: a buffer bound read_write and also bound (read or read_write) in the same dispatch is a WebGPU
+ * validation error that is reported asynchronously (the dispatch silently does nothing), so it is resolved on
+ * the host first: an input that is the output (out = x, the contract's in-place calls) is read through the
+ * output binding by a variant of the kernel compiled on first use (spec.inPlace), any other sharing is refused.
  */
 import { checkLive, GpuArray, type GpuContext } from './array.js';
 import { type Binding, dispatch, type F32, flatIndexWgsl, type GpuKernel, grid, params } from './dispatch.js';
@@ -104,7 +107,10 @@ export function runPointwise(
   spec.bindings.forEach((b, k) => {
     const w = writes.find((j) => j !== k && bufferOf(bindings[j]) === bufferOf(bindings[k]));
     if (w === undefined) return;
-    if (b.access === 'read_write' || spec.inPlace !== true) {
+    if (b.access === 'read_write') {
+      throw new RangeError(`${spec.label}: two outputs must not share a buffer (pass distinct arrays)`);
+    }
+    if (spec.inPlace !== true) {
       throw new RangeError(`${spec.label}: the output must not share its buffer with an input (pass distinct arrays)`);
     }
     aliased.set(b.name, spec.bindings[w].name);

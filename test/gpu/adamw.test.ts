@@ -66,6 +66,6 @@ describe('gpu adamw', () => {
       'adamw: m has 3 elements, needs at least 4',
     );
     const m = ctx.zeros(4);
-    expect(() => adamw(ctx.zeros(4), ctx.zeros(4), m, m, p)).toThrow(/adamw: the output must not share its buffer/);
+    expect(() => adamw(ctx.zeros(4), ctx.zeros(4), m, m, p)).toThrow(/adamw: two outputs must not share a buffer/);
   });
 });

@@ -141,14 +141,16 @@ function visibleKeys(i: number, tq: number, tk: number): number {
   return Math.min(tk, Math.max(0, i + (tk - tq) + 1));
 }
 
-function checkIds(fn: string, ids: Int32Array, rows: number, vocab: number): void {
+/** Throws the addon's RangeError for the first id outside [0, vocab) (shared with the GPU kernels). */
+export function checkIds(fn: string, ids: Int32Array, rows: number, vocab: number): void {
   for (let i = 0; i < rows; i++) {
     if (ids[i] < 0 || ids[i] >= vocab)
       throw new RangeError(`${fn}: id ${ids[i]} at position ${i} is out of range for vocab size V=${vocab}`);
   }
 }
 
-function checkTargets(fn: string, targets: Int32Array, d: CrossEntropyDims): void {
+/** Throws the addon's RangeError for the first target outside [0, vocab) that is not ignoreIndex. */
+export function checkTargets(fn: string, targets: Int32Array, d: CrossEntropyDims): void {
   for (let i = 0; i < d.rows; i++) {
     const t = targets[i];
     if (t !== d.ignoreIndex && (t < 0 || t >= d.vocab)) {

@@ -1,0 +1,128 @@
+/**
+ * The shared shape of the 1-D kernels (elementwise ops, AdamW, the cross-entropy gradient, embedding lookup):
+ * one invocation per element, workgroups of 256 over a `grid()` (more than 65535 workgroups fold into y), the
+ * element count `n` as the uniform's first field, the kernel's own parameters after it. `pointwise()` writes
+ * the WGSL around a body that reads the flat index `i`; `runPointwise()` dispatches it.
+ *
+ * Aliasing: a buffer bound read_write and also bound (read or read_write) in the same dispatch is a WebGPU
+ * validation error that is reported asynchronously (the dispatch silently does nothing), so it is resolved on
+ * the host first: an input that is the output (out = x, the contract's in-place calls) is read through the
+ * output binding by a variant of the kernel compiled on first use (spec.inPlace), any other sharing is refused.
+ */
+import { checkLive, GpuArray, type GpuContext } from './array.js';
+import { type Binding, dispatch, type F32, flatIndexWgsl, type GpuKernel, grid, params } from './dispatch.js';
+
+/** Invocations per workgroup of every 1-D kernel. */
+export const WG = 256;
+
+/** A storage binding: its WGSL name, access and element type (f32 unless given). */
+export interface StorageDecl {
+  name: string;
+  access: 'read' | 'read_write';
+  type?: 'f32' | 'u32' | 'i32';
+}
+
+export interface PointwiseSpec {
+  label: string;
+  /** Storage bindings 0..k-1 in the order runPointwise receives them. */
+  bindings: StorageDecl[];
+  /** Uniform fields after `n: u32`, e.g. `alpha: f32, beta: f32` (4-byte fields; arrays of vec4 after padding). */
+  params?: string;
+  /** WGSL functions the body calls. */
+  prelude?: string;
+  /** Statements run for each `i < P.n` (`i: u32`); bindings are read as `NAME[...]`. */
+  body: string;
+  /**
+   * The output may be an input (out = x in place): invocation i reads only element i of the aliased input, so
+   * reading it from the output binding is safe. Without it, an aliased call is refused.
+   */
+  inPlace?: boolean;
+}
+
+/** A pointwise kernel family: the plain kernel and, compiled on first use, its in-place variants. */
+export interface Pointwise {
+  spec: PointwiseSpec;
+  variants: Map<string, GpuKernel>;
+}
+
+/** WGSL declarations of storage bindings 0..k-1 and the uniform `P` at binding k. */
+export function bindingsWgsl(bindings: StorageDecl[], fields: string): string {
+  const decls = bindings.map(
+    (b, k) => `@group(0) @binding(${k}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? 'f32'}>;`,
+  );
+  return `struct Params { ${fields} }\n${decls.join('\n')}\n@group(0) @binding(${bindings.length}) var<uniform> P: Params;`;
+}
+
+/** A 1-D kernel family: `body` runs once per element index i < P.n. */
+export function pointwise(spec: PointwiseSpec): Pointwise {
+  return { spec, variants: new Map() };
+}
+
+/** The kernel with read bindings `aliased[r] = w` read from the output binding w instead (no binding of their own). */
+function variant(pw: Pointwise, aliased: Map<string, string>): GpuKernel {
+  const key = [...aliased].map(([r, w]) => `${r}=${w}`).join(',');
+  let kernel = pw.variants.get(key);
+  if (kernel !== undefined) return kernel;
+  const { spec } = pw;
+  let body = spec.body;
+  for (const [r, w] of aliased) body = body.replace(new RegExp(`\\b${r}\\[`, 'g'), `${w}[`);
+  const fields = spec.params === undefined ? 'n: u32,' : `n: u32, ${spec.params}`;
+  const code = /* wgsl */ `
+${bindingsWgsl(
+  spec.bindings.filter((b) => !aliased.has(b.name)),
+  fields,
+)}
+${flatIndexWgsl(WG)}
+${spec.prelude ?? ''}
+@compute @workgroup_size(${WG}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatIndex(gid, nwg);
+  if (i >= P.n) { return; }
+  ${body}
+}
+`;
+  kernel = { label: spec.label, code };
+  pw.variants.set(key, kernel);
+  return kernel;
+}
+
+const bufferOf = (b: Binding): GPUBuffer => (b instanceof GpuArray ? b.buffer : b);
+
+/**
+ * Dispatches a pointwise kernel over n elements (nothing for n = 0); `values` follow n in the uniform. An input
+ * sharing its buffer with an output is read through the output (spec.inPlace) or refused; two outputs sharing
+ * a buffer are refused.
+ */
+export function runPointwise(
+  ctx: GpuContext,
+  pw: Pointwise,
+  bindings: Binding[],
+  n: number,
+  ...values: (number | F32)[]
+): void {
+  const { spec } = pw;
+  for (const b of bindings) if (b instanceof GpuArray) checkLive(b, spec.label);
+  const aliased = new Map<string, string>();
+  const writes = spec.bindings.flatMap((b, k) => (b.access === 'read_write' ? [k] : []));
+  spec.bindings.forEach((b, k) => {
+    const w = writes.find((j) => j !== k && bufferOf(bindings[j]) === bufferOf(bindings[k]));
+    if (w === undefined) return;
+    if (b.access === 'read_write') {
+      throw new RangeError(`${spec.label}: two outputs must not share a buffer (pass distinct arrays)`);
+    }
+    if (spec.inPlace !== true) {
+      throw new RangeError(`${spec.label}: the output must not share its buffer with an input (pass distinct arrays)`);
+    }
+    aliased.set(b.name, spec.bindings[w].name);
+  });
+  if (n === 0) return;
+  const bound = bindings.filter((_, k) => !aliased.has(spec.bindings[k].name));
+  dispatch(ctx, variant(pw, aliased), bound, params(n, ...values), grid(ctx, n, WG));
+}
+
+/** Throws when the array written read_write shares its buffer with an array the same dispatch reads. */
+export function distinct(kernel: string, written: GpuArray, ...read: GpuArray[]): void {
+  if (read.some((r) => r.buffer === written.buffer)) {
+    throw new RangeError(`${kernel}: the output must not share its buffer with an input (pass distinct arrays)`);
+  }
+}

@@ -55,7 +55,15 @@ export class GpuContext {
   private readonly free = new Map<number, GPUBuffer[]>();
   readonly stats: PoolStats = { created: 0, reused: 0, bytes: 0 };
 
-  constructor(readonly device: GPUDevice) {}
+  /** WebGPU validation errors (a shader that does not compile, a bad binding) reported since the last read. */
+  private readonly errors: string[] = [];
+
+  constructor(readonly device: GPUDevice) {
+    // Dawn reports these asynchronously and the failed dispatch does nothing: they fail the next read-back.
+    device.onuncapturederror = (e: GPUUncapturedErrorEvent) => {
+      this.errors.push(e.error.message);
+    };
+  }
 
   /** The largest array one binding can hold (the adapter's maxStorageBufferBindingSize). */
   get maxElements(): number {
@@ -126,6 +134,7 @@ export class GpuContext {
   /** Reads `arr` back to the host: the backend's only asynchronous step. */
   async read(arr: GpuArray): Promise<Float32Array> {
     checkLive(arr, 'read');
+    await this.checkErrors();
     const out = new Float32Array(arr.length);
     if (arr.length === 0) return out;
     const staging = this.device.createBuffer({
@@ -143,7 +152,16 @@ export class GpuContext {
     } finally {
       staging.destroy();
     }
+    await this.checkErrors();
     return out;
+  }
+
+  /** Throws the validation errors the device reported (after the queue drained), naming the first. */
+  private async checkErrors(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    if (this.errors.length === 0) return;
+    const all = this.errors.splice(0);
+    throw new Error(`gpu: the device reported ${all.length} error(s); the first: ${all[0]}`);
   }
 }
 

@@ -259,6 +259,22 @@ export function broadcastScalar(x: GpuArray, out: GpuArray, scale: number): void
   runPointwise(out.ctx, broadcastScalarKernel, [x, out], out.length, f32(scale));
 }
 
+const scaleByKernel = pointwise({
+  label: 'scaleBy',
+  bindings: [
+    { name: 'S', access: 'read' },
+    { name: 'O', access: 'read_write' },
+  ],
+  params: 'alpha: f32,',
+  body: 'O[i] = O[i] * (P.alpha * S[0]);',
+});
+
+/** x[i] *= alpha * s[0], in place. */
+export function scaleBy(x: GpuArray, s: GpuArray, alpha: number): void {
+  need('scaleBy', 's', s, 1);
+  runPointwise(x.ctx, scaleByKernel, [s, x], x.length, f32(alpha));
+}
+
 const dropoutKernel = pointwise({
   label: 'dropout',
   bindings: [
@@ -290,6 +306,7 @@ export function dropout(x: GpuArray, mask: Uint8Array, scale: number, out: GpuAr
 }
 
 export const elementwiseKernels = {
+  scaleBy,
   binary,
   affine,
   unaryForward,

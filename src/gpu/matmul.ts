@@ -23,7 +23,7 @@ const WGSL = /* wgsl */ `
 struct Params {
   m: u32, n: u32, k: u32, transA: u32,
   transB: u32, strideA: u32, strideB: u32, strideC: u32,
-  alpha: f32, beta: f32, _pad0: u32, _pad1: u32,
+  alpha: f32, beta: f32, kBegin: u32, kEnd: u32,
 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
@@ -40,13 +40,13 @@ var<workgroup> As: array<f32, ${TILE * TK}>; // [TILE rows][TK]
 var<workgroup> Bs: array<f32, ${TK * TILE}>; // [TK][TILE cols]
 
 fn loadA(oa: u32, i: u32, p: u32) -> f32 {
-  if (i >= P.m || p >= P.k) { return 0.0; }
+  if (i >= P.m || p >= P.kEnd) { return 0.0; }
   if (P.transA != 0u) { return A[oa + p * P.m + i]; }
   return A[oa + i * P.k + p];
 }
 
 fn loadB(ob: u32, p: u32, j: u32) -> f32 {
-  if (p >= P.k || j >= P.n) { return 0.0; }
+  if (p >= P.kEnd || j >= P.n) { return 0.0; }
   if (P.transB != 0u) { return B[ob + j * P.k + p]; }
   return B[ob + p * P.n + j];
 }
@@ -62,7 +62,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   var acc: array<f32, ${(TILE / WG) * (TILE / WG)}>;
   for (var t = 0u; t < R * R; t++) { acc[t] = 0.0; }
 
-  for (var k0 = 0u; k0 < P.k; k0 += TK) {
+  for (var k0 = P.kBegin; k0 < P.kEnd; k0 += TK) {
     for (var e = li; e < TILE * TK; e += WG * WG) {
       As[e] = loadA(oa, row0 + e / TK, k0 + e % TK);
       Bs[e] = loadB(ob, k0 + e / TILE, col0 + e % TILE);
@@ -95,6 +95,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 
 const KERNEL: GpuKernel = { label: 'gemm', code: WGSL };
 
+/**
+ * The reduction length one dispatch walks. On llvmpipe (Mesa 22.3) a longer K loop silently stopped early: an
+ * all-ones product with K = 65536 or 50272 gave 45585 (K <= 40000 was exact), so longer products are split.
+ */
+export const K_CHUNK = 16384;
+
 function extent(batch: number, stride: number, size: number): number {
   return batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size;
 }
@@ -119,17 +125,11 @@ export function gemm(a: GpuArray, b: GpuArray, c: GpuArray, d: GemmDims): void {
   if (gx > maxGroups || gy > maxGroups || batch > maxGroups) {
     throw new RangeError(`gemm: ${gx}x${gy}x${batch} workgroups exceed the device's ${maxGroups} per dimension`);
   }
-  const p = params(
-    m,
-    n,
-    k,
-    d.transA ? 1 : 0,
-    d.transB ? 1 : 0,
-    d.strideA,
-    d.strideB,
-    d.strideC,
-    f32(d.alpha),
-    f32(d.beta),
-  );
-  dispatch(c.ctx, KERNEL, [a, b, c], p, [gx, gy, batch]);
+  // One dispatch per K_CHUNK of the reduction, the later ones adding to C (beta 1).
+  const head = [m, n, k, d.transA ? 1 : 0, d.transB ? 1 : 0, d.strideA, d.strideB, d.strideC];
+  for (let k0 = 0; k0 === 0 || k0 < k; k0 += K_CHUNK) {
+    const beta = k0 === 0 ? d.beta : 1;
+    const kEnd = Math.min(k, k0 + K_CHUNK);
+    dispatch(c.ctx, KERNEL, [a, b, c], params(...head, f32(d.alpha), f32(beta), k0, kEnd), [gx, gy, batch]);
+  }
 }

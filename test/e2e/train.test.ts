@@ -191,7 +191,7 @@ describe('wct-train', () => {
     ]);
   });
 
-  it('changes only the weak columns', () => {
+  it('changes only the weak columns', async () => {
     const model = loadModel(base);
     const tokenizer = loadTokenizer(base);
     const frozen = new Map<string, Uint8Array>();
@@ -204,7 +204,7 @@ describe('wct-train', () => {
     }
     const weakBefore = [...packedLinearsOf(model).values()].map((l) => l.packed.weak.slice());
     const data = smallData(tokenizer);
-    trainInProcess(model, data, 'c', { lr: 0.01 });
+    await trainInProcess(model, data, 'c', { lr: 0.01 });
     for (const [name, t] of model.parameters()) expect(Buffer.compare(bytes(t.data), frozen.get(name)!), name).toBe(0);
     const layers = [...packedLinearsOf(model)];
     for (const [name, l] of layers) {
@@ -215,12 +215,12 @@ describe('wct-train', () => {
     expect(layers.some(([, l], i) => l.packed.weak.some((x, j) => x !== weakBefore[i][j]))).toBe(true);
   });
 
-  it('stops on a non-finite loss, naming the step and keeping the last good checkpoint', () => {
+  it('stops on a non-finite loss, naming the step and keeping the last good checkpoint', async () => {
     const model = loadModel(base);
     const data = smallData(loadTokenizer(base));
     let error: unknown = null;
     try {
-      trainInProcess(model, data, 'nan', { lr: 1e38, maxGradNorm: Infinity });
+      await trainInProcess(model, data, 'nan', { lr: 1e38, maxGradNorm: Infinity });
     } catch (e) {
       error = e;
     }

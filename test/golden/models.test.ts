@@ -3,67 +3,20 @@
  * (../shared/data/golden/*.json): top-10 ids equal, logits within 1e-4 absolute, mean NLL within 1e-5
  * relative; TinyStories' greedy continuation from BOS equal token for token.
  */
-import { collect } from '../helpers/errors.js';
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tokenNll } from '../../src/autograd/index.js';
-import { shiftedTargets } from '../../src/eval/perplexity.js';
 import { generate } from '../../src/models/generate.js';
 import { loadModel } from '../../src/models/load.js';
-import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
-
-const LOGIT_ABS_TOL = 1e-4;
-const NLL_REL_TOL = 1e-5;
-
-interface Golden {
-  token_ids: number[];
-  mean_nll: number;
-  positions: Record<
-    string,
-    { top10_ids: number[]; top10_logits: number[]; logit_l2: number; logit_mean: number; first8: number[] }
-  >;
-  greedy_from_bos_64?: number[];
-}
-
-function golden(name: string): Golden {
-  return JSON.parse(fs.readFileSync(path.join(dataDir, 'golden', `${name}.json`), 'utf8')) as Golden;
-}
-
-function topK(row: Float32Array, k: number): number[] {
-  return Array.from(row.keys())
-    .sort((a, b) => row[b] - row[a] || a - b)
-    .slice(0, k);
-}
-
-function checkAgainstGolden(dir: string, g: Golden): void {
-  const model = loadModel(dir);
-  const ids = Int32Array.from(g.token_ids);
-  const logits = model.forward(ids, { batch: 1 });
-  const vocab = logits.shape[2];
-  for (const [pos, want] of Object.entries(g.positions)) {
-    const row = logits.data.subarray(Number(pos) * vocab, (Number(pos) + 1) * vocab) as Float32Array;
-    expect(topK(row, 10), `top-10 ids at position ${pos}`).toEqual(want.top10_ids);
-    want.top10_ids.forEach((id, i) => expect(Math.abs(row[id] - want.top10_logits[i])).toBeLessThan(LOGIT_ABS_TOL));
-    want.first8.forEach((v, i) => expect(Math.abs(row[i] - v)).toBeLessThan(LOGIT_ABS_TOL));
-    const l2 = Math.sqrt(row.reduce((s, v) => s + v * v, 0));
-    expect(Math.abs(l2 - want.logit_l2) / want.logit_l2).toBeLessThan(NLL_REL_TOL * 10);
-  }
-  const { nll, count } = tokenNll(logits, shiftedTargets(ids, ids.length));
-  // nll is a FloatArray (Float32Array | Float64Array): a union TypeScript cannot call reduce on
-  let nllSum = 0;
-  for (const v of nll as Float32Array) nllSum += v;
-  const meanNll = nllSum / count;
-  expect(Math.abs(meanNll - g.mean_nll) / g.mean_nll).toBeLessThan(NLL_REL_TOL);
-}
+import { collect } from '../helpers/errors.js';
+import { checkAgainstGolden, golden, LOGIT_ABS_TOL } from '../helpers/golden-logits.js';
+import { optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 
 describe('golden logits', () => {
-  it('TinyStories-656K (Llama, GQA, tied embeddings) matches the reference', () => {
-    checkAgainstGolden(tinyStoriesDir, golden('tinystories-656k'));
+  it('TinyStories-656K (Llama, GQA, tied embeddings) matches the reference', async () => {
+    await checkAgainstGolden(loadModel(tinyStoriesDir), golden('tinystories-656k'));
   });
 
-  it('opt-tiny-random (OPT, fp16-stored) matches the reference', () => {
-    checkAgainstGolden(optTinyDir, golden('opt-tiny-random'));
+  it('opt-tiny-random (OPT, fp16-stored) matches the reference', async () => {
+    await checkAgainstGolden(loadModel(optTinyDir), golden('opt-tiny-random'));
   });
 
   it('TinyStories-656K greedy generation from BOS reproduces the reference 64 tokens', async () => {

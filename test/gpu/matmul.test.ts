@@ -81,6 +81,15 @@ describe('gpu gemm (WGSL, tiled in workgroup memory)', () => {
     await compare(dims(129, 1, 129, { batch: 2, strideA: 0, strideB: 129, strideC: 129, transA: true }), 22);
   });
 
+  it('a reduction longer than one dispatch walks (K_CHUNK): llvmpipe stopped a 50272-long loop at 45585', async () => {
+    const { ctx } = gpu();
+    const ones = new Float32Array(65536).fill(1);
+    const c = ctx.zeros(1);
+    gemm(up(ctx, ones), up(ctx, ones), c, dims(1, 1, 65536));
+    expect((await down(c))[0]).toBe(65536);
+    await compare(dims(3, 5, 50272, { beta: 0.5 }), 41); // OPT's vocabulary: the lm_head's dX = dY W
+  });
+
   it('k = 0 gives alpha * 0 + beta C', async () => {
     await compare(dims(3, 7, 0, { beta: 0.5 }), 31);
   });

@@ -82,7 +82,7 @@ describe('non-finite values are errors naming where', () => {
     ).toMatch(/^model output: token position 2: /);
   });
 
-  it('training stops at step 0 when the validation loss is not finite', () => {
+  it('training stops at step 0 when the validation loss is not finite', async () => {
     const model = poisoned(1999);
     const layers = applyLora(model, { rank: 2, alpha: 4, dropout: 0, targets: 'all' }, 0);
     const clean = causalExample(ids(24), 1);
@@ -105,7 +105,7 @@ describe('non-finite values are errors naming where', () => {
     });
     let error: unknown;
     try {
-      train(model, loraParameters(layers), data, cfg, () => new RunLog({ dir: outputDir, tensorboardDir: null }));
+      await train(model, loraParameters(layers), data, cfg, () => new RunLog({ dir: outputDir, tensorboardDir: null }));
     } catch (e) {
       error = e;
     }

@@ -19,7 +19,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-train-progress-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('training progress', () => {
-  it('fires on every step with the running mean loss, and before validation and checkpoints', () => {
+  it('fires on every step with the running mean loss, and before validation and checkpoints', async () => {
     const model = loadModel(tinyStoriesDir);
     const layers = applyLora(model, { rank: 2, alpha: 4, dropout: 0, targets: 'all' }, 0);
     const data = loadDataset(
@@ -43,7 +43,7 @@ describe('training progress', () => {
     });
     const seen: TrainProgress[] = [];
     const losses: number[] = [];
-    train(model, loraParameters(layers), data, cfg, (resumeFromStep) => {
+    await train(model, loraParameters(layers), data, cfg, (resumeFromStep) => {
       const log = new RunLog({ dir: tmp, tensorboardDir: null, resumeFromStep, onProgress: (p) => seen.push(p) });
       const log0 = log.log.bind(log);
       log.log = (step, m) => {

@@ -1,7 +1,7 @@
 /**
  * The elementwise WGSL kernels (src/gpu/elementwise.ts) against the reference (src/native/ref.ts) on the
  * process's WebGPU device: binary ops with broadcasting, affine, the unary activations forward and backward,
- * fill, copy, accumulate, broadcastScalar, dropout; in-place use, aliasing refusals, released arrays.
+ * fill, copy, accumulate, broadcastScalar, scaleBy, dropout; in-place use, aliasing refusals, released arrays.
  */
 import { describe, expect, it } from 'vitest';
 import { release } from '../../src/gpu/array.js';
@@ -13,6 +13,7 @@ import {
   copy,
   dropout,
   fill,
+  scaleBy,
   unaryBackward,
   unaryForward,
 } from '../../src/gpu/elementwise.js';
@@ -33,7 +34,7 @@ const AFFINE_TOL: Tol = { rtol: 2e-7, atol: 2e-7 };
  * ~1e-7 absolute of the exact erf (elementwise.ts): a few ulp relative plus 1e-7-scale absolute slack.
  */
 const UNARY_TOL: Tol = { rtol: 2e-6, atol: 4e-7 };
-/** fill, copy, broadcastScalar, accumulate, dropout: one rounding at most, the same as the reference's. */
+/** fill, copy, broadcastScalar, scaleBy, accumulate, dropout: one rounding at most, the same as the reference's. */
 const MOVE_TOL = EXACT;
 
 const gpu = useGpu();
@@ -231,6 +232,19 @@ describe('gpu fill, copy, accumulate, broadcastScalar', () => {
       const out = up(ctx, rand32(n, n));
       broadcastScalar(up(ctx, x), out, -0.5);
       expectClose(await down(out), expected, MOVE_TOL, `broadcastScalar n=${n}`);
+    }
+  });
+
+  it('scaleBy (in place, by a device scalar times alpha)', async () => {
+    const { ctx } = gpu();
+    for (const n of SIZES) {
+      const x0 = rand32(n, n + 7);
+      const s = Float32Array.of(0.25, 3);
+      const expected = Float32Array.from(x0);
+      ref.scaleBy(expected, s, -4);
+      const x = up(ctx, x0);
+      scaleBy(x, up(ctx, s), -4);
+      expectClose(await down(x), expected, MOVE_TOL, `scaleBy n=${n}`);
     }
   });
 });

@@ -61,3 +61,14 @@ export function padDims(values: readonly number[]): number[] {
 export function dimAt(field: string, d: string): string {
   return `P.${field}[(${d}) >> 2u][(${d}) & 3u]`;
 }
+
+/** Row-major element strides of a contiguous tensor of `shape`. */
+export function denseStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}

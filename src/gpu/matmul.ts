@@ -13,11 +13,27 @@ import type { GemmDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
 
-const TILE = 64;
-const TK = 16;
-const WG = 16;
+/** The tiling the GEMMs share (this file and src/gpu/packed-gemm.ts): a TILE x TILE block of C per workgroup of WG x WG, K in steps of TK. */
+export const TILE = 64;
+export const TK = 16;
+export const WG = 16;
 /** Invocations per workgroup the kernel needs: a compatibility device gives 128 unless asked (device.ts asks). */
 export const GEMM_INVOCATIONS = WG * WG;
+
+/**
+ * The product of one K step of the workgroup tiles, shared with the packed GEMM (src/gpu/packed-gemm.ts): As
+ * [TILE][TK] and Bs [TK][TILE] in workgroup memory, each invocation's R x R outputs (rows lid.y + WG i, columns
+ * lid.x + WG j) accumulated in acc with fma.
+ */
+export const TILE_PRODUCT_WGSL = /* wgsl */ `
+    for (var p = 0u; p < TK; p++) {
+      var b: array<f32, ${TILE / WG}>;
+      for (var j = 0u; j < R; j++) { b[j] = Bs[p * TILE + lid.x + WG * j]; }
+      for (var i = 0u; i < R; i++) {
+        let a = As[(lid.y + WG * i) * TK + p];
+        for (var j = 0u; j < R; j++) { acc[i * R + j] = fma(a, b[j], acc[i * R + j]); }
+      }
+    }`;
 
 const WGSL = /* wgsl */ `
 struct Params {
@@ -68,14 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       Bs[e] = loadB(ob, k0 + e / TILE, col0 + e % TILE);
     }
     workgroupBarrier();
-    for (var p = 0u; p < TK; p++) {
-      var b: array<f32, ${TILE / WG}>;
-      for (var j = 0u; j < R; j++) { b[j] = Bs[p * TILE + lid.x + WG * j]; }
-      for (var i = 0u; i < R; i++) {
-        let a = As[(lid.y + WG * i) * TK + p];
-        for (var j = 0u; j < R; j++) { acc[i * R + j] = fma(a, b[j], acc[i * R + j]); }
-      }
-    }
+${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 

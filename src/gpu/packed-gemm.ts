@@ -13,12 +13,8 @@
  */
 import type { GpuArray } from './array.js';
 import { dispatch, type GpuKernel } from './dispatch.js';
-import { GEMM_INVOCATIONS } from './matmul.js';
+import { GEMM_INVOCATIONS, TILE, TILE_PRODUCT_WGSL, TK, WG } from './matmul.js';
 import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
-
-const TILE = 64;
-const TK = 16;
-const WG = 16;
 
 /** WGSL of one direction: `inner` and `outCols` name the Params fields of the inner dimension and C's width. */
 function tiledWgsl(forward: boolean): string {
@@ -67,14 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       ${loadB}
     }
     workgroupBarrier();
-    for (var p = 0u; p < TK; p++) {
-      var b: array<f32, ${TILE / WG}>;
-      for (var j = 0u; j < R; j++) { b[j] = Bs[p * TILE + lid.x + WG * j]; }
-      for (var i = 0u; i < R; i++) {
-        let a = As[(lid.y + WG * i) * TK + p];
-        for (var j = 0u; j < R; j++) { acc[i * R + j] = fma(a, b[j], acc[i * R + j]); }
-      }
-    }
+${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 

@@ -20,7 +20,7 @@ import type { BroadcastDims, Kernels } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { bytesFor } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
-import { checkRank, coalesce, dimAt, padDims, product, span } from './layout.js';
+import { checkRank, coalesce, denseStrides, dimAt, padDims, product, span } from './layout.js';
 import { pointwise, runPointwise, WG } from './pointwise.js';
 
 /**
@@ -112,7 +112,7 @@ export function sumTo(x: GpuArray, out: GpuArray, d: BroadcastDims): void {
   need('sumTo', 'out', out, span(d.shape, d.stridesA));
   if (total === 0) return;
   const c = coalesce(d.shape, [d.stridesA]);
-  const xs = denseOf(c.shape);
+  const xs = denseStrides(c.shape);
   const kept = { shape: [] as number[], xs: [] as number[], os: [] as number[] };
   const red = { shape: [] as number[], xs: [] as number[] };
   c.shape.forEach((s, k) => {
@@ -142,16 +142,6 @@ export function sumTo(x: GpuArray, out: GpuArray, d: BroadcastDims): void {
     ...padDims(r.shape),
     ...padDims(r.strides[0]),
   );
-}
-
-function denseOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let k = shape.length - 1; k >= 0; k--) {
-    s[k] = acc;
-    acc *= shape[k];
-  }
-  return s;
 }
 
 /** Partial sums pass 1 writes at most (so pass 2 is one workgroup looping 4 times). */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { gemm } from '../../src/gpu/matmul.js';
-import type { GemmDims } from '../../src/native/types.js';
+import { type GemmDims, gemmDims } from '../../src/native/types.js';
 import { expectClose, rand32, ref, SIZES, type Tol } from '../kernels/helpers.js';
 import { down, up, useGpu } from './helpers.js';
 
@@ -15,22 +15,7 @@ import { down, up, useGpu } from './helpers.js';
  */
 const GPU_GEMM_TOL = (k: number): Tol => ({ rtol: 1e-5, atol: 2e-6 * Math.max(1, k) });
 
-function dims(m: number, n: number, k: number, over: Partial<GemmDims> = {}): GemmDims {
-  return {
-    batch: 1,
-    m,
-    n,
-    k,
-    transA: false,
-    transB: false,
-    alpha: 1,
-    beta: 0,
-    strideA: 0,
-    strideB: 0,
-    strideC: 0,
-    ...over,
-  };
-}
+const dims = gemmDims;
 
 function extent(batch: number, stride: number, size: number): number {
   return batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size;

@@ -1,17 +1,9 @@
 /** NumPy broadcasting: output shape and, per output dim, each input's element stride (0 where broadcast). */
+import { denseStrides } from '../../gpu/layout.js';
 import type { BroadcastDims } from '../../native/types.js';
-import { shapeStr } from '../../tensor/tensor.js';
 
-/** Row-major element strides of a contiguous tensor of `shape`. */
-export function denseStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
+export { denseStrides };
+import { shapeStr } from '../../tensor/tensor.js';
 
 /** Strides of `shape` read as if broadcast to `out` (right-aligned, size-1 dims get stride 0). */
 export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {

@@ -11,41 +11,21 @@ import { pathToFileURL } from 'node:url';
 import { backward, crossEntropy, zeroGrad } from '../src/autograd/index.js';
 import { shiftedTargets } from '../src/eval/perplexity.js';
 import { initRandom } from '../src/models/init-random.js';
-import type { DenseLinear } from '../src/models/linear.js';
 import { loadModel } from '../src/models/load.js';
-import type { CausalLM } from '../src/models/model.js';
-import { PackedLinear } from '../src/models/packed-linear.js';
 import { loadNative } from '../src/native/addon.js';
-import { owq } from '../src/quant/owq.js';
-import { toPacked } from '../src/quant/pack.js';
 import { AdamW } from '../src/train/adamw.js';
 import { weakParameters } from '../src/train/wct.js';
 import { Rng } from '../src/util/rng.js';
+import { packEveryLinear } from './pack-every-linear.js';
 import { writeReport, type Row } from './report.js';
 
 const BITS = 3;
 const WEAK = 8;
 const SEQLEN = 512;
 
-function packAll(model: CausalLM): void {
-  for (const [name, layer] of [...model.linears()]) {
-    const dense = layer as DenseLinear;
-    const [rows, cols] = dense.weight.shape;
-    const identity = new Float32Array(cols * cols).map((_, i) => (i % (cols + 1) === 0 ? 1 : 0));
-    const q = owq(dense.weight.data as Float32Array, identity, rows, cols, {
-      bits: BITS,
-      nOut: WEAK,
-      tuning: 'minmax',
-      groupSize: 0,
-      actOrder: false,
-    });
-    model.setLinear(name, new PackedLinear(toPacked(q), dense.bias));
-  }
-}
-
 function stepRows(dir: string): Row[] {
   const model = loadModel(dir);
-  packAll(model);
+  packEveryLinear(model, { bits: BITS, weak: WEAK, dtype: 'f32' });
   const { params } = weakParameters(model);
   for (const p of params) p.requiresGrad = true; // as the trainer does
   const opt = new AdamW(params, { betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });

@@ -3,9 +3,12 @@
 // src/native/addon.ts unpacks the dims objects); every size is validated before any kernel runs, and a
 // bad argument throws a TypeError / RangeError naming the function and the argument. Buffers are read
 // into locals in argument order, so the first bad argument is the one reported.
+#include <fcntl.h>
 #include <napi.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -415,6 +418,35 @@ Value BuildInfo(const CallbackInfo& info) {
   return o;
 }
 
+// () -> fd: points the process's stderr (fd 2) at /dev/null and returns a duplicate of the old one for
+// restoreStderr, or -1 (nothing changed) when that fails. For library chatter that has no switch: Dawn prints
+// adapter warnings to stderr from C++ while an adapter is requested.
+Value MuteStderr(const CallbackInfo& info) {
+  std::fflush(stderr);
+  const int saved = dup(2);
+  const int null_fd = open("/dev/null", O_WRONLY);
+  if (saved < 0 || null_fd < 0 || dup2(null_fd, 2) < 0) {
+    if (saved >= 0) close(saved);
+    if (null_fd >= 0) close(null_fd);
+    return Napi::Number::New(info.Env(), -1);
+  }
+  close(null_fd);
+  return Napi::Number::New(info.Env(), saved);
+}
+
+// (fd) -> undefined: makes fd (from muteStderr) the process's stderr again and closes it; -1 does nothing.
+Value RestoreStderr(const CallbackInfo& info) {
+  Args A(info, "restoreStderr");
+  check_argc(A, info, 1);
+  const double fd = A.number(0, "fd");
+  if (fd >= 0 && fd <= 1 << 30 && std::floor(fd) == fd) {
+    std::fflush(stderr);
+    dup2(int(fd), 2);
+    close(int(fd));
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Value (*)(const CallbackInfo&)> fns[] = {
       {"gemm", Gemm<false>},
@@ -446,6 +478,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"cpuPath", CpuPath},
       {"blasThreads", BlasThreads},
       {"buildInfo", BuildInfo},
+      {"muteStderr", MuteStderr},
+      {"restoreStderr", RestoreStderr},
   };
   for (const auto& f : fns) exports.Set(f.first, Napi::Function::New(env, f.second, f.first));
   wct_napi::register_packed(env, exports);

@@ -7,6 +7,7 @@ import { loadEvalText } from '../io/text-data.js';
 import { checkPositions, type CausalLM } from '../models/model.js';
 import { perplexity, type PerplexityResult } from './perplexity.js';
 import { OptionError } from '../errors.js';
+import { maxElementsOn } from '../tensor/device.js';
 import type { PhaseProgress } from '../util/phases.js';
 
 /** Logit floats per forward pass we allow (64 Mi floats = 256 MiB). */
@@ -21,6 +22,12 @@ export interface EvalDataOptions {
   onProgress?: (done: number, total: number) => void;
   /** A phase the caller started (its label names the data set): tokenizing, chunks done, and the perplexity. */
   phase?: PhaseProgress;
+}
+
+function anyParameter(model: CausalLM) {
+  const first = model.parameters().values().next();
+  if (first.done) throw new Error('evaluate: the model has no parameters');
+  return first.value;
 }
 
 /** Throws an OptionError naming --seqlen when it is not an integer in [2, max_position_embeddings]. */
@@ -41,7 +48,8 @@ export async function evaluateData(
   const text = loadEvalText(data);
   let ids = tokenizer.encode(text.text);
   if (text.kind === 'c4') ids = ids.subarray(0, C4_CHUNKS * seqlen);
-  const batchSize = o.batchSize ?? Math.max(1, Math.floor(LOGIT_BUDGET / (seqlen * model.config.vocabSize)));
+  const budget = Math.min(LOGIT_BUDGET, maxElementsOn(anyParameter(model).storage));
+  const batchSize = o.batchSize ?? Math.max(1, Math.floor(budget / (seqlen * model.config.vocabSize)));
   const onProgress = (done: number, total: number) => {
     o.onProgress?.(done, total);
     o.phase?.update(done, total, 'chunks');

@@ -12,6 +12,7 @@
  * of the backend is submitted to the one queue in program order (src/gpu/dispatch.ts submits each dispatch at
  * once), and the queue runs them in that order.
  */
+import { OptionError } from '../errors.js';
 import { Usage } from './buffers.js';
 
 /** Byte size of a buffer for n f32 (WebGPU refuses empty bindings; sizes are multiples of 16). */
@@ -104,9 +105,11 @@ export class GpuContext {
 
   private make(n: number, label: string, zero: boolean): GpuArray {
     if (n > this.maxElements) {
-      throw new RangeError(
-        `gpu: a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the adapter's storage binding limit ` +
-          `of ${(this.maxElements / 262144).toFixed(0)} MiB`,
+      throw new OptionError(
+        '--device',
+        `a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the GPU's storage binding limit of ` +
+          `${(this.maxElements / 262144).toFixed(0)} MiB (tensors are not split across bindings): use a smaller ` +
+          'batch or the CPU',
       );
     }
     const bytes = bytesFor(n);

@@ -154,3 +154,18 @@ export function kernelsFor(data: FloatArray): Kernels {
   const kind = (data as unknown as object)?.constructor?.name ?? typeof data;
   throw new TypeError(`kernelsFor: expected a Float32Array or Float64Array, got ${kind}`);
 }
+
+/**
+ * Runs `fn` with the process's stderr pointed at /dev/null (restored when it settles): for C++ libraries that
+ * print on stderr with no switch to stop them (Dawn's adapter warnings while an adapter is requested). Keep `fn`
+ * short: anything the process itself writes to stderr meanwhile is lost too.
+ */
+export async function withStderrMuted<T>(fn: () => Promise<T>): Promise<T> {
+  const raw = loadAddonModule();
+  const saved = raw.muteStderr();
+  try {
+    return await fn();
+  } finally {
+    raw.restoreStderr(saved);
+  }
+}

@@ -115,6 +115,9 @@ export interface KernelBinding {
   /** OpenBLAS's thread count (setThreads sets it with OpenMP's). */
   blasThreads(): number;
   buildInfo(): AddonBuildInfo;
+  /** Points the process's stderr at /dev/null; returns the fd that restoreStderr puts back (-1: unchanged). */
+  muteStderr(): number;
+  restoreStderr(fd: number): void;
 }
 
 /** What the addon was built with and the CPU features its ISA dispatch found (kernels/src/dispatch.cc). */

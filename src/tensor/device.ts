@@ -104,6 +104,11 @@ export function assign(s: Storage, values: Float32Array): void {
   } else s.set(values);
 }
 
+/** The most elements one tensor may hold on the device of `s` (the GPU's binding limit; unbounded on the host). */
+export function maxElementsOn(s: Storage): number {
+  return s instanceof GpuArray ? s.ctx.maxElements : Number.POSITIVE_INFINITY;
+}
+
 /** A zero-copy view of the first n elements. */
 export function prefixOf(s: Storage, n: number): Storage {
   return s instanceof GpuArray ? s.prefix(n) : s.subarray(0, n);

@@ -14,8 +14,8 @@ import { applyWeakDeltas } from '../../src/models/weak-deltas.js';
 import { loadDataset } from '../../src/data/dataset.js';
 import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { meanLoss, validationSet } from '../../src/train/trainer.js';
-import { wct } from '../helpers/cli.js';
-import { dataDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
+import { expectOneLineError, wct } from '../helpers/cli.js';
+import { dataDir, optTinyDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
 const TRAIN_CLI = path.join(repoRoot, 'dist/src/cli/wct-train.js');
 const SAMPLE = path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt');
@@ -99,6 +99,16 @@ describe('--device gpu', () => {
     expect(Math.abs(gpu - 45.298) / 45.298).toBeLessThan(0.01);
     const cpu = evalPpl(['--model', owq, '--data', SAMPLE]);
     expect(Math.abs(gpu - cpu) / cpu).toBeLessThan(PPL_REL_TOL);
+  });
+
+  it('a tensor over the GPU’s binding limit is a one-line error naming --device, and the default batch fits', () => {
+    const args = ['eval', '--model', optTinyDir, '--data', short, '--seqlen', '128', '--device', 'gpu'];
+    // 8 windows of 128 tokens: logits of 8 x 128 x 50272 floats (196 MiB) against llvmpipe's 128 MiB
+    expect(expectOneLineError(wct([...args, '--batch-size', '8']))).toMatch(
+      /^error: --device: a tensor of 51478528 floats \(196\.4 MiB\) exceeds the GPU's storage binding limit of 128 MiB/,
+    );
+    const r = wct([...args, '--json']);
+    expect(r.status, r.stderr).toBe(0);
   });
 
   it('wct generate: the CPU’s greedy continuation, token for token', () => {

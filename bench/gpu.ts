@@ -50,8 +50,12 @@ const COLD_BYTES = 256 * 2 ** 20;
 
 // ---- timing ----
 
-/** Best seconds per call of `f` on the device: batches filling about `budget` s, best of `rounds`. */
-export async function gpuSeconds(device: GPUDevice, f: (i: number) => void, budget = 0.25, rounds = 3) {
+/**
+ * Best seconds per call of `f` on the device: batches filling about `budget` s, best of `rounds`. Also the
+ * seconds per call spent enqueuing (recording and submitting, before the wait): where it is close to the total,
+ * the figure is the CPU's dispatch overhead, not the kernel's time (no timestamp queries here to separate them).
+ */
+export async function gpuTimes(device: GPUDevice, f: (i: number) => void, budget = 0.25, rounds = 3) {
   const done = () => device.queue.onSubmittedWorkDone();
   f(0);
   await done(); // warm-up: pipeline compile, first-touch of the buffers
@@ -61,13 +65,21 @@ export async function gpuSeconds(device: GPUDevice, f: (i: number) => void, budg
   const one = Math.max((performance.now() - t0) / 1000, 1e-6);
   const n = Math.max(1, Math.min(2000, Math.ceil(budget / one)));
   let best = one;
+  let enqueue = Infinity;
   for (let r = 0; r < rounds; r++) {
     t0 = performance.now();
     for (let i = 0; i < n; i++) f(i);
+    const t1 = performance.now();
     await done();
     best = Math.min(best, (performance.now() - t0) / 1000 / n);
+    enqueue = Math.min(enqueue, (t1 - t0) / 1000 / n);
   }
-  return best;
+  return { seconds: best, enqueue };
+}
+
+/** Best seconds per call of `f` on the device (gpuTimes without the enqueue time). */
+export async function gpuSeconds(device: GPUDevice, f: (i: number) => void, budget = 0.25, rounds = 3) {
+  return (await gpuTimes(device, f, budget, rounds)).seconds;
 }
 
 /** Best seconds per call of a host function (the CPU path): batches of about `budget` s, best of `rounds`. */
@@ -274,7 +286,8 @@ async function packedGemvRows(
         const bytes = weightBytes(w);
         const copies = software ? 1 : Math.max(1, Math.ceil(COLD_BYTES / bytes));
         const ws = Array.from({ length: copies }, () => api.packedToGpu(ctx, w));
-        const s = await gpuSeconds(device, (i) => api.packedGpu.packedMatmul(ws[i % copies], gx, 1, gy), 0.25);
+        const t = await gpuTimes(device, (i) => api.packedGpu.packedMatmul(ws[i % copies], gx, 1, gy), 0.25);
+        const s = t.seconds;
         if (frac === 0) base = s;
         const gbs = bytes / s / 1e9;
         const sCpu = cpuSeconds(() => packedMatmul(w, x, 1, y), 0.2);
@@ -283,6 +296,7 @@ async function packedGemvRows(
           bits,
           'weak cols': `${label} (${w.weakIdx.length})`,
           'GPU us': s * 1e6,
+          'enqueue us': t.enqueue * 1e6,
           'GPU GB/s': gbs,
           'of copy BW': gbs / copyGBs,
           'weak overhead': s / base - 1,
@@ -461,7 +475,7 @@ export async function runGpuBench(): Promise<string> {
         { title: 'Transfers', rows: transfer },
         { title: `Dense GEMM at m = ${M} (WGSL tiled GEMM vs the addon's sgemm, same data)`, rows: dense },
         {
-          title: `Packed decode GEMV (m = 1), per-row scales; GB/s = packed weight bytes (codes + f32 scales + u8 zeros + f32 weak columns) per second; of copy BW = that / the copy's read+write GB/s above${software ? '' : `; calls cycle through ${COLD_BYTES / 2 ** 20} MiB of device copies of the weight (> L2)`}; weak overhead = time / time without weak columns - 1`,
+          title: `Packed decode GEMV (m = 1), per-row scales; GB/s = packed weight bytes (codes + f32 scales + u8 zeros + f32 weak columns) per second; of copy BW = that / the copy's read+write GB/s above${software ? '' : `; calls cycle through ${COLD_BYTES / 2 ** 20} MiB of device copies of the weight (> L2)`}; weak overhead = time / time without weak columns - 1; enqueue us = the CPU's time to record and submit one call (close to GPU us: the figure is dispatch overhead, not the kernel)`,
           rows: gemv,
         },
         { title: `Packed GEMM at m = ${M} (0.3% weak columns, per-row scales)`, rows: packedGemm },

@@ -68,6 +68,9 @@ export class GpuUnavailableError extends Error {
   override readonly name = 'GpuUnavailableError';
 }
 
+/** Features the device asks for when its adapter has them. */
+export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
 interface DawnModule {
   create: typeof Dawn.create;
   globals: typeof Dawn.globals;
@@ -116,7 +119,10 @@ async function openGpu(backend: GpuBackend): Promise<Gpu> {
   }
   const requiredLimits: Record<string, number> = {};
   for (const k of COMPUTE_LIMITS) requiredLimits[k] = adapter.limits[k];
-  const device = await adapter.requestDevice({ requiredLimits });
+  // The optional features the kernels can use, where the adapter has them (none on llvmpipe): a kernel checks
+  // device.features.has('shader-f16') before it declares `enable f16;`.
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
   const report: GpuAdapterReport = {
     backend,

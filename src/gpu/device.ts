@@ -285,6 +285,11 @@ export async function selectDevice(choice: DeviceChoice): Promise<{ gpu: Gpu | n
     };
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
+    // `gpu` without OpenGL ES, where the default backend offered a software adapter (lavapipe, WARP): take it.
+    if (choice === 'gpu' && plan.backend === 'opengles' && forced === null && probe?.adapter != null) {
+      const g = await getGpu('default');
+      return { gpu: g, note: `device: gpu, ${adapterName(g.report)} (software, Dawn's default backend; ${msg})` };
+    }
     if (choice === 'auto') return { gpu: null, note: `device: cpu (${plan.reason}, which failed: ${msg})` };
     const why = probe === null ? '' : `${noHardware(probe)}; `;
     throw new GpuUnavailableError(

@@ -26,7 +26,7 @@ import { Usage } from '../src/gpu/buffers.js';
 import { closeGpu, type Gpu, selectDevice } from '../src/gpu/device.js';
 import { gemm } from '../src/gpu/matmul.js';
 import { loadNative } from '../src/native/addon.js';
-import { packedBytes, packedMatmul, type PackedBits, type PackedWeight } from '../src/native/packed.js';
+import { packedBytes, packedMatmul, packedRowBytes, type PackedBits, type PackedWeight } from '../src/native/packed.js';
 import { gemmDims, type NativeAddon } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { type Row, writeReport } from './report.js';
@@ -221,6 +221,7 @@ async function denseGemmRows(gpu: Gpu, native: NativeAddon | null, scale: number
 interface GpuPackedApi {
   packedToGpu(ctx: GpuContext, w: PackedWeight): unknown;
   packedGpu: { packedMatmul(w: unknown, x: GpuArray, m: number, y: GpuArray): void };
+  releasePacked(w: unknown): void;
 }
 
 /** src/gpu/packed.ts, or why it is not there (a variable specifier: the bench compiles before it exists). */
@@ -228,15 +229,31 @@ async function loadPackedGpu(): Promise<GpuPackedApi | string> {
   const spec = '../src/gpu/packed.js';
   try {
     const mod = (await import(spec)) as Partial<GpuPackedApi>;
-    if (typeof mod.packedToGpu !== 'function' || typeof mod.packedGpu?.packedMatmul !== 'function')
-      return 'src/gpu/packed.ts has no packedToGpu / packedGpu.packedMatmul';
+    if (
+      typeof mod.packedToGpu !== 'function' ||
+      typeof mod.packedGpu?.packedMatmul !== 'function' ||
+      typeof mod.releasePacked !== 'function'
+    )
+      return 'src/gpu/packed.ts has no packedToGpu / packedGpu.packedMatmul / releasePacked';
     return mod as GpuPackedApi;
   } catch (e) {
     return `src/gpu/packed.ts not available: ${(e as Error).message.split('\n')[0]}`;
   }
 }
 
-/** A packed weight of random codes (speed does not depend on the values), per-row scales, nOut weak columns. */
+/** Sets the code of packed column k in a row (the inverse of codeAt in src/native/packed.ts). */
+function setCode(q: Uint8Array, rowStart: number, k: number, bits: number, code: number): void {
+  for (let t = 0; t < bits; t++) {
+    const bit = k * bits + t;
+    const at = rowStart + (bit >> 3);
+    q[at] = (q[at] & ~(1 << (bit & 7))) | (((code >> t) & 1) << (bit & 7));
+  }
+}
+
+/**
+ * A packed weight of random codes (speed does not depend on the values), per-row scales, nOut weak columns
+ * whose codes are set to the zero point in `qweight` (validatePacked requires it).
+ */
 function randomWeight(
   rows: number,
   cols: number,
@@ -245,6 +262,10 @@ function randomWeight(
   qweight: Uint8Array,
   rng: Rng,
 ): PackedWeight {
+  const weakIdx = Int32Array.from({ length: nOut }, (_, j) => Math.floor((j * cols) / nOut));
+  const zero = 2 ** (bits - 1);
+  const rowBytes = packedRowBytes(cols, bits);
+  for (let r = 0; r < rows; r++) for (const k of weakIdx) setCode(qweight, r * rowBytes, k, bits, zero);
   return {
     rows,
     cols,
@@ -252,9 +273,9 @@ function randomWeight(
     groupSize: cols,
     qweight,
     scales: Float32Array.from({ length: rows }, () => 0.01 + 0.01 * rng.next()),
-    zeros: new Uint8Array(rows).fill(2 ** (bits - 1)),
+    zeros: new Uint8Array(rows).fill(zero),
     perm: null,
-    weakIdx: Int32Array.from({ length: nOut }, (_, j) => Math.floor((j * cols) / nOut)),
+    weakIdx,
     weak: randomArray(rows * nOut, rng),
   };
 }
@@ -290,6 +311,7 @@ async function packedGemvRows(
         const s = t.seconds;
         if (frac === 0) base = s;
         const gbs = bytes / s / 1e9;
+        for (const g of ws) api.releasePacked(g);
         const sCpu = cpuSeconds(() => packedMatmul(w, x, 1, y), 0.2);
         rows.push({
           'N x K': `${n}x${k}`,
@@ -329,6 +351,7 @@ async function packedGemmRows(gpu: Gpu, api: GpuPackedApi, scale: number, rng: R
       const gw = api.packedToGpu(ctx, w);
       const flop = 2 * M * n * k;
       const s = await gpuSeconds(device, () => api.packedGpu.packedMatmul(gw, gx, M, gy), 0.5);
+      api.releasePacked(gw);
       const sCpu = cpuSeconds(() => packedMatmul(w, x, M, y), 0.5);
       rows.push({
         'm x N x K': `${M}x${n}x${k}`,
@@ -475,7 +498,7 @@ export async function runGpuBench(): Promise<string> {
         { title: 'Transfers', rows: transfer },
         { title: `Dense GEMM at m = ${M} (WGSL tiled GEMM vs the addon's sgemm, same data)`, rows: dense },
         {
-          title: `Packed decode GEMV (m = 1), per-row scales; GB/s = packed weight bytes (codes + f32 scales + u8 zeros + f32 weak columns) per second; of copy BW = that / the copy's read+write GB/s above${software ? '' : `; calls cycle through ${COLD_BYTES / 2 ** 20} MiB of device copies of the weight (> L2)`}; weak overhead = time / time without weak columns - 1; enqueue us = the CPU's time to record and submit one call (close to GPU us: the figure is dispatch overhead, not the kernel)`,
+          title: `Packed decode GEMV (m = 1), per-row scales; GB/s = packed weight bytes (codes + f32 scales + u8 zeros + f32 weak columns) per second; of copy BW = that / the copy's read+write GB/s above${software ? '' : `; calls cycle through ${COLD_BYTES / 2 ** 20} MiB of device copies of the weight (> L2)`}; weak overhead = time / time without weak columns - 1; enqueue us = the CPU's time to record and submit one call (on Vulkan/Metal/D3D12, close to GPU us means the figure is dispatch overhead, not the kernel; Dawn's OpenGL ES backend runs the work inside submit, so there it is the whole time)`,
           rows: gemv,
         },
         { title: `Packed GEMM at m = ${M} (0.3% weak columns, per-row scales)`, rows: packedGemm },

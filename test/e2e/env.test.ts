@@ -6,8 +6,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { wct } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { cliPath, type CliResult } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
+
+/** The CLI with WCT_GPU_BACKEND unset: the plan then follows the adapters found, not a forced backend. */
+function wct(args: string[]): CliResult {
+  const env = { ...process.env };
+  delete env.WCT_GPU_BACKEND;
+  const r = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', timeout: 120_000, cwd: repoRoot, env });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string })
   .version;

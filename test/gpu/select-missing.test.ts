@@ -15,7 +15,9 @@ afterAll(async () => {
 describe('selectDevice without any adapter', () => {
   it('gpu names the packages to install; auto stays on the CPU', async () => {
     const before = process.env.EGL_PLATFORM;
+    const forced = process.env.WCT_GPU_BACKEND;
     process.env.EGL_PLATFORM = 'no-such-platform';
+    delete process.env.WCT_GPU_BACKEND;
     try {
       const dflt = await probeBackend('default');
       const auto = await selectDevice('auto');
@@ -37,6 +39,7 @@ describe('selectDevice without any adapter', () => {
     } finally {
       if (before === undefined) delete process.env.EGL_PLATFORM;
       else process.env.EGL_PLATFORM = before;
+      if (forced !== undefined) process.env.WCT_GPU_BACKEND = forced;
     }
   });
 });

@@ -5,7 +5,7 @@
  * stays on the CPU, `gpu` opens llvmpipe in the same process after the default backend was probed (in a child,
  * and once in-process too).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gemm } from '../../src/gpu/matmul.js';
 import {
   closeGpu,
@@ -19,8 +19,14 @@ import { type BackendProbe, diagnosticLines, probeBackend } from '../../src/gpu/
 import { gemmDims } from '../../src/native/types.js';
 import { down, up } from './helpers.js';
 
+// the plan follows the adapters found, not a forced backend
+const forcedBefore = process.env.WCT_GPU_BACKEND;
+beforeAll(() => {
+  delete process.env.WCT_GPU_BACKEND;
+});
 afterAll(async () => {
   await closeGpu();
+  if (forcedBefore !== undefined) process.env.WCT_GPU_BACKEND = forcedBefore;
 });
 
 const hardware: BackendProbe = {

@@ -9,6 +9,8 @@
  *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts), the WCT training step
  *    (bench/train.ts) and decode speed against --threads and a competing process (bench/threads.ts), each in its
  *    own report.
+ * `npm run bench -- --device gpu` runs the WebGPU bench instead (bench/gpu.ts: the adapter's copy bandwidth, dense
+ * and packed GEMM/GEMV, each beside the CPU path in the same run); `--device cpu` is the default.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +24,7 @@ import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadNative } from '../src/native/addon.js';
 import { gemmDims, type AttentionDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
+import { runGpuBench } from './gpu.js';
 import { runPackedBench } from './packed.js';
 import { runQuantBench } from './quant.js';
 import { runThreadsBench } from './threads.js';
@@ -178,4 +181,18 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+/** The bench's --device (cpu by default); anything else on the command line is an error. */
+function benchDevice(argv: string[]): 'cpu' | 'gpu' {
+  const usage = 'usage: npm run bench [-- --device cpu|gpu]';
+  if (argv.length === 0) return 'cpu';
+  const [flag, value] = argv[0].includes('=') ? argv[0].split('=', 2) : [argv[0], argv[1]];
+  const rest = argv.slice(argv[0].includes('=') ? 1 : 2);
+  if (flag !== '--device' || (value !== 'cpu' && value !== 'gpu') || rest.length > 0) {
+    process.stderr.write(`${usage} (got ${argv.join(' ')})\n`);
+    process.exit(1);
+  }
+  return value;
+}
+
+if (benchDevice(process.argv.slice(2)) === 'gpu') process.stdout.write(fs.readFileSync(await runGpuBench(), 'utf8'));
+else await main();

@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { compareCommand } from './commands/compare.js';
+import { envCommand } from './commands/env.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { initRandomCommand } from './commands/init-random.js';
@@ -18,6 +19,7 @@ await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct'), 'wct')
   .command(initRandomCommand)
   .command(quantizeCommand)
   .command(mergeCommand)
+  .command(envCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()
   .fail(failWith)

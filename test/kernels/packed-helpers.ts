@@ -81,17 +81,18 @@ export function magnitudes(w: PackedWeight, codes: Uint8Array): Float64Array {
 
 /** Products agree within PACKED_REL times the sum of the magnitudes the kernels add up. */
 export const PACKED_REL = 64 * 2 ** -24;
-/** |actual - expected| <= PACKED_REL * bound, elementwise. */
+/** |actual - expected| <= rel * bound, elementwise (rel: PACKED_REL for the native kernels). */
 export function expectWithin(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   bound: ArrayLike<number>,
   label: string,
+  rel = PACKED_REL,
 ): void {
   expect(actual.length, label).toBe(expected.length);
   for (let i = 0; i < expected.length; i++) {
-    if (!(Math.abs(actual[i] - expected[i]) <= PACKED_REL * bound[i] + 1e-30)) {
-      expect.fail(`${label}: element ${i} is ${actual[i]}, expected ${expected[i]} (bound ${PACKED_REL * bound[i]})`);
+    if (!(Math.abs(actual[i] - expected[i]) <= rel * bound[i] + 1e-30)) {
+      expect.fail(`${label}: element ${i} is ${actual[i]}, expected ${expected[i]} (bound ${rel * bound[i]})`);
     }
   }
 }

@@ -1,0 +1,83 @@
+/**
+ * The packed low-bit weight kernels on the GPU: PackedKernels<GpuArray, GpuPackedWeight> (the contract of
+ * src/native/packed.ts; oracle src/native/packed-ref.ts). The device copy of the weight and the shared decode
+ * WGSL are in packed-weight.ts; one file per kernel family:
+ *   dequantizeInto  packed-dequant.ts   one invocation per element of Ŵ
+ *   packedMatmul    packed-gemv.ts      M <= GEMV_MAX_M: workgroup per 4 rows, invocations split K, u32 code words
+ *                   packed-gemm.ts      larger M: 64x64 tiles with Ŵ dequantized into workgroup memory
+ *   packedMatmulT   packed-gemm.ts      the same tiling, dx = dy Ŵ (overwrites)
+ *   weakGrad        packed-weak-grad.ts one invocation per dweak element, accumulates, deterministic
+ * Every call checks lengths like the native addon (need(): at least m * K, m * N, N * nOut elements), refuses a
+ * released weight or array, and an output that is also an input. The weak columns are read from `w.weak` at
+ * every call.
+ */
+import type { PackedKernels } from '../native/packed.js';
+import type { GpuArray } from './array.js';
+import { need } from './dispatch.js';
+import { encodeDequantize } from './packed-dequant.js';
+import { encodePackedGemm, encodePackedGemmT } from './packed-gemm.js';
+import { encodePackedGemv, GEMV_MAX_M } from './packed-gemv.js';
+import type { GpuPackedWeight } from './packed-weight.js';
+import { encodeWeakGrad } from './packed-weak-grad.js';
+
+export { GEMV_MAX_M } from './packed-gemv.js';
+export { GpuPackedWeight, packedToGpu, releasePacked } from './packed-weight.js';
+
+function checkWeight(kernel: string, w: GpuPackedWeight): void {
+  if (w.released) throw new Error(`${kernel}: the packed weight was released (releasePacked)`);
+  need(kernel, 'weak', w.weak, w.rows * w.nOut);
+}
+
+function checkM(kernel: string, m: number): void {
+  if (!Number.isInteger(m) || m < 0) throw new RangeError(`${kernel}: m must be a non-negative integer, got ${m}`);
+}
+
+/** A read_write binding may not alias a read one in the same dispatch. */
+function checkDistinct(kernel: string, out: GpuArray, ...ins: GpuArray[]): void {
+  if (ins.some((a) => a.buffer === out.buffer)) {
+    throw new Error(`${kernel}: the output shares its buffer with an input (pass a separate array)`);
+  }
+}
+
+export const packedGpu: PackedKernels<GpuArray, GpuPackedWeight> = {
+  name: 'webgpu',
+
+  dequantizeInto(w, out) {
+    checkWeight('dequantize', w);
+    need('dequantize', 'out', out, w.rows * w.cols);
+    checkDistinct('dequantize', out, w.weak, w.scales);
+    encodeDequantize(w, out);
+  },
+
+  packedMatmul(w, x, m, y) {
+    checkWeight('packedMatmul', w);
+    checkM('packedMatmul', m);
+    need('packedMatmul', 'x', x, m * w.cols);
+    need('packedMatmul', 'y', y, m * w.rows);
+    checkDistinct('packedMatmul', y, x, w.weak, w.scales);
+    if (m === 0 || w.rows === 0) return;
+    if (m <= GEMV_MAX_M) encodePackedGemv(w, x, m, y);
+    else encodePackedGemm(w, x, m, y);
+  },
+
+  packedMatmulT(w, dy, m, dx) {
+    checkWeight('packedMatmulT', w);
+    checkM('packedMatmulT', m);
+    need('packedMatmulT', 'dy', dy, m * w.rows);
+    need('packedMatmulT', 'dx', dx, m * w.cols);
+    checkDistinct('packedMatmulT', dx, dy, w.weak, w.scales);
+    if (m === 0) return;
+    encodePackedGemmT(w, dy, m, dx);
+  },
+
+  weakGrad(w, dy, x, m, dweak) {
+    checkWeight('weakGrad', w);
+    checkM('weakGrad', m);
+    need('weakGrad', 'dy', dy, m * w.rows);
+    need('weakGrad', 'x', x, m * w.cols);
+    need('weakGrad', 'dweak', dweak, w.rows * w.nOut);
+    checkDistinct('weakGrad', dweak, dy, x);
+    if (m === 0 || w.rows * w.nOut === 0) return;
+    encodeWeakGrad(w, dy, x, m, dweak);
+  },
+};

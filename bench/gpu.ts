@@ -7,7 +7,8 @@
  *  (b) dense GEMM GFLOP/s at m = 512 (src/gpu/matmul.ts vs the addon's sgemm), with the largest difference
  *      between the two results (the WGSL kernel was tested on llvmpipe only: this checks it on the bench's GPU);
  *  (c) packed decode GEMV (m = 1), 4- and 3-bit, 0 / 0.3% / 3% weak columns, GB/s of the packed weight's bytes
- *      as a fraction of (a), the weak columns' overhead, and the packed GEMM at m = 512 (src/gpu/packed.ts);
+ *      as a fraction of (a), the weak columns' overhead, and the packed GEMM at m = 512 (src/gpu/packed.ts: the
+ *      fused GEMV for m <= GEMV_MAX_M, the tiled GEMM above);
  *  (d) forward tokens/s and the WCT step of opt-125m- and llama-7b-shaped 2-layer packed models
  *      (bench/gpu-models.ts), CPU and GPU.
  *
@@ -22,10 +23,10 @@ import { modelSteps } from './gpu-models.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
-import type { GpuArray, GpuContext } from '../src/gpu/array.js';
 import { Usage } from '../src/gpu/buffers.js';
 import { closeGpu, type Gpu, selectDevice } from '../src/gpu/device.js';
 import { gemm } from '../src/gpu/matmul.js';
+import { type GpuPackedWeight, packedGpu, packedToGpu, releasePacked } from '../src/gpu/packed.js';
 import { loadNative } from '../src/native/addon.js';
 import { packedBytes, packedMatmul, packedRowBytes, type PackedBits, type PackedWeight } from '../src/native/packed.js';
 import { gemmDims, type NativeAddon } from '../src/native/types.js';
@@ -218,30 +219,6 @@ async function denseGemmRows(gpu: Gpu, native: NativeAddon | null, scale: number
 
 // ---- (c) packed GEMV / GEMM (src/gpu/packed.ts) ----
 
-/** The part of src/gpu/packed.ts the bench uses (the g-packed branch's interface). */
-interface GpuPackedApi {
-  packedToGpu(ctx: GpuContext, w: PackedWeight): unknown;
-  packedGpu: { packedMatmul(w: unknown, x: GpuArray, m: number, y: GpuArray): void };
-  releasePacked(w: unknown): void;
-}
-
-/** src/gpu/packed.ts, or why it is not there (a variable specifier: the bench compiles before it exists). */
-async function loadPackedGpu(): Promise<GpuPackedApi | string> {
-  const spec = '../src/gpu/packed.js';
-  try {
-    const mod = (await import(spec)) as Partial<GpuPackedApi>;
-    if (
-      typeof mod.packedToGpu !== 'function' ||
-      typeof mod.packedGpu?.packedMatmul !== 'function' ||
-      typeof mod.releasePacked !== 'function'
-    )
-      return 'src/gpu/packed.ts has no packedToGpu / packedGpu.packedMatmul / releasePacked';
-    return mod as GpuPackedApi;
-  } catch (e) {
-    return `src/gpu/packed.ts not available: ${(e as Error).message.split('\n')[0]}`;
-  }
-}
-
 /** Sets the code of packed column k in a row (the inverse of codeAt in src/native/packed.ts). */
 function setCode(q: Uint8Array, rowStart: number, k: number, bits: number, code: number): void {
   for (let t = 0; t < bits; t++) {
@@ -286,13 +263,7 @@ function weightBytes(w: PackedWeight): number {
   return w.qweight.length + 5 * w.scales.length + 4 * w.weak.length;
 }
 
-async function packedGemvRows(
-  gpu: Gpu,
-  api: GpuPackedApi,
-  software: boolean,
-  copyGBs: number,
-  rng: Rng,
-): Promise<Row[]> {
+async function packedGemvRows(gpu: Gpu, software: boolean, copyGBs: number, rng: Rng): Promise<Row[]> {
   const { ctx, device } = gpu;
   const rows: Row[] = [];
   for (const [n, k] of SHAPES) {
@@ -307,12 +278,12 @@ async function packedGemvRows(
         const w = randomWeight(n, k, bits, 2 * Math.round((frac * k) / 2), qweight, rng);
         const bytes = weightBytes(w);
         const copies = software ? 1 : Math.max(1, Math.ceil(COLD_BYTES / bytes));
-        const ws = Array.from({ length: copies }, () => api.packedToGpu(ctx, w));
-        const t = await gpuTimes(device, (i) => api.packedGpu.packedMatmul(ws[i % copies], gx, 1, gy), 0.25);
+        const ws: GpuPackedWeight[] = Array.from({ length: copies }, () => packedToGpu(ctx, w));
+        const t = await gpuTimes(device, (i) => packedGpu.packedMatmul(ws[i % copies], gx, 1, gy), 0.25);
         const s = t.seconds;
         if (frac === 0) base = s;
         const gbs = bytes / s / 1e9;
-        for (const g of ws) api.releasePacked(g);
+        for (const g of ws) releasePacked(g);
         const sCpu = cpuSeconds(() => packedMatmul(w, x, 1, y), 0.2);
         rows.push({
           'N x K': `${n}x${k}`,
@@ -332,7 +303,7 @@ async function packedGemvRows(
   return rows;
 }
 
-async function packedGemmRows(gpu: Gpu, api: GpuPackedApi, scale: number, rng: Rng): Promise<Row[]> {
+async function packedGemmRows(gpu: Gpu, scale: number, rng: Rng): Promise<Row[]> {
   const { ctx, device } = gpu;
   const rows: Row[] = [];
   for (const [n0, k0] of SHAPES) {
@@ -349,10 +320,10 @@ async function packedGemmRows(gpu: Gpu, api: GpuPackedApi, scale: number, rng: R
         randomBytes(packedBytes(n, k, bits), rng),
         rng,
       );
-      const gw = api.packedToGpu(ctx, w);
+      const gw = packedToGpu(ctx, w);
       const flop = 2 * M * n * k;
-      const s = await gpuSeconds(device, () => api.packedGpu.packedMatmul(gw, gx, M, gy), 0.5);
-      api.releasePacked(gw);
+      const s = await gpuSeconds(device, () => packedGpu.packedMatmul(gw, gx, M, gy), 0.5);
+      releasePacked(gw);
       const sCpu = cpuSeconds(() => packedMatmul(w, x, M, y), 0.5);
       rows.push({
         'm x N x K': `${M}x${n}x${k}`,
@@ -451,18 +422,16 @@ export async function runGpuBench(): Promise<string> {
     const { rows: transfer, copyGBs } = await transferRows(gpu, software ? 64 * 2 ** 20 : 256 * 2 ** 20);
     log('dense GEMM');
     const dense = await denseGemmRows(gpu, native, scale, rng);
-    const api = await loadPackedGpu();
     let gemv: Row[];
     let packedGemm: Row[];
-    if (typeof api === 'string' || native === null) {
-      const why = typeof api === 'string' ? api : cpuNote;
-      gemv = [{ status: `not run: ${why}` }];
+    if (native === null) {
+      gemv = [{ status: `not run: ${cpuNote}` }];
       packedGemm = gemv;
     } else {
       log('packed GEMV');
-      gemv = await packedGemvRows(gpu, api, software, copyGBs, rng);
+      gemv = await packedGemvRows(gpu, software, copyGBs, rng);
       log('packed GEMM');
-      packedGemm = await packedGemmRows(gpu, api, scale, rng);
+      packedGemm = await packedGemmRows(gpu, scale, rng);
     }
     log('model steps');
     const models = await modelRows(gpu);

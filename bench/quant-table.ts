@@ -86,7 +86,7 @@ export async function runQuantTable(): Promise<string> {
     process.stderr.write(`quant-table: ${ref.label} ${ref.bits}-bit, percdamp ${percdamp}\n`);
     const s = settings(ref.label);
     const model = loadModel(modelDir);
-    quantizeModel(model, {
+    await quantizeModel(model, {
       method: s.method,
       bits: ref.bits,
       groupSize: s.groupSize,

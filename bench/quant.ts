@@ -32,9 +32,9 @@ interface Job {
   budget: WeakBudget;
 }
 
-function quantize(model: CausalLM, job: Job, windows: Int32Array[]): number {
+async function quantize(model: CausalLM, job: Job, windows: Int32Array[]): Promise<number> {
   const t0 = performance.now();
-  quantizeModel(model, {
+  await quantizeModel(model, {
     method: job.method,
     bits: job.bits,
     groupSize: 0,
@@ -54,7 +54,7 @@ const JOBS: Job[] = [
   { label: 'OWQ 3-bit, target_bit 3.1', method: 'owq', bits: 3, budget: { targetBit: 3.1 } },
 ];
 
-function quantTimeRows(opt125m: string): Row[] {
+async function quantTimeRows(opt125m: string): Promise<Row[]> {
   const rows: Row[] = [];
   const tiny = path.join(sharedDataDir(), 'models/tinystories-656k');
   const golden = path.join(sharedDataDir(), 'golden/calib-c4-tinystories-656k-n128-L512.json');
@@ -68,7 +68,7 @@ function quantTimeRows(opt125m: string): Row[] {
       model: 'tinystories-656k',
       calibration: '128 x 512 (reference windows)',
       method: job.label,
-      seconds: quantize(loadModel(tiny), job, tinyWindows),
+      seconds: await quantize(loadModel(tiny), job, tinyWindows),
     });
   }
   const calib = { nsamples: 32, seqlen: 512, seed: 0 };
@@ -79,15 +79,17 @@ function quantTimeRows(opt125m: string): Row[] {
       model: 'opt-125m-shaped (random)',
       calibration: `${calib.nsamples} x ${calib.seqlen} (C4)`,
       method: job.label,
-      seconds: quantize(loadModel(opt125m), job, optWindows),
+      seconds: await quantize(loadModel(opt125m), job, optWindows),
     });
   }
   return rows;
 }
 
 /** An RTN packed checkpoint of `dir` in `out` (the linears at `bits`, optionally the embedding too), loaded as `wct` loads it. */
-function packedModel(dir: string, out: string, bits: number, embedBits?: number): CausalLM {
-  quantizeCheckpoint(dir, out, quantizeOptions({ method: 'rtn', wbits: bits, embed_bits: embedBits }), { force: true });
+async function packedModel(dir: string, out: string, bits: number, embedBits?: number): Promise<CausalLM> {
+  await quantizeCheckpoint(dir, out, quantizeOptions({ method: 'rtn', wbits: bits, embed_bits: embedBits }), {
+    force: true,
+  });
   return loadModel(out);
 }
 
@@ -109,7 +111,7 @@ async function decodeRows(opt125m: string): Promise<Row[]> {
     [3, undefined],
     [3, 8],
   ] as const) {
-    const tps = await decodeTokensPerSecond(packedModel(opt125m, `${opt125m}-packed`, bits, embedBits), tokens);
+    const tps = await decodeTokensPerSecond(await packedModel(opt125m, `${opt125m}-packed`, bits, embedBits), tokens);
     const weights = `packed ${bits}-bit (RTN)${embedBits === undefined ? '' : `, embedding + tied lm_head ${embedBits}-bit`}`;
     rows.push({ model: 'opt-125m-shaped', weights, 'tokens/s': tps, 'vs fp32': tps / fp32 });
   }
@@ -126,7 +128,7 @@ export async function runQuantBench(): Promise<string> {
     process.stderr.write('bench: decode tokens/s\n');
     const decode = await decodeRows(dir);
     process.stderr.write('bench: quantization time\n');
-    const times = quantTimeRows(dir);
+    const times = await quantTimeRows(dir);
     return writeReport({
       name: 'quant',
       machine: {

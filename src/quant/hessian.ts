@@ -3,31 +3,49 @@
  * running average exactly as the reference accumulates it (in fp32, one sequence at a time):
  *   H *= n / (n + 1);  n += 1;  X' = sqrt(2 / n) X;  H += X'^T X'
  * X_n is [T, K] (one sequence's inputs to the linear), H is [K, K].
+ *
+ * H lives on the device of the activations it is built from (the kernels of that storage: native on the host,
+ * WebGPU on the GPU), so a model on the GPU accumulates its Hessians there and only H is read back. H and the
+ * scratch X' are kept out of the GPU scopes of the forwards that feed them (src/tensor/device.ts) until `free`.
  */
-import { loadNative } from '../native/addon.js';
+import { allocLike, type Storage } from '../tensor/tensor.js';
+import { hostValues, keep, kernelsFor, release } from '../tensor/device.js';
 
 export class Hessian {
-  readonly h: Float32Array;
+  readonly h: Storage;
   /** Sequences accumulated so far (N). */
   samples = 0;
-  private scaled: Float32Array = new Float32Array(0);
+  private scaled: Storage | null = null;
 
-  constructor(readonly size: number) {
-    this.h = new Float32Array(size * size);
+  /** A zero H [size, size] on the device of `like` (the host when omitted). */
+  constructor(
+    readonly size: number,
+    like: Storage = new Float32Array(0),
+  ) {
+    this.h = keep(allocLike(like, size * size));
   }
 
-  /** Adds sequences x [count, T, K] (count = x.length / (T * K)), one at a time in order. */
-  add(x: Float32Array, seq: number): void {
+  /** Adds sequences x [count, T, K] (count = x.length / (T * K)), one at a time in order; x on H's device. */
+  add(x: Storage, seq: number): void {
+    if (x.constructor !== this.h.constructor)
+      throw new TypeError(
+        `Hessian.add: activations ${x.constructor.name} on another device than H ${this.h.constructor.name}`,
+      );
     const k = this.size;
-    const native = loadNative();
+    const kernels = kernelsFor(this.h);
     const rows = seq * k;
-    if (this.scaled.length !== rows) this.scaled = new Float32Array(rows);
+    if (this.scaled?.length !== rows) {
+      release(this.scaled);
+      this.scaled = keep(allocLike(this.h, rows));
+    }
+    const scaled = this.scaled;
     for (let off = 0; off < x.length; off += rows) {
-      native.affine(this.h, this.h, Math.fround(this.samples / (this.samples + 1)), 0);
+      kernels.affine(this.h, this.h, Math.fround(this.samples / (this.samples + 1)), 0);
       this.samples += 1;
-      native.affine(x.subarray(off, off + rows), this.scaled, Math.fround(Math.sqrt(2 / this.samples)), 0);
+      kernels.copy(x, off, scaled, 0, rows);
+      kernels.affine(scaled, scaled, Math.fround(Math.sqrt(2 / this.samples)), 0);
       // H [K, K] += X'^T [K, T] @ X' [T, K]
-      native.gemm(this.scaled, this.scaled, this.h, {
+      kernels.gemm(scaled, scaled, this.h, {
         batch: 1,
         m: k,
         n: k,
@@ -41,5 +59,17 @@ export class Hessian {
         strideC: 0,
       });
     }
+  }
+
+  /** H on the host (read back from the GPU; the array itself on the host). */
+  async values(): Promise<Float32Array> {
+    return (await hostValues(this.h)) as Float32Array;
+  }
+
+  /** Frees H and the scratch on the GPU (no-op on the host); the Hessian is unusable after. */
+  free(): void {
+    release(this.h);
+    release(this.scaled);
+    this.scaled = null;
   }
 }

@@ -8,10 +8,19 @@
  *   3. outputs: the block's outputs recomputed with the quantized block, which are the next block's inputs.
  * Calibration starts from the embeddings of the calibration windows; one block's activations are held at a time.
  * The pipeline reports progress as {done, total} over exactly the steps it runs.
+ *
+ * Devices: the pipeline runs where the model is (`await model.toDevice(ctx)` first for the GPU). On the GPU the
+ * embeddings, every block forward and the Hessian accumulation run there, each forward in a GPU scope (only the
+ * block outputs that feed the next block are kept, and the previous ones freed); the quantizer's column sweep
+ * stays on the host: the dense weight and its Hessian are read back, and the fake-quantized Ŵ is uploaded.
  */
+import { OptionError } from '../errors.js';
+import { GpuArray, type GpuContext } from '../gpu/array.js';
 import { familyOf } from '../models/families/registry.js';
 import { DenseLinear, type LinearLayer } from '../models/linear.js';
 import type { BlockContext, CausalLM } from '../models/model.js';
+import { moveTensor } from '../models/move.js';
+import { keep, release, scoped } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Hessian } from './hessian.js';
 import { quantMethod, type MethodSettings, type QuantMethod } from './methods.js';
@@ -62,8 +71,8 @@ class HessianCollector {
       forward: (x: Tensor) => {
         let h = this.byInput.get(x);
         if (h === undefined) {
-          h = this.hessians.get(name) ?? new Hessian(inner.inFeatures);
-          h.add(x.data as Float32Array, x.shape[1]);
+          h = this.hessians.get(name) ?? new Hessian(inner.inFeatures, x.storage);
+          h.add(x.storage, x.shape[1]);
           this.byInput.set(x, h);
         }
         this.hessians.set(name, h);
@@ -82,9 +91,34 @@ function embedWindows(model: CausalLM, windows: Int32Array[], batchSize: number)
     const group = windows.slice(i, i + batchSize);
     const ids = new Int32Array(group.length * group[0].length);
     group.forEach((w, j) => ids.set(w, j * w.length));
-    batches.push(model.embed(ids, { batch: group.length }));
+    batches.push(
+      scoped(() => {
+        const { h, ctx } = model.embed(ids, { batch: group.length });
+        keep(h.storage);
+        return { h, ctx };
+      }),
+    );
   }
   return batches;
+}
+
+/** Block `block`'s outputs for `acts` (kept), which replace them: the inputs' storage is freed. */
+function blockOutputs(model: CausalLM, block: number, acts: Activations): Activations {
+  return acts.map(({ h, ctx }) => {
+    const out = scoped(() => {
+      const y = model.block(block, h, ctx);
+      keep(y.storage);
+      return y;
+    });
+    release(h.storage);
+    return { h: out, ctx };
+  });
+}
+
+/** The GPU the model's weights are on (null: the host). */
+function deviceOf(model: CausalLM): GpuContext | null {
+  for (const t of model.parameters().values()) if (t.storage instanceof GpuArray) return t.storage.ctx;
+  return null;
 }
 
 /** What a progress report says just finished, as a bar's status: `block 2/8: quantize model.layers.1.mlp.up_proj`. */
@@ -118,7 +152,7 @@ function captureHessians(
   const collector = new HessianCollector();
   const originals = group.map((name) => [name, model.linears().get(name)!] as const);
   for (const [name, layer] of originals) model.setLinear(name, collector.wrap(name, layer));
-  for (const { h, ctx } of acts) model.block(block, h, ctx);
+  for (const { h, ctx } of acts) scoped(() => model.block(block, h, ctx));
   for (const [name, layer] of originals) model.setLinear(name, layer);
   return collector.hessians;
 }
@@ -130,10 +164,12 @@ interface BlockRun {
   groups: string[][];
   progress: StageProgress;
   results: Map<string, QuantizedColumns>;
+  /** The GPU the model runs on, null on the host. */
+  gpu: GpuContext | null;
 }
 
-/** Stage 2 for one block: each group's statistics, then its linears quantized in place. */
-function quantizeBlock(run: BlockRun, block: number, acts: Activations | null): void {
+/** Stage 2 for one block: each group's statistics, then its linears quantized in place (on the host, see above). */
+async function quantizeBlock(run: BlockRun, block: number, acts: Activations | null): Promise<void> {
   const { model, method, o, progress } = run;
   const prefix = model.blockPrefix(block);
   for (const shortNames of run.groups) {
@@ -143,23 +179,37 @@ function quantizeBlock(run: BlockRun, block: number, acts: Activations | null): 
       hessians = captureHessians(model, block, group, acts!);
       progress.step(block, 'calibration', prefix);
     }
-    shortNames.forEach((short, j) => {
+    for (const [j, short] of shortNames.entries()) {
       const name = group[j];
       const dense = denseOf(name, model.linears().get(name)!);
       const [rows, cols] = dense.weight.shape;
+      await moveTensor(dense.weight, null); // W to the host (it stays among the parameters; it is not used again)
       const weight = dense.weight.data as Float32Array;
-      const hessian = hessians.get(name)?.h ?? null;
+      const h = hessians.get(name);
+      const hessian = h === undefined ? null : await h.values();
       const q = method.quantizeLinear({ name, weight, rows, cols, nOut: o.nOut.get(short) ?? 0, hessian }, o);
       run.results.set(name, q);
-      model.setLinear(name, new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias));
+      const replacement = new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias);
+      if (run.gpu !== null) await replacement.toDevice(run.gpu);
+      model.setLinear(name, replacement);
       progress.step(block, 'quantize', name);
-    });
+    }
+    for (const h of new Set(hessians.values())) h.free();
   }
 }
 
-/** Quantizes every block linear of `model` in place (each becomes its fp32 fake-quantized Ŵ) and returns the results by name. */
-export function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Map<string, QuantizedColumns> {
+/**
+ * Quantizes every block linear of `model` in place (each becomes its fp32 fake-quantized Ŵ, on the model's device)
+ * and returns the results by name.
+ */
+export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Promise<Map<string, QuantizedColumns>> {
   const method = quantMethod(o.method);
+  const gpu = deviceOf(model);
+  if (gpu !== null && method.transformBlock !== undefined)
+    throw new OptionError(
+      'device',
+      `method ${method.name} transforms each block on the host: quantize it with --device cpu (device: cpu in a recipe)`,
+    );
   const spec = familyOf(model.config);
   const groups = o.trueSequential ? spec.quant.sequential : [spec.blockLinears(model.config).map((l) => l.name)];
   const calibrated = method.statistic !== 'none';
@@ -172,6 +222,7 @@ export function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Map<str
     groups,
     progress: new StageProgress(model.numBlocks * perBlock, model.numBlocks, o.onProgress),
     results: new Map(),
+    gpu,
   };
   let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;
   for (let block = 0; block < model.numBlocks; block++) {
@@ -180,11 +231,12 @@ export function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Map<str
       method.transformBlock({ model, block, prefix, inputs: acts ?? [] }, o);
       run.progress.step(block, 'transform', prefix);
     }
-    quantizeBlock(run, block, acts);
+    await quantizeBlock(run, block, acts);
     if (acts !== null) {
-      acts = acts.map(({ h, ctx }) => ({ h: model.block(block, h, ctx), ctx }));
+      acts = blockOutputs(model, block, acts);
       run.progress.step(block, 'outputs', prefix);
     }
   }
+  for (const { h } of acts ?? []) release(h.storage);
   return run.results;
 }

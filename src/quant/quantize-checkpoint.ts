@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { OptionError } from '../errors.js';
+import type { GpuContext } from '../gpu/array.js';
 import {
   PACKED_FORMAT,
   PACKED_VERSION,
@@ -43,6 +44,8 @@ export interface QuantizeCheckpointRun {
   onProgress?: (p: QuantProgress) => void;
   /** The phases shown to the user: calibration sampling, then quantize (block i/n and stage). */
   phases?: Phases;
+  /** The GPU the calibration forwards and Hessians run on (the quantizer's sweep stays on the host); null/absent: the CPU. */
+  gpu?: GpuContext | null;
 }
 
 /**
@@ -154,12 +157,12 @@ function quantConfigOf(
 }
 
 /** Quantizes `modelDir` as `o` says and writes the packed checkpoint `outDir`. */
-export function quantizeCheckpoint(
+export async function quantizeCheckpoint(
   modelDir: string,
   outDir: string,
   o: QuantizeOptions,
   run: QuantizeCheckpointRun,
-): QuantizeCheckpointResult {
+): Promise<QuantizeCheckpointResult> {
   const model = loadModel(modelDir);
   const config = model.config;
   const nOut = weakCounts(config, o.bits, quantMethod(o.method).weakColumns ? o.budget : null);
@@ -171,7 +174,10 @@ export function quantizeCheckpoint(
     run.onProgress?.(p);
     phase?.update(p.done, p.total, quantStatus(p));
   };
-  const results = quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress });
+  const gpu = run.gpu ?? null;
+  if (gpu !== null) await model.toDevice(gpu);
+  const results = await quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress });
+  if (gpu !== null) await model.toDevice(null); // the packed file is written from the host
   const seconds = (performance.now() - started) / 1000;
   phase?.end(`${model.numBlocks} blocks (${o.method}, ${o.bits}-bit)`);
   const embeddings =

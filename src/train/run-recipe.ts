@@ -72,8 +72,11 @@ export interface RunHooks {
   note?: (line: string) => void;
 }
 
-/** The packed base: the recipe's packed directory, or `<output>/base` quantized now (or on an earlier run). */
-function packedBase(r: Recipe, hooks: RunHooks): string {
+/**
+ * The packed base: the recipe's packed directory, or `<output>/base` quantized now (or on an earlier run), with its
+ * calibration forwards on the recipe's device (`gpu`; null: the CPU).
+ */
+async function packedBase(r: Recipe, hooks: RunHooks, gpu: GpuContext | null): Promise<string> {
   if (isPackedCheckpoint(r.model.path)) return r.model.path;
   const q = r.model.quantize;
   if (q === undefined)
@@ -83,12 +86,14 @@ function packedBase(r: Recipe, hooks: RunHooks): string {
   checkReplaceable(base, base, { option: 'output.dir', force: true });
   hooks.note?.(`quantizing ${r.model.path} (${q.method}, ${q.wbits}-bit) into ${base}`);
   try {
-    quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), {
+    await quantizeCheckpoint(r.model.path, base, toQuantizeOptions(q), {
       force: true,
       writtenBy: 'wct-train',
       phases: hooks.phases,
+      gpu,
     });
   } catch (e) {
+    if (e instanceof OptionError && e.option === 'device') throw e; // the recipe's own key
     if (e instanceof OptionError) throw new OptionError(`model.quantize.${e.option}`, e.problem); // the recipe's key
     throw e;
   }
@@ -148,10 +153,10 @@ function loraConfig(r: Recipe): LoraConfig {
   return { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets };
 }
 
-function methodRun(loaded: LoadedRecipe, hooks: RunHooks): MethodRun {
+async function methodRun(loaded: LoadedRecipe, hooks: RunHooks, gpu: GpuContext | null): Promise<MethodRun> {
   const r = loaded.recipe;
   if (r.method === 'wct') {
-    const base = packedBase(r, hooks);
+    const base = await packedBase(r, hooks, gpu);
     const model = loadModel(base);
     return {
       base,
@@ -179,7 +184,7 @@ function methodRun(loaded: LoadedRecipe, hooks: RunHooks): MethodRun {
       `${r.model.path} is a packed checkpoint: method lora trains over a full-precision base (use qlora for a packed one)`,
     );
   }
-  const base = r.method === 'qlora' ? packedBase(r, hooks) : r.model.path;
+  const base = r.method === 'qlora' ? await packedBase(r, hooks, gpu) : r.model.path;
   const model = loadModel(base);
   const layers = applyLora(model, loraConfig(r), r.train.seed);
   return {
@@ -319,7 +324,7 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
     path.join(r.output.dir, 'recipe.json'),
     `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,
   );
-  const run = methodRun(loaded, hooks);
+  const run = await methodRun(loaded, hooks, ctx);
   const tokenizer = loadTokenizer(run.base);
   const data = loadDataset(
     {

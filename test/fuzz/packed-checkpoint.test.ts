@@ -33,8 +33,8 @@ let headerLength: number;
 let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
 let linears: string[];
 
-beforeAll(() => {
-  const dir = packedTinyStories(path.join(tmp, 'packed'));
+beforeAll(async () => {
+  const dir = await packedTinyStories(path.join(tmp, 'packed'));
   config = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
   quantConfig = JSON.parse(fs.readFileSync(path.join(dir, QUANT_CONFIG_FILE), 'utf8'));
   model = fs.readFileSync(path.join(dir, 'model.safetensors'));

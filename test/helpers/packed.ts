@@ -10,8 +10,8 @@ import { dataDir, tinyStoriesDir } from './paths.js';
 const CALIB_TOKENS = path.join(dataDir, 'golden/calib-c4-tinystories-656k-n128-L512.json');
 
 /** Writes the packed checkpoint into `outDir` (which must not exist) and returns it. */
-export function packedTinyStories(outDir: string, groupSize = 0): string {
-  quantizeCheckpoint(
+export async function packedTinyStories(outDir: string, groupSize = 0): Promise<string> {
+  await quantizeCheckpoint(
     tinyStoriesDir,
     outDir,
     quantizeOptions({

@@ -39,7 +39,7 @@ async function quantizedPpl(
   data: string[],
 ): Promise<number[]> {
   const model = loadModel(tinyStoriesDir);
-  quantizeModel(model, {
+  await quantizeModel(model, {
     method: run.method,
     bits: run.bits,
     groupSize: run.groupSize ?? 0,

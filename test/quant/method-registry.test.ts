@@ -55,7 +55,7 @@ describe('a method registered from outside the pipeline', () => {
   it('quantizes end to end with its block transform', async () => {
     const out = path.join(tmp, 'toy');
     const progress: QuantProgress[] = [];
-    quantizeCheckpoint(tinyStoriesDir, out, quantizeOptions({ method: 'toy-scaled-rtn', wbits: 4 }), {
+    await quantizeCheckpoint(tinyStoriesDir, out, quantizeOptions({ method: 'toy-scaled-rtn', wbits: 4 }), {
       force: false,
       onProgress: (p) => progress.push(p),
     });

@@ -23,10 +23,10 @@ describe('quantization progress', () => {
     { method: 'rtn', trueSequential: false, perBlock: 7 },
   ];
   for (const { method, trueSequential, perBlock } of cases) {
-    it(`${method}${trueSequential ? ' --true-sequential' : ''}: ${perBlock} steps per block, counted exactly`, () => {
+    it(`${method}${trueSequential ? ' --true-sequential' : ''}: ${perBlock} steps per block, counted exactly`, async () => {
       const model = loadModel(tinyStoriesDir);
       const seen: QuantProgress[] = [];
-      quantizeModel(model, {
+      await quantizeModel(model, {
         method,
         bits: 4,
         groupSize: 0,

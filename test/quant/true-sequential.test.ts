@@ -51,7 +51,7 @@ function groupHessians(group: string[], quantized: Map<string, QuantizedColumns>
         let h = seen.get(x);
         if (h === undefined) {
           h = hessians.get(name) ?? new Hessian(inner.inFeatures);
-          h.add(x.data as Float32Array, SEQ);
+          h.add(x.storage, SEQ);
           seen.set(x, h);
         }
         hessians.set(name, h);
@@ -71,7 +71,7 @@ function groupHessians(group: string[], quantized: Map<string, QuantizedColumns>
 function requantize(name: string, h: Hessian): Uint8Array {
   const dense = loadModel(tinyStoriesDir).linears().get(name) as DenseLinear;
   const [rows, cols] = dense.weight.shape;
-  return owq(dense.weight.data as Float32Array, h.h, rows, cols, {
+  return owq(dense.weight.data as Float32Array, h.h as Float32Array, rows, cols, {
     bits: 3,
     nOut: 0,
     tuning: 'minmax',
@@ -85,8 +85,8 @@ describe('true-sequential quantization', () => {
   const groups = familyOf(config).quant.sequential;
   const prefix = 'model.layers.0';
 
-  it('quantizes each group of block 0 from a Hessian taken with the earlier groups already quantized', () => {
-    const results = quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true });
+  it('quantizes each group of block 0 from a Hessian taken with the earlier groups already quantized', async () => {
+    const results = await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true });
     const earlier = new Map<string, QuantizedColumns>();
     for (const group of groups) {
       const hessians = groupHessians(group, earlier);
@@ -98,9 +98,9 @@ describe('true-sequential quantization', () => {
     }
   });
 
-  it('without it, every linear comes from the full-precision block (and the later groups then differ)', () => {
-    const plain = quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: false });
-    const sequential = quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true });
+  it('without it, every linear comes from the full-precision block (and the later groups then differ)', async () => {
+    const plain = await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: false });
+    const sequential = await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true });
     const all = groups.flat();
     const hessians = groupHessians(all, new Map());
     for (const short of all) {

@@ -153,8 +153,8 @@ describe('packed checkpoint loader', () => {
     edit(qc);
     fs.writeFileSync(file, JSON.stringify(qc));
   };
-  beforeAll(() => {
-    packedDir = packedTinyStories(path.join(tmp, 'packed'));
+  beforeAll(async () => {
+    packedDir = await packedTinyStories(path.join(tmp, 'packed'));
   });
 
   it('loads, with the weak columns quantization_config.json lists', () => {

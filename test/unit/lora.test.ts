@@ -427,9 +427,9 @@ describe('PEFT adapter values', () => {
 
 describe('QLoRA: adapters over a packed model', () => {
   let packedDir: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     packedDir = path.join(tmp, 'rtn4');
-    quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeOptions({ method: 'rtn', wbits: 4, nsamples: 1 }), {
+    await quantizeCheckpoint(tinyStoriesDir, packedDir, quantizeOptions({ method: 'rtn', wbits: 4, nsamples: 1 }), {
       force: false,
     });
   });

@@ -2,6 +2,7 @@
  * Rotary position embedding, HF rotate-half layout: for head vector x = [x1, x2] (halves of D),
  * y = [x1 cos - x2 sin, x2 cos + x1 sin] with angle pos * invFreq[i]. x: [B, T, H, D].
  */
+import { GpuArray } from '../../gpu/array.js';
 import type { FloatArray } from '../../native/types.js';
 import { kernelsFor, onDeviceOf } from '../../tensor/device.js';
 import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
@@ -46,7 +47,9 @@ export function ropeTable(
 const onDevice = new WeakMap<RopeTable, { cos: Storage; sin: Storage }>();
 function tableOn(like: Storage, table: RopeTable): { cos: Storage; sin: Storage } {
   let t = onDevice.get(table);
-  if (t === undefined || t.cos.constructor !== like.constructor) {
+  // A GPU copy made in a scope that has ended was freed with it (blocks run one scope each when quantizing).
+  const freed = t !== undefined && t.cos instanceof GpuArray && t.cos.released;
+  if (t === undefined || t.cos.constructor !== like.constructor || freed) {
     t = { cos: onDeviceOf(like, table.cos), sin: onDeviceOf(like, table.sin) };
     onDevice.set(table, t);
   }

@@ -16,6 +16,10 @@ import { dataSetName } from '../../util/data-set-name.js';
 import { loadModelDir } from '../model-dir.js';
 import { Terminal } from '../progress.js';
 import { runHandler } from '../run.js';
+import { addDeviceOption, withDevice } from '../device-option.js';
+import type { GpuContext } from '../../gpu/array.js';
+import type { DeviceChoice } from '../../gpu/device.js';
+import type { QuantizeOptions } from '../../quant/options.js';
 import { addSchemaFlags, flagName, parseSchemaFlags } from '../schema-flags.js';
 
 interface QuantizeArgs {
@@ -24,6 +28,7 @@ interface QuantizeArgs {
   force: boolean;
   eval?: string;
   json: boolean;
+  device: DeviceChoice;
   [flag: string]: unknown;
 }
 
@@ -31,7 +36,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   command: 'quantize',
   describe: `Quantize a checkpoint (${methodNames().join(', ')}) and write a packed checkpoint`,
   builder: (y: Argv) =>
-    addSchemaFlags(y, quantizeShape, { method: methodNames() })
+    addDeviceOption(addSchemaFlags(y, quantizeShape, { method: methodNames() }))
       .option('model', {
         type: 'string',
         demandOption: true,
@@ -65,33 +70,53 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
     if (isPackedCheckpoint(args.model))
       throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const terminal = new Terminal();
-    let result: QuantizeCheckpointResult;
-    try {
-      result = quantizeCheckpoint(args.model, out.dir, options, {
-        force: true, // claimOutputDir decided whether the output may be replaced
-        writtenBy: 'wct quantize',
-        phases: terminal,
-      });
-    } catch (e) {
-      // the library names its options as the recipe does; here they are flags
-      if (e instanceof OptionError && !e.option.startsWith('--'))
-        throw new OptionError(`--${flagName(e.option)}`, e.problem);
-      throw e;
-    } finally {
-      terminal.close();
-    }
-    out.finish();
-    const ppl: Record<string, number> = {};
-    if (args.eval !== undefined) {
-      const packedModel = loadModelDir(args.out);
-      for (const data of evalTexts(args.eval)) {
-        const phase = terminal.start(`evaluation ${dataSetName(data)} (quantized)`);
-        ppl[data] = (await evaluateData(packedModel.model, packedModel.tokenizer, data, { phase })).ppl;
-      }
-    }
+    // the model runs on the chosen device: the calibration forwards and Hessians, then the evaluations
+    const { result, ppl } = await withDevice(
+      args.device,
+      (line) => terminal.log(line),
+      async (gpu) => {
+        const result = await quantizeTo(args.model, out.dir, options, terminal, gpu);
+        out.finish();
+        const ppl: Record<string, number> = {};
+        if (args.eval !== undefined) {
+          const packedModel = loadModelDir(args.out);
+          await packedModel.model.toDevice(gpu);
+          for (const data of evalTexts(args.eval)) {
+            const phase = terminal.start(`evaluation ${dataSetName(data)} (quantized)`);
+            ppl[data] = (await evaluateData(packedModel.model, packedModel.tokenizer, data, { phase })).ppl;
+          }
+        }
+        return { result, ppl };
+      },
+    );
     report(args, result.config, result.nOut, result.seconds, ppl);
   }),
 };
+
+/** quantizeCheckpoint with the library's option names turned into the command's flags in its errors. */
+async function quantizeTo(
+  model: string,
+  outDir: string,
+  options: QuantizeOptions,
+  terminal: Terminal,
+  gpu: GpuContext | null,
+): Promise<QuantizeCheckpointResult> {
+  try {
+    return await quantizeCheckpoint(model, outDir, options, {
+      force: true, // claimOutputDir decided whether the output may be replaced
+      writtenBy: 'wct quantize',
+      phases: terminal,
+      gpu,
+    });
+  } catch (e) {
+    // the library names its options as the recipe does; here they are flags
+    if (e instanceof OptionError && !e.option.startsWith('--'))
+      throw new OptionError(`--${flagName(e.option)}`, e.problem);
+    throw e;
+  } finally {
+    terminal.close();
+  }
+}
 
 /** The texts --eval names (comma-separated). */
 function evalTexts(list: string | undefined): string[] {

@@ -57,8 +57,8 @@ function weakColumns(q: QuantizedColumns): number[] {
 }
 
 describe('the quantization pipeline with the model on the GPU', () => {
-  it('OWQ 3-bit over 16 windows of 128 tokens: the weak columns and ~all codes of the CPU run, its perplexity within 1%', async () => {
-    const windows = readCalibrationTokens(CALIB, { nsamples: 16, seqlen: 128, seed: 0 }, config.vocabSize).windows;
+  it('OWQ 3-bit over 4 windows of 64 tokens: the weak columns and ~all codes of the CPU run, its perplexity within 1%', async () => {
+    const windows = readCalibrationTokens(CALIB, { nsamples: 4, seqlen: 64, seed: 0 }, config.vocabSize).windows;
     const cpuModel = loadModel(tinyStoriesDir);
     const cpu = await quantizeModel(cpuModel, owqOptions(windows));
     const gpuModel = loadModel(tinyStoriesDir);
@@ -78,7 +78,7 @@ describe('the quantization pipeline with the model on the GPU', () => {
     // f32 Hessians summed in another order move a few roundings at the decision boundary, no more
     expect(same / codes).toBeGreaterThan(0.99);
     const short = path.join(tmp, 'short.txt');
-    fs.writeFileSync(short, fs.readFileSync(SAMPLE, 'utf8').slice(0, 9000));
+    fs.writeFileSync(short, fs.readFileSync(SAMPLE, 'utf8').slice(0, 4500));
     const tokenizer = loadTokenizer(tinyStoriesDir);
     const want = (await evaluateData(cpuModel, tokenizer, short)).ppl;
     const got = (await evaluateData(gpuModel, tokenizer, short)).ppl;
@@ -110,14 +110,14 @@ interface QuantizeSummary {
   ppl: Record<string, number>;
 }
 
-/** `wct quantize ... --json` on `device` with 16 of the reference windows, evaluated on the first 9000 characters of the sample. */
+/** `wct quantize ... --json` on `device` with 2 of the reference windows, evaluated on the first 4500 characters of the sample. */
 function quantizeCli(device: 'cpu' | 'gpu', out: string, short: string): { run: QuantizeSummary; stderr: string } {
   const r = wct(
     ['quantize', '--model', tinyStoriesDir, '--method', 'owq', '--wbits', '3', '--target-bit', '3.1'].concat([
       '--calib-tokens',
       CALIB,
       '--nsamples',
-      '16',
+      '2',
       '--out',
       out,
       '--eval',
@@ -134,10 +134,10 @@ function quantizeCli(device: 'cpu' | 'gpu', out: string, short: string): { run: 
 
 describe('wct quantize --device gpu', () => {
   // The acceptance run (all 128 reference windows of 512 tokens) took 17 minutes on llvmpipe here (ppl 45.2953
-  // against the reference 45.298; the CPU takes ~20 s): CI runs 16 of the windows on both devices and compares.
-  it('OWQ 3.1-bit over 16 reference windows: weak columns and bits of the CPU run, its perplexity within 1%', () => {
+  // against the reference 45.298; the CPU takes ~20 s): CI runs 2 of the windows on both devices and compares (16 took 189 s).
+  it('OWQ 3.1-bit over 2 reference windows: weak columns and bits of the CPU run, its perplexity within 1%', () => {
     const short = path.join(tmp, 'short-e2e.txt');
-    fs.writeFileSync(short, fs.readFileSync(SAMPLE, 'utf8').slice(0, 9000));
+    fs.writeFileSync(short, fs.readFileSync(SAMPLE, 'utf8').slice(0, 4500));
     const cpu = quantizeCli('cpu', path.join(tmp, 'owq-cpu'), short).run;
     const out = path.join(tmp, 'owq-gpu');
     const { run: onGpu, stderr } = quantizeCli('gpu', out, short);
@@ -145,7 +145,7 @@ describe('wct quantize --device gpu', () => {
     expect(onGpu.n_out).toEqual(cpu.n_out);
     expect(onGpu.avg_bits).toEqual(cpu.avg_bits);
     expect(Math.abs(onGpu.ppl[short] - cpu.ppl[short]) / cpu.ppl[short]).toBeLessThan(PPL_REL_TOL);
-    expect(readQuantConfig(out).calibration?.nsamples).toBe(16);
+    expect(readQuantConfig(out).calibration?.nsamples).toBe(2);
     // the checkpoint written from the GPU run is what the CPU loads and evaluates to the same perplexity
     const e = wct(['eval', '--model', out, '--data', short, '--json']);
     expect(e.status, e.stderr).toBe(0);

@@ -12,7 +12,7 @@ export interface CliResult {
 }
 
 /** Runs the built CLI (npm ci / npm run build produce dist/). */
-export function wct(args: string[], timeoutMs = 120_000): CliResult {
+export function wct(args: string[], timeoutMs = 280_000): CliResult {
   if (!fs.existsSync(cliPath)) throw new Error(`${cliPath} is missing: run npm run build first`);
   const r = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', timeout: timeoutMs, cwd: repoRoot });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };

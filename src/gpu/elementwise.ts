@@ -17,7 +17,8 @@
  * copy is a copyBufferToBuffer (f32 offsets are always 4-byte aligned). Dropout uploads the host's mask bytes
  * as they are, 4 per u32 (little-endian, as WebGPU buffers are), and multiplies by the byte's value.
  */
-import type { BinaryOp, BroadcastDims, Kernels, UnaryOp } from '../native/types.js';
+import type { BinaryOp, BroadcastDims, DropoutDraw, Kernels, UnaryOp } from '../native/types.js';
+import { GAMMA } from '../util/rng.js';
 import { checkLive, type GpuArray } from './array.js';
 import { f32, need } from './dispatch.js';
 import { checkRank, coalesce, dimAt, padDims, product, span } from './layout.js';
@@ -275,34 +276,28 @@ export function scaleBy(x: GpuArray, s: GpuArray, alpha: number): void {
   runPointwise(x.ctx, scaleByKernel, [s, x], x.length, f32(alpha));
 }
 
+// The mask drawn in place: mulberry32's mix of counter state + (i + 1) GAMMA (src/util/rng.ts mix32, in u32
+// arithmetic, which wraps as Math.imul does), kept iff above the threshold (the DropoutDraw contract).
 const dropoutKernel = pointwise({
   label: 'dropout',
   bindings: [
     { name: 'X', access: 'read' },
-    { name: 'MASK', access: 'read', type: 'u32' },
     { name: 'O', access: 'read_write' },
   ],
-  params: 'scale: f32,',
+  params: 'state: u32, threshold: u32, scale: f32,',
   inPlace: true,
   body: /* wgsl */ `
-  let m = (MASK[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
-  O[i] = X[i] * f32(m) * P.scale;`,
+  var t = P.state + (i + 1u) * ${GAMMA}u;
+  t = (t ^ (t >> 15u)) * (t | 1u);
+  t = t ^ (t + (t ^ (t >> 7u)) * (t | 61u));
+  t = t ^ (t >> 14u);
+  O[i] = X[i] * f32(t > P.threshold) * P.scale;`,
 });
 
-/** out = x * mask * scale for i < x.length (mask: host bytes, uploaded 4 per u32). */
-export function dropout(x: GpuArray, mask: Uint8Array, scale: number, out: GpuArray): void {
-  need('dropout', 'mask', mask, x.length);
+/** out = x * keep * scale for i < x.length, the mask drawn on the device from `draw`. */
+export function dropout(x: GpuArray, draw: DropoutDraw, scale: number, out: GpuArray): void {
   need('dropout', 'out', out, x.length);
-  if (x.length === 0) return;
-  const { ctx } = x;
-  checkLive(x, 'dropout'); // before the upload: a refused dispatch must not leak the mask buffer
-  checkLive(out, 'dropout');
-  const buf = ctx.uploadRaw(mask.subarray(0, x.length), 'dropout mask');
-  try {
-    runPointwise(ctx, dropoutKernel, [x, buf, out], x.length, f32(scale));
-  } finally {
-    ctx.recycle(buf);
-  }
+  runPointwise(x.ctx, dropoutKernel, [x, out], x.length, draw.state >>> 0, draw.threshold >>> 0, f32(scale));
 }
 
 export const elementwiseKernels = {

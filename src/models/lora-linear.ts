@@ -93,7 +93,7 @@ export class LoraLinear implements LinearLayer {
 
   forward(x: Tensor): Tensor {
     const y = this.base.forward(x);
-    const xd = this.training ? dropout(x, this.dropout, () => this.rng.next()) : x;
+    const xd = this.training ? dropout(x, this.dropout, this.rng) : x;
     const h = affine(linear(xd, this.a), this.scale); // [..., r], scaled here where it is smallest
     return add(y, linear(h, this.b));
   }

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { packageRoot } from '../util/package-root.js';
-import { referenceKernels } from './ref.js';
+import { dropoutMask, referenceKernels } from './ref.js';
 import type { AddonBinding, KernelBinding } from './binding.js';
 import type { BinaryOp, FloatArray, Kernels, NativeAddon, UnaryOp } from './types.js';
 
@@ -102,7 +102,7 @@ function wrap(raw: KernelBinding): NativeAddon {
       raw.crossEntropyBackward(logits, targets, lse, rowScale, dlogits, d.rows, d.vocab, d.ignoreIndex),
     embeddingForward: (table, ids, out, d) => raw.embeddingForward(table, ids, out, d.rows, d.dim, d.vocab),
     embeddingBackward: (dy, ids, dTable, d) => raw.embeddingBackward(dy, ids, dTable, d.rows, d.dim, d.vocab),
-    dropout: (x, mask, scale, out) => raw.dropout(x, mask, scale, out),
+    dropout: (x, draw, scale, out) => raw.dropout(x, dropoutMask(draw, x.length), scale, out),
     bf16Native: () => raw.bf16Native(),
     benchSgemmDirect: (m, n, k, iters) => raw.benchSgemmDirect(m, n, k, iters),
     threads: () => raw.threads(),

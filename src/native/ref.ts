@@ -14,6 +14,7 @@ import type {
   BinaryOp,
   BroadcastDims,
   CrossEntropyDims,
+  DropoutDraw,
   EmbeddingDims,
   FloatArray,
   GemmDims,
@@ -23,6 +24,7 @@ import type {
   RowDims,
   UnaryOp,
 } from './types.js';
+import { counterOf, mix32 } from '../util/rng.js';
 
 type Indexable = FloatArray | Int32Array | Uint8Array;
 
@@ -577,12 +579,19 @@ export const referenceKernels: Kernels = {
     }
   },
 
-  dropout(x, mask, scale, out) {
-    need('dropout', 'mask', mask, x.length);
+  dropout(x, draw, scale, out) {
     need('dropout', 'out', out, x.length);
+    const mask = dropoutMask(draw, x.length);
     for (let i = 0; i < x.length; i++) out[i] = x[i] * mask[i] * scale;
   },
 };
+
+/** The 0/1 keep bytes of the first n elements under `draw` (the DropoutDraw contract). */
+export function dropoutMask(draw: DropoutDraw, n: number): Uint8Array {
+  const mask = new Uint8Array(n);
+  for (let i = 0; i < n; i++) mask[i] = mix32(counterOf(draw.state, i)) > draw.threshold ? 1 : 0;
+  return mask;
+}
 
 /** out[o, o + n) = softmax(x[o, o + n)); n = 0 is a no-op. out may be x. */
 function softmaxRow(x: FloatArray, out: FloatArray, o: number, n: number): void {

@@ -93,6 +93,16 @@ export interface AttentionDims {
   scale: number;
 }
 
+/**
+ * A dropout mask from the counter-based generator (src/util/rng.ts): element i is kept iff
+ * mix32(counterOf(state, i)) > threshold. With threshold = ceil(p 2^32) - 1 that is "draw i / 2^32 >= p",
+ * exactly what p and n calls of Rng.next() decide, so every device draws the same mask from `state`.
+ */
+export interface DropoutDraw {
+  state: number;
+  threshold: number;
+}
+
 export interface CrossEntropyDims {
   rows: number;
   vocab: number;
@@ -185,8 +195,8 @@ export interface Kernels<A = FloatArray> {
   /** dTable[ids[i], :] += dy[i, :] (scatter-add). */
   embeddingBackward(dy: A, ids: Int32Array, dTable: A, d: EmbeddingDims): void;
 
-  /** out = x * mask * scale (mask is 0/1 bytes); also the backward, on dy. */
-  dropout(x: A, mask: Uint8Array, scale: number, out: A): void;
+  /** out = x * keep * scale with keep drawn as `draw` says (src/native/ref.ts dropoutMask); also the backward, on dy. */
+  dropout(x: A, draw: DropoutDraw, scale: number, out: A): void;
 }
 
 /** Native-only extras (no reference beyond dense fp32 gemm, which is their oracle). */

@@ -18,7 +18,7 @@ import {
   unaryForward,
 } from '../../src/gpu/elementwise.js';
 import type { BinaryOp, BroadcastDims, UnaryOp } from '../../src/native/types.js';
-import { broadcastLayout, denseStrides, expectClose, numel, rand32, ref, rng, type Tol } from '../kernels/helpers.js';
+import { broadcastLayout, denseStrides, expectClose, numel, rand32, ref, type Tol } from '../kernels/helpers.js';
 import { down, up, useGpu } from './helpers.js';
 
 const SIZES = [1, 3, 7, 127, 129, 1023];
@@ -250,24 +250,26 @@ describe('gpu fill, copy, accumulate, broadcastScalar', () => {
 });
 
 describe('gpu dropout', () => {
-  it('applies the host mask (4 bytes per u32) and scale, in place too', async () => {
+  it('draws the reference mask on the device (counters that wrap 2^32 too) and applies the scale, in place too', async () => {
     const { ctx } = gpu();
-    for (const n of SIZES) {
+    for (const [n, state] of [...SIZES.map((n) => [n, n * 7919]), [100_003, 0xfffff000]]) {
+      const draw = { state, threshold: Math.ceil(0.3 * 4294967296) - 1 };
       const x = rand32(n, n + 4);
-      const r = rng(n);
-      const mask = Uint8Array.from({ length: n + 2 }, () => (r() < 0.7 ? 1 : 0));
       const expected = new Float32Array(n);
-      ref.dropout(x, mask, 1 / 0.7, expected);
+      ref.dropout(x, draw, 1 / 0.7, expected);
       const out = ctx.zeros(n);
-      dropout(up(ctx, x), mask, 1 / 0.7, out);
-      // one rounding of x * scale either way (mask is 0 or 1), scale rounded to f32 on the GPU
-      expectClose(await down(out), expected, AFFINE_TOL, `dropout n=${n}`);
+      dropout(up(ctx, x), draw, 1 / 0.7, out);
+      // the same 0/1 mask (bit for bit: zeros where the reference has zeros), then one rounding of x * scale
+      // either way, scale rounded to f32 on the GPU
+      const got = await down(out);
+      expect(got.every((v, i) => (v === 0) === (expected[i] === 0))).toBe(true);
+      expectClose(got, expected, AFFINE_TOL, `dropout n=${n}`);
       const gx = up(ctx, x);
-      dropout(gx, mask, 1 / 0.7, gx);
+      dropout(gx, draw, 1 / 0.7, gx);
       expectClose(await down(gx), expected, AFFINE_TOL, `dropout in place n=${n}`);
     }
-    expect(() => dropout(ctx.zeros(5), new Uint8Array(4), 2, ctx.zeros(5))).toThrow(
-      'dropout: mask has 4 elements, needs at least 5',
+    expect(() => dropout(ctx.zeros(5), { state: 0, threshold: 0 }, 2, ctx.zeros(4))).toThrow(
+      'dropout: out has 4 elements, needs at least 5',
     );
   });
 });

@@ -9,6 +9,7 @@ import { add, backward, crossEntropy, zeroGrad } from '../../src/autograd/index.
 import { shiftedTargets } from '../../src/eval/perplexity.js';
 import { generate } from '../../src/models/generate.js';
 import { loadModel } from '../../src/models/load.js';
+import { applyLora, loraParameters } from '../../src/models/lora.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { hostValues, keep, readScalars, release, scoped, toGpu, toHost } from '../../src/tensor/device.js';
 import { fromArray, type Tensor } from '../../src/tensor/tensor.js';
@@ -145,6 +146,44 @@ describe('models on the GPU', () => {
     expect(after).toBeLessThan(before);
     reads.mockRestore();
     opt.dispose();
+  });
+
+  it('LoRA and QLoRA with dropout on the GPU: the CPU’s loss and adapter gradients (the same masks), no read-back before the loss', async () => {
+    const { ctx } = gpu();
+    const adapted = (packed: boolean): { model: CausalLM; params: Tensor[] } => {
+      const model = loadModel(tinyStoriesDir);
+      if (packed) packEveryLinear(model, 'f32');
+      const layers = applyLora(model, { rank: 4, alpha: 8, dropout: 0.25, targets: 'all' }, 11);
+      const { params } = loraParameters(layers);
+      for (const l of layers.values()) {
+        l.training = true;
+        // B = 0 at init would leave A's gradient 0: a fixed nonzero B makes both gradients informative
+        l.b.data.forEach((_, j) => (l.b.data[j] = Math.sin(j + 1) * 0.05));
+      }
+      return { model, params };
+    };
+    for (const packed of [false, true]) {
+      const cpu = adapted(packed);
+      const lossCpu = crossEntropy(cpu.model.forward(IDS, { batch: 2 }), TARGETS);
+      backward(lossCpu);
+      const onGpu = adapted(packed);
+      await onGpu.model.toDevice(ctx);
+      const reads = vi.spyOn(ctx, 'read');
+      const lossGpu = crossEntropy(onGpu.model.forward(IDS, { batch: 2 }), TARGETS);
+      backward(lossGpu);
+      expect(reads, 'read-backs before the loss').not.toHaveBeenCalled();
+      reads.mockRestore();
+      const what = packed ? 'QLoRA' : 'LoRA';
+      const [l] = await readScalars([lossGpu.storage]);
+      expect(Math.abs(l - lossCpu.data[0]) / lossCpu.data[0], what).toBeLessThan(1e-5);
+      for (const [i, p] of onGpu.params.entries()) {
+        const g = await hostValues(p.grad!);
+        const want = cpu.params[i].grad as Float32Array;
+        const scale = Math.max(...Array.from(want, Math.abs));
+        // f32 kernels on both devices, different summation orders: a few 1e-6 of the gradient's scale
+        expect(maxAbsDiff(g, want) / scale, `${what} gradient ${i}`).toBeLessThan(1e-4);
+      }
+    }
   });
 
   it('refuses ops over tensors on two devices, naming the op', () => {

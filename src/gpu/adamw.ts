@@ -15,10 +15,10 @@ import { pointwise, runPointwise } from './pointwise.js';
 const adamwKernel = pointwise({
   label: 'adamw',
   bindings: [
-    { name: 'TH', access: 'read_write' },
-    { name: 'G', access: 'read' },
-    { name: 'M', access: 'read_write' },
-    { name: 'V', access: 'read_write' },
+    { name: 'TH', access: 'read_write', flat: true },
+    { name: 'G', access: 'read', flat: true },
+    { name: 'M', access: 'read_write', flat: true },
+    { name: 'V', access: 'read_write', flat: true },
   ],
   params:
     'lr: f32, lrWd: f32, beta1: f32, omb1: f32, beta2: f32, omb2: f32, eps: f32, c1: f32, c2: f32, gradScale: f32,',

@@ -8,6 +8,11 @@
  * Arrays made outside any scope live until `release()`. A released array refuses to be bound again, so
  * a use after its scope ended is an error naming the kernel, never a silent read of reused memory.
  *
+ * Size: one array is one buffer, up to the adapter's maxBufferSize (and 2^32 - 1 floats, the kernels' u32
+ * indices). A kernel binds an array over the storage binding limit in windows (src/gpu/windows.ts); the limit
+ * the kernels plan with is `bindingLimit`, the adapter's maxStorageBufferBindingSize unless lowered (tests lower
+ * it so that small tensors split).
+ *
  * Reuse right after release is safe: every write (queue.writeBuffer, clearBuffer, a dispatch) and every read
  * of the backend is submitted to the one queue in program order (src/gpu/dispatch.ts submits each dispatch at
  * once), and the queue runs them in that order.
@@ -59,16 +64,38 @@ export class GpuContext {
   /** WebGPU validation errors (a shader that does not compile, a bad binding) reported since the last read. */
   private readonly errors: string[] = [];
 
+  private limit: number;
+
   constructor(readonly device: GPUDevice) {
+    this.limit = device.limits.maxStorageBufferBindingSize;
     // Dawn reports these asynchronously and the failed dispatch does nothing: they fail the next read-back.
     device.onuncapturederror = (e: GPUUncapturedErrorEvent) => {
       this.errors.push(e.error.message);
     };
   }
 
-  /** The largest array one binding can hold (the adapter's maxStorageBufferBindingSize). */
+  /** The largest array (one buffer: the adapter's maxBufferSize, at most 2^32 - 1 floats). */
   get maxElements(): number {
-    return Math.floor(this.device.limits.maxStorageBufferBindingSize / 4);
+    return Math.min(Math.floor(this.device.limits.maxBufferSize / 4), 2 ** 32 - 1);
+  }
+
+  /** Bytes one storage binding may span: the adapter's maxStorageBufferBindingSize unless lowered. */
+  get bindingLimit(): number {
+    return this.limit;
+  }
+
+  /**
+   * Lowers (or restores) the binding limit the kernels plan their windows with, e.g. so that tests split small
+   * tensors: a multiple of 4 bytes, at least 4 times minStorageBufferOffsetAlignment, at most the adapter's.
+   */
+  set bindingLimit(bytes: number) {
+    const { maxStorageBufferBindingSize: max, minStorageBufferOffsetAlignment: align } = this.device.limits;
+    if (!Number.isInteger(bytes) || bytes % 4 !== 0 || bytes < 4 * align || bytes > max) {
+      throw new RangeError(
+        `GpuContext.bindingLimit: expected a multiple of 4 bytes in [${4 * align}, ${max}], got ${bytes}`,
+      );
+    }
+    this.limit = bytes;
   }
 
   /** A raw buffer of `bytes` (a multiple of 16) from the pool, contents undefined. */
@@ -107,9 +134,9 @@ export class GpuContext {
     if (n > this.maxElements) {
       throw new OptionError(
         '--device',
-        `a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the GPU's storage binding limit of ` +
-          `${(this.maxElements / 262144).toFixed(0)} MiB (tensors are not split across bindings): use a smaller ` +
-          'batch or the CPU',
+        `a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the GPU's largest buffer of ` +
+          `${(this.maxElements / 262144).toFixed(0)} MiB (maxBufferSize; one tensor is one buffer): use a ` +
+          'smaller batch or the CPU',
       );
     }
     const bytes = bytesFor(n);

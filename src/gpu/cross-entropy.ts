@@ -11,6 +11,8 @@
  * that (log's derivative 1 / sum).
  * Backward: one invocation per logit, dlogits = (exp(logit - lse) - onehot) * rowScale, 0 on ignored rows
  * (overwritten).
+ * Logits over the binding limit (src/gpu/windows.ts): the forward dispatches chunks of rows (one row must fit a
+ * binding), the backward splits with the element index (pointwise.ts); the results are the unsplit ones bit for bit.
  */
 import { checkTargets } from '../native/ref.js';
 import type { CrossEntropyDims, Kernels } from '../native/types.js';
@@ -18,6 +20,7 @@ import type { GpuArray } from './array.js';
 import { dispatch, f32, type GpuKernel, grid, need, params } from './dispatch.js';
 import { bindingsWgsl, distinct, pointwise, runPointwise, WG } from './pointwise.js';
 import { treeReduceWgsl } from './reduce.js';
+import { chunksOf, originOf, planChunks, windowOf } from './windows.js';
 
 const forwardKernel: GpuKernel = {
   label: 'crossEntropyForward',
@@ -29,16 +32,16 @@ ${bindingsWgsl(
     { name: 'LOSS', access: 'read_write' },
     { name: 'LSE', access: 'read_write' },
   ],
-  'rows: u32, vocab: u32, ignore: i32,',
+  'rows: u32, vocab: u32, ignore: i32, row0: u32, o_L: u32,',
 )}
 ${treeReduceWgsl('rowMax', 'max(a, b)')}
 ${treeReduceWgsl('rowSum', 'a + b')}
 @compute @workgroup_size(${WG}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let row = wg.x + wg.y * nwg.x;
+  let row = P.row0 + wg.x + wg.y * nwg.x;
   if (row >= P.rows) { return; }
-  let o = row * P.vocab;
+  let o = P.o_L + row * P.vocab;
   var mx = -3.4028234e38; // the lowest finite f32 (WGSL has no -inf literal)
   for (var k = li; k < P.vocab; k += ${WG}u) { mx = max(mx, L[o + k]); }
   mx = rowMax(li, mx);
@@ -78,8 +81,13 @@ export function crossEntropyForward(
   if (rows === 0) return;
   const buf = uploadTargets(logits, targets, rows);
   try {
-    const p = params(rows, V, d.ignoreIndex);
-    dispatch(logits.ctx, forwardKernel, [logits, buf, losses, lse], p, grid(logits.ctx, rows, 1));
+    // Over the binding limit: chunks of rows, the logits bound where the chunk's rows are (one row must fit).
+    const reach = { array: logits, strides: [V], width: V };
+    for (const c of chunksOf([rows], planChunks('crossEntropyForward', [rows], [reach]))) {
+      const w = windowOf(reach, c);
+      const p = params(c.lo[0] + c.size[0], V, d.ignoreIndex, c.lo[0], originOf(w));
+      dispatch(logits.ctx, forwardKernel, [w, buf, losses, lse], p, grid(logits.ctx, c.size[0], 1));
+    }
   } finally {
     logits.ctx.recycle(buf);
   }
@@ -88,10 +96,10 @@ export function crossEntropyForward(
 const backwardKernel = pointwise({
   label: 'crossEntropyBackward',
   bindings: [
-    { name: 'L', access: 'read' },
+    { name: 'L', access: 'read', flat: true },
     { name: 'TGT', access: 'read', type: 'i32' },
     { name: 'LSE', access: 'read' },
-    { name: 'D', access: 'read_write' },
+    { name: 'D', access: 'read_write', flat: true },
   ],
   params: 'vocab: u32, ignore: i32, scale: f32,',
   body: /* wgsl */ `

@@ -7,9 +7,14 @@
  * A kernel's WGSL declares its bindings as `@group(0) @binding(i)` in the order `dispatch` receives them and,
  * when it has parameters, `@group(0) @binding(n) var<uniform> P: Params;` (a struct of 4-byte fields, padded
  * to 16 bytes by `params`).
+ *
+ * A binding is an array (bound whole: over the binding limit it is refused, naming the kernel), a raw pooled
+ * buffer, or a `Window` of an array (src/gpu/windows.ts: the kernels that split arrays over the limit bind the part
+ * a chunk touches, from its first element rounded down to the offset alignment).
  */
 import { checkLive, GpuArray, type GpuContext } from './array.js';
 import { Usage } from './buffers.js';
+import { overLimit, Window } from './windows.js';
 
 export interface GpuKernel {
   /** Names the kernel in errors and in Dawn's labels. */
@@ -18,8 +23,8 @@ export interface GpuKernel {
   code: string;
 }
 
-/** What a dispatch binds: device arrays, or raw pooled buffers the kernel uploaded (indices, codes). */
-export type Binding = GpuArray | GPUBuffer;
+/** What a dispatch binds: device arrays, windows of them, or raw pooled buffers the kernel uploaded (indices, codes). */
+export type Binding = GpuArray | GPUBuffer | Window;
 
 const pipelines = new WeakMap<GPUDevice, Map<GpuKernel, GPUComputePipeline>>();
 const uniforms = new WeakMap<GPUDevice, Map<number, GPUBuffer>>();
@@ -95,6 +100,19 @@ export const flatIndexWgsl = (size: number): string => /* wgsl */ `
 fn flatIndex(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * ${size}u; }
 `;
 
+/** The buffer range a binding covers, refusing released arrays and whole bindings over the limit. */
+function bufferBinding(ctx: GpuContext, kernel: GpuKernel, b: Binding): GPUBufferBinding {
+  if (b instanceof Window) {
+    checkLive(b.array, kernel.label);
+    const offset = b.first * 4;
+    return { buffer: b.array.buffer, offset, size: (b.start + b.count) * 4 - offset };
+  }
+  const [buffer, size] = b instanceof GpuArray ? [b.buffer, Math.max(16, b.length * 4)] : [b, b.size];
+  if (b instanceof GpuArray) checkLive(b, kernel.label);
+  if (size > ctx.bindingLimit) throw overLimit(kernel.label, size, ctx);
+  return { buffer, offset: 0, size };
+}
+
 /** Records and submits one dispatch. Refuses arrays that were released. */
 export function dispatch(
   ctx: GpuContext,
@@ -105,13 +123,10 @@ export function dispatch(
 ): void {
   if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
   const { device } = ctx;
-  const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
-    if (b instanceof GpuArray) {
-      checkLive(b, kernel.label);
-      return { binding: i, resource: { buffer: b.buffer, offset: 0, size: Math.max(16, b.length * 4) } };
-    }
-    return { binding: i, resource: { buffer: b } };
-  });
+  const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
+    binding: i,
+    resource: bufferBinding(ctx, kernel, b),
+  }));
   if (uniform !== null) {
     const u = uniformOf(device, uniform.byteLength);
     device.queue.writeBuffer(u, 0, uniform);

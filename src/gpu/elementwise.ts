@@ -14,6 +14,10 @@
  * rounded exp it is within 5.9e-8 absolute (8.7e-8 relative) of the reference erf over [-8, 8] (checked on 2M
  * points); on a GPU the exp of the outer branch (WGSL allows 3 + 2|x| ulp) adds up to ~1e-7 absolute.
  *
+ * Arrays over the binding limit (src/gpu/windows.ts): the 1-D kernels split with the index (pointwise.ts's flat
+ * bindings); binary splits the leading coalesced dim, each operand bound where a chunk of rows reads it. copy
+ * needs no binding.
+ *
  * copy is a copyBufferToBuffer (f32 offsets are always 4-byte aligned). Dropout uploads the host's mask bytes
  * as they are, 4 per u32 (little-endian, as WebGPU buffers are), and multiplies by the byte's value.
  */
@@ -23,6 +27,7 @@ import { checkLive, type GpuArray } from './array.js';
 import { f32, need } from './dispatch.js';
 import { checkRank, coalesce, dimAt, padDims, product, span } from './layout.js';
 import { type Pointwise, pointwise, runPointwise } from './pointwise.js';
+import { chunksOf, planChunks, type Reach, windowOf } from './windows.js';
 
 const BINARY_EXPR: Record<BinaryOp, string> = { add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b' };
 
@@ -38,7 +43,7 @@ const binaryKernels = Object.fromEntries(
       bindings: [
         { name: 'A', access: 'read' },
         { name: 'B', access: 'read' },
-        { name: 'O', access: 'read_write' },
+        { name: 'O', access: 'read_write', flat: true },
       ],
       params: STRIDED_FIELDS,
       inPlace: true, // binary() admits it only where the aliased operand is read at index i
@@ -75,18 +80,31 @@ export function binary(op: BinaryOp, a: GpuArray, b: GpuArray, out: GpuArray, d:
   ) {
     throw new RangeError("binary: out may alias an input only where that input has the output's own (dense) layout");
   }
-  runPointwise(
-    out.ctx,
-    binaryKernels[op],
-    [a, b, out],
-    n,
-    c.shape.length,
-    0,
-    0,
-    ...padDims(c.shape),
-    ...padDims(sa),
-    ...padDims(sb),
-  );
+  // Over the binding limit: chunks of the leading coalesced dim, each operand bound where the chunk reads it.
+  const inner = c.shape.slice(1);
+  const row = product(inner);
+  const reach = (array: GpuArray, s: number[]): Reach => ({
+    array,
+    strides: [s[0] ?? 0],
+    width: span(inner, s.slice(1)),
+  });
+  const reaches = [reach(a, sa), reach(b, sb), { array: out, strides: [row], width: row }];
+  const totals = [c.shape[0] ?? 1];
+  for (const chunk of chunksOf(totals, planChunks('binary', totals, reaches))) {
+    const r0 = chunk.lo[0];
+    runPointwise(
+      out.ctx,
+      binaryKernels[op],
+      [windowOf(reaches[0], chunk), windowOf(reaches[1], chunk), out],
+      [r0 * row, (r0 + chunk.size[0]) * row],
+      c.shape.length,
+      0,
+      0,
+      ...padDims(c.shape),
+      ...padDims(sa),
+      ...padDims(sb),
+    );
+  }
 }
 
 /** True when a coalesced operand reads element i at output index i (so out may alias it). */
@@ -97,8 +115,8 @@ function elementAligned(shape: number[], strides: number[]): boolean {
 const affineKernel = pointwise({
   label: 'affine',
   bindings: [
-    { name: 'X', access: 'read' },
-    { name: 'O', access: 'read_write' },
+    { name: 'X', access: 'read', flat: true },
+    { name: 'O', access: 'read_write', flat: true },
   ],
   params: 'alpha: f32, beta: f32,',
   inPlace: true,
@@ -163,13 +181,13 @@ fn silu_d(x: f32) -> f32 {
 function unaryKernels(backward: boolean): Record<UnaryOp, Pointwise> {
   const bindings = backward
     ? [
-        { name: 'X', access: 'read' as const },
-        { name: 'DY', access: 'read' as const },
-        { name: 'DX', access: 'read_write' as const },
+        { name: 'X', access: 'read' as const, flat: true },
+        { name: 'DY', access: 'read' as const, flat: true },
+        { name: 'DX', access: 'read_write' as const, flat: true },
       ]
     : [
-        { name: 'X', access: 'read' as const },
-        { name: 'O', access: 'read_write' as const },
+        { name: 'X', access: 'read' as const, flat: true },
+        { name: 'O', access: 'read_write' as const, flat: true },
       ];
   return Object.fromEntries(
     (Object.keys(UNARY) as UnaryOp[]).map((op) => [
@@ -203,7 +221,7 @@ export function unaryBackward(op: UnaryOp, x: GpuArray, dy: GpuArray, dx: GpuArr
 
 const fillKernel = pointwise({
   label: 'fill',
-  bindings: [{ name: 'O', access: 'read_write' }],
+  bindings: [{ name: 'O', access: 'read_write', flat: true }],
   params: 'value: f32,',
   body: 'O[i] = P.value;',
 });
@@ -232,8 +250,8 @@ export function copy(src: GpuArray, srcOffset: number, dst: GpuArray, dstOffset:
 const accumulateKernel = pointwise({
   label: 'accumulate',
   bindings: [
-    { name: 'ACC', access: 'read_write' },
-    { name: 'X', access: 'read' },
+    { name: 'ACC', access: 'read_write', flat: true },
+    { name: 'X', access: 'read', flat: true },
   ],
   body: 'ACC[i] = ACC[i] + X[i];',
 });
@@ -248,7 +266,7 @@ const broadcastScalarKernel = pointwise({
   label: 'broadcastScalar',
   bindings: [
     { name: 'X', access: 'read' },
-    { name: 'O', access: 'read_write' },
+    { name: 'O', access: 'read_write', flat: true },
   ],
   params: 'scale: f32,',
   body: 'O[i] = X[0] * P.scale;',
@@ -264,7 +282,7 @@ const scaleByKernel = pointwise({
   label: 'scaleBy',
   bindings: [
     { name: 'S', access: 'read' },
-    { name: 'O', access: 'read_write' },
+    { name: 'O', access: 'read_write', flat: true },
   ],
   params: 'alpha: f32,',
   body: 'O[i] = O[i] * (P.alpha * S[0]);',
@@ -281,8 +299,8 @@ export function scaleBy(x: GpuArray, s: GpuArray, alpha: number): void {
 const dropoutKernel = pointwise({
   label: 'dropout',
   bindings: [
-    { name: 'X', access: 'read' },
-    { name: 'O', access: 'read_write' },
+    { name: 'X', access: 'read', flat: true },
+    { name: 'O', access: 'read_write', flat: true },
   ],
   params: 'state: u32, threshold: u32, scale: f32,',
   inPlace: true,

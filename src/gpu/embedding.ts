@@ -9,26 +9,38 @@
  * u32 buffer [ids of the U groups | U + 1 group offsets | positions]. One invocation per (group, column) loads
  * dTable's element, adds the group's dy rows in position order and stores it: the reference's sequence of f32
  * additions exactly, so the result equals the reference's bit for bit. O(rows * dim) work.
+ *
+ * A table over the binding limit (a 7B vocabulary, src/gpu/windows.ts) is bound in chunks of rows: the forward
+ * runs once per chunk, writing the positions whose id is in it; the backward runs, per chunk, the groups of its
+ * ids (a contiguous run of groups). Each output element is still written by one invocation, as unsplit.
  */
 import { checkIds } from '../native/ref.js';
 import type { EmbeddingDims, Kernels } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { need } from './dispatch.js';
 import { pointwise, runPointwise } from './pointwise.js';
+import { chunksOf, planChunks, type Reach, windowOf } from './windows.js';
 
 const forwardKernel = pointwise({
   label: 'embeddingForward',
   bindings: [
     { name: 'TABLE', access: 'read' },
     { name: 'IDS', access: 'read', type: 'u32' },
-    { name: 'O', access: 'read_write' },
+    { name: 'O', access: 'read_write', flat: true },
   ],
-  params: 'dim: u32,',
+  params: 'dim: u32, v0: u32, v1: u32,',
   body: /* wgsl */ `
   let n = i / P.dim;
   let c = i - n * P.dim;
-  O[i] = TABLE[IDS[n] * P.dim + c];`,
+  let id = IDS[n];
+  if (id < P.v0 || id >= P.v1) { return; }
+  O[i] = TABLE[id * P.dim + c];`,
 });
+
+/** A table [V, dim] read by rows: chunks of the vocabulary bind the rows they cover. */
+function tableReach(table: GpuArray, dim: number): Reach {
+  return { array: table, strides: [dim], width: dim };
+}
 
 /** out[n, :] = table[ids[n], :] for n < rows; ids outside [0, vocab) throw the reference's RangeError. */
 export function embeddingForward(table: GpuArray, ids: Int32Array, out: GpuArray, d: EmbeddingDims): void {
@@ -41,7 +53,11 @@ export function embeddingForward(table: GpuArray, ids: Int32Array, out: GpuArray
   const { ctx } = out;
   const buf = ctx.uploadRaw(ids.subarray(0, rows), 'embedding ids');
   try {
-    runPointwise(ctx, forwardKernel, [table, buf, out], rows * C, C);
+    const reach = tableReach(table, C);
+    for (const c of chunksOf([V], planChunks('embeddingForward', [V], [reach]))) {
+      const [v0, v1] = [c.lo[0], c.lo[0] + c.size[0]];
+      runPointwise(ctx, forwardKernel, [windowOf(reach, c), buf, out], rows * C, C, v0, v1);
+    }
   } finally {
     ctx.recycle(buf);
   }
@@ -89,6 +105,18 @@ export function groupById(ids: Int32Array, rows: number): { groups: number; pack
   return { groups, packed };
 }
 
+/** The first of the `groups` (ids in increasing order at packed[0..groups)) whose id is at least `id`. */
+function firstGroupAtLeast(packed: Uint32Array, groups: number, id: number): number {
+  let lo = 0;
+  let hi = groups;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (packed[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** dTable[ids[n], :] += dy[n, :] (ACCUMULATES; deterministic, in position order per id). */
 export function embeddingBackward(dy: GpuArray, ids: Int32Array, dTable: GpuArray, d: EmbeddingDims): void {
   const { rows, dim: C, vocab: V } = d;
@@ -101,7 +129,13 @@ export function embeddingBackward(dy: GpuArray, ids: Int32Array, dTable: GpuArra
   const { groups, packed } = groupById(ids, rows);
   const buf = ctx.uploadRaw(packed, 'embedding groups');
   try {
-    runPointwise(ctx, backwardKernel, [dy, buf, dTable], groups * C, C, groups);
+    const reach = tableReach(dTable, C);
+    for (const c of chunksOf([V], planChunks('embeddingBackward', [V], [reach]))) {
+      // the groups whose id is in the chunk's rows: contiguous, groups being in increasing id order
+      const g0 = firstGroupAtLeast(packed, groups, c.lo[0]);
+      const g1 = firstGroupAtLeast(packed, groups, c.lo[0] + c.size[0]);
+      runPointwise(ctx, backwardKernel, [dy, buf, windowOf(reach, c)], [g0 * C, g1 * C], C, groups);
+    }
   } finally {
     ctx.recycle(buf);
   }

@@ -7,11 +7,15 @@
  * 16 (rows ty + 16i, columns tx + 16j, so that neighbouring invocations touch neighbouring columns); K is
  * walked in steps of 16 through two workgroup-memory tiles (A 64x16, B 16x64: 8 KiB), zero-filled past the
  * edges, so any m, n, k work. Accumulation is f32 (the reference accumulates in f64: see the tolerance of
- * test/gpu/matmul.test.ts). One dispatch per call: workgroups (ceil(n/64), ceil(m/64), batch).
+ * test/gpu/matmul.test.ts). One dispatch per call: workgroups (ceil(n/64), ceil(m/64), batch), more where
+ * the problem is split into chunks of [batch, m, n, k] (the kernel reads its chunk's origin and ends from the
+ * uniform): K beyond K_CHUNK, a grid beyond the device's limit, and operands over the binding limit
+ * (src/gpu/windows.ts: a 7B lm_head weight as B, the logits as C, dlogits as A), each bound where the chunk reads it.
  */
 import type { GemmDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
+import { chunksOf, originOf, planChunks, type Reach, windowOf } from './windows.js';
 
 /** The tiling the GEMMs share (this file and src/gpu/packed-gemm.ts): a TILE x TILE block of C per workgroup of WG x WG, K in steps of TK. */
 export const TILE = 64;
@@ -40,6 +44,8 @@ struct Params {
   m: u32, n: u32, k: u32, transA: u32,
   transB: u32, strideA: u32, strideB: u32, strideC: u32,
   alpha: f32, beta: f32, kBegin: u32, kEnd: u32,
+  m0: u32, mEnd: u32, n0: u32, nEnd: u32,
+  b0: u32, oA: u32, oB: u32, oC: u32,
 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
@@ -56,13 +62,13 @@ var<workgroup> As: array<f32, ${TILE * TK}>; // [TILE rows][TK]
 var<workgroup> Bs: array<f32, ${TK * TILE}>; // [TK][TILE cols]
 
 fn loadA(oa: u32, i: u32, p: u32) -> f32 {
-  if (i >= P.m || p >= P.kEnd) { return 0.0; }
+  if (i >= P.mEnd || p >= P.kEnd) { return 0.0; }
   if (P.transA != 0u) { return A[oa + p * P.m + i]; }
   return A[oa + i * P.k + p];
 }
 
 fn loadB(ob: u32, p: u32, j: u32) -> f32 {
-  if (p >= P.kEnd || j >= P.n) { return 0.0; }
+  if (p >= P.kEnd || j >= P.nEnd) { return 0.0; }
   if (P.transB != 0u) { return B[ob + j * P.k + p]; }
   return B[ob + p * P.n + j];
 }
@@ -70,11 +76,12 @@ fn loadB(ob: u32, p: u32, j: u32) -> f32 {
 @compute @workgroup_size(${WG}, ${WG}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * TILE;
-  let col0 = wg.x * TILE;
-  let oa = wg.z * P.strideA;
-  let ob = wg.z * P.strideB;
-  let oc = wg.z * P.strideC;
+  let row0 = P.m0 + wg.y * TILE;
+  let col0 = P.n0 + wg.x * TILE;
+  let z = P.b0 + wg.z;
+  let oa = P.oA + z * P.strideA;
+  let ob = P.oB + z * P.strideB;
+  let oc = P.oC + z * P.strideC;
   var acc: array<f32, ${(TILE / WG) * (TILE / WG)}>;
   for (var t = 0u; t < R * R; t++) { acc[t] = 0.0; }
 
@@ -90,10 +97,10 @@ ${TILE_PRODUCT_WGSL}
 
   for (var i = 0u; i < R; i++) {
     let r = row0 + lid.y + WG * i;
-    if (r >= P.m) { continue; }
+    if (r >= P.mEnd) { continue; }
     for (var j = 0u; j < R; j++) {
       let c = col0 + lid.x + WG * j;
-      if (c >= P.n) { continue; }
+      if (c >= P.nEnd) { continue; }
       let ci = oc + r * P.n + c;
       if (P.beta == 0.0) { C[ci] = P.alpha * acc[i * R + j]; }
       else { C[ci] = P.alpha * acc[i * R + j] + P.beta * C[ci]; }
@@ -128,17 +135,24 @@ export function gemm(a: GpuArray, b: GpuArray, c: GpuArray, d: GemmDims): void {
         `the kernel needs ${GEMM_INVOCATIONS} (request the adapter's limit, as src/gpu/device.ts does)`,
     );
   }
+  // Chunks of [batch, m, n, k]: K_CHUNK of the reduction, the grid's limit, and windows of the operands over
+  // the binding limit (src/gpu/windows.ts); a chunk after the first of its reduction adds to C (beta 1).
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  const gx = Math.ceil(n / TILE);
-  const gy = Math.ceil(m / TILE);
-  if (gx > maxGroups || gy > maxGroups || batch > maxGroups) {
-    throw new RangeError(`gemm: ${gx}x${gy}x${batch} workgroups exceed the device's ${maxGroups} per dimension`);
-  }
-  // One dispatch per K_CHUNK of the reduction, the later ones adding to C (beta 1).
+  const totals = [batch, m, n, Math.max(k, 1)];
+  const caps = [maxGroups, maxGroups * TILE, maxGroups * TILE, K_CHUNK];
+  const reaches: Reach[] = [
+    { array: a, strides: d.transA ? [d.strideA, 1, 0, m] : [d.strideA, k, 0, 1], width: 1 },
+    { array: b, strides: d.transB ? [d.strideB, 0, k, 1] : [d.strideB, 0, 1, n], width: 1 },
+    { array: c, strides: [d.strideC, n, 1, 0], width: 1 },
+  ];
   const head = [m, n, k, d.transA ? 1 : 0, d.transB ? 1 : 0, d.strideA, d.strideB, d.strideC];
-  for (let k0 = 0; k0 === 0 || k0 < k; k0 += K_CHUNK) {
+  for (const ch of chunksOf(totals, planChunks('gemm', totals, reaches, caps))) {
+    const [b0, m0, n0, k0] = ch.lo;
+    const [bc, mc, nc, kc] = ch.size;
     const beta = k0 === 0 ? d.beta : 1;
-    const kEnd = Math.min(k, k0 + K_CHUNK);
-    dispatch(c.ctx, KERNEL, [a, b, c], params(...head, f32(d.alpha), f32(beta), k0, kEnd), [gx, gy, batch]);
+    const kEnd = Math.min(k, k0 + kc);
+    const bound = reaches.map((r) => windowOf(r, ch));
+    const p = params(...head, f32(d.alpha), f32(beta), k0, kEnd, m0, m0 + mc, n0, n0 + nc, b0, ...bound.map(originOf));
+    dispatch(c.ctx, KERNEL, bound, p, [Math.ceil(nc / TILE), Math.ceil(mc / TILE), bc]);
   }
 }

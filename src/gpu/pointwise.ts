@@ -8,9 +8,16 @@
  * validation error that is reported asynchronously (the dispatch silently does nothing), so it is resolved on
  * the host first: an input that is the output (out = x, the contract's in-place calls) is read through the
  * output binding by a variant of the kernel compiled on first use (spec.inPlace), any other sharing is refused.
+ *
+ * Arrays over the binding limit (src/gpu/windows.ts): the body indexes with the global i, and every binding
+ * `NAME[...]` is read as `NAME[P.o_NAME + ...]`, its origin in the uniform (after the kernel's own fields, with
+ * `i0`, the chunk's first index). The bindings declared `flat` (read or written at element i only) split the
+ * dispatch into chunks of i whose windows fit the limit; the others are bound as the caller gives them: whole, or a
+ * Window it planned (an embedding table's rows).
  */
 import { checkLive, GpuArray, type GpuContext } from './array.js';
 import { type Binding, dispatch, type F32, flatIndexWgsl, type GpuKernel, grid, params } from './dispatch.js';
+import { chunksOf, originOf, planChunks, type Reach, Window, windowOf } from './windows.js';
 
 /** Invocations per workgroup of every 1-D kernel. */
 export const WG = 256;
@@ -20,6 +27,8 @@ export interface StorageDecl {
   name: string;
   access: 'read' | 'read_write';
   type?: 'f32' | 'u32' | 'i32';
+  /** Read or written at element i only (`NAME[i]`): split with the index when over the binding limit. */
+  flat?: boolean;
 }
 
 export interface PointwiseSpec {
@@ -66,17 +75,17 @@ function variant(pw: Pointwise, aliased: Map<string, string>): GpuKernel {
   const { spec } = pw;
   let body = spec.body;
   for (const [r, w] of aliased) body = body.replace(new RegExp(`\\b${r}\\[`, 'g'), `${w}[`);
-  const fields = spec.params === undefined ? 'n: u32,' : `n: u32, ${spec.params}`;
+  const bound = spec.bindings.filter((b) => !aliased.has(b.name));
+  for (const b of bound) body = body.replace(new RegExp(`\\b${b.name}\\[`, 'g'), `${b.name}[P.o_${b.name} + `);
+  const origins = bound.map((b) => `o_${b.name}: u32,`).join(' ');
+  const fields = `n: u32, ${spec.params ?? ''} i0: u32, ${origins}`;
   const code = /* wgsl */ `
-${bindingsWgsl(
-  spec.bindings.filter((b) => !aliased.has(b.name)),
-  fields,
-)}
+${bindingsWgsl(bound, fields)}
 ${flatIndexWgsl(WG)}
 ${spec.prelude ?? ''}
 @compute @workgroup_size(${WG}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
+  let i = P.i0 + flatIndex(gid, nwg);
   if (i >= P.n) { return; }
   ${body}
 }
@@ -86,21 +95,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   return kernel;
 }
 
-const bufferOf = (b: Binding): GPUBuffer => (b instanceof GpuArray ? b.buffer : b);
+const bufferOf = (b: Binding): GPUBuffer =>
+  b instanceof GpuArray ? b.buffer : b instanceof Window ? b.array.buffer : b;
 
 /**
- * Dispatches a pointwise kernel over n elements (nothing for n = 0); `values` follow n in the uniform. An input
- * sharing its buffer with an output is read through the output (spec.inPlace) or refused; two outputs sharing
- * a buffer are refused.
+ * Dispatches a pointwise kernel over the indices [begin, n) (nothing when empty; begin 0 unless given as
+ * `[begin, n]`); `values` follow n in the uniform. An input sharing its buffer with an output is read through the
+ * output (spec.inPlace) or refused; two outputs sharing a buffer are refused. Flat bindings over the binding limit
+ * split the range into one dispatch per window.
  */
 export function runPointwise(
   ctx: GpuContext,
   pw: Pointwise,
   bindings: Binding[],
-  n: number,
+  range: number | [number, number],
   ...values: (number | F32)[]
 ): void {
   const { spec } = pw;
+  const [begin, n] = typeof range === 'number' ? [0, range] : range;
   for (const b of bindings) if (b instanceof GpuArray) checkLive(b, spec.label);
   const aliased = new Map<string, string>();
   const writes = spec.bindings.flatMap((b, k) => (b.access === 'read_write' ? [k] : []));
@@ -115,9 +127,24 @@ export function runPointwise(
     }
     aliased.set(b.name, spec.bindings[w].name);
   });
-  if (n === 0) return;
-  const bound = bindings.filter((_, k) => !aliased.has(spec.bindings[k].name));
-  dispatch(ctx, variant(pw, aliased), bound, params(n, ...values), grid(ctx, n, WG));
+  if (n <= begin) return;
+  const kernel = variant(pw, aliased);
+  const kept = spec.bindings.flatMap((d, k) => (aliased.has(d.name) ? [] : [{ d, b: bindings[k] }]));
+  const bound = kept.map((x) => x.b);
+  const flat = new Map<number, Reach>();
+  kept.forEach(({ d, b }, k) => {
+    if (d.flat === true && b instanceof GpuArray) flat.set(k, { array: b, strides: [1], width: 1, base: begin });
+  });
+  const totals = [n - begin];
+  for (const c of chunksOf(totals, planChunks(spec.label, totals, [...flat.values()]))) {
+    const windows = bound.map((b, k) => {
+      const r = flat.get(k);
+      return r === undefined ? b : windowOf(r, c);
+    });
+    const i0 = begin + c.lo[0];
+    const p = params(i0 + c.size[0], ...values, i0, ...windows.map(originOf));
+    dispatch(ctx, kernel, windows, p, grid(ctx, c.size[0], WG));
+  }
 }
 
 /** Throws when the array written read_write shares its buffer with an array the same dispatch reads. */

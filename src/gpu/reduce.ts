@@ -11,7 +11,8 @@
  *   workgroups of 256, each owning a contiguous block of x; each invocation sums its strided share, then a tree in
  *   workgroup memory gives the block's partial. Pass 2: one workgroup reduces the partials the same way and
  *   writes out[0]. Error: f32 with at most per/256 serial adds per invocation then log2 trees, far below the
- *   serial f32 bound (see test/gpu/reduce.test.ts).
+ *   serial f32 bound (see test/gpu/reduce.test.ts). An x over the binding limit (src/gpu/windows.ts) runs pass
+ *   1 in chunks of blocks, each binding the window of its blocks: the same partials, so the same bits.
  *
  * `treeReduceWgsl` (a workgroup reduction returning the result to every invocation) is shared with the
  * cross-entropy kernels.
@@ -22,6 +23,7 @@ import { bytesFor } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
 import { checkRank, coalesce, denseStrides, dimAt, padDims, product, span } from './layout.js';
 import { pointwise, runPointwise, WG } from './pointwise.js';
+import { chunksOf, originOf, planChunks, windowOf } from './windows.js';
 
 /**
  * WGSL: `var<workgroup> <name>_sh` and `fn <name>(li: u32, v: f32) -> f32`, the reduction with `op` (an
@@ -151,22 +153,23 @@ function partialsKernel(square: boolean): GpuKernel {
   return {
     label: square ? 'sumSquaresInto' : 'sumInto',
     code: /* wgsl */ `
-struct Params { n: u32, per: u32, }
+struct Params { n: u32, per: u32, g0: u32, o_X: u32, }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> PART: array<f32>;
 @group(0) @binding(2) var<uniform> P: Params;
 ${treeReduceWgsl('total', 'a + b')}
 @compute @workgroup_size(${WG}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let start = wg.x * P.per;
+  let g = P.g0 + wg.x;
+  let start = g * P.per;
   let end = min(start + P.per, P.n);
   var s = 0.0;
   for (var k = start + li; k < end; k += ${WG}u) {
-    let v = X[k];
+    let v = X[P.o_X + k];
     s += ${square ? 'v * v' : 'v'};
   }
   let t = total(li, s);
-  if (li == 0u) { PART[wg.x] = t; }
+  if (li == 0u) { PART[g] = t; }
 }
 `,
   };
@@ -204,7 +207,12 @@ function reduceAll(x: GpuArray, out: GpuArray, kernels: typeof SUM, scale: numbe
   const groups = Math.ceil(n / per);
   const partials = ctx.acquire(bytesFor(groups), 'partials');
   try {
-    if (groups > 0) dispatch(ctx, kernels.partials, [x, partials], params(n, per), [groups, 1, 1]);
+    // x over the binding limit: chunks of blocks, x bound where they are (the same blocks, the same sums)
+    const reach = { array: x, strides: [per], width: per };
+    for (const c of chunksOf([groups], planChunks(kernels.partials.label, [groups], [reach]))) {
+      const w = windowOf(reach, c);
+      dispatch(ctx, kernels.partials, [w, partials], params(n, per, c.lo[0], originOf(w)), [c.size[0], 1, 1]);
+    }
     dispatch(ctx, kernels.finish, [partials, out], params(groups, f32(scale)), [1, 1, 1]);
   } finally {
     ctx.recycle(partials);

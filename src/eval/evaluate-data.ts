@@ -7,7 +7,7 @@ import { loadEvalText } from '../io/text-data.js';
 import { checkPositions, type CausalLM } from '../models/model.js';
 import { perplexity, type PerplexityResult } from './perplexity.js';
 import { OptionError } from '../errors.js';
-import { maxElementsOn } from '../tensor/device.js';
+import { bindingElementsOn } from '../tensor/device.js';
 import type { PhaseProgress } from '../util/phases.js';
 
 /** Logit floats per forward pass we allow (64 Mi floats = 256 MiB). */
@@ -48,7 +48,7 @@ export async function evaluateData(
   const text = loadEvalText(data);
   let ids = tokenizer.encode(text.text);
   if (text.kind === 'c4') ids = ids.subarray(0, C4_CHUNKS * seqlen);
-  const budget = Math.min(LOGIT_BUDGET, maxElementsOn(anyParameter(model).storage));
+  const budget = Math.min(LOGIT_BUDGET, bindingElementsOn(anyParameter(model).storage));
   const batchSize = o.batchSize ?? Math.max(1, Math.floor(budget / (seqlen * model.config.vocabSize)));
   const onProgress = (done: number, total: number) => {
     o.onProgress?.(done, total);

@@ -56,7 +56,7 @@ export interface Chunk {
   size: number[];
 }
 
-const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const MiB = (bytes: number): string => (bytes < 2 ** 20 ? `${bytes} bytes` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 
 /** True when `arr` can be bound whole. */
 export function fitsWhole(arr: GpuArray): boolean {

@@ -104,9 +104,13 @@ export function assign(s: Storage, values: Float32Array): void {
   } else s.set(values);
 }
 
-/** The most elements one tensor may hold on the device of `s` (the GPU's binding limit; unbounded on the host). */
-export function maxElementsOn(s: Storage): number {
-  return s instanceof GpuArray ? s.ctx.maxElements : Number.POSITIVE_INFINITY;
+/**
+ * The most elements one tensor holds on the device of `s` for every kernel to bind it whole (the GPU's binding
+ * limit; unbounded on the host). Larger tensors work up to the GPU's maxBufferSize where the kernels split them
+ * (src/gpu/windows.ts); batches sized under this take one dispatch per kernel.
+ */
+export function bindingElementsOn(s: Storage): number {
+  return s instanceof GpuArray ? Math.floor(s.ctx.bindingLimit / 4) : Number.POSITIVE_INFINITY;
 }
 
 /** A zero-copy view of the first n elements. */

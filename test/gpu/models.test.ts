@@ -13,7 +13,8 @@ import { applyLora, loraParameters } from '../../src/models/lora.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { hostValues, keep, readScalars, release, scoped, toGpu, toHost } from '../../src/tensor/device.js';
 import { fromArray, type Tensor } from '../../src/tensor/tensor.js';
-import { AdamW } from '../../src/train/adamw.js';
+import { AdamW, gradSquaredNorm } from '../../src/train/adamw.js';
+import { windowCapacity } from '../../src/gpu/windows.js';
 import { collect } from '../helpers/errors.js';
 import { checkAgainstGolden, golden, LOGIT_ABS_TOL } from '../helpers/golden-logits.js';
 import { packEveryLinear } from '../helpers/pack-every-linear.js';
@@ -30,6 +31,19 @@ async function onGpu(dir: string): Promise<CausalLM> {
 
 const IDS = Int32Array.from([1, 17, 300, 45, 9, 1000, 2, 77, 5, 12]);
 const TARGETS = shiftedTargets(IDS, 5);
+
+/**
+ * A binding limit of 256 KiB: under half of TinyStories' [2048, 128] embedding and of 64 positions' logits (the
+ * training step runs 64 tokens: at 128, its saved attention probabilities, 512 KiB, are over the limit and the
+ * attention kernels bind them whole).
+ */
+const SPLIT_LIMIT = 256 * 1024;
+const TRAIN_TOKENS = 64;
+/**
+ * Split vs unsplit: the same kernels per element, except the GEMMs whose reduction is split into chunks (the
+ * lm_head's dW and dX add partial products in another order): a few f32 roundings, 1e-5 relative.
+ */
+const SPLIT_REL_TOL = 1e-5;
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -183,6 +197,45 @@ describe('models on the GPU', () => {
         // f32 kernels on both devices, different summation orders: a few 1e-6 of the gradient's scale
         expect(maxAbsDiff(g, want) / scale, `${what} gradient ${i}`).toBeLessThan(1e-4);
       }
+    }
+  });
+
+  it('with a binding limit that splits the tied embedding/lm_head and the logits: the golden logits, and the unsplit loss and gradients', async () => {
+    const { ctx } = gpu();
+    const g = golden('tinystories-656k');
+    const ids = Int32Array.from(g.token_ids).subarray(0, TRAIN_TOKENS);
+    const targets = shiftedTargets(ids, ids.length);
+    // the loss, global gradient norm and gradients of every parameter (the tied embedding/lm_head included)
+    const trainStep = async (): Promise<{ loss: number; norm: number; grads: Float32Array[] }> => {
+      const model = await onGpu(tinyStoriesDir);
+      const params = [...model.parameters().values()];
+      for (const p of params) p.requiresGrad = true;
+      const loss = crossEntropy(model.forward(ids, { batch: 1 }), targets);
+      backward(loss);
+      const [l, sq] = await readScalars([loss.storage, gradSquaredNorm(params)!]);
+      const grads = await Promise.all(params.map(async (p) => (await hostValues(p.grad!)) as Float32Array));
+      return { loss: l, norm: Math.sqrt(sq), grads };
+    };
+    const unsplit = await trainStep();
+    const limit = ctx.bindingLimit;
+    ctx.bindingLimit = SPLIT_LIMIT;
+    try {
+      const vocab = 2048;
+      const model = await onGpu(tinyStoriesDir);
+      const table = model.parameters().get('model.embed_tokens.weight')!;
+      // at least 3 windows each: the [2048, 128] table and the [64, 2048] logits hold over twice a window
+      expect(table.size).toBeGreaterThan(2 * windowCapacity(ctx));
+      expect(ids.length * vocab).toBeGreaterThan(2 * windowCapacity(ctx));
+      await checkAgainstGolden(model, g);
+      const split = await trainStep();
+      expect(Math.abs(split.loss - unsplit.loss) / unsplit.loss).toBeLessThan(SPLIT_REL_TOL);
+      expect(Math.abs(split.norm - unsplit.norm) / unsplit.norm).toBeLessThan(SPLIT_REL_TOL);
+      for (const [i, g] of split.grads.entries()) {
+        const scale = unsplit.grads[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(maxAbsDiff(g, unsplit.grads[i]) / scale, `gradient ${i}`).toBeLessThan(SPLIT_REL_TOL);
+      }
+    } finally {
+      ctx.bindingLimit = limit;
     }
   });
 

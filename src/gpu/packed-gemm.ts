@@ -11,8 +11,7 @@
  * invocations dequantize neighbouring columns of one row (neighbouring codes of one word). f32 fma
  * accumulation along the inner dimension (the tolerance of test/gpu/packed.test.ts grows with it).
  */
-import type { GpuArray } from './array.js';
-import { dispatch, type GpuKernel } from './dispatch.js';
+import { type Binding, dispatch, type GpuKernel } from './dispatch.js';
 import { GEMM_INVOCATIONS, TILE, TILE_PRODUCT_WGSL, TK, WG } from './matmul.js';
 import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
 
@@ -82,7 +81,7 @@ ${TILE_PRODUCT_WGSL}
 const FORWARD: GpuKernel = { label: 'packed gemm', code: tiledWgsl(true) };
 const BACKWARD: GpuKernel = { label: 'packed gemm dx', code: tiledWgsl(false) };
 
-function run(kernel: GpuKernel, g: GpuPackedWeight, a: GpuArray, m: number, c: GpuArray, outCols: number): void {
+function run(kernel: GpuKernel, g: GpuPackedWeight, a: Binding, m: number, c: Binding, outCols: number): void {
   const { limits } = g.ctx.device;
   if (limits.maxComputeInvocationsPerWorkgroup < GEMM_INVOCATIONS) {
     throw new RangeError(
@@ -98,11 +97,11 @@ function run(kernel: GpuKernel, g: GpuPackedWeight, a: GpuArray, m: number, c: G
 }
 
 /** y [m, N] = x [m, K] Ŵᵀ (validated by the caller). */
-export function encodePackedGemm(g: GpuPackedWeight, x: GpuArray, m: number, y: GpuArray): void {
+export function encodePackedGemm(g: GpuPackedWeight, x: Binding, m: number, y: Binding): void {
   run(FORWARD, g, x, m, y, g.rows);
 }
 
 /** dx [m, K] = dy [m, N] Ŵ (validated by the caller; overwrites dx). */
-export function encodePackedGemmT(g: GpuPackedWeight, dy: GpuArray, m: number, dx: GpuArray): void {
+export function encodePackedGemmT(g: GpuPackedWeight, dy: Binding, m: number, dx: Binding): void {
   run(BACKWARD, g, dy, m, dx, g.cols);
 }

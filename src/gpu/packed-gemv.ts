@@ -11,8 +11,7 @@
  * every invocation are then added by a tree reduction in workgroup memory (f32; deterministic). One pipeline
  * per bit width, so that the unit's shifts are constants.
  */
-import type { GpuArray } from './array.js';
-import { dispatch, type GpuKernel, grid } from './dispatch.js';
+import { type Binding, dispatch, type GpuKernel, grid } from './dispatch.js';
 import { DECODE_WGSL, type GpuPackedWeight, packedParams, unitCodes, unitWords } from './packed-weight.js';
 import { PACKED_LAYOUT, type PackedBits } from '../native/packed.js';
 
@@ -125,7 +124,7 @@ const KERNELS = new Map<PackedBits, GpuKernel>(
 );
 
 /** y [m, N] = x [m, K] Ŵᵀ for 1 <= m <= GEMV_MAX_M (validated by the caller). */
-export function encodePackedGemv(g: GpuPackedWeight, x: GpuArray, m: number, y: GpuArray): void {
+export function encodePackedGemv(g: GpuPackedWeight, x: Binding, m: number, y: Binding): void {
   const blocks = Math.ceil(g.rows / ROWS);
   dispatch(
     g.ctx,

@@ -4,7 +4,7 @@
  * reference adds its row sum), so the result is deterministic: no atomics, no order that depends on scheduling.
  */
 import type { GpuArray } from './array.js';
-import { dispatch, flatIndexWgsl, type GpuKernel, grid } from './dispatch.js';
+import { type Binding, dispatch, flatIndexWgsl, type GpuKernel, grid } from './dispatch.js';
 import { type GpuPackedWeight, PARAMS_WGSL, packedParams } from './packed-weight.js';
 
 const WG = 64;
@@ -33,7 +33,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 };
 
 /** dweak += dyᵀ X[:, weakIdx] (validated by the caller). */
-export function encodeWeakGrad(g: GpuPackedWeight, dy: GpuArray, x: GpuArray, m: number, dweak: GpuArray): void {
+export function encodeWeakGrad(g: GpuPackedWeight, dy: Binding, x: Binding, m: number, dweak: GpuArray): void {
   const n = g.rows * g.nOut;
   dispatch(g.ctx, KERNEL, [g.index, dy, x, dweak], packedParams(g, m), grid(g.ctx, n, WG));
 }

@@ -14,6 +14,7 @@
  *   weak: f32 [N, nOut] as a GpuArray, read by every call (never cached): Weak Column Tuning makes it the
  *     trainable tensor's storage and may replace it with another array of the same length.
  */
+import { OptionError } from '../errors.js';
 import { type GpuArray, type GpuContext, keep, release } from './array.js';
 import { params } from './dispatch.js';
 import { type PackedBits, packedGroups, packedRowBytes, type PackedWeight, validatePacked } from '../native/packed.js';
@@ -87,11 +88,12 @@ function indexOf(w: PackedWeight): Int32Array {
 }
 
 function checkBinding(ctx: GpuContext, what: string, bytes: number): void {
-  const max = ctx.device.limits.maxStorageBufferBindingSize;
+  const max = ctx.bindingLimit;
   if (bytes > max) {
-    throw new RangeError(
-      `packedToGpu: ${what} takes ${bytes} bytes, over the adapter's storage binding limit of ${max} ` +
-        '(splitting a packed weight across bindings is not implemented)',
+    throw new OptionError(
+      '--device',
+      `packedToGpu: ${what} takes ${bytes} bytes, over the GPU's storage binding limit of ${max} ` +
+        '(a packed weight is not split across bindings; its batch arrays are): use the CPU',
     );
   }
 }

@@ -10,6 +10,10 @@
  * Every call checks lengths like the native addon (need(): at least m * K, m * N, N * nOut elements), refuses a
  * released weight or array, and an output that is also an input. The weak columns are read from `w.weak` at
  * every call.
+ *
+ * Batch arrays over the binding limit (x, y, dy, dx of many rows against a large vocabulary; src/gpu/windows.ts
+ * inRowBlocks): the call runs per block of batch rows, each block's arrays bound as arrays of their own. The
+ * weight's own arrays must fit a binding (packedToGpu checks: a 7B lm_head's codes are 64 MiB at 4 bits).
  */
 import type { PackedKernels } from '../native/packed.js';
 import type { GpuArray } from './array.js';
@@ -19,6 +23,7 @@ import { encodePackedGemm, encodePackedGemmT } from './packed-gemm.js';
 import { encodePackedGemv, GEMV_MAX_M } from './packed-gemv.js';
 import type { GpuPackedWeight } from './packed-weight.js';
 import { encodeWeakGrad } from './packed-weak-grad.js';
+import { inRowBlocks } from './windows.js';
 
 export { GEMV_MAX_M } from './packed-gemv.js';
 export { GpuPackedWeight, packedToGpu, releasePacked } from './packed-weight.js';
@@ -56,8 +61,14 @@ export const packedGpu: PackedKernels<GpuArray, GpuPackedWeight> = {
     need('packedMatmul', 'y', y, m * w.rows);
     checkDistinct('packedMatmul', y, x, w.weak, w.scales);
     if (m === 0 || w.rows === 0) return;
-    if (m <= GEMV_MAX_M) encodePackedGemv(w, x, m, y);
-    else encodePackedGemm(w, x, m, y);
+    const rows = [
+      { array: x, rowElems: w.cols },
+      { array: y, rowElems: w.rows },
+    ];
+    inRowBlocks('packedMatmul', m, rows, (_, mc, bind) => {
+      if (mc <= GEMV_MAX_M) encodePackedGemv(w, bind(x), mc, bind(y));
+      else encodePackedGemm(w, bind(x), mc, bind(y));
+    });
   },
 
   packedMatmulT(w, dy, m, dx) {
@@ -67,7 +78,11 @@ export const packedGpu: PackedKernels<GpuArray, GpuPackedWeight> = {
     need('packedMatmulT', 'dx', dx, m * w.cols);
     checkDistinct('packedMatmulT', dx, dy, w.weak, w.scales);
     if (m === 0) return;
-    encodePackedGemmT(w, dy, m, dx);
+    const rows = [
+      { array: dy, rowElems: w.rows },
+      { array: dx, rowElems: w.cols },
+    ];
+    inRowBlocks('packedMatmulT', m, rows, (_, mc, bind) => encodePackedGemmT(w, bind(dy), mc, bind(dx)));
   },
 
   weakGrad(w, dy, x, m, dweak) {
@@ -78,6 +93,11 @@ export const packedGpu: PackedKernels<GpuArray, GpuPackedWeight> = {
     need('weakGrad', 'dweak', dweak, w.rows * w.nOut);
     checkDistinct('weakGrad', dweak, dy, x);
     if (m === 0 || w.rows * w.nOut === 0) return;
-    encodeWeakGrad(w, dy, x, m, dweak);
+    const rows = [
+      { array: dy, rowElems: w.rows },
+      { array: x, rowElems: w.cols },
+    ];
+    // split batch rows add their partial sums to dweak block by block (deterministic; another rounding order)
+    inRowBlocks('weakGrad', m, rows, (_, mc, bind) => encodeWeakGrad(w, bind(dy), bind(x), mc, dweak));
   },
 };

@@ -137,3 +137,49 @@ export function overLimit(kernel: string, bytes: number, ctx: GpuContext): Optio
       '(this kernel binds the array whole): use a smaller batch or the CPU',
   );
 }
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * Blocks of `m` rows for kernels that take a row count and index from 0 (the packed weight's kernels): each
+ * array's rows [m0, m0 + mc) (`rowElems` floats a row) as a Window starting on an aligned element, so the
+ * kernel reads it as an array of its own (origin 0). One block, the arrays whole, when every array fits;
+ * else every array is cut into the same blocks. `run(m0, mc, bind)` dispatches a block.
+ */
+export function inRowBlocks(
+  kernel: string,
+  m: number,
+  arrays: readonly { array: GpuArray; rowElems: number }[],
+  run: (m0: number, mc: number, bind: (array: GpuArray) => GpuArray | Window) => void,
+): void {
+  if (arrays.every((a) => fitsWhole(a.array))) {
+    run(0, m, (array) => array);
+    return;
+  }
+  // every array is cut into the blocks (the kernel indexes each from 0), over the limit or not
+  const split = arrays.filter((a) => a.rowElems > 0);
+  const { ctx } = split[0].array;
+  const align = ctx.device.limits.minStorageBufferOffsetAlignment / 4;
+  // rows per block: a multiple of q so that every split array's block starts on an aligned element
+  const q = split.reduce((acc, a) => {
+    const need = align / gcd(align, a.rowElems);
+    return (acc * need) / gcd(acc, need);
+  }, 1);
+  const most = Math.min(...split.map((a) => (fitsWhole(a.array) ? m : Math.floor(ctx.bindingLimit / 4 / a.rowElems))));
+  const rows = Math.floor(most / q) * q;
+  if (rows === 0) {
+    throw new OptionError(
+      '--device',
+      `${kernel}: ${q} rows of ${Math.max(...split.map((a) => a.rowElems))} floats (a block that starts aligned) ` +
+        `exceed the GPU's storage binding limit of ${MiB(ctx.bindingLimit)}: use a smaller batch or the CPU`,
+    );
+  }
+  const rowsOf = new Map(split.map((a) => [a.array, a.rowElems]));
+  for (let m0 = 0; m0 < m; m0 += rows) {
+    const mc = Math.min(rows, m - m0);
+    run(m0, mc, (array) => {
+      const e = rowsOf.get(array);
+      return e === undefined ? array : new Window(array, m0 * e, mc * e);
+    });
+  }
+}

@@ -6,9 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuArray, GpuContext } from '../../src/gpu/array.js';
 import { gpuKernels as gk } from '../../src/gpu/kernels.js';
+import { packedGpu, packedToGpu, releasePacked } from '../../src/gpu/packed.js';
 import { chunksOf, planChunks, windowCapacity } from '../../src/gpu/windows.js';
+import * as pref from '../../src/native/packed-ref.js';
 import { type GemmDims, gemmDims } from '../../src/native/types.js';
 import { expectClose, rand32, randInts, ref, type Tol } from '../kernels/helpers.js';
+import { randomPacked } from '../kernels/packed-helpers.js';
 import { down, up, useGpu } from './helpers.js';
 
 /** 2 KiB: a window holds 449 floats (512 less the 63 of the offset alignment's slack). */
@@ -298,6 +301,59 @@ describe('kernels over the binding limit (split into windows)', () => {
     const want = new Float32Array(4099);
     want.set(x.subarray(3, 4099), 1);
     await check('copy', run, [want], [EXACT]);
+  });
+});
+
+describe('packed kernels over the binding limit (blocks of batch rows)', () => {
+  /** 40 KiB: y and dy of 201 x 129 (101 KiB) in blocks of 64 rows (the rows a block starts aligned on). */
+  const PACKED_LIMIT = 40 * 1024;
+  /** dweak: blocks add their partial sums, so f32 sums of m terms in another order: (m + 8) 2^-24 of Σ|terms|. */
+  const WEAK_GRAD_REL = (m: number): number => (m + 8) * 2 ** -24;
+
+  it('packedMatmul (GEMM and a GEMV-sized m), packedMatmulT and weakGrad: 4-bit, N = 129, K = 7, m = 201, 3', async () => {
+    const { ctx } = gpu();
+    const { w } = randomPacked({ rows: 129, cols: 7, bits: 4, groupSize: 3, perm: true, nOut: 2, seed: 5 });
+    const g = packedToGpu(ctx, w);
+    try {
+      for (const m of [201, 3]) {
+        const x = rand32(m * w.cols, m);
+        const dy = rand32(m * w.rows, m + 1);
+        const dweak0 = rand32(w.rows * 2, m + 2);
+        const run = async (c: GpuContext) => {
+          const y = c.zeros(m * w.rows);
+          const dx = c.zeros(m * w.cols);
+          const dweak = up(c, dweak0);
+          packedGpu.packedMatmul(g, up(c, x), m, y);
+          packedGpu.packedMatmulT(g, up(c, dy), m, dx);
+          packedGpu.weakGrad(g, up(c, dy), up(c, x), m, dweak);
+          return reads([y, dx, dweak]);
+        };
+        const [whole, split] = await (async () => {
+          const before = await run(ctx);
+          const limit = ctx.bindingLimit;
+          ctx.bindingLimit = PACKED_LIMIT;
+          try {
+            if (m > 4) expect(m * w.rows * 4, 'y bytes').toBeGreaterThan(2 * PACKED_LIMIT);
+            return [before, await run(ctx)];
+          } finally {
+            ctx.bindingLimit = limit;
+          }
+        })();
+        // y and dx: each block computes its rows as unsplit (unsplit is checked against the reference in packed.test.ts)
+        expectClose(split[0], whole[0], SAME, `packedMatmul m=${m}`);
+        expectClose(split[1], whole[1], SAME, `packedMatmulT m=${m}`);
+        const want = dweak0.slice();
+        pref.weakGrad(w, dy, x, m, want);
+        split[2].forEach((v, e) => {
+          const [r, t] = [Math.floor(e / 2), e % 2];
+          let mag = Math.abs(dweak0[e]);
+          for (let i = 0; i < m; i++) mag += Math.abs(dy[i * w.rows + r] * x[i * w.cols + w.weakIdx[t]]);
+          expect(Math.abs(v - want[e]), `weakGrad m=${m} element ${e}`).toBeLessThanOrEqual(WEAK_GRAD_REL(m) * mag);
+        });
+      }
+    } finally {
+      releasePacked(g);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * Device-resident f32 data: a GpuArray is `length` floats in a GPUBuffer of the process's device (the
- * storage of a GPU tensor, src/tensor/tensor.ts). Buffers come from a pool of exact byte sizes, so a training
+ * storage of a GPU tensor, src/tensor/tensor.ts), or, for frozen weights, `length` 16-bit floats two to a word
+ * (`format` f16 / bf16: src/gpu/half.ts; only the kernels that declare such a binding accept one). Buffers come from a pool of exact byte sizes, so a training
  * step that repeats the previous one's shapes creates no buffer; new arrays read as zeros, as the host's.
  *
  * Lifetime is by scope (tf.tidy-like): `scoped(fn)` returns every array allocated while fn ran to the pool,
@@ -13,11 +14,21 @@
  * once), and the queue runs them in that order.
  */
 import { OptionError } from '../errors.js';
+import { bf16ToF32Array, f16ToF32Array } from '../io/dtype.js';
 import { Usage } from './buffers.js';
+import type { GpuFormat, HalfFormat } from './half.js';
 
-/** Byte size of a buffer for n f32 (WebGPU refuses empty bindings; sizes are multiples of 16). */
-export function bytesFor(n: number): number {
-  return Math.max(16, Math.ceil((n * 4) / 16) * 16);
+/** Bytes of one element of `format`. */
+const elementBytes = (format: GpuFormat): number => (format === 'f32' ? 4 : 2);
+
+/** Byte size of a buffer for n elements (WebGPU refuses empty bindings; sizes are multiples of 16). */
+export function bytesFor(n: number, format: GpuFormat = 'f32'): number {
+  return Math.max(16, Math.ceil((n * elementBytes(format)) / 16) * 16);
+}
+
+/** Bytes a binding of n elements covers (whole 4-byte words, as WebGPU requires; at least 16). */
+export function bindingBytes(n: number, format: GpuFormat): number {
+  return Math.max(16, Math.ceil((n * elementBytes(format)) / 4) * 4);
 }
 
 export class GpuArray {
@@ -28,16 +39,18 @@ export class GpuArray {
     readonly length: number,
     /** The array this one is a prefix view of (views share the buffer and are never pooled). */
     readonly base: GpuArray | null = null,
+    /** f32, or 16-bit floats two to a word (src/gpu/half.ts). */
+    readonly format: GpuFormat = 'f32',
   ) {}
 
   /** The first `length` elements, same buffer (e.g. the filled part of a KV cache). */
   prefix(length: number): GpuArray {
     if (length > this.length) throw new RangeError(`GpuArray.prefix: ${length} > ${this.length}`);
-    return new GpuArray(this.ctx, this.buffer, length, this.base ?? this);
+    return new GpuArray(this.ctx, this.buffer, length, this.base ?? this, this.format);
   }
 
   toString(): string {
-    return `GpuArray(${this.length})`;
+    return this.format === 'f32' ? `GpuArray(${this.length})` : `GpuArray(${this.length}, ${this.format})`;
   }
 }
 
@@ -103,16 +116,26 @@ export class GpuContext {
     return arr;
   }
 
-  private make(n: number, label: string, zero: boolean): GpuArray {
-    if (n > this.maxElements) {
+  /** 16-bit patterns of `format` (src/gpu/half.ts exactHalf) copied to the device as half storage. */
+  uploadHalf(bits: Uint16Array, format: HalfFormat, label: string = format): GpuArray {
+    const arr = this.make(bits.length, label, false, format);
+    if (bits.length > 0) {
+      const padded = bits.byteLength % 4 === 0 ? bits : padTo4(bits);
+      this.device.queue.writeBuffer(arr.buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
+    }
+    return arr;
+  }
+
+  private make(n: number, label: string, zero: boolean, format: GpuFormat = 'f32'): GpuArray {
+    if (bindingBytes(n, format) > this.device.limits.maxStorageBufferBindingSize) {
       throw new OptionError(
         '--device',
-        `a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the GPU's storage binding limit of ` +
+        `a tensor of ${n} floats (${((n * elementBytes(format)) / 2 ** 20).toFixed(1)} MiB) exceeds the GPU's storage binding limit of ` +
           `${(this.maxElements / 262144).toFixed(0)} MiB (tensors are not split across bindings): use a smaller ` +
           'batch or the CPU',
       );
     }
-    const bytes = bytesFor(n);
+    const bytes = bytesFor(n, format);
     const pooled = (this.free.get(bytes)?.length ?? 0) > 0;
     const buffer = this.acquire(bytes, label);
     if (zero && pooled) {
@@ -121,7 +144,7 @@ export class GpuContext {
       enc.clearBuffer(buffer);
       this.device.queue.submit([enc.finish()]);
     }
-    return track(new GpuArray(this, buffer, n));
+    return track(new GpuArray(this, buffer, n, null, format));
   }
 
   /** A raw pooled buffer holding the bytes of `data` (indices, masks, codes); recycle it after the dispatch. */
@@ -134,23 +157,25 @@ export class GpuContext {
     return buffer;
   }
 
-  /** Reads `arr` back to the host: the backend's only asynchronous step. */
+  /** Reads `arr` back to the host (half storage widened to f32, exactly): the backend's only asynchronous step. */
   async read(arr: GpuArray): Promise<Float32Array> {
     checkLive(arr, 'read');
     await this.checkErrors();
-    const out = new Float32Array(arr.length);
+    let out: Float32Array = new Float32Array(arr.length);
     if (arr.length === 0) return out;
-    const staging = this.device.createBuffer({
-      label: 'staging',
-      size: bytesFor(arr.length),
-      usage: Usage.MAP_READ | Usage.COPY_DST,
-    });
+    const bytes = bytesFor(arr.length, arr.format);
+    const staging = this.device.createBuffer({ label: 'staging', size: bytes, usage: Usage.MAP_READ | Usage.COPY_DST });
     try {
       const enc = this.device.createCommandEncoder();
-      enc.copyBufferToBuffer(arr.buffer, 0, staging, 0, bytesFor(arr.length));
+      enc.copyBufferToBuffer(arr.buffer, 0, staging, 0, bytes);
       this.device.queue.submit([enc.finish()]);
       await staging.mapAsync(Usage.MAP_READ);
-      out.set(new Float32Array(staging.getMappedRange(), 0, arr.length));
+      const mapped = staging.getMappedRange();
+      if (arr.format === 'f32') out.set(new Float32Array(mapped, 0, arr.length));
+      else {
+        const bits = new Uint16Array(mapped, 0, arr.length);
+        out = arr.format === 'f16' ? f16ToF32Array(bits) : bf16ToF32Array(bits);
+      }
       staging.unmap();
     } finally {
       staging.destroy();

@@ -8,14 +8,17 @@
  * when it has parameters, `@group(0) @binding(n) var<uniform> P: Params;` (a struct of 4-byte fields, padded
  * to 16 bytes by `params`).
  */
-import { checkLive, GpuArray, type GpuContext } from './array.js';
+import { bindingBytes, checkLive, GpuArray, type GpuContext } from './array.js';
 import { Usage } from './buffers.js';
+import type { HalfFormat } from './half.js';
 
 export interface GpuKernel {
   /** Names the kernel in errors and in Dawn's labels. */
   label: string;
   /** WGSL with a `main` compute entry point. */
   code: string;
+  /** The bindings the kernel reads as half storage (src/gpu/half.ts), by index; every other array must be f32. */
+  half?: Readonly<Record<number, HalfFormat>>;
 }
 
 /** What a dispatch binds: device arrays, or raw pooled buffers the kernel uploaded (indices, codes). */
@@ -95,6 +98,26 @@ export const flatIndexWgsl = (size: number): string => /* wgsl */ `
 fn flatIndex(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * ${size}u; }
 `;
 
+/**
+ * Throws when array `b` at binding i is not in the format the kernel reads there: half storage (frozen weights)
+ * is read only where a kernel declares it.
+ */
+export function checkFormat(kernel: GpuKernel, i: number, b: GpuArray): void {
+  const want = kernel.half?.[i] ?? 'f32';
+  if (b.format === want) return;
+  if (want === 'f32') refuseHalf(kernel.label, b);
+  throw new TypeError(`${kernel.label}: input ${i} is ${b.format}, the kernel was built to read ${want} there`);
+}
+
+/** Throws, naming the op, when `arr` is half storage: every op but the few that declare it reads f32 only. */
+export function refuseHalf(op: string, arr: GpuArray): void {
+  if (arr.format === 'f32') return;
+  throw new TypeError(
+    `${op}: a GPU array of ${arr.format} half storage (a frozen weight) was passed; ${op} reads f32 only ` +
+      '(half storage is read by the gemm as its weight operand, by the embedding lookup and by the packed weight kernels)',
+  );
+}
+
 /** Records and submits one dispatch. Refuses arrays that were released. */
 export function dispatch(
   ctx: GpuContext,
@@ -108,7 +131,8 @@ export function dispatch(
   const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
     if (b instanceof GpuArray) {
       checkLive(b, kernel.label);
-      return { binding: i, resource: { buffer: b.buffer, offset: 0, size: Math.max(16, b.length * 4) } };
+      checkFormat(kernel, i, b);
+      return { binding: i, resource: { buffer: b.buffer, offset: 0, size: bindingBytes(b.length, b.format) } };
     }
     return { binding: i, resource: { buffer: b } };
   });

@@ -14,10 +14,11 @@
 import type { GpuArray } from './array.js';
 import { dispatch, type GpuKernel } from './dispatch.js';
 import { GEMM_INVOCATIONS, TILE, TILE_PRODUCT_WGSL, TK, WG } from './matmul.js';
-import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
+import { type ReadPath, variants } from './half.js';
+import { decodeWgsl, type GpuPackedWeight, packedKernel, packedParams } from './packed-weight.js';
 
 /** WGSL of one direction: `inner` and `outCols` name the Params fields of the inner dimension and C's width. */
-function tiledWgsl(forward: boolean): string {
+function tiledWgsl(forward: boolean, scales: ReadPath, weak: ReadPath): string {
   const inner = forward ? 'P.cols' : 'P.rows';
   const outCols = forward ? 'P.rows' : 'P.cols';
   // forward: e walks the tile column-major (p fastest) so that invocations read along a row of codes
@@ -25,8 +26,7 @@ function tiledWgsl(forward: boolean): string {
     ? `let p = e % TK; let c = e / TK; Bs[p * TILE + c] = loadB(k0 + p, col0 + c);`
     : `Bs[e] = loadB(k0 + e / TILE, col0 + e % TILE);`;
   const what = forward ? 'whatAt(c, p)' : 'whatAt(p, c)';
-  return /* wgsl */ `
-${DECODE_WGSL}
+  return /* wgsl */ `${decodeWgsl(scales, weak)}
 @group(0) @binding(5) var<storage, read> A: array<f32>;
 @group(0) @binding(6) var<storage, read_write> C: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
@@ -79,8 +79,8 @@ ${TILE_PRODUCT_WGSL}
 `;
 }
 
-const FORWARD: GpuKernel = { label: 'packed gemm', code: tiledWgsl(true) };
-const BACKWARD: GpuKernel = { label: 'packed gemm dx', code: tiledWgsl(false) };
+const FORWARD = variants((s, w) => packedKernel('packed gemm', tiledWgsl(true, s, w), s, w));
+const BACKWARD = variants((s, w) => packedKernel('packed gemm dx', tiledWgsl(false, s, w), s, w));
 
 function run(kernel: GpuKernel, g: GpuPackedWeight, a: GpuArray, m: number, c: GpuArray, outCols: number): void {
   const { limits } = g.ctx.device;
@@ -99,10 +99,10 @@ function run(kernel: GpuKernel, g: GpuPackedWeight, a: GpuArray, m: number, c: G
 
 /** y [m, N] = x [m, K] Ŵᵀ (validated by the caller). */
 export function encodePackedGemm(g: GpuPackedWeight, x: GpuArray, m: number, y: GpuArray): void {
-  run(FORWARD, g, x, m, y, g.rows);
+  run(FORWARD(...g.reads), g, x, m, y, g.rows);
 }
 
 /** dx [m, K] = dy [m, N] Ŵ (validated by the caller; overwrites dx). */
 export function encodePackedGemmT(g: GpuPackedWeight, dy: GpuArray, m: number, dx: GpuArray): void {
-  run(BACKWARD, g, dy, m, dx, g.cols);
+  run(BACKWARD(...g.reads), g, dy, m, dx, g.cols);
 }

@@ -1,7 +1,9 @@
 /**
  * A linear layer over a packed low-bit weight with fp32 weak columns (OWQ's layout, WCT's trainable part). On the
  * GPU the layer holds the weight's device copy (src/gpu/packed.ts) and `weak` is a tensor over the device's weak
- * columns; moving back reads them into the host weight, so that exports see what was trained.
+ * columns; moving back reads them into the host weight, so that exports see what was trained. Weak columns that
+ * are frozen when the layer moves (`weak.requiresGrad` false: evaluation, generation, QLoRA) go to the device in
+ * f16 when exact in it (a packed checkpoint's always are); trainable ones stay f32 (mark them before moving).
  */
 import { packedLinear } from '../autograd/index.js';
 import type { GpuContext } from '../gpu/array.js';
@@ -45,7 +47,7 @@ export class PackedLinear implements LinearLayer {
   async toDevice(ctx: GpuContext | null): Promise<void> {
     if (this.bias !== null) await moveTensor(this.bias, ctx);
     if (ctx !== null && this.gpu === null) {
-      this.gpu = packedToGpu(ctx, this.packed);
+      this.gpu = packedToGpu(ctx, this.packed, { frozenWeak: !this.weak.requiresGrad });
       this.weak.replaceStorage(this.gpu.weak);
     } else if (ctx === null && this.gpu !== null) {
       this.packed.weak.set(await hostValues(this.gpu.weak));

@@ -3,7 +3,8 @@
  * oracle src/native/ref.ts). Ids are host Int32Arrays: validated on the host with the reference's message,
  * uploaded raw and recycled after the dispatch.
  *
- * Forward: one invocation per output element, out[n, c] = table[ids[n], c].
+ * Forward: one invocation per output element, out[n, c] = table[ids[n], c]; the table may be half storage (a frozen
+ * table of an F16/BF16 checkpoint, src/gpu/half.ts): one kernel per read path, the load function TABLE_at.
  * Backward (dTable[ids[n], :] += dy[n, :]), deterministic without atomics: the host groups the positions by id
  * (a stable sort of 0..rows-1 by id: for each distinct id, its positions in increasing order) and uploads one
  * u32 buffer [ids of the U groups | U + 1 group offsets | positions]. One invocation per (group, column) loads
@@ -14,21 +15,24 @@ import { checkIds } from '../native/ref.js';
 import type { EmbeddingDims, Kernels } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { need } from './dispatch.js';
+import { readPath, variants } from './half.js';
 import { pointwise, runPointwise } from './pointwise.js';
 
-const forwardKernel = pointwise({
-  label: 'embeddingForward',
-  bindings: [
-    { name: 'TABLE', access: 'read' },
-    { name: 'IDS', access: 'read', type: 'u32' },
-    { name: 'O', access: 'read_write' },
-  ],
-  params: 'dim: u32,',
-  body: /* wgsl */ `
+const forwardKernel = variants((table) =>
+  pointwise({
+    label: 'embeddingForward',
+    bindings: [
+      { name: 'TABLE', access: 'read', read: table },
+      { name: 'IDS', access: 'read', type: 'u32' },
+      { name: 'O', access: 'read_write' },
+    ],
+    params: 'dim: u32,',
+    body: /* wgsl */ `
   let n = i / P.dim;
   let c = i - n * P.dim;
-  O[i] = TABLE[IDS[n] * P.dim + c];`,
-});
+  O[i] = TABLE_at(IDS[n] * P.dim + c);`,
+  }),
+);
 
 /** out[n, :] = table[ids[n], :] for n < rows; ids outside [0, vocab) throw the reference's RangeError. */
 export function embeddingForward(table: GpuArray, ids: Int32Array, out: GpuArray, d: EmbeddingDims): void {
@@ -41,7 +45,7 @@ export function embeddingForward(table: GpuArray, ids: Int32Array, out: GpuArray
   const { ctx } = out;
   const buf = ctx.uploadRaw(ids.subarray(0, rows), 'embedding ids');
   try {
-    runPointwise(ctx, forwardKernel, [table, buf, out], rows * C, C);
+    runPointwise(ctx, forwardKernel(readPath(ctx.device, table.format)), [table, buf, out], rows * C, C);
   } finally {
     ctx.recycle(buf);
   }

@@ -7,11 +7,14 @@
  * 16 (rows ty + 16i, columns tx + 16j, so that neighbouring invocations touch neighbouring columns); K is
  * walked in steps of 16 through two workgroup-memory tiles (A 64x16, B 16x64: 8 KiB), zero-filled past the
  * edges, so any m, n, k work. Accumulation is f32 (the reference accumulates in f64: see the tolerance of
- * test/gpu/matmul.test.ts). One dispatch per call: workgroups (ceil(n/64), ceil(m/64), batch).
+ * test/gpu/matmul.test.ts). One dispatch per call: workgroups (ceil(n/64), ceil(m/64), batch). B may be half
+ * storage (a frozen f16/bf16 weight: forward Y = X W^T, backward dX = dY W; src/gpu/half.ts): one kernel per read
+ * path of B, which changes only its load function B_at.
  */
 import type { GemmDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
+import { enableWgsl, formatOf, loadWgsl, type ReadPath, readPath, variants } from './half.js';
 
 /** The tiling the GEMMs share (this file and src/gpu/packed-gemm.ts): a TILE x TILE block of C per workgroup of WG x WG, K in steps of TK. */
 export const TILE = 64;
@@ -35,7 +38,7 @@ export const TILE_PRODUCT_WGSL = /* wgsl */ `
       }
     }`;
 
-const WGSL = /* wgsl */ `
+const wgsl = (b: ReadPath): string => /* wgsl */ `${enableWgsl([b])}
 struct Params {
   m: u32, n: u32, k: u32, transA: u32,
   transB: u32, strideA: u32, strideB: u32, strideC: u32,
@@ -43,7 +46,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+${loadWgsl(b, 1, 'B')}
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> P: Params;
 
@@ -63,8 +66,8 @@ fn loadA(oa: u32, i: u32, p: u32) -> f32 {
 
 fn loadB(ob: u32, p: u32, j: u32) -> f32 {
   if (p >= P.kEnd || j >= P.n) { return 0.0; }
-  if (P.transB != 0u) { return B[ob + j * P.k + p]; }
-  return B[ob + p * P.n + j];
+  if (P.transB != 0u) { return B_at(ob + j * P.k + p); }
+  return B_at(ob + p * P.n + j);
 }
 
 @compute @workgroup_size(${WG}, ${WG}, 1)
@@ -102,7 +105,10 @@ ${TILE_PRODUCT_WGSL}
 }
 `;
 
-const KERNEL: GpuKernel = { label: 'gemm', code: WGSL };
+const KERNEL = variants((b): GpuKernel => {
+  const format = formatOf(b);
+  return { label: 'gemm', code: wgsl(b), half: format === 'f32' ? {} : { 1: format } };
+});
 
 /**
  * The reduction length one dispatch walks. On llvmpipe (Mesa 22.3) a longer K loop silently stopped early: an
@@ -134,11 +140,12 @@ export function gemm(a: GpuArray, b: GpuArray, c: GpuArray, d: GemmDims): void {
   if (gx > maxGroups || gy > maxGroups || batch > maxGroups) {
     throw new RangeError(`gemm: ${gx}x${gy}x${batch} workgroups exceed the device's ${maxGroups} per dimension`);
   }
+  const kernel = KERNEL(readPath(device, b.format));
   // One dispatch per K_CHUNK of the reduction, the later ones adding to C (beta 1).
   const head = [m, n, k, d.transA ? 1 : 0, d.transB ? 1 : 0, d.strideA, d.strideB, d.strideC];
   for (let k0 = 0; k0 === 0 || k0 < k; k0 += K_CHUNK) {
     const beta = k0 === 0 ? d.beta : 1;
     const kEnd = Math.min(k, k0 + K_CHUNK);
-    dispatch(c.ctx, KERNEL, [a, b, c], params(...head, f32(d.alpha), f32(beta), k0, kEnd), [gx, gy, batch]);
+    dispatch(c.ctx, kernel, [a, b, c], params(...head, f32(d.alpha), f32(beta), k0, kEnd), [gx, gy, batch]);
   }
 }

@@ -11,6 +11,7 @@
  */
 import { checkLive, GpuArray, type GpuContext } from './array.js';
 import { type Binding, dispatch, type F32, flatIndexWgsl, type GpuKernel, grid, params } from './dispatch.js';
+import { enableWgsl, formatOf, type HalfFormat, loadWgsl, type ReadPath } from './half.js';
 
 /** Invocations per workgroup of every 1-D kernel. */
 export const WG = 256;
@@ -20,6 +21,8 @@ export interface StorageDecl {
   name: string;
   access: 'read' | 'read_write';
   type?: 'f32' | 'u32' | 'i32';
+  /** A read binding of floats in this read path (src/gpu/half.ts): the body reads it as `NAME_at(i)`. */
+  read?: ReadPath;
 }
 
 export interface PointwiseSpec {
@@ -47,10 +50,23 @@ export interface Pointwise {
 
 /** WGSL declarations of storage bindings 0..k-1 and the uniform `P` at binding k. */
 export function bindingsWgsl(bindings: StorageDecl[], fields: string): string {
-  const decls = bindings.map(
-    (b, k) => `@group(0) @binding(${k}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? 'f32'}>;`,
+  const decls = bindings.map((b, k) =>
+    b.read !== undefined
+      ? loadWgsl(b.read, k, b.name)
+      : `@group(0) @binding(${k}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? 'f32'}>;`,
   );
-  return `struct Params { ${fields} }\n${decls.join('\n')}\n@group(0) @binding(${bindings.length}) var<uniform> P: Params;`;
+  const enable = enableWgsl(bindings.map((b) => b.read ?? 'f32'));
+  return `${enable}struct Params { ${fields} }\n${decls.join('\n')}\n@group(0) @binding(${bindings.length}) var<uniform> P: Params;`;
+}
+
+/** The half-storage bindings of a kernel over `bindings` (GpuKernel.half). */
+function halfOf(bindings: StorageDecl[]): Record<number, HalfFormat> {
+  const half: Record<number, HalfFormat> = {};
+  bindings.forEach((b, k) => {
+    const format = b.read === undefined ? 'f32' : formatOf(b.read);
+    if (format !== 'f32') half[k] = format;
+  });
+  return half;
 }
 
 /** A 1-D kernel family: `body` runs once per element index i < P.n. */
@@ -67,11 +83,8 @@ function variant(pw: Pointwise, aliased: Map<string, string>): GpuKernel {
   let body = spec.body;
   for (const [r, w] of aliased) body = body.replace(new RegExp(`\\b${r}\\[`, 'g'), `${w}[`);
   const fields = spec.params === undefined ? 'n: u32,' : `n: u32, ${spec.params}`;
-  const code = /* wgsl */ `
-${bindingsWgsl(
-  spec.bindings.filter((b) => !aliased.has(b.name)),
-  fields,
-)}
+  const bound = spec.bindings.filter((b) => !aliased.has(b.name));
+  const code = /* wgsl */ `${bindingsWgsl(bound, fields)}
 ${flatIndexWgsl(WG)}
 ${spec.prelude ?? ''}
 @compute @workgroup_size(${WG}, 1, 1)
@@ -81,7 +94,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ${body}
 }
 `;
-  kernel = { label: spec.label, code };
+  kernel = { label: spec.label, code, half: halfOf(bound) };
   pw.variants.set(key, kernel);
   return kernel;
 }

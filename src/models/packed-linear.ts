@@ -39,6 +39,11 @@ export class PackedLinear implements LinearLayer {
     return packedLinear(x, this.gpu ?? this.packed, this.weak, this.bias);
   }
 
+  /** The weight's device copy while the layer is on the GPU, else null. */
+  get gpuWeight(): GpuPackedWeight | null {
+    return this.gpu;
+  }
+
   /** The GPU the layer is on, or null on the host. */
   get gpuContext(): GpuContext | null {
     return this.gpu?.weak.ctx ?? null;

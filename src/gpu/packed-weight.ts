@@ -17,13 +17,15 @@
  *   weak: [N, nOut] as a GpuArray, read by every call (never cached). Frozen weak columns (evaluation, generation,
  *     LoRA over a packed base: packedToGpu's `frozenWeak`) are f16 under the same exactness rule as the scales.
  *     Trainable ones stay f32: Weak Column Tuning makes this array the trainable tensor's storage (its f32 master
- *     values, updated by AdamW) and may replace it with another array of the same length.
+ *     values, updated by AdamW) and may replace it with another array of the same length. Frozen f16 columns that
+ *     become trainable after the upload are widened to f32 first (thawWeak; exact).
  * Each kernel is built per pair of read paths (scales, weak: f32 / f16 as u32 words / native f16), which only
  * changes the load functions S_at and WK_at of decodeWgsl.
  */
 import { type GpuArray, type GpuContext, keep, release } from './array.js';
 import { type GpuKernel, params } from './dispatch.js';
 import { enableWgsl, exactHalf, formatOf, loadWgsl, type ReadPath, readPath } from './half.js';
+import { widen } from './widen.js';
 import { type PackedBits, packedGroups, packedRowBytes, type PackedWeight, validatePacked } from '../native/packed.js';
 
 /** Words of one unit of codes: the smallest run of whole codes that ends on a word. */
@@ -54,8 +56,9 @@ export class GpuPackedWeight {
     /** [rows, nOut]: the weak columns, read on every call (f16 when frozen, f32 when trainable); may be replaced
      * by an array of the same length. */
     public weak: GpuArray,
-    /** The weak array packedToGpu made (releasePacked frees this one, not a replacement the caller owns). */
-    readonly ownWeak: GpuArray,
+    /** The weak array packedToGpu (or thawWeak) made: releasePacked frees this one, not a replacement the caller
+     * owns. */
+    public ownWeak: GpuArray,
   ) {}
 
   get nOut(): number {
@@ -151,6 +154,20 @@ export function packedToGpu(ctx: GpuContext, w: PackedWeight, options: PackedUpl
     weak,
     weak,
   );
+}
+
+/**
+ * The weak columns as f32, for training: f16 ones (uploaded frozen) are replaced by an exact f32 copy and the f16
+ * array is freed. Returns the (new) weak array.
+ */
+export function thawWeak(g: GpuPackedWeight): GpuArray {
+  if (g.weak.format === 'f32') return g.weak;
+  if (g.weak !== g.ownWeak) throw new Error('thawWeak: the weak columns were replaced by an array the caller owns');
+  const w = keep(widen(g.weak));
+  release(g.ownWeak);
+  g.ownWeak = w;
+  g.weak = w;
+  return w;
 }
 
 /** Returns the weight's buffers to the pool; it refuses to be used afterwards. */

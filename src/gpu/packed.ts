@@ -21,7 +21,7 @@ import type { GpuPackedWeight } from './packed-weight.js';
 import { encodeWeakGrad } from './packed-weak-grad.js';
 
 export { GEMV_MAX_M } from './packed-gemv.js';
-export { GpuPackedWeight, packedToGpu, releasePacked } from './packed-weight.js';
+export { GpuPackedWeight, packedToGpu, releasePacked, thawWeak } from './packed-weight.js';
 
 function checkWeight(kernel: string, w: GpuPackedWeight): void {
   if (w.released) throw new Error(`${kernel}: the packed weight was released (releasePacked)`);

@@ -3,11 +3,12 @@
  * GPU the layer holds the weight's device copy (src/gpu/packed.ts) and `weak` is a tensor over the device's weak
  * columns; moving back reads them into the host weight, so that exports see what was trained. Weak columns that
  * are frozen when the layer moves (`weak.requiresGrad` false: evaluation, generation, QLoRA) go to the device in
- * f16 when exact in it (a packed checkpoint's always are); trainable ones stay f32 (mark them before moving).
+ * f16 when exact in it (a packed checkpoint's always are); trainable ones are f32, and f16 ones that become
+ * trainable later (a trainer sets requiresGrad after the move) are widened to f32 at the next forward (thawWeak).
  */
 import { packedLinear } from '../autograd/index.js';
 import type { GpuContext } from '../gpu/array.js';
-import { type GpuPackedWeight, packedToGpu, releasePacked } from '../gpu/packed.js';
+import { type GpuPackedWeight, packedToGpu, releasePacked, thawWeak } from '../gpu/packed.js';
 import { validatePacked, type PackedWeight } from '../native/packed.js';
 import { hostValues } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -36,6 +37,9 @@ export class PackedLinear implements LinearLayer {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.gpu !== null && this.weak.requiresGrad && this.gpu.weak.format !== 'f32') {
+      this.weak.replaceStorage(thawWeak(this.gpu));
+    }
     return packedLinear(x, this.gpu ?? this.packed, this.weak, this.bias);
   }
 

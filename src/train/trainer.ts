@@ -9,7 +9,6 @@
 import { backward, crossEntropy, tokenNll, zeroGrad } from '../autograd/index.js';
 import { BatchStream, validationBatches, type Batch } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
-import { GpuArray } from '../gpu/array.js';
 import type { CausalLM } from '../models/model.js';
 import { hostValues, keep, readScalars, release, scoped } from '../tensor/device.js';
 import type { Storage, Tensor } from '../tensor/tensor.js';
@@ -203,13 +202,6 @@ export async function train(
 ): Promise<TrainResult> {
   const { names, params } = trainable;
   if (params.length === 0) throw new OptionError('method', 'nothing to train');
-  params.forEach((p, i) => {
-    if (p.storage instanceof GpuArray && p.storage.format !== 'f32')
-      throw new Error(
-        `train: ${names[i]} is ${p.storage.format} half storage on the GPU (it was frozen when the model moved): ` +
-          'mark the trainable tensors (requiresGrad) before toDevice',
-      );
-  });
   for (const p of params) p.requiresGrad = true;
   trainable.setTraining(true);
   const opt = new AdamW(params, { betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });

@@ -1,9 +1,7 @@
 /**
  * Weak Column Tuning's trainable set (docs/ARCHITECTURE.md section 6): the weak columns of every packed linear
  * ([out, n_out] fp32 each); packed codes, scales, embeddings, norms and lm_head stay frozen. The backward
- * through a packed linear is dX = dY Ŵ (packed kernels) and dWeak = dYᵀ X[:, weak]. The weak columns are marked
- * trainable (requiresGrad) when chosen, so that a model moved to the GPU afterwards keeps them in f32 (frozen weak
- * columns go there in f16: src/models/packed-linear.ts).
+ * through a packed linear is dX = dY Ŵ (packed kernels) and dWeak = dYᵀ X[:, weak].
  */
 import type { CausalLM } from '../models/model.js';
 import { packedLinearsOf } from '../models/weak-deltas.js';
@@ -17,7 +15,6 @@ export function weakParameters(model: CausalLM): Trainable {
   for (const [name, layer] of packedLinearsOf(model)) {
     if (layer.weak.size === 0) continue;
     names.push(name);
-    layer.weak.requiresGrad = true;
     params.push(layer.weak);
   }
   if (params.length === 0)

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { crossEntropy } from '../../src/autograd/index.js';
+import { backward, crossEntropy } from '../../src/autograd/index.js';
 import { bytesFor, type GpuArray } from '../../src/gpu/array.js';
 import type { HalfFormat } from '../../src/gpu/half.js';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
@@ -17,7 +17,7 @@ import { shiftedTargets } from '../../src/eval/perplexity.js';
 import { loadModel } from '../../src/models/load.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { packedLinearsOf } from '../../src/models/weak-deltas.js';
-import { readScalars, toHost } from '../../src/tensor/device.js';
+import { hostValues, readScalars, toHost } from '../../src/tensor/device.js';
 import { LOGIT_ABS_TOL } from '../helpers/golden-logits.js';
 import { packedTinyStories } from '../helpers/packed.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
@@ -44,6 +44,13 @@ function halfCopy(format: HalfFormat): string {
   src.close();
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
   return dir;
+}
+
+let owq: Promise<string> | null = null;
+/** The packed OWQ 4-bit TinyStories checkpoint (test/helpers/packed.ts), written once. */
+function owqDir(): Promise<string> {
+  owq ??= packedTinyStories(path.join(tmp, 'owq'));
+  return owq;
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -109,10 +116,31 @@ describe('half checkpoints on the GPU', () => {
   }
 
   it('a packed OWQ checkpoint: f16 scales and weak columns on the device, the CPU’s logits and loss', async () => {
-    const model = loadModel(await packedTinyStories(path.join(tmp, 'owq')));
+    const model = loadModel(await owqDir());
     const packed = [...packedLinearsOf(model).values()];
     expect(packed.length).toBeGreaterThan(0);
     await expectGpuMatchesCpu(model, 'packed OWQ');
     for (const l of packed) expect([l.gpuWeight?.scales.format, l.gpuWeight?.weak.format]).toEqual(['f16', 'f16']);
+  });
+
+  it('f16 weak columns made trainable after the move are widened to f32 at the next forward: the CPU’s gradients', async () => {
+    const dir = await owqDir();
+    const cpu = loadModel(dir);
+    const weakCpu = [...packedLinearsOf(cpu).values()].map((l) => l.weak);
+    for (const w of weakCpu) w.requiresGrad = true;
+    backward(crossEntropy(cpu.forward(IDS, { batch: 2 }), TARGETS));
+    const model = loadModel(dir);
+    await model.toDevice(gpu().ctx);
+    const layers = [...packedLinearsOf(model).values()];
+    for (const l of layers) l.weak.requiresGrad = true;
+    backward(crossEntropy(model.forward(IDS, { batch: 2 }), TARGETS));
+    for (const [i, l] of layers.entries()) {
+      expect(l.gpuWeight?.weak.format).toBe('f32');
+      expect(l.weak.storage).toBe(l.gpuWeight?.weak);
+      const want = weakCpu[i].grad as Float32Array;
+      const scale = Math.max(...Array.from(want, Math.abs));
+      // f32 kernels on both devices, different summation orders (as models.test.ts)
+      expect(maxAbsDiff(await hostValues(l.weak.grad!), want) / scale, `weak ${i}`).toBeLessThan(1e-4);
+    }
   });
 });

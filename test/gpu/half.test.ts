@@ -12,6 +12,7 @@ import { gpuKernels } from '../../src/gpu/kernels.js';
 import { embeddingForward } from '../../src/gpu/embedding.js';
 import { exactHalf, type HalfFormat, loadWgsl, readPath, SHADER_F16 } from '../../src/gpu/half.js';
 import { gemm } from '../../src/gpu/matmul.js';
+import { widen } from '../../src/gpu/widen.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from '../../src/io/dtype.js';
 import { gemmDims, type GemmDims } from '../../src/native/types.js';
 import { assign } from '../../src/tensor/device.js';
@@ -58,6 +59,17 @@ describe('half storage', () => {
         expect(bytesFor(n, format)).toBe(Math.max(16, Math.ceil((2 * n) / 16) * 16));
         expect(await down(arr)).toEqual(values);
         release(arr);
+      }
+    }
+  });
+
+  it('widen: an exact f32 copy on the device, odd lengths', async () => {
+    for (const format of FORMATS) {
+      for (const n of SIZES) {
+        const { arr, values } = halfUp(rand32(n, n + 1, -3, 3), format);
+        const w = widen(arr);
+        expect(w.format).toBe('f32');
+        expect(await down(w)).toEqual(values);
       }
     }
   });

@@ -1,7 +1,10 @@
 /**
  * Device-resident f32 data: a GpuArray is `length` floats in a GPUBuffer of the process's device (the
- * storage of a GPU tensor, src/tensor/tensor.ts). Buffers come from a pool of exact byte sizes, so a training
- * step that repeats the previous one's shapes creates no buffer; new arrays read as zeros, as the host's.
+ * storage of a GPU tensor, src/tensor/tensor.ts). Buffers come from a pool keyed by size class (`poolBytes`:
+ * 16-byte steps up to 4 KiB, then four classes per power of two, so at most a quarter is slack), so a training
+ * step that repeats the previous one's shapes creates no buffer, and one whose shapes vary (batches padded to
+ * their longest example) reuses the classes it has seen instead of growing a buffer per length; new arrays
+ * read as zeros, as the host's. A buffer may be longer than its array: kernels bind `length` elements.
  *
  * Lifetime is by scope (tf.tidy-like): `scoped(fn)` returns every array allocated while fn ran to the pool,
  * except those `keep()` took out (parameters, gradients, optimizer state, results read after the scope).
@@ -18,6 +21,19 @@ import { Usage } from './buffers.js';
 /** Byte size of a buffer for n f32 (WebGPU refuses empty bindings; sizes are multiples of 16). */
 export function bytesFor(n: number): number {
   return Math.max(16, Math.ceil((n * 4) / 16) * 16);
+}
+
+/** Bytes up to which pool classes are exact multiples of 16. */
+const EXACT_CLASSES_UP_TO = 4096;
+
+/**
+ * The pool's size class of a request of `bytes` (a multiple of 16): the request itself up to 4 KiB, else the
+ * next of 2^e, 1.25 2^e, 1.5 2^e, 1.75 2^e (multiples of 16 from there on).
+ */
+export function poolBytes(bytes: number): number {
+  if (bytes <= EXACT_CLASSES_UP_TO) return bytes;
+  const step = 2 ** (Math.floor(Math.log2(bytes - 1)) - 2); // a quarter of the power of two below
+  return Math.ceil(bytes / step) * step;
 }
 
 export class GpuArray {
@@ -71,17 +87,21 @@ export class GpuContext {
     return Math.floor(this.device.limits.maxStorageBufferBindingSize / 4);
   }
 
-  /** A raw buffer of `bytes` (a multiple of 16) from the pool, contents undefined. */
+  /**
+   * A raw buffer of at least `bytes` (a multiple of 16) from the pool, contents undefined: its size class
+   * (poolBytes), or `bytes` exactly where the class would exceed the adapter's maxBufferSize.
+   */
   acquire(bytes: number, label: string): GPUBuffer {
-    const list = this.free.get(bytes);
-    const reused = list?.pop();
+    const cls = poolBytes(bytes);
+    const size = cls <= this.device.limits.maxBufferSize ? cls : bytes;
+    const reused = this.free.get(size)?.pop();
     if (reused !== undefined) {
       this.stats.reused++;
       return reused;
     }
     this.stats.created++;
-    this.stats.bytes += bytes;
-    return this.device.createBuffer({ label, size: bytes, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
+    this.stats.bytes += size;
+    return this.device.createBuffer({ label, size, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
   }
 
   /** Gives a raw buffer back to the pool. */
@@ -112,10 +132,9 @@ export class GpuContext {
           'batch or the CPU',
       );
     }
-    const bytes = bytesFor(n);
-    const pooled = (this.free.get(bytes)?.length ?? 0) > 0;
-    const buffer = this.acquire(bytes, label);
-    if (zero && pooled) {
+    const created = this.stats.created;
+    const buffer = this.acquire(bytesFor(n), label);
+    if (zero && this.stats.created === created) {
       // A new buffer is zero already; a pooled one holds a released tensor's values.
       const enc = this.device.createCommandEncoder();
       enc.clearBuffer(buffer);

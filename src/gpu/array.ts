@@ -1,8 +1,12 @@
 /**
  * Device-resident f32 data: a GpuArray is `length` floats in a GPUBuffer of the process's device (the
  * storage of a GPU tensor, src/tensor/tensor.ts), or, for frozen weights, `length` 16-bit floats two to a word
- * (`format` f16 / bf16: src/gpu/half.ts; only the kernels that declare such a binding accept one). Buffers come from a pool of exact byte sizes, so a training
- * step that repeats the previous one's shapes creates no buffer; new arrays read as zeros, as the host's.
+ * (`format` f16 / bf16: src/gpu/half.ts; only the kernels that declare such a binding accept one). Buffers come
+ * from a pool keyed by size class (`poolBytes`: 16-byte steps up to 4 KiB, then four classes per power of two,
+ * so at most a quarter is slack), so a training
+ * step that repeats the previous one's shapes creates no buffer, and one whose shapes vary (batches padded to
+ * their longest example) reuses the classes it has seen instead of growing a buffer per length; new arrays
+ * read as zeros, as the host's. A buffer may be longer than its array: kernels bind `length` elements.
  *
  * Lifetime is by scope (tf.tidy-like): `scoped(fn)` returns every array allocated while fn ran to the pool,
  * except those `keep()` took out (parameters, gradients, optimizer state, results read after the scope).
@@ -29,6 +33,19 @@ export function bytesFor(n: number, format: GpuFormat = 'f32'): number {
 /** Bytes a binding of n elements covers (whole 4-byte words, as WebGPU requires; at least 16). */
 export function bindingBytes(n: number, format: GpuFormat): number {
   return Math.max(16, Math.ceil((n * elementBytes(format)) / 4) * 4);
+}
+
+/** Bytes up to which pool classes are exact multiples of 16. */
+const EXACT_CLASSES_UP_TO = 4096;
+
+/**
+ * The pool's size class of a request of `bytes` (a multiple of 16): the request itself up to 4 KiB, else the
+ * next of 2^e, 1.25 2^e, 1.5 2^e, 1.75 2^e (multiples of 16 from there on).
+ */
+export function poolBytes(bytes: number): number {
+  if (bytes <= EXACT_CLASSES_UP_TO) return bytes;
+  const step = 2 ** (Math.floor(Math.log2(bytes - 1)) - 2); // a quarter of the power of two below
+  return Math.ceil(bytes / step) * step;
 }
 
 export class GpuArray {
@@ -84,17 +101,21 @@ export class GpuContext {
     return Math.floor(this.device.limits.maxStorageBufferBindingSize / 4);
   }
 
-  /** A raw buffer of `bytes` (a multiple of 16) from the pool, contents undefined. */
+  /**
+   * A raw buffer of at least `bytes` (a multiple of 16) from the pool, contents undefined: its size class
+   * (poolBytes), or `bytes` exactly where the class would exceed the adapter's maxBufferSize.
+   */
   acquire(bytes: number, label: string): GPUBuffer {
-    const list = this.free.get(bytes);
-    const reused = list?.pop();
+    const cls = poolBytes(bytes);
+    const size = cls <= this.device.limits.maxBufferSize ? cls : bytes;
+    const reused = this.free.get(size)?.pop();
     if (reused !== undefined) {
       this.stats.reused++;
       return reused;
     }
     this.stats.created++;
-    this.stats.bytes += bytes;
-    return this.device.createBuffer({ label, size: bytes, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
+    this.stats.bytes += size;
+    return this.device.createBuffer({ label, size, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
   }
 
   /** Gives a raw buffer back to the pool. */
@@ -135,10 +156,9 @@ export class GpuContext {
           'batch or the CPU',
       );
     }
-    const bytes = bytesFor(n, format);
-    const pooled = (this.free.get(bytes)?.length ?? 0) > 0;
-    const buffer = this.acquire(bytes, label);
-    if (zero && pooled) {
+    const created = this.stats.created;
+    const buffer = this.acquire(bytesFor(n, format), label);
+    if (zero && this.stats.created === created) {
       // A new buffer is zero already; a pooled one holds a released tensor's values.
       const enc = this.device.createCommandEncoder();
       enc.clearBuffer(buffer);

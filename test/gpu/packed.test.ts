@@ -61,6 +61,16 @@ async function checkDequantize(w: PackedWeight, g: GpuPackedWeight, codes: Uint8
   const out = u.up(new Float32Array(w.rows * w.cols).fill(Number.NaN));
   packedGpu.dequantizeInto(g, out);
   expectWithin(await down(out), pref.dequantize(w), magnitudes(w, codes), `dequantize ${label}`, GPU_DEQUANT_REL);
+  // rows in any order, repeated, the last row included (a packed embedding's lookup)
+  const ids = Int32Array.from([w.rows - 1, 0, Math.floor(w.rows / 2), w.rows - 1, 0].filter((r) => r < w.rows));
+  const rows = u.up(new Float32Array(ids.length * w.cols).fill(Number.NaN));
+  packedGpu.dequantizeRows(g, ids, rows);
+  const rowsRef = new Float32Array(ids.length * w.cols);
+  pref.packedReference.dequantizeRows(w, ids, rowsRef);
+  const rowMags = new Float64Array(ids.length * w.cols);
+  const mags = magnitudes(w, codes);
+  ids.forEach((r, i) => rowMags.set(mags.subarray(r * w.cols, (r + 1) * w.cols), i * w.cols));
+  expectWithin(await down(rows), rowsRef, rowMags, `dequantizeRows ${label}`, GPU_DEQUANT_REL);
   u.done();
 }
 
@@ -249,6 +259,12 @@ describe('gpu packed kernels: argument checks', () => {
       'weakGrad: dweak has 0 elements, needs at least 3',
     );
     expect(() => packedGpu.dequantizeInto(g, up(ctx, new Float32Array(20)))).toThrow('dequantize: out has 20');
+    expect(() => packedGpu.dequantizeRows(g, Int32Array.of(0, 1), up(ctx, new Float32Array(13)))).toThrow(
+      'dequantizeRows: out has 13 elements, needs at least 14',
+    );
+    expect(() => packedGpu.dequantizeRows(g, Int32Array.of(2, 3), up(ctx, new Float32Array(14)))).toThrow(
+      /token id 3 at position 1 is outside the vocabulary \[0, 3\)/,
+    );
     expect(() => packedGpu.packedMatmul(g, x, 2, x)).toThrow('shares its buffer');
     releasePacked(g);
     expect(() => packedGpu.packedMatmul(g, x, 2, y)).toThrow('the packed weight was released');

@@ -15,25 +15,75 @@ import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
 
 /** The tiling the GEMMs share (this file and src/gpu/packed-gemm.ts): a TILE x TILE block of C per workgroup of WG x WG, K in steps of TK. */
 export const TILE = 64;
-export const TK = 16;
+export const TK = 32;
 export const WG = 16;
 /** Invocations per workgroup the kernel needs: a compatibility device gives 128 unless asked (device.ts asks). */
 export const GEMM_INVOCATIONS = WG * WG;
+/** Outputs per invocation along each dimension: a 4 x 4 block, one vec4 of columns per row. */
+const R = TILE / WG;
+
+/** `f(p)` for p in 0..n-1, joined: the unrolled body of a loop with a constant trip count. */
+function unrolled(n: number, f: (p: number) => string): string {
+  return Array.from({ length: n }, (_, p) => f(p)).join('\n');
+}
 
 /**
- * The product of one K step of the workgroup tiles, shared with the packed GEMM (src/gpu/packed-gemm.ts): As
- * [TILE][TK] and Bs [TK][TILE] in workgroup memory, each invocation's R x R outputs (rows lid.y + WG i, columns
- * lid.x + WG j) accumulated in acc with fma.
+ * The workgroup tiles, the accumulators and the two steps of the tiled GEMM, shared with the packed GEMM
+ * (src/gpu/packed-gemm.ts). The kernel provides `loadA(i, p) -> f32` and `loadB(p, j) -> f32` (zero outside the
+ * matrices, without branching: a `select` on an in-range index) and `aAlongK()` / `bAlongK()`, true where the
+ * operand's elements are contiguous along K (so that neighbouring invocations read neighbouring elements).
+ *
+ * As and Bs hold the K step k-major as vec4s of 4 rows / 4 columns: As[p * TILE / 4 + i] = rows 4i..4i+3 at k0 + p.
+ * Invocation (x, y) owns rows 4y..4y+3 and columns 4x..4x+3 of the tile, one vec4 accumulator per row, so one
+ * step of p reads one vec4 of A and one of B and issues 4 vec4 fmas. llvmpipe runs each vector load as one loop
+ * over its SIMD lanes, whatever its width: vec4s cut those loops 4x against scalar reads, and fixed vec4
+ * variables stay in registers where an indexed private array lived in memory. The p loop is unrolled (TK is a
+ * constant) and TK = 32 halves the barriers of TK = 16.
  */
-export const TILE_PRODUCT_WGSL = /* wgsl */ `
-    for (var p = 0u; p < TK; p++) {
-      var b: array<f32, ${TILE / WG}>;
-      for (var j = 0u; j < R; j++) { b[j] = Bs[p * TILE + lid.x + WG * j]; }
-      for (var i = 0u; i < R; i++) {
-        let a = As[(lid.y + WG * i) * TK + p];
-        for (var j = 0u; j < R; j++) { acc[i * R + j] = fma(a, b[j], acc[i * R + j]); }
-      }
+export const TILE_DECLS_WGSL = /* wgsl */ `
+const TILE: u32 = ${TILE}u;
+const TK: u32 = ${TK}u;
+const WG: u32 = ${WG}u;
+const T4: u32 = TILE / 4u;
+var<workgroup> As: array<vec4<f32>, ${(TK * TILE) / 4}>; // [TK][TILE / 4]: 4 rows of A at one k
+var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE) / 4}>; // [TK][TILE / 4]: 4 columns of B at one k
+
+/** Fills As and Bs for the K step at k0: TK x TILE / 4 vec4s each, ${(TK * TILE) / 4 / (WG * WG)} per invocation. */
+fn loadTiles(li: u32, row0: u32, col0: u32, k0: u32) {
+  let aK = aAlongK();
+  let bK = bAlongK();
+${unrolled((TK * TILE) / 4 / (WG * WG), (t) => {
+  const e = `li + ${t * WG * WG}u`;
+  return `  {
+    let e = ${e};
+    let pa = select(e / T4, e % TK, aK);
+    let ia = row0 + 4u * select(e % T4, e / TK, aK);
+    As[pa * T4 + (ia - row0) / 4u] = vec4<f32>(loadA(ia, k0 + pa), loadA(ia + 1u, k0 + pa),
+                                             loadA(ia + 2u, k0 + pa), loadA(ia + 3u, k0 + pa));
+    let pb = select(e / T4, e % TK, bK);
+    let jb = col0 + 4u * select(e % T4, e / TK, bK);
+    Bs[pb * T4 + (jb - col0) / 4u] = vec4<f32>(loadB(k0 + pb, jb), loadB(k0 + pb, jb + 1u),
+                                             loadB(k0 + pb, jb + 2u), loadB(k0 + pb, jb + 3u));
+  }`;
+})}
+}
+`;
+
+/** The accumulators of an invocation: acc{i} holds row 4 lid.y + i, columns 4 lid.x .. 4 lid.x + 3. */
+export const ACC_WGSL = unrolled(R, (i) => `  var acc${i} = vec4<f32>(0.0);`);
+
+/** The product of one K step of the tiles (TILE_DECLS_WGSL), unrolled over p. */
+export const TILE_PRODUCT_WGSL = unrolled(TK, (p) => {
+  const fmas = unrolled(R, (i) => `      acc${i} = fma(vec4<f32>(a.${'xyzw'[i]}), b, acc${i});`);
+  return `    {
+      let a = As[${p}u * T4 + lid.y];
+      let b = Bs[${p}u * T4 + lid.x];
+${fmas}
     }`;
+});
+
+/** Row i of the accumulators (0..3) as WGSL, for the kernels' stores. */
+export const ACC_ROWS = Array.from({ length: R }, (_, i) => `acc${i}`).join(', ');
 
 const WGSL = /* wgsl */ `
 struct Params {
@@ -47,56 +97,51 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> P: Params;
 
-const TILE: u32 = ${TILE}u;
-const TK: u32 = ${TK}u;
-const WG: u32 = ${WG}u;
-const R: u32 = TILE / WG; // outputs per invocation per dimension
+var<private> oa: u32; // this batch item's offsets into A and B
+var<private> ob: u32;
 
-var<workgroup> As: array<f32, ${TILE * TK}>; // [TILE rows][TK]
-var<workgroup> Bs: array<f32, ${TK * TILE}>; // [TK][TILE cols]
+fn aAlongK() -> bool { return P.transA == 0u; }
+fn bAlongK() -> bool { return P.transB != 0u; }
 
-fn loadA(oa: u32, i: u32, p: u32) -> f32 {
-  if (i >= P.m || p >= P.kEnd) { return 0.0; }
-  if (P.transA != 0u) { return A[oa + p * P.m + i]; }
-  return A[oa + i * P.k + p];
+fn loadA(i: u32, p: u32) -> f32 {
+  let inside = (i < P.m) & (p < P.kEnd);
+  let at = oa + select(i * P.k + p, p * P.m + i, P.transA != 0u);
+  return select(0.0, A[select(0u, at, inside)], inside);
 }
 
-fn loadB(ob: u32, p: u32, j: u32) -> f32 {
-  if (p >= P.kEnd || j >= P.n) { return 0.0; }
-  if (P.transB != 0u) { return B[ob + j * P.k + p]; }
-  return B[ob + p * P.n + j];
+fn loadB(p: u32, j: u32) -> f32 {
+  let inside = (p < P.kEnd) & (j < P.n);
+  let at = ob + select(p * P.n + j, j * P.k + p, P.transB != 0u);
+  return select(0.0, B[select(0u, at, inside)], inside);
 }
-
+${TILE_DECLS_WGSL}
 @compute @workgroup_size(${WG}, ${WG}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
-  let oa = wg.z * P.strideA;
-  let ob = wg.z * P.strideB;
+  oa = wg.z * P.strideA;
+  ob = wg.z * P.strideB;
   let oc = wg.z * P.strideC;
-  var acc: array<f32, ${(TILE / WG) * (TILE / WG)}>;
-  for (var t = 0u; t < R * R; t++) { acc[t] = 0.0; }
+${ACC_WGSL}
 
   for (var k0 = P.kBegin; k0 < P.kEnd; k0 += TK) {
-    for (var e = li; e < TILE * TK; e += WG * WG) {
-      As[e] = loadA(oa, row0 + e / TK, k0 + e % TK);
-      Bs[e] = loadB(ob, k0 + e / TILE, col0 + e % TILE);
-    }
+    loadTiles(li, row0, col0, k0);
     workgroupBarrier();
 ${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < R; i++) {
-    let r = row0 + lid.y + WG * i;
-    if (r >= P.m) { continue; }
-    for (var j = 0u; j < R; j++) {
-      let c = col0 + lid.x + WG * j;
-      if (c >= P.n) { continue; }
-      let ci = oc + r * P.n + c;
-      if (P.beta == 0.0) { C[ci] = P.alpha * acc[i * R + j]; }
-      else { C[ci] = P.alpha * acc[i * R + j] + P.beta * C[ci]; }
+  let acc = array<vec4<f32>, 4>(${ACC_ROWS});
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + 4u * lid.y + i;
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + 4u * lid.x + j;
+      if (r < P.m && c < P.n) {
+        let ci = oc + r * P.n + c;
+        if (P.beta == 0.0) { C[ci] = P.alpha * acc[i][j]; }
+        else { C[ci] = P.alpha * acc[i][j] + P.beta * C[ci]; }
+      }
     }
   }
 }

@@ -13,66 +13,56 @@
  */
 import type { GpuArray } from './array.js';
 import { dispatch, type GpuKernel } from './dispatch.js';
-import { GEMM_INVOCATIONS, TILE, TILE_PRODUCT_WGSL, TK, WG } from './matmul.js';
+import { ACC_ROWS, ACC_WGSL, GEMM_INVOCATIONS, TILE, TILE_DECLS_WGSL, TILE_PRODUCT_WGSL, WG } from './matmul.js';
 import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
 
 /** WGSL of one direction: `inner` and `outCols` name the Params fields of the inner dimension and C's width. */
 function tiledWgsl(forward: boolean): string {
   const inner = forward ? 'P.cols' : 'P.rows';
   const outCols = forward ? 'P.rows' : 'P.cols';
-  // forward: e walks the tile column-major (p fastest) so that invocations read along a row of codes
-  const loadB = forward
-    ? `let p = e % TK; let c = e / TK; Bs[p * TILE + c] = loadB(k0 + p, col0 + c);`
-    : `Bs[e] = loadB(k0 + e / TILE, col0 + e % TILE);`;
-  const what = forward ? 'whatAt(c, p)' : 'whatAt(p, c)';
+  const what = forward
+    ? 'whatAt(select(0u, c, inside), select(0u, p, inside))'
+    : 'whatAt(select(0u, p, inside), select(0u, c, inside))';
   return /* wgsl */ `
 ${DECODE_WGSL}
 @group(0) @binding(5) var<storage, read> A: array<f32>;
 @group(0) @binding(6) var<storage, read_write> C: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
 
-const TILE: u32 = ${TILE}u;
-const TK: u32 = ${TK}u;
-const WG: u32 = ${WG}u;
-const R: u32 = TILE / WG;
-
-var<workgroup> As: array<f32, ${TILE * TK}>;
-var<workgroup> Bs: array<f32, ${TK * TILE}>;
+fn aAlongK() -> bool { return true; }
+// forward: the tile is walked p fastest so that invocations read along a row of codes
+fn bAlongK() -> bool { return ${forward}; }
 
 fn loadA(i: u32, p: u32) -> f32 {
-  if (i >= P.m || p >= ${inner}) { return 0.0; }
-  return A[i * ${inner} + p];
+  let inside = (i < P.m) & (p < ${inner});
+  return select(0.0, A[select(0u, i * ${inner} + p, inside)], inside);
 }
 
 fn loadB(p: u32, c: u32) -> f32 {
-  if (p >= ${inner} || c >= ${outCols}) { return 0.0; }
-  return ${what};
+  let inside = (p < ${inner}) & (c < ${outCols});
+  return select(0.0, ${what}, inside);
 }
-
+${TILE_DECLS_WGSL}
 @compute @workgroup_size(${WG}, ${WG}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
-  var acc: array<f32, ${(TILE / WG) * (TILE / WG)}>;
-  for (var t = 0u; t < R * R; t++) { acc[t] = 0.0; }
+${ACC_WGSL}
 
   for (var k0 = 0u; k0 < ${inner}; k0 += TK) {
-    for (var e = li; e < TILE * TK; e += WG * WG) {
-      As[e] = loadA(row0 + e / TK, k0 + e % TK);
-      ${loadB}
-    }
+    loadTiles(li, row0, col0, k0);
     workgroupBarrier();
 ${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < R; i++) {
-    let r = row0 + lid.y + WG * i;
-    if (r >= P.m) { continue; }
-    for (var j = 0u; j < R; j++) {
-      let c = col0 + lid.x + WG * j;
-      if (c < ${outCols}) { C[r * ${outCols} + c] = acc[i * R + j]; }
+  let acc = array<vec4<f32>, 4>(${ACC_ROWS});
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + 4u * lid.y + i;
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + 4u * lid.x + j;
+      if (r < P.m && c < ${outCols}) { C[r * ${outCols} + c] = acc[i][j]; }
     }
   }
 }

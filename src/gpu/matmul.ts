@@ -3,47 +3,57 @@
  * beta C[b], both transposes, batched with element strides (0 broadcasts one matrix), beta 0 making C
  * write-only as BLAS does.
  *
- * Tiling: a workgroup of 16x16 invocations computes a 64x64 tile of C, each invocation 4x4 outputs strided by
- * 16 (rows ty + 16i, columns tx + 16j, so that neighbouring invocations touch neighbouring columns); K is
- * walked in steps of 16 through two workgroup-memory tiles (A 64x16, B 16x64: 8 KiB), zero-filled past the
- * edges, so any m, n, k work. Accumulation is f32 (the reference accumulates in f64: see the tolerance of
- * test/gpu/matmul.test.ts). One dispatch per call: workgroups (ceil(n/64), ceil(m/64), batch).
+ * Tiling: a workgroup of 8x8 invocations computes a 64x64 tile of C, each invocation an 8x8 block of it (rows
+ * 8 ty .. 8 ty + 7, columns 8 tx .. 8 tx + 7) held in 16 vec4 accumulators. K is walked in steps of 16 through
+ * two workgroup-memory tiles stored k-major as vec4s (A: 16 x 64 rows, B: 16 x 64 columns: 8 KiB), zero-filled
+ * past the edges by branch-free loads (a select on a clamped index), so any m, n, k work. One step of k reads
+ * 2 vec4s of A and 2 of B and issues 16 vec4 fmas; the k loop is unrolled in the generated WGSL.
+ *
+ * Why this shape (llvmpipe, Mesa 22.3, 8-lane SIMD over invocations; the JIT code read with perf and gdb): every
+ * load from workgroup or storage memory becomes a loop over the 8 lanes (~35 instructions a lane, the counter in
+ * memory), whatever the vector width of the load, while the fmas are plain vector instructions on registers. So
+ * the cost is the number of loads, not of floats: 4x4 scalar outputs per invocation (the first version: 8
+ * scalar loads per 16 fmas, and an indexed accumulator array) ran at ~1.4 GFLOP/s; 4x4 with vec4s (2 loads per
+ * 16) 2.5x faster; 8x8 with vec4s (4 loads per 64) ~4x (figures: docs/GPU-NOTES.md). On a real GPU this is the
+ * usual register-blocked GEMM (64 invocations of 64 accumulators, vec4 workgroup reads); not measured on one.
+ *
+ * Accumulation is f32, in k order per output (the reference accumulates in f64: see the tolerance of
+ * test/gpu/matmul.test.ts). One dispatch per K_CHUNK of the reduction: workgroups (ceil(n/64), ceil(m/64), batch).
  */
 import type { GemmDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
 
-/** The tiling the GEMMs share (this file and src/gpu/packed-gemm.ts): a TILE x TILE block of C per workgroup of WG x WG, K in steps of TK. */
+/**
+ * The tiling the GEMMs share (this file and src/gpu/packed-gemm.ts): a TILE x TILE block of C per workgroup of
+ * WG x WG invocations, K in steps of TK, each invocation RM rows of RN4 vec4s of columns (8 x 8 outputs).
+ */
 export const TILE = 64;
-export const TK = 32;
-export const WG = 16;
-/** Invocations per workgroup the kernel needs: a compatibility device gives 128 unless asked (device.ts asks). */
+export const TK = 16;
+export const WG = 8;
+const RM = TILE / WG;
+const RN4 = TILE / WG / 4;
+/** Invocations per workgroup the kernel needs (within a compatibility device's default of 128). */
 export const GEMM_INVOCATIONS = WG * WG;
-/** Outputs per invocation along each dimension: a 4 x 4 block, one vec4 of columns per row. */
-const R = TILE / WG;
 
 /** `f(p)` for p in 0..n-1, joined: the unrolled body of a loop with a constant trip count. */
 function unrolled(n: number, f: (p: number) => string): string {
   return Array.from({ length: n }, (_, p) => f(p)).join('\n');
 }
 
+/** The accumulator of row i, columns 4q..4q+3 of an invocation's block. */
+const acc = (i: number, q: number): string => `acc${i}_${q}`;
+
 /**
- * The workgroup tiles, the accumulators and the two steps of the tiled GEMM, shared with the packed GEMM
- * (src/gpu/packed-gemm.ts). The kernel provides `loadA(i, p) -> f32` and `loadB(p, j) -> f32` (zero outside the
- * matrices, without branching: a `select` on an in-range index) and `aAlongK()` / `bAlongK()`, true where the
- * operand's elements are contiguous along K (so that neighbouring invocations read neighbouring elements).
- *
- * As and Bs hold the K step k-major as vec4s of 4 rows / 4 columns: As[p * TILE / 4 + i] = rows 4i..4i+3 at k0 + p.
- * Invocation (x, y) owns rows 4y..4y+3 and columns 4x..4x+3 of the tile, one vec4 accumulator per row, so one
- * step of p reads one vec4 of A and one of B and issues 4 vec4 fmas. llvmpipe runs each vector load as one loop
- * over its SIMD lanes, whatever its width: vec4s cut those loops 4x against scalar reads, and fixed vec4
- * variables stay in registers where an indexed private array lived in memory. The p loop is unrolled (TK is a
- * constant) and TK = 32 halves the barriers of TK = 16.
+ * The workgroup tiles and their loader, shared with the packed GEMM (src/gpu/packed-gemm.ts). The kernel
+ * provides `loadA(i, p) -> f32` and `loadB(p, j) -> f32` (the element at row i / column j and k index p, zero
+ * outside the matrices, without branching) and `aAlongK()` / `bAlongK()`: true where the operand is contiguous
+ * along K, so that neighbouring invocations walk the tile p fastest and read neighbouring addresses.
+ * As[p * TILE / 4 + h] holds rows 4h..4h+3 of A at k0 + p, Bs[p * TILE / 4 + h] columns 4h..4h+3 of B.
  */
 export const TILE_DECLS_WGSL = /* wgsl */ `
 const TILE: u32 = ${TILE}u;
 const TK: u32 = ${TK}u;
-const WG: u32 = ${WG}u;
 const T4: u32 = TILE / 4u;
 var<workgroup> As: array<vec4<f32>, ${(TK * TILE) / 4}>; // [TK][TILE / 4]: 4 rows of A at one k
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE) / 4}>; // [TK][TILE / 4]: 4 columns of B at one k
@@ -57,33 +67,55 @@ ${unrolled((TK * TILE) / 4 / (WG * WG), (t) => {
   return `  {
     let e = ${e};
     let pa = select(e / T4, e % TK, aK);
-    let ia = row0 + 4u * select(e % T4, e / TK, aK);
-    As[pa * T4 + (ia - row0) / 4u] = vec4<f32>(loadA(ia, k0 + pa), loadA(ia + 1u, k0 + pa),
-                                             loadA(ia + 2u, k0 + pa), loadA(ia + 3u, k0 + pa));
+    let ia = 4u * select(e % T4, e / TK, aK);
+    let ra = row0 + ia;
+    As[pa * T4 + ia / 4u] = vec4<f32>(loadA(ra, k0 + pa), loadA(ra + 1u, k0 + pa),
+                                      loadA(ra + 2u, k0 + pa), loadA(ra + 3u, k0 + pa));
     let pb = select(e / T4, e % TK, bK);
-    let jb = col0 + 4u * select(e % T4, e / TK, bK);
-    Bs[pb * T4 + (jb - col0) / 4u] = vec4<f32>(loadB(k0 + pb, jb), loadB(k0 + pb, jb + 1u),
-                                             loadB(k0 + pb, jb + 2u), loadB(k0 + pb, jb + 3u));
+    let jb = 4u * select(e % T4, e / TK, bK);
+    let cb = col0 + jb;
+    Bs[pb * T4 + jb / 4u] = vec4<f32>(loadB(k0 + pb, cb), loadB(k0 + pb, cb + 1u),
+                                      loadB(k0 + pb, cb + 2u), loadB(k0 + pb, cb + 3u));
   }`;
 })}
 }
 `;
 
-/** The accumulators of an invocation: acc{i} holds row 4 lid.y + i, columns 4 lid.x .. 4 lid.x + 3. */
-export const ACC_WGSL = unrolled(R, (i) => `  var acc${i} = vec4<f32>(0.0);`);
+/** The declarations of an invocation's accumulators (zero). */
+export const ACC_WGSL = unrolled(RM, (i) => unrolled(RN4, (q) => `  var ${acc(i, q)} = vec4<f32>(0.0);`));
 
-/** The product of one K step of the tiles (TILE_DECLS_WGSL), unrolled over p. */
+/** The product of one K step of the tiles into the accumulators, unrolled over p. */
 export const TILE_PRODUCT_WGSL = unrolled(TK, (p) => {
-  const fmas = unrolled(R, (i) => `      acc${i} = fma(vec4<f32>(a.${'xyzw'[i]}), b, acc${i});`);
+  const loads = [
+    ...Array.from({ length: RM / 4 }, (_, h) => `      let a${h} = As[${p}u * T4 + ${RM / 4}u * lid.y + ${h}u];`),
+    ...Array.from({ length: RN4 }, (_, q) => `      let b${q} = Bs[${p}u * T4 + ${RN4}u * lid.x + ${q}u];`),
+  ].join('\n');
+  const fmas = unrolled(RM, (i) =>
+    unrolled(RN4, (q) => `      ${acc(i, q)} = fma(vec4<f32>(a${i >> 2}.${'xyzw'[i & 3]}), b${q}, ${acc(i, q)});`),
+  );
   return `    {
-      let a = As[${p}u * T4 + lid.y];
-      let b = Bs[${p}u * T4 + lid.x];
+${loads}
 ${fmas}
     }`;
 });
 
-/** Row i of the accumulators (0..3) as WGSL, for the kernels' stores. */
-export const ACC_ROWS = Array.from({ length: R }, (_, i) => `acc${i}`).join(', ');
+/**
+ * The stores of an invocation's block: `store` runs for each of its outputs with `r` (row of C), `c + j` (column)
+ * and `v[j]` (the accumulated value) in scope; it checks the edges (r < m, c + j < n) itself.
+ */
+export function storeTileWgsl(store: string): string {
+  return unrolled(RM, (i) =>
+    unrolled(
+      RN4,
+      (q) => `  {
+    let r = row0 + ${RM}u * lid.y + ${i}u;
+    let c = col0 + 4u * (${RN4}u * lid.x + ${q}u);
+    let v = ${acc(i, q)};
+    for (var j = 0u; j < 4u; j++) { ${store} }
+  }`,
+    ),
+  );
+}
 
 const WGSL = /* wgsl */ `
 struct Params {
@@ -132,18 +164,13 @@ ${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 
-  let acc = array<vec4<f32>, 4>(${ACC_ROWS});
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + 4u * lid.y + i;
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + 4u * lid.x + j;
-      if (r < P.m && c < P.n) {
-        let ci = oc + r * P.n + c;
-        if (P.beta == 0.0) { C[ci] = P.alpha * acc[i][j]; }
-        else { C[ci] = P.alpha * acc[i][j] + P.beta * C[ci]; }
-      }
-    }
-  }
+${storeTileWgsl(/* wgsl */ `
+      let cj = c + j;
+      if (r < P.m && cj < P.n) {
+        let ci = oc + r * P.n + cj;
+        if (P.beta == 0.0) { C[ci] = P.alpha * v[j]; }
+        else { C[ci] = P.alpha * v[j] + P.beta * C[ci]; }
+      }`)}
 }
 `;
 

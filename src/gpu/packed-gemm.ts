@@ -4,16 +4,16 @@
  *   backward dx [M, K] = dy [M, N] Ŵ  (packedMatmulT, every M; overwrites dx)
  * Both are C = A B with B an element of Ŵ: forward B[p, c] = Ŵ[c, p], backward B[p, c] = Ŵ[p, c].
  *
- * A workgroup of 16x16 invocations computes a 64x64 tile of C, 4x4 outputs per invocation strided by 16; the
- * inner dimension is walked in steps of 16 through two workgroup-memory tiles: A (64x16 floats) and the
- * dequantized Ŵ tile (16x64), each element of it whatAt(r, j) of src/gpu/packed-weight.ts (codes decoded from
- * u32 words, perm and weak columns through the index buffer), zero past the edges. Forward, neighbouring
- * invocations dequantize neighbouring columns of one row (neighbouring codes of one word). f32 fma
+ * The dense GEMM's tiles, loader, product and stores (64x64 tile of C per workgroup of 8x8 invocations, 8x8
+ * outputs each, K steps of 16: src/gpu/matmul.ts) with this file's element loaders: A a row-major [M, inner]
+ * matrix, B the dequantized Ŵ element whatAt(r, j) of src/gpu/packed-weight.ts (codes decoded from u32 words,
+ * perm and weak columns through the index buffer), zero past the edges. Forward, neighbouring invocations
+ * dequantize neighbouring columns of one row (neighbouring codes of one word). f32 fma
  * accumulation along the inner dimension (the tolerance of test/gpu/packed.test.ts grows with it).
  */
 import type { GpuArray } from './array.js';
 import { dispatch, type GpuKernel } from './dispatch.js';
-import { ACC_ROWS, ACC_WGSL, GEMM_INVOCATIONS, TILE, TILE_DECLS_WGSL, TILE_PRODUCT_WGSL, WG } from './matmul.js';
+import { ACC_WGSL, GEMM_INVOCATIONS, storeTileWgsl, TILE, TILE_DECLS_WGSL, TILE_PRODUCT_WGSL, WG } from './matmul.js';
 import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
 
 /** WGSL of one direction: `inner` and `outCols` name the Params fields of the inner dimension and C's width. */
@@ -57,14 +57,7 @@ ${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 
-  let acc = array<vec4<f32>, 4>(${ACC_ROWS});
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + 4u * lid.y + i;
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + 4u * lid.x + j;
-      if (r < P.m && c < ${outCols}) { C[r * ${outCols} + c] = acc[i][j]; }
-    }
-  }
+${storeTileWgsl(`if (r < P.m && c + j < ${outCols}) { C[r * ${outCols} + c + j] = v[j]; }`)}
 }
 `;
 }

@@ -1,14 +1,19 @@
 /**
  * Device-resident f32 data: a GpuArray is `length` floats in a GPUBuffer of the process's device (the
- * storage of a GPU tensor, src/tensor/tensor.ts). Buffers come from a pool of exact byte sizes, so a training
- * step that repeats the previous one's shapes creates no buffer; new arrays read as zeros, as the host's.
+ * storage of a GPU tensor, src/tensor/tensor.ts), or, for frozen weights, `length` 16-bit floats two to a word
+ * (`format` f16 / bf16: src/gpu/half.ts; only the kernels that declare such a binding accept one). Buffers come
+ * from a pool keyed by size class (`poolBytes`: 16-byte steps up to 4 KiB, then four classes per power of two,
+ * so at most a quarter is slack), so a training
+ * step that repeats the previous one's shapes creates no buffer, and one whose shapes vary (batches padded to
+ * their longest example) reuses the classes it has seen instead of growing a buffer per length; new arrays
+ * read as zeros, as the host's. A buffer may be longer than its array: kernels bind `length` elements.
  *
  * Lifetime is by scope (tf.tidy-like): `scoped(fn)` returns every array allocated while fn ran to the pool,
  * except those `keep()` took out (parameters, gradients, optimizer state, results read after the scope).
  * Arrays made outside any scope live until `release()`. A released array refuses to be bound again, so
  * a use after its scope ended is an error naming the kernel, never a silent read of reused memory.
  *
- * Size: one array is one buffer, up to the adapter's maxBufferSize (and 2^32 - 1 floats, the kernels' u32
+ * Size: one array is one buffer, up to the adapter's maxBufferSize (and 2^32 - 1 elements, the kernels' u32
  * indices). A kernel binds an array over the storage binding limit in windows (src/gpu/windows.ts); the limit
  * the kernels plan with is `bindingLimit`, the adapter's maxStorageBufferBindingSize unless lowered (tests lower
  * it so that small tensors split).
@@ -18,11 +23,34 @@
  * once), and the queue runs them in that order.
  */
 import { OptionError } from '../errors.js';
+import { bf16ToF32Array, f16ToF32Array } from '../io/dtype.js';
 import { Usage } from './buffers.js';
+import type { GpuFormat, HalfFormat } from './half.js';
 
-/** Byte size of a buffer for n f32 (WebGPU refuses empty bindings; sizes are multiples of 16). */
-export function bytesFor(n: number): number {
-  return Math.max(16, Math.ceil((n * 4) / 16) * 16);
+/** Bytes of one element of `format`. */
+export const elementBytes = (format: GpuFormat): number => (format === 'f32' ? 4 : 2);
+
+/** Byte size of a buffer for n elements (WebGPU refuses empty bindings; sizes are multiples of 16). */
+export function bytesFor(n: number, format: GpuFormat = 'f32'): number {
+  return Math.max(16, Math.ceil((n * elementBytes(format)) / 16) * 16);
+}
+
+/** Bytes a binding of n elements covers (whole 4-byte words, as WebGPU requires; at least 16). */
+export function bindingBytes(n: number, format: GpuFormat): number {
+  return Math.max(16, Math.ceil((n * elementBytes(format)) / 4) * 4);
+}
+
+/** Bytes up to which pool classes are exact multiples of 16. */
+const EXACT_CLASSES_UP_TO = 4096;
+
+/**
+ * The pool's size class of a request of `bytes` (a multiple of 16): the request itself up to 4 KiB, else the
+ * next of 2^e, 1.25 2^e, 1.5 2^e, 1.75 2^e (multiples of 16 from there on).
+ */
+export function poolBytes(bytes: number): number {
+  if (bytes <= EXACT_CLASSES_UP_TO) return bytes;
+  const step = 2 ** (Math.floor(Math.log2(bytes - 1)) - 2); // a quarter of the power of two below
+  return Math.ceil(bytes / step) * step;
 }
 
 export class GpuArray {
@@ -33,16 +61,18 @@ export class GpuArray {
     readonly length: number,
     /** The array this one is a prefix view of (views share the buffer and are never pooled). */
     readonly base: GpuArray | null = null,
+    /** f32, or 16-bit floats two to a word (src/gpu/half.ts). */
+    readonly format: GpuFormat = 'f32',
   ) {}
 
   /** The first `length` elements, same buffer (e.g. the filled part of a KV cache). */
   prefix(length: number): GpuArray {
     if (length > this.length) throw new RangeError(`GpuArray.prefix: ${length} > ${this.length}`);
-    return new GpuArray(this.ctx, this.buffer, length, this.base ?? this);
+    return new GpuArray(this.ctx, this.buffer, length, this.base ?? this, this.format);
   }
 
   toString(): string {
-    return `GpuArray(${this.length})`;
+    return this.format === 'f32' ? `GpuArray(${this.length})` : `GpuArray(${this.length}, ${this.format})`;
   }
 }
 
@@ -66,6 +96,9 @@ export class GpuContext {
 
   private limit: number;
 
+  /** The bytes each pooled buffer was last acquired for (a raw buffer's binding covers those, not its class). */
+  private readonly asked = new WeakMap<GPUBuffer, number>();
+
   constructor(readonly device: GPUDevice) {
     this.limit = device.limits.maxStorageBufferBindingSize;
     // Dawn reports these asynchronously and the failed dispatch does nothing: they fail the next read-back.
@@ -74,7 +107,7 @@ export class GpuContext {
     };
   }
 
-  /** The largest array (one buffer: the adapter's maxBufferSize, at most 2^32 - 1 floats). */
+  /** The largest f32 array (one buffer: the adapter's maxBufferSize, at most 2^32 - 1 floats). */
   get maxElements(): number {
     return Math.min(Math.floor(this.device.limits.maxBufferSize / 4), 2 ** 32 - 1);
   }
@@ -98,17 +131,27 @@ export class GpuContext {
     this.limit = bytes;
   }
 
-  /** A raw buffer of `bytes` (a multiple of 16) from the pool, contents undefined. */
+  /**
+   * A raw buffer of at least `bytes` (a multiple of 16) from the pool, contents undefined: its size class
+   * (poolBytes), or `bytes` exactly where the class would exceed the adapter's maxBufferSize.
+   */
   acquire(bytes: number, label: string): GPUBuffer {
-    const list = this.free.get(bytes);
-    const reused = list?.pop();
-    if (reused !== undefined) {
-      this.stats.reused++;
-      return reused;
+    const cls = poolBytes(bytes);
+    const size = cls <= this.device.limits.maxBufferSize ? cls : bytes;
+    let buffer = this.free.get(size)?.pop();
+    if (buffer !== undefined) this.stats.reused++;
+    else {
+      this.stats.created++;
+      this.stats.bytes += size;
+      buffer = this.device.createBuffer({ label, size, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
     }
-    this.stats.created++;
-    this.stats.bytes += bytes;
-    return this.device.createBuffer({ label, size: bytes, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
+    this.asked.set(buffer, bytes);
+    return buffer;
+  }
+
+  /** The bytes a raw pooled buffer was acquired for (its whole size for a buffer from elsewhere). */
+  askedBytes(buffer: GPUBuffer): number {
+    return this.asked.get(buffer) ?? buffer.size;
   }
 
   /** Gives a raw buffer back to the pool. */
@@ -130,25 +173,34 @@ export class GpuContext {
     return arr;
   }
 
-  private make(n: number, label: string, zero: boolean): GpuArray {
-    if (n > this.maxElements) {
+  /** 16-bit patterns of `format` (src/gpu/half.ts exactHalf) copied to the device as half storage. */
+  uploadHalf(bits: Uint16Array, format: HalfFormat, label: string = format): GpuArray {
+    const arr = this.make(bits.length, label, false, format);
+    if (bits.length > 0) {
+      const padded = bits.byteLength % 4 === 0 ? bits : padTo4(bits);
+      this.device.queue.writeBuffer(arr.buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
+    }
+    return arr;
+  }
+
+  private make(n: number, label: string, zero: boolean, format: GpuFormat = 'f32'): GpuArray {
+    if (n > 2 ** 32 - 1 || bytesFor(n, format) > this.device.limits.maxBufferSize) {
       throw new OptionError(
         '--device',
-        `a tensor of ${n} floats (${(n / 262144).toFixed(1)} MiB) exceeds the GPU's largest buffer of ` +
-          `${(this.maxElements / 262144).toFixed(0)} MiB (maxBufferSize; one tensor is one buffer): use a ` +
-          'smaller batch or the CPU',
+        `a tensor of ${n} ${format} elements (${(bytesFor(n, format) / 2 ** 20).toFixed(1)} MiB) exceeds the ` +
+          `GPU's largest buffer of ${(this.device.limits.maxBufferSize / 2 ** 20).toFixed(0)} MiB (maxBufferSize; ` +
+          'one tensor is one buffer): use a smaller batch or the CPU',
       );
     }
-    const bytes = bytesFor(n);
-    const pooled = (this.free.get(bytes)?.length ?? 0) > 0;
-    const buffer = this.acquire(bytes, label);
-    if (zero && pooled) {
+    const created = this.stats.created;
+    const buffer = this.acquire(bytesFor(n, format), label);
+    if (zero && this.stats.created === created) {
       // A new buffer is zero already; a pooled one holds a released tensor's values.
       const enc = this.device.createCommandEncoder();
       enc.clearBuffer(buffer);
       this.device.queue.submit([enc.finish()]);
     }
-    return track(new GpuArray(this, buffer, n));
+    return track(new GpuArray(this, buffer, n, null, format));
   }
 
   /** A raw pooled buffer holding the bytes of `data` (indices, masks, codes); recycle it after the dispatch. */
@@ -161,23 +213,25 @@ export class GpuContext {
     return buffer;
   }
 
-  /** Reads `arr` back to the host: the backend's only asynchronous step. */
+  /** Reads `arr` back to the host (half storage widened to f32, exactly): the backend's only asynchronous step. */
   async read(arr: GpuArray): Promise<Float32Array> {
     checkLive(arr, 'read');
     await this.checkErrors();
-    const out = new Float32Array(arr.length);
+    let out: Float32Array = new Float32Array(arr.length);
     if (arr.length === 0) return out;
-    const staging = this.device.createBuffer({
-      label: 'staging',
-      size: bytesFor(arr.length),
-      usage: Usage.MAP_READ | Usage.COPY_DST,
-    });
+    const bytes = bytesFor(arr.length, arr.format);
+    const staging = this.device.createBuffer({ label: 'staging', size: bytes, usage: Usage.MAP_READ | Usage.COPY_DST });
     try {
       const enc = this.device.createCommandEncoder();
-      enc.copyBufferToBuffer(arr.buffer, 0, staging, 0, bytesFor(arr.length));
+      enc.copyBufferToBuffer(arr.buffer, 0, staging, 0, bytes);
       this.device.queue.submit([enc.finish()]);
       await staging.mapAsync(Usage.MAP_READ);
-      out.set(new Float32Array(staging.getMappedRange(), 0, arr.length));
+      const mapped = staging.getMappedRange();
+      if (arr.format === 'f32') out.set(new Float32Array(mapped, 0, arr.length));
+      else {
+        const bits = new Uint16Array(mapped, 0, arr.length);
+        out = arr.format === 'f16' ? f16ToF32Array(bits) : bf16ToF32Array(bits);
+      }
       staging.unmap();
     } finally {
       staging.destroy();

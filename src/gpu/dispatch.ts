@@ -12,8 +12,9 @@
  * buffer, or a `Window` of an array (src/gpu/windows.ts: the kernels that split arrays over the limit bind the part
  * a chunk touches, from its first element rounded down to the offset alignment).
  */
-import { checkLive, GpuArray, type GpuContext } from './array.js';
+import { bindingBytes, checkLive, GpuArray, type GpuContext } from './array.js';
 import { Usage } from './buffers.js';
+import type { HalfFormat } from './half.js';
 import { overLimit, Window } from './windows.js';
 
 export interface GpuKernel {
@@ -21,6 +22,8 @@ export interface GpuKernel {
   label: string;
   /** WGSL with a `main` compute entry point. */
   code: string;
+  /** The bindings the kernel reads as half storage (src/gpu/half.ts), by index; every other array must be f32. */
+  half?: Readonly<Record<number, HalfFormat>>;
 }
 
 /** What a dispatch binds: device arrays, windows of them, or raw pooled buffers the kernel uploaded (indices, codes). */
@@ -100,15 +103,43 @@ export const flatIndexWgsl = (size: number): string => /* wgsl */ `
 fn flatIndex(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * ${size}u; }
 `;
 
-/** The buffer range a binding covers, refusing released arrays and whole bindings over the limit. */
-function bufferBinding(ctx: GpuContext, kernel: GpuKernel, b: Binding): GPUBufferBinding {
+/**
+ * Throws when array `b` at binding i is not in the format the kernel reads there: half storage (frozen weights)
+ * is read only where a kernel declares it.
+ */
+export function checkFormat(kernel: GpuKernel, i: number, b: GpuArray): void {
+  const want = kernel.half?.[i] ?? 'f32';
+  if (b.format === want) return;
+  if (want === 'f32') refuseHalf(kernel.label, b);
+  throw new TypeError(`${kernel.label}: input ${i} is ${b.format}, the kernel was built to read ${want} there`);
+}
+
+/** Throws, naming the op, when `arr` is half storage: every op but the few that declare it reads f32 only. */
+export function refuseHalf(op: string, arr: GpuArray): void {
+  if (arr.format === 'f32') return;
+  throw new TypeError(
+    `${op}: a GPU array of ${arr.format} half storage (a frozen weight) was passed; ${op} reads f32 only ` +
+      '(half storage is read by the gemm as its weight operand, by the embedding lookup and by the packed weight kernels)',
+  );
+}
+
+/**
+ * The buffer range binding i covers: an array's `length` elements (in whole words; its buffer may be longer), a
+ * window's range (windows.ts), the bytes a raw pooled buffer was acquired for (its pool class may be longer). Refuses released arrays, arrays not in the format the kernel
+ * reads there, and whole bindings over the limit.
+ */
+function bufferBinding(ctx: GpuContext, kernel: GpuKernel, i: number, b: Binding): GPUBufferBinding {
   if (b instanceof Window) {
     checkLive(b.array, kernel.label);
+    checkFormat(kernel, i, b.array);
     const offset = b.first * 4;
     return { buffer: b.array.buffer, offset, size: (b.start + b.count) * 4 - offset };
   }
-  const [buffer, size] = b instanceof GpuArray ? [b.buffer, Math.max(16, b.length * 4)] : [b, b.size];
-  if (b instanceof GpuArray) checkLive(b, kernel.label);
+  if (b instanceof GpuArray) {
+    checkLive(b, kernel.label);
+    checkFormat(kernel, i, b);
+  }
+  const [buffer, size] = b instanceof GpuArray ? [b.buffer, bindingBytes(b.length, b.format)] : [b, ctx.askedBytes(b)];
   if (size > ctx.bindingLimit) throw overLimit(kernel.label, size, ctx);
   return { buffer, offset: 0, size };
 }
@@ -125,7 +156,7 @@ export function dispatch(
   const { device } = ctx;
   const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
     binding: i,
-    resource: bufferBinding(ctx, kernel, b),
+    resource: bufferBinding(ctx, kernel, i, b),
   }));
   if (uniform !== null) {
     const u = uniformOf(device, uniform.byteLength);

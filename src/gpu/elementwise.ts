@@ -24,7 +24,7 @@
 import type { BinaryOp, BroadcastDims, DropoutDraw, Kernels, UnaryOp } from '../native/types.js';
 import { GAMMA } from '../util/rng.js';
 import { checkLive, type GpuArray } from './array.js';
-import { f32, need } from './dispatch.js';
+import { f32, need, refuseHalf } from './dispatch.js';
 import { checkRank, coalesce, dimAt, padDims, product, span } from './layout.js';
 import { type Pointwise, pointwise, runPointwise } from './pointwise.js';
 import { chunksOf, planChunks, type Reach, windowOf } from './windows.js';
@@ -237,6 +237,8 @@ export function copy(src: GpuArray, srcOffset: number, dst: GpuArray, dstOffset:
   need('copy', 'dst', dst, dstOffset + n);
   checkLive(src, 'copy');
   checkLive(dst, 'copy');
+  refuseHalf('copy', src);
+  refuseHalf('copy', dst);
   if (n === 0) return;
   if (src.buffer === dst.buffer) {
     throw new RangeError('copy: src and dst share a buffer (a copy within one buffer is not supported)');

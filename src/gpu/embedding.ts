@@ -3,7 +3,8 @@
  * oracle src/native/ref.ts). Ids are host Int32Arrays: validated on the host with the reference's message,
  * uploaded raw and recycled after the dispatch.
  *
- * Forward: one invocation per output element, out[n, c] = table[ids[n], c].
+ * Forward: one invocation per output element, out[n, c] = table[ids[n], c]; the table may be half storage (a frozen
+ * table of an F16/BF16 checkpoint, src/gpu/half.ts): one kernel per read path, the load function TABLE_at.
  * Backward (dTable[ids[n], :] += dy[n, :]), deterministic without atomics: the host groups the positions by id
  * (a stable sort of 0..rows-1 by id: for each distinct id, its positions in increasing order) and uploads one
  * u32 buffer [ids of the U groups | U + 1 group offsets | positions]. One invocation per (group, column) loads
@@ -18,24 +19,27 @@ import { checkIds } from '../native/ref.js';
 import type { EmbeddingDims, Kernels } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { need } from './dispatch.js';
+import { readPath, variants } from './half.js';
 import { pointwise, runPointwise } from './pointwise.js';
 import { chunksOf, planChunks, type Reach, windowOf } from './windows.js';
 
-const forwardKernel = pointwise({
-  label: 'embeddingForward',
-  bindings: [
-    { name: 'TABLE', access: 'read' },
-    { name: 'IDS', access: 'read', type: 'u32' },
-    { name: 'O', access: 'read_write', flat: true },
-  ],
-  params: 'dim: u32, v0: u32, v1: u32,',
-  body: /* wgsl */ `
+const forwardKernel = variants((table) =>
+  pointwise({
+    label: 'embeddingForward',
+    bindings: [
+      { name: 'TABLE', access: 'read', read: table },
+      { name: 'IDS', access: 'read', type: 'u32' },
+      { name: 'O', access: 'read_write', flat: true },
+    ],
+    params: 'dim: u32, v0: u32, v1: u32,',
+    body: /* wgsl */ `
   let n = i / P.dim;
   let c = i - n * P.dim;
   let id = IDS[n];
   if (id < P.v0 || id >= P.v1) { return; }
-  O[i] = TABLE[id * P.dim + c];`,
-});
+  O[i] = TABLE_at(id * P.dim + c);`,
+  }),
+);
 
 /** A table [V, dim] read by rows: chunks of the vocabulary bind the rows they cover. */
 function tableReach(table: GpuArray, dim: number): Reach {
@@ -53,10 +57,11 @@ export function embeddingForward(table: GpuArray, ids: Int32Array, out: GpuArray
   const { ctx } = out;
   const buf = ctx.uploadRaw(ids.subarray(0, rows), 'embedding ids');
   try {
+    const kernel = forwardKernel(readPath(ctx.device, table.format));
     const reach = tableReach(table, C);
     for (const c of chunksOf([V], planChunks('embeddingForward', [V], [reach]))) {
       const [v0, v1] = [c.lo[0], c.lo[0] + c.size[0]];
-      runPointwise(ctx, forwardKernel, [windowOf(reach, c), buf, out], rows * C, C, v0, v1);
+      runPointwise(ctx, kernel, [windowOf(reach, c), buf, out], rows * C, C, v0, v1);
     }
   } finally {
     ctx.recycle(buf);

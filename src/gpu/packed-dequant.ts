@@ -2,32 +2,66 @@
  * Ŵ [N, K] of a packed weight on the device, in input-column order with the weak columns added: one
  * invocation per output element, out[r, j] = whatAt(r, j) (src/gpu/packed-weight.ts), the reference's formula
  * and rounding order (s * (code - z) rounded to f32, then + weak), so it matches the reference up to a possible
- * fma contraction of the weak columns' add (see the tolerance in test/gpu/packed.test.ts).
+ * fma contraction of the weak columns' add (see the tolerance in test/gpu/packed.test.ts). The rows variant
+ * (a packed embedding's lookup) decodes rows ids[n] only: out[n, j] = whatAt(ids[n], j), ids uploaded as i32.
  */
 import type { GpuArray } from './array.js';
-import { dispatch, flatIndexWgsl, type GpuKernel, grid } from './dispatch.js';
-import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
+import { dispatch, flatIndexWgsl, grid } from './dispatch.js';
+import { type ReadPath, variants } from './half.js';
+import { decodeWgsl, type GpuPackedWeight, packedKernel, packedParams } from './packed-weight.js';
 
 const WG = 256;
 
-const KERNEL: GpuKernel = {
-  label: 'packed dequantize',
-  code: /* wgsl */ `
-${DECODE_WGSL}
+/** The WGSL of both variants: `rowsDecl` declares what picks row r of output row n (P.m rows of output). */
+const wgsl = (
+  scales: ReadPath,
+  weak: ReadPath,
+  rowsDecl: string,
+  rowOf: string,
+): string => /* wgsl */ `${decodeWgsl(scales, weak)}
 @group(0) @binding(5) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(6) var<uniform> P: Params;
+${rowsDecl}
 ${flatIndexWgsl(WG)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let e = flatIndex(gid, nwg);
-  if (e >= P.rows * P.cols) { return; }
-  OUT[e] = whatAt(e / P.cols, e % P.cols);
+  if (e >= P.m * P.cols) { return; }
+  let n = e / P.cols;
+  OUT[e] = whatAt(${rowOf}, e % P.cols);
 }
-`,
-};
+`;
+
+const ALL = variants((s, w) =>
+  packedKernel('packed dequantize', wgsl(s, w, '@group(0) @binding(6) var<uniform> P: Params;', 'n'), s, w),
+);
+const ROWS = variants((s, w) =>
+  packedKernel(
+    'packed dequantize rows',
+    wgsl(
+      s,
+      w,
+      '@group(0) @binding(6) var<storage, read> IDS: array<i32>;\n@group(0) @binding(7) var<uniform> P: Params;',
+      'u32(IDS[n])',
+    ),
+    s,
+    w,
+  ),
+);
 
 /** out [N, K] = Ŵ (validated by the caller). */
 export function encodeDequantize(g: GpuPackedWeight, out: GpuArray): void {
-  const n = g.rows * g.cols;
-  dispatch(g.ctx, KERNEL, [g.qweight, g.scales, g.zeros, g.index, g.weak, out], packedParams(g, 0), grid(g.ctx, n, WG));
+  const bindings = [g.qweight, g.scales, g.zeros, g.index, g.weak, out];
+  dispatch(g.ctx, ALL(...g.reads), bindings, packedParams(g, g.rows), grid(g.ctx, g.rows * g.cols, WG));
+}
+
+/** out [ids.length, K] = rows `ids` of Ŵ (validated by the caller, ids in [0, N) included). */
+export function encodeDequantizeRows(g: GpuPackedWeight, ids: Int32Array, out: GpuArray): void {
+  if (ids.length === 0) return;
+  const buf = g.ctx.uploadRaw(ids, 'packed rows ids');
+  try {
+    const bindings = [g.qweight, g.scales, g.zeros, g.index, g.weak, out, buf];
+    dispatch(g.ctx, ROWS(...g.reads), bindings, packedParams(g, ids.length), grid(g.ctx, ids.length * g.cols, WG));
+  } finally {
+    g.ctx.recycle(buf);
+  }
 }

@@ -4,82 +4,65 @@
  *   backward dx [M, K] = dy [M, N] Ŵ  (packedMatmulT, every M; overwrites dx)
  * Both are C = A B with B an element of Ŵ: forward B[p, c] = Ŵ[c, p], backward B[p, c] = Ŵ[p, c].
  *
- * A workgroup of 16x16 invocations computes a 64x64 tile of C, 4x4 outputs per invocation strided by 16; the
- * inner dimension is walked in steps of 16 through two workgroup-memory tiles: A (64x16 floats) and the
- * dequantized Ŵ tile (16x64), each element of it whatAt(r, j) of src/gpu/packed-weight.ts (codes decoded from
- * u32 words, perm and weak columns through the index buffer), zero past the edges. Forward, neighbouring
- * invocations dequantize neighbouring columns of one row (neighbouring codes of one word). f32 fma
+ * The dense GEMM's tiles, loader, product and stores (64x64 tile of C per workgroup of 8x8 invocations, 8x8
+ * outputs each, K steps of 16: src/gpu/matmul.ts) with this file's element loaders: A a row-major [M, inner]
+ * matrix, B the dequantized Ŵ element whatAt(r, j) of src/gpu/packed-weight.ts (codes decoded from u32 words,
+ * perm and weak columns through the index buffer), zero past the edges. Forward, neighbouring invocations
+ * dequantize neighbouring columns of one row (neighbouring codes of one word). f32 fma
  * accumulation along the inner dimension (the tolerance of test/gpu/packed.test.ts grows with it).
  */
 import { type Binding, dispatch, type GpuKernel } from './dispatch.js';
-import { GEMM_INVOCATIONS, TILE, TILE_PRODUCT_WGSL, TK, WG } from './matmul.js';
-import { DECODE_WGSL, type GpuPackedWeight, packedParams } from './packed-weight.js';
+import { ACC_WGSL, GEMM_INVOCATIONS, storeTileWgsl, TILE, TILE_DECLS_WGSL, TILE_PRODUCT_WGSL, WG } from './matmul.js';
+import { type ReadPath, variants } from './half.js';
+import { decodeWgsl, type GpuPackedWeight, packedKernel, packedParams } from './packed-weight.js';
 
 /** WGSL of one direction: `inner` and `outCols` name the Params fields of the inner dimension and C's width. */
-function tiledWgsl(forward: boolean): string {
+function tiledWgsl(forward: boolean, scales: ReadPath, weak: ReadPath): string {
   const inner = forward ? 'P.cols' : 'P.rows';
   const outCols = forward ? 'P.rows' : 'P.cols';
-  // forward: e walks the tile column-major (p fastest) so that invocations read along a row of codes
-  const loadB = forward
-    ? `let p = e % TK; let c = e / TK; Bs[p * TILE + c] = loadB(k0 + p, col0 + c);`
-    : `Bs[e] = loadB(k0 + e / TILE, col0 + e % TILE);`;
-  const what = forward ? 'whatAt(c, p)' : 'whatAt(p, c)';
-  return /* wgsl */ `
-${DECODE_WGSL}
+  const what = forward
+    ? 'whatAt(select(0u, c, inside), select(0u, p, inside))'
+    : 'whatAt(select(0u, p, inside), select(0u, c, inside))';
+  return /* wgsl */ `${decodeWgsl(scales, weak)}
 @group(0) @binding(5) var<storage, read> A: array<f32>;
 @group(0) @binding(6) var<storage, read_write> C: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
 
-const TILE: u32 = ${TILE}u;
-const TK: u32 = ${TK}u;
-const WG: u32 = ${WG}u;
-const R: u32 = TILE / WG;
-
-var<workgroup> As: array<f32, ${TILE * TK}>;
-var<workgroup> Bs: array<f32, ${TK * TILE}>;
+fn aAlongK() -> bool { return true; }
+// forward: the tile is walked p fastest so that invocations read along a row of codes
+fn bAlongK() -> bool { return ${forward}; }
 
 fn loadA(i: u32, p: u32) -> f32 {
-  if (i >= P.m || p >= ${inner}) { return 0.0; }
-  return A[i * ${inner} + p];
+  let inside = (i < P.m) & (p < ${inner});
+  return select(0.0, A[select(0u, i * ${inner} + p, inside)], inside);
 }
 
 fn loadB(p: u32, c: u32) -> f32 {
-  if (p >= ${inner} || c >= ${outCols}) { return 0.0; }
-  return ${what};
+  let inside = (p < ${inner}) & (c < ${outCols});
+  return select(0.0, ${what}, inside);
 }
-
+${TILE_DECLS_WGSL}
 @compute @workgroup_size(${WG}, ${WG}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
-  var acc: array<f32, ${(TILE / WG) * (TILE / WG)}>;
-  for (var t = 0u; t < R * R; t++) { acc[t] = 0.0; }
+${ACC_WGSL}
 
   for (var k0 = 0u; k0 < ${inner}; k0 += TK) {
-    for (var e = li; e < TILE * TK; e += WG * WG) {
-      As[e] = loadA(row0 + e / TK, k0 + e % TK);
-      ${loadB}
-    }
+    loadTiles(li, row0, col0, k0);
     workgroupBarrier();
 ${TILE_PRODUCT_WGSL}
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < R; i++) {
-    let r = row0 + lid.y + WG * i;
-    if (r >= P.m) { continue; }
-    for (var j = 0u; j < R; j++) {
-      let c = col0 + lid.x + WG * j;
-      if (c < ${outCols}) { C[r * ${outCols} + c] = acc[i * R + j]; }
-    }
-  }
+${storeTileWgsl(`if (r < P.m && c + j < ${outCols}) { C[r * ${outCols} + c + j] = v[j]; }`)}
 }
 `;
 }
 
-const FORWARD: GpuKernel = { label: 'packed gemm', code: tiledWgsl(true) };
-const BACKWARD: GpuKernel = { label: 'packed gemm dx', code: tiledWgsl(false) };
+const FORWARD = variants((s, w) => packedKernel('packed gemm', tiledWgsl(true, s, w), s, w));
+const BACKWARD = variants((s, w) => packedKernel('packed gemm dx', tiledWgsl(false, s, w), s, w));
 
 function run(kernel: GpuKernel, g: GpuPackedWeight, a: Binding, m: number, c: Binding, outCols: number): void {
   const { limits } = g.ctx.device;
@@ -98,10 +81,10 @@ function run(kernel: GpuKernel, g: GpuPackedWeight, a: Binding, m: number, c: Bi
 
 /** y [m, N] = x [m, K] Ŵᵀ (validated by the caller). */
 export function encodePackedGemm(g: GpuPackedWeight, x: Binding, m: number, y: Binding): void {
-  run(FORWARD, g, x, m, y, g.rows);
+  run(FORWARD(...g.reads), g, x, m, y, g.rows);
 }
 
 /** dx [m, K] = dy [m, N] Ŵ (validated by the caller; overwrites dx). */
 export function encodePackedGemmT(g: GpuPackedWeight, dy: Binding, m: number, dx: Binding): void {
-  run(BACKWARD, g, dy, m, dx, g.cols);
+  run(BACKWARD(...g.reads), g, dy, m, dx, g.cols);
 }

@@ -12,7 +12,8 @@
  * per bit width, so that the unit's shifts are constants.
  */
 import { type Binding, dispatch, type GpuKernel, grid } from './dispatch.js';
-import { DECODE_WGSL, type GpuPackedWeight, packedParams, unitCodes, unitWords } from './packed-weight.js';
+import { type ReadPath, variants } from './half.js';
+import { decodeWgsl, type GpuPackedWeight, packedKernel, packedParams, unitCodes, unitWords } from './packed-weight.js';
 import { PACKED_LAYOUT, type PackedBits } from '../native/packed.js';
 
 /** The largest M the GEMV takes (decode and small batches); larger M goes through the tiled GEMM. */
@@ -20,12 +21,11 @@ export const GEMV_MAX_M = 4;
 const WG = 64;
 const ROWS = 4;
 
-function gemvWgsl(bits: PackedBits): string {
+function gemvWgsl(bits: PackedBits, scales: ReadPath, weak: ReadPath): string {
   const uw = unitWords(bits);
   const cu = unitCodes(bits);
   const acc = ROWS * GEMV_MAX_M;
-  return /* wgsl */ `
-${DECODE_WGSL}
+  return /* wgsl */ `${decodeWgsl(scales, weak)}
 @group(0) @binding(5) var<storage, read> X: array<f32>;
 @group(0) @binding(6) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
@@ -82,20 +82,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
           let cz = f32(unitCode(u, c)) - z;
           for (var i = 0u; i < P.m; i++) { d[i] = fma(cz, xAt(i, k0 + c), d[i]); }
         }
-        let s = S[g];
+        let s = S_at(g);
         for (var i = 0u; i < P.m; i++) { acc[rr * MM + i] = fma(s, d[i], acc[rr * MM + i]); }
       } else {
         for (var c = 0u; c < CU; c++) {
           let k = k0 + c;
           if (k >= P.cols) { break; }
           let g = r * P.groups + k / P.groupSize;
-          let v = S[g] * (f32(unitCode(u, c)) - zeroAt(g));
+          let v = S_at(g) * (f32(unitCode(u, c)) - zeroAt(g));
           for (var i = 0u; i < P.m; i++) { acc[rr * MM + i] = fma(v, xAt(i, k), acc[rr * MM + i]); }
         }
       }
     }
     for (var t = lid; t < P.nOut; t += WG) {
-      let v = WK[r * P.nOut + t];
+      let v = WK_at(r * P.nOut + t);
       let j = u32(I[3u * P.cols + t]);
       for (var i = 0u; i < P.m; i++) { acc[rr * MM + i] = fma(v, X[i * P.cols + j], acc[rr * MM + i]); }
     }
@@ -118,9 +118,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 `;
 }
 
-/** One kernel per bit width (WGSL strings; dispatch compiles each pipeline on first use). */
-const KERNELS = new Map<PackedBits, GpuKernel>(
-  PACKED_LAYOUT.bits.map((bits) => [bits, { label: `packed gemv ${bits}-bit`, code: gemvWgsl(bits) }]),
+/** One kernel per bit width and read paths of scales and weak (built on first use, compiled once by dispatch). */
+const KERNELS = new Map<PackedBits, (scales: ReadPath, weak: ReadPath) => GpuKernel>(
+  PACKED_LAYOUT.bits.map((bits) => [
+    bits,
+    variants((s, w) => packedKernel(`packed gemv ${bits}-bit`, gemvWgsl(bits, s, w), s, w)),
+  ]),
 );
 
 /** y [m, N] = x [m, K] Ŵᵀ for 1 <= m <= GEMV_MAX_M (validated by the caller). */
@@ -128,7 +131,7 @@ export function encodePackedGemv(g: GpuPackedWeight, x: Binding, m: number, y: B
   const blocks = Math.ceil(g.rows / ROWS);
   dispatch(
     g.ctx,
-    KERNELS.get(g.bits)!,
+    KERNELS.get(g.bits)!(...g.reads),
     [g.qweight, g.scales, g.zeros, g.index, g.weak, x, y],
     packedParams(g, m),
     grid(g.ctx, blocks * WG, WG),

@@ -7,16 +7,26 @@
  *     little-endian bit stream: packed column k in bits [k*b, (k+1)*b) of the row), then zero-padded to a whole
  *     number of *units*: one word for b = 2, 4, 8 (16, 8, 4 codes) and three words for b = 3 (32 codes, the
  *     smallest run of 3-bit codes that ends on a word). A 3-bit code may straddle two words of its unit.
- *   scales: the host f32 [N, ceil(K/G)] as a GpuArray. zeros: the host u8 bytes, four to a u32 word.
+ *   scales: [N, ceil(K/G)] as a GpuArray: f16 half storage (src/gpu/half.ts) when every host value is exact in
+ *     f16, which a packed checkpoint's F16 scales always are (kernels/PACKED.md), else f32. Scales are never
+ *     trained, so f16 changes nothing but the memory.
+ *   zeros: the host u8 bytes, four to a u32 word.
  *   index: one i32 buffer [perm (K) | inverse perm (K) | weak slot (K) | weakIdx (nOut)]: perm and its inverse
  *     are the identity when the host perm is null; weak slot j is the position of input column j in weakIdx,
  *     or -1 (so a kernel walking input columns finds a weak column without searching).
- *   weak: f32 [N, nOut] as a GpuArray, read by every call (never cached): Weak Column Tuning makes it the
- *     trainable tensor's storage and may replace it with another array of the same length.
+ *   weak: [N, nOut] as a GpuArray, read by every call (never cached). Frozen weak columns (evaluation, generation,
+ *     LoRA over a packed base: packedToGpu's `frozenWeak`) are f16 under the same exactness rule as the scales.
+ *     Trainable ones stay f32: Weak Column Tuning makes this array the trainable tensor's storage (its f32 master
+ *     values, updated by AdamW) and may replace it with another array of the same length. Frozen f16 columns that
+ *     become trainable after the upload are widened to f32 first (thawWeak; exact).
+ * Each kernel is built per pair of read paths (scales, weak: f32 / f16 as u32 words / native f16), which only
+ * changes the load functions S_at and WK_at of decodeWgsl.
  */
 import { OptionError } from '../errors.js';
 import { type GpuArray, type GpuContext, keep, release } from './array.js';
-import { params } from './dispatch.js';
+import { type GpuKernel, params } from './dispatch.js';
+import { enableWgsl, exactHalf, formatOf, loadWgsl, type ReadPath, readPath } from './half.js';
+import { widen } from './widen.js';
 import { type PackedBits, packedGroups, packedRowBytes, type PackedWeight, validatePacked } from '../native/packed.js';
 
 /** Words of one unit of codes: the smallest run of whole codes that ends on a word. */
@@ -37,16 +47,19 @@ export class GpuPackedWeight {
     /** u32 words [rows, rowWords]. */
     readonly qweight: GPUBuffer,
     readonly rowWords: number,
+    /** [rows, groups], f16 or f32 (see the top of this file). */
     readonly scales: GpuArray,
     /** u8 zero points, four to a u32 word. */
     readonly zeros: GPUBuffer,
     /** i32 [perm | inverse perm | weak slot | weakIdx] (see the top of this file). */
     readonly index: GPUBuffer,
     readonly hasPerm: boolean,
-    /** f32 [rows, nOut]: the weak columns, read on every call; may be replaced by an array of the same length. */
+    /** [rows, nOut]: the weak columns, read on every call (f16 when frozen, f32 when trainable); may be replaced
+     * by an array of the same length. */
     public weak: GpuArray,
-    /** The weak array packedToGpu made (releasePacked frees this one, not a replacement the caller owns). */
-    readonly ownWeak: GpuArray,
+    /** The weak array packedToGpu (or thawWeak) made: releasePacked frees this one, not a replacement the caller
+     * owns. */
+    public ownWeak: GpuArray,
   ) {}
 
   get nOut(): number {
@@ -55,6 +68,12 @@ export class GpuPackedWeight {
 
   get groups(): number {
     return packedGroups(this.cols, this.groupSize);
+  }
+
+  /** How the kernels read the scales and the weak columns on this device. */
+  get reads(): [ReadPath, ReadPath] {
+    const { device } = this.ctx;
+    return [readPath(device, this.scales.format), readPath(device, this.weak.format)];
   }
 }
 
@@ -98,18 +117,29 @@ function checkBinding(ctx: GpuContext, what: string, bytes: number): void {
   }
 }
 
+/** `values` on the device: f16 half storage when `half` and every value is exact in f16, else f32. Kept. */
+function uploadFrozen(ctx: GpuContext, values: Float32Array, half: boolean, label: string): GpuArray {
+  const bits = half ? exactHalf(values, 'f16') : null;
+  return keep(bits === null ? ctx.upload(values, label) : ctx.uploadHalf(bits, 'f16', label));
+}
+
+export interface PackedUpload {
+  /** The weak columns are frozen (not trained): stored in f16 when exact. Default false (f32, trainable). */
+  frozenWeak?: boolean;
+}
+
 /**
  * Uploads a packed weight (validated first, as loaders do). The result is persistent: call it outside any
  * scope, or keep() is done for you; free it with releasePacked.
  */
-export function packedToGpu(ctx: GpuContext, w: PackedWeight): GpuPackedWeight {
+export function packedToGpu(ctx: GpuContext, w: PackedWeight, options: PackedUpload = {}): GpuPackedWeight {
   validatePacked(w, 'packedToGpu');
   const rowWords = rowWordsOf(w.cols, w.bits);
   const codes = deviceCodes(w, rowWords);
   checkBinding(ctx, 'qweight', codes.byteLength);
   const index = indexOf(w);
   checkBinding(ctx, 'the index', index.byteLength);
-  const weak = keep(ctx.upload(w.weak, 'packed weak'));
+  const weak = uploadFrozen(ctx, w.weak, options.frozenWeak === true, 'packed weak');
   return new GpuPackedWeight(
     ctx,
     w.rows,
@@ -119,13 +149,27 @@ export function packedToGpu(ctx: GpuContext, w: PackedWeight): GpuPackedWeight {
     Int32Array.from(w.weakIdx),
     ctx.uploadRaw(codes, 'packed qweight'),
     rowWords,
-    keep(ctx.upload(w.scales, 'packed scales')),
+    uploadFrozen(ctx, w.scales, true, 'packed scales'),
     ctx.uploadRaw(w.zeros, 'packed zeros'),
     ctx.uploadRaw(index, 'packed index'),
     w.perm !== null,
     weak,
     weak,
   );
+}
+
+/**
+ * The weak columns as f32, for training: f16 ones (uploaded frozen) are replaced by an exact f32 copy and the f16
+ * array is freed. Returns the (new) weak array.
+ */
+export function thawWeak(g: GpuPackedWeight): GpuArray {
+  if (g.weak.format === 'f32') return g.weak;
+  if (g.weak !== g.ownWeak) throw new Error('thawWeak: the weak columns were replaced by an array the caller owns');
+  const w = keep(widen(g.weak));
+  release(g.ownWeak);
+  g.ownWeak = w;
+  g.weak = w;
+  return w;
 }
 
 /** Returns the weight's buffers to the pool; it refuses to be used afterwards. */
@@ -153,17 +197,18 @@ struct Params {
 `;
 
 /**
- * Bindings 0..4 (codes, scales, zeros, index, weak) and the decode functions. The uniform P is declared by
- * each kernel at its own binding. Index offsets: perm at 0, inverse perm at cols, weak slot at 2 cols,
+ * The opening of every packed kernel: bindings 0..4 (codes, scales, zeros, index, weak) and the decode functions,
+ * scales read as S_at(g) and weak columns as WK_at(e) in the given read paths (src/gpu/half.ts). The uniform P is
+ * declared by each kernel at its own binding. Index offsets: perm at 0, inverse perm at cols, weak slot at 2 cols,
  * weakIdx at 3 cols.
  */
-export const DECODE_WGSL = /* wgsl */ `
+export const decodeWgsl = (scales: ReadPath, weak: ReadPath): string => /* wgsl */ `${enableWgsl([scales, weak])}
 ${PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> Q: array<u32>;
-@group(0) @binding(1) var<storage, read> S: array<f32>;
+${loadWgsl(scales, 1, 'S')}
 @group(0) @binding(2) var<storage, read> Z: array<u32>;
 @group(0) @binding(3) var<storage, read> I: array<i32>;
-@group(0) @binding(4) var<storage, read> WK: array<f32>;
+${loadWgsl(weak, 4, 'WK')}
 
 /** Zero point of group index g (row * groups + group), as f32. */
 fn zeroAt(g: u32) -> f32 { return f32((Z[g >> 2u] >> ((g & 3u) * 8u)) & 0xffu); }
@@ -182,9 +227,19 @@ fn codeAt(rowBase: u32, k: u32) -> u32 {
 fn whatAt(r: u32, j: u32) -> f32 {
   let k = u32(I[P.cols + j]);
   let g = r * P.groups + k / P.groupSize;
-  var v = S[g] * (f32(codeAt(r * P.rowWords, k)) - zeroAt(g));
+  var v = S_at(g) * (f32(codeAt(r * P.rowWords, k)) - zeroAt(g));
   let slot = I[2u * P.cols + j];
-  if (slot >= 0) { v = v + WK[r * P.nOut + u32(slot)]; }
+  if (slot >= 0) { v = v + WK_at(r * P.nOut + u32(slot)); }
   return v;
 }
 `;
+
+/** A packed kernel built for the read paths of its scales (binding 1) and weak columns (binding 4). */
+export function packedKernel(label: string, code: string, scales: ReadPath, weak: ReadPath): GpuKernel {
+  const half: Record<number, 'f16' | 'bf16'> = {};
+  for (const [binding, path] of [[1, scales] as const, [4, weak] as const]) {
+    const format = formatOf(path);
+    if (format !== 'f32') half[binding] = format;
+  }
+  return { label, code, half };
+}

@@ -3,6 +3,7 @@
  * src/native/packed.ts; oracle src/native/packed-ref.ts). The device copy of the weight and the shared decode
  * WGSL are in packed-weight.ts; one file per kernel family:
  *   dequantizeInto  packed-dequant.ts   one invocation per element of Ŵ
+ *   dequantizeRows  packed-dequant.ts   the same for rows ids of Ŵ (a packed embedding's lookup)
  *   packedMatmul    packed-gemv.ts      M <= GEMV_MAX_M: workgroup per 4 rows, invocations split K, u32 code words
  *                   packed-gemm.ts      larger M: 64x64 tiles with Ŵ dequantized into workgroup memory
  *   packedMatmulT   packed-gemm.ts      the same tiling, dx = dy Ŵ (overwrites)
@@ -15,10 +16,10 @@
  * inRowBlocks): the call runs per block of batch rows, each block's arrays bound as arrays of their own. The
  * weight's own arrays must fit a binding (packedToGpu checks: a 7B lm_head's codes are 64 MiB at 4 bits).
  */
-import type { PackedKernels } from '../native/packed.js';
+import { checkRowIds, type PackedKernels } from '../native/packed.js';
 import type { GpuArray } from './array.js';
 import { need } from './dispatch.js';
-import { encodeDequantize } from './packed-dequant.js';
+import { encodeDequantize, encodeDequantizeRows } from './packed-dequant.js';
 import { encodePackedGemm, encodePackedGemmT } from './packed-gemm.js';
 import { encodePackedGemv, GEMV_MAX_M } from './packed-gemv.js';
 import type { GpuPackedWeight } from './packed-weight.js';
@@ -26,7 +27,7 @@ import { encodeWeakGrad } from './packed-weak-grad.js';
 import { inRowBlocks } from './windows.js';
 
 export { GEMV_MAX_M } from './packed-gemv.js';
-export { GpuPackedWeight, packedToGpu, releasePacked } from './packed-weight.js';
+export { GpuPackedWeight, packedToGpu, releasePacked, thawWeak } from './packed-weight.js';
 
 function checkWeight(kernel: string, w: GpuPackedWeight): void {
   if (w.released) throw new Error(`${kernel}: the packed weight was released (releasePacked)`);
@@ -52,6 +53,14 @@ export const packedGpu: PackedKernels<GpuArray, GpuPackedWeight> = {
     need('dequantize', 'out', out, w.rows * w.cols);
     checkDistinct('dequantize', out, w.weak, w.scales);
     encodeDequantize(w, out);
+  },
+
+  dequantizeRows(w, ids, out) {
+    checkWeight('dequantizeRows', w);
+    need('dequantizeRows', 'out', out, ids.length * w.cols);
+    checkDistinct('dequantizeRows', out, w.weak, w.scales);
+    checkRowIds(ids, w.rows);
+    encodeDequantizeRows(w, ids, out);
   },
 
   packedMatmul(w, x, m, y) {

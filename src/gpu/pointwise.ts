@@ -17,6 +17,7 @@
  */
 import { checkLive, GpuArray, type GpuContext } from './array.js';
 import { type Binding, dispatch, type F32, flatIndexWgsl, type GpuKernel, grid, params } from './dispatch.js';
+import { enableWgsl, formatOf, type HalfFormat, loadWgsl, type ReadPath } from './half.js';
 import { chunksOf, originOf, planChunks, type Reach, Window, windowOf } from './windows.js';
 
 /** Invocations per workgroup of every 1-D kernel. */
@@ -29,6 +30,8 @@ export interface StorageDecl {
   type?: 'f32' | 'u32' | 'i32';
   /** Read or written at element i only (`NAME[i]`): split with the index when over the binding limit. */
   flat?: boolean;
+  /** A read binding of floats in this read path (src/gpu/half.ts): the body reads it as `NAME_at(i)`. */
+  read?: ReadPath;
 }
 
 export interface PointwiseSpec {
@@ -56,10 +59,23 @@ export interface Pointwise {
 
 /** WGSL declarations of storage bindings 0..k-1 and the uniform `P` at binding k. */
 export function bindingsWgsl(bindings: StorageDecl[], fields: string): string {
-  const decls = bindings.map(
-    (b, k) => `@group(0) @binding(${k}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? 'f32'}>;`,
+  const decls = bindings.map((b, k) =>
+    b.read !== undefined
+      ? loadWgsl(b.read, k, b.name)
+      : `@group(0) @binding(${k}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? 'f32'}>;`,
   );
-  return `struct Params { ${fields} }\n${decls.join('\n')}\n@group(0) @binding(${bindings.length}) var<uniform> P: Params;`;
+  const enable = enableWgsl(bindings.map((b) => b.read ?? 'f32'));
+  return `${enable}struct Params { ${fields} }\n${decls.join('\n')}\n@group(0) @binding(${bindings.length}) var<uniform> P: Params;`;
+}
+
+/** The half-storage bindings of a kernel over `bindings` (GpuKernel.half). */
+function halfOf(bindings: StorageDecl[]): Record<number, HalfFormat> {
+  const half: Record<number, HalfFormat> = {};
+  bindings.forEach((b, k) => {
+    const format = b.read === undefined ? 'f32' : formatOf(b.read);
+    if (format !== 'f32') half[k] = format;
+  });
+  return half;
 }
 
 /** A 1-D kernel family: `body` runs once per element index i < P.n. */
@@ -79,8 +95,7 @@ function variant(pw: Pointwise, aliased: Map<string, string>): GpuKernel {
   for (const b of bound) body = body.replace(new RegExp(`\\b${b.name}\\[`, 'g'), `${b.name}[P.o_${b.name} + `);
   const origins = bound.map((b) => `o_${b.name}: u32,`).join(' ');
   const fields = `n: u32, ${spec.params ?? ''} i0: u32, ${origins}`;
-  const code = /* wgsl */ `
-${bindingsWgsl(bound, fields)}
+  const code = /* wgsl */ `${bindingsWgsl(bound, fields)}
 ${flatIndexWgsl(WG)}
 ${spec.prelude ?? ''}
 @compute @workgroup_size(${WG}, 1, 1)
@@ -90,7 +105,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ${body}
 }
 `;
-  kernel = { label: spec.label, code };
+  kernel = { label: spec.label, code, half: halfOf(bound) };
   pw.variants.set(key, kernel);
   return kernel;
 }

@@ -5,7 +5,7 @@
 import { linear } from '../autograd/index.js';
 import type { GpuContext } from '../gpu/array.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { moveTensor } from './move.js';
+import { moveFrozenWeight, moveTensor } from './move.js';
 
 export interface LinearLayer {
   readonly inFeatures: number;
@@ -16,7 +16,10 @@ export interface LinearLayer {
   toDevice(ctx: GpuContext | null): Promise<void>;
 }
 
-/** y = x W^T + b with W [out, in] as stored by Hugging Face. */
+/**
+ * y = x W^T + b with W [out, in] as stored by Hugging Face. A frozen W of an F16/BF16 checkpoint is stored in that
+ * format on the GPU (moveFrozenWeight); the gemm reads it as its weight operand forward and backward.
+ */
 export class DenseLinear implements LinearLayer {
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -33,7 +36,7 @@ export class DenseLinear implements LinearLayer {
   }
 
   async toDevice(ctx: GpuContext | null): Promise<void> {
-    await moveTensor(this.weight, ctx);
+    await moveFrozenWeight(this.weight, ctx);
     if (this.bias !== null) await moveTensor(this.bias, ctx);
   }
 }

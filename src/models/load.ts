@@ -1,11 +1,12 @@
 /**
  * Loads a Hugging Face checkpoint directory (config.json + model.safetensors or a sharded index) into a
  * CausalLM. Every tensor the config implies is checked for presence and shape before any is read; each
- * is then read once, straight into its own buffer (fp16/bf16 widened to fp32; f64 for gradient checks), and
- * checked finite (one pass over its values). A tensor the config does not account for is an error.
+ * is then read once, straight into its own buffer (fp16/bf16 widened to fp32, the stored format kept as the
+ * tensor's halfSource; f64 for gradient checks), and checked finite (one pass over its values). A tensor the config does not account for is an error.
  */
 import path from 'node:path';
 import { InputError } from '../errors.js';
+import type { HalfFormat } from '../gpu/half.js';
 import {
   checkPackedTensors,
   isPackedCheckpoint,
@@ -22,6 +23,9 @@ import { familyOf, readConfig } from './families/registry.js';
 import type { LinearLayer } from './linear.js';
 import type { CausalLM, ModelConfig } from './model.js';
 import { PackedLinear } from './packed-linear.js';
+
+/** The checkpoint dtypes whose values a tensor may keep in half storage on the GPU. */
+const HALF_DTYPES: Partial<Record<string, HalfFormat>> = { F16: 'f16', BF16: 'bf16' };
 
 export interface LoadOptions {
   dtype?: DType;
@@ -56,7 +60,9 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
       const stored = resolveTensorName(available, canonical);
       if (stored === undefined) continue; // optional; checkTensors vetted the required ones
       const f32 = ckpt.readFiniteF32(stored);
-      weights.set(canonical, new Tensor(options.dtype === 'f64' ? Float64Array.from(f32) : f32, shape));
+      const t = new Tensor(options.dtype === 'f64' ? Float64Array.from(f32) : f32, shape);
+      t.halfSource = HALF_DTYPES[ckpt.info(stored).dtype] ?? null;
+      weights.set(canonical, t);
     }
     return weights;
   } finally {

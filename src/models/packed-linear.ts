@@ -1,11 +1,14 @@
 /**
  * A linear layer over a packed low-bit weight with fp32 weak columns (OWQ's layout, WCT's trainable part). On the
  * GPU the layer holds the weight's device copy (src/gpu/packed.ts) and `weak` is a tensor over the device's weak
- * columns; moving back reads them into the host weight, so that exports see what was trained.
+ * columns; moving back reads them into the host weight, so that exports see what was trained. Weak columns that
+ * are frozen when the layer moves (`weak.requiresGrad` false: evaluation, generation, QLoRA) go to the device in
+ * f16 when exact in it (a packed checkpoint's always are); trainable ones are f32, and f16 ones that become
+ * trainable later (a trainer sets requiresGrad after the move) are widened to f32 at the next forward (thawWeak).
  */
 import { packedLinear } from '../autograd/index.js';
 import type { GpuContext } from '../gpu/array.js';
-import { type GpuPackedWeight, packedToGpu, releasePacked } from '../gpu/packed.js';
+import { type GpuPackedWeight, packedToGpu, releasePacked, thawWeak } from '../gpu/packed.js';
 import { validatePacked, type PackedWeight } from '../native/packed.js';
 import { hostValues } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -34,7 +37,15 @@ export class PackedLinear implements LinearLayer {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.gpu !== null && this.weak.requiresGrad && this.gpu.weak.format !== 'f32') {
+      this.weak.replaceStorage(thawWeak(this.gpu));
+    }
     return packedLinear(x, this.gpu ?? this.packed, this.weak, this.bias);
+  }
+
+  /** The weight's device copy while the layer is on the GPU, else null. */
+  get gpuWeight(): GpuPackedWeight | null {
+    return this.gpu;
   }
 
   /** The GPU the layer is on, or null on the host. */
@@ -45,7 +56,7 @@ export class PackedLinear implements LinearLayer {
   async toDevice(ctx: GpuContext | null): Promise<void> {
     if (this.bias !== null) await moveTensor(this.bias, ctx);
     if (ctx !== null && this.gpu === null) {
-      this.gpu = packedToGpu(ctx, this.packed);
+      this.gpu = packedToGpu(ctx, this.packed, { frozenWeak: !this.weak.requiresGrad });
       this.weak.replaceStorage(this.gpu.weak);
     } else if (ctx === null && this.gpu !== null) {
       this.packed.weak.set(await hostValues(this.gpu.weak));

@@ -6,6 +6,7 @@
  */
 import {
   codeAt,
+  dequantizeRowsWith,
   packedBytes,
   packedGroups,
   packedRowBytes,
@@ -114,6 +115,7 @@ export function weakGrad(
 export const packedReference: PackedKernels<FloatArray> = {
   name: 'reference',
   dequantizeInto,
+  dequantizeRows: (w, ids, out) => dequantizeRowsWith(dequantizeInto, w, ids, out),
   packedMatmul,
   packedMatmulT,
   weakGrad,

@@ -64,12 +64,51 @@ export interface PackedKernels<A = Float32Array, W = [A] extends [FloatArray] ? 
   readonly name: 'native' | 'reference' | 'webgpu';
   /** out [N, K] = Ŵ in input-column order, weak columns included. */
   dequantizeInto(w: W, out: A): void;
+  /** out [ids.length, K] = rows `ids` of Ŵ (a packed embedding's lookup); an id outside [0, N) throws. */
+  dequantizeRows(w: W, ids: Int32Array, out: A): void;
   /** y [M, N] = x [M, K] Ŵᵀ (M = 1 is the decode GEMV). */
   packedMatmul(w: W, x: A, m: number, y: A): void;
   /** dx [M, K] = dy [M, N] Ŵ (overwrites). */
   packedMatmulT(w: W, dy: A, m: number, dx: A): void;
   /** dweak [N, nOut] += dyᵀ X[:, weakIdx]. */
   weakGrad(w: W, dy: A, x: A, m: number, dweak: A): void;
+}
+
+/** Throws the embedding's RangeError for the first id outside [0, rows). */
+export function checkRowIds(ids: Int32Array, rows: number): void {
+  ids.forEach((id, i) => {
+    if (!(id >= 0 && id < rows))
+      throw new RangeError(`embedding: token id ${id} at position ${i} is outside the vocabulary [0, ${rows})`);
+  });
+}
+
+/**
+ * dequantizeRows on the host: each row r of `ids` is the one-row weight over w's arrays at r (codes, scales,
+ * zeros and weak columns of that row; the same perm), dequantized by `dequantizeInto`.
+ */
+export function dequantizeRowsWith<F extends FloatArray>(
+  dequantizeInto: (w: PackedWeight<F>, out: F) => void,
+  w: PackedWeight<F>,
+  ids: Int32Array,
+  out: F,
+): void {
+  checkRowIds(ids, w.rows);
+  const [rowBytes, groups, nOut] = [
+    packedRowBytes(w.cols, w.bits),
+    packedGroups(w.cols, w.groupSize),
+    w.weakIdx.length,
+  ];
+  ids.forEach((id, i) => {
+    const row: PackedWeight<F> = {
+      ...w,
+      rows: 1,
+      qweight: w.qweight.subarray(id * rowBytes, (id + 1) * rowBytes),
+      scales: w.scales.subarray(id * groups, (id + 1) * groups) as F,
+      zeros: w.zeros.subarray(id * groups, (id + 1) * groups),
+      weak: w.weak.subarray(id * nOut, (id + 1) * nOut) as F,
+    };
+    dequantizeInto(row, out.subarray(i * w.cols, (i + 1) * w.cols) as F);
+  });
 }
 
 /** The code of packed column k of a row: bits [k*b, (k+1)*b) of the row's little-endian bit stream. */
@@ -212,9 +251,13 @@ export function weakGrad(w: PackedWeight, dy: Float32Array, x: Float32Array, m: 
   packedBinding().packedWeakGrad(...args10(w), dy, x, m, dweak);
 }
 
+const dequantizeIntoNative = (w: PackedWeight, out: Float32Array): void =>
+  packedBinding().packedDequantize(...args10(w), out);
+
 export const packedNative: PackedKernels = {
   name: 'native',
-  dequantizeInto: (w, out) => packedBinding().packedDequantize(...args10(w), out),
+  dequantizeInto: dequantizeIntoNative,
+  dequantizeRows: (w, ids, out) => dequantizeRowsWith(dequantizeIntoNative, w, ids, out),
   packedMatmul,
   packedMatmulT,
   weakGrad,

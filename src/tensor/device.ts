@@ -7,6 +7,7 @@
  * arrays are garbage-collected, so `keep` and `release` do nothing for them.
  */
 import { GpuArray, type GpuContext, keep as keepGpu, release as releaseGpu, scoped } from '../gpu/array.js';
+import { refuseHalf } from '../gpu/dispatch.js';
 import { gpuKernels } from '../gpu/kernels.js';
 import { kernelsFor as hostKernelsFor } from '../native/addon.js';
 import type { FloatArray, Kernels } from '../native/types.js';
@@ -99,6 +100,7 @@ export function release(s: Storage | null): void {
 export function assign(s: Storage, values: Float32Array): void {
   if (values.length !== s.length) throw new RangeError(`assign: ${values.length} values for ${s.length} elements`);
   if (s instanceof GpuArray) {
+    refuseHalf('assign', s);
     if (values.length > 0)
       s.ctx.device.queue.writeBuffer(s.buffer, 0, values.buffer, values.byteOffset, values.byteLength);
   } else s.set(values);

@@ -6,6 +6,7 @@
  * explicit: src/tensor/device.ts.
  */
 import { GpuArray } from '../gpu/array.js';
+import type { HalfFormat } from '../gpu/half.js';
 import type { FloatArray } from '../native/types.js';
 
 /** Where a tensor's values live. */
@@ -29,6 +30,11 @@ export class Tensor {
   requiresGrad: boolean;
   grad: Storage | null = null;
   node: Node | null = null;
+  /**
+   * The 16-bit float format the values were read from (a checkpoint's F16 / BF16 tensor), else null: a frozen
+   * weight's copy on the GPU may then be stored in it (src/models/move.ts moveFrozenWeight).
+   */
+  halfSource: HalfFormat | null = null;
 
   constructor(storage: Storage, shape: readonly number[], requiresGrad = false) {
     const n = numel(shape);

@@ -8,7 +8,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { add, backward, crossEntropy, zeroGrad } from '../../src/autograd/index.js';
 import { shiftedTargets } from '../../src/eval/perplexity.js';
 import { generate } from '../../src/models/generate.js';
-import { loadModel } from '../../src/models/load.js';
+import { readConfig } from '../../src/models/families/registry.js';
+import { buildModel, loadModel, loadWeights } from '../../src/models/load.js';
+import { PackedLinear } from '../../src/models/packed-linear.js';
+import { owq } from '../../src/quant/owq.js';
+import { toPacked } from '../../src/quant/pack.js';
 import { applyLora, loraParameters } from '../../src/models/lora.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { hostValues, keep, readScalars, release, scoped, toGpu, toHost } from '../../src/tensor/device.js';
@@ -97,6 +101,34 @@ describe('models on the GPU', () => {
       const [lossGpu] = await readScalars([crossEntropy(logitsGpu, TARGETS).storage]);
       expect(Math.abs(lossGpu - lossCpu) / lossCpu, dir).toBeLessThan(1e-5);
     }
+  });
+
+  it('a packed token embedding (--embed-bits 8, the tied lm_head packed too): the CPU’s logits, its rows decoded on the device', async () => {
+    const config = readConfig(tinyStoriesDir);
+    const embedding = (): Map<string, PackedLinear> => {
+      const [table] = [loadWeights(tinyStoriesDir, config).get('model.embed_tokens.weight')!];
+      const [rows, cols] = table.shape;
+      const identity = new Float32Array(cols * cols).map((_, i) => (i % (cols + 1) === 0 ? 1 : 0));
+      const q = owq(table.data as Float32Array, identity, rows, cols, {
+        bits: 8,
+        nOut: 0,
+        tuning: 'minmax',
+        groupSize: 0,
+        actOrder: false,
+      });
+      return new Map([['model.embed_tokens', new PackedLinear(toPacked(q))]]);
+    };
+    const cpu = buildModel(config, loadWeights(tinyStoriesDir, config), embedding());
+    const logitsCpu = cpu.forward(IDS, { batch: 2 }).data;
+    const model = buildModel(config, loadWeights(tinyStoriesDir, config), embedding());
+    await model.toDevice(gpu().ctx);
+    const uploads = vi.spyOn(gpu().ctx, 'upload');
+    const logits = model.forward(IDS, { batch: 2 });
+    // the RoPE tables of the positions are uploaded; the [tokens, hidden] rows are not
+    const rowsSize = IDS.length * config.hiddenSize;
+    expect(uploads.mock.calls.map((c) => c[0].length)).not.toContain(rowsSize);
+    uploads.mockRestore();
+    expect(maxAbsDiff(await toHost(logits), logitsCpu)).toBeLessThan(LOGIT_ABS_TOL);
   });
 
   it('weak-column gradients on the GPU pass the float64 finite-difference check (both families)', async () => {
@@ -224,8 +256,9 @@ describe('models on the GPU', () => {
       const model = await onGpu(tinyStoriesDir);
       const table = model.parameters().get('model.embed_tokens.weight')!;
       // at least 3 windows each: the [2048, 128] table and the [64, 2048] logits hold over twice a window
-      expect(table.size).toBeGreaterThan(2 * windowCapacity(ctx));
-      expect(ids.length * vocab).toBeGreaterThan(2 * windowCapacity(ctx));
+      const capacity = windowCapacity(ctx);
+      expect(table.size).toBeGreaterThan(2 * capacity);
+      expect(ids.length * vocab).toBeGreaterThan(2 * capacity);
       await checkAgainstGolden(model, g);
       const split = await trainStep();
       expect(Math.abs(split.loss - unsplit.loss) / unsplit.loss).toBeLessThan(SPLIT_REL_TOL);

@@ -4,12 +4,16 @@
  * points, weak codes at their zero point) at every bit width, odd K and N, group sizes that do and do not divide
  * K, with and without perm, 0 / 1 / a few weak columns, M across the GEMV (M <= 4) and the tiled GEMM.
  * Products are compared within a bound proportional to the sum of the magnitudes the kernels add up
- * (magnitudes(): |x| |s| (code + z), plus |weak|), as the native kernels' tests do.
+ * (magnitudes(): |x| |s| (code + z), plus |weak|), as the native kernels' tests do. With scales and weak
+ * columns exact in f16 (as a packed checkpoint stores them) they go to the device as f16 half storage
+ * (src/gpu/half.ts), read as u32 words here (llvmpipe has no 'shader-f16') and as native f16 where the device has
+ * it; the reference is fed the same f16 values and the tolerances are the f32 ones.
  */
 import { describe, expect, it } from 'vitest';
 import type { GpuArray } from '../../src/gpu/array.js';
 import { release } from '../../src/gpu/array.js';
 import { GEMV_MAX_M, type GpuPackedWeight, packedGpu, packedToGpu, releasePacked } from '../../src/gpu/packed.js';
+import { f16ToF32Array, f32ToF16Array } from '../../src/io/dtype.js';
 import type { PackedBits, PackedWeight } from '../../src/native/packed.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { rand32 } from '../kernels/helpers.js';
@@ -57,6 +61,16 @@ async function checkDequantize(w: PackedWeight, g: GpuPackedWeight, codes: Uint8
   const out = u.up(new Float32Array(w.rows * w.cols).fill(Number.NaN));
   packedGpu.dequantizeInto(g, out);
   expectWithin(await down(out), pref.dequantize(w), magnitudes(w, codes), `dequantize ${label}`, GPU_DEQUANT_REL);
+  // rows in any order, repeated, the last row included (a packed embedding's lookup)
+  const ids = Int32Array.from([w.rows - 1, 0, Math.floor(w.rows / 2), w.rows - 1, 0].filter((r) => r < w.rows));
+  const rows = u.up(new Float32Array(ids.length * w.cols).fill(Number.NaN));
+  packedGpu.dequantizeRows(g, ids, rows);
+  const rowsRef = new Float32Array(ids.length * w.cols);
+  pref.packedReference.dequantizeRows(w, ids, rowsRef);
+  const rowMags = new Float64Array(ids.length * w.cols);
+  const mags = magnitudes(w, codes);
+  ids.forEach((r, i) => rowMags.set(mags.subarray(r * w.cols, (r + 1) * w.cols), i * w.cols));
+  expectWithin(await down(rows), rowsRef, rowMags, `dequantizeRows ${label}`, GPU_DEQUANT_REL);
   u.done();
 }
 
@@ -94,9 +108,23 @@ async function checkProducts(w: PackedWeight, g: GpuPackedWeight, codes: Uint8Ar
   u.done();
 }
 
-async function checkAll(spec: PackedSpec, ms: readonly number[]): Promise<void> {
+/** Values rounded to f16 (what an F16 tensor of a packed checkpoint holds). */
+const toF16 = (v: Float32Array): Float32Array => f16ToF32Array(f32ToF16Array(v));
+
+/**
+ * Every kernel on one random weight. `half`: scales and weak columns rounded to f16 first, uploaded as f16 (the
+ * weak columns frozen, or f32 trainable ones beside f16 scales as in Weak Column Tuning).
+ */
+async function checkAll(spec: PackedSpec, ms: readonly number[], half: 'frozen' | 'trainable' | null = null) {
   const { w, codes } = randomPacked(spec);
-  const g = packedToGpu(gpu().ctx, w);
+  if (half !== null) {
+    w.scales = toF16(w.scales);
+    w.weak = toF16(w.weak);
+  }
+  const g = packedToGpu(gpu().ctx, w, { frozenWeak: half === 'frozen' });
+  expect([g.scales.format, g.weak.format]).toEqual(
+    half === null ? ['f32', 'f32'] : half === 'frozen' ? ['f16', 'f16'] : ['f16', 'f32'],
+  );
   try {
     const label = JSON.stringify(spec);
     await checkDequantize(w, g, codes, label);
@@ -133,6 +161,25 @@ describe('gpu packed kernels vs the reference', () => {
       await checkAll({ rows: 129, cols: 1023, bits, groupSize: 128, perm: true, nOut: 7, seed: bits }, [1, 65]);
     });
   }
+
+  for (const half of ['frozen', 'trainable'] as const) {
+    it(`f16 scales, ${half === 'frozen' ? 'f16 frozen' : 'f32 trainable'} weak columns: 2/3/4/8-bit, odd K and N, m in 1, 3, 65`, async () => {
+      for (const [t, bits] of BITS.entries()) {
+        for (const cols of [3, 129, 1023]) {
+          const rows = NS[(t + cols) % NS.length];
+          const spec = { rows, cols, bits, groupSize: 7 + 25 * t, perm: t % 2 === 0, nOut: 3, seed: t * 10 + cols };
+          await checkAll(spec, [1, 3, 65], half);
+        }
+      }
+    });
+  }
+
+  it('scales not exact in f16 stay f32 on the device (f16 never changes a value)', () => {
+    const { w } = randomPacked({ rows: 3, cols: 7, bits: 4, groupSize: 3, perm: false, nOut: 1, seed: 6 });
+    const g = packedToGpu(gpu().ctx, w, { frozenWeak: true });
+    expect([g.scales.format, g.weak.format]).toEqual(['f32', 'f32']);
+    releasePacked(g);
+  });
 
   it('N = 0 rows: nothing to compute, dx is zeros', async () => {
     const { w } = randomPacked({ rows: 0, cols: 7, bits: 4, groupSize: 3, perm: false, nOut: 1, seed: 5 });
@@ -212,6 +259,12 @@ describe('gpu packed kernels: argument checks', () => {
       'weakGrad: dweak has 0 elements, needs at least 3',
     );
     expect(() => packedGpu.dequantizeInto(g, up(ctx, new Float32Array(20)))).toThrow('dequantize: out has 20');
+    expect(() => packedGpu.dequantizeRows(g, Int32Array.of(0, 1), up(ctx, new Float32Array(13)))).toThrow(
+      'dequantizeRows: out has 13 elements, needs at least 14',
+    );
+    expect(() => packedGpu.dequantizeRows(g, Int32Array.of(2, 3), up(ctx, new Float32Array(14)))).toThrow(
+      /token id 3 at position 1 is outside the vocabulary \[0, 3\)/,
+    );
     expect(() => packedGpu.packedMatmul(g, x, 2, x)).toThrow('shares its buffer');
     releasePacked(g);
     expect(() => packedGpu.packedMatmul(g, x, 2, y)).toThrow('the packed weight was released');

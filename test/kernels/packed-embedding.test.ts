@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { PackedLinear } from '../../src/models/packed-linear.js';
 import { packedRows, tokenEmbedding } from '../../src/models/token-embedding.js';
-import { dequantize as dequantizeRef } from '../../src/native/packed-ref.js';
-import type { PackedBits } from '../../src/native/packed.js';
+import { dequantize as dequantizeRef, packedReference } from '../../src/native/packed-ref.js';
+import { type PackedBits, packedNative } from '../../src/native/packed.js';
 import { randomPacked } from './packed-helpers.js';
 
 const LAYOUTS = ([2, 3, 4, 8] as PackedBits[]).flatMap((bits, i) => [
@@ -26,21 +26,27 @@ describe('packed embedding rows', () => {
       const { w } = randomPacked(spec);
       const table = dequantizeRef(w);
       const ids = Int32Array.from([0, spec.rows - 1, 5, 5, 2, 11]);
-      const got = packedRows(w, ids, [2, 3]);
+      const got = packedRows(new PackedLinear(w), ids, [2, 3]);
       expect(got.shape).toEqual([2, 3, spec.cols]);
-      ids.forEach((id, i) => {
-        expect(Array.from(got.data.subarray(i * spec.cols, (i + 1) * spec.cols))).toEqual(
-          Array.from(table.subarray(id * spec.cols, (id + 1) * spec.cols)),
-        );
-      });
+      const byRef = new Float32Array(ids.length * spec.cols);
+      packedReference.dequantizeRows(w, ids, byRef);
+      for (const rows of [got.data, byRef]) {
+        ids.forEach((id, i) => {
+          expect(Array.from(rows.subarray(i * spec.cols, (i + 1) * spec.cols))).toEqual(
+            Array.from(table.subarray(id * spec.cols, (id + 1) * spec.cols)),
+          );
+        });
+      }
     });
   }
 
   it('refuses a token id outside the table, naming it', () => {
     const { w } = randomPacked(LAYOUTS[6]);
-    expect(() => packedRows(w, Int32Array.from([3, 37]), [2])).toThrow(
-      /token id 37 at position 1 is outside the vocabulary \[0, 37\)/,
-    );
+    for (const k of [packedNative, packedReference]) {
+      expect(() => k.dequantizeRows(w, Int32Array.from([3, 37]), new Float32Array(2 * w.cols))).toThrow(
+        /token id 37 at position 1 is outside the vocabulary \[0, 37\)/,
+      );
+    }
   });
 
   it('a packed table is looked up packed and serves as the tied lm_head', () => {
@@ -49,7 +55,7 @@ describe('packed embedding rows', () => {
     const emb = tokenEmbedding('model.embed_tokens', new Map(), new Map([['model.embed_tokens', layer]]));
     expect(emb.head).toBe(layer);
     expect(Array.from(emb.lookup(Int32Array.from([4]), [1]).data)).toEqual(
-      Array.from(packedRows(w, Int32Array.from([4]), [1]).data),
+      Array.from(dequantizeRef(w).subarray(4 * w.cols, 5 * w.cols)),
     );
   });
 });

@@ -132,8 +132,7 @@ function bufferBinding(ctx: GpuContext, kernel: GpuKernel, i: number, b: Binding
   if (b instanceof Window) {
     checkLive(b.array, kernel.label);
     checkFormat(kernel, i, b.array);
-    const offset = b.first * 4;
-    return { buffer: b.array.buffer, offset, size: (b.start + b.count) * 4 - offset };
+    return { buffer: b.array.buffer, offset: b.offsetBytes, size: b.bytes };
   }
   if (b instanceof GpuArray) {
     checkLive(b, kernel.label);

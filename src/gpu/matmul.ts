@@ -24,7 +24,8 @@
  * beyond the device's limit, and operands over the binding limit (src/gpu/windows.ts: a 7B lm_head weight as B,
  * the logits as C, dlogits as A), each bound where the chunk reads it, its origin (oA, oB, oC) added to the index.
  * B may be half storage (a frozen f16/bf16 weight: forward Y = X W^T, backward dX = dY W; src/gpu/half.ts): one
- * kernel per read path of B, which changes only its load function B_at.
+ * kernel per read path of B, which changes only its load function B_at; its window and origin count its own
+ * 16-bit elements (windows.ts).
  */
 import type { GemmDims } from '../native/types.js';
 import type { GpuArray } from './array.js';

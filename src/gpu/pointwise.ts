@@ -10,7 +10,8 @@
  * output binding by a variant of the kernel compiled on first use (spec.inPlace), any other sharing is refused.
  *
  * Arrays over the binding limit (src/gpu/windows.ts): the body indexes with the global i, and every binding
- * `NAME[...]` is read as `NAME[P.o_NAME + ...]`, its origin in the uniform (after the kernel's own fields, with
+ * `NAME[...]` is read as `NAME[P.o_NAME + ...]` (a half binding's `NAME_at(...)` as `NAME_at(P.o_NAME + ...)`,
+ * the origin in its own elements), its origin in the uniform (after the kernel's own fields, with
  * `i0`, the chunk's first index). The bindings declared `flat` (read or written at element i only) split the
  * dispatch into chunks of i whose windows fit the limit; the others are bound as the caller gives them: whole, or a
  * Window it planned (an embedding table's rows).
@@ -28,7 +29,7 @@ export interface StorageDecl {
   name: string;
   access: 'read' | 'read_write';
   type?: 'f32' | 'u32' | 'i32';
-  /** Read or written at element i only (`NAME[i]`): split with the index when over the binding limit. */
+  /** Read or written at element i only (`NAME[i]`, `NAME_at(i)`): split with the index when over the binding limit. */
   flat?: boolean;
   /** A read binding of floats in this read path (src/gpu/half.ts): the body reads it as `NAME_at(i)`. */
   read?: ReadPath;
@@ -92,7 +93,11 @@ function variant(pw: Pointwise, aliased: Map<string, string>): GpuKernel {
   let body = spec.body;
   for (const [r, w] of aliased) body = body.replace(new RegExp(`\\b${r}\\[`, 'g'), `${w}[`);
   const bound = spec.bindings.filter((b) => !aliased.has(b.name));
-  for (const b of bound) body = body.replace(new RegExp(`\\b${b.name}\\[`, 'g'), `${b.name}[P.o_${b.name} + `);
+  for (const b of bound) {
+    body = body
+      .replace(new RegExp(`\\b${b.name}\\[`, 'g'), `${b.name}[P.o_${b.name} + `)
+      .replace(new RegExp(`\\b${b.name}_at\\(`, 'g'), `${b.name}_at(P.o_${b.name} + `);
+  }
   const origins = bound.map((b) => `o_${b.name}: u32,`).join(' ');
   const fields = `n: u32, ${spec.params ?? ''} i0: u32, ${origins}`;
   const code = /* wgsl */ `${bindingsWgsl(bound, fields)}

@@ -11,8 +11,8 @@ const kernel = variants((x) =>
   pointwise({
     label: 'widen',
     bindings: [
-      { name: 'X', access: 'read', read: x },
-      { name: 'O', access: 'read_write' },
+      { name: 'X', access: 'read', read: x, flat: true },
+      { name: 'O', access: 'read_write', flat: true },
     ],
     body: 'O[i] = X_at(i);',
   }),

@@ -20,9 +20,14 @@
  * that slack). The kernel reads an array through `NAME[o + global index]` with o, the array's *origin*, in its
  * uniform: minus the window's first element (u32 arithmetic wraps, so the sum is the index within the window), 0
  * for an array bound whole. The kernels keep their global indices; only the origin differs between chunks.
+ *
+ * Half storage (src/gpu/half.ts: 16-bit elements two to a u32 word, read as `NAME_at(o + global index)`) is planned
+ * and bound in its own elements: 2 bytes each, so an aligned first element is a multiple of 128, even: a window
+ * starts on a word, and element 2i of the window is the low half of its word i as in the whole array. Its binding
+ * ends with the word holding its last element (capacity: the limit's words, two elements each, less the slack).
  */
 import { OptionError } from '../errors.js';
-import type { GpuArray, GpuContext } from './array.js';
+import { bindingBytes, elementBytes, type GpuArray, type GpuContext } from './array.js';
 
 /** Elements [start, start + count) of an array, bound on their own. */
 export class Window {
@@ -32,11 +37,26 @@ export class Window {
     readonly count: number,
   ) {}
 
-  /** The binding's first element: start rounded down to the offset alignment. */
+  /** The binding's first element: start rounded down to the offset alignment (an even element of half storage). */
   get first(): number {
-    const align = this.array.ctx.device.limits.minStorageBufferOffsetAlignment / 4;
+    const align = alignElements(this.array);
     return Math.floor(this.start / align) * align;
   }
+
+  /** The binding's offset in bytes (a multiple of minStorageBufferOffsetAlignment). */
+  get offsetBytes(): number {
+    return this.first * elementBytes(this.array.format);
+  }
+
+  /** The binding's size in bytes: from `first` to the end of the word holding the last element. */
+  get bytes(): number {
+    return bindingBytes(this.start + this.count, this.array.format) - this.offsetBytes;
+  }
+}
+
+/** Elements of `arr` in one offset alignment (256 bytes: 64 f32, 128 halves). */
+function alignElements(arr: GpuArray): number {
+  return arr.ctx.device.limits.minStorageBufferOffsetAlignment / elementBytes(arr.format);
 }
 
 /** Where a chunk of the plan reads or writes an array (see the file's comment). */
@@ -60,12 +80,16 @@ const MiB = (bytes: number): string => (bytes < 2 ** 20 ? `${bytes} bytes` : `${
 
 /** True when `arr` can be bound whole. */
 export function fitsWhole(arr: GpuArray): boolean {
-  return Math.max(16, arr.length * 4) <= arr.ctx.bindingLimit;
+  return bindingBytes(arr.length, arr.format) <= arr.ctx.bindingLimit;
 }
 
-/** Elements a window always holds, wherever it starts. */
-export function windowCapacity(ctx: GpuContext): number {
-  return Math.floor(ctx.bindingLimit / 4) - (ctx.device.limits.minStorageBufferOffsetAlignment / 4 - 1);
+/**
+ * Elements of `arr` a window always holds, wherever it starts: the limit's words less the slack of an aligned
+ * start (alignment - 1 elements) and, for half storage, of an end inside a word (1 element).
+ */
+export function windowCapacity(arr: GpuArray): number {
+  const perWord = 4 / elementBytes(arr.format);
+  return Math.floor(arr.ctx.bindingLimit / 4) * perWord - (alignElements(arr) - 1) - (perWord - 1);
 }
 
 function extent(r: Reach, size: readonly number[]): number {
@@ -81,11 +105,12 @@ export function planChunks(kernel: string, totals: readonly number[], reaches: r
   const counts = totals.map((t, d) => Math.max(1, Math.min(t, caps?.[d] ?? t)));
   for (const r of reaches) {
     if (fitsWhole(r.array)) continue;
-    const cap = windowCapacity(r.array.ctx);
+    const cap = windowCapacity(r.array);
+    const eb = elementBytes(r.array.format);
     if (r.width > cap) {
       throw new OptionError(
         '--device',
-        `${kernel}: one unit of ${r.width} floats (${MiB(r.width * 4)}) of a ${MiB(r.array.length * 4)} array ` +
+        `${kernel}: one unit of ${r.width} floats (${MiB(r.width * eb)}) of a ${MiB(r.array.length * eb)} array ` +
           `exceeds the GPU's storage binding limit of ${MiB(r.array.ctx.bindingLimit)}: use the CPU`,
       );
     }

@@ -5,11 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GpuArray, GpuContext } from '../../src/gpu/array.js';
+import { exactHalf, type GpuFormat, type HalfFormat } from '../../src/gpu/half.js';
 import { gpuKernels as gk } from '../../src/gpu/kernels.js';
 import { packedGpu, packedToGpu, releasePacked } from '../../src/gpu/packed.js';
 import { chunksOf, planChunks, windowCapacity } from '../../src/gpu/windows.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { type GemmDims, gemmDims } from '../../src/native/types.js';
+import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from '../../src/io/dtype.js';
 import { expectClose, rand32, randInts, ref, type Tol } from '../kernels/helpers.js';
 import { randomPacked } from '../kernels/packed-helpers.js';
 import { down, up, useGpu } from './helpers.js';
@@ -47,10 +49,11 @@ async function splitAndNot(f: (ctx: GpuContext) => Promise<Float32Array[]>): Pro
   }
 }
 
-/** At least 3 windows: the array holds more than twice what a window holds at LIMIT. */
-function expectSplit(n: number): void {
-  const capacity = windowCapacity({ bindingLimit: LIMIT, device: gpu().device } as GpuContext);
-  expect(n, 'array elements').toBeGreaterThan(2 * capacity);
+/** At least 3 windows: the array holds more than twice what a window holds at LIMIT (449 f32, 896 halves). */
+function expectSplit(n: number, format: GpuFormat = 'f32'): void {
+  const ctx = { bindingLimit: LIMIT, device: gpu().device } as GpuContext;
+  const capacity = windowCapacity({ ctx, format } as GpuArray);
+  expect(n, `${format} array elements`).toBeGreaterThan(2 * capacity);
 }
 
 async function check(
@@ -71,7 +74,7 @@ const reads = (arrs: GpuArray[]): Promise<Float32Array[]> => Promise.all(arrs.ma
 
 describe('planChunks (synthetic arrays)', () => {
   const ctx = { bindingLimit: LIMIT, device: { limits: { minStorageBufferOffsetAlignment: 256 } } } as GpuContext;
-  const arr = (length: number) => ({ ctx, length }) as GpuArray;
+  const arr = (length: number) => ({ ctx, length, format: 'f32' }) as GpuArray;
 
   it('leaves arrays that fit whole unsplit, splits rows before elements and honours caps', () => {
     expect(planChunks('k', [1000], [{ array: arr(512), strides: [1], width: 1 }])).toEqual([1000]);
@@ -301,6 +304,57 @@ describe('kernels over the binding limit (split into windows)', () => {
     const want = new Float32Array(4099);
     want.set(x.subarray(3, 4099), 1);
     await check('copy', run, [want], [EXACT]);
+  });
+});
+
+describe('half storage over the binding limit (windows counted in 16-bit elements)', () => {
+  const FORMATS: HalfFormat[] = ['f16', 'bf16'];
+
+  /** `values` rounded to `format`: the 16-bit patterns (exact by construction) and their f32 values. */
+  function rounded(values: Float32Array, format: HalfFormat): { bits: Uint16Array; values: Float32Array } {
+    const wide = format === 'f16' ? f16ToF32Array(f32ToF16Array(values)) : bf16ToF32Array(f32ToBf16Array(values));
+    return { bits: exactHalf(wide, format)!, values: wide };
+  }
+
+  it('gemm with a half B: a frozen lm_head [257, 9] (odd rows: windows start mid-row) and dX through it', async () => {
+    const cases: GemmDims[] = [
+      gemmDims(7, 257, 9, { transB: true }), // logits = x Wᵀ: W and C split by rows of C, k whole: the same bits
+      gemmDims(7, 9, 257), // dX = dlogits W: W [257, 9] and A [7, 257] split, k in chunks: the reference bound
+    ];
+    for (const format of FORMATS) {
+      for (const d of cases) {
+        const a = rand32(d.m * d.k, 1);
+        const w = rounded(rand32(d.k * d.n, 2), format);
+        expectSplit(w.bits.length, format);
+        const want = new Float32Array(d.m * d.n);
+        ref.gemm(a, w.values, want, d);
+        const run = async (ctx: GpuContext) => {
+          const c = ctx.zeros(d.m * d.n);
+          gk.gemm(up(ctx, a), ctx.uploadHalf(w.bits, format), c, d);
+          return reads([c]);
+        };
+        await check(`${format} gemm ${JSON.stringify(d)}`, run, [want], [GEMM_TOL(d.k)], d.transB);
+      }
+    }
+  });
+
+  it('embedding lookup from a half table [301, 7] (rows start on odd elements)', async () => {
+    const d = { rows: 37, dim: 7, vocab: 301 };
+    const ids = randInts(d.rows, 5, d.vocab);
+    ids[0] = 300;
+    ids[1] = 0;
+    for (const format of FORMATS) {
+      const table = rounded(rand32(d.vocab * d.dim, 1), format);
+      expectSplit(table.bits.length, format);
+      const want = new Float32Array(d.rows * d.dim);
+      ref.embeddingForward(table.values, ids, want, d);
+      const run = async (ctx: GpuContext) => {
+        const out = ctx.zeros(d.rows * d.dim);
+        gk.embeddingForward(ctx.uploadHalf(table.bits, format), ids, out, d);
+        return reads([out]);
+      };
+      await check(`${format} embedding`, run, [want], [EXACT]);
+    }
   });
 });
 

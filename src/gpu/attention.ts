@@ -30,7 +30,7 @@
 import type { AttentionDims, Kernels } from '../native/types.js';
 import { bytesFor, type GpuArray } from './array.js';
 import { dispatch, f32, flatIndexWgsl, type GpuKernel, grid, need, params } from './dispatch.js';
-import { bindingsWgsl, distinct, ROW_WG, rowGrid, rowKernel } from './rows.js';
+import { bindingsWgsl, distinct, ROW_MAX_WG as ROW_WG, rowGrid, rowKernel } from './rows.js';
 
 /** The largest head dim (q and dout rows live in workgroup memory, one lane per element in P V). */
 export const ATTENTION_MAX_HEAD_DIM = ROW_WG;
@@ -384,7 +384,7 @@ export function attentionForward(
     const p = attentionParams(d, tk, probs !== null, blocks);
     dispatch(ctx, tiledForward(D), [q, k, v, out, sink], p, rowGrid(ctx, blocks));
   } else {
-    dispatch(ctx, FORWARD, [q, k, v, out, sink], attentionParams(d, tk, probs !== null), rowGrid(ctx, rows));
+    dispatch(ctx, FORWARD(ROW_WG), [q, k, v, out, sink], attentionParams(d, tk, probs !== null), rowGrid(ctx, rows));
   }
   if (probs === null) ctx.recycle(sink as GPUBuffer);
 }
@@ -421,7 +421,7 @@ export function attentionBackward(
   // Tk = 0 or Tq = 0 still runs: the loops are empty and the gradients get written as zeros.
   if (nq === 0 && nk === 0) return;
   const ds = ctx.acquire(bytesFor(B * H * tq * tk), 'attention dS');
-  dispatch(ctx, BACKWARD_DS, [v, probs, dout, ds], attentionParams(d, tk, true), rowGrid(ctx, B * H * tq));
+  dispatch(ctx, BACKWARD_DS(ROW_WG), [v, probs, dout, ds], attentionParams(d, tk, true), rowGrid(ctx, B * H * tq));
   dispatch(ctx, BACKWARD_DQ, [k, ds, dq], attentionParams(d, nq, true), grid(ctx, nq, WG));
   dispatch(ctx, BACKWARD_DKDV, [q, probs, dout, ds, dk, dv], attentionParams(d, nk, true), grid(ctx, nk, WG));
   ctx.recycle(ds);

@@ -3,16 +3,16 @@
  * src/native/ref.ts): out = x * rstd * w (RMS) or (x - mean) * rstd * w + b (LayerNorm, biased variance as
  * torch, two passes: mean, then the centred sum of squares); rstd (and mean) saved per row.
  *
- * Forward and the dx half of the backward: one workgroup per row (src/gpu/rows.ts), each invocation folding
- * the columns lid, lid + 256, ... and a tree reduction for the row statistics. dw and db ACCUMULATE (+=): a
- * second kernel, one invocation per column walking the rows in order, so the sum over rows is deterministic
+ * Forward and the dx half of the backward: one workgroup per row of 32..256 lanes by the row length
+ * (src/gpu/rows.ts rowWidth), each invocation folding the columns lid, lid + width, ... and a tree reduction for
+ * the row statistics. dw and db ACCUMULATE (+=): a second kernel, one invocation per column walking the rows in order, so the sum over rows is deterministic
  * (no float atomics) and the column reads of neighbouring invocations are contiguous. All arithmetic is f32
  * (the reference's is f64; see the tolerances of test/gpu/norm.test.ts).
  */
 import type { Kernels, NormDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, flatIndexWgsl, type GpuKernel, grid, need, params } from './dispatch.js';
-import { bindingsWgsl, distinct, rowGrid, rowKernel } from './rows.js';
+import { bindingsWgsl, distinct, rowGrid, rowKernel, rowWidth } from './rows.js';
 
 const PARAMS = 'struct Params { rows: u32, cols: u32, eps: f32, _pad: u32 }';
 const COL_WG = 64;
@@ -144,7 +144,7 @@ export function rmsnormForward(x: GpuArray, w: GpuArray, out: GpuArray, rstd: Gp
     ],
     ['out', 'rstd'],
   );
-  dispatch(x.ctx, RMS_FORWARD, [x, w, out, rstd], normParams(d), rowGrid(x.ctx, rows));
+  dispatch(x.ctx, RMS_FORWARD(rowWidth(cols)), [x, w, out, rstd], normParams(d), rowGrid(x.ctx, rows));
 }
 
 /** dx overwritten, dw += Σ_rows dy x rstd. */
@@ -171,7 +171,7 @@ export function rmsnormBackward(
     ['dx', 'dw'],
   );
   const p = normParams(d);
-  dispatch(x.ctx, RMS_BACKWARD_DX, [x, w, rstd, dy, dx], p, rowGrid(x.ctx, rows));
+  dispatch(x.ctx, RMS_BACKWARD_DX(rowWidth(cols)), [x, w, rstd, dy, dx], p, rowGrid(x.ctx, rows));
   if (rows > 0) dispatch(x.ctx, RMS_BACKWARD_DW, [x, rstd, dy, dw], p, grid(x.ctx, cols, COL_WG));
 }
 
@@ -198,7 +198,7 @@ export function layernormForward(
     ],
     ['out', 'mean', 'rstd'],
   );
-  dispatch(x.ctx, LN_FORWARD, [x, w, b, out, mean, rstd], normParams(d), rowGrid(x.ctx, rows));
+  dispatch(x.ctx, LN_FORWARD(rowWidth(cols)), [x, w, b, out, mean, rstd], normParams(d), rowGrid(x.ctx, rows));
 }
 
 /** dx overwritten; dw += Σ_rows dy xhat, db += Σ_rows dy. */
@@ -229,7 +229,7 @@ export function layernormBackward(
     ['dx', 'dw', 'db'],
   );
   const p = normParams(d);
-  dispatch(x.ctx, LN_BACKWARD_DX, [x, w, mean, rstd, dy, dx], p, rowGrid(x.ctx, rows));
+  dispatch(x.ctx, LN_BACKWARD_DX(rowWidth(cols)), [x, w, mean, rstd, dy, dx], p, rowGrid(x.ctx, rows));
   if (rows > 0) dispatch(x.ctx, LN_BACKWARD_DWDB, [x, mean, rstd, dy, dw, db], p, grid(x.ctx, cols, COL_WG));
 }
 

@@ -2,14 +2,14 @@
  * Row-wise softmax over the last dim in WGSL, the RowDims contract of src/native/types.ts (oracle:
  * src/native/ref.ts): y = exp(x - max) / Σ exp(x - max); backward dx = y (dy - Σ dy y).
  *
- * One workgroup of 256 invocations per row (src/gpu/rows.ts): a max reduction, a sum reduction of the
- * exponentials (recomputed in the write pass rather than stored), both fixed-order trees, so results are
- * deterministic. f32 throughout; see test/gpu/softmax.test.ts for the tolerance.
+ * One workgroup per row of 32..256 invocations by the row length (src/gpu/rows.ts rowWidth): a max
+ * reduction, a sum reduction of the exponentials (recomputed in the write pass rather than stored), both
+ * fixed-order trees, so results are deterministic. f32 throughout; see test/gpu/softmax.test.ts for the tolerance.
  */
 import type { Kernels, RowDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, need, params } from './dispatch.js';
-import { distinct, rowGrid, rowKernel } from './rows.js';
+import { distinct, rowGrid, rowKernel, rowWidth } from './rows.js';
 
 const PARAMS = 'struct Params { rows: u32, cols: u32, _pad0: u32, _pad1: u32 }';
 
@@ -45,7 +45,7 @@ export function softmaxForward(x: GpuArray, out: GpuArray, d: RowDims): void {
   need('softmaxForward', 'out', out, rows * cols);
   distinct('softmaxForward', { out }, { x });
   if (cols === 0) return;
-  dispatch(x.ctx, FORWARD, [x, out], params(rows, cols), rowGrid(x.ctx, rows));
+  dispatch(x.ctx, FORWARD(rowWidth(cols)), [x, out], params(rows, cols), rowGrid(x.ctx, rows));
 }
 
 /** dx = y (dy - Σ dy y), overwritten. */
@@ -56,7 +56,7 @@ export function softmaxBackward(y: GpuArray, dy: GpuArray, dx: GpuArray, d: RowD
   need('softmaxBackward', 'dx', dx, rows * cols);
   distinct('softmaxBackward', { dx }, { y, dy });
   if (cols === 0) return;
-  dispatch(y.ctx, BACKWARD, [y, dy, dx], params(rows, cols), rowGrid(y.ctx, rows));
+  dispatch(y.ctx, BACKWARD(rowWidth(cols)), [y, dy, dx], params(rows, cols), rowGrid(y.ctx, rows));
 }
 
 export const softmaxKernels = { softmaxForward, softmaxBackward } satisfies Pick<

@@ -1,7 +1,9 @@
 /**
  * The WGSL causal grouped-query attention (src/gpu/attention.ts) against the reference (src/native/ref.ts):
  * batch 2, GQA (H = 4 with Hkv = 2 and 1), a KV-cache offset (Tk > Tq), decode (Tq = 1, up to past one chunk
- * of the online softmax), Tq > Tk (rows that see no key), probs null, head dims 1, 7, 64, 128 and 200.
+ * of the online softmax), Tq > Tk (rows that see no key), probs null, head dims 1, 7, 16, 64, 128 and 200.
+ * Both forwards run: the row kernel (Tq below a block of queries) and the query-tiled one (Tq >= its block:
+ * 64 queries at D <= 16, 16 at D = 64, 8 at D = 128, 4 at D = 200).
  */
 import { describe, expect, it } from 'vitest';
 import { ATTENTION_MAX_HEAD_DIM, attentionBackward, attentionForward } from '../../src/gpu/attention.js';
@@ -35,7 +37,9 @@ const CASES: AttentionDims[] = [
   attn(1, 3, 4100, 2, 2, 3), // three chunks, Tq > 1 with an offset
   attn(3, 5, 3, 2, 1, 4), // tq > tk: the first rows see no key at all
   attn(1, 9, 9, 2, 1, 128),
-  attn(1, 4, 6, 2, 1, 200), // head dim above 128: one key group of 200 lanes
+  attn(1, 4, 6, 2, 1, 200), // head dim above 128: one key group of 200 lanes; tiled: 13 slices, 4 queries
+  attn(1, 130, 200, 8, 4, 16), // tiled (Tq >= 64 queries per block at D = 16), KV-cache offset 70, GQA
+  attn(1, 70, 5, 2, 1, 16), // tiled with Tq > Tk: the block's first 65 rows see no key
 ];
 
 const gpu = useGpu();
@@ -81,7 +85,7 @@ async function compare(d: AttentionDims): Promise<void> {
   expectClose(await down(dv), dvR, GPU_ATTN_GRAD_TOL, 'dv');
 }
 
-describe('gpu attention (WGSL: online-softmax rows forward, deterministic per-output backward)', () => {
+describe('gpu attention (WGSL: online-softmax row and query-tiled forwards, deterministic per-output backward)', () => {
   for (const d of CASES) {
     const { batch: B, tq, tk, heads: H, kvHeads: Hkv, headDim: D } = d;
     it(`forward and backward, B=${B} Tq=${tq} Tk=${tk} H=${H} Hkv=${Hkv} D=${D}`, async () => {

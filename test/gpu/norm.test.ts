@@ -9,7 +9,8 @@ import { expectClose, rand32, ref, type Tol } from '../kernels/helpers.js';
 import { down, up, useGpu } from './helpers.js';
 
 /**
- * Outputs, statistics and dx: f32 row sums (a strided fold then a 256-way tree: a few ulps at 1023 columns)
+ * Outputs, statistics and dx: f32 row sums (a strided fold then a tree of 32..256 lanes, 256 at 1023 columns: a
+ * few ulps)
  * and an f32 1/sqrt (WGSL allows 2.5 ulp for the division) against f64: a few 1e-7 relative, so 1e-5 relative
  * plus 2e-6 absolute for the near-zero outputs (dx subtracts two terms of size ~r |dy w|).
  */

@@ -345,6 +345,9 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   const cfg = trainConfig(loaded, data, tokenizer.eosTokenId ?? 0);
   run.trainable.setTraining(false);
   const baseKind = isPackedCheckpoint(run.base) ? 'quantized base' : 'full-precision base';
+  // Marked trainable before the move: the device keeps frozen weak columns in f16 and trainable ones in f32, and a
+  // resumed run writes its checkpoint's values into them before any forward.
+  for (const p of run.trainable.params) p.requiresGrad = true;
   await run.model.toDevice(ctx);
   const pplBefore = await finalPerplexities(run.model, tokenizer, r, baseKind, hooks);
   const pplFullPrecision = await fullPrecisionPerplexities(r, run.base, pplBefore, hooks, ctx);

@@ -198,7 +198,13 @@ export async function closeGpu(): Promise<void> {
   await p.catch(() => undefined);
   current?.device.destroy();
   current = null;
+  // A process that exited right after the destroy crashed or hung in Dawn's teardown (test/gpu/adapter.test.ts:
+  // about 1 vitest worker in 2 on llvmpipe; awaiting device.lost did not help); 300 ms of settling: 0 in 10.
+  await new Promise((resolve) => setTimeout(resolve, CLOSE_SETTLE_MS));
 }
+
+/** How long closeGpu lets Dawn's threads settle after destroying the device. */
+const CLOSE_SETTLE_MS = 300;
 
 // ---- device selection (--device cpu|gpu|auto) ----
 

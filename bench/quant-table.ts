@@ -16,6 +16,7 @@ import { sharedDataDir } from '../src/io/text-data.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
 import { loadNative } from '../src/native/addon.js';
+import { NO_AWQ } from '../src/quant/awq.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';
 import { quantizeModel } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
@@ -78,7 +79,7 @@ export async function runQuantTable(): Promise<string> {
   const golden = path.join(sharedDataDir(), 'golden');
   const windows = readCalibrationTokens(
     path.join(golden, 'calib-c4-tinystories-656k-n128-L512.json'),
-    { nsamples: 128, seqlen: 512, seed: 0 },
+    { nsamples: 128, seqlen: 512 },
     config.vocabSize,
   ).windows;
   const tinyText = path.join(sharedDataDir(), 'text/tinystories/tinystories-valid-sample.txt');
@@ -93,6 +94,7 @@ export async function runQuantTable(): Promise<string> {
       tuning: s.method === 'owq' ? 'mse' : 'minmax',
       actOrder: s.actOrder,
       trueSequential: s.trueSequential,
+      awq: NO_AWQ,
       percdamp,
       nOut: weakCounts(config, ref.bits, s.budget),
       windows,

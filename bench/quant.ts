@@ -17,6 +17,7 @@ import { initRandom } from '../src/models/init-random.js';
 import { loadModel } from '../src/models/load.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadNative } from '../src/native/addon.js';
+import { NO_AWQ } from '../src/quant/awq.js';
 import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
 import { quantizeCheckpoint } from '../src/quant/quantize-checkpoint.js';
 import { quantizeOptions } from '../src/recipe/quantize-options.js';
@@ -41,6 +42,7 @@ async function quantize(model: CausalLM, job: Job, windows: Int32Array[]): Promi
     tuning: job.method === 'owq' ? 'mse' : 'minmax',
     actOrder: false,
     trueSequential: false,
+    awq: NO_AWQ,
     percdamp: 0.01,
     nOut: weakCounts(model.config, job.bits, job.budget),
     windows,
@@ -58,11 +60,7 @@ async function quantTimeRows(opt125m: string): Promise<Row[]> {
   const rows: Row[] = [];
   const tiny = path.join(sharedDataDir(), 'models/tinystories-656k');
   const golden = path.join(sharedDataDir(), 'golden/calib-c4-tinystories-656k-n128-L512.json');
-  const tinyWindows = readCalibrationTokens(
-    golden,
-    { nsamples: 128, seqlen: 512, seed: 0 },
-    readConfig(tiny).vocabSize,
-  ).windows;
+  const tinyWindows = readCalibrationTokens(golden, { nsamples: 128, seqlen: 512 }, readConfig(tiny).vocabSize).windows;
   for (const job of JOBS) {
     rows.push({
       model: 'tinystories-656k',

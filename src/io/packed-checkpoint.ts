@@ -53,6 +53,9 @@ export interface QuantConfig {
    * columns; absent or {} when the embeddings keep their original dtype. */
   embeddings?: Record<string, number>;
   avg_bits: { decoder_linear: number; file: number };
+  /** AWQ's searches when they ran (method awq, or owq/gptq with the AWQ scale search): what ran, and per block the
+   * chosen ratio α of every scaling group (src/quant/awq.ts AwqBlockRecord). Informational: loading ignores it. */
+  awq?: { scale: boolean; clip: boolean; grid: number; blocks: object[] };
 }
 
 export function isPackedCheckpoint(dir: string): boolean {

@@ -40,3 +40,9 @@ export class DenseLinear implements LinearLayer {
     if (this.bias !== null) await moveTensor(this.bias, ctx);
   }
 }
+
+/** `layer` as the full-precision linear it must still be (`name` for the error: a bug, not bad input). */
+export function asDense(name: string, layer: LinearLayer | undefined): DenseLinear {
+  if (!(layer instanceof DenseLinear)) throw new Error(`${name} is not a full-precision linear`);
+  return layer;
+}

@@ -1,14 +1,17 @@
 /**
  * The quantization methods, one record each, keyed by name: what statistic the block pipeline collects for it,
- * an optional transform of a block run before any of the block's linears is quantized, and its per-linear
- * quantizer. The pipeline (./pipeline.ts), the recipe schema's method check, the `wct quantize --method`
+ * an optional transform of a block run before any of the block's linears is quantized (AWQ's scale and clip
+ * search), and its per-linear quantizer. The pipeline (./pipeline.ts), the recipe schema's method check, the `wct quantize --method`
  * choices and quantization_config.json all read this registry; a new method is one registerMethod call (and its
  * algorithm in a file of its own), with no change to the pipeline.
  */
 import { OptionError } from '../errors.js';
-import type { BlockContext, CausalLM } from '../models/model.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { CausalLM } from '../models/model.js';
+import { awqBlock, awqSteps, type AwqSettings } from './awq.js';
+import { awqQuantize } from './awq-quantizer.js';
+import type { RecordedBatch } from './linear-inputs.js';
 import { owq } from './owq.js';
+import type { QuantStage } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
 import type { Tuning } from './quantizer.js';
 import { rtn } from './rtn.js';
@@ -17,9 +20,11 @@ import { rtn } from './rtn.js';
  * What the pipeline gathers over the calibration windows before a linear is quantized:
  * - none: nothing (no calibration data is read);
  * - hessian: each linear's input Hessian H = (2/N) sum X^T X, with the block fed the outputs of the already
- *   quantized previous blocks (GPTQ's error propagation).
+ *   quantized previous blocks (GPTQ's error propagation);
+ * - activations: nothing beyond the block transform's recorded inputs, with the block fed the outputs of the
+ *   full-precision, untransformed previous blocks (AWQ propagates no quantization error).
  */
-export type Statistic = 'none' | 'hessian';
+export type Statistic = 'none' | 'hessian' | 'activations';
 
 /** The settings every method receives (src/quant/options.ts QuantizeOptions, less what the pipeline itself uses). */
 export interface MethodSettings {
@@ -30,6 +35,8 @@ export interface MethodSettings {
   actOrder: boolean;
   /** Damping as a fraction of mean(diag H). */
   percdamp: number;
+  /** AWQ's scale search (awq, and before OWQ/GPTQ) and clip search (awq only). */
+  awq: AwqSettings;
 }
 
 /** One linear handed to a method's quantizer: W [rows, cols] (read-only), its weak-column count and its statistic. */
@@ -51,21 +58,33 @@ export interface BlockToTransform {
   block: number;
   /** Canonical name prefix of the block. */
   prefix: string;
-  /** The block's calibration inputs ([B, T, C] batches), empty when the statistic is 'none'. */
-  inputs: readonly { h: Tensor; ctx: BlockContext }[];
+  /** Every linear's input over the block's calibration batches (none when the statistic is 'none'). */
+  inputs: readonly RecordedBatch[];
+}
+
+/** A method's rewrite of each block's weights and norms before they are quantized (host models only). */
+export interface BlockTransform {
+  /** The progress steps `run` reports per block of `model`. */
+  steps(model: CausalLM): number;
+  /** Transforms the block in place, reporting each step; returns what quantization_config.json records of it. */
+  run(block: BlockToTransform, step: (stage: QuantStage, item: string) => void): object;
 }
 
 export interface QuantMethod {
   name: string;
   /** One line for --help and the docs. */
   describe: string;
-  statistic: Statistic;
+  /** What the pipeline gathers for these settings. */
+  statistic(settings: MethodSettings): Statistic;
   /** Whether the method keeps OWQ weak columns (target_bit / target_rank apply). */
   weakColumns: boolean;
+  /** AWQ's parts it runs: full = scale and clip search, on by default (awq); scale = the scale search on request
+   * (owq, gptq); none. */
+  awq: 'full' | 'scale' | 'none';
   /** The default quantizer tuning when the user gives none. */
   defaultTuning: Tuning;
-  /** Runs before any linear of the block is quantized; may rewrite the block's weights and norms in place. */
-  transformBlock?(block: BlockToTransform, settings: MethodSettings): void;
+  /** The transform run on each block before any of its linears is quantized, for these settings (null: none). */
+  transform?(settings: MethodSettings): BlockTransform | null;
   quantizeLinear(linear: LinearToQuantize, settings: MethodSettings): QuantizedColumns;
 }
 
@@ -107,11 +126,30 @@ export function quantMethod(name: string): QuantMethod {
   return method;
 }
 
+/** AWQ's scale search (and clip search, when `clip`) as a block transform; null when neither runs. */
+function awqTransform(s: MethodSettings, clip: boolean): BlockTransform | null {
+  const awq = { ...s.awq, clip };
+  if (!awq.scale && !awq.clip) return null;
+  return {
+    steps: (model) => awqSteps(model, awq),
+    run: ({ model, block, inputs }, step) =>
+      awqBlock({ model, block, inputs, bits: s.bits, groupSize: s.groupSize }, awq, step),
+  };
+}
+
+/** GPTQ and OWQ, optionally after AWQ's scale search and fold (`awq.scale`; no clip search). */
+const hessianMethod = {
+  statistic: () => 'hessian' as const,
+  transform: (s: MethodSettings) => awqTransform(s, false),
+  quantizeLinear: owqLinear,
+};
+
 registerMethod({
   name: 'rtn',
   describe: 'round-to-nearest, min-max per row or group, no calibration',
-  statistic: 'none',
+  statistic: () => 'none',
   weakColumns: false,
+  awq: 'none',
   defaultTuning: 'minmax',
   quantizeLinear: (l, s) => rtn(l.weight, l.rows, l.cols, { bits: s.bits, groupSize: s.groupSize }),
 });
@@ -119,17 +157,28 @@ registerMethod({
 registerMethod({
   name: 'gptq',
   describe: 'GPTQ: column-by-column with Hessian error compensation',
-  statistic: 'hessian',
   weakColumns: false,
+  awq: 'scale',
   defaultTuning: 'minmax',
-  quantizeLinear: owqLinear,
+  ...hessianMethod,
 });
 
 registerMethod({
   name: 'owq',
   describe: 'OWQ: GPTQ with the most sensitive input columns kept in fp16 (weak columns)',
-  statistic: 'hessian',
   weakColumns: true,
+  awq: 'scale',
   defaultTuning: 'mse',
-  quantizeLinear: owqLinear,
+  ...hessianMethod,
+});
+
+registerMethod({
+  name: 'awq',
+  describe: "AWQ: activation-aware scale search folded into the previous op, clip search, AWQ's own-range quantizer",
+  statistic: (s) => (awqTransform(s, s.awq.clip) === null ? 'none' : 'activations'),
+  transform: (s) => awqTransform(s, s.awq.clip),
+  weakColumns: false,
+  awq: 'full',
+  defaultTuning: 'minmax',
+  quantizeLinear: (l, s) => awqQuantize(l.weight, l.rows, l.cols, { bits: s.bits, groupSize: s.groupSize }),
 });

@@ -1,11 +1,15 @@
 /**
  * The block-by-block driver every quantization method shares. Stages per decoder block:
- *   1. transform: the method's block transform, if it has one (before any linear of the block is quantized);
+ *   1. transform: the method's block transform, if it has one (before any linear of the block is quantized), on a
+ *      record of every linear's input over the calibration batches (./linear-inputs.ts); AWQ reports its steps as
+ *      'scale' (one per scaling group) and 'clip' (one per clipped linear);
  *   2. statistics + quantize, per group of linears (one group, or the --true-sequential groups of the family
  *      spec): one calibration pass of the block accumulating each linear's input Hessian (methods whose
  *      statistic is 'hessian'), then the method's quantizer on each linear of the group, whose fake-quantized
  *      weight Ŵ replaces it at once;
- *   3. outputs: the block's outputs recomputed with the quantized block, which are the next block's inputs.
+ *   3. outputs: the block's outputs recomputed with the quantized block, which are the next block's inputs; or,
+ *      for the statistic 'activations' (AWQ), the full-precision outputs of the untransformed block, taken by the
+ *      forward that recorded its inputs.
  * Calibration starts from the embeddings of the calibration windows; one block's activations are held at a time.
  * The pipeline reports progress as {done, total} over exactly the steps it runs.
  *
@@ -17,13 +21,14 @@
 import { OptionError } from '../errors.js';
 import { GpuArray, type GpuContext } from '../gpu/array.js';
 import { familyOf } from '../models/families/registry.js';
-import { DenseLinear, type LinearLayer } from '../models/linear.js';
-import type { BlockContext, CausalLM } from '../models/model.js';
+import { asDense, DenseLinear, type LinearLayer } from '../models/linear.js';
+import type { CausalLM } from '../models/model.js';
 import { moveTensor } from '../models/move.js';
 import { keep, release, scoped } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Hessian } from './hessian.js';
-import { quantMethod, type MethodSettings, type QuantMethod } from './methods.js';
+import { recordLinearInputs, type Activations, type RecordedBatch } from './linear-inputs.js';
+import { quantMethod, type BlockTransform, type MethodSettings, type QuantMethod, type Statistic } from './methods.js';
 import type { QuantizedColumns } from './quantized.js';
 
 export interface ModelQuantizeOptions extends MethodSettings {
@@ -39,7 +44,7 @@ export interface ModelQuantizeOptions extends MethodSettings {
   onProgress?: (p: QuantProgress) => void;
 }
 
-export type QuantStage = 'transform' | 'calibration' | 'quantize' | 'outputs';
+export type QuantStage = 'transform' | 'scale' | 'clip' | 'calibration' | 'quantize' | 'outputs';
 
 export interface QuantProgress {
   /** Steps finished so far, of total (every stage of every block counts one step per unit of work). */
@@ -49,14 +54,8 @@ export interface QuantProgress {
   block: number;
   blocks: number;
   stage: QuantStage;
-  /** What just finished: a linear's name for 'quantize', else the block prefix. */
+  /** What just finished: a linear's name for 'quantize' and 'clip', the prev op for 'scale', else the block prefix. */
   item: string;
-}
-
-/** Dense weight of a linear still in full precision (the pipeline replaces each only once). */
-function denseOf(name: string, layer: LinearLayer): DenseLinear {
-  if (!(layer instanceof DenseLinear)) throw new Error(`quantize: ${name} is not a full-precision linear`);
-  return layer;
 }
 
 /** Accumulates each wrapped linear's input Hessian; linears fed the same tensor (q, k, v) share one. */
@@ -82,8 +81,6 @@ class HessianCollector {
     };
   }
 }
-
-type Activations = { h: Tensor; ctx: BlockContext }[];
 
 function embedWindows(model: CausalLM, windows: Int32Array[], batchSize: number): Activations {
   const batches: Activations = [];
@@ -123,7 +120,8 @@ function deviceOf(model: CausalLM): GpuContext | null {
 
 /** What a progress report says just finished, as a bar's status: `block 2/8: quantize model.layers.1.mlp.up_proj`. */
 export function quantStatus(p: QuantProgress): string {
-  return `block ${p.block + 1}/${p.blocks}: ${p.stage}${p.stage === 'quantize' ? ` ${p.item}` : ''}`;
+  const named = p.stage === 'quantize' || p.stage === 'scale' || p.stage === 'clip';
+  return `block ${p.block + 1}/${p.blocks}: ${p.stage}${named ? ` ${p.item}` : ''}`;
 }
 
 /** Counts the steps as they finish and reports them. */
@@ -166,6 +164,7 @@ interface BlockRun {
   results: Map<string, QuantizedColumns>;
   /** The GPU the model runs on, null on the host. */
   gpu: GpuContext | null;
+  statistic: Statistic;
 }
 
 /** Stage 2 for one block: each group's statistics, then its linears quantized in place (on the host, see above). */
@@ -175,13 +174,13 @@ async function quantizeBlock(run: BlockRun, block: number, acts: Activations | n
   for (const shortNames of run.groups) {
     const group = shortNames.map((short) => `${prefix}.${short}`);
     let hessians = new Map<string, Hessian>();
-    if (method.statistic === 'hessian') {
+    if (run.statistic === 'hessian') {
       hessians = captureHessians(model, block, group, acts!);
       progress.step(block, 'calibration', prefix);
     }
     for (const [j, short] of shortNames.entries()) {
       const name = group[j];
-      const dense = denseOf(name, model.linears().get(name)!);
+      const dense = asDense(name, model.linears().get(name)); // the pipeline replaces each linear once
       const [rows, cols] = dense.weight.shape;
       await moveTensor(dense.weight, null); // W to the host (it stays among the parameters; it is not used again)
       const weight = dense.weight.data as Float32Array;
@@ -198,23 +197,56 @@ async function quantizeBlock(run: BlockRun, block: number, acts: Activations | n
   }
 }
 
+/** What the pipeline returns: each linear's quantization by name, and what each block's transform recorded. */
+export interface QuantizeModelResult {
+  layers: Map<string, QuantizedColumns>;
+  /** One record per block, in order (empty when the method has no transform). */
+  transforms: object[];
+}
+
+/** Stage 1: records the block's linear inputs over `acts` and runs the transform on them. */
+function transformBlock(
+  run: BlockRun,
+  transform: BlockTransform,
+  block: number,
+  acts: Activations | null,
+): { record: object; outputs: Activations | null } {
+  const { model, progress } = run;
+  const prefix = model.blockPrefix(block);
+  let batches: RecordedBatch[] = [];
+  let outputs: Activations | null = null;
+  if (acts !== null) {
+    const names = [...model.linears().keys()].filter((n) => n.startsWith(`${prefix}.`));
+    ({ batches, outputs } = recordLinearInputs(model, block, names, acts));
+  }
+  const record = transform.run({ model, block, prefix, inputs: batches }, (stage, item) =>
+    progress.step(block, stage, item),
+  );
+  return { record, outputs };
+}
+
 /**
  * Quantizes every block linear of `model` in place (each becomes its fp32 fake-quantized Ŵ, on the model's device)
  * and returns the results by name.
  */
-export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Promise<Map<string, QuantizedColumns>> {
+export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): Promise<QuantizeModelResult> {
   const method = quantMethod(o.method);
   const gpu = deviceOf(model);
-  if (gpu !== null && method.transformBlock !== undefined)
+  const transform = method.transform?.(o) ?? null;
+  if (gpu !== null && transform !== null)
     throw new OptionError(
       'device',
-      `method ${method.name} transforms each block on the host: quantize it with --device cpu (device: cpu in a recipe)`,
+      `method ${method.name}${o.awq.scale && method.name !== 'awq' ? ' with the AWQ scale search' : ''} transforms each block on the host: quantize it with --device cpu (device: cpu in a recipe)`,
     );
   const spec = familyOf(model.config);
   const groups = o.trueSequential ? spec.quant.sequential : [spec.blockLinears(model.config).map((l) => l.name)];
-  const calibrated = method.statistic !== 'none';
+  const statistic = method.statistic(o);
+  const calibrated = statistic !== 'none';
   const linears = groups.flat().length;
-  const perBlock = (method.transformBlock ? 1 : 0) + linears + (calibrated ? groups.length + 1 : 0);
+  const perBlock =
+    (transform?.steps(model) ?? 0) +
+    linears +
+    (statistic === 'hessian' ? groups.length + 1 : statistic === 'activations' ? 1 : 0);
   const run: BlockRun = {
     model,
     method,
@@ -223,20 +255,23 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
     progress: new StageProgress(model.numBlocks * perBlock, model.numBlocks, o.onProgress),
     results: new Map(),
     gpu,
+    statistic,
   };
+  const transforms: object[] = [];
   let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;
   for (let block = 0; block < model.numBlocks; block++) {
     const prefix = model.blockPrefix(block);
-    if (method.transformBlock) {
-      method.transformBlock({ model, block, prefix, inputs: acts ?? [] }, o);
-      run.progress.step(block, 'transform', prefix);
+    let fullPrecisionOutputs: Activations | null = null;
+    if (transform !== null) {
+      const t = transformBlock(run, transform, block, acts);
+      transforms.push(t.record);
+      fullPrecisionOutputs = t.outputs;
     }
     await quantizeBlock(run, block, acts);
-    if (acts !== null) {
-      acts = blockOutputs(model, block, acts);
-      run.progress.step(block, 'outputs', prefix);
-    }
+    if (statistic === 'hessian') acts = blockOutputs(model, block, acts!);
+    else if (statistic === 'activations') acts = fullPrecisionOutputs;
+    if (calibrated) run.progress.step(block, 'outputs', prefix);
   }
   for (const { h } of acts ?? []) release(h.storage);
-  return run.results;
+  return { layers: run.results, transforms };
 }

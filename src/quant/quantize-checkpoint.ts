@@ -20,11 +20,11 @@ import type { CausalLM, ModelConfig } from '../models/model.js';
 import type { PackedBits } from '../native/packed.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Phases } from '../util/phases.js';
-import { readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';
+import { concatenatedCalibration, readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';
 import { quantMethod } from './methods.js';
 import type { QuantizeOptions } from './options.js';
 import { toPacked } from './pack.js';
-import { quantizeModel, quantStatus, type QuantProgress } from './pipeline.js';
+import { quantizeModel, quantStatus, type QuantizeModelResult, type QuantProgress } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
 import { rtn } from './rtn.js';
 import { weakCounts } from './weak-count.js';
@@ -98,27 +98,42 @@ function quantizeEmbeddings(
   );
 }
 
-/** The calibration windows the options name, or null for a method that needs none. */
+/** AWQ's default block length (llm-awq's seqlen), capped at the model's limit. */
+const AWQ_SEQLEN = 512;
+
+/**
+ * The calibration windows the options name, or null for a method that needs none: random windows (Hessian
+ * methods), or AWQ's concatenated documents (statistic 'activations'; a tokens file then gives all its blocks).
+ */
 function calibrationFor(
   modelDir: string,
   config: ModelConfig,
   o: QuantizeOptions,
   phases?: Phases,
 ): Calibration | null {
-  if (quantMethod(o.method).statistic === 'none') return null;
-  const seqlen = o.calibration.seqlen ?? config.maxPositions;
+  const statistic = quantMethod(o.method).statistic(o);
+  if (statistic === 'none') return null;
+  const blocks = statistic === 'activations';
+  const seqlen = o.calibration.seqlen ?? (blocks ? Math.min(AWQ_SEQLEN, config.maxPositions) : config.maxPositions);
   if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
     throw new OptionError('seqlen', `calibration seqlen ${seqlen}: expected an integer in [2, ${config.maxPositions}]`);
   }
   const c = { nsamples: o.calibration.nsamples, seqlen, seed: o.calibration.seed };
-  if (o.calibration.tokensFile !== null) return readCalibrationTokens(o.calibration.tokensFile, c, config.vocabSize);
+  if (o.calibration.tokensFile !== null)
+    return readCalibrationTokens(
+      o.calibration.tokensFile,
+      { ...c, nsamples: blocks ? null : c.nsamples },
+      config.vocabSize,
+    );
   const phase = phases?.start('calibration sampling');
-  const status = `windows from ${o.calibration.data} (each document tokenized on first draw)`;
+  const what = blocks ? 'documents' : 'windows';
+  const status = `${what} from ${o.calibration.data}${blocks ? '' : ' (each document tokenized on first draw)'}`;
   phase?.update(0, c.nsamples, status);
-  const calibration = sampleCalibration(o.calibration.data, loadTokenizer(modelDir), c, (d, t) =>
-    phase?.update(d, t, status),
+  const sample = blocks ? concatenatedCalibration : sampleCalibration;
+  const calibration = sample(o.calibration.data, loadTokenizer(modelDir), c, (d, t) => phase?.update(d, t, status));
+  phase?.end(
+    `${calibration.windows.length} ${blocks ? 'blocks' : 'windows'} of ${seqlen} tokens from ${o.calibration.data}${blocks ? ` (${c.nsamples} documents)` : ''}`,
   );
-  phase?.end(`${c.nsamples} windows of ${seqlen} tokens from ${o.calibration.data}`);
   return calibration;
 }
 
@@ -126,7 +141,7 @@ function calibrationFor(
 function quantConfigOf(
   o: QuantizeOptions,
   calibration: Calibration | null,
-  results: Map<string, QuantizedColumns>,
+  { layers: results, transforms }: QuantizeModelResult,
   embeddings: Map<string, QuantizedColumns>,
 ): PackedModelToWrite['quantConfig'] {
   return {
@@ -153,6 +168,9 @@ function quantConfigOf(
     n_out: Object.fromEntries([...results].map(([name, q]) => [name, q.cols - q.nQuant])),
     embeddings: Object.fromEntries([...embeddings].map(([name, q]) => [name, q.bits])),
     avg_bits: { decoder_linear: decoderLinearBits(results.values()) },
+    ...(o.awq.scale || o.awq.clip
+      ? { awq: { scale: o.awq.scale, clip: o.awq.clip, grid: o.awq.grid, blocks: transforms } }
+      : {}),
   };
 }
 
@@ -184,7 +202,7 @@ export async function quantizeCheckpoint(
     o.embedBits === null
       ? new Map<string, QuantizedColumns>()
       : quantizeEmbeddings(model.parameters(), config, o.embedBits);
-  const packed = new Map([...results, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
+  const packed = new Map([...results.layers, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
   const qc = writePackedCheckpoint(
     path.resolve(outDir),
     {

@@ -3,6 +3,7 @@
  * quantization options object (src/quant/options.ts). The only place the two spellings meet: `wct quantize`
  * and `wct-train` both come through here.
  */
+import { quantMethod } from '../quant/methods.js';
 import type { QuantizeOptions } from '../quant/options.js';
 import { quantizeSchema, type QuantizeRecipe } from './schema.js';
 
@@ -15,6 +16,11 @@ export function toQuantizeOptions(q: QuantizeRecipe): QuantizeOptions {
     actOrder: q.act_order,
     trueSequential: q.true_sequential,
     percdamp: q.percdamp,
+    awq: {
+      scale: q.awq_scale ?? quantMethod(q.method).awq === 'full',
+      clip: q.awq_clip ?? quantMethod(q.method).awq === 'full',
+      grid: q.awq_grid,
+    },
     budget:
       q.target_bit !== undefined
         ? { targetBit: q.target_bit }

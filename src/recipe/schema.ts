@@ -13,6 +13,7 @@
  * file, line and dotted key. Paths arrive here already absolute (resolved against the file that set them).
  */
 import * as z from 'zod';
+import { AWQ_GRID } from '../quant/awq.js';
 import { methodNames, quantMethod } from '../quant/methods.js';
 
 /** Training methods (docs/ARCHITECTURE.md section 6): weak columns, LoRA on the full-precision base, LoRA on the packed base. */
@@ -119,6 +120,13 @@ export const quantizeShape = {
   tuning: oneOf(['minmax', 'mse'])
     .optional()
     .describe("Quantizer parameters (default: the method's: mse for owq, else minmax)"),
+  awq_scale: bool()
+    .optional()
+    .describe(
+      "AWQ's activation-aware scale search, folded into the previous op (default: on for awq; owq/gptq: off, on runs it before the Hessians)",
+    ),
+  awq_clip: bool().optional().describe("AWQ's clip search of every linear but q and k (awq only; default: on)"),
+  awq_grid: intIn(2, 1000).default(AWQ_GRID).describe("Candidate ratios i / grid of AWQ's scale search"),
   calib: z
     .string('expected c4, wikitext2 or a path')
     .min(1, 'expected c4, wikitext2 or a path')
@@ -126,12 +134,20 @@ export const quantizeShape = {
     .describe('Calibration text: c4, wikitext2 or a .jsonl / .txt path'),
   calib_tokens: pathString()
     .optional()
-    .describe('JSON file {"windows": [[ids...]]}: exact calibration windows (overrides calib)'),
-  nsamples: intIn(1, 65536).default(128).describe('Calibration windows'),
-  seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings)'),
+    .describe(
+      'JSON file {"windows": [[ids...]]} (or "blocks"): exact calibration windows (overrides calib; awq uses all of them)',
+    ),
+  nsamples: intIn(1, 65536)
+    .default(128)
+    .describe('Calibration windows (awq: documents of at most 512 tokens, concatenated and cut into seqlen blocks)'),
+  seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings; awq: 512)'),
   seed: seed().default(0).describe('Calibration sampling seed'),
   percdamp: positive().default(0.01).describe('GPTQ damping, a fraction of mean(diag H)'),
 };
+
+/** Whether method `m` runs AWQ's scale search (awq, owq, gptq) or clip search (awq) when asked. */
+const takesAwq = (m: string, key: 'awq_scale' | 'awq_clip') =>
+  key === 'awq_clip' ? quantMethod(m).awq === 'full' : quantMethod(m).awq !== 'none';
 
 export const quantizeSchema = section(quantizeShape)
   .superRefine(exclusive('model.quantize'))
@@ -144,6 +160,14 @@ export const quantizeSchema = section(quantizeShape)
           code: 'custom',
           path: [key],
           message: `applies to method ${orList(methodNames().filter((m) => quantMethod(m).weakColumns))} only`,
+        });
+    }
+    for (const key of ['awq_scale', 'awq_clip'] as const) {
+      if (q[key] !== undefined && !takesAwq(q.method, key))
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `applies to method ${orList(methodNames().filter((m) => takesAwq(m, key)))} only`,
         });
     }
     if (q.target_bit !== undefined && q.target_bit < q.wbits) {

@@ -11,6 +11,7 @@ import { readConfig } from '../../src/models/families/registry.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/models/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import { readCalibrationTokens, sampleCalibration } from '../../src/quant/calibration.js';
+import { NO_AWQ } from '../../src/quant/awq.js';
 import { quantizeModel, type ModelQuantizeOptions as QuantizeOptions } from '../../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../../src/quant/weak-count.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
@@ -47,6 +48,7 @@ async function quantizedPpl(
     actOrder: run.actOrder ?? false,
     trueSequential: run.trueSequential ?? false,
     percdamp: 0.01,
+    awq: NO_AWQ,
     nOut: weakCounts(config, run.bits, run.budget ?? null),
     windows,
   });
@@ -82,7 +84,7 @@ describe('TinyStories-656K reference quantization table', () => {
   let windows: Int32Array[];
   beforeAll(() => {
     tokenizer = loadTokenizer(tinyStoriesDir);
-    windows = readCalibrationTokens(CALIB_TOKENS, CALIB, config.vocabSize).windows;
+    windows = readCalibrationTokens(CALIB_TOKENS, { nsamples: 128, seqlen: 512 }, config.vocabSize).windows;
   });
 
   for (const [run, tiny, wiki] of TABLE) {

@@ -17,8 +17,8 @@ import type { DenseLinear } from '../../src/models/linear.js';
 import { loadModel } from '../../src/models/load.js';
 import type { PackedLinear } from '../../src/models/packed-linear.js';
 import { unpackCodes } from '../../src/native/packed.js';
-import { registerMethod } from '../../src/quant/methods.js';
-import type { QuantProgress } from '../../src/quant/pipeline.js';
+import { registerMethod, type BlockToTransform } from '../../src/quant/methods.js';
+import type { QuantProgress, QuantStage } from '../../src/quant/pipeline.js';
 import { quantizeCheckpoint } from '../../src/quant/quantize-checkpoint.js';
 import { rtn } from '../../src/quant/rtn.js';
 import { quantizeOptions } from '../../src/recipe/quantize-options.js';
@@ -34,22 +34,27 @@ const transformed: number[] = [];
 registerMethod({
   name: 'toy-scaled-rtn',
   describe: 'test only: RTN after scaling a norm by s and its linears by 1/s',
-  statistic: 'none',
+  statistic: () => 'none',
   weakColumns: false,
+  awq: 'none',
   defaultTuning: 'minmax',
-  transformBlock: ({ model, block, prefix }) => {
-    transformed.push(block);
-    const group = familyOf(model.config).quant.scaling[0];
-    const norm = model.norm(`${prefix}.${group.prev}`).weight.data as Float32Array;
-    for (let c = 0; c < norm.length; c++) norm[c] *= scale(c);
-    for (const short of group.linears) {
-      const w = (model.linears().get(`${prefix}.${short}`) as DenseLinear).weight;
-      const [rows, cols] = w.shape;
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) (w.data as Float32Array)[r * cols + c] /= scale(c);
-    }
-  },
+  transform: () => ({ steps: () => 1, run: (b, step) => scaleBlock(b, step) }),
   quantizeLinear: (l, s) => rtn(l.weight, l.rows, l.cols, { bits: s.bits, groupSize: s.groupSize }),
 });
+
+function scaleBlock({ model, block, prefix }: BlockToTransform, step: (stage: QuantStage, item: string) => void) {
+  transformed.push(block);
+  const group = familyOf(model.config).quant.scaling[0];
+  const norm = model.norm(`${prefix}.${group.prev}`).weight.data as Float32Array;
+  for (let c = 0; c < norm.length; c++) norm[c] *= scale(c);
+  for (const short of group.linears) {
+    const w = (model.linears().get(`${prefix}.${short}`) as DenseLinear).weight;
+    const [rows, cols] = w.shape;
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) (w.data as Float32Array)[r * cols + c] /= scale(c);
+  }
+  step('transform', prefix);
+  return {};
+}
 
 describe('a method registered from outside the pipeline', () => {
   it('quantizes end to end with its block transform', async () => {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { familyOf } from '../../src/models/families/registry.js';
 import { loadModel } from '../../src/models/load.js';
+import { NO_AWQ } from '../../src/quant/awq.js';
 import { quantizeModel, quantStatus, type QuantProgress } from '../../src/quant/pipeline.js';
 import { weakCounts } from '../../src/quant/weak-count.js';
 import { Rng } from '../../src/util/rng.js';
@@ -34,6 +35,7 @@ describe('quantization progress', () => {
         actOrder: false,
         trueSequential,
         percdamp: 0.01,
+        awq: NO_AWQ,
         nOut: weakCounts(model.config, 4, method === 'owq' ? { targetRank: 2 } : null),
         windows: method === 'rtn' ? [] : windows(4, 32, model.config.vocabSize),
         onProgress: (p) => seen.push(p),

@@ -13,6 +13,7 @@ import { loadModel } from '../../src/models/load.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { Hessian } from '../../src/quant/hessian.js';
 import { owq } from '../../src/quant/owq.js';
+import { NO_AWQ } from '../../src/quant/awq.js';
 import { quantizeModel } from '../../src/quant/pipeline.js';
 import type { QuantizedColumns } from '../../src/quant/quantized.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -30,6 +31,7 @@ const OPTIONS = {
   tuning: 'minmax',
   actOrder: false,
   percdamp: 0.01,
+  awq: NO_AWQ,
   nOut: new Map(),
   windows,
 } as const;
@@ -86,7 +88,7 @@ describe('true-sequential quantization', () => {
   const prefix = 'model.layers.0';
 
   it('quantizes each group of block 0 from a Hessian taken with the earlier groups already quantized', async () => {
-    const results = await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true });
+    const results = (await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true })).layers;
     const earlier = new Map<string, QuantizedColumns>();
     for (const group of groups) {
       const hessians = groupHessians(group, earlier);
@@ -99,8 +101,8 @@ describe('true-sequential quantization', () => {
   });
 
   it('without it, every linear comes from the full-precision block (and the later groups then differ)', async () => {
-    const plain = await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: false });
-    const sequential = await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true });
+    const plain = (await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: false })).layers;
+    const sequential = (await quantizeModel(loadModel(tinyStoriesDir), { ...OPTIONS, trueSequential: true })).layers;
     const all = groups.flat();
     const hessians = groupHessians(all, new Map());
     for (const short of all) {

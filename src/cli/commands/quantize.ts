@@ -8,6 +8,7 @@ import { OptionError } from '../../errors.js';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { claimOutputDir } from '../../io/output-dir.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
+import type { AwqBlockRecord } from '../../quant/awq.js';
 import { methodNames } from '../../quant/methods.js';
 import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
@@ -37,6 +38,9 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   describe: `Quantize a checkpoint (${methodNames().join(', ')}) and write a packed checkpoint`,
   builder: (y: Argv) =>
     addDeviceOption(addSchemaFlags(y, quantizeShape, { method: methodNames() }))
+      // AWQ's own spelling: --no-scale / --no-clip
+      .alias('awq-scale', 'scale')
+      .alias('awq-clip', 'clip')
       .option('model', {
         type: 'string',
         demandOption: true,
@@ -140,6 +144,7 @@ function report(
     n_out: Object.fromEntries(nOut),
     embeddings: qc.embeddings ?? {},
     avg_bits: qc.avg_bits,
+    ...(qc.awq === undefined ? {} : { awq_alpha: awqAlphas(qc.awq) }),
     quant_seconds: seconds,
     peak_rss_mib: peakRssMiB,
     ppl,
@@ -152,6 +157,7 @@ function report(
     `wrote ${args.out} (${qc.method}, ${qc.bits}-bit, ${qc.group_size === 0 ? 'per row' : `groups of ${qc.group_size}`}, tuning ${qc.tuning})`,
     `weak columns per linear: ${[...nOut].map(([n, k]) => `${n} ${k}`).join(', ')}`,
     ...Object.entries(qc.embeddings ?? {}).map(([n, b]) => `${n}: packed per row at ${b} bits`),
+    ...(qc.awq === undefined ? [] : awqLines(qc.awq)),
     `average bits: ${qc.avg_bits.decoder_linear.toFixed(3)} (decoder linears), ${qc.avg_bits.file.toFixed(3)} (whole file)`,
     `time ${seconds.toFixed(1)} s, peak memory ${peakRssMiB.toFixed(0)} MiB`,
     ...Object.entries(ppl).map(
@@ -159,4 +165,28 @@ function report(
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The chosen AWQ ratio of every scaling group, per block: {"model.layers.0": {"input_layernorm": 0.05, ...}}. */
+function awqAlphas(awq: NonNullable<QuantConfig['awq']>): Record<string, Record<string, number>> {
+  return Object.fromEntries(
+    (awq.blocks as AwqBlockRecord[]).map((b) => [
+      `block ${b.block}`,
+      Object.fromEntries(b.scales.map((s) => [s.prev, s.alpha])),
+    ]),
+  );
+}
+
+/** What the AWQ searches did, a line per block: the chosen ratio of each group and the linears clipped. */
+function awqLines(awq: NonNullable<QuantConfig['awq']>): string[] {
+  return (awq.blocks as AwqBlockRecord[]).map((b) => {
+    const scales = b.scales.map(
+      (s) => `${s.prev.split('.').at(-1)} -> ${s.linears.map((l) => l.split('.').at(-1)).join(',')} ${s.alpha}`,
+    );
+    const parts = [
+      ...(awq.scale ? [`alpha ${scales.join('; ')}`] : []),
+      ...(awq.clip ? [`${b.clipped.length} linears clipped`] : []),
+    ];
+    return `AWQ block ${b.block}: ${parts.join(', ')}`;
+  });
 }

@@ -157,6 +157,7 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
       ['mlp.up_proj', 'mlp.gate_proj'],
       ['mlp.down_proj'],
     ],
+    unclipped: ['self_attn.q_proj', 'self_attn.k_proj'],
     scaling: [
       {
         prev: 'input_layernorm',

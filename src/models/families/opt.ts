@@ -137,6 +137,7 @@ export const optFamily: FamilySpec<OptConfig> = {
       ['fc1'],
       ['fc2'],
     ],
+    unclipped: ['self_attn.q_proj', 'self_attn.k_proj'],
     scaling: [
       {
         prev: 'self_attn_layer_norm',

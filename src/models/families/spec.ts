@@ -33,6 +33,8 @@ export interface QuantDescription {
   /** Groups of block linears quantized one after another under --true-sequential, in forward order. */
   sequential: string[][];
   scaling: ScalingGroup[];
+  /** Block linears AWQ's clip search leaves alone: q and k (their product through the attention is hard to clip). */
+  unclipped: string[];
 }
 
 /** Where the tensors live, by canonical Hugging Face name (what `*ForCausalLM.save_pretrained` writes). */

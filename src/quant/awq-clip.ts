@@ -55,24 +55,33 @@ export function sampleTokens(inputs: readonly Tensor[], cols: number, n: number)
   return out;
 }
 
-/** Σ over the group's columns [c0, c0 + width) of x[t] · v, for every sampled token t. */
-function partialOutputs(
-  x: Float64Array,
-  cols: number,
-  v: ArrayLike<number>,
-  c0: number,
-  width: number,
-  out: Float64Array,
-) {
-  for (let t = 0; t < out.length; t++) {
-    let acc = 0;
-    const row = t * cols + c0;
-    for (let c = 0; c < width; c++) acc += x[row + c] * v[c];
-    out[t] = acc;
-  }
+/** x[:, c0:c0 + width] as a contiguous [tokens, width] copy (read once per candidate of every row). */
+function groupColumns(x: Float64Array, cols: number, c0: number, width: number): Float64Array {
+  const tokens = x.length / cols;
+  const out = new Float64Array(tokens * width);
+  for (let t = 0; t < tokens; t++) out.set(x.subarray(t * cols + c0, t * cols + c0 + width), t * width);
+  return out;
 }
 
-/** The clip search of one linear W [rows, cols] over sampled inputs x [tokens, cols] (./awq-clip.ts header). */
+/**
+ * err[i] = mean over tokens t of (x_t · d_i)² for the candidates' differences d_i = Q(clamp(w, ±m_i)) - w, d [steps,
+ * width]: the squared difference of the group's partial outputs, (x · q) - (x · w), summed in float64.
+ */
+function candidateErrors(xg: Float64Array, width: number, d: Float64Array, steps: number, err: Float64Array): void {
+  err.fill(0);
+  const tokens = xg.length / width;
+  for (let t = 0; t < tokens; t++) {
+    const base = t * width;
+    for (let i = 0; i < steps; i++) {
+      let acc = 0;
+      for (let c = 0; c < width; c++) acc += xg[base + c] * d[i * width + c];
+      err[i] += acc * acc;
+    }
+  }
+  for (let i = 0; i < steps; i++) err[i] /= tokens;
+}
+
+/** The clip search of one linear W [rows, cols] over sampled inputs x [tokens, cols] (this file's header). */
 export function searchClip(
   linear: string,
   w: Float32Array,
@@ -83,40 +92,42 @@ export function searchClip(
 ): ClipSearch {
   const g = o.groupSize === 0 ? cols : o.groupSize;
   const nGroups = Math.ceil(cols / g);
-  const tokens = x.length / cols;
   const maxq = 2 ** o.bits - 1;
   const steps = Math.trunc(o.maxShrink * o.grid);
   const factors = Array.from({ length: steps }, (_, i) => f(1 - i / o.grid)); // torch casts the scalar to fp32
   const maxVal = new Float32Array(rows * nGroups);
   const shrink = new Uint8Array(rows * nGroups);
-  const [org, cur] = [new Float64Array(tokens), new Float64Array(tokens)];
-  const q = new Float32Array(g);
-  for (let r = 0; r < rows; r++) {
-    for (let grp = 0; grp < nGroups; grp++) {
-      const c0 = grp * g;
-      const width = Math.min(g, cols - c0);
+  const [q, d, err, m] = [
+    new Float32Array(g),
+    new Float64Array(steps * g),
+    new Float64Array(steps),
+    new Float32Array(steps),
+  ];
+  for (let grp = 0; grp < nGroups; grp++) {
+    const c0 = grp * g;
+    const width = Math.min(g, cols - c0);
+    const xg = groupColumns(x, cols, c0, width);
+    for (let r = 0; r < rows; r++) {
       const seg = w.subarray(r * cols + c0, r * cols + c0 + width);
       let m0 = 0;
       for (const v of seg) m0 = Math.max(m0, Math.abs(v));
-      partialOutputs(x, cols, seg, c0, width, org);
-      let best = 1e9;
-      let choice = { m: m0, i: 0 };
       for (let i = 0; i < steps; i++) {
-        const m = f(m0 * factors[i]);
-        for (let c = 0; c < width; c++) q[c] = Math.min(Math.max(seg[c], -m), m);
+        m[i] = m0 * factors[i];
+        for (let c = 0; c < width; c++) q[c] = Math.min(Math.max(seg[c], -m[i]), m[i]);
         const [s, z] = awqGroupParams(q, 0, width, maxq);
-        for (let c = 0; c < width; c++) q[c] = refQuantize(q[c], s, z, maxq);
-        partialOutputs(x, cols, q, c0, width, cur);
-        let err = 0;
-        for (let t = 0; t < tokens; t++) err += (cur[t] - org[t]) ** 2;
-        err /= tokens;
-        if (err < best) {
-          best = err;
-          choice = { m, i };
+        for (let c = 0; c < width; c++) d[i * width + c] = refQuantize(q[c], s, z, maxq) - seg[c];
+      }
+      candidateErrors(xg, width, d, steps, err);
+      let best = 1e9;
+      let choice = 0;
+      for (let i = 0; i < steps; i++) {
+        if (err[i] < best) {
+          best = err[i];
+          choice = i;
         }
       }
-      maxVal[r * nGroups + grp] = choice.m;
-      shrink[r * nGroups + grp] = choice.i;
+      maxVal[r * nGroups + grp] = steps > 0 ? m[choice] : m0;
+      shrink[r * nGroups + grp] = choice;
     }
   }
   return { linear, groupSize: g, nGroups, maxVal, shrink };

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { evaluateData } from '../src/eval/evaluate-data.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { readConfig } from '../src/models/families/registry.js';
 import { generate } from '../src/models/generate.js';
@@ -17,7 +18,7 @@ import { initRandom } from '../src/models/init-random.js';
 import { loadModel } from '../src/models/load.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadNative } from '../src/native/addon.js';
-import { NO_AWQ } from '../src/quant/awq.js';
+import { AWQ_GRID, NO_AWQ } from '../src/quant/awq.js';
 import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
 import { quantizeCheckpoint } from '../src/quant/quantize-checkpoint.js';
 import { quantizeOptions } from '../src/recipe/quantize-options.js';
@@ -83,6 +84,65 @@ async function quantTimeRows(opt125m: string): Promise<Row[]> {
   return rows;
 }
 
+/** The llm-awq runs of ../shared/data/golden/awq-tinystories-656k.json the bench repeats. */
+const AWQ_RUNS = [
+  { run: 'awq_w3_g64', bits: 3, groupSize: 64, clip: true },
+  { run: 'awq_scale_only_w3_g64', bits: 3, groupSize: 64, clip: false },
+  { run: 'awq_w4_g128', bits: 4, groupSize: 128, clip: true },
+];
+
+/**
+ * AWQ on TinyStories-656K with the reference's calibration blocks, beside llm-awq's times on this machine (fp32
+ * PyTorch on one thread, measured while the machine was shared: its wall times are inflated, its CPU time is the
+ * fairer figure). Ours: wall and process CPU seconds of the whole pipeline, with the TinyStories perplexity.
+ */
+async function awqRows(): Promise<Row[]> {
+  const golden = path.join(sharedDataDir(), 'golden');
+  const tiny = path.join(sharedDataDir(), 'models/tinystories-656k');
+  const runs: { run: string; quant_wall_seconds: number; search_cpu_seconds: number; ppl_tinystories: number }[] =
+    JSON.parse(fs.readFileSync(path.join(golden, 'awq-tinystories-656k.json'), 'utf8')).runs;
+  const blocks = readCalibrationTokens(
+    path.join(golden, 'calib-awq-c4-tinystories-656k-n128-L512.json'),
+    { nsamples: null, seqlen: 512 },
+    readConfig(tiny).vocabSize,
+  ).windows;
+  const text = path.join(sharedDataDir(), 'text/tinystories/tinystories-valid-sample.txt');
+  const rows: Row[] = [];
+  for (const job of AWQ_RUNS) {
+    process.stderr.write(`bench: AWQ ${job.run}\n`);
+    const ref = runs.find((r) => r.run === job.run)!;
+    const model = loadModel(tiny);
+    const [t0, cpu0] = [performance.now(), process.cpuUsage()];
+    await quantizeModel(model, {
+      method: 'awq',
+      bits: job.bits,
+      groupSize: job.groupSize,
+      tuning: 'minmax',
+      actOrder: false,
+      trueSequential: false,
+      awq: { scale: true, clip: job.clip, grid: AWQ_GRID },
+      percdamp: 0.01,
+      nOut: new Map(),
+      windows: blocks,
+    });
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const ppl = (await evaluateData(model, loadTokenizer(tiny), text)).ppl;
+    rows.push({
+      run: job.run,
+      'ours wall s': wall,
+      'ours CPU s': cpuSeconds,
+      'llm-awq wall s': ref.quant_wall_seconds,
+      'llm-awq CPU s': ref.search_cpu_seconds,
+      'CPU s ours / llm-awq': cpuSeconds / ref.search_cpu_seconds,
+      'ppl ours': ppl,
+      'ppl llm-awq': ref.ppl_tinystories,
+    });
+  }
+  return rows;
+}
+
 /** An RTN packed checkpoint of `dir` in `out` (the linears at `bits`, optionally the embedding too), loaded as `wct` loads it. */
 async function packedModel(dir: string, out: string, bits: number, embedBits?: number): Promise<CausalLM> {
   await quantizeCheckpoint(dir, out, quantizeOptions({ method: 'rtn', wbits: bits, embed_bits: embedBits }), {
@@ -127,6 +187,7 @@ export async function runQuantBench(): Promise<string> {
     const decode = await decodeRows(dir);
     process.stderr.write('bench: quantization time\n');
     const times = await quantTimeRows(dir);
+    const awq = await awqRows();
     return writeReport({
       name: 'quant',
       machine: {
@@ -138,6 +199,7 @@ export async function runQuantBench(): Promise<string> {
       sections: [
         { title: 'Decode (greedy, KV cache, batch 1): fp32 vs packed', rows: decode },
         { title: 'Quantization wall time (block pipeline, this machine)', rows: times },
+        { title: 'AWQ on TinyStories-656K beside llm-awq (fp32 PyTorch, 1 thread) on this machine', rows: awq },
       ],
     }).md;
   } finally {

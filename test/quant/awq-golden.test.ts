@@ -114,7 +114,9 @@ describe('TinyStories-656K AWQ reference table', () => {
       expect(relative(tiny, row.ppl_tinystories), `tinystories ${tiny}`).toBeLessThan(tol);
       if (WIKITEXT_ROWS.has(row.run)) {
         const wiki = (await evaluateData(model, tokenizer, 'wikitext2')).ppl;
-        expect(relative(wiki, row.ppl_wikitext2!), `wikitext2 ${wiki}`).toBeLessThan(row.mode === 'rtn' ? RTN_TOL : WIKITEXT_TOL);
+        expect(relative(wiki, row.ppl_wikitext2!), `wikitext2 ${wiki}`).toBeLessThan(
+          row.mode === 'rtn' ? RTN_TOL : WIKITEXT_TOL,
+        );
       }
     });
   }

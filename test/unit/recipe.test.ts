@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkRecipeModel } from '../../src/recipe/check-model.js';
 import { loadRecipe } from '../../src/recipe/load.js';
+import { toQuantizeOptions } from '../../src/recipe/quantize-options.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { dataDir, repoRoot } from '../helpers/paths.js';
 
@@ -232,6 +233,32 @@ describe('recipe errors', () => {
       calib: 'c4',
       group_size: 0,
     });
+    file = q('    method: owq\n    wbits: 3\n    awq_clip: false');
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:6 model.quantize.awq_clip: applies to method awq only`,
+    );
+    file = q('    method: awq\n    wbits: 3\n    group_size: 64\n    awq_clip: false');
+    expect(toQuantizeOptions(loadRecipe(file).recipe.model.quantize!)).toMatchObject({
+      method: 'awq',
+      awq: { scale: true, clip: false, grid: 20 },
+    });
+    file = q('    method: gptq');
+    expect(toQuantizeOptions(loadRecipe(file).recipe.model.quantize!).awq).toEqual({
+      scale: false,
+      clip: false,
+      grid: 20,
+    });
+  });
+
+  it('alpaca-awq-scale.yaml: alpaca.yaml with the AWQ scale search before OWQ', () => {
+    const { recipe } = loadRecipe(path.join(repoRoot, 'recipes/alpaca-awq-scale.yaml'));
+    expect(toQuantizeOptions(recipe.model.quantize!)).toMatchObject({
+      method: 'owq',
+      bits: 3,
+      budget: { targetBit: 3.1 },
+      awq: { scale: true, clip: false },
+    });
+    expect(recipe.output.dir).toBe(path.join(repoRoot, 'runs/alpaca-awq-scale'));
   });
 
   it('missing keys: the line of the parent mapping, or 1', () => {

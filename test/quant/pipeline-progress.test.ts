@@ -1,7 +1,8 @@
 /**
  * The pipeline's progress counts exactly the steps it runs: with --true-sequential a Llama block is 4 calibration
- * passes, 7 linears and 1 output pass (12 steps; the old count said 9), without it 1 + 7 + 1, and RTN 7; `done`
- * rises by one per report and ends at `total`.
+ * passes, 7 linears and 1 output pass (12 steps; the old count said 9), without it 1 + 7 + 1, and RTN 7; AWQ 3 scaling
+ * groups (v -> o is skipped under grouped-query attention), 5 clipped linears, 7 linears and 1 output pass, or with
+ * OWQ the 3 groups before its 1 + 7 + 1; `done` rises by one per report and ends at `total`.
  */
 import { describe, expect, it } from 'vitest';
 import { familyOf } from '../../src/models/families/registry.js';
@@ -22,9 +23,11 @@ describe('quantization progress', () => {
     { method: 'gptq', trueSequential: true, perBlock: 4 + 7 + 1 },
     { method: 'owq', trueSequential: false, perBlock: 1 + 7 + 1 },
     { method: 'rtn', trueSequential: false, perBlock: 7 },
+    { method: 'awq', trueSequential: false, perBlock: 3 + 5 + 7 + 1, awq: { scale: true, clip: true, grid: 4 } },
+    { method: 'owq', trueSequential: false, perBlock: 3 + 1 + 7 + 1, awq: { scale: true, clip: false, grid: 4 } },
   ];
-  for (const { method, trueSequential, perBlock } of cases) {
-    it(`${method}${trueSequential ? ' --true-sequential' : ''}: ${perBlock} steps per block, counted exactly`, async () => {
+  for (const { method, trueSequential, perBlock, awq } of cases) {
+    it(`${method}${trueSequential ? ' --true-sequential' : ''}${awq && method !== 'awq' ? ' --awq-scale' : ''}: ${perBlock} steps per block, counted exactly`, async () => {
       const model = loadModel(tinyStoriesDir);
       const seen: QuantProgress[] = [];
       await quantizeModel(model, {
@@ -35,7 +38,7 @@ describe('quantization progress', () => {
         actOrder: false,
         trueSequential,
         percdamp: 0.01,
-        awq: NO_AWQ,
+        awq: awq ?? NO_AWQ,
         nOut: weakCounts(model.config, 4, method === 'owq' ? { targetRank: 2 } : null),
         windows: method === 'rtn' ? [] : windows(4, 32, model.config.vocabSize),
         onProgress: (p) => seen.push(p),
@@ -45,6 +48,11 @@ describe('quantization progress', () => {
       expect(seen.every((p) => p.total === model.numBlocks * perBlock)).toBe(true);
       expect(seen.at(-1)!.done).toBe(model.numBlocks * perBlock);
       expect(seen.every((p) => p.blocks === model.numBlocks)).toBe(true);
+      if (awq !== undefined) {
+        const scale = seen.find((p) => p.stage === 'scale')!;
+        expect(quantStatus(scale)).toBe(`block 1/${model.numBlocks}: scale model.layers.0.input_layernorm`);
+        expect(seen.filter((p) => p.stage === 'clip').length).toBe(awq.clip ? 5 * model.numBlocks : 0);
+      }
       const q = seen.find((p) => p.stage === 'quantize' && p.block === 1)!;
       expect(quantStatus(q)).toBe(`block 2/${model.numBlocks}: quantize ${q.item}`);
       expect(seen.filter((p) => p.stage === 'quantize').map((p) => p.item)).toEqual(

@@ -134,6 +134,8 @@ export interface PackedUpload {
  */
 export function packedToGpu(ctx: GpuContext, w: PackedWeight, options: PackedUpload = {}): GpuPackedWeight {
   validatePacked(w, 'packedToGpu');
+  if (w.outliers !== undefined && w.outliers.colIdx.length > 0)
+    throw new OptionError('device', 'sparse outliers (GWQ-style) are not on the webgpu backend yet: use --device cpu');
   const rowWords = rowWordsOf(w.cols, w.bits);
   const codes = deviceCodes(w, rowWords);
   checkBinding(ctx, 'qweight', codes.byteLength);

@@ -109,4 +109,8 @@ export const packedGpu: PackedKernels<GpuArray, GpuPackedWeight> = {
     // split batch rows add their partial sums to dweak block by block (deterministic; another rounding order)
     inRowBlocks('weakGrad', m, rows, (_, mc, bind) => encodeWeakGrad(w, bind(dy), bind(x), mc, dweak));
   },
+
+  outlierGrad() {
+    // packedToGpu refuses weights with outliers until the WGSL sparse kernels land
+  },
 };

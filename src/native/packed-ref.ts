@@ -43,7 +43,7 @@ export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bit
   return codes;
 }
 
-/** out [N, K] = Ŵ in input-column order: s * (code - z) at input column perm[k], plus the weak columns. */
+/** out [N, K] = Ŵ in input-column order: s * (code - z) at input column perm[k], plus the weak columns and outliers. */
 export function dequantizeInto(w: PackedWeight<FloatArray>, out: FloatArray): void {
   validatePacked(w, 'dequantize (reference)');
   const { rows, cols, bits, groupSize: g, weakIdx } = w;
@@ -57,6 +57,8 @@ export function dequantizeInto(w: PackedWeight<FloatArray>, out: FloatArray): vo
       out[r * cols + j] = w.scales[group] * (codeAt(w.qweight, r * rowBytes, k, bits) - w.zeros[group]);
     }
     for (let i = 0; i < nOut; i++) out[r * cols + weakIdx[i]] += w.weak[r * nOut + i];
+    const o = w.outliers;
+    if (o !== undefined) for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) out[r * cols + o.colIdx[p]] += o.values[p];
   }
 }
 
@@ -112,6 +114,26 @@ export function weakGrad(
   }
 }
 
+/** dvalues [nnz] += Σ_i dy[i, row_p] x[i, colIdx[p]] */
+export function outlierGrad(
+  w: PackedWeight<FloatArray>,
+  dy: FloatArray,
+  x: FloatArray,
+  m: number,
+  dvalues: FloatArray,
+): void {
+  const o = w.outliers;
+  if (o === undefined) return;
+  const { rows: n, cols: k } = w;
+  for (let r = 0; r < n; r++) {
+    for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) {
+      let s = 0;
+      for (let i = 0; i < m; i++) s += dy[i * n + r] * x[i * k + o.colIdx[p]];
+      dvalues[p] += s;
+    }
+  }
+}
+
 export const packedReference: PackedKernels<FloatArray> = {
   name: 'reference',
   dequantizeInto,
@@ -119,4 +141,5 @@ export const packedReference: PackedKernels<FloatArray> = {
   packedMatmul,
   packedMatmulT,
   weakGrad,
+  outlierGrad,
 };

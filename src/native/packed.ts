@@ -8,7 +8,10 @@
  *   scales f32 [N, ceil(K/G)], zeros u8 [N, ceil(K/G)]: group g is packed columns [g*G, min((g+1)*G, K))
  *   (the last is shorter when G does not divide K); perm i32 [K] | null (packed column k = input column perm[k])
  *   weakIdx i32 [nOut] sorted unique input columns; weak f32 [N, nOut]; weak codes hold the zero point.
- *   Ŵ[r, perm[k]] = scales[r, k/G] * (code[r, k] - zeros[r, k/G]), plus weak[r, j] at column weakIdx[j].
+ *   outliers (optional) CSR: rowPtr i32 [N+1], colIdx i32 [nnz] (input columns, ascending within a row, none a
+ *     weak column), values f32 [nnz]; the codes at outlier positions hold the zero point (GWQ-style outliers).
+ *   Ŵ[r, perm[k]] = scales[r, k/G] * (code[r, k] - zeros[r, k/G]), plus weak[r, j] at column weakIdx[j],
+ *     plus values[p] at column colIdx[p] for p in [rowPtr[r], rowPtr[r+1]).
  *
  * validatePacked checks everything once (loaders and layers call it); every native call re-checks in C++
  * what indexing depends on (sizes, index ranges), so a bad call throws instead of crashing. The kernels
@@ -32,6 +35,23 @@ export interface PackedWeight<F extends FloatArray = Float32Array> {
   perm: Int32Array | null;
   weakIdx: Int32Array;
   weak: F;
+  /** Unstructured full-precision elements (GWQ-style outliers); absent = none. */
+  outliers?: PackedOutliers<F>;
+}
+
+/**
+ * Sparse outliers of a packed weight in CSR form: row r's outliers are p in [rowPtr[r], rowPtr[r+1]), at
+ * input column colIdx[p] with value values[p] (fp16 on disk; a trainable tensor's buffer in outlier tuning).
+ */
+export interface PackedOutliers<F extends FloatArray = Float32Array> {
+  rowPtr: Int32Array;
+  colIdx: Int32Array;
+  values: F;
+}
+
+/** The number of outliers of w (0 when it has none). */
+export function outlierCount(w: PackedWeight<FloatArray>): number {
+  return w.outliers === undefined ? 0 : w.outliers.colIdx.length;
 }
 
 /** Layout constants, equal to the addon's packedLayout() (a test checks). */
@@ -72,6 +92,8 @@ export interface PackedKernels<A = Float32Array, W = [A] extends [FloatArray] ? 
   packedMatmulT(w: W, dy: A, m: number, dx: A): void;
   /** dweak [N, nOut] += dyᵀ X[:, weakIdx]. */
   weakGrad(w: W, dy: A, x: A, m: number, dweak: A): void;
+  /** dvalues [nnz] += Σ_i dy[i, row_p] · x[i, colIdx[p]] for each outlier p (row_p its CSR row). */
+  outlierGrad(w: W, dy: A, x: A, m: number, dvalues: A): void;
 }
 
 /** Throws the embedding's RangeError for the first id outside [0, rows). */
@@ -106,9 +128,20 @@ export function dequantizeRowsWith<F extends FloatArray>(
       scales: w.scales.subarray(id * groups, (id + 1) * groups) as F,
       zeros: w.zeros.subarray(id * groups, (id + 1) * groups),
       weak: w.weak.subarray(id * nOut, (id + 1) * nOut) as F,
+      outliers: w.outliers === undefined ? undefined : outlierRow(w.outliers, id),
     };
     dequantizeInto(row, out.subarray(i * w.cols, (i + 1) * w.cols) as F);
   });
+}
+
+/** Row r of a CSR outlier set as a one-row set (views of the same buffers, row pointers rebased). */
+function outlierRow<F extends FloatArray>(o: PackedOutliers<F>, r: number): PackedOutliers<F> {
+  const [p0, p1] = [o.rowPtr[r], o.rowPtr[r + 1]];
+  return {
+    rowPtr: Int32Array.of(0, p1 - p0),
+    colIdx: o.colIdx.subarray(p0, p1),
+    values: o.values.subarray(p0, p1) as F,
+  };
 }
 
 /** The code of packed column k of a row: bits [k*b, (k+1)*b) of the row's little-endian bit stream. */
@@ -171,6 +204,7 @@ export function validatePacked(w: PackedWeight<FloatArray>, where: string): void
   checkIndices(w, where);
   checkPadCodes(w, where);
   checkWeakCodes(w, where);
+  checkOutliers(w, where);
 }
 
 /** The pad codes of a partial last block (K % 8 != 0) must be 0, so that a packed row has one byte form. */
@@ -190,8 +224,7 @@ function checkPadCodes(w: PackedWeight<FloatArray>, where: string): void {
 function checkWeakCodes(w: PackedWeight<FloatArray>, where: string): void {
   if (w.weakIdx.length === 0) return;
   const { rows, cols, groupSize: g } = w;
-  const packedCol = new Int32Array(cols).map((_, k) => k); // input column -> packed column
-  if (w.perm !== null) w.perm.forEach((j, k) => (packedCol[j] = k));
+  const packedCol = packedColumns(w);
   const rowBytes = packedRowBytes(cols, w.bits);
   const groups = packedGroups(cols, g);
   for (let r = 0; r < rows; r++) {
@@ -201,6 +234,50 @@ function checkWeakCodes(w: PackedWeight<FloatArray>, where: string): void {
       const z = w.zeros[r * groups + Math.floor(k / g)];
       if (code !== z)
         fail(where, 'qweight', `code of weak column ${j} in row ${r} is ${code}, not its zero point ${z}`);
+    }
+  }
+}
+
+/** Input column -> packed column. */
+function packedColumns(w: PackedWeight<FloatArray>): Int32Array {
+  const packedCol = new Int32Array(w.cols).map((_, k) => k);
+  if (w.perm !== null) w.perm.forEach((j, k) => (packedCol[j] = k));
+  return packedCol;
+}
+
+/**
+ * The CSR outliers: N+1 row pointers from 0, non-decreasing, ending at nnz = colIdx.length = values.length;
+ * column indices in [0, K), strictly ascending within a row, none a weak column; each outlier's code its
+ * group's zero point (so the packed part dequantizes to 0 there).
+ */
+function checkOutliers(w: PackedWeight<FloatArray>, where: string): void {
+  const o = w.outliers;
+  if (o === undefined) return;
+  const { rows, cols, groupSize: g } = w;
+  const nnz = o.colIdx.length;
+  checkLength(where, 'outliers.rowPtr', o.rowPtr, rows + 1);
+  checkLength(where, 'outliers.values', o.values, nnz);
+  if (o.rowPtr[0] !== 0) fail(where, 'outliers.rowPtr', `[0] = ${o.rowPtr[0]}, expected 0`);
+  if (o.rowPtr[rows] !== nnz)
+    fail(where, 'outliers.rowPtr', `[${rows}] = ${o.rowPtr[rows]}, expected the outlier count ${nnz}`);
+  const weak = new Uint8Array(cols);
+  for (const j of w.weakIdx) weak[j] = 1;
+  const packedCol = packedColumns(w);
+  const [rowBytes, groups] = [packedRowBytes(cols, w.bits), packedGroups(cols, g)];
+  for (let r = 0; r < rows; r++) {
+    const [p0, p1] = [o.rowPtr[r], o.rowPtr[r + 1]];
+    if (p1 < p0) fail(where, 'outliers.rowPtr', `decreases at row ${r} (${p0} then ${p1})`);
+    for (let p = p0; p < p1; p++) {
+      const j = o.colIdx[p];
+      const at = `[${p}] = ${j} (row ${r})`;
+      if (!(j >= 0 && j < cols)) fail(where, 'outliers.colIdx', `${at} is outside [0, ${cols})`);
+      if (p > p0 && j <= o.colIdx[p - 1])
+        fail(where, 'outliers.colIdx', `${at} is not above the previous ${o.colIdx[p - 1]} (unsorted or duplicated)`);
+      if (weak[j]) fail(where, 'outliers.colIdx', `${at} is a weak column`);
+      const k = packedCol[j];
+      const code = codeAt(w.qweight, r * rowBytes, k, w.bits);
+      const z = w.zeros[r * groups + Math.floor(k / g)];
+      if (code !== z) fail(where, 'qweight', `code of outlier (${r}, ${j}) is ${code}, not its zero point ${z}`);
     }
   }
 }
@@ -229,21 +306,44 @@ export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bit
   return codes;
 }
 
+// INTERIM: the sparse outlier part runs in TS loops below until its C++ kernels land.
+function eachOutlier(w: PackedWeight, f: (r: number, c: number, v: number, p: number) => void): void {
+  const o = w.outliers;
+  if (o === undefined) return;
+  for (let r = 0; r < w.rows; r++)
+    for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) f(r, o.colIdx[p], o.values[p], p);
+}
+
 /** Ŵ [rows, cols] in input-column order, weak columns included. */
 export function dequantize(w: PackedWeight): Float32Array {
   const out = new Float32Array(w.rows * w.cols);
-  packedBinding().packedDequantize(...args10(w), out);
+  dequantizeIntoNative(w, out);
   return out;
 }
 
 /** y [m, rows] = x [m, cols] Ŵᵀ (m = 1 is the decode GEMV). */
 export function packedMatmul(w: PackedWeight, x: Float32Array, m: number, y: Float32Array): void {
   packedBinding().packedMatmul(...args10(w), x, m, y);
+  eachOutlier(w, (r, c, v) => {
+    for (let i = 0; i < m; i++) y[i * w.rows + r] += v * x[i * w.cols + c];
+  });
 }
 
 /** dx [m, cols] = dy [m, rows] Ŵ (overwrites). */
 export function packedMatmulT(w: PackedWeight, dy: Float32Array, m: number, dx: Float32Array): void {
   packedBinding().packedMatmulT(...args10(w), dy, m, dx);
+  eachOutlier(w, (r, c, v) => {
+    for (let i = 0; i < m; i++) dx[i * w.cols + c] += dy[i * w.rows + r] * v;
+  });
+}
+
+/** dvalues [nnz] += Σ_i dy[i, row_p] x[i, colIdx[p]]. */
+export function outlierGrad(w: PackedWeight, dy: Float32Array, x: Float32Array, m: number, dv: Float32Array): void {
+  eachOutlier(w, (r, c, _, p) => {
+    let s = 0;
+    for (let i = 0; i < m; i++) s += dy[i * w.rows + r] * x[i * w.cols + c];
+    dv[p] += s;
+  });
 }
 
 /** dweak [rows, nOut] += dyᵀ X[:, weakIdx]. */
@@ -251,8 +351,10 @@ export function weakGrad(w: PackedWeight, dy: Float32Array, x: Float32Array, m: 
   packedBinding().packedWeakGrad(...args10(w), dy, x, m, dweak);
 }
 
-const dequantizeIntoNative = (w: PackedWeight, out: Float32Array): void =>
+function dequantizeIntoNative(w: PackedWeight, out: Float32Array): void {
   packedBinding().packedDequantize(...args10(w), out);
+  eachOutlier(w, (r, c, v) => (out[r * w.cols + c] += v));
+}
 
 export const packedNative: PackedKernels = {
   name: 'native',
@@ -261,4 +363,5 @@ export const packedNative: PackedKernels = {
   packedMatmul,
   packedMatmulT,
   weakGrad,
+  outlierGrad,
 };

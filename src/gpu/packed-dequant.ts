@@ -4,10 +4,13 @@
  * and rounding order (s * (code - z) rounded to f32, then + weak), so it matches the reference up to a possible
  * fma contraction of the weak columns' add (see the tolerance in test/gpu/packed.test.ts). The rows variant
  * (a packed embedding's lookup) decodes rows ids[n] only: out[n, j] = whatAt(ids[n], j), ids uploaded as i32.
+ * A weight's sparse outliers are then added by a second dispatch (src/gpu/packed-outliers.ts; exact: the
+ * packed part is 0 there).
  */
 import type { GpuArray } from './array.js';
 import { dispatch, flatIndexWgsl, grid } from './dispatch.js';
 import { type ReadPath, variants } from './half.js';
+import { encodeOutlierDequantize, encodeOutlierDequantizeRows } from './packed-outliers.js';
 import { decodeWgsl, type GpuPackedWeight, packedKernel, packedParams } from './packed-weight.js';
 
 const WG = 256;
@@ -48,10 +51,11 @@ const ROWS = variants((s, w) =>
   ),
 );
 
-/** out [N, K] = Ŵ (validated by the caller). */
+/** out [N, K] = Ŵ, outliers included (validated by the caller). */
 export function encodeDequantize(g: GpuPackedWeight, out: GpuArray): void {
   const bindings = [g.qweight, g.scales, g.zeros, g.index, g.weak, out];
   dispatch(g.ctx, ALL(...g.reads), bindings, packedParams(g, g.rows), grid(g.ctx, g.rows * g.cols, WG));
+  if (g.nnz > 0) encodeOutlierDequantize(g, out);
 }
 
 /** out [ids.length, K] = rows `ids` of Ŵ (validated by the caller, ids in [0, N) included). */
@@ -61,6 +65,7 @@ export function encodeDequantizeRows(g: GpuPackedWeight, ids: Int32Array, out: G
   try {
     const bindings = [g.qweight, g.scales, g.zeros, g.index, g.weak, out, buf];
     dispatch(g.ctx, ROWS(...g.reads), bindings, packedParams(g, ids.length), grid(g.ctx, ids.length * g.cols, WG));
+    if (g.nnz > 0) encodeOutlierDequantizeRows(g, buf, ids.length, out);
   } finally {
     g.ctx.recycle(buf);
   }

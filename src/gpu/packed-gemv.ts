@@ -8,8 +8,10 @@
  * costs one scale and zero point: s * Σ (code - z) x; a unit cut by a group edge or by the row's end decodes
  * code by code. x is read at perm[k] when the weight has a permutation. The weak columns are split over the
  * invocations the same way (weak[r, t] x[weakIdx[t]] for t = lid, lid + 64, ...). The 4 x M partial sums of
- * every invocation are then added by a tree reduction in workgroup memory (f32; deterministic). One pipeline
- * per bit width, so that the unit's shifts are constants.
+ * every invocation are then added by a tree reduction in workgroup memory (f32; deterministic). A weight with
+ * sparse outliers (src/gpu/packed-weight.ts) is read by a variant that also splits each row's outliers over the
+ * invocations (V[p] x[colIdx[p]] for p = rowPtr[r] + lid, + 64, ...; the values V at binding 7) before the
+ * reduction, so the GEMV stays one dispatch. One pipeline per bit width, so that the unit's shifts are constants.
  */
 import { type Binding, dispatch, type GpuKernel, grid } from './dispatch.js';
 import { type ReadPath, variants } from './half.js';
@@ -21,14 +23,18 @@ export const GEMV_MAX_M = 4;
 const WG = 64;
 const ROWS = 4;
 
-function gemvWgsl(bits: PackedBits, scales: ReadPath, weak: ReadPath): string {
+function gemvWgsl(bits: PackedBits, scales: ReadPath, weak: ReadPath, sparse: boolean): string {
   const uw = unitWords(bits);
   const cu = unitCodes(bits);
   const acc = ROWS * GEMV_MAX_M;
   return /* wgsl */ `${decodeWgsl(scales, weak)}
 @group(0) @binding(5) var<storage, read> X: array<f32>;
 @group(0) @binding(6) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(7) var<uniform> P: Params;
+${
+  sparse
+    ? '@group(0) @binding(7) var<storage, read> V: array<f32>;\n@group(0) @binding(8) var<uniform> P: Params;'
+    : '@group(0) @binding(7) var<uniform> P: Params;'
+}
 
 const B: u32 = ${bits}u;
 const UW: u32 = ${uw}u;
@@ -99,7 +105,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       let j = u32(I[3u * P.cols + t]);
       for (var i = 0u; i < P.m; i++) { acc[rr * MM + i] = fma(v, X[i * P.cols + j], acc[rr * MM + i]); }
     }
-  }
+${sparse ? SPARSE_WGSL : ''}  }
 
   for (var q = 0u; q < NACC; q++) { red[lid * NACC + q] = acc[q]; }
   workgroupBarrier();
@@ -118,22 +124,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 `;
 }
 
-/** One kernel per bit width and read paths of scales and weak (built on first use, compiled once by dispatch). */
-const KERNELS = new Map<PackedBits, (scales: ReadPath, weak: ReadPath) => GpuKernel>(
-  PACKED_LAYOUT.bits.map((bits) => [
-    bits,
-    variants((s, w) => packedKernel(`packed gemv ${bits}-bit`, gemvWgsl(bits, s, w), s, w)),
-  ]),
-);
+/** The outliers of row r, split over the invocations like the weak columns (the sparse variant only). */
+const SPARSE_WGSL = /* wgsl */ `    let p1 = u32(I[oRowPtr() + r + 1u]);
+    for (var p = u32(I[oRowPtr() + r]) + lid; p < p1; p += WG) {
+      let v = V[p];
+      let j = u32(I[oColIdx() + p]);
+      for (var i = 0u; i < P.m; i++) { acc[rr * MM + i] = fma(v, X[i * P.cols + j], acc[rr * MM + i]); }
+    }
+`;
 
-/** y [m, N] = x [m, K] Ŵᵀ for 1 <= m <= GEMV_MAX_M (validated by the caller). */
+/** One kernel per bit width and read paths of scales and weak (built on first use, compiled once by dispatch). */
+const kernels = (sparse: boolean) =>
+  new Map<PackedBits, (scales: ReadPath, weak: ReadPath) => GpuKernel>(
+    PACKED_LAYOUT.bits.map((bits) => [
+      bits,
+      variants((s, w) =>
+        packedKernel(`packed gemv ${bits}-bit${sparse ? ' outliers' : ''}`, gemvWgsl(bits, s, w, sparse), s, w),
+      ),
+    ]),
+  );
+const KERNELS = kernels(false);
+/** The variants that also add the sparse outliers (a weight with nnz > 0). */
+const SPARSE = kernels(true);
+
+/** y [m, N] = x [m, K] Ŵᵀ for 1 <= m <= GEMV_MAX_M, outliers included (validated by the caller). */
 export function encodePackedGemv(g: GpuPackedWeight, x: Binding, m: number, y: Binding): void {
   const blocks = Math.ceil(g.rows / ROWS);
-  dispatch(
-    g.ctx,
-    KERNELS.get(g.bits)!(...g.reads),
-    [g.qweight, g.scales, g.zeros, g.index, g.weak, x, y],
-    packedParams(g, m),
-    grid(g.ctx, blocks * WG, WG),
-  );
+  const bindings: Binding[] = [g.qweight, g.scales, g.zeros, g.index, g.weak, x, y];
+  if (g.nnz > 0) bindings.push(g.outlierValues!);
+  const kernel = (g.nnz > 0 ? SPARSE : KERNELS).get(g.bits)!(...g.reads);
+  dispatch(g.ctx, kernel, bindings, packedParams(g, m), grid(g.ctx, blocks * WG, WG));
 }

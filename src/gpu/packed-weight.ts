@@ -19,6 +19,15 @@
  *     Trainable ones stay f32: Weak Column Tuning makes this array the trainable tensor's storage (its f32 master
  *     values, updated by AdamW) and may replace it with another array of the same length. Frozen f16 columns that
  *     become trainable after the upload are widened to f32 first (thawWeak; exact).
+ *   outliers (GWQ-style sparse elements, src/native/packed.ts PackedOutliers; only when nnz > 0): appended to the
+ *     index buffer, after weakIdx, at oBase = 3 K + nOut:
+ *       rowPtr (N + 1) | colIdx (nnz) | rowOf (nnz: the CSR row of each entry) |
+ *       colPtr (K + 1) | rowIdx (nnz) | cscPos (nnz: the CSR position of each CSC entry)
+ *     the CSR as on the host, and its CSC transpose built here at upload (entries of a column in ascending row,
+ *     so the dx gather is deterministic and needs no atomics). The values, `outlierValues` [nnz], are f32 always
+ *     (trainable in outlier tuning, like trainable weak columns), read at every call, and may be replaced by an
+ *     array of the same length. The kernels add the sparse part after (or, in the GEMV, beside) the packed part:
+ *     src/gpu/packed-outliers.ts.
  * Each kernel is built per pair of read paths (scales, weak: f32 / f16 as u32 words / native f16), which only
  * changes the load functions S_at and WK_at of decodeWgsl.
  */
@@ -27,7 +36,14 @@ import { type GpuArray, type GpuContext, keep, release } from './array.js';
 import { type GpuKernel, params } from './dispatch.js';
 import { enableWgsl, exactHalf, formatOf, loadWgsl, type ReadPath, readPath } from './half.js';
 import { widen } from './widen.js';
-import { type PackedBits, packedGroups, packedRowBytes, type PackedWeight, validatePacked } from '../native/packed.js';
+import {
+  outlierCount,
+  type PackedBits,
+  packedGroups,
+  packedRowBytes,
+  type PackedWeight,
+  validatePacked,
+} from '../native/packed.js';
 
 /** Words of one unit of codes: the smallest run of whole codes that ends on a word. */
 export const unitWords = (bits: PackedBits): number => (bits === 3 ? 3 : 1);
@@ -60,6 +76,13 @@ export class GpuPackedWeight {
     /** The weak array packedToGpu (or thawWeak) made: releasePacked frees this one, not a replacement the caller
      * owns. */
     public ownWeak: GpuArray,
+    /** The number of sparse outliers (0: none; the index buffer then holds no CSR). */
+    readonly nnz: number = 0,
+    /** [nnz] f32: the outliers' values, read on every call; may be replaced by an f32 array of the same length
+     * (outlier tuning makes it a tensor's storage). null when nnz = 0. */
+    public outlierValues: GpuArray | null = null,
+    /** The values array packedToGpu made: releasePacked frees this one, not a replacement the caller owns. */
+    readonly ownOutlierValues: GpuArray | null = null,
   ) {}
 
   get nOut(): number {
@@ -92,7 +115,8 @@ function deviceCodes(w: PackedWeight, rowWords: number): Uint8Array {
 
 function indexOf(w: PackedWeight): Int32Array {
   const k = w.cols;
-  const idx = new Int32Array(3 * k + w.weakIdx.length);
+  const nnz = outlierCount(w);
+  const idx = new Int32Array(3 * k + w.weakIdx.length + (nnz > 0 ? w.rows + k + 2 + 4 * nnz : 0));
   for (let c = 0; c < k; c++) {
     const j = w.perm === null ? c : w.perm[c];
     idx[c] = j;
@@ -103,7 +127,35 @@ function indexOf(w: PackedWeight): Int32Array {
     idx[2 * k + j] = t;
     idx[3 * k + t] = j;
   });
+  if (nnz > 0) outlierIndex(w, idx.subarray(3 * k + w.weakIdx.length));
   return idx;
+}
+
+/**
+ * The outliers' part of the index (see the top of this file): the CSR's rowPtr and colIdx, the row of each CSR
+ * entry, and the CSC transpose (colPtr, rowIdx, cscPos) by a counting sort over the columns, stable in the CSR
+ * order, so each column's entries are in ascending row.
+ */
+function outlierIndex(w: PackedWeight, out: Int32Array): void {
+  const o = w.outliers!;
+  const [n, k, nnz] = [w.rows, w.cols, o.colIdx.length];
+  const rowPtr = out.subarray(0, n + 1);
+  const colIdx = out.subarray(n + 1, n + 1 + nnz);
+  const rowOf = out.subarray(n + 1 + nnz, n + 1 + 2 * nnz);
+  const colPtr = out.subarray(n + 1 + 2 * nnz, n + k + 2 + 2 * nnz);
+  const rowIdx = out.subarray(n + k + 2 + 2 * nnz, n + k + 2 + 3 * nnz);
+  const cscPos = out.subarray(n + k + 2 + 3 * nnz, n + k + 2 + 4 * nnz);
+  rowPtr.set(o.rowPtr);
+  colIdx.set(o.colIdx);
+  for (let r = 0; r < n; r++) rowOf.fill(r, o.rowPtr[r], o.rowPtr[r + 1]);
+  for (const j of o.colIdx) colPtr[j + 1]++;
+  for (let j = 0; j < k; j++) colPtr[j + 1] += colPtr[j];
+  const next = colPtr.slice(0, k);
+  for (let p = 0; p < nnz; p++) {
+    const q = next[o.colIdx[p]]++;
+    rowIdx[q] = rowOf[p];
+    cscPos[q] = p;
+  }
 }
 
 function checkBinding(ctx: GpuContext, what: string, bytes: number): void {
@@ -134,14 +186,15 @@ export interface PackedUpload {
  */
 export function packedToGpu(ctx: GpuContext, w: PackedWeight, options: PackedUpload = {}): GpuPackedWeight {
   validatePacked(w, 'packedToGpu');
-  if (w.outliers !== undefined && w.outliers.colIdx.length > 0)
-    throw new OptionError('device', 'sparse outliers (GWQ-style) are not on the webgpu backend yet: use --device cpu');
+  const nnz = outlierCount(w);
   const rowWords = rowWordsOf(w.cols, w.bits);
   const codes = deviceCodes(w, rowWords);
   checkBinding(ctx, 'qweight', codes.byteLength);
   const index = indexOf(w);
   checkBinding(ctx, 'the index', index.byteLength);
   const weak = uploadFrozen(ctx, w.weak, options.frozenWeak === true, 'packed weak');
+  if (nnz > 0) checkBinding(ctx, "the outliers' values", 4 * nnz);
+  const values = nnz > 0 ? keep(ctx.upload(Float32Array.from(w.outliers!.values), 'packed outliers')) : null;
   return new GpuPackedWeight(
     ctx,
     w.rows,
@@ -157,6 +210,9 @@ export function packedToGpu(ctx: GpuContext, w: PackedWeight, options: PackedUpl
     w.perm !== null,
     weak,
     weak,
+    nnz,
+    values,
+    values,
   );
 }
 
@@ -183,19 +239,28 @@ export function releasePacked(g: GpuPackedWeight): void {
   g.ctx.recycle(g.index);
   release(g.scales);
   release(g.ownWeak);
+  if (g.ownOutlierValues !== null) release(g.ownOutlierValues);
 }
 
 /** The uniform every packed kernel reads (PARAMS_WGSL), with `m` the batch rows of the call. */
 export function packedParams(g: GpuPackedWeight, m: number): ArrayBuffer {
-  return params(g.rows, g.cols, g.bits, g.groupSize, g.rowWords, g.groups, g.nOut, m, g.hasPerm ? 1 : 0);
+  return params(g.rows, g.cols, g.bits, g.groupSize, g.rowWords, g.groups, g.nOut, m, g.hasPerm ? 1 : 0, g.nnz);
 }
 
 export const PARAMS_WGSL = /* wgsl */ `
 struct Params {
   rows: u32, cols: u32, bits: u32, groupSize: u32,
   rowWords: u32, groups: u32, nOut: u32, m: u32,
-  hasPerm: u32, _p0: u32, _p1: u32, _p2: u32,
+  hasPerm: u32, nnz: u32, _p1: u32, _p2: u32,
 }
+
+// Offsets of the outliers' index in I (nnz > 0 only; src/gpu/packed-weight.ts)
+fn oRowPtr() -> u32 { return 3u * P.cols + P.nOut; }
+fn oColIdx() -> u32 { return oRowPtr() + P.rows + 1u; }
+fn oRowOf() -> u32 { return oColIdx() + P.nnz; }
+fn oColPtr() -> u32 { return oRowOf() + P.nnz; }
+fn oRowIdx() -> u32 { return oColPtr() + P.cols + 1u; }
+fn oCscPos() -> u32 { return oRowIdx() + P.nnz; }
 `;
 
 /**

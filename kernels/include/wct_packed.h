@@ -17,9 +17,20 @@
 //   weak_idx i32 [n_out]     sorted, unique input columns kept in fp32; weak f32 [N, n_out].
 //                            Their packed codes hold the group's zero point, so they dequantize to 0.
 //
-//   W_hat[r, perm[k]] = scales[r, k/G] * (code[r, k] - zeros[r, k/G])  (+ weak[r, j] at weak_idx[j])
+//   outliers (optional, GWQ-style sparse full-precision elements) in CSR form, nnz of them:
+//     outlier_row_ptr i32 [N+1]  row r's outliers are p in [row_ptr[r], row_ptr[r+1]); row_ptr[0] = 0,
+//                                non-decreasing, row_ptr[N] = nnz
+//     outlier_col_idx i32 [nnz]  INPUT column of outlier p (not packed order), strictly ascending within a
+//                                row, never a weak column
+//     outlier_values  f32 [nnz]  its value (fp16 on disk)
+//                            Their packed codes hold the group's zero point (the packed part is 0 there), so
+//                            the CSR part is simply added. All three null (and nnz 0) when there are none.
 //
-// Effective bits per weight: b + (32 + 8) / G for scales and zeros (+ 32 * n_out / K for weak columns).
+//   W_hat[r, perm[k]] = scales[r, k/G] * (code[r, k] - zeros[r, k/G])  (+ weak[r, j] at weak_idx[j])
+//                       (+ outlier_values[p] at outlier_col_idx[p], p in row r's CSR range)
+//
+// Effective bits per weight: b + (32 + 8) / G for scales and zeros (+ 32 * n_out / K for weak columns)
+// (+ per outlier 48 bits on disk: a 32-bit column index and a 16-bit value; + 32 (N+1) / (N K) of row pointers).
 #pragma once
 #include "wct_common.h"
 
@@ -45,6 +56,10 @@ typedef struct {
   wct_i64 n_out;
   const int32_t* weak_idx;  // [n_out]
   const float* weak;        // [N, n_out]
+  wct_i64 nnz;                     // outliers (0: none; the three pointers below are then null)
+  const int32_t* outlier_row_ptr;  // [N+1]
+  const int32_t* outlier_col_idx;  // [nnz] input columns
+  const float* outlier_values;     // [nnz]
 } wct_packed;
 
 inline bool wct_packed_bits_ok(wct_i64 b) { return b >= 0 && b < 32 && ((WCT_PACKED_BITS_MASK >> b) & 1u); }
@@ -57,6 +72,7 @@ inline wct_i64 wct_packed_groups(wct_i64 cols, wct_i64 group) { return (cols + g
 void wct_pack_codes(const uint8_t* codes, uint8_t* qweight, wct_i64 rows, wct_i64 cols, int bits);
 void wct_unpack_codes(const uint8_t* qweight, uint8_t* codes, wct_i64 rows, wct_i64 cols, int bits);
 
+// Every kernel below includes the weak columns and the CSR outliers in W_hat.
 // out f32 [N, K] = W_hat in input-column order, weak columns included.
 void wct_packed_dequantize(const wct_packed* w, float* out);
 
@@ -67,6 +83,9 @@ void wct_packed_matmul(const wct_packed* w, const float* x, wct_i64 M, float* y)
 void wct_packed_matmul_t(const wct_packed* w, const float* dy, wct_i64 M, float* dx);
 // dweak [N, n_out] += dy^T [N, M] x[:, weak_idx] [M, n_out].
 void wct_packed_weak_grad(const wct_packed* w, const float* dy, const float* x, wct_i64 M, float* dweak);
+// dvalues [nnz] += for each outlier p of row r at input column c: sum_i dy[i, r] x[i, c] (dy [M, N], x [M, K]).
+// Each p is summed by one thread in a fixed order (double accumulation): deterministic.
+void wct_packed_outlier_grad(const wct_packed* w, const float* dy, const float* x, wct_i64 M, float* dvalues);
 
 // Read bandwidth probe for benchmarks: sums a `bytes`-long buffer with every thread, `iters` times after
 // one warm-up pass; returns bytes read per second.

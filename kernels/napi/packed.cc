@@ -1,9 +1,11 @@
 // N-API binding of the packed low-bit weight kernels (kernels/include/wct_packed.h). A packed weight
-// crosses as ten positional arguments (rows, cols, bits, groupSize, qweight, scales, zeros, perm,
-// weakIdx, weak; the TS wrapper in src/native/packed.ts unpacks the PackedWeight). Everything a kernel
-// indexes with is checked here (sizes, perm and weakIdx ranges, weakIdx order), so a bad call throws a
-// TypeError / RangeError and never reads out of bounds. The semantic checks that cost a pass over the
-// codes (zero points in range, weak positions at their zero point) are validatePacked's, in TS.
+// crosses as thirteen positional arguments (rows, cols, bits, groupSize, qweight, scales, zeros, perm,
+// weakIdx, weak, outlierRowPtr, outlierColIdx, outlierValues; the last three all null when there are no
+// outliers; the TS wrapper in src/native/packed.ts unpacks the PackedWeight). Everything a kernel indexes
+// with is checked here (sizes, perm and weakIdx ranges, weakIdx order, the CSR row pointers and the outlier
+// columns' range and order within a row), so a bad call throws a TypeError / RangeError and never reads or
+// writes out of bounds. The semantic checks that cost a pass over the codes (zero points in range, weak and
+// outlier positions at their zero point, outliers off the weak columns) are validatePacked's, in TS.
 #include <napi.h>
 
 #include <string>
@@ -45,7 +47,42 @@ void check_indices(const Args& A, const char* name, const int32_t* idx, int64_t 
   }
 }
 
-// The packed weight at arguments i0 .. i0+9.
+// The CSR outliers at arguments i0 .. i0+2 (rowPtr, colIdx, values; all null for none) into w: N+1 row
+// pointers from 0, non-decreasing; nnz = rowPtr[N]; colIdx (at least nnz) in [0, cols), strictly ascending
+// within each row; values at least nnz.
+void read_outliers(const Args& A, size_t i0, wct_packed& w) {
+  const bool none = A.is_null(i0);
+  if (none != A.is_null(i0 + 1) || none != A.is_null(i0 + 2))
+    A.type_error("outlierRowPtr, outlierColIdx and outlierValues must be all null or all arrays");
+  if (none) return;
+  const int32_t* rp = A.i32(i0, "outlierRowPtr", A.mul({w.rows, 1}) + 1);
+  if (rp[0] != 0) A.range_error("outlierRowPtr[0] = " + std::to_string(rp[0]) + ", expected 0");
+  for (int64_t r = 0; r < w.rows; r++) {
+    if (rp[r + 1] < rp[r]) {
+      A.range_error("outlierRowPtr decreases at row " + std::to_string(r) + " (" + std::to_string(rp[r]) + " then " +
+                    std::to_string(rp[r + 1]) + ")");
+    }
+  }
+  w.nnz = rp[w.rows];
+  const int32_t* ci = A.i32(i0 + 1, "outlierColIdx", w.nnz);
+  w.outlier_values = A.f32(i0 + 2, "outlierValues", w.nnz);
+  for (int64_t r = 0; r < w.rows; r++) {
+    for (int64_t p = rp[r]; p < rp[r + 1]; p++) {
+      if (ci[p] < 0 || ci[p] >= w.cols) {
+        A.range_error("outlierColIdx[" + std::to_string(p) + "] = " + std::to_string(ci[p]) + " (row " +
+                      std::to_string(r) + ") is outside [0, " + std::to_string(w.cols) + ")");
+      }
+      if (p > rp[r] && ci[p] <= ci[p - 1]) {
+        A.range_error("outlierColIdx must be sorted ascending without repeats within a row (at " + std::to_string(p) +
+                      ", row " + std::to_string(r) + ")");
+      }
+    }
+  }
+  w.outlier_row_ptr = rp;
+  w.outlier_col_idx = ci;
+}
+
+// The packed weight at arguments i0 .. i0+12.
 wct_packed read_packed(const Args& A, size_t i0) {
   wct_packed w{};
   w.rows = A.dim(i0, "rows");
@@ -65,10 +102,11 @@ wct_packed read_packed(const Args& A, size_t i0) {
   w.weak_idx = A.i32(i0 + 8, "weakIdx", w.n_out);
   check_indices(A, "weakIdx", w.weak_idx, w.n_out, w.cols, true);
   w.weak = A.f32(i0 + 9, "weak", A.mul({w.rows, w.n_out}));
+  read_outliers(A, i0 + 10, w);
   return w;
 }
 
-constexpr size_t PACKED_ARGS = 10;
+constexpr size_t PACKED_ARGS = 13;
 
 // A Uint8Array the kernel writes (Args hands out byte arrays as const: elsewhere they are only read).
 uint8_t* u8_out(const Args& A, size_t i, const char* name, int64_t need) { return const_cast<uint8_t*>(A.u8(i, name, need)); }
@@ -163,6 +201,19 @@ Value PackedWeakGrad(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// (packed..., dy, x, m, dvalues): dvalues [nnz] += sum_i dy[i, row_p] x[i, colIdx[p]]
+Value PackedOutlierGrad(const CallbackInfo& info) {
+  Args A(info, "outlierGrad");
+  check_argc(A, info, PACKED_ARGS + 4);
+  const wct_packed w = read_packed(A, 0);
+  const int64_t m = A.dim(PACKED_ARGS + 2, "m");
+  const float* dy = A.f32(PACKED_ARGS, "dy", A.mul({m, w.rows}));
+  const float* x = A.f32(PACKED_ARGS + 1, "x", A.mul({m, w.cols}));
+  float* dvalues = A.f32(PACKED_ARGS + 3, "dvalues", w.nnz);
+  wct_packed_outlier_grad(&w, dy, x, m, dvalues);
+  return info.Env().Undefined();
+}
+
 // (bytes, iters) -> bytes per second
 Value BenchReadBandwidth(const CallbackInfo& info) {
   Args A(info, "benchReadBandwidth");
@@ -183,6 +234,7 @@ void register_packed(Napi::Env env, Napi::Object exports) {
       {"packedMatmul", PackedMatmul},
       {"packedMatmulT", PackedMatmulT},
       {"packedWeakGrad", PackedWeakGrad},
+      {"packedOutlierGrad", PackedOutlierGrad},
       {"benchReadBandwidth", BenchReadBandwidth},
   };
   for (const auto& f : fns) exports.Set(f.first, Napi::Function::New(env, f.second, f.first));

@@ -167,4 +167,5 @@ void wct_packed_dequantize(const wct_packed* w, float* out) {
     }
   }
   add_weak_columns(w, out);
+  wct_packed_add_outliers(w, out);
 }

@@ -4,6 +4,8 @@
 // are a separate small GEMM, because in packed order the weak positions dequantize to exactly 0:
 //   y  = xp W_p^T + x[:, weak_idx] weak^T         (xp = x in packed order)
 //   dx = scatter_perm(dy W_p) + scatter_weak(dy weak)
+// The CSR outliers' codes dequantize to 0 as well: each panel gets its outliers added at their packed
+// columns right after it is dequantized (packed_sparse.cc), so W_p here includes them.
 #include <algorithm>
 #include <vector>
 
@@ -46,9 +48,11 @@ void wct_packed_matmul(const wct_packed* w, const float* x, wct_i64 M, float* y)
   const float* xp = w->perm != nullptr ? gathered.data() : x;
   const int64_t NB = panel_extent(N, K);
   std::vector<float> panel(NB * K);  // [NB, K] rows n0.. of W_p
+  const std::vector<int32_t> inv = wct_packed_outlier_columns(w);
   for (int64_t n0 = 0; n0 < N; n0 += NB) {
     const int64_t nb = std::min(NB, N - n0);
     wct_packed_dequant_block(w, n0, n0 + nb, 0, K, panel.data(), K);
+    wct_packed_add_outliers_block(w, inv, n0, n0 + nb, 0, K, panel.data(), K);
     wct_sgemm_rm(false, true, M, nb, K, 1.0f, xp, K, panel.data(), K, 0.0f, y + n0, N);  // y[:, n0:] = xp P^T
   }
   if (w->n_out > 0) {
@@ -63,9 +67,11 @@ void wct_packed_matmul_t(const wct_packed* w, const float* dy, wct_i64 M, float*
   float* dxp = w->perm != nullptr ? unpermuted.data() : dx;  // [M, K] packed order
   const int64_t KB = panel_extent(K, N);
   std::vector<float> panel(N * KB);  // [N, KB] columns k0.. of W_p
+  const std::vector<int32_t> inv = wct_packed_outlier_columns(w);
   for (int64_t k0 = 0; k0 < K; k0 += KB) {
     const int64_t kb = std::min(KB, K - k0);
     wct_packed_dequant_block(w, 0, N, k0, k0 + kb, panel.data(), kb);
+    wct_packed_add_outliers_block(w, inv, 0, N, k0, k0 + kb, panel.data(), kb);
     wct_sgemm_rm(false, false, M, kb, N, 1.0f, dy, N, panel.data(), kb, 0.0f, dxp + k0, K);  // dxp[:, k0:] = dy P
   }
   if (w->perm != nullptr) {

@@ -340,8 +340,9 @@ WCT_INLINE static double dot_f64_body(const float* a, const float* b, int64_t n)
 WCT_MULTIVERSION(double, dot_f64, (const float* a, const float* b, int64_t n), (a, b, n))
 
 // y [N] for a weight whose groups start inside blocks (G % 8 != 0 with several groups): each row dequantized
-// (packed order, into a per-thread buffer) and dotted with xp [K], plus its weak columns with xw [n_out].
-static void gemv_dequantized_rows(const wct_packed* w, const float* xp, const float* xw, float* y) {
+// (packed order, into a per-thread buffer) and dotted with xp [K], plus its weak columns with xw [n_out] and its
+// outliers with x [K] (input order).
+static void gemv_dequantized_rows(const wct_packed* w, const float* x, const float* xp, const float* xw, float* y) {
   const int64_t N = w->rows, K = w->cols, n_out = w->n_out;
 #pragma omp parallel if (N * K >= WCT_PAR_MIN)
   {
@@ -349,7 +350,8 @@ static void gemv_dequantized_rows(const wct_packed* w, const float* xp, const fl
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       wct_packed_dequant_row(w, r, 0, K, row.data());
-      y[r] = float(dot_f64(row.data(), xp, K) + dot_f64(w->weak + r * n_out, xw, n_out));
+      y[r] = float(dot_f64(row.data(), xp, K) + dot_f64(w->weak + r * n_out, xw, n_out) +
+                   wct_packed_outlier_dot(w, r, x));
     }
   }
 }
@@ -368,7 +370,7 @@ void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
   else if (copy) std::copy(x, x + K, gathered.data());
   const float* xp = copy ? gathered.data() : x;
   for (int64_t j = 0; j < w->n_out; j++) xw[j] = x[w->weak_idx[j]];
-  if (!blocks_hold_groups(w)) return gemv_dequantized_rows(w, xp, xw.data(), y);
+  if (!blocks_hold_groups(w)) return gemv_dequantized_rows(w, x, xp, xw.data(), y);
   std::vector<float> xr(row.Kp), xsum(row.groups);
   for (int64_t g = 0; g < row.groups; g++) {
     float s = 0.0f;
@@ -379,5 +381,11 @@ void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
   const GemvArgs a{w, row, xr.data(), xsum.data(), xw.data(), y};
   const int64_t chunks = (N + GEMV_ROW_CHUNK - 1) / GEMV_ROW_CHUNK;
 #pragma omp parallel for schedule(static) if (N * K >= WCT_PAR_MIN)
-  for (int64_t c = 0; c < chunks; c++) gemv_rows(a, c * GEMV_ROW_CHUNK, std::min(N, (c + 1) * GEMV_ROW_CHUNK));
+  for (int64_t c = 0; c < chunks; c++) {
+    const int64_t r0 = c * GEMV_ROW_CHUNK, r1 = std::min(N, (c + 1) * GEMV_ROW_CHUNK);
+    gemv_rows(a, r0, r1);
+    // the chunk's outliers while its y is hot: Σ_p v_p x[c_p] per row (x in input order, cache-resident)
+    if (w->nnz > 0)
+      for (int64_t r = r0; r < r1; r++) y[r] = float(double(y[r]) + wct_packed_outlier_dot(w, r, x));
+  }
 }

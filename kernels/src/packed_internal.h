@@ -2,6 +2,7 @@
 // "Packed order" is the column order of qweight; input order is the order of x (they differ by perm).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "wct_packed.h"
 
@@ -18,3 +19,17 @@ void wct_packed_gemv(const wct_packed* w, const float* x, float* y);
 
 // xp [M, K] = x [M, K] with columns in packed order: xp[:, k] = x[:, perm[k]] (perm must be set).
 void wct_packed_gather_cols(const wct_packed* w, const float* x, int64_t M, float* xp);
+
+// ---- the CSR outliers (packed_sparse.cc); every function is a no-op when w->nnz == 0 ----
+
+// out [N, K] (input order) += the outliers.
+void wct_packed_add_outliers(const wct_packed* w, float* out);
+// Σ_p values[p] x[col_idx[p]] over row r's outliers (x [K], input order), summed in double.
+double wct_packed_outlier_dot(const wct_packed* w, int64_t r, const float* x);
+// packed column of each input column (the inverse of perm; empty when perm is null or there are no outliers).
+std::vector<int32_t> wct_packed_outlier_columns(const wct_packed* w);
+// A dequantized panel (packed order, as wct_packed_dequant_block writes it: 0 at the outliers) += the outliers
+// of rows [r0, r1) at packed columns [k0, k1); panel[(r - r0) * ld + (kp - k0)]. inv from
+// wct_packed_outlier_columns. Runs on every thread, one row per thread at a time (no two threads write one row).
+void wct_packed_add_outliers_block(const wct_packed* w, const std::vector<int32_t>& inv, int64_t r0, int64_t r1,
+                                   int64_t k0, int64_t k1, float* panel, int64_t ld);

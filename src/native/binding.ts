@@ -136,23 +136,29 @@ export interface AddonBuildInfo {
 
 /** The layout constants the addon was built with (kernels/include/wct_packed.h). */
 export interface PackedLayoutConstants {
-  colAlign: number;
+  blockCodes: number;
   bits: number[];
   version: number;
 }
 
-/** A packed weight as positional arguments: rows, cols, bits, groupSize, qweight, scales, zeros, perm, weakIdx, weak. */
-export type Packed10 = [
-  number,
-  number,
-  number,
-  number,
-  Uint8Array,
-  Float32Array,
-  Uint8Array,
-  Int32Array | null,
-  Int32Array,
-  Float32Array,
+/**
+ * A packed weight as positional arguments: rows, cols, bits, groupSize, qweight, scales, zeros, perm, weakIdx,
+ * weak, then its CSR outliers outlierRowPtr, outlierColIdx, outlierValues (all three null when it has none).
+ */
+export type PackedArgs = [
+  rows: number,
+  cols: number,
+  bits: number,
+  groupSize: number,
+  qweight: Uint8Array,
+  scales: Float32Array,
+  zeros: Uint8Array,
+  perm: Int32Array | null,
+  weakIdx: Int32Array,
+  weak: Float32Array,
+  outlierRowPtr: Int32Array | null,
+  outlierColIdx: Int32Array | null,
+  outlierValues: Float32Array | null,
 ];
 
 /** The packed-weight functions of the addon (kernels/napi/packed.cc). */
@@ -160,10 +166,13 @@ export interface PackedBinding {
   packedLayout(): PackedLayoutConstants;
   packCodes(codes: Uint8Array, qweight: Uint8Array, rows: number, cols: number, bits: number): void;
   unpackCodes(qweight: Uint8Array, codes: Uint8Array, rows: number, cols: number, bits: number): void;
-  packedDequantize(...args: [...Packed10, Float32Array]): void;
-  packedMatmul(...args: [...Packed10, Float32Array, number, Float32Array]): void;
-  packedMatmulT(...args: [...Packed10, Float32Array, number, Float32Array]): void;
-  packedWeakGrad(...args: [...Packed10, Float32Array, Float32Array, number, Float32Array]): void;
+  packedDequantize(...args: [...PackedArgs, out: Float32Array]): void;
+  packedMatmul(...args: [...PackedArgs, x: Float32Array, m: number, y: Float32Array]): void;
+  packedMatmulT(...args: [...PackedArgs, dy: Float32Array, m: number, dx: Float32Array]): void;
+  packedWeakGrad(...args: [...PackedArgs, dy: Float32Array, x: Float32Array, m: number, dweak: Float32Array]): void;
+  packedOutlierGrad(
+    ...args: [...PackedArgs, dy: Float32Array, x: Float32Array, m: number, dvalues: Float32Array]
+  ): void;
   benchReadBandwidth(bytes: number, iters: number): number;
 }
 

@@ -18,7 +18,7 @@
  * read `weak` on every call (it is a trainable tensor's buffer in Weak Column Tuning).
  */
 import { loadAddonModule } from './addon.js';
-import type { Packed10, PackedBinding } from './binding.js';
+import type { PackedArgs, PackedBinding } from './binding.js';
 import type { FloatArray } from './types.js';
 
 export type PackedBits = 2 | 3 | 4 | 8;
@@ -262,11 +262,14 @@ function checkOutliers(w: PackedWeight<FloatArray>, where: string): void {
     fail(where, 'outliers.rowPtr', `[${rows}] = ${o.rowPtr[rows]}, expected the outlier count ${nnz}`);
   const weak = new Uint8Array(cols);
   for (const j of w.weakIdx) weak[j] = 1;
+  for (let r = 0; r < rows; r++) {
+    if (o.rowPtr[r + 1] < o.rowPtr[r])
+      fail(where, 'outliers.rowPtr', `decreases at row ${r} (${o.rowPtr[r]} then ${o.rowPtr[r + 1]})`);
+  }
   const packedCol = packedColumns(w);
   const [rowBytes, groups] = [packedRowBytes(cols, w.bits), packedGroups(cols, g)];
   for (let r = 0; r < rows; r++) {
     const [p0, p1] = [o.rowPtr[r], o.rowPtr[r + 1]];
-    if (p1 < p0) fail(where, 'outliers.rowPtr', `decreases at row ${r} (${p0} then ${p1})`);
     for (let p = p0; p < p1; p++) {
       const j = o.colIdx[p];
       const at = `[${p}] = ${j} (row ${r})`;
@@ -289,8 +292,24 @@ export function packedBinding(): PackedBinding {
   return loadAddonModule();
 }
 
-function args10(w: PackedWeight): Packed10 {
-  return [w.rows, w.cols, w.bits, w.groupSize, w.qweight, w.scales, w.zeros, w.perm, w.weakIdx, w.weak];
+/** w as the addon's positional arguments (its outliers as three nulls when it has none). */
+function args(w: PackedWeight): PackedArgs {
+  const o = w.outliers;
+  return [
+    w.rows,
+    w.cols,
+    w.bits,
+    w.groupSize,
+    w.qweight,
+    w.scales,
+    w.zeros,
+    w.perm,
+    w.weakIdx,
+    w.weak,
+    o?.rowPtr ?? null,
+    o?.colIdx ?? null,
+    o?.values ?? null,
+  ];
 }
 
 /** codes u8 [rows, cols] (packed-column order, each < 2^bits) -> qweight (pad codes 0). */
@@ -306,14 +325,6 @@ export function unpackCodes(qweight: Uint8Array, rows: number, cols: number, bit
   return codes;
 }
 
-// INTERIM: the sparse outlier part runs in TS loops below until its C++ kernels land.
-function eachOutlier(w: PackedWeight, f: (r: number, c: number, v: number, p: number) => void): void {
-  const o = w.outliers;
-  if (o === undefined) return;
-  for (let r = 0; r < w.rows; r++)
-    for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) f(r, o.colIdx[p], o.values[p], p);
-}
-
 /** Ŵ [rows, cols] in input-column order, weak columns included. */
 export function dequantize(w: PackedWeight): Float32Array {
   const out = new Float32Array(w.rows * w.cols);
@@ -323,37 +334,26 @@ export function dequantize(w: PackedWeight): Float32Array {
 
 /** y [m, rows] = x [m, cols] Ŵᵀ (m = 1 is the decode GEMV). */
 export function packedMatmul(w: PackedWeight, x: Float32Array, m: number, y: Float32Array): void {
-  packedBinding().packedMatmul(...args10(w), x, m, y);
-  eachOutlier(w, (r, c, v) => {
-    for (let i = 0; i < m; i++) y[i * w.rows + r] += v * x[i * w.cols + c];
-  });
+  packedBinding().packedMatmul(...args(w), x, m, y);
 }
 
 /** dx [m, cols] = dy [m, rows] Ŵ (overwrites). */
 export function packedMatmulT(w: PackedWeight, dy: Float32Array, m: number, dx: Float32Array): void {
-  packedBinding().packedMatmulT(...args10(w), dy, m, dx);
-  eachOutlier(w, (r, c, v) => {
-    for (let i = 0; i < m; i++) dx[i * w.cols + c] += dy[i * w.rows + r] * v;
-  });
+  packedBinding().packedMatmulT(...args(w), dy, m, dx);
 }
 
 /** dvalues [nnz] += Σ_i dy[i, row_p] x[i, colIdx[p]]. */
 export function outlierGrad(w: PackedWeight, dy: Float32Array, x: Float32Array, m: number, dv: Float32Array): void {
-  eachOutlier(w, (r, c, _, p) => {
-    let s = 0;
-    for (let i = 0; i < m; i++) s += dy[i * w.rows + r] * x[i * w.cols + c];
-    dv[p] += s;
-  });
+  packedBinding().packedOutlierGrad(...args(w), dy, x, m, dv);
 }
 
 /** dweak [rows, nOut] += dyᵀ X[:, weakIdx]. */
 export function weakGrad(w: PackedWeight, dy: Float32Array, x: Float32Array, m: number, dweak: Float32Array): void {
-  packedBinding().packedWeakGrad(...args10(w), dy, x, m, dweak);
+  packedBinding().packedWeakGrad(...args(w), dy, x, m, dweak);
 }
 
 function dequantizeIntoNative(w: PackedWeight, out: Float32Array): void {
-  packedBinding().packedDequantize(...args10(w), out);
-  eachOutlier(w, (r, c, v) => (out[r * w.cols + c] += v));
+  packedBinding().packedDequantize(...args(w), out);
 }
 
 export const packedNative: PackedKernels = {

@@ -1,6 +1,7 @@
 /** Random packed weights for the packed-kernel tests, built with the reference packer. */
 import { expect } from 'vitest';
 import {
+  outlierGrad,
   packedGroups,
   packedMatmul,
   packedMatmulT,
@@ -19,6 +20,10 @@ export interface PackedSpec {
   perm: boolean;
   nOut: number;
   seed: number;
+  /** CSR outliers (GWQ-style): this fraction of every row's non-weak positions, chosen at random; absent = none. */
+  outlierFrac?: number;
+  /** And this fraction of the non-weak positions of one row (row floor(rows / 2)): GWQ's outliers crowd into rows. */
+  outlierCrowd?: number;
 }
 
 /** Fisher-Yates permutation of 0..n-1. */
@@ -61,7 +66,44 @@ export function randomPacked(s: PackedSpec): { w: PackedWeight; codes: Uint8Arra
     weakIdx: Int32Array.from(weakIdx),
     weak: rand32(s.rows * s.nOut, s.seed + 1),
   };
+  if (s.outlierFrac !== undefined || s.outlierCrowd !== undefined) {
+    w.outliers = randomOutliers(s, weakIdx, rng(s.seed + 5));
+    // an outlier's code holds its group's zero point (the packed part is 0 there)
+    const { rowPtr, colIdx } = w.outliers;
+    for (let r = 0; r < s.rows; r++) {
+      for (let p = rowPtr[r]; p < rowPtr[r + 1]; p++) {
+        const k = packedCol[colIdx[p]];
+        codes[r * s.cols + k] = zeros[r * groups + Math.floor(k / s.groupSize)];
+      }
+    }
+    w.qweight = pref.packCodes(codes, s.rows, s.cols, s.bits);
+  }
   return { w, codes };
+}
+
+/**
+ * CSR outliers off the weak columns: per row, round(outlierFrac * free) of its `free` non-weak columns at random
+ * (row floor(rows / 2): outlierCrowd of them when larger), ascending; values ±[0.2, 1], larger than the packed
+ * part's steps, as outliers are.
+ */
+function randomOutliers(s: PackedSpec, weakIdx: Int32Array, next: () => number): NonNullable<PackedWeight['outliers']> {
+  const weak = new Set(weakIdx);
+  const free = Int32Array.from({ length: s.cols }, (_, j) => j).filter((j) => !weak.has(j));
+  const rowPtr = new Int32Array(s.rows + 1);
+  const cols: number[] = [];
+  for (let r = 0; r < s.rows; r++) {
+    let frac = s.outlierFrac ?? 0;
+    if (r === Math.floor(s.rows / 2)) frac = Math.max(frac, s.outlierCrowd ?? 0);
+    const n = Math.round(frac * free.length);
+    const chosen = permutation(free.length, next)
+      .subarray(0, n)
+      .map((i) => free[i])
+      .sort();
+    cols.push(...chosen);
+    rowPtr[r + 1] = cols.length;
+  }
+  const values = Float32Array.from(cols, () => (next() < 0.5 ? -1 : 1) * (0.2 + 0.8 * next()));
+  return { rowPtr, colIdx: Int32Array.from(cols), values };
 }
 
 /** |Ŵ| with |s| (code + z) in place of s (code - z): the magnitudes the kernels' partial sums see. */
@@ -75,6 +117,9 @@ export function magnitudes(w: PackedWeight, codes: Uint8Array): Float64Array {
       a[r * cols + (w.perm === null ? k : w.perm[k])] = Math.abs(w.scales[grp]) * (codes[r * cols + k] + w.zeros[grp]);
     }
     w.weakIdx.forEach((j, i) => (a[r * cols + j] += Math.abs(w.weak[r * w.weakIdx.length + i])));
+    const o = w.outliers;
+    if (o !== undefined)
+      for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) a[r * cols + o.colIdx[p]] += Math.abs(o.values[p]);
   }
   return a;
 }
@@ -119,8 +164,9 @@ export function absProduct(
 
 /**
  * Every product of a random packed weight on m random rows (m = 1: the decode GEMV; m > 16: the panel GEMM)
- * against the reference: packedMatmul, packedMatmulT (dx prefilled with NaN: every entry must be written) and
- * weakGrad (accumulating into a random dweak), each within PACKED_REL times its magnitudes.
+ * against the reference: packedMatmul, packedMatmulT (dx prefilled with NaN: every entry must be written),
+ * weakGrad (accumulating into a random dweak) and outlierGrad (into random dvalues), each within PACKED_REL
+ * times its magnitudes.
  */
 export function checkProducts(spec: PackedSpec, m: number): void {
   const { w, codes } = randomPacked(spec);
@@ -152,4 +198,20 @@ export function checkProducts(spec: PackedSpec, m: number): void {
   const dyT = Float64Array.from({ length: n * m }, (_, t) => dy[(t % m) * n + Math.floor(t / m)]);
   const bound = absProduct(dyT, xw, n, nOut, m, false).map((b, t) => b + Math.abs(dweak0[t]));
   expectWithin(dweak, dweakRef, bound, `weakGrad ${label}`);
+
+  const o = w.outliers;
+  const nnz = o === undefined ? 0 : o.colIdx.length;
+  const dv0 = rand32(nnz, spec.seed + 6);
+  const [dv, dvRef] = [dv0.slice(), dv0.slice()];
+  outlierGrad(w, dy, x, m, dv);
+  pref.outlierGrad(w, dy, x, m, dvRef);
+  const dvBound = new Float64Array(nnz);
+  for (let r = 0; o !== undefined && r < n; r++) {
+    for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) {
+      let b = Math.abs(dv0[p]);
+      for (let i = 0; i < m; i++) b += Math.abs(dy[i * n + r] * x[i * k + o.colIdx[p]]);
+      dvBound[p] = b;
+    }
+  }
+  expectWithin(dv, dvRef, dvBound, `outlierGrad ${label}`);
 }

@@ -26,6 +26,7 @@ describe('packedLinear', () => {
       ...w,
       scales: Float64Array.from(w.scales),
       weak: Float64Array.from(w.weak),
+      outliers: undefined,
     };
     const x = new Tensor(rand64(2 * 3 * 16, 1), [2, 3, 16]);
     const weak = new Tensor(w64.weak, [5, 3]);
@@ -49,6 +50,7 @@ describe('packedLinear', () => {
       ...w,
       scales: Float64Array.from(w.scales),
       weak: Float64Array.from(w.weak),
+      outliers: undefined,
     };
     const ref = run(w64, Float64Array.from(rand32(48, 3)), Float64Array.from(rand32(5, 4)));
     native.forEach((a, i) => expectClose(a, ref[i], { rtol: 1e-5, atol: 1e-5 }, `output ${i}`));
@@ -60,6 +62,7 @@ describe('packedLinear', () => {
       ...odd,
       scales: Float64Array.from(odd.scales),
       weak: Float64Array.from(odd.weak),
+      outliers: undefined,
     };
     const x = new Tensor(rand64(3 * 13, 1), [3, 13]);
     const r = gradcheck(() => project(ag.packedLinear(x, odd64, new Tensor(odd64.weak, [4, 2]), null)), [x]);

@@ -2,7 +2,7 @@
  * The decode GEMV exists three times (AVX-512, AVX2, portable; kernels/src/packed_gemv.cc): run each
  * forced path (WCT_CPU_PATH, read once at load, hence a child process per path) on the same weights
  * and compare with the reference, for every width and with a G % 16 == 8 group (AVX-512 half step), at an
- * aligned and an unaligned K.
+ * aligned and an unaligned K, with and without CSR outliers.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -21,6 +21,28 @@ const specs: PackedSpec[] = [2, 3, 4, 8].flatMap((bits, i) => [
   { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 40, perm: true, nOut: 3, seed: 40 + i },
   // groups starting inside blocks: the dequantized-rows GEMV
   { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 12, perm: false, nOut: 3, seed: 50 + i },
+  // CSR outliers (1%, one row at 80%) on the walk and on the dequantized-rows GEMV
+  {
+    rows: 37,
+    cols: 1029,
+    bits: bits as PackedSpec['bits'],
+    groupSize: 40,
+    perm: true,
+    nOut: 3,
+    seed: 60 + i,
+    outlierFrac: 0.01,
+    outlierCrowd: 0.8,
+  },
+  {
+    rows: 37,
+    cols: 1029,
+    bits: bits as PackedSpec['bits'],
+    groupSize: 12,
+    perm: false,
+    nOut: 0,
+    seed: 70 + i,
+    outlierFrac: 0.05,
+  },
 ]);
 
 /** Child: rebuilds nothing, just calls the raw binding on the weights passed as JSON and prints y. */
@@ -31,7 +53,8 @@ const script = `
     const y = new Float32Array(c.rows);
     n.packedMatmul(c.rows, c.cols, c.bits, c.groupSize, Uint8Array.from(c.qweight), Float32Array.from(c.scales),
       Uint8Array.from(c.zeros), c.perm && Int32Array.from(c.perm), Int32Array.from(c.weakIdx), Float32Array.from(c.weak),
-      Float32Array.from(c.x), 1, y);
+      c.outliers ? Int32Array.from(c.outliers.rowPtr) : null, c.outliers ? Int32Array.from(c.outliers.colIdx) : null,
+      c.outliers ? Float32Array.from(c.outliers.values) : null, Float32Array.from(c.x), 1, y);
     return Array.from(y);
   });
   console.log(JSON.stringify({ path: n.cpuPath(), out }));`;
@@ -53,6 +76,11 @@ describe('decode GEMV on every CPU path', () => {
         perm: w.perm && Array.from(w.perm),
         weakIdx: Array.from(w.weakIdx),
         weak: Array.from(w.weak),
+        outliers: w.outliers && {
+          rowPtr: Array.from(w.outliers.rowPtr),
+          colIdx: Array.from(w.outliers.colIdx),
+          values: Array.from(w.outliers.values),
+        },
         x: Array.from(x),
       })),
     );

@@ -6,6 +6,7 @@
  * bench/results/quant-table.{json,md}. `npm run build && node dist/bench/quant-table.js` (~10 minutes:
  * WikiText-2 is 1,094 chunks per row).
  */
+import { NO_GRADIENTS } from '../src/quant/methods.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,6 +97,7 @@ export async function runQuantTable(): Promise<string> {
       trueSequential: s.trueSequential,
       awq: NO_AWQ,
       percdamp,
+      ...NO_GRADIENTS,
       nOut: weakCounts(config, ref.bits, s.budget),
       windows,
     });

@@ -6,6 +6,7 @@
  *    3-bit with the token embedding (= tied lm_head) packed at 8 bits, each loaded from its packed
  *    checkpoint; greedy with the KV cache, through the fused packed GEMV.
  */
+import { NO_GRADIENTS } from '../src/quant/methods.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +46,7 @@ async function quantize(model: CausalLM, job: Job, windows: Int32Array[]): Promi
     trueSequential: false,
     awq: NO_AWQ,
     percdamp: 0.01,
+    ...NO_GRADIENTS,
     nOut: weakCounts(model.config, job.bits, job.budget),
     windows,
   });
@@ -122,6 +124,7 @@ async function awqRows(): Promise<Row[]> {
       trueSequential: false,
       awq: { scale: true, clip: job.clip, grid: AWQ_GRID },
       percdamp: 0.01,
+      ...NO_GRADIENTS,
       nOut: new Map(),
       windows: blocks,
     });

@@ -40,4 +40,8 @@ struct wct_gptq_dims {
 // codes [R, n_quant]; scale, zero [R, n_groups] (n_groups = 1 or ceil(n_quant / group_size)). H is used as
 // workspace (destroyed). Returns the reference's loss sum((w - q)^2 / d^2) / 2.
 // Throws std::runtime_error, before W is written, when the damped H is not positive definite.
-double wct_gptq(float* W, float* H, const wct_gptq_dims& d, uint8_t* codes, float* scale, float* zero);
+// fixed (null: none) u8 [R, C]: elements kept out of the quantization (GWQ-style outliers): they count as 0 in
+// every group's (or row's) parameters, get the zero point as code and 0 in Q, and their error is 0 (nothing is
+// propagated from them); the caller stores their values apart.
+double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed, uint8_t* codes, float* scale,
+                float* zero);

@@ -57,11 +57,12 @@ Value QuantFake(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// (w, h, rows, cols, nQuant, bits, tuning, groupSize, blockSize, percdamp, codes, scale, zero) -> loss
-// w [rows, cols] (overwritten), h [cols, cols] (destroyed), codes [rows, nQuant], scale/zero [rows, nGroups]
+// (w, h, rows, cols, nQuant, bits, tuning, groupSize, blockSize, percdamp, codes, scale, zero, fixed) -> loss
+// w [rows, cols] (overwritten), h [cols, cols] (destroyed), codes [rows, nQuant], scale/zero [rows, nGroups],
+// fixed u8 [rows, cols] or null (elements kept out of the quantization)
 Value Gptq(const CallbackInfo& info) {
   Args A(info, "gptq");
-  check_argc(A, info, 13);
+  check_argc(A, info, 14);
   wct_gptq_dims d{};
   d.rows = A.dim(2, "rows");
   d.cols = A.dim(3, "cols");
@@ -82,7 +83,8 @@ Value Gptq(const CallbackInfo& info) {
   uint8_t* codes = const_cast<uint8_t*>(A.u8(10, "codes", A.mul({d.rows, d.n_quant})));
   float* scale = A.f32(11, "scale", A.mul({d.rows, n_groups}));
   float* zero = A.f32(12, "zero", A.mul({d.rows, n_groups}));
-  return Napi::Number::New(info.Env(), wct_gptq(w, h, d, codes, scale, zero));
+  const uint8_t* fixed = A.is_null(13) ? nullptr : A.u8(13, "fixed", A.mul({d.rows, d.cols}));
+  return Napi::Number::New(info.Env(), wct_gptq(w, h, d, fixed, codes, scale, zero));
 }
 
 }  // namespace

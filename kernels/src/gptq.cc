@@ -28,14 +28,21 @@ constexpr int64_t GPTQ_PANEL = 1024;
 // One row of one block: w1 = W1[r, :count] (returns holding Q1[r, :]), err = Err1[r, :], h = &Hinv[i1, i1]
 // with row stride ldh, the params of column i1 + i at scale[g * gstride], g = (i1 + i) / group (0 when
 // group == 0), codes = &codes[r, i1]. Returns this row's share of the loss, sum (w - q)^2 / d^2 / 2.
+// fixed = &fixed[r, i1] or null: a fixed element's code is z, its Q 0 and its error 0.
 WCT_INLINE static double sweep_row_body(float* w1, float* err, int64_t count, const float* h, int64_t ldh,
                                         const float* scale, const float* zero, int64_t i1, int64_t group, float maxq,
-                                        uint8_t* codes) {
+                                        const uint8_t* fixed, uint8_t* codes) {
   double loss = 0.0;
   for (int64_t i = 0; i < count; i++) {
     const float* hi = h + i * ldh;  // Hinv1[i, :]
     const int64_t g = group > 0 ? (i1 + i) / group : 0;
     const float s = scale[g], z = zero[g];
+    if (fixed != nullptr && fixed[i]) {
+      err[i] = 0.0f;
+      w1[i] = 0.0f;
+      codes[i] = uint8_t(z);
+      continue;
+    }
     const float w = w1[i], d = hi[i];
     float c = nearbyintf(w / s) + z;
     c = c < 0.0f ? 0.0f : (c > maxq ? maxq : c);
@@ -52,8 +59,8 @@ WCT_INLINE static double sweep_row_body(float* w1, float* err, int64_t count, co
 }
 WCT_MULTIVERSION(double, sweep_row,
                  (float* w1, float* err, int64_t count, const float* h, int64_t ldh, const float* scale,
-                  const float* zero, int64_t i1, int64_t group, float maxq, uint8_t* codes),
-                 (w1, err, count, h, ldh, scale, zero, i1, group, maxq, codes))
+                  const float* zero, int64_t i1, int64_t group, float maxq, const uint8_t* fixed, uint8_t* codes),
+                 (w1, err, count, h, ldh, scale, zero, i1, group, maxq, fixed, codes))
 
 // w[:n] -= t[:n] (the reference subtracts the rounded product Err1 @ Hinv)
 WCT_INLINE static void sub_row_body(float* w, const float* t, int64_t n) {
@@ -112,12 +119,28 @@ static void hinv_upper(float* H, int64_t C) {
   mirror_tiles(H, C, true);
 }
 
-double wct_gptq(float* W, float* H, const wct_gptq_dims& d, uint8_t* codes, float* scale, float* zero) {
+// The params of W[:, c0:c0 + width] (row stride C) into scale/zero (stride n_groups), the fixed elements
+// counted as 0 (which changes neither the range, widened to include 0, nor a search's error).
+static void group_params(const float* W, const uint8_t* fixed, int64_t R, int64_t C, int64_t c0, int64_t width,
+                         int64_t n_groups, const wct_gptq_dims& d, int grid, float* scale, float* zero) {
+  if (fixed == nullptr) {
+    wct_quant_find_params(W + c0, R, width, C, n_groups, d.maxq, d.tuning, grid, scale, zero);
+    return;
+  }
+  std::vector<float> slice(size_t(R * width));
+  for (int64_t r = 0; r < R; r++) {
+    for (int64_t j = 0; j < width; j++) slice[r * width + j] = fixed[r * C + c0 + j] ? 0.0f : W[r * C + c0 + j];
+  }
+  wct_quant_find_params(slice.data(), R, width, width, n_groups, d.maxq, d.tuning, grid, scale, zero);
+}
+
+double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed, uint8_t* codes, float* scale,
+                float* zero) {
   const int64_t R = d.rows, C = d.cols, nq = d.n_quant, G = d.group_size, B = d.block_size;
   const int64_t n_groups = G > 0 ? (nq + G - 1) / G : 1;
   const float maxq = float(d.maxq);
   // 1. per-row params from the columns to quantize, before dead columns are zeroed (as the reference)
-  if (G == 0) wct_quant_find_params(W, R, nq, C, 1, d.maxq, d.tuning, 100, scale, zero);
+  if (G == 0) group_params(W, fixed, R, C, 0, nq, 1, d, 100, scale, zero);
   // 2. dead inputs: H_jj = 0 -> H_jj = 1 and W[:, j] = 0 (W is written only once Hinv exists)
   std::vector<int64_t> dead;
   double diag_sum = 0.0;
@@ -148,14 +171,14 @@ double wct_gptq(float* W, float* H, const wct_gptq_dims& d, uint8_t* codes, floa
     // reference reads W, not W1, inside the block) and the later columns as the earlier blocks left them.
     if (G > 0) {
       for (int64_t c = (i1 + G - 1) / G * G; c < i2; c += G) {
-        wct_quant_find_params(W + c, R, std::min(c + G, nq) - c, C, n_groups, d.maxq, d.tuning, 40,
-                              scale + c / G, zero + c / G);
+        group_params(W, fixed, R, C, c, std::min(c + G, nq) - c, n_groups, d, 40, scale + c / G, zero + c / G);
       }
     }
 #pragma omp parallel for schedule(static) if (R * count * count >= WCT_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
       row_loss[r] += sweep_row(W1.data() + r * count, Err1.data() + r * count, count, Hinv + i1 * C + i1, C,
-                               scale + r * n_groups, zero + r * n_groups, i1, G, maxq, codes + r * nq + i1);
+                               scale + r * n_groups, zero + r * n_groups, i1, G, maxq,
+                               fixed == nullptr ? nullptr : fixed + r * C + i1, codes + r * nq + i1);
     }
     for (int64_t r = 0; r < R; r++) std::copy(W1.data() + r * count, W1.data() + (r + 1) * count, W + r * C + i1);
     // W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], the weak columns included

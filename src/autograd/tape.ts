@@ -67,10 +67,17 @@ function seedOf(loss: Tensor, seed: FloatArray | undefined): Storage {
 }
 
 /**
- * Backpropagates from a scalar `loss` (seed 1) or from any tensor with an explicit seed gradient, on the loss's
- * device: every gradient stays where its tensor is (the ops refuse mixed devices).
+ * Receives a leaf's whole gradient of one backward in place of its accumulation into `leaf.grad`; the gradient is
+ * not kept after the call (so a caller can reduce each weight's gradient at once, one at a time).
  */
-export function backward(loss: Tensor, seed?: FloatArray): void {
+export type LeafSink = (leaf: Tensor, grad: Storage) => void;
+
+/**
+ * Backpropagates from a scalar `loss` (seed 1) or from any tensor with an explicit seed gradient, on the loss's
+ * device: every gradient stays where its tensor is (the ops refuse mixed devices). Leaves accumulate into `.grad`,
+ * or go to `sink` when one is given.
+ */
+export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void {
   if (!loss.requiresGrad) throw new Error('autograd: backward() on a tensor that does not require a gradient');
   if (seed === undefined && loss.size !== 1)
     throw new Error(`autograd: backward() needs a seed for non-scalar ${loss}`);
@@ -85,7 +92,8 @@ export function backward(loss: Tensor, seed?: FloatArray): void {
     if (g === undefined) continue;
     grads.delete(t);
     if (t.node === null) {
-      accumulate(t, g);
+      if (sink === undefined) accumulate(t, g);
+      else sink(t, g);
       continue;
     }
     const inputGrads = t.node.backward(g);

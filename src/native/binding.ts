@@ -213,6 +213,7 @@ export interface QuantBinding {
     codes: Uint8Array,
     scale: Float32Array,
     zero: Float32Array,
+    fixed: Uint8Array | null,
   ): number;
 }
 

@@ -73,8 +73,16 @@ export function refGptq(w: Float32Array, h: Float32Array, rows: number, cols: nu
   const codes = new Uint8Array(rows * nq);
   const W = w;
   const H = h;
+  const fixed = opts.fixed;
+  /** W[:, c0:c0 + width] with the fixed elements as 0 (they count as 0 in the params), row stride `width`. */
+  const paramSlice = (c0: number, width: number): Float32Array => {
+    const s = new Float32Array(rows * width);
+    for (let r = 0; r < rows; r++)
+      for (let j = 0; j < width; j++) s[r * width + j] = fixed?.[r * cols + c0 + j] ? 0 : W[r * cols + c0 + j];
+    return s;
+  };
   if (G === 0) {
-    const p = refFindParams(W, rows, nq, cols, { bits: opts.bits, tuning: opts.tuning, grid: 100 });
+    const p = refFindParams(paramSlice(0, nq), rows, nq, nq, { bits: opts.bits, tuning: opts.tuning, grid: 100 });
     scale.set(p.scale);
     zero.set(p.zero);
   }
@@ -103,7 +111,8 @@ export function refGptq(w: Float32Array, h: Float32Array, rows: number, cols: nu
       const c = i1 + i;
       const d = Hinv[c * cols + c];
       if (G > 0 && c % G === 0) {
-        const p = refFindParams(W.subarray(c), rows, Math.min(c + G, nq) - c, cols, {
+        const width = Math.min(c + G, nq) - c;
+        const p = refFindParams(paramSlice(c, width), rows, width, width, {
           bits: opts.bits,
           tuning: opts.tuning,
           grid: 40,
@@ -118,6 +127,12 @@ export function refGptq(w: Float32Array, h: Float32Array, rows: number, cols: nu
         const s = scale[r * nGroups + g];
         const z = zero[r * nGroups + g];
         const wv = W1[r * count + i];
+        if (fixed?.[r * cols + c]) {
+          codes[r * nq + c] = z; // error 0: nothing propagates, Q is 0 (the caller stores the value)
+          Err1[r * count + i] = 0;
+          W[r * cols + c] = 0;
+          continue;
+        }
         const code = refCode(wv, s, z, maxq);
         const q = f(s * f(code - z));
         codes[r * nq + c] = code;

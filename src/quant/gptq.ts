@@ -8,7 +8,8 @@
  * get H_jj = 1 and W[:, j] = 0; damp = percdamp * mean(diag H) on the diagonal; Hinv = upper Cholesky
  * factor of H^-1; blocks of blockSize columns: quantize column i of W1, err = (w - q) / d (d = Hinv_ii),
  * W1[:, i:] -= err Hinv[i, i:]; then W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]. Group params (grid 40 for mse)
- * are taken from W at each group's first column. Native kernel: kernels/src/gptq.cc; plain reference:
+ * are taken from W at each group's first column. Fixed elements (GWQ-style outliers, `fixed`) are kept out:
+ * they count as 0 in the params, get the zero point as code and 0 in Q, and propagate no error. Native kernel: kernels/src/gptq.cc; plain reference:
  * ./gptq-ref.ts.
  */
 import { checkBits, checkCount, checkLength, checkTuning, quantBinding, type Tuning } from './quantizer.js';
@@ -24,6 +25,8 @@ export interface GptqOptions {
   blockSize?: number;
   /** Damping as a fraction of mean(diag H) (0.01 in the reference). */
   percdamp?: number;
+  /** u8 [rows, cols]: 1 = an element kept out of the quantization (its Q is 0, its error 0); absent: none. */
+  fixed?: Uint8Array;
 }
 
 export interface GptqResult {
@@ -64,6 +67,7 @@ export function gptq(w: Float32Array, h: Float32Array, rows: number, cols: numbe
     throw new RangeError(`${fn}: percdamp must be a finite number >= 0, got ${percdamp}`);
   checkLength(fn, 'w', w, rows * cols);
   checkLength(fn, 'h', h, cols * cols);
+  if (opts.fixed !== undefined) checkLength(fn, 'fixed', opts.fixed, rows * cols);
   const nGroups = gptqGroups(opts.nQuant, groupSize);
   const codes = new Uint8Array(rows * opts.nQuant);
   const scale = new Float32Array(rows * nGroups);
@@ -82,6 +86,7 @@ export function gptq(w: Float32Array, h: Float32Array, rows: number, cols: numbe
     codes,
     scale,
     zero,
+    opts.fixed ?? null,
   );
   return { codes, scale, zero, nGroups, loss };
 }

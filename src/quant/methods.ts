@@ -9,8 +9,18 @@ import { OptionError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { awqBlock, awqSteps, type AwqSettings } from './awq.js';
 import { awqQuantize } from './awq-quantizer.js';
+import type { GradientPass } from './gradients.js';
+import {
+  gwqQuantize,
+  outlierCountOf,
+  SCORE_STATISTIC,
+  scoreOf,
+  topScores,
+  type GwqQuantizer,
+  type GwqScore,
+} from './gwq.js';
 import type { RecordedBatch } from './linear-inputs.js';
-import { owq } from './owq.js';
+import { fisherSensitivity, owq } from './owq.js';
 import type { QuantStage } from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
 import type { Tuning } from './quantizer.js';
@@ -26,6 +36,14 @@ import { rtn } from './rtn.js';
  */
 export type Statistic = 'none' | 'hessian' | 'activations';
 
+/** GWQ-style's choices (./gwq.ts). */
+export interface GwqSettings {
+  score: GwqScore;
+  quantizer: GwqQuantizer;
+  /** ρ: the fraction of each linear's weights kept as outliers. */
+  outlierRatio: number;
+}
+
 /** The settings every method receives (src/quant/options.ts QuantizeOptions, less what the pipeline itself uses). */
 export interface MethodSettings {
   bits: number;
@@ -37,6 +55,26 @@ export interface MethodSettings {
   percdamp: number;
   /** AWQ's scale search (awq, and before OWQ/GPTQ) and clip search (awq only). */
   awq: AwqSettings;
+  gwq: GwqSettings;
+  /** OWQ's column sensitivity: the Hessian diagonal (the reference's) or the diagonal Fisher of the gradients. */
+  sensitivity: 'hessian' | 'fisher';
+  /** S: calibration windows of the gradient pass (gwq, owq --sensitivity fisher). */
+  gradSamples: number;
+}
+
+/** The gradient settings of a run that takes no gradients (library callers of methods other than gwq). */
+export const NO_GRADIENTS: Pick<MethodSettings, 'gwq' | 'sensitivity' | 'gradSamples'> = {
+  gwq: { score: 'grad', quantizer: 'rtn', outlierRatio: 0 },
+  sensitivity: 'hessian',
+  gradSamples: 1,
+};
+
+/** What the gradient pass found for one linear: its outliers (gwq) or its column sensitivity (owq fisher). */
+export interface GradientFinding {
+  /** Sorted flat indices r * cols + c. */
+  outliers?: Int32Array;
+  /** [cols] */
+  sensitivity?: Float32Array;
 }
 
 /** One linear handed to a method's quantizer: W [rows, cols] (read-only), its weak-column count and its statistic. */
@@ -50,6 +88,8 @@ export interface LinearToQuantize {
   nOut: number;
   /** H [cols, cols] when the method's statistic is 'hessian'. */
   hessian: Float32Array | null;
+  /** The gradient pass's finding when the method has one (`gradients`). */
+  found: GradientFinding | null;
 }
 
 /** A decoder block as a transform sees it, before any of its linears is quantized. */
@@ -85,6 +125,8 @@ export interface QuantMethod {
   defaultTuning: Tuning;
   /** The transform run on each block before any of its linears is quantized, for these settings (null: none). */
   transform?(settings: MethodSettings): BlockTransform | null;
+  /** The gradient pass run once on the full-precision model before any block is quantized (null: none). */
+  gradients?(settings: MethodSettings): GradientPass<GradientFinding> | null;
   quantizeLinear(linear: LinearToQuantize, settings: MethodSettings): QuantizedColumns;
 }
 
@@ -102,7 +144,13 @@ function owqLinear(l: LinearToQuantize, s: MethodSettings): QuantizedColumns {
     groupSize: s.groupSize,
     actOrder: s.actOrder,
     percdamp: s.percdamp,
+    sensitivity: l.found?.sensitivity,
   });
+}
+
+function foundOutliers(l: LinearToQuantize): Int32Array {
+  if (l.found?.outliers === undefined) throw new Error(`quantize: no outliers were located for ${l.name}`);
+  return l.found.outliers;
 }
 
 const registry = new Map<string, QuantMethod>();
@@ -170,6 +218,42 @@ registerMethod({
   awq: 'scale',
   defaultTuning: 'mse',
   ...hessianMethod,
+  gradients: (s) =>
+    s.sensitivity === 'fisher'
+      ? {
+          statistic: 'squares',
+          windows: s.gradSamples,
+          reduce: (_, fisher, w, rows, cols) => ({
+            sensitivity: fisherSensitivity(w, fisher, rows, cols, s.bits, s.tuning),
+          }),
+        }
+      : null,
+});
+
+registerMethod({
+  name: 'gwq',
+  describe:
+    'GWQ-style: the top fraction of weights by calibration-gradient score kept in fp16 as sparse outliers, the rest RTN or GPTQ',
+  statistic: (s) => (s.gwq.quantizer === 'gptq' ? 'hessian' : 'none'),
+  weakColumns: false,
+  awq: 'none',
+  defaultTuning: 'minmax',
+  gradients: (s) => ({
+    statistic: SCORE_STATISTIC[s.gwq.score],
+    windows: s.gradSamples,
+    reduce: (_, stat, _w, rows, cols) => ({
+      outliers: topScores(scoreOf(s.gwq.score, stat, s.gradSamples), outlierCountOf(rows, cols, s.gwq.outlierRatio)),
+    }),
+  }),
+  quantizeLinear: (l, s) =>
+    gwqQuantize(l.weight, l.rows, l.cols, foundOutliers(l), {
+      bits: s.bits,
+      groupSize: s.groupSize,
+      quantizer: s.gwq.quantizer,
+      hessian: l.hessian,
+      percdamp: s.percdamp,
+      tuning: s.tuning,
+    }),
 });
 
 registerMethod({

@@ -1,7 +1,8 @@
 /**
  * OWQ (arXiv 2306.02272, as xvyaward/owq runs it), with GPTQ as its n_out = 0 special case:
  *  1. sensitivity of input column j: H_jj * ||W[:,j] - Q(W)[:,j]||^2, Q a per-row quantizer of the
- *     whole W (same tuning, 40 grid steps);
+ *     whole W (same tuning, 40 grid steps); or, gradient-located (--sensitivity fisher), Σ_r F[r,j] (W - Q(W))²_rj
+ *     with F = Σ_s g_s² the diagonal Fisher of the calibration loss (./gradients.ts);
  *  2. the n_out most sensitive columns are the weak columns;
  *  3. order: the other columns (in input order, or by decreasing sensitivity with act-order), then the
  *     weak ones; GPTQ over the first cols - n_out columns in that order, its error updates flowing into
@@ -22,10 +23,35 @@ export interface OwqOptions {
   actOrder: boolean;
   percdamp?: number;
   blockSize?: number;
+  /** The column sensitivity to rank by, in place of H_jj ||W[:,j] - Q(W)[:,j]||² (fisherSensitivity). */
+  sensitivity?: Float32Array;
 }
 
 /** Grid steps of the clipping search used for the sensitivity's quantizer (the reference's num=40). */
 const SENSITIVITY_GRID = 40;
+
+/** Σ_r weight(r, j) (W - Q(W))²_rj for every input column j, Q the per-row sensitivity quantizer (fp32 sums). */
+function weightedColumnError(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  bits: number,
+  tuning: Tuning,
+  weight: (i: number) => number,
+): Float32Array {
+  const params = findParams(w, rows, cols, cols, { bits, tuning, grid: SENSITIVITY_GRID });
+  const q = new Float32Array(rows * cols);
+  fakeQuantize(w, rows, cols, params, bits, q);
+  const err = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) {
+      const i = r * cols + j;
+      const d = Math.fround(w[i] - q[i]);
+      err[j] = Math.fround(err[j] + Math.fround(weight(i) * Math.fround(d * d)));
+    }
+  }
+  return err;
+}
 
 /** H_jj * Σ_r (W - Q(W))²_rj for every input column j (fp32, as the reference). */
 export function columnSensitivity(
@@ -36,17 +62,20 @@ export function columnSensitivity(
   bits: number,
   tuning: Tuning,
 ): Float32Array {
-  const params = findParams(w, rows, cols, cols, { bits, tuning, grid: SENSITIVITY_GRID });
-  const q = new Float32Array(rows * cols);
-  fakeQuantize(w, rows, cols, params, bits, q);
-  const err = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < cols; j++) {
-      const d = Math.fround(w[r * cols + j] - q[r * cols + j]);
-      err[j] = Math.fround(err[j] + Math.fround(d * d));
-    }
-  }
+  const err = weightedColumnError(w, rows, cols, bits, tuning, () => 1);
   return err.map((e, j) => Math.fround(h[j * cols + j] * e));
+}
+
+/** Σ_r F[r, j] (W - Q(W))²_rj for every input column j: OWQ's sensitivity with the diagonal Fisher F [rows, cols]. */
+export function fisherSensitivity(
+  w: Float32Array,
+  fisher: Float32Array,
+  rows: number,
+  cols: number,
+  bits: number,
+  tuning: Tuning,
+): Float32Array {
+  return weightedColumnError(w, rows, cols, bits, tuning, (i) => fisher[i]);
 }
 
 /** Indices sorted by decreasing score (stable: equal scores keep input order). */
@@ -66,7 +95,7 @@ export function columnOrder(
     if (!o.actOrder) return null;
     return Int32Array.from(descending(Float32Array.from({ length: cols }, (_, j) => h[j * cols + j])));
   }
-  const ranked = descending(columnSensitivity(w, h, rows, cols, o.bits, o.tuning));
+  const ranked = descending(o.sensitivity ?? columnSensitivity(w, h, rows, cols, o.bits, o.tuning));
   const weak = ranked.slice(0, o.nOut);
   const isWeak = new Set(weak);
   const rest = o.actOrder

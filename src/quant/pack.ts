@@ -7,8 +7,16 @@
  * groups): then the packed columns follow the quantizer's order (perm) so that each group stays
  * contiguous, as the quantizer formed it.
  */
-import { packCodes, packedGroups, type PackedBits, type PackedWeight } from '../native/packed.js';
+import { packCodes, packedGroups, type PackedBits, type PackedOutliers, type PackedWeight } from '../native/packed.js';
 import type { QuantizedColumns } from './quantized.js';
+
+/** Sorted flat indices r * cols + c and their values -> CSR (row pointers, input columns, values). */
+function outlierCsr(rows: number, cols: number, o: { index: Int32Array; values: Float32Array }): PackedOutliers {
+  const rowPtr = new Int32Array(rows + 1);
+  for (const i of o.index) rowPtr[Math.floor(i / cols) + 1] += 1;
+  for (let r = 0; r < rows; r++) rowPtr[r + 1] += rowPtr[r];
+  return { rowPtr, colIdx: o.index.map((i) => i % cols), values: Float32Array.from(o.values) };
+}
 
 /** Packs a quantized linear; `q.dequantized` supplies the weak columns' values. */
 export function toPacked(q: QuantizedColumns): PackedWeight {
@@ -51,5 +59,6 @@ export function toPacked(q: QuantizedColumns): PackedWeight {
     perm: usePerm ? Int32Array.from(order) : null,
     weakIdx,
     weak,
+    ...(q.outliers === undefined ? {} : { outliers: outlierCsr(rows, cols, q.outliers) }),
   };
 }

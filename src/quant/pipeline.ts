@@ -1,5 +1,8 @@
 /**
- * The block-by-block driver every quantization method shares. Stages per decoder block:
+ * The block-by-block driver every quantization method shares. First, for methods that use gradients (gwq, owq
+ * --sensitivity fisher), one gradient pass over the full-precision model (./gradients.ts), reported as one
+ * 'gradients' step per window, which leaves each linear's finding (outliers, column sensitivity). Stages per
+ * decoder block:
  *   1. transform: the method's block transform, if it has one (before any linear of the block is quantized), on a
  *      record of every linear's input over the calibration batches (./linear-inputs.ts); AWQ reports its steps as
  *      'scale' (one per scaling group) and 'clip' (one per clipped linear);
@@ -26,9 +29,17 @@ import type { CausalLM } from '../models/model.js';
 import { moveTensor } from '../models/move.js';
 import { keep, release, scoped } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
+import { gradientPass } from './gradients.js';
 import { Hessian } from './hessian.js';
 import { recordLinearInputs, type Activations, type RecordedBatch } from './linear-inputs.js';
-import { quantMethod, type BlockTransform, type MethodSettings, type QuantMethod, type Statistic } from './methods.js';
+import {
+  quantMethod,
+  type BlockTransform,
+  type GradientFinding,
+  type MethodSettings,
+  type QuantMethod,
+  type Statistic,
+} from './methods.js';
 import type { QuantizedColumns } from './quantized.js';
 
 export interface ModelQuantizeOptions extends MethodSettings {
@@ -44,17 +55,18 @@ export interface ModelQuantizeOptions extends MethodSettings {
   onProgress?: (p: QuantProgress) => void;
 }
 
-export type QuantStage = 'transform' | 'scale' | 'clip' | 'calibration' | 'quantize' | 'outputs';
+export type QuantStage = 'gradients' | 'transform' | 'scale' | 'clip' | 'calibration' | 'quantize' | 'outputs';
 
 export interface QuantProgress {
   /** Steps finished so far, of total (every stage of every block counts one step per unit of work). */
   done: number;
   total: number;
-  /** The block (0-based) of `blocks`. */
+  /** The block (0-based) of `blocks`; for 'gradients', the window (0-based). */
   block: number;
   blocks: number;
   stage: QuantStage;
-  /** What just finished: a linear's name for 'quantize' and 'clip', the prev op for 'scale', else the block prefix. */
+  /** What just finished: a linear's name for 'quantize' and 'clip', the prev op for 'scale', the window count for
+   * 'gradients', else the block prefix. */
   item: string;
 }
 
@@ -120,6 +132,7 @@ function deviceOf(model: CausalLM): GpuContext | null {
 
 /** What a progress report says just finished, as a bar's status: `block 2/8: quantize model.layers.1.mlp.up_proj`. */
 export function quantStatus(p: QuantProgress): string {
+  if (p.stage === 'gradients') return `gradients: window ${p.block + 1}/${p.item}`;
   const named = p.stage === 'quantize' || p.stage === 'scale' || p.stage === 'clip';
   return `block ${p.block + 1}/${p.blocks}: ${p.stage}${named ? ` ${p.item}` : ''}`;
 }
@@ -165,6 +178,8 @@ interface BlockRun {
   /** The GPU the model runs on, null on the host. */
   gpu: GpuContext | null;
   statistic: Statistic;
+  /** The gradient pass's findings by linear name (empty without one). */
+  found: Map<string, GradientFinding>;
 }
 
 /** Stage 2 for one block: each group's statistics, then its linears quantized in place (on the host, see above). */
@@ -186,7 +201,9 @@ async function quantizeBlock(run: BlockRun, block: number, acts: Activations | n
       const weight = dense.weight.data as Float32Array;
       const h = hessians.get(name);
       const hessian = h === undefined ? null : await h.values();
-      const q = method.quantizeLinear({ name, weight, rows, cols, nOut: o.nOut.get(short) ?? 0, hessian }, o);
+      const found = run.found.get(name) ?? null;
+      const q = method.quantizeLinear({ name, weight, rows, cols, nOut: o.nOut.get(short) ?? 0, hessian, found }, o);
+      run.found.delete(name);
       run.results.set(name, q);
       const replacement = new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias);
       if (run.gpu !== null) await replacement.toDevice(run.gpu);
@@ -233,11 +250,19 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
   const method = quantMethod(o.method);
   const gpu = deviceOf(model);
   const transform = method.transform?.(o) ?? null;
+  const gradients = method.gradients?.(o) ?? null;
   if (gpu !== null && transform !== null)
     throw new OptionError(
       'device',
       `method ${method.name}${o.awq.scale && method.name !== 'awq' ? ' with the AWQ scale search' : ''} transforms each block on the host: quantize it with --device cpu (device: cpu in a recipe)`,
     );
+  if (gpu !== null && gradients !== null)
+    throw new OptionError(
+      'device',
+      `method ${method.name}${method.name === 'owq' ? ' with --sensitivity fisher' : ''} takes its calibration gradients on the host: quantize it with --device cpu (device: cpu in a recipe)`,
+    );
+  if (gradients !== null && o.awq.scale)
+    throw new OptionError('awq_scale', `the AWQ scale search does not combine with gradient-located ${method.name}`);
   const spec = familyOf(model.config);
   const groups = o.trueSequential ? spec.quant.sequential : [spec.blockLinears(model.config).map((l) => l.name)];
   const statistic = method.statistic(o);
@@ -247,16 +272,27 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
     (transform?.steps(model) ?? 0) +
     linears +
     (statistic === 'hessian' ? groups.length + 1 : statistic === 'activations' ? 1 : 0);
+  const gradientSteps = gradients?.windows ?? 0;
   const run: BlockRun = {
     model,
     method,
     o,
     groups,
-    progress: new StageProgress(model.numBlocks * perBlock, model.numBlocks, o.onProgress),
+    progress: new StageProgress(gradientSteps + model.numBlocks * perBlock, model.numBlocks, o.onProgress),
     results: new Map(),
     gpu,
     statistic,
+    found: new Map(),
   };
+  if (gradients !== null) {
+    const names = Array.from({ length: model.numBlocks }, (_, b) =>
+      groups.flat().map((n) => `${model.blockPrefix(b)}.${n}`),
+    );
+    const pass = gradientPass(model, names.flat(), o.windows, gradients, (s) =>
+      run.progress.step(s, 'gradients', String(gradientSteps)),
+    );
+    run.found = pass.reduced;
+  }
   const transforms: object[] = [];
   let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;
   for (let block = 0; block < model.numBlocks; block++) {

@@ -15,6 +15,10 @@ export interface QuantizedColumns {
   scale: Float32Array;
   zero: Float32Array;
   nGroups: number;
-  /** Ŵ [rows, cols] in input-column order: s * (code - z) for quantized columns, fp32 weights for weak ones. */
+  /** Ŵ [rows, cols] in input-column order: s * (code - z) for quantized columns, fp32 weights for weak ones, plus
+   * the outliers. */
   dequantized: Float32Array;
+  /** GWQ-style sparse outliers (absent: none): sorted flat indices r * cols + c and their fp16-exact values; their
+   * codes are the zero point (the packed part is 0 there). */
+  outliers?: { index: Int32Array; values: Float32Array };
 }

@@ -21,6 +21,9 @@ export function toQuantizeOptions(q: QuantizeRecipe): QuantizeOptions {
       clip: q.awq_clip ?? quantMethod(q.method).awq === 'full',
       grid: q.awq_grid,
     },
+    gwq: { score: q.gwq_score, quantizer: q.gwq_quantizer, outlierRatio: q.outlier_ratio },
+    sensitivity: q.sensitivity,
+    gradSamples: q.grad_samples,
     budget:
       q.target_bit !== undefined
         ? { targetBit: q.target_bit }

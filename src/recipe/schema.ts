@@ -143,7 +143,33 @@ export const quantizeShape = {
   seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings; awq: 512)'),
   seed: seed().default(0).describe('Calibration sampling seed'),
   percdamp: positive().default(0.01).describe('GPTQ damping, a fraction of mean(diag H)'),
+  outlier_ratio: fraction(false)
+    .optional()
+    .describe("gwq: the fraction of each linear's weights kept in fp16 as sparse outliers (default: 0.01)"),
+  gwq_score: oneOf(['grad', 'fisher', 'taylor'])
+    .optional()
+    .describe(
+      'gwq: outlier score, grad |mean g| (default), fisher sum g^2 or taylor |mean g*W| over the gradient windows',
+    ),
+  gwq_quantizer: oneOf(['rtn', 'gptq'])
+    .optional()
+    .describe('gwq: quantizer of the non-outlier weights, rtn (default) or gptq (Hessians from nsamples windows)'),
+  sensitivity: oneOf(['hessian', 'fisher'])
+    .optional()
+    .describe(
+      "owq: weak-column sensitivity, the Hessian diagonal (OWQ's, default) or the diagonal Fisher of the gradients",
+    ),
+  grad_samples: intIn(1, 65536)
+    .optional()
+    .describe(
+      'gwq, owq with sensitivity fisher: calibration windows of the gradient pass, the first ones (default: 1)',
+    ),
 };
+
+/** The fields of method gwq only. */
+const GWQ_ONLY = ['outlier_ratio', 'gwq_score', 'gwq_quantizer'] as const;
+const usesGradients = (q: { method: string; sensitivity?: string }) =>
+  q.method === 'gwq' || (q.method === 'owq' && q.sensitivity === 'fisher');
 
 /** Whether method `m` runs AWQ's scale search (awq, owq, gptq) or clip search (awq) when asked. */
 const takesAwq = (m: string, key: 'awq_scale' | 'awq_clip') =>
@@ -170,11 +196,31 @@ export const quantizeSchema = section(quantizeShape)
           message: `applies to method ${orList(methodNames().filter((m) => takesAwq(m, key)))} only`,
         });
     }
+    for (const key of GWQ_ONLY) {
+      if (q.method !== 'gwq' && q[key] !== undefined)
+        ctx.addIssue({ code: 'custom', path: [key], message: 'applies to method gwq only' });
+    }
+    if (q.method !== 'owq' && q.sensitivity !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['sensitivity'], message: 'applies to method owq only' });
+    if (!usesGradients(q) && q.grad_samples !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grad_samples'],
+        message: 'applies to method gwq, and owq with sensitivity fisher, only',
+      });
     if (q.target_bit !== undefined && q.target_bit < q.wbits) {
       ctx.addIssue({ code: 'custom', path: ['target_bit'], message: `expected at least wbits (${q.wbits})` });
     }
   })
-  .transform((q) => ({ ...q, tuning: q.tuning ?? quantMethod(q.method).defaultTuning }));
+  .transform((q) => ({
+    ...q,
+    tuning: q.tuning ?? quantMethod(q.method).defaultTuning,
+    outlier_ratio: q.outlier_ratio ?? 0.01,
+    gwq_score: q.gwq_score ?? 'grad',
+    gwq_quantizer: q.gwq_quantizer ?? 'rtn',
+    sensitivity: q.sensitivity ?? 'hessian',
+    grad_samples: q.grad_samples ?? 1,
+  }));
 
 export const modelSchema = section({
   /** A Hugging Face checkpoint directory, or a packed checkpoint directory written by `wct quantize`. */
@@ -271,6 +317,13 @@ export const scheduleSchema = section({
   .superRefine(exclusive('train.schedule'))
   .transform((s) => (s.warmup_ratio === undefined && s.warmup_steps === undefined ? { ...s, warmup_ratio: 0.03 } : s));
 
+/**
+ * What method wct trains (train.trainable): the weak columns of every packed linear, its sparse GWQ-style
+ * outliers' values (a base quantized with outliers), or both.
+ */
+export const TRAINABLE_SETS = ['weak_columns', 'outliers', 'both'] as const;
+export type TrainableSet = (typeof TRAINABLE_SETS)[number];
+
 export const trainSchema = section({
   /** Optimizer steps; excludes epochs. */
   steps: positiveInt().optional(),
@@ -288,12 +341,19 @@ export const trainSchema = section({
   seed: seed().default(0),
   /** bf16 compute with fp32 accumulation (oneDNN) for the dense products (lm_head, linears left in full precision); packed products and the trainable weak columns stay fp32. */
   bf16: bool().default(false),
+  /**
+   * Method wct only: weak_columns (the default), outliers (the values of the base's sparse outliers; their
+   * positions, the codes and the weak columns stay frozen) or both. Left out as the default, weak_columns is
+   * undefined here (the hash of a recipe that does not set it is the one it had before the key existed).
+   */
+  trainable: oneOf(TRAINABLE_SETS).optional(),
 })
   .superRefine(exclusive('train'))
   .superRefine((t, ctx) => {
     if (t.steps === undefined && t.epochs === undefined)
       ctx.addIssue({ code: 'custom', path: ['steps'], message: 'missing (set steps or epochs)' });
-  });
+  })
+  .transform((t) => (t.trainable === 'weak_columns' ? { ...t, trainable: undefined } : t));
 
 export const evalSchema = section({
   /** Validation loss every this many optimizer steps (and after the last). */

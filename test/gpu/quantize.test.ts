@@ -16,7 +16,7 @@ import { loadModel } from '../../src/models/load.js';
 import { loadTokenizer } from '../../src/models/tokenizer.js';
 import { readCalibrationTokens } from '../../src/quant/calibration.js';
 import { NO_AWQ } from '../../src/quant/awq.js';
-import { registerMethod } from '../../src/quant/methods.js';
+import { NO_GRADIENTS, registerMethod } from '../../src/quant/methods.js';
 import { quantizeModel, type ModelQuantizeOptions } from '../../src/quant/pipeline.js';
 import type { QuantizedColumns } from '../../src/quant/quantized.js';
 import { rtn } from '../../src/quant/rtn.js';
@@ -47,6 +47,7 @@ function owqOptions(windows: Int32Array[]): ModelQuantizeOptions {
     actOrder: false,
     trueSequential: false,
     percdamp: 0.01,
+    ...NO_GRADIENTS,
     awq: NO_AWQ,
     nOut: weakCounts(config, 3, { targetBit: 3.1 }),
     windows,

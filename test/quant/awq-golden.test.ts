@@ -4,6 +4,7 @@
  * WikiText-2 for the rows the suite runs it on), every searched ratio, the candidate losses and clip thresholds of
  * the w3 g64 search dump, the replay of the dump through our fold, quantizer and evaluation, and the packed file.
  */
+import { NO_GRADIENTS } from '../../src/quant/methods.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,6 +87,7 @@ function settingsOf(row: RefRun) {
     actOrder: false,
     trueSequential: false,
     percdamp: 0.01,
+    ...NO_GRADIENTS,
     awq: { scale: row.mode !== 'rtn', clip: row.mode === 'awq', grid: 20 },
     nOut: new Map<string, number>(),
   };

@@ -4,6 +4,7 @@
  * TinyStories sample (the in-domain column) within 1%; a few rows also on WikiText-2 within 2%. Then the
  * same ordering with the project's own calibration sampling.
  */
+import { NO_GRADIENTS } from '../../src/quant/methods.js';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluateData } from '../../src/eval/evaluate-data.js';
@@ -48,6 +49,7 @@ async function quantizedPpl(
     actOrder: run.actOrder ?? false,
     trueSequential: run.trueSequential ?? false,
     percdamp: 0.01,
+    ...NO_GRADIENTS,
     awq: NO_AWQ,
     nOut: weakCounts(config, run.bits, run.budget ?? null),
     windows,

@@ -4,6 +4,7 @@
  * groups (v -> o is skipped under grouped-query attention), 5 clipped linears, 7 linears and 1 output pass, or with
  * OWQ the 3 groups before its 1 + 7 + 1; `done` rises by one per report and ends at `total`.
  */
+import { NO_GRADIENTS } from '../../src/quant/methods.js';
 import { describe, expect, it } from 'vitest';
 import { familyOf } from '../../src/models/families/registry.js';
 import { loadModel } from '../../src/models/load.js';
@@ -38,6 +39,7 @@ describe('quantization progress', () => {
         actOrder: false,
         trueSequential,
         percdamp: 0.01,
+        ...NO_GRADIENTS,
         awq: awq ?? NO_AWQ,
         nOut: weakCounts(model.config, 4, method === 'owq' ? { targetRank: 2 } : null),
         windows: method === 'rtn' ? [] : windows(4, 32, model.config.vocabSize),

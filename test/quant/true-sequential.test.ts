@@ -6,6 +6,7 @@
  * re-quantizing: the codes must equal the pipeline's. Without --true-sequential every linear is quantized
  * from the full-precision block, which the same check tells apart.
  */
+import { NO_GRADIENTS } from '../../src/quant/methods.js';
 import { describe, expect, it } from 'vitest';
 import { familyOf, readConfig } from '../../src/models/families/registry.js';
 import { DenseLinear, type LinearLayer } from '../../src/models/linear.js';
@@ -31,6 +32,7 @@ const OPTIONS = {
   tuning: 'minmax',
   actOrder: false,
   percdamp: 0.01,
+  ...NO_GRADIENTS,
   awq: NO_AWQ,
   nOut: new Map(),
   windows,

@@ -9,7 +9,7 @@
  * forward (thawWeak). Outlier values are f32 on the device.
  */
 import { packedLinear } from '../autograd/index.js';
-import type { GpuArray, GpuContext } from '../gpu/array.js';
+import type { GpuContext } from '../gpu/array.js';
 import { type GpuPackedWeight, packedToGpu, releasePacked, thawWeak } from '../gpu/packed.js';
 import { outlierCount, validatePacked, type PackedWeight } from '../native/packed.js';
 import { hostValues } from '../tensor/device.js';
@@ -18,14 +18,8 @@ import type { LinearLayer } from './linear.js';
 import { moveTensor } from './move.js';
 
 /**
- * The device copy's outlier values (f32, read at every call, replaceable like `weak`): declared here until
- * GpuPackedWeight carries them (packedToGpu refuses weights with outliers meanwhile).
- */
-type GpuOutliers = GpuPackedWeight & { outlierValues?: GpuArray | null };
-
-/**
  * y = x Ŵᵀ + b; `weak` [out, nOut] is a tensor over packed.weak and `outliers` [nnz] one over
- * packed.outliers.values (null without outliers), both frozen until a trainer sets requiresGrad.
+ * packed.outliers.values (null without outliers, nnz 0 included), both frozen until a trainer sets requiresGrad.
  */
 export class PackedLinear implements LinearLayer {
   readonly inFeatures: number;
@@ -33,7 +27,7 @@ export class PackedLinear implements LinearLayer {
   readonly weak: Tensor;
   readonly outliers: Tensor | null;
   /** The device copy while the layer is on the GPU. */
-  private gpu: GpuOutliers | null = null;
+  private gpu: GpuPackedWeight | null = null;
 
   constructor(
     readonly packed: PackedWeight,
@@ -43,7 +37,8 @@ export class PackedLinear implements LinearLayer {
     this.outFeatures = packed.rows;
     this.inFeatures = packed.cols;
     this.weak = new Tensor(packed.weak, [packed.rows, packed.weakIdx.length]);
-    this.outliers = packed.outliers === undefined ? null : new Tensor(packed.outliers.values, [outlierCount(packed)]);
+    const nnz = outlierCount(packed);
+    this.outliers = nnz === 0 ? null : new Tensor(packed.outliers!.values, [nnz]);
     if (bias !== null && (bias.shape.length !== 1 || bias.shape[0] !== packed.rows)) {
       throw new RangeError(`PackedLinear: bias ${bias} does not match out_features ${packed.rows}`);
     }
@@ -69,15 +64,15 @@ export class PackedLinear implements LinearLayer {
   async toDevice(ctx: GpuContext | null): Promise<void> {
     if (this.bias !== null) await moveTensor(this.bias, ctx);
     if (ctx !== null && this.gpu === null) {
-      const gpu: GpuOutliers = packedToGpu(ctx, this.packed, { frozenWeak: !this.weak.requiresGrad });
+      const gpu = packedToGpu(ctx, this.packed, { frozenWeak: !this.weak.requiresGrad });
       this.gpu = gpu;
       this.weak.replaceStorage(gpu.weak);
-      if (this.outliers !== null && gpu.outlierValues != null) this.outliers.replaceStorage(gpu.outlierValues);
+      if (this.outliers !== null && gpu.outlierValues !== null) this.outliers.replaceStorage(gpu.outlierValues);
     } else if (ctx === null && this.gpu !== null) {
       this.packed.weak.set(await hostValues(this.gpu.weak));
       this.weak.replaceStorage(this.packed.weak);
       const values = this.gpu.outlierValues;
-      if (this.outliers !== null && this.packed.outliers !== undefined && values != null) {
+      if (this.outliers !== null && this.packed.outliers !== undefined && values !== null) {
         this.packed.outliers.values.set(await hostValues(values));
         this.outliers.replaceStorage(this.packed.outliers.values);
       }

@@ -1,7 +1,8 @@
 /**
  * A recipe run end to end (`wct-train RECIPE`), for every method:
  *  - wct:   the packed base (the recipe's packed directory, or `<output>/base` quantized on the fly and
- *           reused on a resume), its weak columns trained, `<output>/weak_deltas.safetensors`;
+ *           reused on a resume), its weak columns, sparse outliers' values or both trained (train.trainable,
+ *           src/train/wct.ts), `<output>/weak_deltas.safetensors`;
  *  - qlora: LoRA adapters over the same packed base, `<output>/adapter/` (PEFT files);
  *  - lora:  LoRA adapters over the full-precision base, `<output>/adapter/`.
  * Then the artifact is loaded over the base from disk as a user would, its validation loss checked, the
@@ -33,15 +34,17 @@ import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../recipe/quantize-options.js';
 import { checkRecipeModel } from '../recipe/check-model.js';
 import type { LoadedRecipe } from '../recipe/load.js';
-import type { Recipe } from '../recipe/schema.js';
+import type { Recipe, TrainableSet } from '../recipe/schema.js';
 import { dataSetName } from '../util/data-set-name.js';
 import type { PhaseProgress, Phases } from '../util/phases.js';
 import { RunLog, type TrainProgress } from './run-log.js';
 import { meanLoss, train, validationSet, type Trainable, type TrainConfig, type TrainResult } from './trainer.js';
-import { weakParameters } from './wct.js';
+import { trainableSetOf, wctParameters } from './wct.js';
 
 export interface RunSummary {
   method: Recipe['method'];
+  /** What method wct trained (train.trainable); absent for lora / qlora and in the summaries of earlier versions. */
+  trainable?: TrainableSet;
   recipe: string;
   base: string;
   /** Decoder-linear average bits of the base (32 for a full-precision base). */
@@ -158,16 +161,18 @@ async function methodRun(loaded: LoadedRecipe, hooks: RunHooks, gpu: GpuContext 
   if (r.method === 'wct') {
     const base = await packedBase(r, hooks, gpu);
     const model = loadModel(base);
+    const set = trainableSetOf(r);
     return {
       base,
       model,
-      trainable: weakParameters(model),
+      trainable: wctParameters(model, set),
       save: (step) => {
         const file = path.join(r.output.dir, 'weak_deltas.safetensors');
         writeWeakDeltas(file, weakColumnsOf(model), {
           baseSha256: checkpointSha256(base),
           recipeHash: loaded.hash,
           step,
+          trainable: set,
         });
         return file;
       },
@@ -320,6 +325,8 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   const started = performance.now();
   const r = loaded.recipe;
   checkRecipeModel(loaded);
+  if (r.method !== 'wct' && r.train.trainable !== undefined)
+    throw loaded.fieldError(['train', 'trainable'], `applies to method wct only, not ${r.method}`);
   fs.writeFileSync(
     path.join(r.output.dir, 'recipe.json'),
     `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,
@@ -382,6 +389,7 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   await reloaded.toDevice(null);
   const summary: RunSummary = {
     method: r.method,
+    ...(r.method === 'wct' ? { trainable: trainableSetOf(r) } : {}),
     recipe: loaded.file,
     base: run.base,
     baseBits: isPackedCheckpoint(run.base) ? readQuantConfig(run.base).avg_bits.decoder_linear : 32,

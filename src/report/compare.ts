@@ -15,7 +15,7 @@ import path from 'node:path';
 import * as z from 'zod';
 import { InputError, OptionError } from '../errors.js';
 import { parseJson } from '../io/json-file.js';
-import { TRAIN_METHODS } from '../recipe/schema.js';
+import { TRAIN_METHODS, TRAINABLE_SETS, type TrainableSet } from '../recipe/schema.js';
 import type { RunSummary } from '../train/run-recipe.js';
 import { makeDir } from '../io/make-dir.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -27,6 +27,10 @@ export interface CompareRow {
   run: string;
   dir: string;
   method: RunSummary['method'];
+  /** What a wct run trained (train.trainable; weak_columns for a summary of an earlier version); null for LoRA. */
+  trainable: TrainableSet | null;
+  /** The table's method cell: the method, or for wct over outliers what it trained (see methodLabel). */
+  label: string;
   recipe: string;
   recipeHash: string | null;
   base: string;
@@ -94,6 +98,8 @@ type StoredSummary = Omit<RunSummary, 'train' | 'valLossReloaded' | 'pplBefore' 
 /** The schema of summary.json; typed as StoredSummary, so a field added to RunSummary must be added here. */
 const summarySchema: z.ZodType<StoredSummary> = z.object({
   method: z.enum(TRAIN_METHODS),
+  // absent from the summaries of earlier versions (weak columns) and of lora / qlora runs
+  trainable: z.enum(TRAINABLE_SETS).optional(),
   recipe: z.string(),
   base: z.string(),
   baseBits: z.number(),
@@ -184,6 +190,15 @@ export function readMetrics(file: string): { train: CurvePoint[]; validation: Cu
   return { train, validation };
 }
 
+/**
+ * A run's method as the table shows it: lora, qlora, wct for the weak columns (WCT), "GWQ-style outliers" for a
+ * wct run that trained the sparse outliers' values only, "WCT + outliers" for one that trained both.
+ */
+export function methodLabel(method: RunSummary['method'], trainable: TrainableSet | null): string {
+  if (method !== 'wct' || trainable === null || trainable === 'weak_columns') return method;
+  return trainable === 'outliers' ? 'GWQ-style outliers' : 'WCT + outliers';
+}
+
 /** Reads one run directory; `name` is its row label. */
 function readRun(
   dir: string,
@@ -200,10 +215,13 @@ function readRun(
   const s = parseFile(summarySchema, readJson(summaryFile), summaryFile);
   const recipeFile = path.join(dir, 'recipe.json');
   const recipe = parseFile(recipeFileSchema, fs.existsSync(recipeFile) ? readJson(recipeFile) : {}, recipeFile);
+  const trainable = s.method === 'wct' ? (s.trainable ?? 'weak_columns') : null;
   const row: CompareRow = {
     run: name,
     dir,
     method: s.method,
+    trainable,
+    label: methodLabel(s.method, trainable),
     recipe: recipe.file ?? s.recipe,
     recipeHash: recipe.hash ?? null,
     base: s.base,
@@ -304,7 +322,7 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
   ];
   const rows = c.runs.map((r) => [
     r.run,
-    r.method,
+    r.label,
     bits(r.baseBits),
     grouped(r.trainableParams),
     (r.optimizerStateBytes / 1024).toFixed(1),

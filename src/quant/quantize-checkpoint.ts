@@ -70,15 +70,43 @@ function checkLayers(model: CausalLM, nOut: Map<string, number>, o: QuantizeOpti
   }
 }
 
-/** The papers' average: low-bit columns plus 16-bit weak columns, over the decoder linears' weights. */
+/** The papers' average: low-bit columns plus 16-bit weak columns (and 16-bit outliers: GWQ's b + 16ρ), over the
+ * decoder linears' weights. */
 function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
   let bits = 0;
   let weights = 0;
   for (const q of layers) {
-    bits += q.rows * (q.nQuant * q.bits + (q.cols - q.nQuant) * 16);
+    bits += q.rows * (q.nQuant * q.bits + (q.cols - q.nQuant) * 16) + 16 * outlierCount(q);
     weights += q.rows * q.cols;
   }
   return bits / weights;
+}
+
+const outlierCount = (q: QuantizedColumns): number => q.outliers?.index.length ?? 0;
+
+/** What quantization_config.json records of the gradient pass (none: undefined). */
+function gradientsRecord(
+  o: QuantizeOptions,
+  results: Map<string, QuantizedColumns>,
+): PackedModelToWrite['quantConfig']['gradients'] {
+  if (quantMethod(o.method).gradients?.(o) == null) return undefined;
+  if (o.method !== 'gwq') return { windows: o.gradSamples, sensitivity: 'fisher' };
+  const layers = [...results.values()];
+  const outliers = layers.reduce((n, q) => n + outlierCount(q), 0);
+  const weights = layers.reduce((n, q) => n + q.rows * q.cols, 0);
+  const stored = layers.reduce((n, q) => n + q.rows * (q.cols * q.bits + 32 * q.nGroups) + 48 * outlierCount(q), 0);
+  const { score, quantizer, outlierRatio } = o.gwq;
+  return {
+    windows: o.gradSamples,
+    gwq: {
+      score,
+      quantizer,
+      outlier_ratio: outlierRatio,
+      outliers,
+      papers_bits: o.bits + 16 * outlierRatio,
+      stored_bits: stored / weights,
+    },
+  };
 }
 
 /** The token embedding and an untied lm_head, round-to-nearest per row at `bits` (no weak columns), by module name. */
@@ -111,14 +139,19 @@ function calibrationFor(
   o: QuantizeOptions,
   phases?: Phases,
 ): Calibration | null {
-  const statistic = quantMethod(o.method).statistic(o);
-  if (statistic === 'none') return null;
+  const method = quantMethod(o.method);
+  const statistic = method.statistic(o);
+  const gradients = method.gradients?.(o) ?? null;
+  if (statistic === 'none' && gradients === null) return null;
   const blocks = statistic === 'activations';
   const seqlen = o.calibration.seqlen ?? (blocks ? Math.min(AWQ_SEQLEN, config.maxPositions) : config.maxPositions);
   if (!(Number.isInteger(seqlen) && seqlen >= 2 && seqlen <= config.maxPositions)) {
     throw new OptionError('seqlen', `calibration seqlen ${seqlen}: expected an integer in [2, ${config.maxPositions}]`);
   }
-  const c = { nsamples: o.calibration.nsamples, seqlen, seed: o.calibration.seed };
+  // a gradient pass alone (gwq with rtn) reads only its S windows
+  const nsamples =
+    statistic === 'none' ? gradients!.windows : Math.max(o.calibration.nsamples, gradients?.windows ?? 0);
+  const c = { nsamples, seqlen, seed: o.calibration.seed };
   if (o.calibration.tokensFile !== null)
     return readCalibrationTokens(
       o.calibration.tokensFile,
@@ -171,6 +204,7 @@ function quantConfigOf(
     ...(o.awq.scale || o.awq.clip
       ? { awq: { scale: o.awq.scale, clip: o.awq.clip, grid: o.awq.grid, blocks: transforms } }
       : {}),
+    gradients: gradientsRecord(o, results),
   };
 }
 

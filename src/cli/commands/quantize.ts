@@ -9,7 +9,7 @@ import { evaluateData } from '../../eval/evaluate-data.js';
 import { claimOutputDir } from '../../io/output-dir.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
 import type { AwqBlockRecord } from '../../quant/awq.js';
-import { methodNames } from '../../quant/methods.js';
+import { methodNames, quantMethod } from '../../quant/methods.js';
 import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
 import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
@@ -155,7 +155,10 @@ function report(
   }
   const lines = [
     `wrote ${args.out} (${qc.method}, ${qc.bits}-bit, ${qc.group_size === 0 ? 'per row' : `groups of ${qc.group_size}`}, tuning ${qc.tuning})`,
-    `weak columns per linear: ${[...nOut].map(([n, k]) => `${n} ${k}`).join(', ')}`,
+    ...(quantMethod(qc.method).weakColumns
+      ? [`weak columns per linear: ${[...nOut].map(([n, k]) => `${n} ${k}`).join(', ')}`]
+      : []),
+    ...gradientLines(qc.gradients),
     ...Object.entries(qc.embeddings ?? {}).map(([n, b]) => `${n}: packed per row at ${b} bits`),
     ...(qc.awq === undefined ? [] : awqLines(qc.awq)),
     `average bits: ${qc.avg_bits.decoder_linear.toFixed(3)} (decoder linears), ${qc.avg_bits.file.toFixed(3)} (whole file)`,
@@ -165,6 +168,18 @@ function report(
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** What the gradient pass located: OWQ's Fisher sensitivity, or GWQ-style's outliers and their bits. */
+function gradientLines(g: QuantConfig['gradients']): string[] {
+  if (g === undefined) return [];
+  const windows = `${g.windows} gradient window${g.windows === 1 ? '' : 's'}`;
+  if (g.gwq === undefined) return [`weak columns located by the diagonal Fisher of ${windows}`];
+  const q = g.gwq;
+  return [
+    `GWQ-style outliers: ${q.outliers} in fp16 (ratio ${q.outlier_ratio}, ${q.score} score over ${windows}, ${q.quantizer} for the rest)`,
+    `outlier bits: ${q.papers_bits.toFixed(3)} (papers' b + 16 rho), ${q.stored_bits.toFixed(3)} stored per decoder-linear weight (codes, scales, zeros, outlier indices and values)`,
+  ];
 }
 
 /** The chosen AWQ ratio of every scaling group, per block: {"model.layers.0": {"input_layernorm": 0.05, ...}}. */

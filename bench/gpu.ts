@@ -6,9 +6,10 @@
  *      a memory-bound kernel such as the decode GEMV; also host upload (writeBuffer) and read-back;
  *  (b) dense GEMM GFLOP/s at m = 512 (src/gpu/matmul.ts vs the addon's sgemm), with the largest difference
  *      between the two results (the WGSL kernel was tested on llvmpipe only: this checks it on the bench's GPU);
- *  (c) packed decode GEMV (m = 1), 4- and 3-bit, 0 / 0.3% / 3% weak columns, GB/s of the packed weight's bytes
- *      as a fraction of (a), the weak columns' overhead, and the packed GEMM at m = 512 (src/gpu/packed.ts: the
- *      fused GEMV for m <= GEMV_MAX_M, the tiled GEMM above);
+ *  (c) packed decode GEMV (m = 1), 4- and 3-bit, 0 / 0.3% / 3% weak columns, and 0.3% weak columns with 1% sparse
+ *      outliers (GWQ-style CSR), GB/s of the packed weight's bytes as a fraction of (a), the weak columns' and the
+ *      outliers' overhead, and the packed GEMM at m = 512 (src/gpu/packed.ts: the fused GEMV for m <= GEMV_MAX_M,
+ *      the tiled GEMM above);
  *  (d) forward tokens/s and the WCT step of opt-125m- and llama-7b-shaped 2-layer packed models
  *      (bench/gpu-models.ts), CPU and GPU.
  *
@@ -47,6 +48,8 @@ const WEAK_FRACTIONS: [string, number][] = [
   ['0.3%', 0.003],
   ['3%', 0.03],
 ];
+/** The GEMV's sparse-outlier variant: this fraction of the elements (beside 0.3% weak columns). */
+const OUTLIER_FRACTION = 0.01;
 /** Distinct device copies a hardware GEMV cycles through: over 4x an H200's 60 MB L2, so each call reads DRAM. */
 const COLD_BYTES = 256 * 2 ** 20;
 
@@ -258,9 +261,37 @@ function randomWeight(
   };
 }
 
-/** Bytes a GEMV reads: packed codes, scales (f32), zeros (u8), weak columns (f32), as stored on the host. */
+/**
+ * `frac` of each row's elements as sparse outliers (CSR, input columns ascending, none a weak column), spread
+ * over the row at a per-row offset; their codes are set to the zero point in w.qweight as the format requires.
+ */
+function addOutliers(w: PackedWeight, frac: number, rng: Rng): void {
+  const { rows, cols, bits } = w;
+  const weak = new Set(w.weakIdx);
+  const count = Math.max(1, Math.round(frac * cols));
+  const rowBytes = packedRowBytes(cols, bits);
+  const rowPtr = new Int32Array(rows + 1);
+  const colIdx: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const off = r % 97;
+    const cs = Array.from({ length: count }, (_, t) => (Math.floor((t * cols) / count) + off) % cols);
+    for (const c of [...new Set(cs)].filter((c) => !weak.has(c)).sort((a, b) => a - b)) {
+      colIdx.push(c);
+      setCode(w.qweight, r * rowBytes, c, bits, w.zeros[r]);
+    }
+    rowPtr[r + 1] = colIdx.length;
+  }
+  w.outliers = { rowPtr, colIdx: Int32Array.from(colIdx), values: randomArray(colIdx.length, rng) };
+}
+
+/**
+ * Bytes a GEMV reads: packed codes, scales (f32), zeros (u8), weak columns (f32), as stored on the host, and the
+ * outliers' CSR (i32 row pointers and columns, f32 values as on the device).
+ */
 function weightBytes(w: PackedWeight): number {
-  return w.qweight.length + 5 * w.scales.length + 4 * w.weak.length;
+  const o = w.outliers;
+  const sparse = o === undefined ? 0 : 4 * (o.rowPtr.length + o.colIdx.length + o.values.length);
+  return w.qweight.length + 5 * w.scales.length + 4 * w.weak.length + sparse;
 }
 
 async function packedGemvRows(gpu: Gpu, software: boolean, copyGBs: number, rng: Rng): Promise<Row[]> {
@@ -274,14 +305,21 @@ async function packedGemvRows(gpu: Gpu, software: boolean, copyGBs: number, rng:
     for (const bits of [4, 3] as PackedBits[]) {
       const qweight = randomBytes(packedBytes(n, k, bits), rng);
       let base = 0;
-      for (const [label, frac] of WEAK_FRACTIONS) {
+      let weak03 = 0;
+      const variants: [string, number, number][] = [
+        ...WEAK_FRACTIONS.map(([label, frac]): [string, number, number] => [label, frac, 0]),
+        ['0.3%', 0.003, OUTLIER_FRACTION],
+      ];
+      for (const [label, frac, outliers] of variants) {
         const w = randomWeight(n, k, bits, 2 * Math.round((frac * k) / 2), qweight, rng);
+        if (outliers > 0) addOutliers(w, outliers, rng);
         const bytes = weightBytes(w);
         const copies = software ? 1 : Math.max(1, Math.ceil(COLD_BYTES / bytes));
         const ws: GpuPackedWeight[] = Array.from({ length: copies }, () => packedToGpu(ctx, w));
         const t = await gpuTimes(device, (i) => packedGpu.packedMatmul(ws[i % copies], gx, 1, gy), 0.25);
         const s = t.seconds;
         if (frac === 0) base = s;
+        if (frac === 0.003 && outliers === 0) weak03 = s;
         const gbs = bytes / s / 1e9;
         for (const g of ws) releasePacked(g);
         const sCpu = cpuSeconds(() => packedMatmul(w, x, 1, y), 0.2);
@@ -289,11 +327,13 @@ async function packedGemvRows(gpu: Gpu, software: boolean, copyGBs: number, rng:
           'N x K': `${n}x${k}`,
           bits,
           'weak cols': `${label} (${w.weakIdx.length})`,
+          outliers: outliers === 0 ? '0' : `${outliers * 100}% (${w.outliers!.colIdx.length})`,
           'GPU us': s * 1e6,
           'enqueue us': t.enqueue * 1e6,
           'GPU GB/s': gbs,
           'of copy BW': gbs / copyGBs,
           'weak overhead': s / base - 1,
+          'outlier overhead': outliers === 0 ? '-' : s / weak03 - 1,
           'CPU us (warm)': sCpu * 1e6,
           'GPU / CPU': sCpu / s,
         });
@@ -457,7 +497,7 @@ export async function runGpuBench(): Promise<string> {
         { title: 'Transfers', rows: transfer },
         { title: `Dense GEMM at m = ${M} (WGSL tiled GEMM vs the addon's sgemm, same data)`, rows: dense },
         {
-          title: `Packed decode GEMV (m = 1), per-row scales; GB/s = packed weight bytes (codes + f32 scales + u8 zeros + f32 weak columns) per second; of copy BW = that / the copy's read+write GB/s above${software ? '' : `; calls cycle through ${COLD_BYTES / 2 ** 20} MiB of device copies of the weight (> L2)`}; weak overhead = time / time without weak columns - 1; enqueue us = the CPU's time to record and submit one call (on Vulkan/Metal/D3D12, close to GPU us means the figure is dispatch overhead, not the kernel; Dawn's OpenGL ES backend runs the work inside submit, so there it is the whole time)`,
+          title: `Packed decode GEMV (m = 1), per-row scales; GB/s = packed weight bytes (codes + f32 scales + u8 zeros + f32 weak columns + the outliers' CSR: i32 row pointers and columns, f32 values) per second; of copy BW = that / the copy's read+write GB/s above${software ? '' : `; calls cycle through ${COLD_BYTES / 2 ** 20} MiB of device copies of the weight (> L2)`}; weak overhead = time / time without weak columns - 1; outlier overhead = time / time of the same weight without outliers (0.3% weak columns) - 1; enqueue us = the CPU's time to record and submit one call (on Vulkan/Metal/D3D12, close to GPU us means the figure is dispatch overhead, not the kernel; Dawn's OpenGL ES backend runs the work inside submit, so there it is the whole time)`,
           rows: gemv,
         },
         { title: `Packed GEMM at m = ${M} (0.3% weak columns, per-row scales)`, rows: packedGemm },

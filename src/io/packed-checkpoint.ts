@@ -9,6 +9,11 @@
  *   <name>.weak_idx I32 [n_out]               sorted input columns kept in full precision (when n_out > 0)
  *   <name>.weak     F16 [out, n_out]          those columns' weights (when n_out > 0)
  *   <name>.perm     I32 [in]                  packed column k holds input column perm[k] (groups + reordering only)
+ *   <name>.outlier_row_ptr I32 [out + 1]      GWQ-style sparse outliers in CSR form (when the linear has any):
+ *   <name>.outlier_col_idx I32 [nnz]          row r's are p in [row_ptr[r], row_ptr[r+1]), at input column
+ *   <name>.outlier_values  F16 [nnz]          col_idx[p] (ascending within a row, never a weak column), value
+ *                                             values[p]; their codes hold the zero point. All three or none:
+ *                                             none = no outliers (files written before them read unchanged)
  *   <name>.bias                               unchanged
  * Optionally (`wct quantize --embed-bits`) the token embedding table, and an untied lm_head, are stored
  * the same way under their module names (e.g. `model.decoder.embed_tokens.qweight`, [vocab, hidden],
@@ -19,7 +24,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { packedGroups, packedRowBytes, validatePacked, type PackedBits, type PackedWeight } from '../native/packed.js';
+import {
+  outlierFault,
+  packedGroups,
+  packedRowBytes,
+  validatePacked,
+  type OutlierFault,
+  type PackedBits,
+  type PackedWeight,
+} from '../native/packed.js';
+import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
 import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -56,6 +70,23 @@ export interface QuantConfig {
   /** AWQ's searches when they ran (method awq, or owq/gptq with the AWQ scale search): what ran, and per block the
    * chosen ratio α of every scaling group (src/quant/awq.ts AwqBlockRecord). Informational: loading ignores it. */
   awq?: { scale: boolean; clip: boolean; grid: number; blocks: object[] };
+  /** The gradient pass when it ran (method gwq, owq with sensitivity fisher): S windows, and gwq's choices and its
+   * outliers (their count, and the papers' bits b + 16ρ). Informational: loading reads the outliers' tensors. */
+  gradients?: {
+    windows: number;
+    sensitivity?: 'fisher';
+    gwq?: {
+      score: string;
+      quantizer: string;
+      outlier_ratio: number;
+      outliers: number;
+      /** b + 16ρ */
+      papers_bits: number;
+      /** Stored bits per decoder-linear weight: b per element, 32 per (row, group) for the fp16 scale and zero, 48 per
+       * outlier (a 32-bit column index and an fp16 value). */
+      stored_bits: number;
+    };
+  };
 }
 
 export function isPackedCheckpoint(dir: string): boolean {
@@ -112,8 +143,14 @@ export function packedLayouts(qc: QuantConfig): Map<string, PackedLayout> {
 
 /** Every tensor name that may store the packed module `name` (bias excluded). */
 export function packedTensorNames(name: string): string[] {
-  return ['qweight', 'scales', 'zeros', 'weak_idx', 'weak', 'perm'].map((suffix) => `${name}.${suffix}`);
+  return ['qweight', 'scales', 'zeros', 'weak_idx', 'weak', 'perm', ...OUTLIER_SUFFIXES].map(
+    (suffix) => `${name}.${suffix}`,
+  );
 }
+
+/** The tensors of a packed module's CSR outliers, by the PackedOutliers field they hold. */
+const OUTLIER_TENSORS = { rowPtr: 'outlier_row_ptr', colIdx: 'outlier_col_idx', values: 'outlier_values' } as const;
+const OUTLIER_SUFFIXES = Object.values(OUTLIER_TENSORS);
 
 /**
  * Checks, from the header alone, that the packed tensors of module `name` have the dtypes and shapes the model
@@ -151,6 +188,30 @@ export function checkPackedTensors(
     expect(`${name}.weak`, 'F16', [rows, nOut]);
   }
   if (ckpt.has(`${name}.perm`)) expect(`${name}.perm`, 'I32', [cols]);
+  if (hasOutliers(ckpt, name)) {
+    const colIdx = `${name}.${OUTLIER_TENSORS.colIdx}`;
+    const { shape: cs } = ckpt.info(colIdx);
+    const nnz = cs.length === 1 ? cs[0] : -1;
+    if (nnz < 0) throw new InputError(file, colIdx, `shape [${cs}] is not one-dimensional (expected I32 [nnz])`);
+    expect(`${name}.${OUTLIER_TENSORS.rowPtr}`, 'I32', [rows + 1]);
+    expect(colIdx, 'I32', [nnz]);
+    expect(`${name}.${OUTLIER_TENSORS.values}`, 'F16', [nnz]);
+  }
+}
+
+/** Whether module `name` stores outliers: all three of its outlier tensors, or none (else an InputError). */
+function hasOutliers(ckpt: TensorReader & { path: string }, name: string): boolean {
+  const stored = OUTLIER_SUFFIXES.filter((s) => ckpt.has(`${name}.${s}`));
+  if (stored.length === 0) return false;
+  const missing = OUTLIER_SUFFIXES.find((s) => !ckpt.has(`${name}.${s}`));
+  if (missing !== undefined) {
+    throw new InputError(
+      ckpt.path,
+      `${name}.${missing}`,
+      `missing, but ${name}.${stored[0]} is stored (outliers are ${OUTLIER_SUFFIXES.join(', ')}: all three or none)`,
+    );
+  }
+  return true;
 }
 
 /**
@@ -186,7 +247,21 @@ export function readPackedLinear(
   } catch (e) {
     throw new InputError(file, (e as Error).message);
   }
+  if (hasOutliers(ckpt, name)) {
+    w.outliers = {
+      rowPtr: ckpt.readInt32(`${name}.${OUTLIER_TENSORS.rowPtr}`),
+      colIdx: ckpt.readInt32(`${name}.${OUTLIER_TENSORS.colIdx}`),
+      values: ckpt.readFiniteF32(`${name}.${OUTLIER_TENSORS.values}`),
+    };
+    const fault = outlierFault(w);
+    if (fault !== null) throw new InputError(file, outlierTensor(name, fault), fault.problem);
+  }
   return w;
+}
+
+/** The tensor a fault of module `name`'s outliers is in. */
+function outlierTensor(name: string, fault: OutlierFault): string {
+  return `${name}.${fault.field === 'qweight' ? 'qweight' : OUTLIER_TENSORS[fault.field]}`;
 }
 
 /** quantization_config.json's n_out for `name` must agree with the weak columns stored (weak_idx and weak exist
@@ -218,7 +293,33 @@ export function packedTensors(name: string, w: PackedWeight): TensorToWrite[] {
     );
   }
   if (w.perm !== null) tensors.push({ name: `${name}.perm`, dtype: 'I32', shape: [w.cols], data: w.perm });
+  const o = w.outliers;
+  if (o !== undefined && o.colIdx.length > 0) {
+    checkF16Exact(name, w);
+    const nnz = o.colIdx.length;
+    tensors.push(
+      { name: `${name}.${OUTLIER_TENSORS.rowPtr}`, dtype: 'I32', shape: [w.rows + 1], data: o.rowPtr },
+      { name: `${name}.${OUTLIER_TENSORS.colIdx}`, dtype: 'I32', shape: [nnz], data: o.colIdx },
+      { name: `${name}.${OUTLIER_TENSORS.values}`, dtype: 'F16', shape: [nnz], data: o.values },
+    );
+  }
   return tensors;
+}
+
+/**
+ * The outliers are stored as F16: each value must be exact in it, so that the file holds the model that was
+ * quantized (a quantizer rounds its outliers to fp16 before it packs them). A value that is not is a bug of
+ * the caller: an Error naming the tensor, the element and its place.
+ */
+function checkF16Exact(name: string, w: PackedWeight): void {
+  const o = w.outliers!;
+  const p = o.values.findIndex((v) => f16BitsToF32(f32ToF16Bits(v)) !== v);
+  if (p < 0) return;
+  let r = 0;
+  while (o.rowPtr[r + 1] <= p) r++;
+  throw new Error(
+    `${name}.${OUTLIER_TENSORS.values}: element ${p} (row ${r}, column ${o.colIdx[p]}) is ${o.values[p]}, not exact in fp16 (round the outliers to fp16 before packing: they are stored as F16)`,
+  );
 }
 
 export interface PackedModelToWrite {

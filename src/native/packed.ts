@@ -245,27 +245,36 @@ function packedColumns(w: PackedWeight<FloatArray>): Int32Array {
   return packedCol;
 }
 
+/** The first fault of a weight's CSR outliers: the field at fault (qweight: an outlier's code) and what is wrong. */
+export interface OutlierFault {
+  field: 'rowPtr' | 'colIdx' | 'values' | 'qweight';
+  problem: string;
+}
+
 /**
  * The CSR outliers: N+1 row pointers from 0, non-decreasing, ending at nnz = colIdx.length = values.length;
  * column indices in [0, K), strictly ascending within a row, none a weak column; each outlier's code its
- * group's zero point (so the packed part dequantizes to 0 there).
+ * group's zero point (so the packed part dequantizes to 0 there). Null when they are fine (or absent). The rest
+ * of w must be valid (validatePacked's other checks).
  */
-function checkOutliers(w: PackedWeight<FloatArray>, where: string): void {
+export function outlierFault(w: PackedWeight<FloatArray>): OutlierFault | null {
   const o = w.outliers;
-  if (o === undefined) return;
+  if (o === undefined) return null;
   const { rows, cols, groupSize: g } = w;
   const nnz = o.colIdx.length;
-  checkLength(where, 'outliers.rowPtr', o.rowPtr, rows + 1);
-  checkLength(where, 'outliers.values', o.values, nnz);
-  if (o.rowPtr[0] !== 0) fail(where, 'outliers.rowPtr', `[0] = ${o.rowPtr[0]}, expected 0`);
-  if (o.rowPtr[rows] !== nnz)
-    fail(where, 'outliers.rowPtr', `[${rows}] = ${o.rowPtr[rows]}, expected the outlier count ${nnz}`);
-  const weak = new Uint8Array(cols);
-  for (const j of w.weakIdx) weak[j] = 1;
+  const length = (field: OutlierFault['field'], n: number, expected: number): OutlierFault | null =>
+    n === expected ? null : { field, problem: `has ${n} elements, expected ${expected}` };
+  const bad = length('rowPtr', o.rowPtr.length, rows + 1) ?? length('values', o.values.length, nnz);
+  if (bad !== null) return bad;
+  if (o.rowPtr[0] !== 0) return { field: 'rowPtr', problem: `[0] = ${o.rowPtr[0]}, expected 0` };
   for (let r = 0; r < rows; r++) {
     if (o.rowPtr[r + 1] < o.rowPtr[r])
-      fail(where, 'outliers.rowPtr', `decreases at row ${r} (${o.rowPtr[r]} then ${o.rowPtr[r + 1]})`);
+      return { field: 'rowPtr', problem: `decreases at row ${r} (${o.rowPtr[r]} then ${o.rowPtr[r + 1]})` };
   }
+  if (o.rowPtr[rows] !== nnz)
+    return { field: 'rowPtr', problem: `[${rows}] = ${o.rowPtr[rows]}, expected the outlier count ${nnz}` };
+  const weak = new Uint8Array(cols);
+  for (const j of w.weakIdx) weak[j] = 1;
   const packedCol = packedColumns(w);
   const [rowBytes, groups] = [packedRowBytes(cols, w.bits), packedGroups(cols, g)];
   for (let r = 0; r < rows; r++) {
@@ -273,16 +282,25 @@ function checkOutliers(w: PackedWeight<FloatArray>, where: string): void {
     for (let p = p0; p < p1; p++) {
       const j = o.colIdx[p];
       const at = `[${p}] = ${j} (row ${r})`;
-      if (!(j >= 0 && j < cols)) fail(where, 'outliers.colIdx', `${at} is outside [0, ${cols})`);
-      if (p > p0 && j <= o.colIdx[p - 1])
-        fail(where, 'outliers.colIdx', `${at} is not above the previous ${o.colIdx[p - 1]} (unsorted or duplicated)`);
-      if (weak[j]) fail(where, 'outliers.colIdx', `${at} is a weak column`);
+      if (!(j >= 0 && j < cols)) return { field: 'colIdx', problem: `${at} is outside [0, ${cols})` };
+      if (p > p0 && j <= o.colIdx[p - 1]) {
+        const problem = `${at} is not above the previous ${o.colIdx[p - 1]} (unsorted or duplicated)`;
+        return { field: 'colIdx', problem };
+      }
+      if (weak[j]) return { field: 'colIdx', problem: `${at} is a weak column` };
       const k = packedCol[j];
       const code = codeAt(w.qweight, r * rowBytes, k, w.bits);
       const z = w.zeros[r * groups + Math.floor(k / g)];
-      if (code !== z) fail(where, 'qweight', `code of outlier (${r}, ${j}) is ${code}, not its zero point ${z}`);
+      if (code !== z)
+        return { field: 'qweight', problem: `code of outlier (${r}, ${j}) is ${code}, not its zero point ${z}` };
     }
   }
+  return null;
+}
+
+function checkOutliers(w: PackedWeight<FloatArray>, where: string): void {
+  const f = outlierFault(w);
+  if (f !== null) fail(where, f.field === 'qweight' ? 'qweight' : `outliers.${f.field}`, f.problem);
 }
 
 // ---- native kernels ----

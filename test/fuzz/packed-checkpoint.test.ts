@@ -3,8 +3,10 @@
  * checkpoint of TinyStories-656K (weak columns in every linear) with quantization_config.json edited (wrong
  * n_out, bits, group size, a linear dropped), bytes of its packed tensors flipped, non-finite scales, weak
  * columns and weights, packed tensors removed, header shapes and dtypes edited, truncation and header length
- * ± k. Every case must end in an InputError or a model whose every value is finite and whose packed layers
- * agree with the config; never another exception and never a hang.
+ * ± k; and a copy with CSR outliers in one linear: bytes of its outlier tensors flipped, some of them removed,
+ * their header shapes and dtypes edited. Every case must end in an InputError or a model whose every value is
+ * finite and whose packed layers agree with the config and pass validatePacked (outliers included); never
+ * another exception and never a hang.
  */
 import { endsCleanly } from '../helpers/errors.js';
 import fs from 'node:fs';
@@ -17,7 +19,8 @@ import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { expectedTensorShapes } from '../../src/models/checkpoint-tensors.js';
 import { loadModel } from '../../src/models/load.js';
 import { packedLinearsOf } from '../../src/models/weak-deltas.js';
-import { packedTinyStories } from '../helpers/packed.js';
+import { validatePacked } from '../../src/native/packed.js';
+import { addOutliers, packedTinyStories } from '../helpers/packed.js';
 
 const SEED = 20261202;
 const RUNS = 100;
@@ -32,9 +35,20 @@ let model: Buffer;
 let headerLength: number;
 let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
 let linears: string[];
+/** The checkpoint with CSR outliers in OUTLIER_LINEAR, and its header. */
+let outlierModel: Buffer;
+let outlierHeaderLength: number;
+let outlierHeader: typeof header;
+const OUTLIER_LINEAR = 'model.layers.1.mlp.down_proj';
 
 beforeAll(async () => {
   const dir = await packedTinyStories(path.join(tmp, 'packed'));
+  const withOutliers = path.join(tmp, 'packed-outliers');
+  fs.cpSync(dir, withOutliers, { recursive: true });
+  addOutliers(withOutliers, OUTLIER_LINEAR, 7);
+  outlierModel = fs.readFileSync(path.join(withOutliers, 'model.safetensors'));
+  outlierHeaderLength = Number(outlierModel.readBigUInt64LE(0));
+  outlierHeader = JSON.parse(outlierModel.subarray(8, 8 + outlierHeaderLength).toString('utf8'));
   config = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
   quantConfig = JSON.parse(fs.readFileSync(path.join(dir, QUANT_CONFIG_FILE), 'utf8'));
   model = fs.readFileSync(path.join(dir, 'model.safetensors'));
@@ -79,6 +93,8 @@ function load({ qc, bytes }: Case): void {
     expect(p.scales.every(Number.isFinite), `${name}.scales`).toBe(true);
     expect(p.weak.every(Number.isFinite), `${name}.weak`).toBe(true);
     p.weakIdx.forEach((j, i) => expect(j >= 0 && j < p.cols && (i === 0 || j > p.weakIdx[i - 1])).toBe(true));
+    validatePacked(p, name); // outliers included: a loaded CSR is a valid one
+    if (p.outliers !== undefined) expect(p.outliers.values.every(Number.isFinite), `${name} outliers`).toBe(true);
   }
 }
 
@@ -233,5 +249,72 @@ describe('packed checkpoint loader fuzz', () => {
         }),
       ),
     );
+  });
+
+  describe('with CSR outliers', () => {
+    const outlierSuffix = fc.constantFrom('outlier_row_ptr', 'outlier_col_idx', 'outlier_values', 'qweight');
+    const at = (tensor: string) => 8 + outlierHeaderLength + outlierHeader[tensor].data_offsets[0];
+    const size = (tensor: string) => outlierHeader[tensor].data_offsets[1] - outlierHeader[tensor].data_offsets[0];
+
+    it('the checkpoint with outliers loads, with them', () => {
+      load({ qc: quantConfig, bytes: outlierModel });
+    });
+
+    it('flipped bytes in the outlier tensors (row pointers, column indices, values) and the codes', () => {
+      run(() =>
+        fc
+          .tuple(
+            outlierSuffix,
+            fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 3 }),
+          )
+          .map(([suffix, flips]) => {
+            const tensor = `${OUTLIER_LINEAR}.${suffix}`;
+            const b = Buffer.from(outlierModel);
+            for (const [k, x] of flips) b[at(tensor) + (k % size(tensor))] ^= x;
+            return { qc: quantConfig, bytes: b };
+          }),
+      );
+    });
+
+    it('outlier tensors removed, and header shape and dtype edits of them', () => {
+      run(() =>
+        fc.oneof(
+          fc.subarray(['outlier_row_ptr', 'outlier_col_idx', 'outlier_values'], { minLength: 1 }).map((removed) => {
+            const gone = new Set(removed.map((s) => `${OUTLIER_LINEAR}.${s}`));
+            const src = path.join(tmp, 'src-outliers.safetensors');
+            const out = path.join(tmp, 'rewritten-outliers.safetensors');
+            fs.writeFileSync(src, outlierModel);
+            const st = openSafetensors(src);
+            const tensors = st
+              .names()
+              .filter((n) => !gone.has(n))
+              .map((name) => ({ name, ...st.info(name), data: st.readRaw(name) }));
+            st.close();
+            writeSafetensors(out, tensors, { format: 'pt' });
+            return { qc: quantConfig, bytes: fs.readFileSync(out) };
+          }),
+          fc
+            .tuple(
+              outlierSuffix,
+              fc.constantFrom('dim+', 'dim-', 'rank', 'dtype'),
+              fc.constantFrom('U8', 'I64', 'F16', 'F32', 'I32'),
+            )
+            .map(([suffix, edit, dtype]) => {
+              const h = structuredClone(outlierHeader);
+              const e = h[`${OUTLIER_LINEAR}.${suffix}`];
+              if (edit === 'dim+') e.shape[0] += 1;
+              else if (edit === 'dim-') e.shape[e.shape.length - 1] -= 1;
+              else if (edit === 'rank') e.shape.push(1);
+              else e.dtype = dtype;
+              let text = JSON.stringify(h);
+              text += ' '.repeat((8 - (text.length % 8)) % 8);
+              const len = Buffer.alloc(8);
+              len.writeBigUInt64LE(BigInt(text.length));
+              const rest = outlierModel.subarray(8 + outlierHeaderLength);
+              return { qc: quantConfig, bytes: Buffer.concat([len, Buffer.from(text), rest]) };
+            }),
+        ),
+      );
+    });
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Checkpoint directories: single file, sharded index (a real checkpoint split in two shards must
  * read back identically), and the ways an index can be broken; the packed checkpoint loader's checks
- * (n_out against the stored weak columns, finite scales and weak columns) and weak-column deltas.
+ * (n_out against the stored weak columns, finite scales and weak columns) and weak-column deltas; the packed
+ * linears' CSR outliers (written and read back bit-exact, refused when inexact in fp16, every fault of the stored
+ * CSR one line naming the file and the tensor, and a whole model loaded with outliers in one linear).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,12 +11,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
-import { QUANT_CONFIG_FILE, readQuantConfig } from '../../src/io/packed-checkpoint.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.js';
+import { QUANT_CONFIG_FILE, packedTensors, readPackedLinear, readQuantConfig } from '../../src/io/packed-checkpoint.js';
 import { openCheckpoint, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { checkpointSha256, writeWeakDeltas } from '../../src/io/weak-deltas.js';
 import { loadModel } from '../../src/models/load.js';
 import { applyWeakDeltas, packedLinearsOf, weakColumnsOf } from '../../src/models/weak-deltas.js';
-import { packedTinyStories } from '../helpers/packed.js';
+import { packedRowBytes, type PackedWeight } from '../../src/native/packed.js';
+import * as pref from '../../src/native/packed-ref.js';
+import { addOutliers, packedTinyStories } from '../helpers/packed.js';
+import { randomPacked } from '../kernels/packed-helpers.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-io-ckpt-'));
@@ -139,6 +145,10 @@ function pokeTensor(file: string, name: string, at: number, bytes: Buffer): void
   fs.writeFileSync(file, whole);
 }
 
+/** The small OWQ checkpoint of TinyStories, made once for the describes that need it. */
+let packedOnce: Promise<string> | undefined;
+const packedCheckpoint = (): Promise<string> => (packedOnce ??= packedTinyStories(path.join(tmp, 'packed')));
+
 describe('packed checkpoint loader', () => {
   let packedDir: string;
   const linear = 'model.layers.0.self_attn.q_proj';
@@ -154,7 +164,7 @@ describe('packed checkpoint loader', () => {
     fs.writeFileSync(file, JSON.stringify(qc));
   };
   beforeAll(async () => {
-    packedDir = await packedTinyStories(path.join(tmp, 'packed'));
+    packedDir = await packedCheckpoint();
   });
 
   it('loads, with the weak columns quantization_config.json lists', () => {
@@ -243,5 +253,180 @@ describe('packed checkpoint loader', () => {
     const fifo = path.join(tmp, 'deltas-fifo.safetensors');
     execFileSync('mkfifo', [fifo]);
     expect(errorOf(() => applyWeakDeltas(model, fifo, packedDir)).message).toBe(`${fifo}: not a regular file (a FIFO)`);
+  });
+});
+
+/** x rounded to the nearest fp16 (as a packed checkpoint stores scales, weak columns and outliers). */
+const f16 = (a: Float32Array): Float32Array => a.map((v) => f16BitsToF32(f32ToF16Bits(v)));
+
+describe('packed checkpoint outliers', () => {
+  const name = 'model.layers.0.mlp.up_proj';
+  /** A random packed weight (unaligned K, groups of 12, perm, weak columns, 5% outliers and a crowded row),
+   * its floats exact in fp16. */
+  const weight = (): PackedWeight => {
+    const { w } = randomPacked({
+      rows: 9,
+      cols: 29,
+      bits: 3,
+      groupSize: 12,
+      perm: true,
+      nOut: 3,
+      seed: 5,
+      outlierFrac: 0.05,
+      outlierCrowd: 0.8,
+    });
+    const o = w.outliers!;
+    return { ...w, scales: f16(w.scales), weak: f16(w.weak), outliers: { ...o, values: f16(o.values) } };
+  };
+  const layout = { bits: 3, groupSize: 12, nOut: 3 };
+  /** Writes the weight's tensors (after `edit`) to a fresh file and reads the linear back. */
+  const roundTrip = (
+    w: PackedWeight,
+    edit: (t: ReturnType<typeof packedTensors>) => void = () => undefined,
+    file = path.join(tmp, `outliers${counter++}.safetensors`),
+  ) => {
+    const tensors = packedTensors(name, w);
+    edit(tensors);
+    writeSafetensors(file, tensors);
+    const st = openSafetensors(file);
+    try {
+      return { file, w: readPackedLinear(st, name, [w.rows, w.cols], layout) };
+    } finally {
+      st.close();
+    }
+  };
+  /** The tensor `suffix` of the written weight, its data replaced. */
+  const replace =
+    (suffix: string, data: Int32Array | Float32Array | Uint8Array) => (t: ReturnType<typeof packedTensors>) => {
+      const e = t.find((x) => x.name === `${name}.${suffix}`)!;
+      e.data = data;
+      if (e.shape.length === 1) e.shape = [data.length];
+    };
+
+  it('round-trips bit-exact beside the other packed tensors', () => {
+    const w = weight();
+    const names = packedTensors(name, w).map((t) => t.name);
+    expect(names).toEqual(
+      expect.arrayContaining([`${name}.outlier_row_ptr`, `${name}.outlier_col_idx`, `${name}.outlier_values`]),
+    );
+    const back = roundTrip(w).w;
+    expect(back).toEqual(w);
+    expect(pref.dequantize(back)).toEqual(pref.dequantize(w));
+    // an empty CSR writes nothing and reads back as no outliers
+    const none = {
+      ...w,
+      outliers: { rowPtr: new Int32Array(10), colIdx: new Int32Array(0), values: new Float32Array(0) },
+    };
+    expect(packedTensors(name, none).some((t) => t.name.includes('outlier'))).toBe(false);
+    expect(roundTrip(none).w.outliers).toBeUndefined();
+  });
+
+  it('refuses to write a value that fp16 does not hold exactly', () => {
+    const w = weight();
+    const o = w.outliers!;
+    const values = o.values.slice();
+    values[o.rowPtr[4] + 2] = 0.1;
+    expect(() => packedTensors(name, { ...w, outliers: { ...o, values } })).toThrow(
+      `${name}.outlier_values: element ${o.rowPtr[4] + 2} (row 4, column ${o.colIdx[o.rowPtr[4] + 2]}) is 0.10000000149011612, not exact in fp16 (round the outliers to fp16 before packing: they are stored as F16)`,
+    );
+  });
+
+  it('each fault of the stored CSR is one line naming the file, the tensor and the fault', () => {
+    const w = weight();
+    const o = w.outliers!;
+    const r = 4; // the crowded row
+    const at = o.rowPtr[r];
+    const fault = (edit: (t: ReturnType<typeof packedTensors>) => void): string => {
+      const file = path.join(tmp, `outliers${counter++}.safetensors`);
+      const message = errorOf(() => roundTrip(w, edit, file)).message;
+      expect(message.split('\n')).toHaveLength(1);
+      expect(message.startsWith(`${file}: `), message).toBe(true);
+      return message.slice(file.length + 2);
+    };
+    const cols = (f: (c: Int32Array) => void) => {
+      const c = o.colIdx.slice();
+      f(c);
+      return replace('outlier_col_idx', c);
+    };
+    expect(fault(cols((c) => ([c[at], c[at + 1]] = [c[at + 1], c[at]])))).toBe(
+      `${name}.outlier_col_idx: [${at + 1}] = ${o.colIdx[at]} (row ${r}) is not above the previous ${o.colIdx[at + 1]} (unsorted or duplicated)`,
+    );
+    expect(fault(cols((c) => (c[at + 1] = c[at])))).toBe(
+      `${name}.outlier_col_idx: [${at + 1}] = ${o.colIdx[at]} (row ${r}) is not above the previous ${o.colIdx[at]} (unsorted or duplicated)`,
+    );
+    expect(fault(cols((c) => (c[at] = 29)))).toBe(
+      `${name}.outlier_col_idx: [${at}] = 29 (row ${r}) is outside [0, 29)`,
+    );
+    expect(fault(cols((c) => (c[at] = -1)))).toBe(
+      `${name}.outlier_col_idx: [${at}] = -1 (row ${r}) is outside [0, 29)`,
+    );
+    // a weak column in the crowded row, in order
+    const weakCol = w.weakIdx[0];
+    const row = Array.from(o.colIdx.subarray(at, o.rowPtr[r + 1]));
+    const withWeak = [...row.slice(1), weakCol].sort((a, b) => a - b);
+    expect(fault(cols((c) => c.set(withWeak, at)))).toBe(
+      `${name}.outlier_col_idx: [${at + withWeak.indexOf(weakCol)}] = ${weakCol} (row ${r}) is a weak column`,
+    );
+    const ptr = (f: (p: Int32Array) => void) => {
+      const p = o.rowPtr.slice();
+      f(p);
+      return replace('outlier_row_ptr', p);
+    };
+    expect(fault(ptr((p) => (p[0] = 1)))).toBe(`${name}.outlier_row_ptr: [0] = 1, expected 0`);
+    expect(fault(ptr((p) => (p[3] = p[4] + 1)))).toBe(
+      `${name}.outlier_row_ptr: decreases at row 3 (${o.rowPtr[4] + 1} then ${o.rowPtr[4]})`,
+    );
+    expect(fault(ptr((p) => (p[9] -= 1)))).toBe(
+      `${name}.outlier_row_ptr: [9] = ${o.rowPtr[9] - 1}, expected the outlier count ${o.colIdx.length}`,
+    );
+    // the code at an outlier is not its zero point
+    const q = w.qweight.slice();
+    const k = w.perm!.indexOf(o.colIdx[at]);
+    q[r * packedRowBytes(29, 3) + ((k * 3) >> 3)] ^= 1 << ((k * 3) & 7);
+    expect(fault(replace('qweight', q))).toMatch(
+      new RegExp(
+        `^${name.replaceAll('.', '\\.')}\\.qweight: code of outlier \\(${r}, ${o.colIdx[at]}\\) is \\d, not its zero point \\d$`,
+      ),
+    );
+    // shapes, dtypes, a missing tensor, a non-finite value
+    expect(fault(replace('outlier_row_ptr', o.rowPtr.subarray(1)))).toBe(
+      `${name}.outlier_row_ptr: I32 [9] does not match the config (expected I32 [10])`,
+    );
+    expect(fault(replace('outlier_values', o.values.subarray(1)))).toBe(
+      `${name}.outlier_values: F16 [${o.colIdx.length - 1}] does not match the config (expected F16 [${o.colIdx.length}])`,
+    );
+    expect(
+      fault((t) =>
+        t.splice(
+          t.findIndex((x) => x.name === `${name}.outlier_values`),
+          1,
+        ),
+      ),
+    ).toBe(
+      `${name}.outlier_values: missing, but ${name}.outlier_row_ptr is stored (outliers are outlier_row_ptr, outlier_col_idx, outlier_values: all three or none)`,
+    );
+    const nan = o.values.slice();
+    nan[3] = NaN;
+    expect(fault(replace('outlier_values', nan))).toBe(
+      `tensor ${name}.outlier_values: element 3 is NaN (stored values must be finite)`,
+    );
+  });
+
+  let packedDir: string;
+  beforeAll(async () => {
+    packedDir = await packedCheckpoint();
+  });
+
+  it('a whole model loads with outliers in one linear (older files: none)', () => {
+    const layerName = 'model.layers.0.self_attn.q_proj';
+    const plain = packedLinearsOf(loadModel(packedDir)).get(layerName)!.packed;
+    expect(plain.outliers).toBeUndefined();
+    const dir = path.join(tmp, `packed-outliers${counter++}`);
+    fs.cpSync(packedDir, dir, { recursive: true });
+    const withOutliers = addOutliers(dir, layerName);
+    const loaded = packedLinearsOf(loadModel(dir)).get(layerName)!.packed;
+    expect(loaded.outliers).toEqual(withOutliers.outliers);
+    expect(pref.dequantize(loaded)).toEqual(pref.dequantize(withOutliers));
+    expect(loaded.outliers!.colIdx.length).toBeGreaterThan(plain.rows);
   });
 });

@@ -30,6 +30,7 @@ import { checkpointSha256, writeWeakDeltas } from '../io/weak-deltas.js';
 import { loadModel } from '../models/load.js';
 import { applyWeakDeltas, weakColumnsOf } from '../models/weak-deltas.js';
 import { OptionError } from '../errors.js';
+import { quantMethod } from '../quant/methods.js';
 import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../recipe/quantize-options.js';
 import { checkRecipeModel } from '../recipe/check-model.js';
@@ -39,7 +40,7 @@ import { dataSetName } from '../util/data-set-name.js';
 import type { PhaseProgress, Phases } from '../util/phases.js';
 import { RunLog, type TrainProgress } from './run-log.js';
 import { meanLoss, train, validationSet, type Trainable, type TrainConfig, type TrainResult } from './trainer.js';
-import { trainableSetOf, wctParameters } from './wct.js';
+import { trainableSetOf, trainsOutliers, wctParameters } from './wct.js';
 
 export interface RunSummary {
   method: Recipe['method'];
@@ -293,6 +294,30 @@ function completedRun(loaded: LoadedRecipe): RunSummary | null {
   return readJsonObject(summary) as unknown as RunSummary;
 }
 
+/** The quantization methods whose packed checkpoints hold sparse outliers (train.trainable outliers / both). */
+const OUTLIER_METHODS: readonly string[] = ['gwq'];
+
+/**
+ * train.trainable against the method and, when the base is quantized by the run, its quantization method (before
+ * any quantization: a packed base given as is is checked when its layers are, src/train/wct.ts).
+ */
+function checkTrainable(loaded: LoadedRecipe): void {
+  const r = loaded.recipe;
+  const set = r.train.trainable;
+  if (set === undefined) return;
+  const at = ['train', 'trainable'];
+  if (r.method !== 'wct') throw loaded.fieldError(at, `applies to method wct only, not ${r.method}`);
+  const q = r.model.quantize;
+  if (q === undefined || isPackedCheckpoint(r.model.path)) return;
+  if (trainsOutliers(set) && !OUTLIER_METHODS.includes(q.method))
+    throw loaded.fieldError(
+      at,
+      `${set}: model.quantize.method ${q.method} keeps no outliers (use ${OUTLIER_METHODS.join(' or ')}, or train weak_columns)`,
+    );
+  if (set === 'both' && !quantMethod(q.method).weakColumns)
+    throw loaded.fieldError(at, `both: model.quantize.method ${q.method} keeps no weak columns (train outliers)`);
+}
+
 /** Runs the recipe in its claimed output directory, or returns the stored summary of its finished run. */
 export async function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): Promise<RunSummary> {
   const r = loaded.recipe;
@@ -325,8 +350,7 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   const started = performance.now();
   const r = loaded.recipe;
   checkRecipeModel(loaded);
-  if (r.method !== 'wct' && r.train.trainable !== undefined)
-    throw loaded.fieldError(['train', 'trainable'], `applies to method wct only, not ${r.method}`);
+  checkTrainable(loaded);
   fs.writeFileSync(
     path.join(r.output.dir, 'recipe.json'),
     `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,

@@ -44,6 +44,12 @@ export function wctParameters(model: CausalLM, set: TrainableSet = 'weak_columns
       outliers++;
     }
   }
+  const hasOutliers = [...packedLinearsOf(model).values()].some((l) => l.outliers !== null);
+  if (set === 'weak_columns' && weak === 0 && hasOutliers)
+    throw new OptionError(
+      'train.trainable',
+      'weak_columns (the default): the base has no weak columns but sparse outliers (set train.trainable: outliers)',
+    );
   if (set === 'weak_columns' && weak === 0)
     throw new OptionError(
       'model.quantize',

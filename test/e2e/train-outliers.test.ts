@@ -4,8 +4,11 @@
  * weak columns (outliers only) and the outlier positions stay bit-identical while the values move; a resumed
  * run restores them from its checkpoint; the deltas round trip (values and positions), refuse other positions
  * with one line, and a weak-only deltas file of an earlier version still loads; the trainable set's errors; the
- * comparison's label.
+ * comparison's label. Then `wct-train` end to end over a `wct quantize --method gwq` base: trainable outliers,
+ * deltas that reload to the same validation loss and change `wct eval --deltas`, `wct compare`'s label, and the
+ * recipe errors (one line naming train.trainable).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,10 +28,14 @@ import { train } from '../../src/train/trainer.js';
 import { wctParameters } from '../../src/train/wct.js';
 import { addOutliers } from '../helpers/outliers.js';
 import { packedTinyStories } from '../helpers/packed.js';
-import { dataDir } from '../helpers/paths.js';
+import { expectFinalErrorLine, expectOneLineError, wct } from '../helpers/cli.js';
+import { dataDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 import { testTrainConfig } from '../helpers/train-config.js';
 
 const ALPACA = path.join(dataDir, 'instruct/alpaca/alpaca-2k.json');
+const CALIB = path.join(dataDir, 'golden/calib-c4-tinystories-656k-n128-L512.json');
+const STORIES = path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt');
+const TRAIN_CLI = path.join(repoRoot, 'dist/src/cli/wct-train.js');
 
 let tmp: string;
 let base: string;
@@ -245,5 +252,104 @@ describe('outlier tuning', () => {
     };
     const { header, rows } = comparisonTable(c);
     expect(rows.map((r) => r[header.indexOf('method')])).toEqual(['wct', 'GWQ-style outliers', 'lora']);
+  });
+});
+
+describe('wct-train over a gwq base', () => {
+  let gwq: string;
+  beforeAll(() => {
+    gwq = path.join(tmp, 'gwq');
+    const r = wct([
+      'quantize',
+      '--model',
+      tinyStoriesDir,
+      '--method',
+      'gwq',
+      '--wbits',
+      '3',
+      '--outlier-ratio',
+      '0.01',
+      '--calib-tokens',
+      CALIB,
+      '--nsamples',
+      '4',
+      '--seqlen',
+      '64',
+      '--out',
+      gwq,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
+
+  /** A recipe over `model` (extra: more top-level lines) writing into <tmp>/<name>; `train` adds to its train mapping. */
+  function recipe(name: string, model: string, train: string, extra: string[] = []): string {
+    const file = path.join(tmp, `${name}.yaml`);
+    fs.writeFileSync(
+      file,
+      [
+        `model: { path: ${model} }`,
+        ...extra,
+        `data: { path: ${ALPACA}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 8 } }`,
+        `train: { steps: 4, micro_batch: 2, grad_accum: 1, optimizer: { lr: 0.003 }, schedule: { kind: constant, warmup_steps: 0 }${train} }`,
+        'eval: { every: 2, final: [] }',
+        `output: { dir: ${path.join(tmp, name)}, save_every: 2, keep: 1 }`,
+        'logging: { tensorboard: null, every: 1 }',
+      ].join('\n'),
+    );
+    return file;
+  }
+  const run = (file: string) =>
+    spawnSync(process.execPath, [TRAIN_CLI, file, '--json'], { encoding: 'utf8', timeout: 300_000, cwd: repoRoot });
+
+  it('trains the outliers, exports deltas that reload to the same loss and change wct eval --deltas', () => {
+    const r = run(recipe('gwq-outliers', gwq, ', trainable: outliers'));
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.trainable).toBe('outliers');
+    expect(s.train.valLossAfter).toBeLessThan(s.train.valLossBefore);
+    expect(Math.abs(s.valLossReloaded - s.train.valLossAfter)).toBeLessThan(1e-6);
+    const deltas = path.join(tmp, 'gwq-outliers', 'weak_deltas.safetensors');
+    const st = openSafetensors(deltas);
+    expect(st.names().every((n) => /\.(outliers|outlier_row_ptr|outlier_col_idx)$/.test(n))).toBe(true);
+    expect(st.names().filter((n) => n.endsWith('.outliers')).length * 3).toBe(st.names().length);
+    st.close();
+    const ppl = (extra: string[]) =>
+      JSON.parse(wct(['eval', '--model', gwq, ...extra, '--data', STORIES, '--seqlen', '128', '--json']).stdout).ppl;
+    expect(ppl(['--deltas', deltas])).not.toBe(ppl([]));
+    const c = JSON.parse(
+      wct(['compare', path.join(tmp, 'gwq-outliers'), '--out', path.join(tmp, 'cmp'), '--json']).stdout,
+    );
+    expect(c.runs[0]).toMatchObject({ method: 'wct', trainable: 'outliers', label: 'GWQ-style outliers' });
+    expect(fs.readFileSync(path.join(tmp, 'cmp', 'compare.md'), 'utf8')).toContain(
+      '| gwq-outliers | GWQ-style outliers |',
+    );
+  });
+
+  it('refuses a trainable set the base or method cannot train, in one line naming train.trainable', () => {
+    const err = (file: string) => expectFinalErrorLine(run(file));
+    expect(err(recipe('gwq-weak', gwq, ''))).toBe(
+      `error: ${path.join(tmp, 'gwq-weak.yaml')}: train.trainable: weak_columns (the default): the base has no weak columns but sparse outliers (set train.trainable: outliers)`,
+    );
+    expect(err(recipe('gwq-both', gwq, ', trainable: both'))).toMatch(
+      /train\.trainable: both: the base has no weak columns to train \(train outliers\)$/,
+    );
+    expect(err(recipe('owq-outliers', base, ', trainable: outliers'))).toMatch(
+      /train\.trainable: outliers: the base has no outliers to train/,
+    );
+    expect(
+      expectOneLineError(run(recipe('lora-outliers', tinyStoriesDir, ', trainable: outliers', ['method: lora']))),
+    ).toMatch(/lora-outliers\.yaml:\d+ train\.trainable: applies to method wct only, not lora$/);
+    // quantized by the run with a method that keeps no outliers: refused before quantizing
+    const q = `quantize: { method: owq, wbits: 4, target_rank: 2, calib_tokens: ${CALIB}, nsamples: 4 }`;
+    const onTheFly = recipe('fly-outliers', tinyStoriesDir, ', trainable: outliers');
+    fs.writeFileSync(
+      onTheFly,
+      fs.readFileSync(onTheFly, 'utf8').replace(`path: ${tinyStoriesDir} }`, `path: ${tinyStoriesDir}, ${q} }`),
+    );
+    const fly = run(onTheFly);
+    expect(expectOneLineError(fly)).toMatch(
+      /fly-outliers\.yaml:\d+ train\.trainable: outliers: model\.quantize\.method owq keeps no outliers \(use gwq, or train weak_columns\)$/,
+    );
+    expect(fs.existsSync(path.join(tmp, 'fly-outliers', 'base'))).toBe(false);
   });
 });

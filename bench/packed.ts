@@ -6,7 +6,10 @@
  *      cycle through >= 3x L3 (COLD_BYTES) of distinct copies of the weight, so each streams it from DRAM as a
  *      model's decode step does;
  *  (c) batched products at m = 512 (forward x Ŵᵀ and transposed dy Ŵ) vs dense cblas sgemm;
- *  (d) seconds per input row at small m (where the fused GEMV hands over to the panel GEMM).
+ *  (d) seconds per input row at small m (where the fused GEMV hands over to the panel GEMM);
+ *  (e) GWQ-style CSR outliers: the cold decode GEMV of the same layer with 1% outliers against without them,
+ *      measured in the same rounds (ratio per round, median), beside the ratio of the bytes they read; and the
+ *      batched products at m = 512 with and without them.
  * Shapes are N x K (out x in) of opt-125m, opt-1.3b and llama-7b linears. Writes bench/results/packed.{json,md}.
  * Standalone: `npm run build && node dist/bench/packed.js`.
  */
@@ -131,6 +134,119 @@ function coldGemvVsBandwidth(f: (i: number) => void, copies: number, bytes: numb
   return { gbs: median(gbs), bandwidth: median(bw), fraction: median(gbs.map((g, r) => g / bw[r])) };
 }
 
+/**
+ * w with `frac` of each row's columns as CSR outliers: round(frac * K) per row, evenly spread from a random offset
+ * (sorted, distinct), random values; weak columns may coincide and codes are not set to the zero points (neither
+ * changes the speed; validatePacked would refuse it, the kernels do not look).
+ */
+function withOutliers(w: PackedWeight, frac: number, rng: Rng): PackedWeight {
+  const per = Math.round(frac * w.cols);
+  const rowPtr = Int32Array.from({ length: w.rows + 1 }, (_, r) => r * per);
+  const colIdx = new Int32Array(w.rows * per);
+  for (let r = 0; r < w.rows; r++) {
+    const u = rng.next();
+    for (let t = 0; t < per; t++) colIdx[r * per + t] = Math.floor(((t + u) * w.cols) / per);
+  }
+  return { ...w, outliers: { rowPtr, colIdx, values: randomArray(colIdx.length, rng) } };
+}
+
+/** Bytes a GEMV reads of w's outliers: a 4-byte column and a 4-byte value each, and the row pointers. */
+function outlierBytes(w: PackedWeight): number {
+  return w.outliers === undefined ? 0 : 8 * w.outliers.colIdx.length + 4 * w.outliers.rowPtr.length;
+}
+
+/** Distinct copies of w filling COLD_BYTES (outliers included), so that each call streams one from DRAM. */
+function coldCopies(w: PackedWeight): PackedWeight[] {
+  const bytes = weightBytes(w) + outlierBytes(w);
+  return Array.from({ length: Math.ceil(COLD_BYTES / bytes) }, (_, i) => {
+    if (i === 0) return w;
+    const o = w.outliers;
+    return {
+      ...w,
+      qweight: w.qweight.slice(),
+      scales: w.scales.slice(),
+      zeros: w.zeros.slice(),
+      weak: w.weak.slice(),
+      outliers: o && { rowPtr: o.rowPtr.slice(), colIdx: o.colIdx.slice(), values: o.values.slice() },
+    };
+  });
+}
+
+/** Best cold seconds per call of f over its copies in about `budget` s. */
+function coldSeconds(f: (i: number) => void, copies: number, budget: number): number {
+  let s = Infinity;
+  const t0 = performance.now();
+  do {
+    const c0 = performance.now();
+    for (let i = 0; i < copies; i++) f(i);
+    s = Math.min(s, (performance.now() - c0) / 1000 / copies);
+  } while ((performance.now() - t0) / 1000 < budget);
+  return s;
+}
+
+/** The cold decode GEMV (and the m = 512 products) of a layer with 1% outliers against the same layer without. */
+function outlierRows(rng: Rng): { gemv: Row[]; gemm: Row[] } {
+  const frac = 0.01;
+  const gemv: Row[] = [];
+  for (const [model, n, k, bits, g] of [
+    ['opt-1.3b', 2048, 8192, 4, 128],
+    ['llama-7b', 4096, 4096, 4, 128],
+    ['llama-7b', 11008, 4096, 4, 128],
+    ['llama-7b', 4096, 4096, 3, 4096],
+  ] as const) {
+    const w = randomWeight(n, k, bits, g, 2 * Math.round((0.003 * k) / 2), rng);
+    const wo = withOutliers(w, frac, rng);
+    const [plain, sparse] = [coldCopies(w), coldCopies(wo)];
+    const x = randomArray(k, rng);
+    const y = new Float32Array(n);
+    const fs = [(i: number) => packedMatmul(plain[i], x, 1, y), (i: number) => packedMatmul(sparse[i], x, 1, y)];
+    const copies = [plain.length, sparse.length];
+    fs.forEach((f, j) => {
+      for (let i = 0; i < copies[j]; i++) f(i); // warm-up: page in every copy
+    });
+    const ratios: number[] = [];
+    const [us0, us1]: number[][] = [[], []];
+    for (let r = 0; r < 5; r++) {
+      const [s0, s1] = fs.map((f, j) => coldSeconds(f, copies[j], 0.08));
+      us0.push(s0 * 1e6);
+      us1.push(s1 * 1e6);
+      ratios.push(s1 / s0);
+    }
+    gemv.push({
+      model,
+      'N x K': `${n}x${k}`,
+      bits,
+      G: g,
+      outliers: `${frac * 100}% (${wo.outliers!.colIdx.length})`,
+      'us without': median(us0),
+      'us with': median(us1),
+      'time ratio': median(ratios),
+      'bytes ratio': (weightBytes(w) + outlierBytes(wo)) / weightBytes(w),
+    });
+  }
+  const [n, k, m] = [4096, 4096, 512];
+  const w = randomWeight(n, k, 4, 128, 12, rng);
+  const wo = withOutliers(w, frac, rng);
+  const x = randomArray(m * k, rng);
+  const dy = randomArray(m * n, rng);
+  const y = new Float32Array(m * n);
+  const dx = new Float32Array(m * k);
+  const [fwd0, fwd1, dx0, dx1] = interleavedSecondsPerCall(
+    [
+      () => packedMatmul(w, x, m, y),
+      () => packedMatmul(wo, x, m, y),
+      () => packedMatmulT(w, dy, m, dx),
+      () => packedMatmulT(wo, dy, m, dx),
+    ],
+    3,
+  );
+  const gemm = [
+    { product: 'y = x Ŵᵀ', 'ms without': fwd0 * 1e3, 'ms with': fwd1 * 1e3, 'time ratio': fwd1 / fwd0 },
+    { product: 'dx = dy Ŵ', 'ms without': dx0 * 1e3, 'ms with': dx1 * 1e3, 'time ratio': dx1 / dx0 },
+  ].map((r) => ({ 'N x K': `${n}x${k}`, m, outliers: `${frac * 100}% (${wo.outliers!.colIdx.length})`, ...r }));
+  return { gemv, gemm };
+}
+
 function randomArray(n: number, rng: Rng): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() - 0.5);
 }
@@ -243,6 +359,11 @@ function smallMRows(rng: Rng): Row[] {
   });
 }
 
+/** Only the outlier section (e), as its rows: `node dist/bench/packed.js --outliers` (a few seconds). */
+export function runOutlierBench(): { gemv: Row[]; gemm: Row[] } {
+  return outlierRows(new Rng(11));
+}
+
 export function runPackedBench(): string {
   const native = loadNative();
   const rng = new Rng(7);
@@ -262,6 +383,8 @@ export function runPackedBench(): string {
   const gemm = gemmRows(rng);
   process.stderr.write('bench: small m\n');
   const small = smallMRows(rng);
+  process.stderr.write('bench: outliers\n');
+  const outliers = outlierRows(rng);
   const { md } = writeReport({
     name: 'packed',
     machine: {
@@ -284,11 +407,20 @@ export function runPackedBench(): string {
       },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
       { title: 'Small m: fused GEMV per row (m <= 16) vs dequantized panels + sgemm (m > 16)', rows: small },
+      {
+        title: `CSR outliers: cold decode GEMV (m = 1) of the same layer with 1% of its weights as outliers vs without (0.3% weak columns), ${COLD_BYTES / 2 ** 20} MiB of copies each; 5 rounds, each timing both (best call of the round); medians; time ratio = the median of the rounds' ratios; bytes ratio = (packed + outlier bytes) / packed bytes, the ratio a bandwidth-bound GEMV would show`,
+        rows: outliers.gemv,
+      },
+      {
+        title: 'CSR outliers: batched products at m = 512 with 1% outliers vs without (4-bit, G = 128)',
+        rows: outliers.gemm,
+      },
     ],
   });
   return md;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
-  process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
+  if (process.argv.includes('--outliers')) process.stdout.write(`${JSON.stringify(runOutlierBench(), null, 2)}\n`);
+  else process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
 }

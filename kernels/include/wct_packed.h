@@ -87,6 +87,11 @@ void wct_packed_weak_grad(const wct_packed* w, const float* dy, const float* x, 
 // Each p is summed by one thread in a fixed order (double accumulation): deterministic.
 void wct_packed_outlier_grad(const wct_packed* w, const float* dy, const float* x, wct_i64 M, float* dvalues);
 
+// The first row (of N) whose outlier columns are not all in [0, K) or not strictly ascending, or -1 when every
+// row's are (the row pointers must already be checked: from 0, non-decreasing). One parallel, vectorised pass,
+// so that a binding can afford it on every call.
+wct_i64 wct_packed_check_outlier_columns(const wct_packed* w);
+
 // Read bandwidth probe for benchmarks: sums a `bytes`-long buffer with every thread, `iters` times after
 // one warm-up pass; returns bytes read per second.
 double wct_bench_read_bandwidth(wct_i64 bytes, wct_i64 iters);

@@ -66,7 +66,12 @@ void read_outliers(const Args& A, size_t i0, wct_packed& w) {
   w.nnz = rp[w.rows];
   const int32_t* ci = A.i32(i0 + 1, "outlierColIdx", w.nnz);
   w.outlier_values = A.f32(i0 + 2, "outlierValues", w.nnz);
-  for (int64_t r = 0; r < w.rows; r++) {
+  w.outlier_row_ptr = rp;
+  w.outlier_col_idx = ci;
+  // one fast pass on every call; the message from the faulty row
+  const int64_t bad = wct_packed_check_outlier_columns(&w);
+  if (bad >= 0) {
+    const int64_t r = bad;
     for (int64_t p = rp[r]; p < rp[r + 1]; p++) {
       if (ci[p] < 0 || ci[p] >= w.cols) {
         A.range_error("outlierColIdx[" + std::to_string(p) + "] = " + std::to_string(ci[p]) + " (row " +
@@ -77,9 +82,8 @@ void read_outliers(const Args& A, size_t i0, wct_packed& w) {
                       ", row " + std::to_string(r) + ")");
       }
     }
+    A.range_error("outlierColIdx is malformed in row " + std::to_string(r));  // (not reached)
   }
-  w.outlier_row_ptr = rp;
-  w.outlier_col_idx = ci;
 }
 
 // The packed weight at arguments i0 .. i0+12.

@@ -71,6 +71,26 @@ void wct_packed_add_outliers_block(const wct_packed* w, const std::vector<int32_
   }
 }
 
+// 1 when c[p0..p1) is strictly ascending within [0, cols) (branch-free: sorted, the first >= 0, the last < cols).
+WCT_INLINE static int columns_ok_body(const int32_t* c, int64_t p0, int64_t p1, int64_t cols) {
+  if (p1 <= p0) return 1;
+  int ok = (c[p0] >= 0) & (c[p1 - 1] < cols);
+  for (int64_t p = p0 + 1; p < p1; p++) ok &= c[p] > c[p - 1];
+  return ok;
+}
+WCT_MULTIVERSION(int, columns_ok, (const int32_t* c, int64_t p0, int64_t p1, int64_t cols), (c, p0, p1, cols))
+
+wct_i64 wct_packed_check_outlier_columns(const wct_packed* w) {
+  if (w->nnz == 0) return -1;
+  const int32_t* rp = w->outlier_row_ptr;
+  int64_t first = w->rows;
+#pragma omp parallel for schedule(static) reduction(min : first) if (w->nnz >= WCT_PAR_MIN)
+  for (int64_t r = 0; r < w->rows; r++) {
+    if (r < first && !columns_ok(w->outlier_col_idx, rp[r], rp[r + 1], w->cols)) first = r;
+  }
+  return first == w->rows ? -1 : first;
+}
+
 // Σ_i a[i] b[i] over [n] in 4 double chains.
 WCT_INLINE static double dot_f64_body(const float* a, const float* b, int64_t n) {
   double acc[4] = {};

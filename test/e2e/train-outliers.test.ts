@@ -160,6 +160,15 @@ describe('outlier tuning', () => {
     const after = snapshot(loaded);
     expect(changed(after, snapshot(trained))).toEqual([]);
     expect(changed(before, after).every((k) => k.endsWith('.values'))).toBe(true);
+    // both: the weak columns beside the outliers, and the same values come back
+    const bothFile = path.join(tmp, 'deltas-both.safetensors');
+    writeWeakDeltas(bothFile, weakColumnsOf(trained), { ...meta, trainable: 'both' });
+    const both = openSafetensors(bothFile);
+    expect(both.names()).toEqual(expect.arrayContaining([`${linear}.weak`, `${linear}.outliers`]));
+    both.close();
+    const loadedBoth = withOutliers();
+    applyWeakDeltas(loadedBoth, bothFile, base);
+    expect(changed(snapshot(loadedBoth), snapshot(trained))).toEqual([]);
     // the same deltas over other outlier positions
     const other = withOutliers(8);
     let message = '';

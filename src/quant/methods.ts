@@ -118,6 +118,8 @@ export interface QuantMethod {
   statistic(settings: MethodSettings): Statistic;
   /** Whether the method keeps OWQ weak columns (target_bit / target_rank apply). */
   weakColumns: boolean;
+  /** Whether its packed checkpoints hold sparse outliers (train.trainable outliers / both apply). */
+  outliers: boolean;
   /** AWQ's parts it runs: full = scale and clip search, on by default (awq); scale = the scale search on request
    * (owq, gptq); none. */
   awq: 'full' | 'scale' | 'none';
@@ -197,6 +199,7 @@ registerMethod({
   describe: 'round-to-nearest, min-max per row or group, no calibration',
   statistic: () => 'none',
   weakColumns: false,
+  outliers: false,
   awq: 'none',
   defaultTuning: 'minmax',
   quantizeLinear: (l, s) => rtn(l.weight, l.rows, l.cols, { bits: s.bits, groupSize: s.groupSize }),
@@ -206,6 +209,7 @@ registerMethod({
   name: 'gptq',
   describe: 'GPTQ: column-by-column with Hessian error compensation',
   weakColumns: false,
+  outliers: false,
   awq: 'scale',
   defaultTuning: 'minmax',
   ...hessianMethod,
@@ -215,6 +219,7 @@ registerMethod({
   name: 'owq',
   describe: 'OWQ: GPTQ with the most sensitive input columns kept in fp16 (weak columns)',
   weakColumns: true,
+  outliers: false,
   awq: 'scale',
   defaultTuning: 'mse',
   ...hessianMethod,
@@ -236,6 +241,7 @@ registerMethod({
     'GWQ-style: the top fraction of weights by calibration-gradient score kept in fp16 as sparse outliers, the rest RTN or GPTQ',
   statistic: (s) => (s.gwq.quantizer === 'gptq' ? 'hessian' : 'none'),
   weakColumns: false,
+  outliers: true,
   awq: 'none',
   defaultTuning: 'minmax',
   gradients: (s) => ({
@@ -262,6 +268,7 @@ registerMethod({
   statistic: (s) => (awqTransform(s, s.awq.clip) === null ? 'none' : 'activations'),
   transform: (s) => awqTransform(s, s.awq.clip),
   weakColumns: false,
+  outliers: false,
   awq: 'full',
   defaultTuning: 'minmax',
   quantizeLinear: (l, s) => awqQuantize(l.weight, l.rows, l.cols, { bits: s.bits, groupSize: s.groupSize }),

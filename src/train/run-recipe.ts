@@ -30,7 +30,7 @@ import { checkpointSha256, writeWeakDeltas } from '../io/weak-deltas.js';
 import { loadModel } from '../models/load.js';
 import { applyWeakDeltas, weakColumnsOf } from '../models/weak-deltas.js';
 import { OptionError } from '../errors.js';
-import { quantMethod } from '../quant/methods.js';
+import { methodNames, quantMethod } from '../quant/methods.js';
 import { quantizeCheckpoint } from '../quant/quantize-checkpoint.js';
 import { toQuantizeOptions } from '../recipe/quantize-options.js';
 import { checkRecipeModel } from '../recipe/check-model.js';
@@ -294,9 +294,6 @@ function completedRun(loaded: LoadedRecipe): RunSummary | null {
   return readJsonObject(summary) as unknown as RunSummary;
 }
 
-/** The quantization methods whose packed checkpoints hold sparse outliers (train.trainable outliers / both). */
-const OUTLIER_METHODS: readonly string[] = ['gwq'];
-
 /**
  * train.trainable against the method and, when the base is quantized by the run, its quantization method (before
  * any quantization: a packed base given as is is checked when its layers are, src/train/wct.ts).
@@ -309,11 +306,13 @@ function checkTrainable(loaded: LoadedRecipe): void {
   if (r.method !== 'wct') throw loaded.fieldError(at, `applies to method wct only, not ${r.method}`);
   const q = r.model.quantize;
   if (q === undefined || isPackedCheckpoint(r.model.path)) return;
-  if (trainsOutliers(set) && !OUTLIER_METHODS.includes(q.method))
+  if (trainsOutliers(set) && !quantMethod(q.method).outliers) {
+    const keeping = methodNames().filter((m) => quantMethod(m).outliers);
     throw loaded.fieldError(
       at,
-      `${set}: model.quantize.method ${q.method} keeps no outliers (use ${OUTLIER_METHODS.join(' or ')}, or train weak_columns)`,
+      `${set}: model.quantize.method ${q.method} keeps no outliers (use ${keeping.join(' or ')}, or train weak_columns)`,
     );
+  }
   if (set === 'both' && !quantMethod(q.method).weakColumns)
     throw loaded.fieldError(at, `both: model.quantize.method ${q.method} keeps no weak columns (train outliers)`);
 }

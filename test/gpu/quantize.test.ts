@@ -94,6 +94,7 @@ describe('the quantization pipeline with the model on the GPU', () => {
       describe: 'test only: a block transform over host weights',
       statistic: () => 'none',
       weakColumns: false,
+      outliers: false,
       awq: 'none',
       defaultTuning: 'minmax',
       transform: () => ({ steps: () => 0, run: () => ({}) }),

@@ -1,7 +1,8 @@
 /**
- * Native GPTQ (kernels/src/gptq.cc) against the fp32 TS reference (gptq-ref.ts), and its invariants:
- * Q on each row's grid, round-to-nearest when H = I, the returned loss equal to the quadratic proxy
- * error it minimizes, and below round-to-nearest's on a strongly correlated H.
+ * Native GPTQ (kernels/src/gptq.cc) against the fp32 TS reference (gptq-ref.ts), with and without fixed elements
+ * (GWQ-style outliers), and its invariants: Q on each row's grid, round-to-nearest when H = I, the returned loss
+ * equal to the quadratic proxy error it minimizes, below round-to-nearest's on a strongly correlated H, and fixed
+ * elements that neither quantize nor influence anything else.
  */
 import { describe, expect, it } from 'vitest';
 import { gptq, type GptqOptions, type GptqResult } from '../../src/quant/gptq.js';
@@ -99,6 +100,8 @@ describe('gptq native vs reference', () => {
     groupSize: number;
     dead?: number[];
     blockSize?: number;
+    /** Fraction of elements fixed (kept out of the quantization). */
+    fixed?: number;
   }[] = [
     { rows: 5, cols: 8, nQuant: 8, bits: 4, tuning: 'minmax', groupSize: 0 },
     { rows: 9, cols: 40, nQuant: 36, bits: 3, tuning: 'minmax', groupSize: 0, dead: [3, 38] },
@@ -110,9 +113,12 @@ describe('gptq native vs reference', () => {
     { rows: 7, cols: 140, nQuant: 137, bits: 8, tuning: 'minmax', groupSize: 0 },
     // groups that neither divide nQuant nor start on block edges (20 across blocks of 32), the last one shorter
     { rows: 11, cols: 129, nQuant: 125, bits: 3, tuning: 'mse', groupSize: 20, blockSize: 32 },
+    { rows: 9, cols: 40, nQuant: 40, bits: 3, tuning: 'minmax', groupSize: 0, fixed: 0.05 },
+    { rows: 17, cols: 129, nQuant: 129, bits: 3, tuning: 'minmax', groupSize: 20, blockSize: 32, fixed: 0.01 },
+    { rows: 12, cols: 200, nQuant: 200, bits: 4, tuning: 'mse', groupSize: 64, fixed: 0.05 },
   ];
   for (const c of cases) {
-    const name = `${c.rows}x${c.cols}, nQuant ${c.nQuant}, ${c.bits} bits, ${c.tuning}, group ${c.groupSize}${c.dead ? `, dead ${c.dead}` : ''}`;
+    const name = `${c.rows}x${c.cols}, nQuant ${c.nQuant}, ${c.bits} bits, ${c.tuning}, group ${c.groupSize}${c.dead ? `, dead ${c.dead}` : ''}${c.fixed ? `, ${100 * c.fixed}% fixed` : ''}`;
     it(name, () => {
       const { w, h } = problem(c.rows, c.cols, c.rows * 131 + c.cols, { dead: c.dead });
       const opts: GptqOptions = {
@@ -121,6 +127,7 @@ describe('gptq native vs reference', () => {
         tuning: c.tuning,
         groupSize: c.groupSize,
         blockSize: c.blockSize,
+        ...(c.fixed === undefined ? {} : { fixed: fixedMask(c.rows * c.cols, c.fixed, c.cols) }),
       };
       const [nat, ref] = runBoth(w, h, c.rows, c.cols, opts);
       expectOnGrid(nat, c.rows, c.cols, opts);
@@ -164,6 +171,44 @@ describe('gptq native vs reference', () => {
       expect(Math.abs(nat.res.loss - ref.res.loss)).toBeLessThanOrEqual(0.02 * ref.res.loss + 1e-12);
     });
   }
+});
+
+/** A mask with about `fraction` of n elements set, and one row (the first) with half of its `cols` set. */
+function fixedMask(n: number, fraction: number, cols: number): Uint8Array {
+  const r = rng(n);
+  const mask = Uint8Array.from({ length: n }, () => (r() < fraction ? 1 : 0));
+  for (let j = 0; j < cols; j += 2) mask[j] = 1;
+  return mask;
+}
+
+describe('gptq with fixed elements', () => {
+  const [rows, cols] = [14, 96];
+  const { w, h } = problem(rows, cols, 21);
+  const fixed = fixedMask(rows * cols, 0.05, cols);
+  const opts: GptqOptions = { bits: 3, nQuant: cols, tuning: 'minmax', groupSize: 32, fixed };
+  const run = (w0: Float32Array) => {
+    const wq = w0.slice();
+    return { res: gptq(wq, h.slice(), rows, cols, opts), w: wq };
+  };
+
+  it('a fixed element gets its group zero point as code and 0 in Q', () => {
+    const { res, w: q } = run(w);
+    for (let i = 0; i < rows * cols; i++) {
+      if (!fixed[i]) continue;
+      const [r, c] = [Math.floor(i / cols), i % cols];
+      expect(res.codes[i]).toBe(res.zero[r * res.nGroups + Math.floor(c / 32)]);
+      expect(q[i]).toBe(0);
+    }
+  });
+
+  it('the values at fixed elements change nothing else (no error propagates from them, the params ignore them)', () => {
+    const moved = w.map((v, i) => (fixed[i] ? v * 7 + 1 : v));
+    const [a, b] = [run(w), run(moved)];
+    expect(b.w).toEqual(a.w);
+    expect(b.res.codes).toEqual(a.res.codes);
+    expect(b.res.scale).toEqual(a.res.scale);
+    expect(b.res.zero).toEqual(a.res.zero);
+  });
 });
 
 describe('gptq invariants', () => {

@@ -36,6 +36,7 @@ registerMethod({
   describe: 'test only: RTN after scaling a norm by s and its linears by 1/s',
   statistic: () => 'none',
   weakColumns: false,
+  outliers: false,
   awq: 'none',
   defaultTuning: 'minmax',
   transform: () => ({ steps: () => 1, run: (b, step) => scaleBlock(b, step) }),

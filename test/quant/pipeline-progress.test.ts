@@ -2,7 +2,8 @@
  * The pipeline's progress counts exactly the steps it runs: with --true-sequential a Llama block is 4 calibration
  * passes, 7 linears and 1 output pass (12 steps; the old count said 9), without it 1 + 7 + 1, and RTN 7; AWQ 3 scaling
  * groups (v -> o is skipped under grouped-query attention), 5 clipped linears, 7 linears and 1 output pass, or with
- * OWQ the 3 groups before its 1 + 7 + 1; `done` rises by one per report and ends at `total`.
+ * OWQ the 3 groups before its 1 + 7 + 1; a gradient pass (gwq, owq --sensitivity fisher) S 'gradients' steps
+ * before the first block; `done` rises by one per report and ends at `total`.
  */
 import { NO_GRADIENTS } from '../../src/quant/methods.js';
 import { describe, expect, it } from 'vitest';
@@ -26,9 +27,27 @@ describe('quantization progress', () => {
     { method: 'rtn', trueSequential: false, perBlock: 7 },
     { method: 'awq', trueSequential: false, perBlock: 3 + 5 + 7 + 1, awq: { scale: true, clip: true, grid: 4 } },
     { method: 'owq', trueSequential: false, perBlock: 3 + 1 + 7 + 1, awq: { scale: true, clip: false, grid: 4 } },
-  ];
-  for (const { method, trueSequential, perBlock, awq } of cases) {
-    it(`${method}${trueSequential ? ' --true-sequential' : ''}${awq && method !== 'awq' ? ' --awq-scale' : ''}: ${perBlock} steps per block, counted exactly`, async () => {
+    { method: 'gwq', trueSequential: false, perBlock: 7, gradients: { ...NO_GRADIENTS, gradSamples: 3 } },
+    {
+      method: 'gwq',
+      trueSequential: true,
+      perBlock: 4 + 7 + 1,
+      gradients: { ...NO_GRADIENTS, gwq: { score: 'taylor', quantizer: 'gptq', outlierRatio: 0.05 }, gradSamples: 2 },
+    },
+    {
+      method: 'owq',
+      trueSequential: false,
+      perBlock: 1 + 7 + 1,
+      gradients: { ...NO_GRADIENTS, sensitivity: 'fisher', gradSamples: 2 },
+    },
+  ] as const;
+  for (const c of cases) {
+    const { method, trueSequential, perBlock } = c;
+    const awq = 'awq' in c ? c.awq : undefined;
+    const gradients = 'gradients' in c ? c.gradients : NO_GRADIENTS;
+    const S = 'gradients' in c ? c.gradients.gradSamples : 0;
+    const what = `${method}${trueSequential ? ' --true-sequential' : ''}${awq && method !== 'awq' ? ' --awq-scale' : ''}${S > 0 ? ` with ${S} gradient windows` : ''}`;
+    it(`${what}: ${S > 0 ? `${S} + ` : ''}${perBlock} steps per block, counted exactly`, async () => {
       const model = loadModel(tinyStoriesDir);
       const seen: QuantProgress[] = [];
       await quantizeModel(model, {
@@ -39,7 +58,7 @@ describe('quantization progress', () => {
         actOrder: false,
         trueSequential,
         percdamp: 0.01,
-        ...NO_GRADIENTS,
+        ...gradients,
         awq: awq ?? NO_AWQ,
         nOut: weakCounts(model.config, 4, method === 'owq' ? { targetRank: 2 } : null),
         windows: method === 'rtn' ? [] : windows(4, 32, model.config.vocabSize),
@@ -47,8 +66,12 @@ describe('quantization progress', () => {
       });
       expect(familyOf(model.config).blockLinears(model.config)).toHaveLength(7);
       expect(seen.map((p) => p.done)).toEqual(seen.map((_, i) => i + 1));
-      expect(seen.every((p) => p.total === model.numBlocks * perBlock)).toBe(true);
-      expect(seen.at(-1)!.done).toBe(model.numBlocks * perBlock);
+      const total = S + model.numBlocks * perBlock;
+      expect(seen.every((p) => p.total === total)).toBe(true);
+      expect(seen.at(-1)!.done).toBe(total);
+      expect(seen.slice(0, S).map((p) => [p.stage, quantStatus(p)])).toEqual(
+        Array.from({ length: S }, (_, s) => ['gradients', `gradients: window ${s + 1}/${S}`]),
+      );
       expect(seen.every((p) => p.blocks === model.numBlocks)).toBe(true);
       if (awq !== undefined) {
         const scale = seen.find((p) => p.stage === 'scale')!;

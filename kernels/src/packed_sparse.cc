@@ -5,7 +5,8 @@
 //   decode GEMV  y[r] += Σ_p v_p x[c_p]                       (in the GEMV's row loop, per row, in double)
 //   panel GEMM   the dequantized panel (0 at the outliers) gets v at its packed column before sgemm, so the
 //                outliers ride in the same sgemm: y = x W_hat^T and dx = dy W_hat need no scatter of their own
-//   outlier grad dv[p] += Σ_i dy[i, r_p] x[i, c_p]            (dy, x transposed once; parallel over rows)
+//   outlier grad dv[p] += Σ_i dy[i, r_p] x[i, c_p]            (dy, x transposed in blocks of input rows; parallel
+//                                                             over rows, a double sum per p)
 #include <omp.h>
 
 #include <algorithm>
@@ -114,23 +115,35 @@ static void transpose(const float* in, int64_t M, int64_t cols, float* out) {
   }
 }
 
+// Input rows per block of the outlier gradient: the transposed blocks of dy and x ([N + K] x 256 floats, 15 MiB
+// at N + K = 15104) stay bounded whatever M (a training step's M is batch x sequence, thousands of rows).
+static constexpr int64_t GRAD_BLOCK_M = 256;
+
 void wct_packed_outlier_grad(const wct_packed* w, const float* dy, const float* x, wct_i64 M, float* dvalues) {
   if (w->nnz == 0 || M == 0) return;
-  const int64_t N = w->rows, K = w->cols;
+  const int64_t N = w->rows, K = w->cols, MB = std::min<int64_t>(M, GRAD_BLOCK_M);
   const int32_t* rp = w->outlier_row_ptr;
   const int32_t* ci = w->outlier_col_idx;
-  // dyT [N, M], xT [K, M]: each outlier is then one contiguous dot of length M (M == 1: the inputs themselves).
-  std::vector<float> dyT(M > 1 ? N * M : 0), xT(M > 1 ? K * M : 0);
-  if (M > 1) {
-    transpose(dy, M, N, dyT.data());
-    transpose(x, M, K, xT.data());
+  // Per block of input rows, dyT [N, mb] and xT [K, mb] (M == 1: the inputs themselves): each outlier is then one
+  // contiguous dot of length mb, summed in double into acc; dvalues rounded once at the end.
+  std::vector<float> dyT(MB > 1 ? N * MB : 0), xT(MB > 1 ? K * MB : 0);
+  std::vector<double> acc(w->nnz, 0.0);
+  for (int64_t i0 = 0; i0 < M; i0 += MB) {
+    const int64_t mb = std::min(MB, M - i0);
+    const float* dyt = dy + i0 * N;
+    const float* xt = x + i0 * K;
+    if (mb > 1) {
+      transpose(dyt, mb, N, dyT.data());
+      transpose(xt, mb, K, xT.data());
+      dyt = dyT.data();
+      xt = xT.data();
+    }
+    // rows in chunks of 16, dynamically (GWQ's outliers crowd into a few rows); each p summed by one thread
+#pragma omp parallel for schedule(dynamic, 16) if (w->nnz * mb >= WCT_PAR_MIN)
+    for (int64_t r = 0; r < N; r++) {
+      for (int64_t p = rp[r]; p < rp[r + 1]; p++) acc[p] += dot_f64(dyt + r * mb, xt + int64_t(ci[p]) * mb, mb);
+    }
   }
-  const float* dyt = M > 1 ? dyT.data() : dy;
-  const float* xt = M > 1 ? xT.data() : x;
-  // rows in chunks of 16, dynamically: GWQ's outliers crowd into a few rows
-#pragma omp parallel for schedule(dynamic, 16) if (w->nnz * M >= WCT_PAR_MIN)
-  for (int64_t r = 0; r < N; r++) {
-    for (int64_t p = rp[r]; p < rp[r + 1]; p++)
-      dvalues[p] = float(double(dvalues[p]) + dot_f64(dyt + r * M, xt + int64_t(ci[p]) * M, M));
-  }
+#pragma omp parallel for schedule(static) if (w->nnz >= WCT_PAR_MIN)
+  for (int64_t p = 0; p < w->nnz; p++) dvalues[p] = float(double(dvalues[p]) + acc[p]);
 }

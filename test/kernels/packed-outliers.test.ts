@@ -112,6 +112,16 @@ describe('packed kernels with CSR outliers vs reference', () => {
     });
   }
 
+  it('outlierGrad over more input rows than one block (m = 300, 513)', () => {
+    for (const [m, seed] of [
+      [300, 14],
+      [513, 15],
+    ] as const) {
+      const spec = { rows: 13, cols: 129, bits: 4 as const, groupSize: 43, perm: true, nOut: 2, seed };
+      checkProducts({ ...spec, outlierFrac: 0.05, outlierCrowd: 0.8 }, m);
+    }
+  });
+
   it('many rows, several panels and threads, a crowded row at K = 4100', () => {
     checkProducts(
       {

@@ -261,8 +261,6 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
       'device',
       `method ${method.name}${method.name === 'owq' ? ' with --sensitivity fisher' : ''} takes its calibration gradients on the host: quantize it with --device cpu (device: cpu in a recipe)`,
     );
-  if (gradients !== null && o.awq.scale)
-    throw new OptionError('awq_scale', `the AWQ scale search does not combine with gradient-located ${method.name}`);
   const spec = familyOf(model.config);
   const groups = o.trueSequential ? spec.quant.sequential : [spec.blockLinears(model.config).map((l) => l.name)];
   const statistic = method.statistic(o);

@@ -202,6 +202,12 @@ export const quantizeSchema = section(quantizeShape)
     }
     if (q.method !== 'owq' && q.sensitivity !== undefined)
       ctx.addIssue({ code: 'custom', path: ['sensitivity'], message: 'applies to method owq only' });
+    if (q.awq_scale === true && usesGradients(q))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['awq_scale'],
+        message: 'does not combine with sensitivity fisher (its Fisher scores are of the unscaled weights)',
+      });
     if (!usesGradients(q) && q.grad_samples !== undefined)
       ctx.addIssue({
         code: 'custom',

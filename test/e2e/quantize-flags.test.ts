@@ -29,7 +29,22 @@ describe('wct quantize flags from the schema', () => {
 
   const base = ['quantize', '--model', tinyStoriesDir, '--out', 'never-written'];
   const cases: [string[], RegExp][] = [
-    [['--method', 'awq-nope'], /^error: --method: expected rtn, gptq, owq or awq, got "awq-nope"$/],
+    [['--method', 'awq-nope'], /^error: --method: expected rtn, gptq, owq, gwq or awq, got "awq-nope"$/],
+    [['--method', 'owq', '--outlier-ratio', '0.01'], /^error: --outlier-ratio: applies to --method gwq only$/],
+    [['--method', 'gwq', '--outlier-ratio', '1'], /^error: --outlier-ratio: expected a number in \[0, 1\), got 1$/],
+    [
+      ['--method', 'gwq', '--gwq-score', 'hessian'],
+      /^error: --gwq-score: expected grad, fisher or taylor, got "hessian"$/,
+    ],
+    [['--method', 'gwq', '--sensitivity', 'fisher'], /^error: --sensitivity: applies to --method owq only$/],
+    [
+      ['--method', 'owq', '--grad-samples', '2'],
+      /^error: --grad-samples: applies to --method gwq, and owq with --sensitivity fisher, only$/,
+    ],
+    [
+      ['--method', 'owq', '--sensitivity', 'fisher', '--awq-scale'],
+      /^error: --awq-scale: does not combine with --sensitivity fisher/,
+    ],
     [['--tuning', 'best'], /^error: --tuning: expected minmax or mse, got "best"$/],
     [['--nsamples', '0'], /^error: --nsamples: expected an integer in \[1, 65536\], got 0$/],
     [['--nsamples', '1e9'], /^error: --nsamples: expected an integer in \[1, 65536\], got 1000000000$/],

@@ -6,18 +6,21 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { f32ToF16Bits } from '../../src/io/dtype.js';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import type { PackedOutliers } from '../../src/native/packed.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
-import { tinyStoriesDir } from '../helpers/paths.js';
+import { addOutliers, packedTinyStories } from '../helpers/packed.js';
+import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-function brokenCopy(): string {
+function brokenCopy(from = tinyStoriesDir): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bad-'));
   dirs.push(dir);
-  for (const f of fs.readdirSync(tinyStoriesDir)) fs.copyFileSync(path.join(tinyStoriesDir, f), path.join(dir, f));
+  for (const f of fs.readdirSync(from)) fs.copyFileSync(path.join(from, f), path.join(dir, f));
   return dir;
 }
 
@@ -47,12 +50,21 @@ function rewriteTensors(file: string, keep: (names: string[]) => string[]): void
   writeSafetensors(file, tensors, { format: 'pt' });
 }
 
-/** Overwrites element `index` of the F32 tensor `name` with `value`, in place. */
+/** How poke writes one element of each dtype it knows. */
+const POKE: Record<string, { bytes: number; write: (buf: Buffer, value: number, at: number) => void }> = {
+  F32: { bytes: 4, write: (buf, value, at) => buf.writeFloatLE(value, at) },
+  I32: { bytes: 4, write: (buf, value, at) => buf.writeInt32LE(value, at) },
+  F16: { bytes: 2, write: (buf, value, at) => buf.writeUInt16LE(f32ToF16Bits(value), at) },
+};
+
+/** Overwrites element `index` of the tensor `name` (F32, I32 or F16, as its header says) with `value`, in place. */
 function poke(file: string, name: string, index: number, value: number): void {
   const buf = fs.readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Header;
-  buf.writeFloatLE(value, 8 + n + entry(header, name).data_offsets[0] + 4 * index);
+  const { dtype, data_offsets } = entry(header, name);
+  const { bytes, write } = POKE[dtype];
+  write(buf, value, 8 + n + data_offsets[0] + bytes * index);
   fs.writeFileSync(file, buf);
 }
 
@@ -248,5 +260,104 @@ describe('bad input is one clear line', () => {
 
   it('a model directory that does not exist', () => {
     expect(evalError('/nonexistent/model')).toMatch(/nonexistent/);
+  });
+});
+
+/**
+ * A packed OWQ TinyStories checkpoint (weak columns in every linear) whose q_proj has CSR outliers (addOutliers:
+ * a few per row, ascending, never a weak column), then copies of it with one outlier tensor broken in place.
+ */
+describe('bad packed outliers are one clear line', () => {
+  const LINEAR = 'model.layers.0.self_attn.q_proj';
+  const COL_IDX = `${LINEAR}.outlier_col_idx`;
+  const TEXT = path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt');
+  let base = '';
+  let outliers: PackedOutliers;
+  let weakIdx: Int32Array;
+  let cols = 0;
+
+  beforeAll(async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bad-outliers-'));
+    dirs.push(tmp);
+    base = await packedTinyStories(path.join(tmp, 'base'));
+    const w = addOutliers(base, LINEAR);
+    ({ weakIdx, cols } = w);
+    outliers = w.outliers!;
+  }, 60_000);
+
+  /** A copy of the base with `change` applied to its model.safetensors; returns that file. */
+  function brokenOutliers(change: (file: string) => void): string {
+    const file = path.join(brokenCopy(base), 'model.safetensors');
+    change(file);
+    return file;
+  }
+
+  /** The first row with at least two outliers, and its first index p in col_idx. */
+  function rowWithTwo(): { r: number; p: number } {
+    const { rowPtr } = outliers;
+    const r = rowPtr.findIndex((p, i) => i + 1 < rowPtr.length && rowPtr[i + 1] - p >= 2);
+    return { r, p: rowPtr[r] };
+  }
+
+  /** The one error line of `wct eval` on the checkpoint whose model.safetensors is `file`. */
+  const outlierError = (file: string) =>
+    expectOneLineError(wct(['eval', '--model', path.dirname(file), '--data', TEXT], 60_000));
+
+  it('the valid copy evaluates (exit 0)', () => {
+    const r = wct(['eval', '--model', brokenCopy(base), '--data', TEXT], 60_000);
+    expect(r.status, r.stderr).toBe(0);
+  });
+
+  it('two adjacent column indices of a row swapped (unsorted)', () => {
+    const { r, p } = rowWithTwo();
+    const [a, b] = [outliers.colIdx[p], outliers.colIdx[p + 1]];
+    const file = brokenOutliers((f) => {
+      poke(f, COL_IDX, p, b);
+      poke(f, COL_IDX, p + 1, a);
+    });
+    expect(outlierError(file)).toBe(
+      `error: ${file}: ${COL_IDX}: [${p + 1}] = ${a} (row ${r}) is not above the previous ${b} (unsorted or duplicated)`,
+    );
+  });
+
+  it('a column index equal to in_features (out of range)', () => {
+    const file = brokenOutliers((f) => poke(f, COL_IDX, 0, cols));
+    expect(outlierError(file)).toBe(`error: ${file}: ${COL_IDX}: [0] = ${cols} (row 0) is outside [0, ${cols})`);
+  });
+
+  it('a column index equal to its predecessor (duplicate)', () => {
+    const { r, p } = rowWithTwo();
+    const a = outliers.colIdx[p];
+    const file = brokenOutliers((f) => poke(f, COL_IDX, p + 1, a));
+    expect(outlierError(file)).toBe(
+      `error: ${file}: ${COL_IDX}: [${p + 1}] = ${a} (row ${r}) is not above the previous ${a} (unsorted or duplicated)`,
+    );
+  });
+
+  it('a column index that is a weak column (row order kept)', () => {
+    expect(weakIdx.length).toBeGreaterThan(0);
+    const j = weakIdx[0];
+    // row 0's first index above j (or its last), so that the row stays ascending with j in its place
+    const { rowPtr, colIdx } = outliers;
+    let p = rowPtr[0];
+    while (p + 1 < rowPtr[1] && colIdx[p] < j) p++;
+    const file = brokenOutliers((f) => poke(f, COL_IDX, p, j));
+    expect(outlierError(file)).toBe(`error: ${file}: ${COL_IDX}: [${p}] = ${j} (row 0) is a weak column`);
+  });
+
+  it('outlier_values removed', () => {
+    const file = brokenOutliers((f) =>
+      rewriteTensors(f, (names) => names.filter((n) => !n.endsWith('.outlier_values'))),
+    );
+    expect(outlierError(file)).toBe(
+      `error: ${file}: ${LINEAR}.outlier_values: missing, but ${LINEAR}.outlier_row_ptr is stored (outliers are outlier_row_ptr, outlier_col_idx, outlier_values: all three or none)`,
+    );
+  });
+
+  it('a NaN in outlier_values', () => {
+    const file = brokenOutliers((f) => poke(f, `${LINEAR}.outlier_values`, 5, NaN));
+    expect(outlierError(file)).toBe(
+      `error: ${file}: tensor ${LINEAR}.outlier_values: element 5 is NaN (stored values must be finite)`,
+    );
   });
 });

@@ -17,6 +17,7 @@ import { loadNative } from '../src/native/addon.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';
 import { quantizeModel } from '../src/quant/pipeline.js';
 import type { QuantizedColumns } from '../src/quant/quantized.js';
+import { decoderLinearBits } from '../src/quant/quantize-checkpoint.js';
 import { weakCounts } from '../src/quant/weak-count.js';
 import { quantizeOptions } from '../src/recipe/quantize-options.js';
 import { writeReport, type Row } from './report.js';
@@ -95,7 +96,7 @@ export async function runGwqTable(): Promise<string> {
     const diff = (ours: number, ref: number | undefined) => (ref === undefined ? '-' : (100 * (ours - ref)) / ref);
     rows.push({
       run: job.run,
-      "papers' bits": o.method === 'gwq' ? o.bits + 16 * o.gwq.outlierRatio : '-',
+      "papers' bits": decoderLinearBits(layers.values()),
       'stored bits': storedBits(layers.values()),
       'quantize s': seconds,
       'tinystories ref': job.ref?.tinystories.ppl ?? '-',

@@ -35,7 +35,7 @@ function report(s: RunSummary): string {
   const t = s.train;
   const before = t.valLossBefore === null ? `(resumed at step ${t.resumedFrom})` : t.valLossBefore.toFixed(4);
   return [
-    `${s.method}: trained ${t.steps} steps of ${s.data.train} ${s.data.name} examples (validation ${s.data.validation}); base ${s.base} (${s.baseBits.toFixed(3)} bits)`,
+    `${s.method}${s.trainable === undefined ? '' : ` (${s.trainable.replace('_', ' ')})`}: trained ${t.steps} steps of ${s.data.train} ${s.data.name} examples (validation ${s.data.validation}); base ${s.base} (${s.baseBits.toFixed(3)} bits)`,
     `${s.data.name} validation loss (response tokens): ${before} -> ${t.valLossAfter.toFixed(4)}; with the exported artifact reloaded: ${s.valLossReloaded.toFixed(4)}`,
     `trainable parameters ${t.trainableParams}, optimizer state ${(t.optimizerStateBytes / 1024).toFixed(1)} KiB, ` +
       `${t.stepSeconds.toFixed(2)} s/step (${t.tokensPerSecond.toFixed(0)} tokens/s), peak memory ${s.peakRssMiB.toFixed(0)} MiB, ${s.seconds.toFixed(0)} s`,
@@ -47,7 +47,7 @@ function report(s: RunSummary): string {
 await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct-train'), 'wct-train')
   .command(
     '$0 [recipe]',
-    'Train from a recipe (method wct: weak columns; lora / qlora: LoRA adapters); rerun to resume',
+    'Train from a recipe (method wct: weak columns and/or GWQ-style outliers; lora / qlora: LoRA adapters); rerun to resume',
     (y) =>
       y
         .positional('recipe', { type: 'string', describe: 'Recipe YAML file (see recipes/)' })

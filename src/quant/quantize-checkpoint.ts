@@ -72,7 +72,7 @@ function checkLayers(model: CausalLM, nOut: Map<string, number>, o: QuantizeOpti
 
 /** The papers' average: low-bit columns plus 16-bit weak columns (and 16-bit outliers: GWQ's b + 16ρ), over the
  * decoder linears' weights. */
-function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
+export function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
   let bits = 0;
   let weights = 0;
   for (const q of layers) {

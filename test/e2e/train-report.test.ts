@@ -55,7 +55,7 @@ describe('wct-train report wording', () => {
   it('names the data and the metric of each figure, with the full-precision figure beside the quantized base', () => {
     const r = train(recipe('onthefly', tinyStoriesDir, true));
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^wct: trained 2 steps of \d+ alpaca-2k examples \(validation 4\)/);
+    expect(lines[0]).toMatch(/^wct \(weak columns\): trained 2 steps of \d+ alpaca-2k examples \(validation 4\)/);
     expect(lines).toContainEqual(
       expect.stringMatching(
         /^alpaca-2k validation loss \(response tokens\): \d+\.\d{4} -> \d+\.\d{4}; with the exported/,

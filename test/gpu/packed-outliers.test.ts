@@ -5,8 +5,8 @@
  * non-weak positions, their codes set to the zero point as the format requires. Sets: none (no `outliers`), an
  * empty CSR, one outlier, 1% and 5% of the elements, and 5% with one row holding most of its elements as outliers.
  * Odd K (not a multiple of 8), group sizes not dividing K, with and without perm and weak columns, M = 1..4 (the
- * GEMV) and M > GEMV_MAX_M (the GEMM). Tolerances are those of test/gpu/packed.test.ts, with the outliers'
- * |values| added to the magnitudes.
+ * GEMV) and M > GEMV_MAX_M (the GEMM). Tolerances are those of test/gpu/packed.test.ts, on magnitudes()
+ * (test/kernels/packed-helpers.ts), which counts the outliers' |values|.
  */
 import { describe, expect, it } from 'vitest';
 import type { GpuArray, GpuContext } from '../../src/gpu/array.js';
@@ -72,47 +72,28 @@ function addOutliers(w: PackedWeight, codes: Uint8Array, kind: OutlierKind, seed
   w.outliers = { rowPtr, colIdx: Int32Array.from(colIdx), values };
 }
 
-/** magnitudes() with the outliers' |values| added at their positions. */
-function outlierMagnitudes(w: PackedWeight, codes: Uint8Array): Float64Array {
-  const a = magnitudes(w, codes);
-  const o = w.outliers;
-  if (o !== undefined) {
-    for (let r = 0; r < w.rows; r++)
-      for (let p = o.rowPtr[r]; p < o.rowPtr[r + 1]; p++) a[r * w.cols + o.colIdx[p]] += Math.abs(o.values[p]);
-  }
-  return a;
-}
-
 const nnzOf = (w: PackedWeight): number => w.outliers?.colIdx.length ?? 0;
 
-/** Arrays uploaded by one check, released at its end. */
-class Uploads {
-  private readonly arrays: GpuArray[] = [];
-  up(data: ArrayLike<number>): GpuArray {
-    const a = up(gpu().ctx, data);
-    this.arrays.push(a);
-    return a;
-  }
-  done(): void {
-    for (const a of this.arrays) release(a);
-  }
+/** dequantizeInto (into an output prefilled with NaN: every entry must be written) against the reference. */
+async function expectDequantizeInto(w: PackedWeight, g: GpuPackedWeight, mags: Float64Array, label: string) {
+  const out = up(gpu().ctx, new Float32Array(w.rows * w.cols).fill(Number.NaN));
+  packedGpu.dequantizeInto(g, out);
+  expectWithin(await down(out), pref.dequantize(w), mags, `dequantize ${label}`, GPU_DEQUANT_REL);
+  release(out);
 }
 
 async function checkDequantize(w: PackedWeight, g: GpuPackedWeight, mags: Float64Array, label: string) {
-  const u = new Uploads();
-  const out = u.up(new Float32Array(w.rows * w.cols).fill(Number.NaN));
-  packedGpu.dequantizeInto(g, out);
-  expectWithin(await down(out), pref.dequantize(w), mags, `dequantize ${label}`, GPU_DEQUANT_REL);
+  await expectDequantizeInto(w, g, mags, label);
   // the heavy row (the middle one) among rows in any order, repeated
   const ids = Int32Array.from([w.rows - 1, Math.floor(w.rows / 2), 0, Math.floor(w.rows / 2), w.rows - 1]);
-  const rows = u.up(new Float32Array(ids.length * w.cols).fill(Number.NaN));
+  const rows = up(gpu().ctx, new Float32Array(ids.length * w.cols).fill(Number.NaN));
   packedGpu.dequantizeRows(g, ids, rows);
   const rowsRef = new Float32Array(ids.length * w.cols);
   pref.packedReference.dequantizeRows(w, ids, rowsRef);
   const rowMags = new Float64Array(ids.length * w.cols);
   ids.forEach((r, i) => rowMags.set(mags.subarray(r * w.cols, (r + 1) * w.cols), i * w.cols));
   expectWithin(await down(rows), rowsRef, rowMags, `dequantizeRows ${label}`, GPU_DEQUANT_REL);
-  u.done();
+  release(rows);
 }
 
 /** The bound of outlierGrad: Σ_i |dy[i, row_p] x[i, colIdx[p]]| + |dvalues0[p]|. */
@@ -127,36 +108,75 @@ function gradBound(w: PackedWeight, dy: Float32Array, x: Float32Array, m: number
   return b;
 }
 
-/** y and dx (prefilled with NaN: every entry must be written), outlierGrad accumulating into random values. */
-async function checkProducts(w: PackedWeight, g: GpuPackedWeight, mag: Float64Array, m: number, label: string) {
+/**
+ * packedMatmul's y = x Ŵᵀ and packedMatmulT's dx = dy Ŵ of the device arrays `x` and `dy` (m rows), into outputs
+ * prefilled with NaN (every entry must be written), on the host: [y, dx].
+ */
+async function deviceProducts(
+  w: PackedWeight,
+  g: GpuPackedWeight,
+  x: GpuArray,
+  dy: GpuArray,
+  m: number,
+): Promise<Float32Array[]> {
+  const { ctx } = gpu();
+  const y = up(ctx, new Float32Array(m * w.rows).fill(Number.NaN));
+  const dx = up(ctx, new Float32Array(m * w.cols).fill(Number.NaN));
+  packedGpu.packedMatmul(g, x, m, y);
+  packedGpu.packedMatmulT(g, dy, m, dx);
+  const host = await Promise.all([down(y), down(dx)]);
+  for (const a of [y, dx]) release(a);
+  return host;
+}
+
+/** The device's [y, dx] (deviceProducts) against the reference, within (n + 8) 2^-24 of the sums of `mags`. */
+function expectProducts(
+  w: PackedWeight,
+  mags: Float64Array,
+  x: Float32Array,
+  dy: Float32Array,
+  m: number,
+  got: Float32Array[],
+  label: string,
+) {
   const { rows: n, cols: k } = w;
-  const u = new Uploads();
-  const x = rand32(m * k, m + 2);
   const yRef = new Float32Array(m * n);
   pref.packedMatmul(w, x, m, yRef);
-  const y = u.up(new Float32Array(m * n).fill(Number.NaN));
-  packedGpu.packedMatmul(g, u.up(x), m, y);
-  expectWithin(await down(y), yRef, absProduct(x, mag, m, n, k, true), `packedMatmul ${label}`, GPU_PACKED_REL(k));
-
-  const dy = rand32(m * n, m + 3);
+  expectWithin(got[0], yRef, absProduct(x, mags, m, n, k, true), `packedMatmul ${label}`, GPU_PACKED_REL(k));
   const dxRef = new Float32Array(m * k);
   pref.packedMatmulT(w, dy, m, dxRef);
-  const dx = u.up(new Float32Array(m * k).fill(Number.NaN));
-  packedGpu.packedMatmulT(g, u.up(dy), m, dx);
-  expectWithin(await down(dx), dxRef, absProduct(dy, mag, m, k, n, false), `packedMatmulT ${label}`, GPU_PACKED_REL(n));
+  expectWithin(got[1], dxRef, absProduct(dy, mags, m, k, n, false), `packedMatmulT ${label}`, GPU_PACKED_REL(n));
+}
 
+/** The device's dvalues (outlierGrad accumulated into dv0) against the reference. */
+function expectOutlierGrad(
+  w: PackedWeight,
+  dy: Float32Array,
+  x: Float32Array,
+  m: number,
+  dv0: Float32Array,
+  got: Float32Array,
+  label: string,
+) {
+  const dvRef = dv0.slice();
+  pref.outlierGrad(w, dy, x, m, dvRef);
+  expectWithin(got, dvRef, gradBound(w, dy, x, m, dv0), `outlierGrad ${label}`, GPU_PACKED_REL(m));
+}
+
+/** y and dx, outlierGrad accumulating into random values. */
+async function checkProducts(w: PackedWeight, g: GpuPackedWeight, mags: Float64Array, m: number, label: string) {
+  const { ctx } = gpu();
+  const x = rand32(m * w.cols, m + 2);
+  const dy = rand32(m * w.rows, m + 3);
+  const [xs, dys] = [up(ctx, x), up(ctx, dy)];
+  expectProducts(w, mags, x, dy, m, await deviceProducts(w, g, xs, dys, m), label);
   const nnz = nnzOf(w);
   const dv0 = rand32(nnz, m + 4);
-  const dv = u.up(dv0);
-  packedGpu.outlierGrad(g, u.up(dy), u.up(x), m, dv);
-  if (nnz === 0) {
-    expect(g.outlierValues, label).toBeNull();
-  } else {
-    const dvRef = dv0.slice();
-    pref.outlierGrad(w, dy, x, m, dvRef);
-    expectWithin(await down(dv), dvRef, gradBound(w, dy, x, m, dv0), `outlierGrad ${label}`, GPU_PACKED_REL(m));
-  }
-  u.done();
+  const dv = up(ctx, dv0);
+  packedGpu.outlierGrad(g, dys, xs, m, dv);
+  if (nnz === 0) expect(g.outlierValues, label).toBeNull();
+  else expectOutlierGrad(w, dy, x, m, dv0, await down(dv), label);
+  for (const a of [xs, dys, dv]) release(a);
 }
 
 const toF16 = (v: Float32Array): Float32Array => f16ToF32Array(f32ToF16Array(v));
@@ -179,7 +199,7 @@ async function checkAll(spec: PackedSpec, kind: OutlierKind, ms: readonly number
   if (half) expect([g.scales.format, g.weak.format]).toEqual(['f16', 'f16']);
   try {
     const label = `${JSON.stringify(spec)} ${kind} (nnz ${nnz})`;
-    const mags = outlierMagnitudes(w, codes);
+    const mags = magnitudes(w, codes);
     await checkDequantize(w, g, mags, label);
     for (const m of ms) await checkProducts(w, g, mags, m, `${label} m=${m}`);
   } finally {
@@ -261,25 +281,11 @@ describe('gpu packed outliers: accumulation, replaced values, release', () => {
       const dy = rand32(m * w.rows, 4);
       const [xs, dys] = [up(ctx, x), up(ctx, dy)];
       const expectAll = async (label: string) => {
-        const mags = outlierMagnitudes(w, codes);
-        const yRef = new Float32Array(m * w.rows);
-        pref.packedMatmul(w, x, m, yRef);
-        const y = up(ctx, new Float32Array(m * w.rows));
-        packedGpu.packedMatmul(g, xs, m, y);
-        const bound = absProduct(x, mags, m, w.rows, w.cols, true);
-        expectWithin(await down(y), yRef, bound, `y ${label}`, GPU_PACKED_REL(w.cols));
-        const dxRef = new Float32Array(m * w.cols);
-        pref.packedMatmulT(w, dy, m, dxRef);
-        const dx = up(ctx, new Float32Array(m * w.cols));
-        packedGpu.packedMatmulT(g, dys, m, dx);
-        const dxBound = absProduct(dy, mags, m, w.cols, w.rows, false);
-        expectWithin(await down(dx), dxRef, dxBound, `dx ${label}`, GPU_PACKED_REL(w.rows));
-        const out = up(ctx, new Float32Array(w.rows * w.cols));
-        packedGpu.dequantizeInto(g, out);
-        expectWithin(await down(out), pref.dequantize(w), mags, `dequantize ${label}`, GPU_DEQUANT_REL);
-        const res = await down(y);
-        for (const a of [y, dx, out]) release(a);
-        return res;
+        const mags = magnitudes(w, codes);
+        const got = await deviceProducts(w, g, xs, dys, m);
+        expectProducts(w, mags, x, dy, m, got, label);
+        await expectDequantizeInto(w, g, mags, label);
+        return got[0];
       };
       const y0 = await expectAll('before');
       const o = w.outliers!;
@@ -355,20 +361,16 @@ describe('gpu packed outliers over the binding limit (blocks of batch rows)', ()
     const { w, codes } = randomPacked({ rows: 129, cols: 7, bits: 4, groupSize: 3, perm: true, nOut: 2, seed: 5 });
     addOutliers(w, codes, 'heavy row', 6);
     const g = packedToGpu(ctx, w);
-    const mags = outlierMagnitudes(w, codes);
+    const mags = magnitudes(w, codes);
     try {
       for (const m of [201, 3]) {
         const x = rand32(m * w.cols, m);
         const dy = rand32(m * w.rows, m + 1);
         const dv0 = rand32(g.nnz, m + 2);
         const run = async (c: GpuContext) => {
-          const y = c.zeros(m * w.rows);
-          const dx = c.zeros(m * w.cols);
-          const dv = up(c, dv0);
-          packedGpu.packedMatmul(g, up(c, x), m, y);
-          packedGpu.packedMatmulT(g, up(c, dy), m, dx);
-          packedGpu.outlierGrad(g, up(c, dy), up(c, x), m, dv);
-          return Promise.all([down(y), down(dx), down(dv)]);
+          const [xs, dys, dv] = [up(c, x), up(c, dy), up(c, dv0)];
+          packedGpu.outlierGrad(g, dys, xs, m, dv);
+          return [...(await deviceProducts(w, g, xs, dys, m)), await down(dv)];
         };
         const limit = ctx.bindingLimit;
         ctx.bindingLimit = LIMIT;
@@ -379,18 +381,8 @@ describe('gpu packed outliers over the binding limit (blocks of batch rows)', ()
         } finally {
           ctx.bindingLimit = limit;
         }
-        const yRef = new Float32Array(m * w.rows);
-        pref.packedMatmul(w, x, m, yRef);
-        const yBound = absProduct(x, mags, m, w.rows, w.cols, true);
-        expectWithin(split[0], yRef, yBound, `packedMatmul m=${m}`, GPU_PACKED_REL(w.cols));
-        const dxRef = new Float32Array(m * w.cols);
-        pref.packedMatmulT(w, dy, m, dxRef);
-        const dxBound = absProduct(dy, mags, m, w.cols, w.rows, false);
-        expectWithin(split[1], dxRef, dxBound, `packedMatmulT m=${m}`, GPU_PACKED_REL(w.rows));
-        const dvRef = dv0.slice();
-        pref.outlierGrad(w, dy, x, m, dvRef);
-        const dvBound = gradBound(w, dy, x, m, dv0);
-        expectWithin(split[2], dvRef, dvBound, `outlierGrad m=${m}`, GPU_PACKED_REL(m));
+        expectProducts(w, mags, x, dy, m, split, `m=${m}`);
+        expectOutlierGrad(w, dy, x, m, dv0, split[2], `m=${m}`);
       }
     } finally {
       releasePacked(g);

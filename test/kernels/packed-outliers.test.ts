@@ -54,6 +54,41 @@ function nnz(w: PackedWeight): number {
   return w.outliers?.colIdx.length ?? 0;
 }
 
+type Outliers = NonNullable<PackedWeight['outliers']>;
+
+/** The small weight of the argument checks (5 x 13, 3 bits, G 8, perm, 2 weak columns), without outliers. */
+const SMALL: BaseSpec = { rows: 5, cols: 13, bits: 3, groupSize: 8, perm: true, nOut: 2, seed: 3 };
+
+/** SMALL with 30% outliers, and those outliers. */
+function smallWithOutliers(): { w: PackedWeight; o: Outliers } {
+  const { w } = randomPacked({ ...SMALL, outlierFrac: 0.3 });
+  return { w, o: w.outliers! };
+}
+
+/** w with some of its outlier arrays (and its qweight) replaced. */
+function withOutliers(w: PackedWeight, over: Partial<Outliers>, qweight = w.qweight): PackedWeight {
+  return { ...w, qweight, outliers: { ...w.outliers!, ...over } };
+}
+
+/** The first row of `o` with at least `n` outliers. */
+function firstRowWith(o: Outliers, n: number): number {
+  return o.rowPtr.findIndex((p, r) => r + 1 < o.rowPtr.length && o.rowPtr[r + 1] - p >= n);
+}
+
+/** A copy of o.colIdx with [p] set to j. */
+function colIdxWith(o: Outliers, p: number, j: number): Int32Array {
+  const c = o.colIdx.slice();
+  c[p] = j;
+  return c;
+}
+
+/** A copy of o.colIdx with [p] and [p + 1] swapped. */
+function colIdxSwapped(o: Outliers, p: number): Int32Array {
+  const c = o.colIdx.slice();
+  [c[p], c[p + 1]] = [c[p + 1], c[p]];
+  return c;
+}
+
 describe('packed kernels with CSR outliers vs reference', () => {
   it('the test weights are valid and have the outliers asked for', () => {
     const { w } = randomPacked(
@@ -169,7 +204,7 @@ describe('packed kernels with CSR outliers vs reference', () => {
       outlierFrac: 0.3,
     });
     const o = w.outliers!;
-    const r = o.rowPtr.findIndex((p, i) => i < 7 && o.rowPtr[i + 1] > p);
+    const r = firstRowWith(o, 1);
     const p = o.rowPtr[r];
     for (const m of [1, 17]) {
       const buf = new Float32Array(m * 13 + 8).fill(NaN);
@@ -213,24 +248,10 @@ describe('packed kernels with CSR outliers vs reference', () => {
 });
 
 describe('packed outlier argument checks', () => {
-  const { w } = randomPacked({
-    rows: 5,
-    cols: 13,
-    bits: 3,
-    groupSize: 8,
-    perm: true,
-    nOut: 2,
-    seed: 3,
-    outlierFrac: 0.3,
-  });
-  const o = w.outliers!;
+  const { w, o } = smallWithOutliers();
   const x = new Float32Array(13);
   const y = new Float32Array(5);
-  const withO = (over: Partial<NonNullable<PackedWeight['outliers']>>): PackedWeight => ({
-    ...w,
-    outliers: { ...o, ...over },
-  });
-  const firstRowWith = (n: number) => [0, 1, 2, 3, 4].find((r) => o.rowPtr[r + 1] - o.rowPtr[r] >= n)!;
+  const withO = (over: Partial<Outliers>): PackedWeight => withOutliers(w, over);
 
   it('native calls throw RangeError / TypeError naming the argument (never crash)', () => {
     expect(o.colIdx.length).toBeGreaterThan(4);
@@ -253,17 +274,13 @@ describe('packed outlier argument checks', () => {
     expect(() => packedMatmul(withO({ values: o.values.subarray(1) }), x, 1, y)).toThrow(
       /outlierValues has \d+ elements/,
     );
-    const out = o.colIdx.slice();
-    out[o.rowPtr[firstRowWith(1)]] = 13;
-    expect(() => packedNative.dequantizeInto(withO({ colIdx: out }), new Float32Array(65))).toThrow(
+    const p1 = o.rowPtr[firstRowWith(o, 1)];
+    expect(() => packedNative.dequantizeInto(withO({ colIdx: colIdxWith(o, p1, 13) }), new Float32Array(65))).toThrow(
       /^dequantize: outlierColIdx\[\d+\] = 13 \(row \d+\) is outside \[0, 13\)$/,
     );
-    const neg = o.colIdx.slice();
-    neg[o.rowPtr[firstRowWith(1)]] = -1;
+    const neg = colIdxWith(o, p1, -1);
     expect(() => packedMatmul(withO({ colIdx: neg }), x, 17, new Float32Array(85))).toThrow(/is outside/);
-    const unsorted = o.colIdx.slice();
-    const r2 = firstRowWith(2);
-    [unsorted[o.rowPtr[r2]], unsorted[o.rowPtr[r2] + 1]] = [unsorted[o.rowPtr[r2] + 1], unsorted[o.rowPtr[r2]]];
+    const unsorted = colIdxSwapped(o, o.rowPtr[firstRowWith(o, 2)]);
     expect(() => outlierGrad(withO({ colIdx: unsorted }), y, x, 1, new Float32Array(o.colIdx.length))).toThrow(
       /^outlierGrad: outlierColIdx must be sorted ascending without repeats within a row/,
     );
@@ -276,7 +293,7 @@ describe('packed outlier argument checks', () => {
   });
 
   it('outliers absent, or an empty CSR, give the dense results', () => {
-    const { w: dense } = randomPacked({ rows: 5, cols: 13, bits: 3, groupSize: 8, perm: true, nOut: 2, seed: 3 });
+    const { w: dense } = randomPacked(SMALL);
     const empty: PackedWeight = {
       ...dense,
       outliers: { rowPtr: new Int32Array(6), colIdx: new Int32Array(0), values: new Float32Array(0) },
@@ -291,20 +308,10 @@ describe('packed outlier argument checks', () => {
 });
 
 describe('validatePacked refuses a broken CSR', () => {
-  const { w } = randomPacked({
-    rows: 5,
-    cols: 13,
-    bits: 3,
-    groupSize: 8,
-    perm: true,
-    nOut: 2,
-    seed: 3,
-    outlierFrac: 0.3,
-  });
-  const o = w.outliers!;
-  const bad = (over: Partial<NonNullable<PackedWeight['outliers']>>, q?: Uint8Array) => () =>
-    validatePacked({ ...w, qweight: q ?? w.qweight, outliers: { ...o, ...over } }, 'mlp.up_proj');
-  const r2 = [0, 1, 2, 3, 4].find((r) => o.rowPtr[r + 1] - o.rowPtr[r] >= 2)!;
+  const { w, o } = smallWithOutliers();
+  const bad = (over: Partial<Outliers>, q?: Uint8Array) => () =>
+    validatePacked(withOutliers(w, over, q), 'mlp.up_proj');
+  const r2 = firstRowWith(o, 2);
   const at = o.rowPtr[r2];
 
   it('accepts the valid weight', () => {
@@ -330,18 +337,12 @@ describe('validatePacked refuses a broken CSR', () => {
   });
 
   it('column indices: out of range, unsorted, duplicated, on a weak column', () => {
-    const withCol = (p: number, j: number) => {
-      const c = o.colIdx.slice();
-      c[p] = j;
-      return c;
-    };
+    const withCol = (p: number, j: number) => colIdxWith(o, p, j);
     expect(bad({ colIdx: withCol(at + 1, 13) })).toThrow(
       /^mlp\.up_proj: outliers\.colIdx \[\d+\] = 13 \(row \d\) is outside \[0, 13\)$/,
     );
     expect(bad({ colIdx: withCol(at, -2) })).toThrow(/outliers\.colIdx \[\d+\] = -2 \(row \d\) is outside/);
-    const swapped = o.colIdx.slice();
-    [swapped[at], swapped[at + 1]] = [swapped[at + 1], swapped[at]];
-    expect(bad({ colIdx: swapped })).toThrow(
+    expect(bad({ colIdx: colIdxSwapped(o, at) })).toThrow(
       /outliers\.colIdx \[\d+\] = \d+ \(row \d\) is not above the previous \d+ \(unsorted or duplicated\)/,
     );
     expect(bad({ colIdx: withCol(at + 1, o.colIdx[at]) })).toThrow(/unsorted or duplicated/);

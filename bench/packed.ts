@@ -122,14 +122,7 @@ function coldGemvVsBandwidth(f: (i: number) => void, copies: number, bytes: numb
   const bw: number[] = [];
   for (let r = 0; r < rounds; r++) {
     bw.push(readBandwidth());
-    let s = Infinity;
-    const t0 = performance.now();
-    do {
-      const c0 = performance.now();
-      for (let i = 0; i < copies; i++) f(i);
-      s = Math.min(s, (performance.now() - c0) / 1000 / copies);
-    } while ((performance.now() - t0) / 1000 < budget);
-    gbs.push(bytes / s / 1e9);
+    gbs.push(bytes / coldSeconds(f, copies, budget) / 1e9);
   }
   return { gbs: median(gbs), bandwidth: median(bw), fraction: median(gbs.map((g, r) => g / bw[r])) };
 }

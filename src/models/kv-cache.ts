@@ -52,6 +52,13 @@ export class KVCache {
     this.length += t;
   }
 
+  /** Forgets every position from `length` on (one cached context scored against several continuations). */
+  truncate(length: number): void {
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.length))
+      throw new RangeError(`KVCache: cannot truncate ${this.length} cached positions to ${length}`);
+    this.length = length;
+  }
+
   /** Frees the buffers (on the GPU; host ones are collected). */
   dispose(): void {
     for (const s of [...this.keys, ...this.values]) release(s);

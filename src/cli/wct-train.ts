@@ -6,7 +6,7 @@
 import yargs, { type ArgumentsCamelCase } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadRecipe } from '../recipe/load.js';
-import { runRecipe, type RunSummary } from '../train/run-recipe.js';
+import { runRecipe, type RunSummary, type TaskScores } from '../train/run-recipe.js';
 import { TrainingDiverged } from '../train/trainer.js';
 import { OptionError } from '../errors.js';
 import { dataSetName } from '../util/data-set-name.js';
@@ -31,6 +31,27 @@ function perplexityLine(s: RunSummary, data: string, tuned: number): string {
   return `${dataSetName(data)} perplexity (held-out text, not the ${s.data.name} training data: measures forgetting): ${figures.join(', ')}`;
 }
 
+/** `acc 0.5500 -> 0.6000` (± the tuned figure's stderr). */
+function beforeAfter(name: string, before: number | undefined, after: number, stderr: number): string {
+  return `${name} ${(before ?? NaN).toFixed(4)} -> ${after.toFixed(4)} (± ${stderr.toFixed(4)})`;
+}
+
+/** One eval.tasks line: the task, its documents, how they were encoded, and base -> tuned figures. */
+function taskLine(s: RunSummary, task: string, after: TaskScores): string {
+  const before: Partial<TaskScores> = s.zeroShot?.before[task] ?? {};
+  const base = s.baseBits < 32 ? 'quantized base' : 'full-precision base';
+  const figures = [
+    beforeAfter('acc', before.acc, after.acc, after.acc_stderr),
+    ...(after.acc_norm === undefined
+      ? []
+      : [beforeAfter('acc_norm', before.acc_norm, after.acc_norm, after.acc_norm_stderr!)]),
+    ...(after.perplexity === undefined
+      ? []
+      : [`perplexity ${(before.perplexity ?? NaN).toFixed(3)} -> ${after.perplexity.toFixed(3)}`]),
+  ];
+  return `${task} zero-shot (${after.n} documents, ${after.bos ? 'with' : 'no'} BOS), ${base} -> tuned: ${figures.join(', ')}`;
+}
+
 function report(s: RunSummary): string {
   const t = s.train;
   const before = t.valLossBefore === null ? `(resumed at step ${t.resumedFrom})` : t.valLossBefore.toFixed(4);
@@ -41,6 +62,7 @@ function report(s: RunSummary): string {
       `${t.stepSeconds.toFixed(2)} s/step (${t.tokensPerSecond.toFixed(0)} tokens/s), peak memory ${s.peakRssMiB.toFixed(0)} MiB, ${s.seconds.toFixed(0)} s`,
     `exported: ${s.artifact.path} (${(s.artifact.bytes / 1024).toFixed(1)} KiB)`,
     ...Object.entries(s.ppl).map(([d, p]) => perplexityLine(s, d, p)),
+    ...Object.entries(s.zeroShot?.after ?? {}).map(([task, r]) => taskLine(s, task, r)),
   ].join('\n');
 }
 

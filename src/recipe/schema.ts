@@ -13,6 +13,7 @@
  * file, line and dotted key. Paths arrive here already absolute (resolved against the file that set them).
  */
 import * as z from 'zod';
+import { TASK_NAMES, TASKS } from '../eval/zeroshot/tasks.js';
 import { AWQ_GRID } from '../quant/awq.js';
 import { methodNames, quantMethod } from '../quant/methods.js';
 
@@ -372,7 +373,41 @@ export const evalSchema = section({
     .default([]),
   /** Perplexity window length (default: max_position_embeddings). */
   seqlen: intAtLeast(2).optional(),
-});
+  /**
+   * Zero-shot tasks (src/eval/zeroshot/) measured on the base before training and on the tuned model after it:
+   * NAME (its shipped file) or NAME=PATH (PATH relative to the recipe; lambada needs one). Left out, no tasks (and
+   * the hash of a recipe without them is the one it had before the keys existed, as for tasks_limit / tasks_bos).
+   */
+  tasks: z.array(z.string('expected a task name'), 'expected a list of task names').optional(),
+  /** The first this many documents of each task (default: all). */
+  tasks_limit: positiveInt().optional(),
+  /** Encode the task requests with the tokenizer's BOS (lm-eval >= 0.4.9.2); default false (<= 0.4.9.1). */
+  tasks_bos: bool().optional(),
+})
+  .superRefine((e, ctx) => {
+    const seen = new Set<string>();
+    (e.tasks ?? []).forEach((entry, i) => {
+      const eq = entry.indexOf('=');
+      const [name, file] = eq < 0 ? [entry, null] : [entry.slice(0, eq), entry.slice(eq + 1)];
+      const spec = TASKS[name];
+      const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['tasks', i], message });
+      if (spec === undefined)
+        issue(`unknown task ${JSON.stringify(name)}: expected ${orList(TASK_NAMES)} (NAME or NAME=PATH)`);
+      else if (file === '') issue(`${name}=: expected a path after =`);
+      else if (file === null && spec.defaultFile === null)
+        issue(`${name} is not shipped: name its file as ${name}=PATH (the OpenAI JSON lines)`);
+      else if (seen.has(name)) issue(`${name} is listed twice`);
+      seen.add(name);
+    });
+    for (const key of ['tasks_limit', 'tasks_bos'] as const)
+      if (e[key] !== undefined && (e.tasks ?? []).length === 0)
+        ctx.addIssue({ code: 'custom', path: [key], message: 'applies with eval.tasks only' });
+  })
+  .transform(({ tasks, tasks_bos, ...e }) => ({
+    ...e,
+    ...(tasks === undefined || tasks.length === 0 ? {} : { tasks }),
+    ...(tasks_bos === true ? { tasks_bos } : {}),
+  }));
 
 export const outputSchema = section({
   /** Run directory: checkpoints (weak-column deltas), the merged recipe, metrics.jsonl. */

@@ -8,7 +8,9 @@
  * summary.json or metrics.jsonl, or a bad metrics line is an InputError naming the file (and the field or line).
  * What a current run legitimately lacks is null in the rows and "n/a" in the table: the validation loss before
  * training of a run resumed past step 0, a loss or perplexity that was not finite (JSON writes it as null), a
- * perplexity on a text the run was not evaluated on, and the recipe hash when recipe.json is absent.
+ * perplexity on a text the run was not evaluated on, and the recipe hash when recipe.json is absent. Zero-shot
+ * accuracies (eval.tasks: acc and acc_norm before -> after per task) are "-" in the table for a run that did not
+ * evaluate that task.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +18,7 @@ import * as z from 'zod';
 import { InputError, OptionError } from '../errors.js';
 import { parseJson } from '../io/json-file.js';
 import { TRAIN_METHODS, TRAINABLE_SETS, type TrainableSet } from '../recipe/schema.js';
-import type { RunSummary } from '../train/run-recipe.js';
+import type { RunSummary, ZeroShotSummary } from '../train/run-recipe.js';
 import { makeDir } from '../io/make-dir.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { PALETTE, lineChartSvg, svgToPng, type ChartSeries, type LegendEntry } from './plot-svg.js';
@@ -51,9 +53,24 @@ export interface CompareRow {
    * full-precision model's (null where the summary has none: a packed base given as is, or an older summary).
    */
   ppl: Record<string, { before: number | null; after: number | null; fullPrecision: number | null }>;
+  /**
+   * Zero-shot figures by task (eval.tasks) on the base before and on the tuned model after training; {} (or absent,
+   * in a row built by hand) for none.
+   */
+  tasks?: Record<string, TaskComparison>;
   artifact: { path: string; bytes: number };
   /** Wall time of the whole run. */
   seconds: number;
+}
+
+/** One task's zero-shot figures of a run; null where the summary has none (acc_norm of LAMBADA, a NaN stderr). */
+export interface TaskComparison {
+  n: number;
+  bos: boolean;
+  acc: { before: number | null; after: number | null };
+  accNorm: { before: number | null; after: number | null };
+  accStderr: number | null;
+  accNormStderr: number | null;
 }
 
 /** A loss value at an optimizer step; null where the logged value was not finite. */
@@ -71,6 +88,8 @@ export interface LossCurves {
 export interface Comparison {
   /** Short names of every evaluation text any run reports, in first-seen order. */
   evalTexts: string[];
+  /** Zero-shot tasks any run evaluated, in first-seen order (absent: none). */
+  tasks?: string[];
   runs: CompareRow[];
   curves: LossCurves[];
 }
@@ -87,13 +106,48 @@ function readJson(file: string): unknown {
  * A RunSummary as summary.json holds it: JSON.stringify writes a non-finite number as null, which the losses
  * (NaN over an empty validation split) and the perplexities can be.
  */
-type StoredSummary = Omit<RunSummary, 'train' | 'valLossReloaded' | 'pplBefore' | 'ppl' | 'pplFullPrecision'> & {
+/** TaskScores as summary.json holds them: a non-finite figure (the stderr over one document) is null. */
+/** TaskScores (src/train/run-recipe.ts) as summary.json holds them: a NaN stderr (one document) is null. */
+interface StoredScores {
+  n: number;
+  acc: number | null;
+  acc_stderr: number | null;
+  acc_norm?: number | null;
+  acc_norm_stderr?: number | null;
+  perplexity?: number | null;
+  empty_continuations?: number | null;
+  bos: boolean;
+  seconds: number | null;
+}
+
+type StoredSummary = Omit<
+  RunSummary,
+  'train' | 'valLossReloaded' | 'pplBefore' | 'ppl' | 'pplFullPrecision' | 'zeroShot'
+> & {
   train: Omit<RunSummary['train'], 'valLossAfter'> & { valLossAfter: number | null };
   valLossReloaded: number | null;
   pplBefore: Record<string, number | null>;
   ppl: Record<string, number | null>;
   pplFullPrecision: Record<string, number | null>;
+  zeroShot?: Omit<ZeroShotSummary, 'before' | 'after'> & {
+    before: Record<string, StoredScores>;
+    after: Record<string, StoredScores>;
+  };
 };
+
+const nullableNumber = () => z.number().nullable();
+/** One task's figures in summary.json (a stderr over one document is NaN, written as null). */
+const taskScoresSchema: z.ZodType<StoredScores> = z.object({
+  n: z.number(),
+  acc: nullableNumber(),
+  acc_stderr: nullableNumber(),
+  acc_norm: nullableNumber().optional(),
+  acc_norm_stderr: nullableNumber().optional(),
+  perplexity: nullableNumber().optional(),
+  empty_continuations: nullableNumber().optional(),
+  bos: z.boolean(),
+  seconds: nullableNumber(),
+});
 
 /** The schema of summary.json; typed as StoredSummary, so a field added to RunSummary must be added here. */
 const summarySchema: z.ZodType<StoredSummary> = z.object({
@@ -126,6 +180,16 @@ const summarySchema: z.ZodType<StoredSummary> = z.object({
   pplBefore: z.record(z.string(), z.number().nullable()),
   ppl: z.record(z.string(), z.number().nullable()),
   pplFullPrecision: z.record(z.string(), z.number().nullable()).default({}),
+  // absent when the recipe names no eval.tasks, and from the summaries of earlier versions
+  zeroShot: z
+    .object({
+      bos: z.boolean(),
+      limit: z.number().nullable(),
+      files: z.record(z.string(), z.string()),
+      before: z.record(z.string(), taskScoresSchema),
+      after: z.record(z.string(), taskScoresSchema),
+    })
+    .optional(),
   peakRssMiB: z.number(),
   seconds: z.number(),
 });
@@ -199,6 +263,29 @@ export function methodLabel(method: RunSummary['method'], trainable: TrainableSe
   return trainable === 'outliers' ? 'GWQ-style outliers' : 'WCT + outliers';
 }
 
+/** A run's zero-shot figures per task: every task of `after` (or of `before` for a task only it has). */
+function taskComparisons(z: StoredSummary['zeroShot']): Record<string, TaskComparison> {
+  if (z === undefined) return {};
+  const names = [...new Set([...Object.keys(z.after), ...Object.keys(z.before)])];
+  return Object.fromEntries(
+    names.map((name) => {
+      const [b, a] = [z.before[name], z.after[name]];
+      const either = a ?? b;
+      return [
+        name,
+        {
+          n: either.n,
+          bos: either.bos,
+          acc: { before: b?.acc ?? null, after: a?.acc ?? null },
+          accNorm: { before: b?.acc_norm ?? null, after: a?.acc_norm ?? null },
+          accStderr: either.acc_stderr,
+          accNormStderr: either.acc_norm_stderr ?? null,
+        },
+      ];
+    }),
+  );
+}
+
 /** Reads one run directory; `name` is its row label. */
 function readRun(
   dir: string,
@@ -236,6 +323,7 @@ function readRun(
     valLossAfter: s.train.valLossAfter,
     valLossReloaded: s.valLossReloaded,
     ppl: {},
+    tasks: taskComparisons(s.zeroShot),
     artifact: s.artifact,
     seconds: s.seconds,
   };
@@ -270,6 +358,7 @@ export function compareRuns(dirs: readonly string[]): Comparison {
   }
   return {
     evalTexts: keys.map((k) => short.get(k) as string),
+    tasks: [...new Set(runs.flatMap((r) => Object.keys(r.row.tasks ?? {})))],
     runs: runs.map((r) => r.row),
     curves: runs.map((r) => r.curves),
   };
@@ -303,6 +392,21 @@ export function formatDuration(seconds: number | null): string {
 const bits = (v: number) => String(Number(v.toFixed(3)));
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 
+/** A cell of a zero-shot figure a run did not measure. */
+const NONE = '-';
+
+/** The zero-shot columns: per task its acc, and its acc_norm where any run has one (LAMBADA has none). */
+function taskColumns(c: Comparison): { task: string; metric: 'acc' | 'acc_norm' }[] {
+  const hasNorm = (r: CompareRow, task: string) => {
+    const t = r.tasks?.[task];
+    return t !== undefined && (t.accNorm.after ?? t.accNorm.before) !== null;
+  };
+  return (c.tasks ?? []).flatMap((task) => [
+    { task, metric: 'acc' as const },
+    ...(c.runs.some((r) => hasNorm(r, task)) ? [{ task, metric: 'acc_norm' as const }] : []),
+  ]);
+}
+
 /** The table's header and cells, one array per run, as the markdown shows them. */
 export function comparisonTable(c: Comparison): { header: string[]; rows: string[][] } {
   const header = [
@@ -317,6 +421,7 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
     'val loss (final)',
     'val loss (before)',
     ...c.evalTexts.flatMap((t) => [`ppl ${t} (before → after)`, `ppl ${t} (full precision)`]),
+    ...taskColumns(c).map(({ task, metric }) => `${task} ${metric} (before → after)`),
     'artifact',
     'wall time',
   ];
@@ -336,6 +441,12 @@ export function comparisonTable(c: Comparison): { header: string[]; rows: string
         ? [NA, NA]
         : [`${fixed(r.ppl[t].before, 2)} → ${fixed(r.ppl[t].after, 2)}`, fixed(r.ppl[t].fullPrecision, 2)],
     ),
+    ...taskColumns(c).map(({ task, metric }) => {
+      const t = r.tasks?.[task];
+      if (t === undefined) return NONE;
+      const v = metric === 'acc' ? t.acc : t.accNorm;
+      return v.before === null && v.after === null ? NONE : `${fixed(v.before, 4)} → ${fixed(v.after, 4)}`;
+    }),
     formatBytes(r.artifact.bytes),
     formatDuration(r.seconds),
   ]);
@@ -363,7 +474,7 @@ export function comparisonMarkdown(c: Comparison): string {
     markdownTable(c),
     '',
     'n/a: validation loss before training of a run resumed past step 0, a loss or perplexity that was not finite, or a',
-    'perplexity on a text that run was not evaluated on.',
+    'perplexity on a text that run was not evaluated on. -: a zero-shot task that run did not evaluate.',
     'Validation loss "before" is the untrained model\'s, at step 0; perplexity before → after training.',
     '',
     ...runs,

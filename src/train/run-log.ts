@@ -9,6 +9,12 @@
  * is written as null (TensorBoard gets the value itself).
  * TensorBoard tags: train/loss, train/lr, train/grad_norm, train/tokens_per_s, train/rss_mib, val/loss.
  *
+ * Zero-shot tasks (eval.tasks) add, after training, one line per evaluated model at the end of the file (logZeroShot):
+ *   {"step":0,"zeroshot":"base","tasks":{"piqa":{"n":20,"acc":0.55,"acc_stderr":0.11,"acc_norm":0.5,...,"bos":false}}}
+ *   {"step":150,"zeroshot":"tuned","tasks":{...}}
+ * the base's at step 0 and the tuned model's at the last step, out of step order; TensorBoard tags
+ * zeroshot/<task>/<metric> (acc, acc_norm, perplexity) at the same steps. A resume drops the zero-shot lines.
+ *
  * Resuming from step S keeps the lines with step <= S and drops the rest (the file is rewritten to a
  * temp name and renamed), so a run killed after its last checkpoint and resumed has exactly one line per
  * step. TensorBoard gets a new event file; its viewer shows the later file's points for repeated steps.
@@ -19,6 +25,7 @@ import { InputError, namingFile } from '../errors.js';
 import { makeDir } from '../io/make-dir.js';
 import { EventWriter } from '../io/tfevents.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import type { TaskResult } from '../eval/zeroshot/evaluate-task.js';
 
 /** One line of metrics.jsonl; the keys are the file's. */
 export interface StepMetrics {
@@ -175,7 +182,7 @@ function truncateAfter(file: string, step: number): void {
     if (line.trim() === '') return;
     const s = parseStep(line);
     if (s === null) throw new InputError(file, `line ${i + 1}`, 'not a JSON object with an integer "step"');
-    if (s <= step) kept.push(`${line}\n`);
+    if (s <= step && !isZeroShotLine(line)) kept.push(`${line}\n`);
   });
   writeFileAtomic(file, (fd) => fs.writeFileSync(fd, kept.join('')));
 }
@@ -189,4 +196,50 @@ function parseStep(line: string): number | null {
   } catch {
     return null;
   }
+}
+
+/** A zero-shot line (logZeroShot): it is written again after training. */
+function isZeroShotLine(line: string): boolean {
+  try {
+    const obj: unknown = JSON.parse(line);
+    return typeof obj === 'object' && obj !== null && 'zeroshot' in obj;
+  } catch {
+    return false;
+  }
+}
+
+/** One evaluated model's zero-shot figures: `model` names it (base, tuned), `step` places it on the curves. */
+export interface ZeroShotEntry {
+  step: number;
+  model: string;
+  tasks: Record<string, Omit<TaskResult, 'task'>>;
+}
+
+/** The figures TensorBoard gets per task. */
+const ZERO_SHOT_TAGS = ['acc', 'acc_norm', 'perplexity'] as const;
+
+/**
+ * Appends one line per entry to `<dir>/metrics.jsonl` (dropping the zero-shot lines already there: a run killed
+ * after writing them writes them again) and their scalars to a new TensorBoard event file (unless null).
+ */
+export function logZeroShot(dir: string, tensorboardDir: string | null, entries: readonly ZeroShotEntry[]): void {
+  const file = path.join(dir, 'metrics.jsonl');
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n') : [];
+  const kept = old.filter((line) => line.trim() !== '' && !isZeroShotLine(line)).map((line) => `${line}\n`);
+  const added = entries.map((e) => {
+    const tasks = Object.fromEntries(
+      Object.entries(e.tasks).map(([name, { seconds: _seconds, ...figures }]) => [name, figures]),
+    );
+    return `${JSON.stringify({ step: e.step, zeroshot: e.model, tasks })}\n`;
+  });
+  writeFileAtomic(file, (fd) => fs.writeFileSync(fd, [...kept, ...added].join('')));
+  if (tensorboardDir === null) return;
+  const events = new EventWriter(tensorboardDir);
+  for (const e of entries)
+    for (const [name, figures] of Object.entries(e.tasks))
+      for (const key of ZERO_SHOT_TAGS) {
+        const value = figures[key];
+        if (value !== undefined) events.addScalar(`zeroshot/${name}/${key}`, value, e.step);
+      }
+  events.close();
 }

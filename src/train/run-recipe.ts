@@ -7,7 +7,9 @@
  *  - lora:  LoRA adapters over the full-precision base, `<output>/adapter/`.
  * Then the artifact is loaded over the base from disk as a user would, its validation loss checked, the
  * final perplexities measured (and the base's before training, and the full-precision model's when the base
- * was quantized from it), and `<output>/summary.json` written. Each step is a phase (src/util/phases.ts).
+ * was quantized from it), the eval.tasks zero-shot tasks scored on the base before training and on the reloaded
+ * model after it (their files are read and checked at the start), and `<output>/summary.json` written. Each step
+ * is a phase (src/util/phases.ts).
  * The output directory is claimed first (src/io/output-dir.ts: refusals, marker, lock, dead temporaries);
  * a run whose summary.json exists for the same recipe is already complete: its stored summary is returned
  * and nothing is written.
@@ -19,6 +21,9 @@ import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset.js';
 import { setMatmulPrecision } from '../autograd/index.js';
 import { evaluateData } from '../eval/evaluate-data.js';
+import type { TaskResult } from '../eval/zeroshot/evaluate-task.js';
+import { defaultTaskDir, evaluateTasks, resolveTasks, type TaskFile } from '../eval/zeroshot/run-tasks.js';
+import { TASKS } from '../eval/zeroshot/tasks.js';
 import { readJsonObject } from '../io/json-file.js';
 import { checkReplaceable, claimOutputDir } from '../io/output-dir.js';
 import { isPackedCheckpoint, readQuantConfig } from '../io/packed-checkpoint.js';
@@ -38,7 +43,7 @@ import type { LoadedRecipe } from '../recipe/load.js';
 import type { Recipe, TrainableSet } from '../recipe/schema.js';
 import { dataSetName } from '../util/data-set-name.js';
 import type { PhaseProgress, Phases } from '../util/phases.js';
-import { RunLog, type TrainProgress } from './run-log.js';
+import { logZeroShot, RunLog, type TrainProgress } from './run-log.js';
 import { meanLoss, train, validationSet, type Trainable, type TrainConfig, type TrainResult } from './trainer.js';
 import { trainableSetOf, trainsOutliers, wctParameters } from './wct.js';
 
@@ -65,8 +70,28 @@ export interface RunSummary {
    * the base itself for lora); {} when the base is a packed checkpoint given as is, whose source is unknown.
    */
   pplFullPrecision: Record<string, number>;
+  /**
+   * eval.tasks, scored on the base before training and on the tuned model (reloaded) after it; absent when the
+   * recipe names no tasks (and in the summaries of earlier versions).
+   */
+  zeroShot?: ZeroShotSummary;
   peakRssMiB: number;
   seconds: number;
+}
+
+/** One task's figures as summary.json keeps them (TaskResult without its name). */
+export type TaskScores = Omit<TaskResult, 'task'>;
+
+export interface ZeroShotSummary {
+  /** eval.tasks_bos: the requests were encoded with the tokenizer's BOS. */
+  bos: boolean;
+  /** eval.tasks_limit: the first documents of each task; null for all. */
+  limit: number | null;
+  /** Each task's file. */
+  files: Record<string, string>;
+  /** By task name, in the recipe's order. */
+  before: Record<string, TaskScores>;
+  after: Record<string, TaskScores>;
 }
 
 export interface RunHooks {
@@ -279,10 +304,57 @@ function trainPhase(phase: PhaseProgress | undefined): { onProgress: (p: TrainPr
   };
 }
 
+/**
+ * eval.tasks as files: NAME=PATH relative to the recipe's directory (a path that is already absolute stays as it
+ * is), NAME its shipped file under the task directory (../shared/data/tasks, or $WCT_DATA_DIR/tasks).
+ */
+function recipeTasks(loaded: LoadedRecipe): TaskFile[] {
+  const entries = (loaded.recipe.eval.tasks ?? []).map((entry) => {
+    const eq = entry.indexOf('=');
+    return eq < 0 ? entry : `${entry.slice(0, eq)}=${path.resolve(path.dirname(loaded.file), entry.slice(eq + 1))}`;
+  });
+  return resolveTasks(entries, defaultTaskDir(), 'eval.tasks');
+}
+
 /** The files a recipe reads: its output directory must neither hold nor be inside any of them. */
-function recipeInputs(r: Recipe): string[] {
+function recipeInputs(r: Recipe, tasks: readonly TaskFile[]): string[] {
   const q = r.model.quantize;
-  return [r.model.path, r.data.path, ...(q === undefined ? [] : [q.calib, q.calib_tokens ?? '']), ...r.eval.final];
+  return [
+    r.model.path,
+    r.data.path,
+    ...(q === undefined ? [] : [q.calib, q.calib_tokens ?? '']),
+    ...r.eval.final,
+    ...tasks.map((t) => t.file),
+  ];
+}
+
+/** The zero-shot tasks on `model`, one phase each labelled with which model (`what`); frozen parameters meanwhile. */
+async function zeroShot(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  r: Recipe,
+  tasks: readonly TaskFile[],
+  what: string,
+  hooks: RunHooks,
+  trainable: Trainable | null = null,
+): Promise<Record<string, TaskScores>> {
+  if (tasks.length === 0) return {};
+  const params = trainable?.params ?? [];
+  const flags = params.map((t) => t.requiresGrad);
+  for (const t of params) t.requiresGrad = false;
+  try {
+    const phases = hooks.phases;
+    const results = await evaluateTasks(model, tokenizer, tasks, {
+      bos: r.eval.tasks_bos ?? false,
+      limit: r.eval.tasks_limit,
+      phase: phases === undefined ? undefined : (label) => phases.start(`${label.replace(/ \(/, ` (${what}, `)}`),
+    });
+    return Object.fromEntries(results.map(({ task, ...scores }) => [task, scores]));
+  } finally {
+    params.forEach((t, i) => {
+      t.requiresGrad = flags[i];
+    });
+  }
 }
 
 /** The stored summary of a finished run of this recipe in its output directory, or null. */
@@ -323,7 +395,7 @@ export async function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): Pro
   const out = claimOutputDir(r.output.dir, {
     option: 'output.dir',
     command: 'wct-train',
-    inputs: recipeInputs(r),
+    inputs: recipeInputs(r, recipeTasks(loaded)),
     mode: 'update',
     note: hooks.note ?? (() => undefined),
   });
@@ -350,6 +422,9 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   const r = loaded.recipe;
   checkRecipeModel(loaded);
   checkTrainable(loaded);
+  // the task files are read (and checked) now, not after quantization and training
+  const tasks = recipeTasks(loaded);
+  for (const t of tasks) TASKS[t.name].load(t.file, r.eval.tasks_limit);
   fs.writeFileSync(
     path.join(r.output.dir, 'recipe.json'),
     `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,
@@ -381,6 +456,7 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   await run.model.toDevice(ctx);
   const pplBefore = await finalPerplexities(run.model, tokenizer, r, baseKind, hooks);
   const pplFullPrecision = await fullPrecisionPerplexities(r, run.base, pplBefore, hooks, ctx);
+  const tasksBefore = await zeroShot(run.model, tokenizer, r, tasks, baseKind, hooks, run.trainable);
   // train.bf16: the dense products (lm_head, full-precision linears) in bf16 with fp32 accumulation
   const previous = setMatmulPrecision(r.train.bf16 ? 'bf16' : 'fp32');
   let result: TrainResult;
@@ -409,7 +485,23 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   const valLossReloaded = await meanLoss(reloaded, valBatches);
   validation?.end(`${valBatches.length} batches`, `loss ${valLossReloaded.toFixed(4)}`);
   const ppl = await finalPerplexities(reloaded, tokenizer, r, 'tuned', hooks);
+  const tasksAfter = await zeroShot(reloaded, tokenizer, r, tasks, 'tuned', hooks);
   await reloaded.toDevice(null);
+  const zeroShotSummary: ZeroShotSummary | null =
+    tasks.length === 0
+      ? null
+      : {
+          bos: r.eval.tasks_bos ?? false,
+          limit: r.eval.tasks_limit ?? null,
+          files: Object.fromEntries(tasks.map((t) => [t.name, t.file])),
+          before: tasksBefore,
+          after: tasksAfter,
+        };
+  if (zeroShotSummary !== null)
+    logZeroShot(r.output.dir, r.logging.tensorboard, [
+      { step: 0, model: 'base', tasks: tasksBefore },
+      { step: result.steps, model: 'tuned', tasks: tasksAfter },
+    ]);
   const summary: RunSummary = {
     method: r.method,
     ...(r.method === 'wct' ? { trainable: trainableSetOf(r) } : {}),
@@ -429,6 +521,7 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
     pplBefore,
     ppl,
     pplFullPrecision,
+    ...(zeroShotSummary === null ? {} : { zeroShot: zeroShotSummary }),
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     seconds: (performance.now() - started) / 1000,
   };

@@ -2,7 +2,10 @@
  * What wct-train prints: each figure of the final report says what it is (the training data's validation loss on
  * response tokens; the eval text's perplexity, what it measures, and which model each figure is for, the
  * full-precision model's beside the quantized base's), data-set names come from the recipe's paths, --json keeps
- * its fields and adds the new ones, and stderr holds one summary line per phase when it is not a terminal.
+ * its fields and adds the new ones, and stderr holds one summary line per phase when it is not a terminal. eval.tasks:
+ * a line per task (base -> tuned), summary.json's zeroShot equal to wct eval on the base and with the deltas,
+ * metrics.jsonl's zero-shot lines, wct compare's task columns ('-' for a run without tasks), and the recipe's
+ * errors (an unknown task when it loads, a bad task file before quantizing).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../src/train/run-recipe.js';
-import { wct } from '../helpers/cli.js';
+import { expectFinalErrorLine, expectOneLineError, wct } from '../helpers/cli.js';
 import { dataDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
 const TRAIN_CLI = path.join(repoRoot, 'dist/src/cli/wct-train.js');
@@ -21,7 +24,7 @@ const CALIB = path.join(dataDir, 'golden/calib-c4-tinystories-656k-n128-L512.jso
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-train-report-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function recipe(name: string, model: string, quantize: boolean, method = 'wct'): string {
+function recipe(name: string, model: string, quantize: boolean, method = 'wct', evalExtra = ''): string {
   const file = path.join(tmp, `${name}.yaml`);
   fs.writeFileSync(
     file,
@@ -31,7 +34,7 @@ function recipe(name: string, model: string, quantize: boolean, method = 'wct'):
       ...(method === 'wct' ? [] : ['lora: { rank: 2, alpha: 4, dropout: 0, targets: all }']),
       `data: { path: ${ALPACA}, format: alpaca, template: alpaca, max_length: 128, validation: { count: 4 } }`,
       'train: { steps: 2, micro_batch: 2, grad_accum: 1, optimizer: { lr: 0.003 }, schedule: { kind: constant, warmup_steps: 0 } }',
-      `eval: { every: 2, final: [${STORIES}], seqlen: 128 }`,
+      `eval: { every: 2, final: [${STORIES}], seqlen: 128${evalExtra} }`,
       `output: { dir: ${path.join(tmp, name)}, save_every: 2, keep: 1 }`,
       'logging: { tensorboard: null, every: 1 }',
     ].join('\n'),
@@ -39,12 +42,16 @@ function recipe(name: string, model: string, quantize: boolean, method = 'wct'):
   return file;
 }
 
-function train(file: string, json = false) {
-  const r = spawnSync(process.execPath, [TRAIN_CLI, file, ...(json ? ['--json'] : [])], {
+function trainCli(file: string, json = false) {
+  return spawnSync(process.execPath, [TRAIN_CLI, file, ...(json ? ['--json'] : [])], {
     encoding: 'utf8',
     timeout: 300_000,
     cwd: repoRoot,
   });
+}
+
+function train(file: string, json = false) {
+  const r = trainCli(file, json);
   expect(r.status, r.stderr).toBe(0);
   return r;
 }
@@ -109,4 +116,117 @@ describe('wct-train report wording', () => {
     );
     expect(packed.stderr).toMatch(/^full-precision perplexity not measured: .* does not name its source$/m);
   }, 300_000);
+
+  it('eval.tasks: a report line per task, base -> tuned, in summary.json, metrics.jsonl and wct compare', () => {
+    // LAMBADA-style lines, named relative to the recipe (tmp); the TinyStories tokenizer gives both a continuation
+    fs.writeFileSync(
+      path.join(tmp, 'lambada.jsonl'),
+      [
+        'The cat sat on the mat. The dog came and the cat ran away',
+        'Sue had a cake. She gave a piece to her friend Tim',
+      ]
+        .map((text) => `${JSON.stringify({ text })}\n`)
+        .join(''),
+    );
+    const file = recipe(
+      'tasks',
+      tinyStoriesDir,
+      true,
+      'wct',
+      ', tasks: [piqa, lambada=lambada.jsonl], tasks_limit: 10',
+    );
+    const r = train(file);
+    const lines = r.stdout.trim().split('\n');
+    const bounded = String.raw`\d\.\d{4} -> \d\.\d{4} \(± \d\.\d{4}\)`;
+    expect(lines.at(-2)).toMatch(
+      new RegExp(
+        `^piqa zero-shot \\(10 documents, no BOS\\), quantized base -> tuned: acc ${bounded}, acc_norm ${bounded}$`,
+      ),
+    );
+    expect(lines.at(-1)).toMatch(
+      new RegExp(
+        `^lambada zero-shot \\(2 documents, no BOS\\), quantized base -> tuned: acc ${bounded}, perplexity ${num} -> ${num}$`,
+      ),
+    );
+    expect(r.stderr).toMatch(/^piqa \(quantized base, no BOS\): 10 documents in .*, acc \d\.\d{4} ± /m);
+    expect(r.stderr).toMatch(/^lambada \(tuned, no BOS\): 2 documents in /m);
+
+    const s = JSON.parse(fs.readFileSync(path.join(tmp, 'tasks', 'summary.json'), 'utf8')) as RunSummary;
+    const z = s.zeroShot!;
+    expect(z).toMatchObject({ bos: false, limit: 10, files: { lambada: path.join(tmp, 'lambada.jsonl') } });
+    expect(z.files.piqa).toBe(path.join(dataDir, 'tasks/piqa/valid.jsonl'));
+    expect(Object.keys(z.before)).toEqual(['piqa', 'lambada']);
+    expect(z.after.piqa).toMatchObject({ n: 10, bos: false });
+    expect(z.after.lambada).toMatchObject({ n: 2, empty_continuations: 0 });
+    // the base's figures are the packed base's own, as wct eval scores it
+    const base = JSON.parse(
+      wct([
+        'eval',
+        '--model',
+        path.join(tmp, 'tasks', 'base'),
+        '--tasks',
+        `piqa,lambada=${path.join(tmp, 'lambada.jsonl')}`,
+        '--limit',
+        '10',
+        '--json',
+      ]).stdout,
+    ) as { tasks: Record<string, { seconds: number }> };
+    for (const t of ['piqa', 'lambada'])
+      expect({ ...z.before[t], seconds: 0 }).toEqual({ ...base.tasks[t], seconds: 0 });
+    // with the deltas, the tuned figures
+    const tuned = JSON.parse(
+      wct([
+        'eval',
+        '--model',
+        path.join(tmp, 'tasks', 'base'),
+        '--deltas',
+        s.artifact.path,
+        '--tasks',
+        `lambada=${path.join(tmp, 'lambada.jsonl')}`,
+        '--json',
+      ]).stdout,
+    ) as { tasks: Record<string, { perplexity: number }> };
+    expect(tuned.tasks.lambada.perplexity).toBe(z.after.lambada.perplexity);
+
+    const metrics = fs
+      .readFileSync(path.join(tmp, 'tasks', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; zeroshot?: string; tasks?: Record<string, { acc: number }> });
+    const zs = metrics.filter((m) => m.zeroshot !== undefined);
+    expect(zs.map((m) => [m.step, m.zeroshot])).toEqual([
+      [0, 'base'],
+      [2, 'tuned'],
+    ]);
+    expect(zs[1].tasks?.piqa).toEqual(
+      expect.objectContaining({ acc: z.after.piqa.acc, acc_norm: z.after.piqa.acc_norm, n: 10, bos: false }),
+    );
+
+    const cmp = wct([
+      'compare',
+      path.join(tmp, 'tasks'),
+      path.join(tmp, 'onthefly'),
+      '--out',
+      path.join(tmp, 'cmp-tasks'),
+    ]);
+    expect(cmp.status, cmp.stderr).toBe(0);
+    const [header, , withTasks, without] = cmp.stdout.split('\n').map((l) => l.split(' | '));
+    const at = header.indexOf('piqa acc (before → after)');
+    expect(at).toBeGreaterThan(header.indexOf('val loss (final)'));
+    expect(withTasks[at]).toBe(`${z.before.piqa.acc.toFixed(4)} → ${z.after.piqa.acc.toFixed(4)}`);
+    expect(without[at]).toBe('-');
+    expect(without[header.indexOf('piqa acc_norm (before → after)')]).toBe('-');
+  }, 300_000);
+
+  it('eval.tasks errors: an unknown task when the recipe loads, a bad task file before quantizing', () => {
+    const unknown = recipe('unknown-task', tinyStoriesDir, true, 'wct', ', tasks: [piqa, nope]');
+    expect(expectOneLineError(trainCli(unknown))).toMatch(
+      new RegExp(`${unknown.replaceAll('.', '\\.')}:5 eval\\.tasks\\[1\\]: unknown task "nope": expected piqa, `),
+    );
+    const bad = path.join(tmp, 'bad-lambada.jsonl');
+    fs.writeFileSync(bad, '{"text": "two words"}\n{"txt": "a b"}\n');
+    const r = trainCli(recipe('bad-task', tinyStoriesDir, true, 'wct', ', tasks: [lambada=bad-lambada.jsonl]'));
+    expect(expectFinalErrorLine(r)).toBe(`error: ${bad}:2: text: expected a string, got undefined`);
+    expect(r.stderr).not.toMatch(/^quantize:/m);
+  });
 });

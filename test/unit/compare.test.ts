@@ -2,7 +2,8 @@
  * `wct compare`: rows read from fake wct-train run directories (one resumed past step 0, so without a
  * validation loss before training), the table's cells, the SVG's series (one solid and one dashed path per run),
  * the PNG (signature, IHDR size, not blank, text actually rendered), and one-line errors on bad input, a
- * summary.json that is not the current RunSummary (an older trainer's) among them.
+ * summary.json that is not the current RunSummary (an older trainer's) among them; zero-shot tasks (acc and
+ * acc_norm before -> after per task, '-' for a run without them, a null stderr, a bad task field).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -331,6 +332,85 @@ describe('loss chart', () => {
     for (let i = 0; i < px.length; i += 4) if (px[i] < 128) dark++;
     expect(dark).toBeGreaterThan(50);
     expect(svgToPng(text, 400).readUInt32BE(16)).toBe(400);
+  });
+});
+
+describe('zero-shot tasks', () => {
+  const scores = (acc: number, accNorm: number | null, n = 20) => ({
+    n,
+    acc,
+    acc_stderr: Math.sqrt((acc * (1 - acc)) / (n - 1)),
+    ...(accNorm === null
+      ? { perplexity: 25.5, empty_continuations: 0 }
+      : { acc_norm: accNorm, acc_norm_stderr: Math.sqrt((accNorm * (1 - accNorm)) / (n - 1)) }),
+    bos: false,
+    seconds: 0.25,
+  });
+  const zeroShot = {
+    bos: false,
+    limit: 20,
+    files: { piqa: 'tasks/piqa/valid.jsonl', lambada: 'l.jsonl' },
+    before: { piqa: scores(0.55, 0.5), lambada: scores(0.1, null) },
+    after: { piqa: scores(0.6, 0.45), lambada: scores(0.15, null) },
+  };
+  // metrics.jsonl as logZeroShot leaves it: the task lines after the steps, ignored by the curves
+  const metrics = `${metricsLines(2.5, 2.0)}${JSON.stringify({ step: 0, zeroshot: 'base', tasks: {} })}\n${JSON.stringify({ step: STEPS, zeroshot: 'tuned', tasks: {} })}\n`;
+  const tasksRun = writeRun('wct-tasks', { ...wctSummary(), zeroShot }, metrics);
+
+  it('reads acc and acc_norm before and after per task; a run without tasks has none', () => {
+    const c = compareRuns([tasksRun, wct]);
+    expect(c.tasks).toEqual(['piqa', 'lambada']);
+    expect(c.runs[0].tasks?.piqa).toEqual({
+      n: 20,
+      bos: false,
+      acc: { before: 0.55, after: 0.6 },
+      accNorm: { before: 0.5, after: 0.45 },
+      accStderr: Math.sqrt((0.6 * 0.4) / 19),
+      accNormStderr: Math.sqrt((0.45 * 0.55) / 19),
+    });
+    expect(c.runs[0].tasks?.lambada.accNorm).toEqual({ before: null, after: null });
+    expect(c.runs[1].tasks).toEqual({});
+    expect(c.curves[0].train).toHaveLength(STEPS);
+    expect(c.curves[0].validation.map((p) => p.step)).toEqual([0, 10, 20, 30, 40]);
+  });
+
+  it("shows them beside the losses and perplexities, '-' for a run without them; LAMBADA has no acc_norm", () => {
+    const c = compareRuns([tasksRun, wct]);
+    const { header, rows } = comparisonTable(c);
+    const taskHeaders = header.filter((h) => /^(piqa|lambada) /.test(h));
+    expect(taskHeaders).toEqual([
+      'piqa acc (before → after)',
+      'piqa acc_norm (before → after)',
+      'lambada acc (before → after)',
+    ]);
+    expect(header.indexOf('piqa acc (before → after)')).toBeGreaterThan(
+      header.indexOf('ppl valid.txt (full precision)'),
+    );
+    expect(header.indexOf('lambada acc (before → after)')).toBeLessThan(header.indexOf('artifact'));
+    const col = (name: string) => rows.map((r) => r[header.indexOf(name)]);
+    expect(col('piqa acc (before → after)')).toEqual(['0.5500 → 0.6000', '-']);
+    expect(col('piqa acc_norm (before → after)')).toEqual(['0.5000 → 0.4500', '-']);
+    expect(col('lambada acc (before → after)')).toEqual(['0.1000 → 0.1500', '-']);
+    expect(comparisonMarkdown(c)).toContain('-: a zero-shot task that run did not evaluate.');
+    // runs without any tasks: no task columns at all
+    expect(comparisonTable(comparison).header.some((h) => h.includes(' acc '))).toBe(false);
+  });
+
+  it('a stderr over one document (NaN, written as null) is read; a bad task field names it', () => {
+    const one = { ...scores(1, 1, 1), acc_stderr: null, acc_norm_stderr: null };
+    const dir = writeRun('one-doc', { ...wctSummary(), zeroShot: { ...zeroShot, after: { piqa: one } } }, metrics);
+    const c = compareRuns([dir]);
+    expect(c.runs[0].tasks?.piqa.accStderr).toBeNull();
+    expect(c.runs[0].tasks?.lambada.acc).toEqual({ before: 0.1, after: null });
+    expect(comparisonTable(c).rows[0]).toContain('0.1000 → n/a');
+    const bad = writeRun(
+      'bad-tasks',
+      { ...wctSummary(), zeroShot: { ...zeroShot, after: { piqa: { ...one, acc: 'high' } } } },
+      metrics,
+    );
+    expect(() => compareRuns([bad])).toThrow(
+      `${path.join(bad, 'summary.json')}: zeroShot.after.piqa.acc: expected a number, got "high"`,
+    );
   });
 });
 

@@ -449,6 +449,70 @@ describe('paths', () => {
   });
 });
 
+describe('eval.tasks', () => {
+  it('alpaca-zeroshot.yaml: alpaca.yaml with shipped tasks, checked when loaded', () => {
+    const { recipe, hash } = loadRecipe(path.join(repoRoot, 'recipes/alpaca-zeroshot.yaml'));
+    expect(recipe.eval).toMatchObject({ tasks: ['piqa', 'arc_easy', 'arc_challenge', 'hellaswag'], tasks_limit: 500 });
+    expect(recipe.eval.tasks_bos).toBeUndefined();
+    expect(recipe.eval.final).toEqual([path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt')]);
+    for (const f of [
+      'piqa/valid.jsonl',
+      'arc/arc_easy_test.jsonl',
+      'arc/arc_challenge_test.jsonl',
+      'hellaswag/hellaswag_val.jsonl',
+    ])
+      expect(fs.existsSync(path.join(dataDir, 'tasks', f)), f).toBe(true);
+    expect(hash).not.toBe(loadRecipe(path.join(repoRoot, 'recipes/alpaca.yaml')).hash);
+  });
+
+  it('names, NAME=PATH, limit and bos; the keys left out do not change the hash', () => {
+    const { recipe } = loadRecipe(
+      write(
+        'tasks/ok.yaml',
+        minimal('eval:', '  tasks: [piqa, lambada=../l.jsonl]', '  tasks_limit: 5', '  tasks_bos: true'),
+      ),
+    );
+    // NAME=PATH is kept as written: the run resolves PATH against the recipe's directory
+    expect(recipe.eval).toMatchObject({ tasks: ['piqa', 'lambada=../l.jsonl'], tasks_limit: 5, tasks_bos: true });
+    const bare = loadRecipe(write('tasks/bare.yaml', minimal()));
+    expect(Object.keys(bare.recipe.eval).filter((k) => k.startsWith('tasks'))).toEqual([]);
+    expect(loadRecipe(write('tasks/empty.yaml', minimal('eval: { tasks: [] }'))).hash).toBe(bare.hash);
+    const piqa = loadRecipe(write('tasks/piqa.yaml', minimal('eval: { tasks: [piqa] }'))).hash;
+    expect(piqa).not.toBe(bare.hash);
+    expect(loadRecipe(write('tasks/bos-false.yaml', minimal('eval: { tasks: [piqa], tasks_bos: false }'))).hash).toBe(
+      piqa,
+    );
+  });
+
+  it('an unknown task, lambada without its file, a repeated task: the one-line field error', () => {
+    const err = (name: string, ...lines: string[]) => {
+      const file = write(`tasks/${name}.yaml`, minimal(...lines));
+      return { file, message: inputErrorMessage(() => loadRecipe(file)) };
+    };
+    let e = err('unknown', 'eval:', '  tasks:', '    - piqa', '    - nope');
+    expect(e.message).toBe(
+      `${e.file}:13 eval.tasks[1]: unknown task "nope": expected piqa, arc_easy, arc_challenge, hellaswag or lambada (NAME or NAME=PATH)`,
+    );
+    e = err('lambada', 'eval: { tasks: [lambada] }');
+    expect(e.message).toBe(
+      `${e.file}:10 eval.tasks[0]: lambada is not shipped: name its file as lambada=PATH (the OpenAI JSON lines)`,
+    );
+    e = err('no-path', 'eval: { tasks: [lambada=] }');
+    expect(e.message).toBe(`${e.file}:10 eval.tasks[0]: lambada=: expected a path after =`);
+    e = err('twice', 'eval: { tasks: [piqa, piqa] }');
+    expect(e.message).toBe(`${e.file}:10 eval.tasks[1]: piqa is listed twice`);
+    e = err('not-list', 'eval: { tasks: piqa }');
+    expect(e.message).toBe(`${e.file}:10 eval.tasks: expected a list of task names, got "piqa"`);
+    e = err('limit', 'eval: { tasks: [piqa], tasks_limit: 0 }');
+    expect(e.message).toBe(`${e.file}:10 eval.tasks_limit: expected a positive integer, got 0`);
+    e = err('bos', 'eval: { tasks: [piqa], tasks_bos: yes please }');
+    expect(e.message).toBe(`${e.file}:10 eval.tasks_bos: expected true or false, got "yes please"`);
+    e = err('limit-alone', 'eval: { tasks_limit: 5 }');
+    expect(e.message).toBe(`${e.file}:10 eval.tasks_limit: applies with eval.tasks only`);
+    for (const { message } of [e]) expect(message).not.toContain('\n');
+  });
+});
+
 describe('hash', () => {
   it('is stable across key order and style, and changes with any value', () => {
     const a = write('hash/a.yaml', minimal('eval: { every: 5, final: [c4] }'));

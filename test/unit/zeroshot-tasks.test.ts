@@ -2,7 +2,8 @@
  * Zero-shot tasks (src/eval/zeroshot/): LAMBADA's format and scoring on documents written here (the context /
  * continuation split, greedy accuracy and perplexity recomputed from scoreContinuations' log-likelihoods, an empty
  * continuation counted and scored 0), every loader's one-line error on a bad line (file:line and the field),
- * resolveTasks' errors, and acc / acc_norm / stderr on hand-made multiple-choice scores.
+ * resolveTasks' errors, acc / acc_norm / stderr on hand-made multiple-choice scores, and a run's zero-shot lines in
+ * metrics.jsonl (written after the steps, dropped on a resume).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import type { TextTokenizer } from '../../src/io/tokenizer.js';
 import { loadModel } from '../../src/models/load.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { loadTokenizer } from '../../src/models/tokenizer.js';
+import { logZeroShot, RunLog } from '../../src/train/run-log.js';
 import { inputErrorMessage } from '../helpers/errors.js';
 import { tinyStoriesDir } from '../helpers/paths.js';
 
@@ -253,5 +255,49 @@ describe('acc and acc_norm', () => {
       bos: false,
     });
     expect(result.acc_stderr).toBeNaN();
+  });
+});
+
+describe("a run's zero-shot lines in metrics.jsonl", () => {
+  const figures = {
+    n: 2,
+    acc: 0.5,
+    acc_stderr: Math.sqrt(0.25),
+    acc_norm: 1,
+    acc_norm_stderr: 0,
+    bos: false,
+    seconds: 1,
+  };
+  const lines = (dir: string) =>
+    fs
+      .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('after the steps, the base at step 0 and the tuned model at the last step; written once; dropped on resume', () => {
+    const dir = path.join(tmp, 'run');
+    const log = new RunLog({ dir, tensorboardDir: null });
+    log.log(0, { val_loss: 2 });
+    log.log(1, { loss: 1.9, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mib: 1 });
+    log.log(2, { loss: 1.8, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mib: 1 });
+    log.close();
+    const entries = [
+      { step: 0, model: 'base', tasks: { piqa: figures } },
+      { step: 2, model: 'tuned', tasks: { piqa: { ...figures, acc: 1, acc_stderr: Number.NaN } } },
+    ];
+    logZeroShot(dir, path.join(tmp, 'tb'), entries);
+    logZeroShot(dir, null, entries); // a run killed after writing them writes them again: still one pair
+    const { seconds: _s, ...kept } = figures;
+    expect(lines(dir).slice(3)).toEqual([
+      { step: 0, zeroshot: 'base', tasks: { piqa: kept } },
+      { step: 2, zeroshot: 'tuned', tasks: { piqa: { ...kept, acc: 1, acc_stderr: null } } },
+    ]);
+    expect(lines(dir)).toHaveLength(5);
+    expect(fs.readdirSync(path.join(tmp, 'tb')).length).toBe(1);
+    // resuming from step 2 keeps the steps up to 2 and drops the zero-shot lines (the run writes them again)
+    new RunLog({ dir, tensorboardDir: null, resumeFromStep: 2 }).close();
+    expect(lines(dir).map((l) => l.step)).toEqual([0, 1, 2]);
+    expect(lines(dir).some((l) => 'zeroshot' in l)).toBe(false);
   });
 });

@@ -206,6 +206,15 @@ function resolvePaths(value: Record<string, unknown>, dir: string): void {
       typeof f === 'string' && f !== '' && !named(f) ? path.resolve(dir, f) : f,
     );
   }
+  // eval.tasks: the PATH of a NAME=PATH entry (a shipped task's NAME alone stays as it is)
+  if (isObject(ev) && Array.isArray(ev.tasks)) {
+    ev.tasks = ev.tasks.map((t: unknown) => {
+      const eq = typeof t === 'string' ? t.indexOf('=') : -1;
+      return eq < 0 || eq === (t as string).length - 1
+        ? t
+        : `${(t as string).slice(0, eq)}=${path.resolve(dir, (t as string).slice(eq + 1))}`;
+    });
+  }
 }
 
 /** `over` merged onto `base`: mappings key by key, everything else replaced. */

@@ -305,15 +305,11 @@ function trainPhase(phase: PhaseProgress | undefined): { onProgress: (p: TrainPr
 }
 
 /**
- * eval.tasks as files: NAME=PATH relative to the recipe's directory (a path that is already absolute stays as it
- * is), NAME its shipped file under the task directory (../shared/data/tasks, or $WCT_DATA_DIR/tasks).
+ * eval.tasks as files: NAME=PATH (the loader made PATH absolute against the recipe file that names it), NAME its
+ * shipped file under the task directory (../shared/data/tasks, or $WCT_DATA_DIR/tasks).
  */
 function recipeTasks(loaded: LoadedRecipe): TaskFile[] {
-  const entries = (loaded.recipe.eval.tasks ?? []).map((entry) => {
-    const eq = entry.indexOf('=');
-    return eq < 0 ? entry : `${entry.slice(0, eq)}=${path.resolve(path.dirname(loaded.file), entry.slice(eq + 1))}`;
-  });
-  return resolveTasks(entries, defaultTaskDir(), 'eval.tasks');
+  return resolveTasks(loaded.recipe.eval.tasks ?? [], defaultTaskDir(), 'eval.tasks');
 }
 
 /** The files a recipe reads: its output directory must neither hold nor be inside any of them. */

@@ -466,14 +466,14 @@ describe('eval.tasks', () => {
   });
 
   it('names, NAME=PATH, limit and bos; the keys left out do not change the hash', () => {
-    const { recipe } = loadRecipe(
-      write(
-        'tasks/ok.yaml',
-        minimal('eval:', '  tasks: [piqa, lambada=../l.jsonl]', '  tasks_limit: 5', '  tasks_bos: true'),
-      ),
+    const file = write(
+      'tasks/ok.yaml',
+      minimal('eval:', '  tasks: [piqa, lambada=../l.jsonl]', '  tasks_limit: 5', '  tasks_bos: true'),
     );
-    // NAME=PATH is kept as written: the run resolves PATH against the recipe's directory
-    expect(recipe.eval).toMatchObject({ tasks: ['piqa', 'lambada=../l.jsonl'], tasks_limit: 5, tasks_bos: true });
+    const { recipe } = loadRecipe(file);
+    // NAME=PATH: PATH resolved against the directory of the recipe file that names it, as the other paths
+    const lambada = `lambada=${path.resolve(path.dirname(file), '../l.jsonl')}`;
+    expect(recipe.eval).toMatchObject({ tasks: ['piqa', lambada], tasks_limit: 5, tasks_bos: true });
     const bare = loadRecipe(write('tasks/bare.yaml', minimal()));
     expect(Object.keys(bare.recipe.eval).filter((k) => k.startsWith('tasks'))).toEqual([]);
     expect(loadRecipe(write('tasks/empty.yaml', minimal('eval: { tasks: [] }'))).hash).toBe(bare.hash);

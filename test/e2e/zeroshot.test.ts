@@ -16,6 +16,7 @@ import { applyWeakDeltas, packedLinearsOf, weakColumnsOf } from '../../src/model
 import { expectOneLineError, wct } from '../helpers/cli.js';
 import { packedTinyStories } from '../helpers/packed.js';
 import { dataDir, tinyStoriesDir } from '../helpers/paths.js';
+import type { TaskResult } from '../../src/eval/zeroshot/evaluate-task.js';
 
 const STORIES = path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-zeroshot-e2e-'));
@@ -38,17 +39,8 @@ fs.writeFileSync(
     .join(''),
 );
 
-interface TaskJson {
-  n: number;
-  acc: number;
-  acc_stderr: number;
-  acc_norm?: number;
-  acc_norm_stderr?: number;
-  perplexity?: number;
-  empty_continuations?: number;
-  bos: boolean;
-  seconds: number;
-}
+/** A task's figures as `--json` prints them: the result less its name (the key). */
+type TaskJson = Omit<TaskResult, 'task'>;
 interface EvalJson {
   tasks: Record<string, TaskJson>;
   bos: boolean;

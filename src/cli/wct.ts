@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { compareCommand } from './commands/compare.js';
 import { envCommand } from './commands/env.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { initRandomCommand } from './commands/init-random.js';
 import { mergeCommand } from './commands/merge.js';
@@ -19,6 +20,7 @@ await addRuntimeOptions(yargs(hideBin(process.argv)).scriptName('wct'), 'wct')
   .command(initRandomCommand)
   .command(quantizeCommand)
   .command(mergeCommand)
+  .command(exportCommand)
   .command(envCommand)
   .demandCommand(1, 'Name a command (see --help).')
   .strict()

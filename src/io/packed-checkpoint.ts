@@ -19,8 +19,12 @@
  * the same way under their module names (e.g. `model.decoder.embed_tokens.qweight`, [vocab, hidden],
  * per-row round-to-nearest codes, no weak columns); a tied lm_head is that same packed table.
  * Everything else (positional embeddings, norms, and by default the embeddings and lm_head) keeps its
- * original dtype. quantization_config.json says how it was made and lists the quantized linears and
- * tables. Loading reads the packed tensors as they are: no dense fp32 copy of a quantized weight is made.
+ * original dtype. quantization_config.json says how it was made, from which full-precision checkpoint (`source`),
+ * and lists the quantized linears and tables. config.json is the source's with a `quantization_config` naming this
+ * format (quant_method "wct-packed": transformers refuses an unknown quant_method instead of loading the model with
+ * random weights); a config.json whose quantization_config names another tool's method is refused
+ * (checkConfigQuantization). Loading reads the packed tensors as they are: no dense fp32 copy of a quantized weight
+ * is made.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,12 +49,16 @@ import { copyModelFiles, tensorsInSourceDtypes, writeDirAtomic, type StoredName 
 export const QUANT_CONFIG_FILE = 'quantization_config.json';
 export const PACKED_FORMAT = 'wct-packed';
 export const PACKED_VERSION = 1;
+/** The key of config.json that marks a quantized checkpoint (transformers' name for it). */
+export const CONFIG_QUANT_KEY = 'quantization_config';
 
 /** quantization_config.json: how the checkpoint was made and which linears are packed. */
 export interface QuantConfig {
   format: typeof PACKED_FORMAT;
   version: number;
   method: string;
+  /** The full-precision checkpoint directory it was quantized from (absolute); absent in files written before it. */
+  source?: string;
   bits: PackedBits;
   /** 0 = per row. */
   group_size: number;
@@ -114,6 +122,8 @@ export function readQuantConfig(dir: string): QuantConfig {
     if (!(Number.isInteger(n) && (n as number) >= 0))
       throw new InputError(file, `n_out.${name}`, `expected a non-negative integer, got ${JSON.stringify(n)}`);
   }
+  if (raw.source !== undefined && typeof raw.source !== 'string')
+    throw new InputError(file, 'source', `expected a directory path, got ${JSON.stringify(raw.source)}`);
   if (raw.embeddings !== undefined) {
     if (!isObject(raw.embeddings))
       throw new InputError(file, 'embeddings', 'expected an object of module name -> bits');
@@ -123,6 +133,54 @@ export function readQuantConfig(dir: string): QuantConfig {
     }
   }
   return raw as unknown as QuantConfig;
+}
+
+/** config.json's quantization_config of a packed checkpoint: this format, for tools that read only that key. */
+export function configQuantization(qc: Pick<QuantConfig, 'version' | 'bits' | 'group_size' | 'method'>) {
+  return {
+    quant_method: PACKED_FORMAT,
+    format: PACKED_FORMAT,
+    version: qc.version,
+    bits: qc.bits,
+    group_size: qc.group_size,
+    method: qc.method,
+  };
+}
+
+/**
+ * Checks the quantization_config of `dir`'s config.json (`raw`, read from `file`): none, or this format's beside its
+ * quantization_config.json. Another tool's (GPTQ, AWQ, bitsandbytes...) is refused: its integer tensors would be
+ * read as a full-precision model's.
+ */
+export function checkConfigQuantization(raw: Record<string, unknown>, file: string, dir: string): void {
+  const q = raw[CONFIG_QUANT_KEY];
+  if (q === undefined || q === null) return;
+  if (!isObject(q)) throw new InputError(file, CONFIG_QUANT_KEY, `expected an object, got ${JSON.stringify(q)}`);
+  const method = q.quant_method;
+  const where = `${CONFIG_QUANT_KEY}.quant_method`;
+  if (method === PACKED_FORMAT) {
+    if (!isPackedCheckpoint(dir)) {
+      throw new InputError(
+        file,
+        where,
+        `"${PACKED_FORMAT}", but ${QUANT_CONFIG_FILE} is missing beside it (a packed checkpoint needs both)`,
+      );
+    }
+    return;
+  }
+  throw new InputError(
+    file,
+    where,
+    `${JSON.stringify(method ?? null)} is a quantization this project does not read (only full-precision checkpoints and its own "${PACKED_FORMAT}" ones; use the full-precision model)`,
+  );
+}
+
+/**
+ * The full-precision checkpoint the packed checkpoint `dir` was quantized from (quantization_config.json `source`),
+ * or undefined when it does not record one (written before it did).
+ */
+export function packedSource(dir: string): string | undefined {
+  return readQuantConfig(dir).source;
 }
 
 /** How one packed tensor group is laid out: bits, group size (0 = per row) and weak-column count. */
@@ -350,6 +408,9 @@ export function writePackedCheckpoint(
     outDir,
     (tmp) => {
       copyModelFiles(m.sourceDir, tmp);
+      const configFile = path.join(tmp, 'config.json');
+      const config = { ...readJsonObject(configFile), [CONFIG_QUANT_KEY]: configQuantization(m.quantConfig) };
+      fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
       const skip = new Set([...m.packed.keys()].map((n) => `${n}.weight`));
       const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, m.storedName, skip);
       for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
@@ -358,6 +419,7 @@ export function writePackedCheckpoint(
       const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
       const qc: QuantConfig = {
         ...m.quantConfig,
+        source: m.quantConfig.source ?? path.resolve(m.sourceDir),
         avg_bits: { ...m.quantConfig.avg_bits, file: (fs.statSync(file).size * 8) / params },
       };
       fs.writeFileSync(path.join(tmp, QUANT_CONFIG_FILE), `${JSON.stringify(qc, null, 2)}\n`);

@@ -20,7 +20,10 @@
  *   fan_in_fan_out false     weights stored [out, in] (true is GPT-2's Conv1D layout, not supported)
  *   inference_mode true      as PEFT writes it on save
  *   modules_to_save null     no other module is trained and saved
- *   base_model_name_or_path  the model the adapter was trained on (informational)
+ *   base_model_name_or_path  the full-precision model the adapter was trained for (informational): the model
+ *                            itself, or for a QLoRA adapter the checkpoint its packed base was quantized from
+ *                            (quantization_config.json `source`; the packed base itself when that is not recorded)
+ *   wct_packed_base          QLoRA only: the packed checkpoint it was trained on (not a PEFT field)
  *   init_lora_weights true   A kaiming-uniform, B zero
  *   use_rslora false         scale alpha / r, not alpha / sqrt(r)
  *   layers_to_transform null every block (the weights file lists the adapted layers exactly)
@@ -33,6 +36,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { writeDirAtomic } from './checkpoint-write.js';
 import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
+import { isPackedCheckpoint, packedSource } from './packed-checkpoint.js';
 import { openSafetensors } from './safetensors-read.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
 
@@ -53,6 +57,8 @@ export interface PeftLoraConfig {
   inference_mode: true;
   modules_to_save: null;
   base_model_name_or_path: string;
+  /** The packed checkpoint a QLoRA adapter was trained on; absent for LoRA on a full-precision base. */
+  wct_packed_base?: string;
   init_lora_weights: true;
   use_rslora: false;
   layers_to_transform: null;
@@ -90,9 +96,16 @@ function asF32(t: Tensor): Float32Array {
   return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
 }
 
+/** What adapter_config.json records of the base `baseModel` the adapter was trained on (a path or a name). */
+function baseFields(baseModel: string): Pick<PeftLoraConfig, 'base_model_name_or_path' | 'wct_packed_base'> {
+  if (!isPackedCheckpoint(baseModel)) return { base_model_name_or_path: baseModel };
+  return { base_model_name_or_path: packedSource(baseModel) ?? baseModel, wct_packed_base: baseModel };
+}
+
 /**
  * Writes the adapter directory `dir` atomically. An existing `dir` is replaced when it is empty or
- * already an adapter directory (a re-save), and refused otherwise (it may be a model).
+ * already an adapter directory (a re-save), and refused otherwise (it may be a model). `baseModel` is the model
+ * trained on: a packed checkpoint's adapter names its full-precision source as the base (see the header).
  */
 export function writeAdapter(
   dir: string,
@@ -119,6 +132,7 @@ export function writeAdapter(
       { name: keys.b, dtype: 'F32', shape: [n, r], data: asF32(b) },
     );
   }
+  const base = baseFields(baseModel);
   const config: PeftLoraConfig = {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
@@ -130,7 +144,7 @@ export function writeAdapter(
     fan_in_fan_out: false,
     inference_mode: true,
     modules_to_save: null,
-    base_model_name_or_path: baseModel,
+    ...base,
     init_lora_weights: true,
     use_rslora: false,
     layers_to_transform: null,
@@ -178,6 +192,7 @@ export function readAdapterConfig(dir: string): PeftLoraConfig {
     inference_mode: true,
     modules_to_save: null,
     base_model_name_or_path: typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : '',
+    ...(typeof raw.wct_packed_base === 'string' ? { wct_packed_base: raw.wct_packed_base } : {}),
     init_lora_weights: true,
     use_rslora: false,
     layers_to_transform: null,

@@ -144,6 +144,18 @@ describe('bad input is one clear line', () => {
     expect(evalError(dir)).toMatch(/config\.json.*gpt_neox/);
   });
 
+  it("another tool's quantized checkpoint (config.json quantization_config quant_method gptq) is refused", () => {
+    const dir = brokenCopy();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(
+      path.join(dir, 'config.json'),
+      JSON.stringify({ ...cfg, quantization_config: { quant_method: 'gptq', bits: 4, group_size: 128 } }),
+    );
+    expect(evalError(dir)).toBe(
+      `error: ${path.join(dir, 'config.json')}: quantization_config.quant_method: "gptq" is a quantization this project does not read (only full-precision checkpoints and its own "wct-packed" ones; use the full-precision model)`,
+    );
+  });
+
   it('an unreadable tokenizer', () => {
     const dir = brokenCopy();
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": ');

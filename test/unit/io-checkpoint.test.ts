@@ -15,6 +15,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.js';
 import { QUANT_CONFIG_FILE, packedTensors, readPackedLinear, readQuantConfig } from '../../src/io/packed-checkpoint.js';
 import { openCheckpoint, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { checkpointSha256, writeWeakDeltas } from '../../src/io/weak-deltas.js';
+import { readConfig } from '../../src/models/families/registry.js';
 import { loadModel } from '../../src/models/load.js';
 import { applyWeakDeltas, packedLinearsOf, weakColumnsOf } from '../../src/models/weak-deltas.js';
 import { packedRowBytes, type PackedWeight } from '../../src/native/packed.js';
@@ -149,6 +150,40 @@ function pokeTensor(file: string, name: string, at: number, bytes: Buffer): void
 let packedOnce: Promise<string> | undefined;
 const packedCheckpoint = (): Promise<string> => (packedOnce ??= packedTinyStories(path.join(tmp, 'packed')));
 
+describe("another tool's quantized checkpoint", () => {
+  const withQuantization = (q: unknown): string => {
+    const dir = path.join(tmp, `foreign${counter++}`);
+    fs.cpSync(tinyStoriesDir, dir, { recursive: true });
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, quantization_config: q }));
+    return dir;
+  };
+
+  it('a quantization_config of GPTQ, AWQ or no quant_method is one InputError naming config.json and the field', () => {
+    for (const [q, shown] of [
+      [{ quant_method: 'gptq', bits: 4, group_size: 128 }, '"gptq"'],
+      [{ quant_method: 'awq', bits: 4, version: 'gemm' }, '"awq"'],
+      [{ bits: 4 }, 'null'],
+    ] as const) {
+      const dir = withQuantization(q);
+      const file = path.join(dir, 'config.json');
+      for (const load of [() => loadModel(dir), () => readConfig(dir)]) {
+        expect(errorOf(load).message).toBe(
+          `${file}: quantization_config.quant_method: ${shown} is a quantization this project does not read (only full-precision checkpoints and its own "wct-packed" ones; use the full-precision model)`,
+        );
+      }
+    }
+    const dir = withQuantization('gptq');
+    expect(errorOf(() => loadModel(dir)).message).toBe(
+      `${path.join(dir, 'config.json')}: quantization_config: expected an object, got "gptq"`,
+    );
+  });
+
+  it('quantization_config null is no quantization', () => {
+    expect(loadModel(withQuantization(null)).config.hiddenSize).toBe(readConfig(tinyStoriesDir).hiddenSize);
+  });
+});
+
 describe('packed checkpoint loader', () => {
   let packedDir: string;
   const linear = 'model.layers.0.self_attn.q_proj';
@@ -172,6 +207,41 @@ describe('packed checkpoint loader', () => {
     const layer = packedLinearsOf(model).get(linear)!;
     expect(layer.packed.weakIdx.length).toBe(readQuantConfig(packedDir).n_out[linear]);
     expect(layer.packed.weakIdx.length).toBeGreaterThan(0);
+  });
+
+  it('config.json names the format in quantization_config; quantization_config.json records the source', () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(packedDir, 'config.json'), 'utf8'));
+    expect(cfg.quantization_config).toEqual({
+      quant_method: 'wct-packed',
+      format: 'wct-packed',
+      version: 1,
+      bits: 4,
+      group_size: 0,
+      method: 'owq',
+    });
+    const source = JSON.parse(fs.readFileSync(path.join(tinyStoriesDir, 'config.json'), 'utf8'));
+    const { quantization_config: _, ...rest } = cfg;
+    expect(rest).toEqual(source);
+    expect(readQuantConfig(packedDir).source).toBe(path.resolve(tinyStoriesDir));
+    expect(readConfig(packedDir).hiddenSize).toBe(readConfig(tinyStoriesDir).hiddenSize);
+  });
+
+  it('files written before source or quantization_config still load', () => {
+    const dir = copyOf();
+    editQuantConfig(dir, (qc) => {
+      delete (qc as { source?: string }).source;
+    });
+    fs.copyFileSync(path.join(tinyStoriesDir, 'config.json'), path.join(dir, 'config.json'));
+    expect(readQuantConfig(dir).source).toBeUndefined();
+    expect(packedLinearsOf(loadModel(dir)).size).toBeGreaterThan(0);
+  });
+
+  it('a wct-packed quantization_config without quantization_config.json is refused, not loaded as full precision', () => {
+    const dir = copyOf();
+    fs.rmSync(path.join(dir, QUANT_CONFIG_FILE));
+    expect(errorOf(() => loadModel(dir)).message).toBe(
+      `${path.join(dir, 'config.json')}: quantization_config.quant_method: "wct-packed", but quantization_config.json is missing beside it (a packed checkpoint needs both)`,
+    );
   });
 
   it('n_out 0 for a linear whose weak columns are stored is refused, not a silent drop', () => {

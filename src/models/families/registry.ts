@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { readJsonObject } from '../../io/json-file.js';
+import { checkConfigQuantization } from '../../io/packed-checkpoint.js';
 import type { BpeConventions } from '../../io/tokenizer-bpe-files.js';
 import { showValue } from '../../util/show-value.js';
 import { ConfigFields } from './config-fields.js';
@@ -51,10 +52,13 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
   return BY_MODEL_TYPE.get(modelType)!.parseConfig(f, modelType);
 }
 
-/** Reads and normalizes `<dir>/config.json`. */
+/** Reads and normalizes `<dir>/config.json`; a quantization_config other than this project's packed format's (another
+ * tool's GPTQ / AWQ / ... checkpoint) is refused. */
 export function readConfig(dir: string): ModelConfig {
   const file = path.join(dir, 'config.json');
-  return parseConfig(readJsonObject(file), file);
+  const raw = readJsonObject(file);
+  checkConfigQuantization(raw, file, dir);
+  return parseConfig(raw, file);
 }
 
 /** The spec of config.json's `model_type`, or undefined. */

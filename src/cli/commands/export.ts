@@ -81,7 +81,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         `${args.model} is not a packed checkpoint (no quantization_config.json): wct export dequantizes a wct quantize output`,
       );
     }
-    const n = writeClaimedOut(args, 'wct export', [args.model, args.deltas], (dir) =>
+    const n = writeClaimedOut(args, 'wct export', [modelDir, args.deltas], (dir) =>
       writeExportedHf(dir, modelDir, packedWeights(modelDir, args.deltas), args.dtype, 'wct export'),
     );
     const tuned = args.deltas === undefined ? '' : ` with ${args.deltas}`;

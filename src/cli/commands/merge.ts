@@ -93,7 +93,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     const modelDir = checkpointDirArg(args.model);
     if (isPackedCheckpoint(modelDir))
       throw new OptionError('--model', `${args.model} is a packed checkpoint: ${MERGE_PACKED_REASON}`);
-    const layers = writeClaimedOut(args, 'wct merge', [args.model, args.adapter], (dir) => {
+    const layers = writeClaimedOut(args, 'wct merge', [modelDir, args.adapter], (dir) => {
       const model = loadModel(modelDir);
       const adapted = loadAdapter(model, args.adapter);
       mergeLora(model);

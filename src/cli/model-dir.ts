@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { InputError } from '../errors.js';
+import { resolveModelPath } from '../io/hf-cache.js';
 import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.js';
 import { isPackedCheckpoint } from '../io/packed-checkpoint.js';
 import { loadModel } from '../models/load.js';
@@ -11,7 +12,8 @@ import { applyWeakDeltas } from '../models/weak-deltas.js';
 import type { CausalLM } from '../models/model.js';
 
 /**
- * The model of `dir` (full precision or packed), with weak-column deltas loaded over it when given, then
+ * The model of `dir` (full precision or packed; a Hugging Face id `org/name[@revision]` is its snapshot in the
+ * local cache, src/io/hf-cache.ts), with weak-column deltas loaded over it when given, then
  * a PEFT LoRA adapter directory when given (LoRA over a full-precision model, QLoRA over a packed one).
  */
 export function loadModelDir(
@@ -19,13 +21,14 @@ export function loadModelDir(
   deltas?: string,
   adapter?: string,
 ): { model: CausalLM; tokenizer: TextTokenizer } {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+  const local = resolveModelPath(dir);
+  if (!fs.existsSync(local) || !fs.statSync(local).isDirectory()) {
     throw new InputError(
       dir,
       `--model: not a directory (expected a Hugging Face checkpoint directory with config.json)`,
     );
   }
-  const resolved = path.resolve(dir);
+  const resolved = path.resolve(local);
   const model = loadModel(resolved);
   if (deltas !== undefined) {
     if (!isPackedCheckpoint(resolved))
@@ -36,10 +39,14 @@ export function loadModelDir(
   return { model, tokenizer: loadTokenizer(resolved) };
 }
 
+/** What --model accepts, for every command that takes one. */
+export const MODEL_DESCRIPTION =
+  'Hugging Face checkpoint directory, or a Hugging Face id org/name[@revision] in the local cache (never downloaded)';
+
 /** The --model option and the --deltas / --adapter that load over it (`wct eval`, `wct generate`). */
 export function addModelOptions<T>(y: Argv<T>): Argv<T> {
   return y
-    .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory' })
+    .option('model', { type: 'string', demandOption: true, describe: MODEL_DESCRIPTION })
     .option('deltas', {
       type: 'string',
       describe: 'Weak-column deltas (wct-train output) to load over a packed --model',

@@ -1,18 +1,22 @@
 /**
  * The checks of a loaded recipe against its base model, made when a run starts and before it writes anything
- * (loading reads no file but the recipe): model.path is a checkpoint directory, and every length the run feeds
+ * (loading reads no file but the recipe): model.path is a checkpoint directory (a Hugging Face id `org/name[@rev]`
+ * written in its place, which loading resolved against the recipe's directory like any path, becomes its snapshot
+ * in the local cache: src/io/hf-cache.ts), and every length the run feeds
  * the model (data.max_length, eval.seqlen, model.quantize.seqlen) is within the base's positions. Errors are
  * located as loading errors are: `x.yaml:3 data.max_length: ...`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { resolveModelPath } from '../io/hf-cache.js';
 import { readConfig } from '../models/families/registry.js';
 import { positionsProblem, type ModelConfig } from '../models/model.js';
 import type { LoadedRecipe } from './load.js';
 
 export function checkRecipeModel(loaded: LoadedRecipe): ModelConfig {
   const r = loaded.recipe;
-  const dir = r.model.path;
+  const dir = cachedModel(loaded);
+  r.model.path = dir;
   if (!fs.existsSync(dir)) throw loaded.fieldError(['model', 'path'], `${dir} does not exist`);
   if (!fs.statSync(dir).isDirectory() || !fs.existsSync(path.join(dir, 'config.json')))
     throw loaded.fieldError(['model', 'path'], `${dir} is not a checkpoint directory (it has no config.json)`);
@@ -29,4 +33,25 @@ export function checkRecipeModel(loaded: LoadedRecipe): ModelConfig {
     throw loaded.fieldError(p, set ? problem : `${problem}; ${n} is the default: set it`);
   }
   return config;
+}
+
+/**
+ * model.path itself when it exists; else, when the recipe wrote it as a Hugging Face id (the path is the id
+ * resolved against the directory of the file that sets it), the id's snapshot in the local cache, its absence
+ * a field error naming the places looked in.
+ */
+function cachedModel(loaded: LoadedRecipe): string {
+  const dir = loaded.recipe.model.path;
+  if (fs.existsSync(dir)) return dir;
+  const at = ['model', 'path'];
+  const setIn = /^(.*):\d+ model\.path$/.exec(loaded.fieldError(at, '').file)?.[1];
+  if (setIn === undefined) return dir;
+  const base = path.dirname(path.resolve(setIn));
+  const written = path.relative(base, dir).split(path.sep).join('/');
+  if (written.startsWith('.') || path.isAbsolute(written) || written.split('/').length < 2) return dir;
+  const found = resolveModelPath(written, {
+    base,
+    fail: (problem) => loaded.fieldError(at, problem),
+  });
+  return found === written ? dir : path.resolve(found);
 }

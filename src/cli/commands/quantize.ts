@@ -7,6 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { OptionError } from '../../errors.js';
 import { evaluateData } from '../../eval/evaluate-data.js';
 import { claimOutputDir } from '../../io/output-dir.js';
+import { resolveModelPath } from '../../io/hf-cache.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
 import type { AwqBlockRecord } from '../../quant/awq.js';
 import { methodNames, quantMethod } from '../../quant/methods.js';
@@ -14,7 +15,7 @@ import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/q
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
 import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
 import { dataSetName } from '../../util/data-set-name.js';
-import { loadModelDir } from '../model-dir.js';
+import { loadModelDir, MODEL_DESCRIPTION } from '../model-dir.js';
 import { Terminal } from '../progress.js';
 import { runHandler } from '../run.js';
 import { addDeviceOption, withDevice } from '../device-option.js';
@@ -44,7 +45,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('model', {
         type: 'string',
         demandOption: true,
-        describe: 'Full-precision Hugging Face checkpoint directory',
+        describe: `Full-precision ${MODEL_DESCRIPTION.replace('Hugging Face checkpoint', 'checkpoint')}`,
       })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory for the packed checkpoint' })
       .option('force', {
@@ -63,23 +64,23 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       }) as unknown as Argv<QuantizeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<QuantizeArgs>) => {
     const options = toQuantizeOptions(parseSchemaFlags(args, quantizeShape, quantizeSchema));
+    const model = resolveModelPath(args.model); // a Hugging Face id: its snapshot in the local cache
     const out = claimOutputDir(args.out, {
       option: '--out',
       command: 'wct quantize',
-      inputs: [args.model, options.calibration.data, options.calibration.tokensFile, ...evalTexts(args.eval)],
+      inputs: [model, options.calibration.data, options.calibration.tokensFile, ...evalTexts(args.eval)],
       mode: 'replace',
       force: args.force,
       note: (line) => process.stderr.write(`${line}\n`),
     });
-    if (isPackedCheckpoint(args.model))
-      throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
+    if (isPackedCheckpoint(model)) throw new OptionError('--model', `${args.model} is already a packed checkpoint`);
     const terminal = new Terminal();
     // the model runs on the chosen device: the calibration forwards and Hessians, then the evaluations
     const { result, ppl } = await withDevice(
       args.device,
       (line) => terminal.log(line),
       async (gpu) => {
-        const result = await quantizeTo(args.model, out.dir, options, terminal, gpu);
+        const result = await quantizeTo(model, out.dir, options, terminal, gpu);
         out.finish();
         const ppl: Record<string, number> = {};
         if (args.eval !== undefined) {

@@ -11,6 +11,11 @@ import { InputError } from '../errors.js';
 const HF_ID = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9._/-]+))?$/;
 const COMMIT = /^[0-9a-f]{40}$/;
 
+/** Whether `s` reads as a Hugging Face id `org/name[@revision]`. */
+export function isHfId(s: string): boolean {
+  return HF_ID.test(s);
+}
+
 /**
  * The directory `given` names: `given` itself when it exists, relative to `base` (the working directory by default;
  * a local path always wins over an id), else, when

@@ -36,22 +36,14 @@ export function checkRecipeModel(loaded: LoadedRecipe): ModelConfig {
 }
 
 /**
- * model.path itself when it exists; else, when the recipe wrote it as a Hugging Face id (the path is the id
- * resolved against the directory of the file that sets it), the id's snapshot in the local cache, its absence
- * a field error naming the places looked in.
+ * model.path itself (loading made a path absolute), or, for a Hugging Face id the loader kept as written (no such
+ * path beside the recipe), the id's snapshot in the local cache, its absence a field error naming the places
+ * looked in.
  */
 function cachedModel(loaded: LoadedRecipe): string {
   const dir = loaded.recipe.model.path;
-  if (fs.existsSync(dir)) return dir;
-  const at = ['model', 'path'];
-  const setIn = /^(.*):\d+ model\.path$/.exec(loaded.fieldError(at, '').file)?.[1];
-  if (setIn === undefined) return dir;
-  const base = path.dirname(path.resolve(setIn));
-  const written = path.relative(base, dir).split(path.sep).join('/');
-  if (written.startsWith('.') || path.isAbsolute(written) || written.split('/').length < 2) return dir;
-  const found = resolveModelPath(written, {
-    base,
-    fail: (problem) => loaded.fieldError(at, problem),
-  });
-  return found === written ? dir : path.resolve(found);
+  if (path.isAbsolute(dir)) return dir;
+  return path.resolve(
+    resolveModelPath(dir, { base: path.dirname(loaded.file), fail: (p) => loaded.fieldError(['model', 'path'], p) }),
+  );
 }

@@ -20,6 +20,7 @@ import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type * as z from 'zod';
 import { InputError } from '../errors.js';
+import { isHfId } from '../io/hf-cache.js';
 import { checkRegularFile } from '../io/input-file.js';
 import { isObject } from '../io/json-file.js';
 import { showValue } from '../util/show-value.js';
@@ -194,7 +195,10 @@ function resolvePaths(value: Record<string, unknown>, dir: string): void {
       parent[key] = path.resolve(dir, parent[key]);
     }
   };
-  at(['model', 'path']);
+  // a Hugging Face id with no such path beside the recipe stays an id (src/recipe/check-model.ts resolves it)
+  const model = value.model;
+  const id = isObject(model) && typeof model.path === 'string' && isHfId(model.path) ? model.path : null;
+  if (id === null || fs.existsSync(path.resolve(dir, id))) at(['model', 'path']);
   at(['model', 'quantize', 'calib'], true);
   at(['model', 'quantize', 'calib_tokens']);
   at(['data', 'path']);

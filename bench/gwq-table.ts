@@ -16,8 +16,7 @@ import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadNative } from '../src/native/addon.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';
 import { quantizeModel } from '../src/quant/pipeline.js';
-import type { QuantizedColumns } from '../src/quant/quantized.js';
-import { decoderLinearBits } from '../src/quant/quantize-checkpoint.js';
+import { decoderLinearBits, storedBits } from '../src/quant/quantize-checkpoint.js';
 import { weakCounts } from '../src/quant/weak-count.js';
 import { quantizeOptions } from '../src/recipe/quantize-options.js';
 import { writeReport, type Row } from './report.js';
@@ -31,17 +30,6 @@ interface Job {
   run: string;
   section: Record<string, unknown>;
   ref: RefPpl | null;
-}
-
-/** The stored bits per decoder-linear weight: b per element, 32 per (row, group), 16 per weak element, 48 per outlier. */
-function storedBits(layers: Iterable<QuantizedColumns>): number {
-  let [bits, weights] = [0, 0];
-  for (const q of layers) {
-    const weak = q.cols - q.nQuant;
-    bits += q.rows * (q.nQuant * q.bits + 32 * q.nGroups + 16 * weak) + 48 * (q.outliers?.index.length ?? 0);
-    weights += q.rows * q.cols;
-  }
-  return bits / weights;
 }
 
 function jobs(golden: {

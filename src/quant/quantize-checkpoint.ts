@@ -84,6 +84,18 @@ export function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
 
 const outlierCount = (q: QuantizedColumns): number => q.outliers?.index.length ?? 0;
 
+/** Stored bits per decoder-linear weight: b per element (weak and outlier positions hold a code too), 32 per
+ * (row, group) for the fp16 scale and zero, 16 per weak element, 48 per outlier (a 32-bit column index and an fp16
+ * value). */
+export function storedBits(layers: Iterable<QuantizedColumns>): number {
+  let [bits, weights] = [0, 0];
+  for (const q of layers) {
+    bits += q.rows * (q.cols * q.bits + 32 * q.nGroups + 16 * (q.cols - q.nQuant)) + 48 * outlierCount(q);
+    weights += q.rows * q.cols;
+  }
+  return bits / weights;
+}
+
 /** What quantization_config.json records of the gradient pass (none: undefined). */
 function gradientsRecord(
   o: QuantizeOptions,
@@ -91,10 +103,7 @@ function gradientsRecord(
 ): PackedModelToWrite['quantConfig']['gradients'] {
   if (quantMethod(o.method).gradients?.(o) == null) return undefined;
   if (o.method !== 'gwq') return { windows: o.gradSamples, sensitivity: 'fisher' };
-  const layers = [...results.values()];
-  const outliers = layers.reduce((n, q) => n + outlierCount(q), 0);
-  const weights = layers.reduce((n, q) => n + q.rows * q.cols, 0);
-  const stored = layers.reduce((n, q) => n + q.rows * (q.cols * q.bits + 32 * q.nGroups) + 48 * outlierCount(q), 0);
+  const outliers = [...results.values()].reduce((n, q) => n + outlierCount(q), 0);
   const { score, quantizer, outlierRatio } = o.gwq;
   return {
     windows: o.gradSamples,
@@ -104,7 +113,7 @@ function gradientsRecord(
       outlier_ratio: outlierRatio,
       outliers,
       papers_bits: o.bits + 16 * outlierRatio,
-      stored_bits: stored / weights,
+      stored_bits: storedBits(results.values()),
     },
   };
 }

@@ -38,13 +38,16 @@ const NUMBERS: Record<string, NumberOption> = {
   limit: intOption('Zero-shot: the first N documents of each task (default: all)', 1),
 };
 
+/** ` with <deltas or adapter>` when one is loaded. */
+const tunedBy = (args: EvalArgs): string => (args.deltas || args.adapter ? ` with ${args.deltas ?? args.adapter}` : '');
+
 function perplexityLine(args: EvalArgs, data: string, r: PerplexityResult): string {
-  const tuned = args.deltas || args.adapter ? ` with ${args.deltas ?? args.adapter}` : '';
+  const tuned = tunedBy(args);
   return `${dataSetName(data)} perplexity of ${args.model}${tuned} (${data}, ${r.chunks} chunks of ${r.seqlen} tokens): ${r.ppl.toFixed(3)}`;
 }
 
 function taskLine(args: EvalArgs, r: TaskResult): string {
-  const tuned = args.deltas || args.adapter ? ` with ${args.deltas ?? args.adapter}` : '';
+  const tuned = tunedBy(args);
   return `${r.task} of ${args.model}${tuned} (${r.n} documents, 0-shot, ${r.bos ? 'with' : 'no'} BOS): ${taskSummary(r)}`;
 }
 

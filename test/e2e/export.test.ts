@@ -178,10 +178,13 @@ describe('wct export --format hf', () => {
     expect(Math.abs(ppl(out) - packedPpl) / packedPpl).toBeLessThan(1e-3);
   });
 
-  it('refuses --format gptq, an existing --out without --force, and a non-packed --model, one line each', () => {
+  it('refuses an option of another format, an existing --out without --force, and a non-packed --model, one line each', () => {
     const out = path.join(tmp, 'refused');
-    expect(expectOneLineError(wct(['export', '--model', owq, '--format', 'gptq', '--out', out]))).toMatch(
-      /--format: .*gptq and gguf are not built yet/,
+    expect(
+      expectOneLineError(wct(['export', '--model', owq, '--format', 'gguf', '--dtype', 'BF16', '--out', out])),
+    ).toMatch(/--dtype: applies to --format hf only/);
+    expect(expectOneLineError(wct(['export', '--model', owq, '--gguf-type', 'Q4_0', '--out', out]))).toMatch(
+      /--gguf-type: applies to --format gguf only/,
     );
     expect(fs.existsSync(out)).toBe(false);
     const existing = path.join(tmp, 'owq-F16');

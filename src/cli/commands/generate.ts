@@ -1,6 +1,7 @@
 /** `wct generate`: stream a continuation of a prompt, reporting tokens/s. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { generate } from '../../models/generate.js';
+import { TextStream } from '../../models/text-stream.js';
 import { addModelOptions, loadModelDir } from '../model-dir.js';
 import { addNumberOptions, checkNumberOptions, intOption, MAX_SEED, type NumberOption } from '../number-options.js';
 import { runHandler } from '../run.js';
@@ -23,7 +24,7 @@ interface GenerateArgs {
 }
 
 // --max-new-tokens has no bound of its own: the prompt plus it must fit the model's positions (src/models/generate.ts)
-const NUMBERS: Record<string, NumberOption> = {
+export const SAMPLING_OPTIONS: Record<string, NumberOption> = {
   'max-new-tokens': intOption('Tokens to generate', 1, undefined, 64),
   temperature: { describe: 'Sampling temperature; 0 = greedy', default: 0, min: 0 },
   'top-p': { describe: 'Nucleus sampling mass', default: 1, min: 0, minExclusive: true, max: 1 },
@@ -34,7 +35,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate',
   describe: 'Generate text from a prompt (greedy when --temperature is 0)',
   builder: (y: Argv) =>
-    addDeviceOption(addModelOptions(addNumberOptions(y, NUMBERS)))
+    addDeviceOption(addModelOptions(addNumberOptions(y, SAMPLING_OPTIONS)))
       .option('prompt', { type: 'string', default: '', describe: 'Prompt text (empty: start from BOS)' })
       .option('json', {
         type: 'boolean',
@@ -42,7 +43,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         describe: 'Print {"text","ids","tokens_per_s"} on stdout instead of streaming',
       }) as unknown as Argv<GenerateArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<GenerateArgs>) => {
-    checkNumberOptions(args, NUMBERS);
+    checkNumberOptions(args, SAMPLING_OPTIONS);
     const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
     await withDevice(
       args.device,
@@ -57,13 +58,8 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
 
 async function generateText(args: ArgumentsCamelCase<GenerateArgs>, model: CausalLM, tokenizer: TextTokenizer) {
   const prompt = tokenizer.encode(args.prompt);
-  const ids: number[] = [];
   const started = performance.now();
-  // Decode prompt + continuation together (tokenizers strip a leading space when decoding alone) and
-  // print only what follows the decoded prompt, once multi-token characters are complete.
-  const decode = (tail: number[]) => tokenizer.decode([...prompt, ...tail], { skipSpecialTokens: true });
-  const promptText = decode([]);
-  let printed = '';
+  const text = new TextStream(tokenizer, prompt);
   const stream = generate(model, prompt, {
     maxNewTokens: args.maxNewTokens,
     temperature: args.temperature,
@@ -73,20 +69,14 @@ async function generateText(args: ArgumentsCamelCase<GenerateArgs>, model: Causa
   });
   if (!args.json) process.stdout.write(args.prompt);
   for await (const id of stream) {
-    ids.push(id);
-    if (args.json) continue;
-    const text = decode(ids).slice(promptText.length);
-    if (text.startsWith(printed) && !text.endsWith('\uFFFD')) {
-      process.stdout.write(text.slice(printed.length));
-      printed = text;
-    }
+    const piece = text.push(id);
+    if (!args.json) process.stdout.write(piece);
   }
+  const ids = text.tokens();
   const seconds = (performance.now() - started) / 1000;
   const tokensPerS = ids.length / seconds;
   if (args.json) {
-    process.stdout.write(
-      `${JSON.stringify({ text: decode(ids).slice(promptText.length), ids, tokens_per_s: tokensPerS })}\n`,
-    );
+    process.stdout.write(`${JSON.stringify({ text: text.text(), ids, tokens_per_s: tokensPerS })}\n`);
   } else {
     process.stdout.write('\n');
     process.stderr.write(`${ids.length} tokens in ${seconds.toFixed(2)} s (${tokensPerS.toFixed(1)} tokens/s)\n`);

@@ -38,7 +38,7 @@ function createTokenizer(file: string, json: Record<string, unknown>, config: Re
 }
 
 /** `bos_token` / `eos_token` in tokenizer_config.json: a string or an AddedToken object. */
-function tokenContent(value: unknown): string | null {
+export function tokenContent(value: unknown): string | null {
   const content = isObject(value) ? value.content : value;
   return typeof content === 'string' ? content : null;
 }
@@ -106,26 +106,30 @@ export interface ModelVocab {
   file: string;
 }
 
+/** The library tokenizer and its source: tokenizer.json, else vocab.json + merges.txt; neither is an InputError. */
+function readBackend(dir: string, config: Record<string, unknown>, bpe: BpeConventionsOf): Backend & { file: string } {
+  const file = path.join(dir, 'tokenizer.json');
+  if (fs.existsSync(file)) return { ...fromTokenizerJson(file, config), file };
+  if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt')))
+    return { ...fromBpeFiles(dir, config, bpe), file: path.join(dir, 'vocab.json') };
+  throw new InputError(
+    dir,
+    'tokenizer.json',
+    'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer',
+  );
+}
+
 /**
  * Reads the tokenizer of a directory; missing or malformed files are InputErrors naming them, as is a tokenizer
  * with ids at or above `modelVocab.size` (the model has no embedding row for them). `bpe` says, for config.json's
  * model_type, what GPT-2 style files leave to the model family (src/models/tokenizer.ts asks the family registry).
  */
 export function readTokenizer(dir: string, bpe: BpeConventionsOf, modelVocab?: ModelVocab): TextTokenizer {
-  const config = readTokenizerConfig(dir);
-  let backend: Backend;
-  let file = path.join(dir, 'tokenizer.json');
-  if (fs.existsSync(file)) backend = fromTokenizerJson(file, config);
-  else if (fs.existsSync(path.join(dir, 'vocab.json')) || fs.existsSync(path.join(dir, 'merges.txt'))) {
-    file = path.join(dir, 'vocab.json');
-    backend = fromBpeFiles(dir, config, bpe);
-  } else
-    throw new InputError(
-      dir,
-      'tokenizer.json',
-      'not found (nor vocab.json + merges.txt); expected a Hugging Face tokenizer',
-    );
-  const { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos } = backend;
+  const { tokenizer, encodeIds, bosTokenId, eosTokenId, prependedBos, file } = readBackend(
+    dir,
+    readTokenizerConfig(dir),
+    bpe,
+  );
   const largest = maxId(tokenizer);
   if (modelVocab !== undefined && largest >= modelVocab.size) {
     throw new InputError(
@@ -144,5 +148,46 @@ export function readTokenizer(dir: string, bpe: BpeConventionsOf, modelVocab?: M
     vocabSize: largest + 1,
     encode: (text, { addSpecialTokens = true } = {}) => Int32Array.from(encodeIds(text, addSpecialTokens)),
     decode: (ids, { skipSpecialTokens = false } = {}) => decodeIds(Array.from(ids), skipSpecialTokens),
+  };
+}
+
+/** A tokenizer's vocabulary as a converter to another format needs it (src/io/gguf-tokenizer.ts). */
+export interface TokenizerVocabulary {
+  /** The token of every id below the largest + 1, added tokens included; undefined where an id has none. */
+  tokens: (string | undefined)[];
+  /** The BPE merges in rank order (empty for a model without merges). */
+  merges: [string, string][];
+  /**
+   * The model's kind: BPE over characters with byte fallback tokens `<0xXX>` (SentencePiece-style, `▁` for a
+   * space: Llama 2, Mistral), BPE over GPT-2's byte-to-unicode alphabet (ByteLevel decoder: GPT-2, Qwen2, Llama 3),
+   * or another.
+   */
+  kind: 'bpe-byte-fallback' | 'bpe-byte-level' | 'other';
+  unkTokenId: number | null;
+  /** Ids of the added tokens marked special. */
+  special: ReadonlySet<number>;
+}
+
+/** The vocabulary of `dir`'s tokenizer, read as readTokenizer reads it. */
+export function readTokenizerVocabulary(dir: string, bpe: BpeConventionsOf): TokenizerVocabulary {
+  const { tokenizer } = readBackend(dir, readTokenizerConfig(dir), bpe);
+  const tokens: (string | undefined)[] = new Array(maxId(tokenizer) + 1).fill(undefined);
+  for (const [token, id] of tokenizer.get_vocab(true)) tokens[id] = token;
+  const model = tokenizer.model as unknown as { merges?: [string, string][]; byte_fallback?: boolean } | null;
+  const decoder = (tokenizer.decoder as unknown as { config?: { type?: unknown } } | null)?.config?.type;
+  const isBpe = Array.isArray(model?.merges);
+  const special = [...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id);
+  return {
+    tokens,
+    merges: isBpe ? model!.merges! : [],
+    kind: !isBpe
+      ? 'other'
+      : model!.byte_fallback
+        ? 'bpe-byte-fallback'
+        : decoder === 'ByteLevel'
+          ? 'bpe-byte-level'
+          : 'other',
+    unkTokenId: tokenizer.model?.unk_token_id ?? null,
+    special: new Set(special),
   };
 }

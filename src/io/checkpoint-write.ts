@@ -91,23 +91,27 @@ export function writeDirAtomic<T>(outDir: string, write: (tmp: string) => T, wri
   }
 }
 
+/** The tensors of the checkpoint `sourceDir` that `select` picks from its stored names, byte for byte as stored. */
+export function storedTensors(sourceDir: string, select: (names: string[]) => string[]): TensorToWrite[] {
+  const source = openCheckpoint(sourceDir);
+  try {
+    return select(source.names()).map((name) => ({ name, ...source.info(name), data: source.readRaw(name) }));
+  } finally {
+    source.close();
+  }
+}
+
 /** The source's tensors that no name of `weights` resolves to (a tied lm_head's stored copy, buffers), byte for byte. */
 function unheldSourceTensors(
   sourceDir: string,
   weights: ReadonlyMap<string, Tensor>,
   storedName: StoredName,
 ): TensorToWrite[] {
-  const source = openCheckpoint(sourceDir);
-  try {
-    const available = new Set(source.names());
+  return storedTensors(sourceDir, (names) => {
+    const available = new Set(names);
     const held = new Set([...weights.keys()].map((n) => storedName(available, n)));
-    return source
-      .names()
-      .filter((n) => !held.has(n))
-      .map((name) => ({ name, ...source.info(name), data: source.readRaw(name) }));
-  } finally {
-    source.close();
-  }
+    return names.filter((n) => !held.has(n));
+  });
 }
 
 /**

@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OptionError } from '../errors.js';
 import { dequantize, type PackedWeight } from '../native/packed.js';
-import { openCheckpoint, SINGLE_FILE } from './checkpoint.js';
-import { copyModelFiles, writeDirAtomic } from './checkpoint-write.js';
+import { SINGLE_FILE } from './checkpoint.js';
+import { copyModelFiles, storedTensors, writeDirAtomic } from './checkpoint-write.js';
 import { f32ToBf16Array, f32ToF16Array } from './dtype.js';
 import { readJsonObject } from './json-file.js';
 import { packedTensorNames } from './packed-checkpoint.js';
@@ -45,15 +45,25 @@ export function dequantizedTensor(name: string, w: PackedWeight, dtype: ExportDt
   };
 }
 
-/** Copies `sourceDir`'s model files into `destDir`, config.json without its `quantization_config` key. */
-function copyFilesUnquantized(sourceDir: string, destDir: string): void {
+/**
+ * Copies `sourceDir`'s model files into `destDir`, config.json with its `quantization_config` key replaced by
+ * `quantization` (that of the exported format), or removed when it is undefined.
+ */
+export function copyModelFilesQuantizedAs(sourceDir: string, destDir: string, quantization?: object): void {
   copyModelFiles(sourceDir, destDir);
   const config = path.join(sourceDir, 'config.json');
   if (!fs.existsSync(config)) return;
   const raw = readJsonObject(config);
-  if (!('quantization_config' in raw)) return;
+  if (!('quantization_config' in raw) && quantization === undefined) return;
   delete raw.quantization_config;
+  if (quantization !== undefined) raw.quantization_config = quantization;
   fs.writeFileSync(path.join(destDir, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
+}
+
+/** Every tensor of the packed checkpoint `packedDir` but the packed tensors of `packed`'s modules, byte for byte. */
+export function unpackedTensors(packedDir: string, packed: ReadonlyMap<string, PackedWeight>): TensorToWrite[] {
+  const replaced = new Set([...packed.keys()].flatMap(packedTensorNames));
+  return storedTensors(packedDir, (names) => names.filter((n) => !replaced.has(n)));
 }
 
 /**
@@ -71,17 +81,8 @@ export function writeExportedHf(
   return writeDirAtomic(
     outDir,
     (tmp) => {
-      copyFilesUnquantized(packedDir, tmp);
-      const replaced = new Set([...packed.keys()].flatMap(packedTensorNames));
-      const source = openCheckpoint(packedDir);
-      const tensors: TensorToWrite[] = [];
-      try {
-        for (const name of source.names()) {
-          if (!replaced.has(name)) tensors.push({ name, ...source.info(name), data: source.readRaw(name) });
-        }
-      } finally {
-        source.close();
-      }
+      copyModelFilesQuantizedAs(packedDir, tmp);
+      const tensors = unpackedTensors(packedDir, packed);
       for (const [name, w] of packed) tensors.push(dequantizedTensor(name, w, dtype));
       writeSafetensors(path.join(tmp, SINGLE_FILE), tensors, { format: 'pt' });
       return packed.size;

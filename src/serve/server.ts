@@ -7,6 +7,7 @@
  * the decoding in flight and the queued requests (503), and resolves once the server is idle.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { asUserError } from '../errors.js';
 import { readJsonBody } from './body.js';
 import { complete, type Piece } from './completion.js';
@@ -57,17 +58,27 @@ export interface ServerOptions {
   log: (line: string) => void;
 }
 
-/** Why a decoding stopped early, for the log. */
-function abortReason(shutdown: AbortSignal): string {
-  return shutdown.aborted ? 'the server is shutting down' : 'the client disconnected';
+/** How long shutdown waits for responses still being written (or bodies still being read) before closing. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+function shuttingDown(): HttpError {
+  return new HttpError(503, 'the server is shutting down', null, 'shutting_down');
 }
 
 export function createApiServer(engine: Engine, { maxBodyBytes, log }: ServerOptions): ApiServer {
   const queue = new SerialQueue();
   const shutdown = new AbortController();
 
+  /** After an abort: a 503 (or its stream event) when the server is shutting down; nothing for a client gone. */
+  function aborted(res: ServerResponse, what: string, tokens: number | null): void {
+    const why = shutdown.signal.aborted ? 'the server is shutting down' : 'the client disconnected';
+    log(`${what}: ${tokens === null ? 'dropped from the queue' : `stopped after ${tokens} tokens`} (${why})`);
+    if (shutdown.signal.aborted) throw shuttingDown();
+    res.end();
+  }
+
   async function decode(res: ServerResponse, endpoint: Endpoint, job: Prepared, signal: AbortSignal, what: string) {
-    if (signal.aborted) throw new HttpError(503, 'the server is shutting down', null, 'shutting_down');
+    if (signal.aborted) return aborted(res, what, null);
     const head = responseHead(endpoint, engine.id, job.returnTokenIds);
     const onPiece = (piece: Piece) => {
       if (job.stream && (piece.text !== '' || job.returnTokenIds)) sendEvent(res, pieceChunk(head, piece));
@@ -83,15 +94,12 @@ export function createApiServer(engine: Engine, { maxBodyBytes, log }: ServerOpt
     const started = performance.now();
     const result = await complete(engine.model, engine.tokenizer, job.prompt, job.sampling, signal, onPiece);
     const { prompt_tokens, completion_tokens } = result.usage;
-    if (signal.aborted) log(`${what}: stopped after ${completion_tokens} tokens (${abortReason(shutdown.signal)})`);
-    else {
-      const seconds = ((performance.now() - started) / 1000).toFixed(2);
-      log(
-        `${what}: 200, ${prompt_tokens} prompt + ${completion_tokens} completion tokens in ${seconds} s (${result.finishReason})`,
-      );
-    }
+    if (signal.aborted) return aborted(res, what, completion_tokens);
+    const seconds = ((performance.now() - started) / 1000).toFixed(2);
+    log(
+      `${what}: 200, ${prompt_tokens} prompt + ${completion_tokens} completion tokens in ${seconds} s (${result.finishReason})`,
+    );
     if (!job.stream) return sendJson(res, 200, wholeResponse(head, result));
-    if (signal.aborted) return void res.end();
     sendEvent(res, finishChunk(head, result));
     if (job.includeUsage) sendEvent(res, usageChunk(head, result));
     sendEvent(res, '[DONE]');
@@ -124,7 +132,14 @@ export function createApiServer(engine: Engine, { maxBodyBytes, log }: ServerOpt
     await post(req, res, route.endpoint);
   }
 
+  const open = new Set<Promise<void>>(); // the responses not yet handed to the OS
   const server = http.createServer((req, res) => {
+    const done = new Promise<void>((resolve) => {
+      res.once('finish', resolve);
+      res.once('close', resolve);
+    });
+    open.add(done);
+    done.then(() => open.delete(done));
     handle(req, res).catch((e: unknown) => {
       const err = asHttpError(e);
       log(`${req.method} ${req.url}: ${err.status} ${err.message}`);
@@ -142,6 +157,8 @@ export function createApiServer(engine: Engine, { maxBodyBytes, log }: ServerOpt
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       shutdown.abort();
       await queue.idle();
+      // the answers to the aborted and queued requests go out; a client still sending a body is not waited for
+      await Promise.race([Promise.all(open), delay(SHUTDOWN_GRACE_MS, undefined, { ref: false })]);
       server.closeAllConnections();
       await closed;
     },

@@ -257,9 +257,20 @@ describe('wct serve: shutdown', () => {
     expect(await plain.exited).toBe(0);
   });
 
-  it('SIGTERM stops the server with exit code 0', async () => {
+  it('SIGTERM aborts the stream in flight with an error event and exits 0', async () => {
+    const body = JSON.stringify({ prompt: PROMPT, temperature: 2, seed: 3, max_tokens: 500, stream: true });
+    const r = await fetch(`${server.url}/v1/completions`, { method: 'POST', body });
+    const reader = r.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first.startsWith('data: {')).toBe(true);
     server.child.kill('SIGTERM');
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += new TextDecoder().decode(chunk.value);
+    expect(rest).toContain('"code":"shutting_down"');
+    expect(rest).not.toContain('[DONE]');
     expect(await server.exited).toBe(0);
     expect(server.log()).toMatch(/SIGTERM: shutting down/);
+    expect(server.log()).toMatch(/stopped after \d+ tokens \(the server is shutting down\)/);
   });
 });

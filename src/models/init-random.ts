@@ -19,17 +19,31 @@ import { OptionError } from '../errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Rng } from '../util/rng.js';
 
-export const PRESETS = ['opt-125m', 'opt-1.3b', 'llama-7b', 'qwen2-0.5b', 'tinystories-656k'] as const;
+export const PRESETS = [
+  'opt-125m',
+  'opt-1.3b',
+  'llama-7b',
+  'llama-3.1-8b',
+  'mistral-7b-v0.1',
+  'qwen2-0.5b',
+  'qwen2.5-0.5b',
+  'qwen3-0.6b',
+  'tinystories-656k',
+] as const;
 export type Preset = (typeof PRESETS)[number];
 
 const DEFAULT_INIT_STD = 0.02;
 
-/** Where each preset's tokenizer comes from (relative to the shared data dir); llama-7b has none here. */
+/** Where each preset's tokenizer comes from (relative to the shared data dir); the empty ones have none here. */
 const TOKENIZER_FILES: Record<Preset, string[]> = {
   'opt-125m': ['tokenizers/gpt2/vocab.json', 'tokenizers/gpt2/merges.txt'],
   'opt-1.3b': ['tokenizers/gpt2/vocab.json', 'tokenizers/gpt2/merges.txt'],
   'llama-7b': [],
+  'llama-3.1-8b': [],
+  'mistral-7b-v0.1': [],
   'qwen2-0.5b': [],
+  'qwen2.5-0.5b': [],
+  'qwen3-0.6b': [],
   'tinystories-656k': ['models/tinystories-656k/tokenizer.json', 'models/tinystories-656k/tokenizer_config.json'],
 };
 
@@ -56,6 +70,7 @@ const SIZE_NAMES: Record<SizeOption, string> = {
   intermediateSize: 'intermediate_size',
   numHeads: 'num_attention_heads',
   numKvHeads: 'num_key_value_heads',
+  headDim: 'head_dim',
 };
 
 /** Applies the overrides to raw; returns them as "key value" phrases (the config's label in errors). */

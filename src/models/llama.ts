@@ -1,12 +1,16 @@
 /**
- * Llama family forward pass (LLaMA 1/2/3, Mistral, Qwen2-style q/k/v bias, TinyStories-656K):
+ * Llama family forward pass (LLaMA 1/2/3, Mistral, Qwen2-style q/k/v bias, Qwen3's q/k norm, TinyStories-656K):
  *   h = embed(ids)
- *   per layer: h += o_proj(attn(rope(q_proj(rms(h))), rope(k_proj(.)), v_proj(.)))
+ *   per layer: h += o_proj(attn(rope(qn(q_proj(rms(h)))), rope(kn(k_proj(.))), v_proj(.)))
  *              h += down_proj(silu(gate_proj(rms(h))) * up_proj(rms(h)))
  *   logits = lm_head(rms(h))
+ * qn / kn: Qwen3's RMSNorm over head_dim of each head (the identity elsewhere). RoPE's frequencies follow
+ * config.json's rope_scaling (src/autograd/ops/rope-frequencies.ts), recomputed per forward for the length it
+ * reaches; under the KV cache, cached keys keep the rotation of the forward that appended them, as in HF.
  * Shapes: ids [B*T], h [B, T, C], q [B, T, H, D], k/v [B, T, Hkv, D].
  */
 import { add, attention, mul, reshape, rmsnorm, rope, ropeTable, silu } from '../autograd/index.js';
+import type { RopeScaling } from '../autograd/ops/rope-frequencies.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TensorNames } from './families/spec.js';
 import { KVCache } from './kv-cache.js';
@@ -30,13 +34,16 @@ import { outputHead, tokenEmbedding, type TokenEmbedding } from './token-embeddi
 
 export interface LlamaConfig extends ModelConfig {
   family: 'llama';
-  modelType: 'llama' | 'mistral' | 'qwen2';
+  modelType: 'llama' | 'mistral' | 'qwen2' | 'qwen3';
   intermediateSize: number;
   numHeads: number;
   numKvHeads: number;
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
+  ropeScaling: RopeScaling;
+  /** Qwen3: RMSNorm (weights [head_dim], eps rms_norm_eps) on each head of q and k before RoPE. */
+  qkNorm: boolean;
   /** Bias on q/k/v_proj: Qwen2 always, Llama when attention_bias is true. */
   attentionBias: boolean;
   /** Bias on o_proj: Llama's attention_bias covers o_proj too; Qwen2's o_proj has none. */
@@ -55,6 +62,8 @@ export interface LlamaLayout {
   linearNames: Record<LlamaLinear, string>;
   /** Module name of the final RMSNorm. */
   finalNorm: string;
+  /** Modules of the q and k head norms relative to the block prefix (read when config.qkNorm). */
+  qkNorms: { q: string; k: string };
   blockLinears: BlockLinear[];
 }
 
@@ -62,6 +71,9 @@ export interface LlamaLayout {
 interface LlamaNorms {
   inputNorm: Tensor;
   postNorm: Tensor;
+  /** [D] each, when config.qkNorm */
+  qNorm: Tensor | null;
+  kNorm: Tensor | null;
 }
 
 export class LlamaModel implements CausalLM {
@@ -96,7 +108,14 @@ export class LlamaModel implements CausalLM {
     const p = this.blockPrefix(i);
     this.registry.addBlock(p, this.layout.blockLinears, (name) => this.tensor(name), this.given);
     const [inputNorm, postNorm] = this.layout.names.blockNorms;
-    return { inputNorm: this.tensor(`${p}.${inputNorm}.weight`), postNorm: this.tensor(`${p}.${postNorm}.weight`) };
+    const { q, k } = this.layout.qkNorms;
+    const headNorm = (name: string) => (this.config.qkNorm ? this.tensor(`${p}.${name}.weight`) : null);
+    return {
+      inputNorm: this.tensor(`${p}.${inputNorm}.weight`),
+      postNorm: this.tensor(`${p}.${postNorm}.weight`),
+      qNorm: headNorm(q),
+      kNorm: headNorm(k),
+    };
   }
 
   blockPrefix(i: number): string {
@@ -137,7 +156,7 @@ export class LlamaModel implements CausalLM {
     const seq = ids.length / batch;
     const start = cache?.length ?? 0;
     checkPositions(c, start + seq, 'sequence length');
-    const rope = ropeTable(start, seq, c.headDim, c.ropeTheta, this.tokens.dtype);
+    const rope = ropeTable(start, seq, c.headDim, c.ropeTheta, this.tokens.dtype, c.ropeScaling);
     return { h: this.tokens.lookup(ids, [batch, seq]), ctx: { batch, seq, cache, rope } };
   }
 
@@ -169,11 +188,16 @@ export class LlamaModel implements CausalLM {
 
   private attention(index: number, x: Tensor, ctx: BlockContext): Tensor {
     const linear = (role: LlamaLinear) => this.linear(index, role);
-    const { numHeads, numKvHeads, headDim } = this.config;
+    const { numHeads, numKvHeads, headDim, rmsNormEps } = this.config;
     const { batch, seq, cache, rope: table } = ctx;
-    const q = rope(reshape(linear('q').forward(x), [batch, seq, numHeads, headDim]), table!);
-    let k = rope(reshape(linear('k').forward(x), [batch, seq, numKvHeads, headDim]), table!);
-    let v = reshape(linear('v').forward(x), [batch, seq, numKvHeads, headDim]);
+    const { qNorm, kNorm } = this.norms[index];
+    const heads = (role: LlamaLinear, n: number, norm: Tensor | null) => {
+      const y = reshape(linear(role).forward(x), [batch, seq, n, headDim]);
+      return norm === null ? y : rmsnorm(y, norm, rmsNormEps);
+    };
+    const q = rope(heads('q', numHeads, qNorm), table!);
+    let k = rope(heads('k', numKvHeads, kNorm), table!);
+    let v = heads('v', numKvHeads, null);
     if (cache !== undefined) ({ k, v } = cache.append(index, k, v));
     const a = attention(q, k, v, 1 / Math.sqrt(headDim));
     return linear('o').forward(reshape(a, [batch, seq, numHeads * headDim]));

@@ -20,6 +20,8 @@ export interface ModelConfig {
   vocabSize: number;
   /** The longest sequence the model runs (max_position_embeddings, or less where the family says so). */
   maxPositions: number;
+  /** The config.json fields maxPositions comes from, for errors (absent: max_position_embeddings). */
+  maxPositionsFrom?: string;
   tieWordEmbeddings: boolean;
   bosTokenId: number | null;
   eosTokenId: number | null;
@@ -96,7 +98,7 @@ export function positionsProblem(
   what = `${positions} positions`,
 ): string | null {
   if (positions <= config.maxPositions) return null;
-  return `${what} exceed the model's limit of ${config.maxPositions} positions (config.json max_position_embeddings)`;
+  return `${what} exceed the model's limit of ${config.maxPositions} positions (config.json ${config.maxPositionsFrom ?? 'max_position_embeddings'})`;
 }
 
 /** Throws an OptionError naming `option` when `positions` exceed the model's limit (config.maxPositions). */

@@ -1,5 +1,6 @@
 /**
- * The family registry: every spec's quantization description covers its block linears exactly once, and Qwen2,
+ * The family registry: every spec's quantization description covers its block linears exactly once (for the
+ * shipped models and every preset in configs/models), and Qwen2,
  * a spec of its own, runs the Llama forward pass with q/k/v biases: a random Qwen2-0.5B-shaped checkpoint
  * (`wct init-random --like qwen2-0.5b`) gives the same logits as the Llama path with attention biases (o_proj's
  * bias zero), and different logits when its q/k/v biases are ignored.
@@ -16,17 +17,26 @@ import type { NormTensors } from '../../src/models/model.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { wct } from '../helpers/cli.js';
-import { optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
+import { optTinyDir, repoRoot, tinyStoriesDir } from '../helpers/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-families-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const sorted = (names: string[]) => [...names].sort().join(', ');
 
+const PRESETS_DIR = path.join(repoRoot, 'configs/models');
+const presetConfigs = fs
+  .readdirSync(PRESETS_DIR)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => ({ name: f, config: parseConfig(JSON.parse(fs.readFileSync(path.join(PRESETS_DIR, f), 'utf8')), f) }));
+
 describe('family specs', () => {
-  for (const dir of [tinyStoriesDir, optTinyDir]) {
-    const config = readConfig(dir);
-    it(`${config.family}: OWQ ratios and true-sequential groups name each block linear exactly once`, () => {
+  const configs = [
+    ...[tinyStoriesDir, optTinyDir].map((dir) => ({ name: path.basename(dir), config: readConfig(dir) })),
+    ...presetConfigs,
+  ];
+  for (const { name, config } of configs) {
+    it(`${name} (${config.modelType ?? config.family}): OWQ ratios and true-sequential groups name each block linear exactly once`, () => {
       const spec = familyOf(config);
       const linears = sorted(spec.blockLinears(config).map((l) => l.name));
       expect(sorted(Object.keys(spec.quant.owqRatio))).toBe(linears);

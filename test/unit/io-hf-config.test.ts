@@ -48,6 +48,8 @@ describe('parseConfig', () => {
       maxPositions: 512,
       rmsNormEps: 1e-6,
       ropeTheta: 10000,
+      ropeScaling: { type: 'default' },
+      qkNorm: false,
       tieWordEmbeddings: true,
       attentionBias: false,
       attentionOutBias: false,
@@ -139,11 +141,11 @@ describe('config errors name config.json and the field', () => {
   it.each([
     [
       { model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] },
-      'config.json: model_type: "gpt_neox" is not supported (supported: llama, mistral, qwen2, opt)',
+      'config.json: model_type: "gpt_neox" is not supported (supported: llama, mistral, qwen2, qwen3, opt)',
     ],
     [
       { model_type: undefined, architectures: ['GPTNeoXForCausalLM'] },
-      'config.json: architectures: ["GPTNeoXForCausalLM"] names no supported model and model_type is missing (supported: llama, mistral, qwen2, opt)',
+      'config.json: architectures: ["GPTNeoXForCausalLM"] names no supported model and model_type is missing (supported: llama, mistral, qwen2, qwen3, opt)',
     ],
     [{ hidden_size: undefined }, 'config.json: hidden_size: missing; expected an integer in [1, 131072]'],
     [{ hidden_size: '128' }, 'config.json: hidden_size: expected an integer in [1, 131072], got "128"'],
@@ -194,12 +196,12 @@ describe('config errors name config.json and the field', () => {
     [{ head_dim: 15 }, 'config.json: head_dim: 15 is odd; RoPE needs an even head_dim'],
     [{ hidden_act: 'gelu' }, 'config.json: hidden_act: expected one of silu, got "gelu"'],
     [
-      { rope_scaling: { type: 'linear', factor: 2 } },
-      'config.json: rope_scaling: "linear" scaling is not supported (supported: null or "default")',
+      { rope_scaling: { type: 'yarn', factor: 2 } },
+      'config.json: rope_scaling.type: expected one of default, linear, dynamic, llama3, got "yarn"',
     ],
     [
       { rope_scaling: { rope_type: 'llama3', factor: 8 } },
-      'config.json: rope_scaling: "llama3" scaling is not supported (supported: null or "default")',
+      'config.json: rope_scaling.low_freq_factor: missing; expected a finite number > 0',
     ],
     [
       { bos_token_id: -1 },
@@ -223,10 +225,10 @@ describe('config errors name config.json and the field', () => {
     expect(inputErrorMessage(() => parseConfig({ ...optRaw, ...change }))).toBe(message);
   });
 
-  it('qwen2 sliding window is refused', () => {
-    expect(inputErrorMessage(() => parseConfig({ ...tinyRaw, model_type: 'qwen2', use_sliding_window: true }))).toBe(
-      'config.json: use_sliding_window: sliding-window attention is not supported',
-    );
+  it('qwen2 sliding window: layers from max_window_layers on attend within it, so the usable length is capped there', () => {
+    const windowed = { ...tinyRaw, model_type: 'qwen2', use_sliding_window: true, sliding_window: 256 };
+    expect(parseConfig({ ...windowed, max_window_layers: 1 }).maxPositions).toBe(256);
+    expect(parseConfig(windowed).maxPositions).toBe(512); // max_window_layers 28: no layer of 2 is windowed
   });
 
   it('readConfig: missing or malformed config.json', () => {

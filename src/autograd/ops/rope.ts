@@ -7,6 +7,7 @@ import type { FloatArray } from '../../native/types.js';
 import { kernelsFor, onDeviceOf } from '../../tensor/device.js';
 import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { PLAIN_ROPE, ropeInvFreq, type RopeScaling } from './rope-frequencies.js';
 
 export interface RopeTable {
   /** [T, D/2] each */
@@ -16,9 +17,9 @@ export interface RopeTable {
 }
 
 /**
- * cos/sin for positions start..start+T-1, computed as HF does in fp32: invFreq = 1 / theta^(2i/D),
- * angle = fp32(pos * invFreq), then cos/sin of the fp32 angle rounded to fp32 (for an f64 table the
- * same values are computed in double).
+ * cos/sin for positions start..start+T-1, computed as HF does in fp32: invFreq from ./rope-frequencies.ts (plain,
+ * or under `scaling`, for a forward reaching start + T positions), angle = fp32(pos * invFreq), then cos/sin of
+ * the fp32 angle rounded to fp32 (for an f64 table the same values are computed in double).
  */
 export function ropeTable(
   start: number,
@@ -26,16 +27,17 @@ export function ropeTable(
   headDim: number,
   theta: number,
   dtype: 'f32' | 'f64',
+  scaling: RopeScaling = PLAIN_ROPE,
 ): RopeTable {
   const half = headDim / 2;
   const r = dtype === 'f32' ? Math.fround : (v: number) => v;
   const n = count * half;
   const cos = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
   const sin = dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
+  const invFreq = ropeInvFreq(headDim, theta, scaling, start + count, dtype);
   for (let i = 0; i < half; i++) {
-    const invFreq = r(1 / r(theta ** r((2 * i) / headDim)));
     for (let t = 0; t < count; t++) {
-      const angle = r((start + t) * invFreq);
+      const angle = r((start + t) * invFreq[i]);
       cos[t * half + i] = Math.cos(angle);
       sin[t * half + i] = Math.sin(angle);
     }

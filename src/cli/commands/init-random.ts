@@ -34,6 +34,11 @@ const NUMBERS: Record<string, NumberOption> = {
     1,
     SIZE_LIMITS.heads,
   ),
+  'head-dim': intOption(
+    'Llama head_dim, even (default: the real one, or hidden_size / num_attention_heads)',
+    1,
+    SIZE_LIMITS.headDim,
+  ),
   seed: intOption('RNG seed', 0, MAX_SEED, 0),
   'init-std': {
     describe: 'Standard deviation of the random matrices and embeddings (default 0.02)',
@@ -66,6 +71,7 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
       intermediateSize: args.intermediateSize,
       numHeads: args.numHeads,
       numKvHeads: args.numKvHeads,
+      headDim: args.headDim,
     };
     const out = claimOutputDir(args.out, {
       option: '--out',

@@ -32,10 +32,12 @@ export class ConfigFields {
   constructor(
     readonly file: string,
     private readonly raw: Record<string, unknown>,
+    /** Prepended to keys in errors (a nested object's `parent.`). */
+    private readonly prefix = '',
   ) {}
 
   fail(key: string, problem: string): never {
-    throw new InputError(this.file, key, problem);
+    throw new InputError(this.file, `${this.prefix}${key}`, problem);
   }
 
   /** The raw value (undefined when absent), for fields whose presence alone matters. */
@@ -100,15 +102,11 @@ export class ConfigFields {
     );
   }
 
-  /** RoPE variants other than the plain one change the model's numbers: refuse them. */
-  plainRope(key = 'rope_scaling'): void {
-    const scaling = this.raw[key];
-    if (scaling === undefined || scaling === null) return;
-    const kind =
-      typeof scaling === 'object'
-        ? ((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type)
-        : scaling;
-    if (kind !== 'default')
-      this.fail(key, `${showValue(kind)} scaling is not supported (supported: null or "default")`);
+  /** The object under `key` (e.g. rope_scaling) as fields of their own, named `key.field` in errors. */
+  nested(key: string): ConfigFields {
+    const v = this.raw[key];
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      this.fail(key, `expected an object, got ${showValue(v)}`);
+    return new ConfigFields(this.file, v as Record<string, unknown>, `${this.prefix}${key}.`);
   }
 }

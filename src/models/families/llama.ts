@@ -1,31 +1,59 @@
 /**
- * The Llama family spec (LLaMA 1/2/3, Mistral, TinyStories-656K; Qwen2 reuses it in ./qwen2.ts): config
- * normalisation with the transformers defaults (LlamaConfig, MistralConfig), tensor names, shapes, the
- * builder of the forward pass (src/models/llama.ts) and the quantization description.
+ * The Llama family spec (LLaMA 1/2/3, Mistral, TinyStories-656K; Qwen2 and Qwen3 reuse it in ./qwen2.ts,
+ * ./qwen3.ts): config normalisation with the transformers defaults (LlamaConfig, MistralConfig), rope_scaling
+ * (./rope-scaling.ts), tensor names, shapes, the builder of the forward pass (src/models/llama.ts) and the
+ * quantization description.
+ *
+ * Sliding-window attention (Mistral v0.1's sliding_window 4096) is ordinary causal attention for sequences no
+ * longer than the window, so the usable length is capped at the window and longer sequences are refused, naming
+ * sliding_window: the attention kernels have no window mask.
  */
 import { LlamaModel, type LlamaConfig, type LlamaLinear } from '../llama.js';
 import { SIZE_LIMITS as MAX, type ConfigFields } from './config-fields.js';
+import { parseRopeScaling, scaledPositions } from './rope-scaling.js';
 import { setBlockLinearShapes, type BlockLinear, type FamilySpec, type TensorNames } from './spec.js';
 
 export type { LlamaConfig } from '../llama.js';
 
-/** The fields Llama-style configs share; `bias` says which linears have biases (the one way the variants differ here). */
+/** How a Llama-style model_type differs from Llama: biases, sliding window, q/k norm, head_dim's default. */
+export interface LlamaVariant {
+  bias: { attention: boolean; attentionOut: boolean; mlp: boolean };
+  /** The attention window of some layer (positions), or null when every layer attends to the whole sequence. */
+  window: number | null;
+  qkNorm: boolean;
+  /** head_dim when the config has none (Qwen3Config: 128); absent: hidden_size / num_attention_heads. */
+  headDim?: number;
+}
+
+/** The usable length: max_position_embeddings extended by the RoPE scaling, capped at the window. */
+function usableLength(
+  declared: number,
+  scaled: number,
+  window: number | null,
+): Pick<LlamaConfig, 'maxPositions' | 'maxPositionsFrom'> {
+  if (window !== null && window < scaled)
+    return { maxPositions: window, maxPositionsFrom: 'sliding_window; attention beyond the window is not implemented' };
+  if (scaled !== declared)
+    return { maxPositions: scaled, maxPositionsFrom: 'max_position_embeddings × rope_scaling.factor' };
+  return { maxPositions: declared };
+}
+
+/** The fields Llama-style configs share, read as `variant` says. */
 export function parseLlamaFields(
   f: ConfigFields,
   modelType: LlamaConfig['modelType'],
-  bias: { attention: boolean; attentionOut: boolean; mlp: boolean },
-  maxPositions: (declared: number) => number,
+  variant: LlamaVariant,
 ): LlamaConfig {
   const hiddenSize = f.size('hidden_size', MAX.width);
   const numHeads = f.size('num_attention_heads', MAX.heads);
   const numKvHeads = f.size('num_key_value_heads', MAX.heads, numHeads);
-  if (f.value('head_dim') == null && hiddenSize % numHeads !== 0) {
+  if (f.value('head_dim') == null && variant.headDim === undefined && hiddenSize % numHeads !== 0) {
     f.fail('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`);
   }
   if (numHeads % numKvHeads !== 0) {
     f.fail('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
   }
-  const headDim = f.size('head_dim', MAX.headDim, hiddenSize / numHeads);
+  const headDim = f.size('head_dim', MAX.headDim, variant.headDim ?? hiddenSize / numHeads);
   // RoPE rotates the pairs (i, i + head_dim / 2) of every head (HF's rotate_half).
   if (headDim % 2 !== 0) {
     if (f.value('head_dim') != null) f.fail('head_dim', `${headDim} is odd; RoPE needs an even head_dim`);
@@ -34,8 +62,10 @@ export function parseLlamaFields(
       `${numHeads} gives head_dim ${headDim} (hidden_size ${hiddenSize} / ${numHeads}), odd; RoPE needs an even head_dim`,
     );
   }
-  f.plainRope();
+  const declaredPositions = f.size('max_position_embeddings', MAX.positions);
+  const ropeScaling = parseRopeScaling(f, declaredPositions);
   const vocabSize = f.size('vocab_size', MAX.vocab);
+  const { bias } = variant;
   return {
     family: 'llama',
     modelType,
@@ -46,9 +76,11 @@ export function parseLlamaFields(
     numKvHeads,
     headDim,
     vocabSize,
-    maxPositions: maxPositions(f.size('max_position_embeddings', MAX.positions)),
+    ...usableLength(declaredPositions, scaledPositions(ropeScaling, declaredPositions), variant.window),
     rmsNormEps: f.positive('rms_norm_eps', 1e-6),
     ropeTheta: f.atLeast('rope_theta', 1, 10000),
+    ropeScaling,
+    qkNorm: variant.qkNorm,
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
     attentionBias: bias.attention,
     attentionOutBias: bias.attentionOut,
@@ -61,15 +93,16 @@ export function parseLlamaFields(
 
 function parseLlama(f: ConfigFields, modelType: string): LlamaConfig {
   const attention = f.bool('attention_bias', false);
-  // Mistral v0.1 attends within a 4096-token window; for sequences no longer than the window that is
-  // ordinary causal attention, so capping the usable length keeps the model exact.
-  const window = modelType === 'mistral' ? f.size('sliding_window', MAX.positions, Infinity) : Infinity;
-  return parseLlamaFields(
-    f,
-    modelType as LlamaConfig['modelType'],
-    { attention, attentionOut: attention, mlp: f.bool('mlp_bias', false) },
-    (declared) => Math.min(declared, window),
-  );
+  return parseLlamaFields(f, modelType as LlamaConfig['modelType'], {
+    bias: { attention, attentionOut: attention, mlp: f.bool('mlp_bias', false) },
+    window: modelType === 'mistral' ? windowOf(f) : null,
+    qkNorm: false,
+  });
+}
+
+/** sliding_window (null: none). */
+export function windowOf(f: ConfigFields): number | null {
+  return f.value('sliding_window') == null ? null : f.size('sliding_window', MAX.positions);
 }
 
 export const LLAMA_NAMES: TensorNames = {
@@ -81,6 +114,9 @@ export const LLAMA_NAMES: TensorNames = {
 
 /** Final RMSNorm before lm_head. */
 export const LLAMA_FINAL_NORM = 'model.norm';
+
+/** Qwen3's RMSNorms over head_dim of each q and k head, relative to the block prefix (config.qkNorm). */
+export const LLAMA_QK_NORMS = { q: 'self_attn.q_norm', k: 'self_attn.k_norm' } as const;
 
 /** The block linears by role, relative to the block prefix. */
 export const LLAMA_LINEARS: Record<LlamaLinear, string> = {
@@ -121,6 +157,8 @@ function llamaShapes(c: LlamaConfig): Map<string, number[]> {
   for (let i = 0; i < c.numLayers; i++) {
     setBlockLinearShapes(m, names.block(i), llamaBlockLinears(c));
     for (const norm of names.blockNorms) m.set(`${names.block(i)}.${norm}.weight`, [H]);
+    if (c.qkNorm)
+      for (const norm of Object.values(LLAMA_QK_NORMS)) m.set(`${names.block(i)}.${norm}.weight`, [c.headDim]);
   }
   m.set(`${LLAMA_FINAL_NORM}.weight`, [H]);
   m.set(`${names.lmHead}.weight`, [V, H]);
@@ -139,6 +177,7 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
       names: LLAMA_NAMES,
       linearNames: LLAMA_LINEARS,
       finalNorm: LLAMA_FINAL_NORM,
+      qkNorms: LLAMA_QK_NORMS,
       blockLinears: llamaBlockLinears(c),
     }),
   quant: {
@@ -181,5 +220,6 @@ export const llamaFamily: FamilySpec<LlamaConfig> = {
     intermediateSize: ['intermediate_size'],
     numHeads: ['num_attention_heads'],
     numKvHeads: ['num_key_value_heads'],
+    headDim: ['head_dim'],
   },
 };

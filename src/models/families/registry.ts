@@ -12,9 +12,21 @@ import { ConfigFields } from './config-fields.js';
 import { llamaFamily } from './llama.js';
 import { optFamily } from './opt.js';
 import { qwen2Family } from './qwen2.js';
+import { qwen3Family } from './qwen3.js';
 import type { FamilySpec, ModelConfig } from './spec.js';
 
-const FAMILIES: readonly FamilySpec[] = [llamaFamily, qwen2Family, optFamily] as unknown as readonly FamilySpec[];
+const FAMILIES: readonly FamilySpec[] = [
+  llamaFamily,
+  qwen2Family,
+  qwen3Family,
+  optFamily,
+] as unknown as readonly FamilySpec[];
+
+/** model_types users reach for that no spec can run, with the reason (what the forward pass would need). */
+const REFUSED: Readonly<Record<string, string>> = {
+  gemma2:
+    'Gemma 2 needs attention-logit soft-capping (tanh of the scaled scores inside softmax), which the CPU and GPU attention kernels do not do',
+};
 
 const BY_MODEL_TYPE = new Map(FAMILIES.flatMap((spec) => spec.modelTypes.map((t) => [t, spec] as const)));
 const BY_ARCHITECTURE = new Map(FAMILIES.flatMap((spec) => Object.entries(spec.architectures)));
@@ -28,6 +40,8 @@ function modelTypeOf(f: ConfigFields): string {
   const archs = f.value('architectures');
   if (type !== undefined) {
     if (typeof type === 'string' && BY_MODEL_TYPE.has(type)) return type;
+    if (typeof type === 'string' && Object.hasOwn(REFUSED, type))
+      f.fail('model_type', `${showValue(type)} is not supported: ${REFUSED[type]}`);
     f.fail('model_type', `${showValue(type)} is not supported (${supported})`);
   }
   const fromArch = Array.isArray(archs) ? archs.map((a) => BY_ARCHITECTURE.get(a as string)).find(Boolean) : undefined;

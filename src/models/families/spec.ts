@@ -1,5 +1,5 @@
 /**
- * What a model family is, as data: one FamilySpec per architecture (./llama.ts, ./qwen2.ts, ./opt.ts), found
+ * What a model family is, as data: one FamilySpec per architecture (./llama.ts, ./qwen2.ts, ./qwen3.ts, ./opt.ts), found
  * through ./registry.ts by config.json's `model_type`. A spec parses and normalises the config, names every
  * tensor, lists the linears of a block with their shapes, builds the model (its forward pass lives in one file
  * per family under src/models/) and describes how the family is quantized. No other file names a family or
@@ -50,7 +50,7 @@ export interface TensorNames {
 }
 
 /** The sizes `wct init-random` can override in a preset's config.json. */
-export type SizeOption = 'layers' | 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads';
+export type SizeOption = 'layers' | 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads' | 'headDim';
 
 export interface FamilySpec<C extends ModelConfig = ModelConfig> {
   /** config.json model_type values this spec reads (the registry's keys). */

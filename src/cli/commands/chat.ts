@@ -10,11 +10,10 @@ import { asUserError, OptionError } from '../../errors.js';
 import { chatPromptIds, type ChatMessage, noTemplateProblem } from '../../serve/chat-template.js';
 import { complete } from '../../serve/completion.js';
 import type { Engine } from '../../serve/prepare.js';
-import { withDevice } from '../device-option.js';
 import { addNumberOptions, checkNumberOptions } from '../number-options.js';
 import { runHandler } from '../run.js';
 import { SAMPLING_OPTIONS } from './generate.js';
-import { addChatModelOptions, type ChatModelArgs, loadEngine } from './serve.js';
+import { addChatModelOptions, type ChatModelArgs, withEngine } from './serve.js';
 
 interface ChatArgs extends ChatModelArgs {
   system?: string;
@@ -87,15 +86,9 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
       ) as unknown as Argv<ChatArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<ChatArgs>) => {
     checkNumberOptions(args, SAMPLING_OPTIONS);
-    const engine = loadEngine(args);
-    if (engine.template === null) throw new OptionError('--chat-template', noTemplateProblem(args.model));
-    await withDevice(
-      args.device,
-      (line) => process.stderr.write(`${line}\n`),
-      async (ctx) => {
-        await engine.model.toDevice(ctx);
-        await converse(engine, args);
-      },
-    );
+    await withEngine(args, async (engine) => {
+      if (engine.template === null) throw new OptionError('--chat-template', noTemplateProblem(args.model));
+      await converse(engine, args);
+    });
   }),
 };

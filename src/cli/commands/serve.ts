@@ -45,11 +45,24 @@ export function addChatModelOptions<T>(y: Argv<T>): Argv<T> {
 }
 
 /** The model, its tokenizer and chat template (null when it has none), loaded from the --model options. */
-export function loadEngine(args: ChatModelArgs): Engine {
+function loadEngine(args: ChatModelArgs): Engine {
   const dir = checkpointDirArg(args.model);
   const template = loadChatTemplate(dir, args.chatTemplate);
   const { model, tokenizer } = loadModelDir(args.model, args.deltas, args.adapter);
   return { id: args.model, model, tokenizer, template };
+}
+
+/** Runs `fn` with the engine of the --model options on --device (the device's note, if any, on stderr). */
+export async function withEngine(args: ChatModelArgs, fn: (engine: Engine) => Promise<void>): Promise<void> {
+  const engine = loadEngine(args);
+  await withDevice(args.device, say, async (ctx) => {
+    await engine.model.toDevice(ctx);
+    await fn(engine);
+  });
+}
+
+function say(line: string): void {
+  process.stderr.write(`${line}\n`);
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -82,10 +95,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       ) as unknown as Argv<ServeArgs>,
   handler: runHandler(async (args: ArgumentsCamelCase<ServeArgs>) => {
     checkNumberOptions(args, NUMBERS);
-    const engine = loadEngine(args);
-    const say = (line: string) => process.stderr.write(`${line}\n`);
-    await withDevice(args.device, say, async (ctx) => {
-      await engine.model.toDevice(ctx);
+    await withEngine(args, async (engine) => {
       const api = createApiServer(engine, { maxBodyBytes: args.maxBodyBytes, log: say });
       const address = await listen(api.server, args.port, args.host);
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -25,9 +25,10 @@
  * so (B A)[n, j] = weak[n, i] at j = weakIdx[i] and 0 elsewhere (one non-zero product per element), and
  *   x Ŵᵀ = x W_gptqᵀ + (x Aᵀ) Bᵀ
  * exactly in exact arithmetic: x Aᵀ is x gathered at the weak columns (products by 1 and 0), and W_gptq + B A = Ŵ
- * element for element. A runtime that rounds the adapter to fp16 (vLLM at --dtype float16) keeps this only for
- * weak values exact in fp16 (the packed checkpoint's are; tuned --deltas are fp32). The adapter's
- * base_model_name_or_path is the exported directory.
+ * element for element. That is the stored tensors' promise: a runtime computing in fp16 rounds s (q - z) and the
+ * products as it does for any GPTQ model, and rounds the adapter to fp16 (vLLM at --dtype float16), which keeps
+ * the weak values only where they are exact in fp16 (the packed checkpoint's are; tuned --deltas are fp32). The
+ * adapter's base_model_name_or_path is the exported directory.
  *
  * What the layout cannot hold exactly is refused, one line naming the linear (use --format hf for it): GWQ-style
  * sparse outliers, packed embedding tables (GPTQ quantizes the blocks' linears only), a group size that does not
@@ -58,9 +59,9 @@ export interface GptqExport {
 }
 
 /** The file AutoGPTQ and GPTQModel read the quantization settings from. */
-export const GPTQ_CONFIG_FILE = 'quantize_config.json';
+const GPTQ_CONFIG_FILE = 'quantize_config.json';
 /** The weak columns' adapter directory inside the export. */
-export const WEAK_ADAPTER_DIR = 'weak-columns-adapter';
+const WEAK_ADAPTER_DIR = 'weak-columns-adapter';
 
 const WORD_BITS = 32;
 
@@ -100,7 +101,7 @@ function putField(out: Int32Array, offset: number, stride: number, pos: number, 
 }
 
 /** g_idx [K]: the group of the packed column holding each input column. */
-export function gptqGroupIndex(w: PackedWeight): Int32Array {
+function gptqGroupIndex(w: PackedWeight): Int32Array {
   const g = new Int32Array(w.cols);
   for (let k = 0; k < w.cols; k++) g[w.perm === null ? k : w.perm[k]] = Math.floor(k / w.groupSize);
   return g;
@@ -155,7 +156,7 @@ function reordered(packed: ReadonlyMap<string, PackedWeight>): boolean {
 }
 
 /** GPTQ's quantization settings (config.json `quantization_config` and quantize_config.json), with AutoGPTQ's keys. */
-export function gptqQuantizationConfig(qc: QuantConfig, descAct: boolean) {
+function gptqQuantizationConfig(qc: QuantConfig, descAct: boolean) {
   return {
     quant_method: 'gptq',
     checkpoint_format: 'gptq',

@@ -51,8 +51,10 @@ function completionPrompt(engine: Engine, prompt: CompletionRequest['prompt']): 
   const ids = Int32Array.from(prompt as number[]);
   const vocab = engine.model.config.vocabSize;
   const bad = ids.findIndex((id) => id >= vocab);
-  if (bad >= 0)
-    throw new HttpError(400, `prompt.${bad}: token id ${ids[bad]} is not below the vocabulary size ${vocab}`, 'prompt');
+  if (bad >= 0) {
+    const problem = `token id ${ids[bad]} is not below the vocabulary size ${vocab}`;
+    throw new HttpError(400, `prompt.${bad}: ${problem}`, `prompt.${bad}`, 'invalid_value');
+  }
   return ids;
 }
 

@@ -1,9 +1,9 @@
 /**
  * The request bodies `wct serve` accepts, in zod: OpenAI's /v1/completions and /v1/chat/completions fields that
  * change what is generated. Unknown fields are ignored (clients send `user`, `metadata` and the like); fields
- * that would ask for something this server does not do (n > 1, best_of, echo, suffix, logprobs, penalties) are
- * refused rather than ignored. `return_token_ids` is vLLM's extension: the choice (or each chunk) carries the
- * generated ids. A body that does not fit is a 400 naming the field (`param`).
+ * that would ask for something this server does not do (n > 1, best_of, echo, suffix, logprobs, penalties, tools,
+ * a response_format other than text) are refused rather than ignored. `return_token_ids` is vLLM's extension:
+ * the choice (or each chunk) carries the generated ids. A body that does not fit is a 400 naming the field (`param`).
  */
 import { z } from 'zod';
 import { MAX_SEED } from '../recipe/schema.js';
@@ -61,6 +61,11 @@ export const chatRequest = z.object({
     .min(1),
   max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: z.literal(false, { error: unsupported('logprobs') }).nullish(),
+  tools: z
+    .array(z.unknown())
+    .max(0, { error: unsupported('function calling') })
+    .nullish(),
+  response_format: z.object({ type: z.literal('text', { error: unsupported('only text responses') }) }).nullish(),
 });
 
 export type CompletionRequest = z.infer<typeof completionRequest>;
@@ -72,5 +77,5 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const param = issue.path.length === 0 ? null : issue.path.join('.');
-  throw new HttpError(400, param === null ? issue.message : `${param}: ${issue.message}`, param, 'invalid_value');
+  throw new HttpError(400, `${param ?? 'the request body'}: ${issue.message}`, param, 'invalid_value');
 }

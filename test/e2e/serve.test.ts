@@ -112,6 +112,10 @@ describe('wct serve: completions', () => {
     expect(choice.text).toBe(reference.text);
     expect(choice.finish_reason).toBe('length');
     expect(r.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 24, total_tokens: promptTokens + 24 });
+    // the same prompt as token ids
+    const ids = Array.from(tokenizer.encode(PROMPT));
+    const byIds = await client.completions.create({ model, ...SAMPLED, prompt: ids });
+    expect(byIds.choices[0].text).toBe(reference.text);
   });
 
   it('streams the same tokens and text, with usage in the last chunk', async () => {
@@ -209,6 +213,9 @@ describe('wct serve: bad requests', () => {
     expectErrorBody(wrongType.body, 'max_tokens');
     const twoChoices = await post(server, '/chat/completions', JSON.stringify({ messages: [], n: 2 }));
     expect(twoChoices.status).toBe(400);
+    const outOfVocab = await post(server, '/completions', JSON.stringify({ prompt: [1, 2048] }));
+    expect(outOfVocab.status).toBe(400);
+    expectErrorBody(outOfVocab.body, 'prompt.1');
     const tooLong = await post(server, '/completions', JSON.stringify({ prompt: PROMPT, max_tokens: 512 }));
     expect(tooLong.status).toBe(400);
     expectErrorBody(tooLong.body, 'max_tokens');

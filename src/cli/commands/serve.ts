@@ -65,11 +65,13 @@ function say(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** Listens on host:port; a port in use or not permitted is an OptionError naming --port, other failures --host. */
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new OptionError('--port', `cannot listen on ${host}:${port} (${e.code ?? e.message})`)),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const option = e.code === 'EADDRINUSE' || e.code === 'EACCES' ? '--port' : '--host';
+      reject(new OptionError(option, `cannot listen on ${host}:${port} (${e.code ?? e.message})`));
+    });
     server.listen(port, host, () => resolve(server.address() as AddressInfo));
   });
 }

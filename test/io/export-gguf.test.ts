@@ -1,0 +1,317 @@
+/**
+ * `wct export --format gguf`: a packed OWQ 3-bit TinyStories (weak columns; and with tuned --deltas) exported in
+ * Q8_0, Q4_0 and Q4_1, read back with the `@huggingface/gguf` parser and checked against references written here:
+ * every metadata key and value from config.json / tokenizer.json / tokenizer_config.json read as plain JSON; every
+ * tensor's name, ggml shape, type and aligned offset; the linears decoded by this file's own block decoders and, once
+ * llama.cpp's Q/K row permutation is undone, within the format's rounding of Ŵ (the reference dequantization
+ * src/native/packed-ref.ts); norms equal to the stored ones; the permutation shown to turn Hugging Face's
+ * rotate-half RoPE into llama.cpp's adjacent-pair RoPE. OPT is refused in one line. (No llama.cpp here to load the
+ * file: the parser, the decoders and the RoPE identity are what is checked.)
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gguf } from '@huggingface/gguf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { f16BitsToF32 } from '../../src/io/dtype.js';
+import { openSafetensors } from '../../src/io/safetensors.js';
+import { checkpointSha256, writeWeakDeltas } from '../../src/io/weak-deltas.js';
+import { loadModel } from '../../src/models/load.js';
+import { applyWeakDeltas, packedLinearsOf, weakColumnsOf } from '../../src/models/weak-deltas.js';
+import * as pref from '../../src/native/packed-ref.js';
+import { expectOneLineError, wct } from '../helpers/cli.js';
+import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
+
+const CALIB = path.join(dataDir, 'golden/calib-c4-tinystories-656k-n128-L512.json');
+const TYPES = ['Q8_0', 'Q4_0', 'Q4_1'] as const;
+type Type = (typeof TYPES)[number];
+/** ggml type ids (ggml.h) and block bytes. */
+const GGML = { F32: 0, Q4_0: 2, Q4_1: 3, Q8_0: 8 } as const;
+const BLOCK_BYTES: Record<Type, number> = { Q8_0: 34, Q4_0: 18, Q4_1: 20 };
+const FILE_TYPE: Record<Type, number> = { Q8_0: 7, Q4_0: 2, Q4_1: 3 };
+
+let tmp: string;
+let owq: string;
+let deltas: string;
+const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
+const config = readJson(path.join(tinyStoriesDir, 'config.json'));
+const tokenizerJson = readJson(path.join(tinyStoriesDir, 'tokenizer.json'));
+const tokenizerConfig = readJson(path.join(tinyStoriesDir, 'tokenizer_config.json'));
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-export-gguf-'));
+  owq = path.join(tmp, 'owq');
+  const q = ['--method', 'owq', '--wbits', '3', '--target-bit', '3.1', '--calib-tokens', CALIB, '--nsamples', '16'];
+  const r = wct(['quantize', '--model', tinyStoriesDir, ...q, '--seqlen', '128', '--out', owq]);
+  expect(r.status, r.stderr).toBe(0);
+  deltas = path.join(tmp, 'weak_deltas.safetensors');
+  const donor = loadModel(owq);
+  for (const l of packedLinearsOf(donor).values())
+    for (let i = 0; i < l.packed.weak.length; i++) l.packed.weak[i] *= 1.5;
+  writeWeakDeltas(deltas, weakColumnsOf(donor), { baseSha256: checkpointSha256(owq), recipeHash: 'x', step: 1 });
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Ŵ [rows, cols] of every packed linear of `dir` (with `deltas` applied when given), by module name. */
+function dequantizedOf(dir: string, withDeltas?: string): Map<string, { w: Float32Array; rows: number; cols: number }> {
+  const model = loadModel(dir);
+  if (withDeltas !== undefined) applyWeakDeltas(model, withDeltas, dir);
+  return new Map(
+    [...packedLinearsOf(model)].map(([n, l]) => [
+      n,
+      { w: pref.dequantize(l.packed), rows: l.packed.rows, cols: l.packed.cols },
+    ]),
+  );
+}
+
+function exportGguf(out: string, type: Type, extra: string[] = []): string {
+  const r = wct(['export', '--model', owq, '--format', 'gguf', '--gguf-type', type, ...extra, '--out', out]);
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stdout).toBe(
+    `wrote ${out}: model-${type}.gguf: 20 tensors of ${owq}${extra.length ? ` with ${deltas}` : ''}, linears in ${type}\n`,
+  );
+  return path.join(out, `model-${type}.gguf`);
+}
+
+// ---- the formats' decoders and rounding bounds, written from ggml's block layouts ----
+
+const f16 = (b: Uint8Array, at: number) => f16BitsToF32(b[at] | (b[at + 1] << 8));
+
+/** Element j of a block: its decoded value and the bound on |x - value| for the block's source values x. */
+function decodeBlock(type: Type, b: Uint8Array, x: Float32Array): { value: Float32Array; bound: Float32Array } {
+  const value = new Float32Array(32);
+  const bound = new Float32Array(32);
+  const qs = type === 'Q4_1' ? 4 : 2; // the codes follow d (and m): byte j holds codes j (low nibble) and j + 16
+  const nibble = (j: number) => (j < 16 ? b[qs + j] & 15 : b[qs + j - 16] >> 4);
+  const d = f16(b, 0);
+  const eps = 1e-6 * Math.max(...x.map(Math.abs));
+  if (type === 'Q8_0') {
+    const d32 = Math.fround(Math.max(...x.map(Math.abs)) / 127);
+    for (let j = 0; j < 32; j++) {
+      const q = (b[2 + j] << 24) >> 24;
+      value[j] = d * q;
+      bound[j] = d32 / 2 + Math.abs(q) * Math.abs(d - d32) + eps;
+    }
+  } else if (type === 'Q4_0') {
+    const m = x.reduce((a, v) => (Math.abs(v) > Math.abs(a) ? v : a), 0);
+    const d32 = Math.fround(m / -8);
+    for (let j = 0; j < 32; j++) {
+      const q = nibble(j);
+      value[j] = d * (q - 8);
+      // the top code 15 also holds x = -m (x / d = 8), clipped from 16: off by up to a whole step
+      bound[j] = (q === 15 ? 1 : 0.5) * Math.abs(d32) + 8 * Math.abs(d - d32) + eps;
+    }
+  } else {
+    const [min, max] = [Math.min(...x), Math.max(...x)];
+    const d32 = Math.fround((max - min) / 15);
+    const m = f16(b, 2);
+    for (let j = 0; j < 32; j++) {
+      const q = nibble(j);
+      value[j] = d * q + m;
+      bound[j] = d32 / 2 + 15 * Math.abs(d - d32) + Math.abs(m - min) + eps;
+    }
+  }
+  return { value, bound };
+}
+
+/** The elements of `x` [rows, cols] whose decoded value in `data` is outside the format's rounding. */
+function outOfRounding(type: Type, data: Uint8Array, x: Float32Array): number {
+  let bad = 0;
+  for (let blk = 0; blk < x.length / 32; blk++) {
+    const xs = x.subarray(blk * 32, (blk + 1) * 32);
+    const { value, bound } = decodeBlock(type, data.subarray(blk * BLOCK_BYTES[type]), xs);
+    for (let j = 0; j < 32; j++) if (!(Math.abs(xs[j] - value[j]) <= bound[j])) bad++;
+  }
+  return bad;
+}
+
+/**
+ * x [rows, cols] (Hugging Face's Q or K rows) in llama.cpp's row order: within each head of headDim rows, HF row t
+ * goes to row 2t for t < headDim/2 and to row 2(t - headDim/2) + 1 after (rotate-half pairs made adjacent).
+ */
+function ggufRowOrder(x: Float32Array, rows: number, cols: number, headDim: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let s = 0; s < rows; s++) {
+    const [h, t] = [Math.floor(s / headDim), s % headDim];
+    const r = h * headDim + (t < headDim / 2 ? 2 * t : 2 * (t - headDim / 2) + 1);
+    out.set(x.subarray(s * cols, (s + 1) * cols), r * cols);
+  }
+  return out;
+}
+
+/** The expected GGUF name of each Hugging Face module (llama.cpp's tensor_mapping for Llama). */
+function ggufNames(): [string, string][] {
+  const roles: [string, string][] = [
+    ['attn_q', 'self_attn.q_proj'],
+    ['attn_k', 'self_attn.k_proj'],
+    ['attn_v', 'self_attn.v_proj'],
+    ['attn_output', 'self_attn.o_proj'],
+    ['ffn_gate', 'mlp.gate_proj'],
+    ['ffn_up', 'mlp.up_proj'],
+    ['ffn_down', 'mlp.down_proj'],
+  ];
+  const names: [string, string][] = [['token_embd', 'model.embed_tokens']];
+  for (let b = 0; b < config.num_hidden_layers; b++) {
+    names.push([`blk.${b}.attn_norm`, `model.layers.${b}.input_layernorm`]);
+    names.push([`blk.${b}.ffn_norm`, `model.layers.${b}.post_attention_layernorm`]);
+    for (const [g, h] of roles) names.push([`blk.${b}.${g}`, `model.layers.${b}.${h}`]);
+  }
+  names.push(['output_norm', 'model.norm']);
+  return names;
+}
+
+/** The metadata the file must hold, from the model's JSON files (TinyStories: a byte-fallback BPE, "llama"). */
+function expectedMetadata(type: Type): Record<string, unknown> {
+  const vocab = tokenizerJson.model.vocab as Record<string, number>;
+  const tokens: string[] = [];
+  for (const [t, id] of Object.entries(vocab)) tokens[id] = t;
+  for (const a of tokenizerJson.added_tokens) tokens[a.id] = a.content;
+  const merges = (tokenizerJson.model.merges as (string | string[])[]).map((m) =>
+    typeof m === 'string' ? m.split(' ') : m,
+  );
+  const rankOf = new Map<string, number>();
+  merges.forEach(([a, b], r) => rankOf.has(a + b) || rankOf.set(a + b, r));
+  const special = new Set(
+    tokenizerJson.added_tokens.filter((a: { special: boolean }) => a.special).map((a: { id: number }) => a.id),
+  );
+  const idOf = (t: string) => tokens.indexOf(t);
+  const headDim = config.hidden_size / config.num_attention_heads;
+  const kv: Record<string, unknown> = {
+    'general.architecture': 'llama',
+    'general.name': 'owq',
+    'general.file_type': FILE_TYPE[type],
+    'general.quantization_version': 2,
+    'llama.vocab_size': config.vocab_size,
+    'llama.context_length': config.max_position_embeddings,
+    'llama.embedding_length': config.hidden_size,
+    'llama.block_count': config.num_hidden_layers,
+    'llama.feed_forward_length': config.intermediate_size,
+    'llama.attention.head_count': config.num_attention_heads,
+    'llama.attention.head_count_kv': config.num_key_value_heads,
+    'llama.attention.layer_norm_rms_epsilon': Math.fround(config.rms_norm_eps),
+    'llama.rope.freq_base': config.rope_theta,
+    'llama.rope.dimension_count': headDim,
+    'tokenizer.ggml.model': 'llama',
+    'tokenizer.ggml.pre': 'default',
+    'tokenizer.ggml.tokens': tokens,
+    'tokenizer.ggml.scores': tokens.map((t) => -(rankOf.get(t) ?? merges.length)),
+    'tokenizer.ggml.token_type': tokens.map((t, id) => (special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/i.test(t) ? 6 : 1)),
+    'tokenizer.ggml.bos_token_id': idOf(tokenizerConfig.bos_token),
+    'tokenizer.ggml.eos_token_id': idOf(tokenizerConfig.eos_token),
+    'tokenizer.ggml.unknown_token_id': idOf(tokenizerJson.model.unk_token),
+    'tokenizer.ggml.padding_token_id': idOf(tokenizerConfig.pad_token),
+    'tokenizer.ggml.add_bos_token': tokenizerConfig.add_bos_token,
+    'tokenizer.ggml.add_eos_token': tokenizerConfig.add_eos_token,
+  };
+  return { version: 3, tensor_count: BigInt(ggufNames().length), kv_count: BigInt(Object.keys(kv).length), ...kv };
+}
+
+/** Checks the file's metadata, layout and data against Ŵ (`dequantized`) and the stored tensors. */
+async function checkFile(file: string, type: Type, dequantized: ReturnType<typeof dequantizedOf>): Promise<void> {
+  const parsed = await gguf(file, { allowLocalFile: true, typedMetadata: true });
+  expect(parsed.littleEndian).toBe(true);
+  expect(parsed.metadata).toEqual(expectedMetadata(type));
+  // the converter's value types: u32 sizes and ids, f32 floats, i32 token types
+  const typed = parsed.typedMetadata as unknown as Record<string, { type: number; subType?: number }>;
+  expect(typed['llama.block_count'].type).toBe(4);
+  expect(typed['llama.rope.freq_base'].type).toBe(6);
+  expect(typed['tokenizer.ggml.bos_token_id'].type).toBe(4);
+  expect(typed['tokenizer.ggml.scores'].subType).toBe(6);
+  expect(typed['tokenizer.ggml.token_type'].subType).toBe(5);
+
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  expect(Number(parsed.tensorDataOffset) % 32).toBe(0);
+  const stored = openSafetensors(path.join(owq, 'model.safetensors'));
+  try {
+    const names = ggufNames();
+    expect(parsed.tensorInfos.map((t) => t.name)).toEqual(names.map(([g]) => `${g}.weight`));
+    let offset = 0n;
+    for (const [info, [, hf]] of parsed.tensorInfos.map((t, i) => [t, names[i]] as const)) {
+      expect(info.offset, info.name).toBe(offset);
+      const start = Number(parsed.tensorDataOffset + info.offset);
+      const isNorm = /norm$/.test(hf);
+      const source = dequantized.get(hf) ?? {
+        w: stored.readF32(`${hf}.weight`),
+        rows: stored.info(`${hf}.weight`).shape[0],
+        cols: stored.info(`${hf}.weight`).shape[1] ?? 1,
+      };
+      if (isNorm) {
+        expect(info).toMatchObject({ n_dims: 1, shape: [BigInt(source.rows)], dtype: GGML.F32 });
+        const got = new Float32Array(bytes.slice(start, start + source.rows * 4).buffer);
+        expect(Array.from(got), info.name).toEqual(Array.from(source.w));
+        offset += BigInt(Math.ceil((source.rows * 4) / 32) * 32);
+        continue;
+      }
+      // the embedding is Q8_0 in every type; the block linears in `type`
+      const t: Type = hf.endsWith('embed_tokens') ? 'Q8_0' : type;
+      expect(info).toMatchObject({ n_dims: 2, shape: [BigInt(source.cols), BigInt(source.rows)], dtype: GGML[t] });
+      const size = ((source.rows * source.cols) / 32) * BLOCK_BYTES[t];
+      const data = bytes.subarray(start, start + size);
+      const heads = hf.endsWith('q_proj')
+        ? config.num_attention_heads
+        : hf.endsWith('k_proj')
+          ? config.num_key_value_heads
+          : 0;
+      if (heads === 0) {
+        expect(outOfRounding(t, data, source.w), info.name).toBe(0);
+      } else {
+        // within the rounding of Ŵ in llama.cpp's row order, and not of Ŵ as Hugging Face orders it
+        const permuted = ggufRowOrder(source.w, source.rows, source.cols, source.rows / heads);
+        expect(outOfRounding(t, data, permuted), info.name).toBe(0);
+        expect(outOfRounding(t, data, source.w), `${info.name} unpermuted`).toBeGreaterThan(0);
+      }
+      offset += BigInt(Math.ceil(size / 32) * 32);
+    }
+    expect(Number(parsed.tensorDataOffset + offset)).toBe(bytes.length);
+  } finally {
+    stored.close();
+  }
+}
+
+describe('wct export --format gguf', () => {
+  it.each(TYPES)('%s: metadata, tensor layout and every element within the rounding of Ŵ', async (type) => {
+    const file = exportGguf(path.join(tmp, `gguf-${type}`), type);
+    const dequantized = dequantizedOf(owq);
+    expect([...dequantized.values()].length).toBe(14);
+    await checkFile(file, type, dequantized);
+    expect(fs.readdirSync(path.dirname(file)).filter((f) => !f.startsWith('.'))).toEqual([`model-${type}.gguf`]);
+  });
+
+  it('--deltas: the tuned weak columns are in the re-quantized weights', async () => {
+    const file = exportGguf(path.join(tmp, 'gguf-tuned'), 'Q8_0', ['--deltas', deltas]);
+    await checkFile(file, 'Q8_0', dequantizedOf(owq, deltas));
+    const plain = fs.readFileSync(path.join(tmp, 'gguf-Q8_0', 'model-Q8_0.gguf'));
+    expect(fs.readFileSync(file).equals(plain)).toBe(false);
+  });
+
+  it("the Q/K permutation turns Hugging Face's rotate-half RoPE into llama.cpp's adjacent-pair RoPE", () => {
+    const hd = 8;
+    const q = Float32Array.from({ length: hd }, (_, i) => Math.sin(i + 1));
+    const theta = (i: number, pos: number) => pos * 10000 ** ((-2 * i) / hd);
+    const pos = 5;
+    // HF: pairs (i, i + hd/2); llama.cpp (rope NORM): pairs (2i, 2i + 1)
+    const hfRope = new Float32Array(hd);
+    const cppRope = new Float32Array(hd);
+    const permuted = ggufRowOrder(q, hd, 1, hd);
+    for (let i = 0; i < hd / 2; i++) {
+      const [c, s] = [Math.cos(theta(i, pos)), Math.sin(theta(i, pos))];
+      [hfRope[i], hfRope[i + hd / 2]] = [q[i] * c - q[i + hd / 2] * s, q[i + hd / 2] * c + q[i] * s];
+      [cppRope[2 * i], cppRope[2 * i + 1]] = [
+        permuted[2 * i] * c - permuted[2 * i + 1] * s,
+        permuted[2 * i + 1] * c + permuted[2 * i] * s,
+      ];
+    }
+    expect(Array.from(cppRope)).toEqual(Array.from(ggufRowOrder(hfRope, hd, 1, hd)));
+  });
+
+  it('refuses OPT (no llama.cpp architecture here) in one line, writing nothing', () => {
+    const opt = path.join(tmp, 'opt');
+    const r = wct(['quantize', '--model', optTinyDir, '--method', 'rtn', '--wbits', '4', '--out', opt]);
+    expect(r.status, r.stderr).toBe(0);
+    const out = path.join(tmp, 'opt-gguf');
+    expect(expectOneLineError(wct(['export', '--model', opt, '--format', 'gguf', '--out', out]))).toMatch(
+      /--format: gguf writes llama, mistral and qwen2 models .* is opt: use --format hf/,
+    );
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});

@@ -58,6 +58,6 @@ function extensionFactor(s: ConfigFields, maxPositionEmbeddings: number): number
  * declare the extended one.
  */
 export function scaledPositions(scaling: RopeScaling, maxPositionEmbeddings: number): number {
-  const extends_ = scaling.type === 'linear' || scaling.type === 'dynamic';
-  return extends_ ? Math.floor(maxPositionEmbeddings * scaling.factor) : maxPositionEmbeddings;
+  const extended = scaling.type === 'linear' || scaling.type === 'dynamic';
+  return extended ? Math.floor(maxPositionEmbeddings * scaling.factor) : maxPositionEmbeddings;
 }

@@ -25,6 +25,9 @@ function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.on('end', () => (size > limit ? reject(tooLarge(limit)) : resolve(Buffer.concat(chunks))));
     req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new HttpError(400, 'the client closed the connection before the body ended'));
+    });
   });
 }
 

@@ -45,11 +45,13 @@ function sendEvent(res: ServerResponse, data: unknown): void {
   res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
 }
 
-/** A failure as an HttpError: ours (the user's errors of the model, say non-finite logits) are 500s. */
-function asHttpError(e: unknown): HttpError {
+/** A failure as an HttpError: the user's errors of the model (non-finite logits, say) and bugs (shown in full) are 500s. */
+function asHttpError(e: unknown, log: (line: string) => void): HttpError {
   if (e instanceof HttpError) return e;
   const user = asUserError(e);
-  return new HttpError(500, user?.message ?? `internal error: ${(e as Error)?.message ?? e}`);
+  if (user !== null) return new HttpError(500, user.message);
+  log(e instanceof Error ? (e.stack ?? String(e)) : String(e));
+  return new HttpError(500, `internal error (a bug in owq-wct, please report it): ${(e as Error)?.message ?? e}`);
 }
 
 export interface ServerOptions {
@@ -141,7 +143,7 @@ export function createApiServer(engine: Engine, { maxBodyBytes, log }: ServerOpt
     open.add(done);
     done.then(() => open.delete(done));
     handle(req, res).catch((e: unknown) => {
-      const err = asHttpError(e);
+      const err = asHttpError(e, log);
       log(`${req.method} ${req.url}: ${err.status} ${err.message}`);
       if (!res.headersSent) return sendJson(res, err.status, errorBody(err));
       if (!res.writableEnded) {

@@ -43,6 +43,13 @@ describe('wct chat', () => {
     expect(out).toBe(`${replies[0]}\n${replies[1]}\n${replies[0]}\n`);
   });
 
+  it('--help says how to reset and quit', () => {
+    const r = wct(['chat', '--help']);
+    expect(r.status, r.stderr).toBe(0);
+    for (const s of ['/reset', '/exit', 'Ctrl-D', '--system', '--chat-template'])
+      expect(r.stdout.replace(/\s+/g, ' ')).toContain(s); // yargs wraps the text
+  });
+
   it('refuses a model without a chat template, naming --chat-template', () => {
     const r = wct(['chat', '--model', tinyStoriesDir]);
     expect(expectOneLineError(r)).toContain('--chat-template');

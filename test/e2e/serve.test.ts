@@ -99,6 +99,13 @@ afterAll(() => {
 });
 
 describe('wct serve: completions', () => {
+  it('--help names the endpoints and says requests are queued, one decoding at a time', () => {
+    const r = wct(['serve', '--help']);
+    expect(r.status, r.stderr).toBe(0);
+    for (const s of ['/v1/chat/completions', 'one request decoding at a time', '--chat-template', '--max-body-bytes'])
+      expect(r.stdout.replace(/\s+/g, ' ')).toContain(s); // yargs wraps the text
+  });
+
   it('lists the served model under --model as given', async () => {
     const list = await client.models.list();
     expect(list.data.map((m) => m.id)).toEqual([model]);

@@ -40,7 +40,7 @@ const made = new Map<Preset, string>();
 
 /**
  * A random checkpoint like `preset` at SIZES, its config.json then changed by `edit` (RoPE fields only, so one
- * model.safetensors, hard-linked, serves every variant of a preset).
+ * model.safetensors, hard-linked, serves every variant of a preset); made once per name.
  */
 function checkpoint(name: string, like: Preset, edit: (raw: Record<string, unknown>) => void = () => {}): string {
   let base = made.get(like);
@@ -50,6 +50,7 @@ function checkpoint(name: string, like: Preset, edit: (raw: Record<string, unkno
     made.set(like, base);
   }
   const dir = path.join(tmp, name);
+  if (fs.existsSync(dir)) return dir;
   fs.mkdirSync(dir);
   fs.linkSync(path.join(base, 'model.safetensors'), path.join(dir, 'model.safetensors'));
   const raw = JSON.parse(fs.readFileSync(path.join(base, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -118,6 +119,10 @@ function randomize(model: CausalLM, suffix: RegExp, center: number): void {
   }
 }
 
+/** Every norm weight (its values) by name: the block norms, the final norm, Qwen3's q/k head norms. */
+const normsOf = (model: CausalLM) =>
+  new Map([...model.parameters()].filter(([n]) => /norm\.weight$/.test(n)).map(([n, t]) => [n, Array.from(t.data)]));
+
 /** OWQ at 4 bits over random calibration ids, then 2 WCT steps; returns the loss after and the reload check. */
 async function quantizeAndTrain(dir: string, vocab: number) {
   const calib = path.join(dir, 'calib.json');
@@ -130,6 +135,8 @@ async function quantizeAndTrain(dir: string, vocab: number) {
     { force: false },
   );
   const model = loadModel(packed);
+  const norms = normsOf(loadModel(dir));
+  const packedNorms = normsOf(model);
   const examples = Array.from({ length: 6 }, () => causalExample(Int32Array.from(randomIds(12, vocab)), 1));
   const data: Dataset = {
     train: examples.slice(2),
@@ -153,7 +160,14 @@ async function quantizeAndTrain(dir: string, vocab: number) {
   const base = loadModel(packed);
   const before = Array.from(logitsOf(base, ids));
   applyWeakDeltas(base, deltas, packed);
-  return { result, trained: Array.from(logitsOf(model, ids)), reloaded: Array.from(logitsOf(base, ids)), before };
+  return {
+    result,
+    trained: Array.from(logitsOf(model, ids)),
+    reloaded: Array.from(logitsOf(base, ids)),
+    before,
+    norms,
+    packedNorms,
+  };
 }
 
 interface Case {
@@ -261,10 +275,16 @@ const CASES: Case[] = [
   },
 ];
 
+/** The checkpoint of case `id`, made on first use. */
+function caseDir(id: string): string {
+  const c = CASES.find((x) => x.id === id)!;
+  return checkpoint(c.id, c.like, c.edit);
+}
+
 describe('Llama-architecture families on random checkpoints of their real configs', () => {
   for (const c of CASES) {
     it(`${c.name}: loads and matches the float64 reference`, () => {
-      const model = loadModel(checkpoint(c.id, c.like, c.edit));
+      const model = loadModel(caseDir(c.id));
       expect(model.config).toMatchObject(c.config);
       c.prepare?.(model);
       const ids = randomIds(c.length, model.config.vocabSize);
@@ -276,7 +296,7 @@ describe('Llama-architecture families on random checkpoints of their real config
   it.each(['llama3-bands', 'linear', 'dynamic'])(
     '%s matters: unscaled frequencies miss the reference by far more than the tolerance',
     (id) => {
-      const model = loadModel(path.join(tmp, id));
+      const model = loadModel(caseDir(id));
       const ids = randomIds(40, model.config.vocabSize);
       const err = relativeError(logitsOf(model, ids), reference(model, () => plain(D, 10000)).run(ids));
       expect(err).toBeGreaterThan(1e-2);
@@ -284,7 +304,7 @@ describe('Llama-architecture families on random checkpoints of their real config
   );
 
   it('dynamic NTK under the KV cache: each forward uses the frequencies of the length it reaches', () => {
-    const model = loadModel(path.join(tmp, 'dynamic'));
+    const model = loadModel(caseDir('dynamic'));
     const ref = reference(model, dynamic(D, 10000, 4, 16));
     const ids = randomIds(24, model.config.vocabSize);
     const cache = model.newCache(64);
@@ -305,12 +325,18 @@ describe('Llama-architecture families on random checkpoints of their real config
 describe('quantize (OWQ, 4 bits) and train 2 WCT steps', () => {
   for (const id of ['llama-3.1', 'mistral', 'qwen2.5', 'qwen3']) {
     it(id, async () => {
-      const dir = path.join(tmp, id);
-      const { result, trained, reloaded, before } = await quantizeAndTrain(dir, readConfig(dir).vocabSize);
+      const dir = caseDir(id);
+      const { result, trained, reloaded, before, norms, packedNorms } = await quantizeAndTrain(
+        dir,
+        readConfig(dir).vocabSize,
+      );
       expect(Number.isFinite(result.valLossAfter)).toBe(true);
       expect(result.steps).toBe(2);
       expect(reloaded).toEqual(trained);
       expect(reloaded).not.toEqual(before);
+      // the norms (Qwen3's q/k head norms among them) are left as they were
+      expect(packedNorms.size).toBe(norms.size);
+      expect(packedNorms).toEqual(norms);
     });
   }
 });

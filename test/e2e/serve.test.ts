@@ -152,6 +152,18 @@ describe('wct serve: completions', () => {
     expect(usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 24, total_tokens: promptTokens + 24 });
   });
 
+  it('concurrent requests (queued) each get the answer they would get alone', async () => {
+    const texts = await Promise.all(
+      [0, 1, 2].map(async () => {
+        let text = '';
+        for await (const chunk of await client.completions.create({ model, ...SAMPLED, stream: true }))
+          text += chunk.choices[0]?.text ?? '';
+        return text;
+      }),
+    );
+    expect(texts).toEqual([reference.text, reference.text, reference.text]);
+  });
+
   it('cuts the text before a stop string, whole and streamed, with finish_reason stop', async () => {
     const greedy = generated(['--prompt', PROMPT, '--max-new-tokens', '40']);
     const stop = ' named';

@@ -5,7 +5,10 @@
  * - linear (factor f): invFreq / f, i.e. positions divided by f.
  * - dynamic NTK (factor f, max_position_embeddings M): for a sequence of L > M positions, theta is replaced by
  *   theta * (f L / M - (f - 1))^(D / (D - 2)); L <= M is plain. L is the length the forward reaches (its last
- *   position + 1), so HF's per-forward recomputation is matched.
+ *   position + 1), as HF's dynamic_rope_update takes it. HF's module keeps the frequencies of the longest L it has
+ *   seen until a forward shorter than M resets them; computing them from each forward's own L is the same for a
+ *   freshly loaded model and under the KV cache (generation's L only grows), and unlike HF does not depend on
+ *   what ran before.
  * - llama3 (factor f, low/high_freq_factor lo/hi, original_max_position_embeddings N): wavelengths 2π / invFreq
  *   above N / lo are divided by f, those below N / hi kept, those between interpolated with
  *   s = (N / wavelen - lo) / (hi - lo): (1 - s) invFreq / f + s invFreq.

@@ -152,10 +152,14 @@ describe('wct init-random and --help', () => {
   });
 
   it('every command has --help', () => {
-    for (const cmd of [[], ['generate'], ['eval'], ['init-random'], ['quantize']]) {
-      const r = wct([...cmd, '--help']);
-      expect(r.status).toBe(0);
-      expect(r.stdout).toMatch(/--help/);
+    const top = wct(['--help']);
+    expect(top.status).toBe(0);
+    const commands = [...top.stdout.matchAll(/^ {2}wct (\S+)/gm)].map((m) => m[1]);
+    expect(commands).toEqual(expect.arrayContaining(['generate', 'eval', 'quantize', 'export', 'serve', 'chat']));
+    for (const cmd of commands) {
+      const r = wct([cmd, '--help']);
+      expect(r.status, cmd).toBe(0);
+      expect(r.stdout, cmd).toMatch(new RegExp(`^wct ${cmd}[\\s\\S]*--help`));
     }
     const train = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/wct-train.js'), '--help'], {
       encoding: 'utf8',

@@ -81,7 +81,8 @@ function writeFormat(
 
 export const exportCommand: CommandModule<object, ExportArgs> = {
   command: 'export',
-  describe: 'Write a packed checkpoint (with --deltas baked in) dequantized, as a plain Hugging Face checkpoint',
+  describe:
+    'Export a packed checkpoint (with --deltas baked in) for other runtimes: a dequantized Hugging Face checkpoint, the GPTQ layout (+ weak columns as a PEFT adapter), or GGUF',
   builder: (y: Argv) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Packed checkpoint directory (wct quantize)' })

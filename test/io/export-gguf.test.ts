@@ -304,6 +304,78 @@ describe('wct export --format gguf', () => {
     expect(Array.from(cppRope)).toEqual(Array.from(ggufRowOrder(hfRope, hd, 1, hd)));
   });
 
+  it('Qwen2 (byte-level BPE): architecture qwen2, the gpt2 tokenizer with its merges, biases F32, no permutation', async () => {
+    // a random Qwen2 of the real config keys, with GPT-2's byte-level vocab.json + merges.txt as its tokenizer
+    const [qwen, packedQwen, out] = ['qwen2', 'qwen2-rtn', 'qwen2-gguf'].map((d) => path.join(tmp, d));
+    const sizes = ['--layers', '1', '--hidden-size', '64', '--intermediate-size', '128', '--num-heads', '4'];
+    let r = wct(['init-random', '--like', 'qwen2-0.5b', ...sizes, '--num-kv-heads', '2', '--out', qwen]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const f of ['vocab.json', 'merges.txt']) fs.copyFileSync(path.join(optTinyDir, f), path.join(qwen, f));
+    r = wct([
+      'quantize',
+      '--model',
+      qwen,
+      '--method',
+      'rtn',
+      '--wbits',
+      '4',
+      '--group-size',
+      '32',
+      '--out',
+      packedQwen,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    r = wct(['export', '--model', packedQwen, '--format', 'gguf', '--gguf-type', 'Q4_1', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const file = path.join(out, 'model-Q4_1.gguf');
+    const parsed = await gguf(file, { allowLocalFile: true });
+    const qc = readJson(path.join(qwen, 'config.json'));
+    const m = parsed.metadata as unknown as Record<string, unknown>;
+    expect(m['general.architecture']).toBe('qwen2');
+    expect(Object.keys(m).filter((k) => k.startsWith('llama.'))).toEqual([]);
+    expect([m['qwen2.block_count'], m['qwen2.embedding_length'], m['qwen2.attention.head_count_kv']]).toEqual([
+      1, 64, 2,
+    ]);
+    expect([m['qwen2.vocab_size'], m['qwen2.rope.freq_base']]).toEqual([qc.vocab_size, qc.rope_theta]);
+    expect([m['tokenizer.ggml.model'], m['tokenizer.ggml.pre']]).toEqual(['gpt2', 'qwen2']);
+    expect(m).not.toHaveProperty('tokenizer.ggml.scores');
+    const merges = fs.readFileSync(path.join(optTinyDir, 'merges.txt'), 'utf8').split('\n');
+    expect(m['tokenizer.ggml.merges']).toEqual(merges.filter((l, i) => l !== '' && !(i === 0 && l.startsWith('#'))));
+    const vocab = readJson(path.join(optTinyDir, 'vocab.json')) as Record<string, number>;
+    const tokens = Array.from({ length: qc.vocab_size }, (_, id) => `[PAD${id}]`);
+    for (const [t, id] of Object.entries(vocab)) tokens[id] = t;
+    expect(m['tokenizer.ggml.tokens']).toEqual(tokens);
+    const n = Object.keys(vocab).length;
+    // GPT-2's <|endoftext|> is its one special token (transformers' GPT2Tokenizer: bos, eos and unk)
+    const control = vocab['<|endoftext|>'];
+    expect(m['tokenizer.ggml.token_type']).toEqual(tokens.map((_, id) => (id === control ? 3 : id < n ? 1 : 5)));
+    expect([m['tokenizer.ggml.bos_token_id'], m['tokenizer.ggml.eos_token_id']]).toEqual([control, control]);
+    expect(m['tokenizer.ggml.add_bos_token']).toBe(false);
+    // q/k/v carry F32 biases equal to the stored ones; q is Ŵ's rows in Hugging Face's order (no permutation)
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const at = (name: string) => {
+      const info = parsed.tensorInfos.find((t) => t.name === name)!;
+      return { info, start: Number(parsed.tensorDataOffset + info.offset) };
+    };
+    const stored = openSafetensors(path.join(packedQwen, 'model.safetensors'));
+    try {
+      for (const proj of ['q', 'k', 'v']) {
+        const bias = stored.readF32(`model.layers.0.self_attn.${proj}_proj.bias`);
+        const { info, start } = at(`blk.0.attn_${proj}.bias`);
+        expect(info).toMatchObject({ dtype: GGML.F32, shape: [BigInt(bias.length)] });
+        expect(Array.from(new Float32Array(bytes.slice(start, start + bias.length * 4).buffer))).toEqual(
+          Array.from(bias),
+        );
+      }
+    } finally {
+      stored.close();
+    }
+    const q = dequantizedOf(packedQwen).get('model.layers.0.self_attn.q_proj')!;
+    const { info, start } = at('blk.0.attn_q.weight');
+    expect(info).toMatchObject({ dtype: GGML.Q4_1, shape: [BigInt(q.cols), BigInt(q.rows)] });
+    expect(outOfRounding('Q4_1', bytes.subarray(start), q.w)).toBe(0);
+  });
+
   it('refuses OPT (no llama.cpp architecture here) in one line, writing nothing', () => {
     const opt = path.join(tmp, 'opt');
     const r = wct(['quantize', '--model', optTinyDir, '--method', 'rtn', '--wbits', '4', '--out', opt]);

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { f16BitsToF32 } from '../../src/io/dtype.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { checkpointSha256, writeWeakDeltas } from '../../src/io/weak-deltas.js';
 import { loadModel } from '../../src/models/load.js';
@@ -374,6 +374,44 @@ describe('wct export --format gguf', () => {
     const { info, start } = at('blk.0.attn_q.weight');
     expect(info).toMatchObject({ dtype: GGML.Q4_1, shape: [BigInt(q.cols), BigInt(q.rows)] });
     expect(outOfRounding('Q4_1', bytes.subarray(start), q.w)).toBe(0);
+  });
+
+  it('a tensor whose rows are not whole blocks of 32 is written F16 (f16 of Ŵ, rows in llama.cpp order)', async () => {
+    const [random, packedRandom, out] = ['narrow', 'narrow-rtn', 'narrow-gguf'].map((d) => path.join(tmp, d));
+    const sizes = ['--layers', '1', '--hidden-size', '48', '--intermediate-size', '64', '--num-heads', '4'];
+    let r = wct(['init-random', '--like', 'tinystories-656k', ...sizes, '--num-kv-heads', '2', '--out', random]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(tinyStoriesDir, f), path.join(random, f));
+    r = wct(['quantize', '--model', random, '--method', 'rtn', '--wbits', '4', '--out', packedRandom]);
+    expect(r.status, r.stderr).toBe(0);
+    r = wct(['export', '--model', packedRandom, '--format', 'gguf', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const file = path.join(out, 'model-Q8_0.gguf');
+    const parsed = await gguf(file, { allowLocalFile: true });
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const dequantized = dequantizedOf(packedRandom);
+    const F16 = 1;
+    for (const [g, hf, heads] of [
+      ['attn_q', 'self_attn.q_proj', 4],
+      ['attn_k', 'self_attn.k_proj', 2],
+      ['ffn_up', 'mlp.up_proj', 0],
+      ['ffn_down', 'mlp.down_proj', 0],
+    ] as const) {
+      const { w, rows, cols } = dequantized.get(`model.layers.0.${hf}`)!;
+      const info = parsed.tensorInfos.find((t) => t.name === `blk.0.${g}.weight`)!;
+      const start = Number(parsed.tensorDataOffset + info.offset);
+      if (cols % 32 !== 0) {
+        expect(info.dtype, g).toBe(F16);
+        const want = heads === 0 ? w : ggufRowOrder(w, rows, cols, rows / heads);
+        const got = new Uint16Array(bytes.slice(start, start + rows * cols * 2).buffer);
+        expect(Array.from(got), g).toEqual(Array.from(want, f32ToF16Bits));
+      } else {
+        expect(info.dtype, g).toBe(GGML.Q8_0); // down_proj: 64 columns
+        expect(outOfRounding('Q8_0', bytes.subarray(start), w), g).toBe(0);
+      }
+    }
+    expect(parsed.tensorInfos.find((t) => t.name === 'token_embd.weight')!.dtype).toBe(F16);
   });
 
   it('refuses OPT (no llama.cpp architecture here) in one line, writing nothing', () => {

@@ -57,6 +57,9 @@ const QUANTIZATION_VERSION = 2;
 /** The llama.cpp architecture of each model_type this exporter writes. */
 const ARCHITECTURE: Record<string, string> = { llama: 'llama', mistral: 'llama', qwen2: 'qwen2' };
 
+/** The model as this exporter writes it: its Llama config and llama.cpp architecture. */
+type GgufModel = LlamaConfig & { architecture: string };
+
 /** llama.cpp's name of each block linear (gguf-py tensor_mapping.py). */
 const GGUF_LINEAR: Record<keyof typeof LLAMA_LINEARS, string> = {
   q: 'attn_q',
@@ -71,7 +74,7 @@ const GGUF_LINEAR: Record<keyof typeof LLAMA_LINEARS, string> = {
 const GGUF_BLOCK_NORMS = ['attn_norm', 'ffn_norm'];
 
 /** The config as a Llama this exporter writes, or the one-line refusal. */
-function llamaConfigOf(packedDir: string): LlamaConfig & { architecture: string } {
+function llamaConfigOf(packedDir: string): GgufModel {
   const config = readConfig(packedDir);
   const modelType = config.modelType ?? config.family;
   const architecture = ARCHITECTURE[modelType];
@@ -92,11 +95,7 @@ function llamaConfigOf(packedDir: string): LlamaConfig & { architecture: string 
 }
 
 /** The `<arch>.*` and general.* metadata of `c` for a file of linears in `type`. */
-function modelMetadata(
-  c: LlamaConfig & { architecture: string },
-  name: string,
-  type: GgufType,
-): Map<string, GgufValue> {
+function modelMetadata(c: GgufModel, name: string, type: GgufType): Map<string, GgufValue> {
   const a = c.architecture;
   const u32 = (value: number): GgufValue => ({ type: 'UINT32', value });
   const m = new Map<string, GgufValue>([
@@ -126,7 +125,7 @@ function modelMetadata(
  * The converter's LlamaModel.permute of the rows of x ([heads * headDim, cols], row-major): within each head, row
  * 2i + j of the result is row j * headDim/2 + i of x.
  */
-export function permuteRotaryRows(x: Float32Array, heads: number, cols: number): Float32Array {
+function permuteRotaryRows(x: Float32Array, heads: number, cols: number): Float32Array {
   const half = x.length / cols / heads / 2;
   const out = new Float32Array(x.length);
   for (let h = 0; h < heads; h++) {
@@ -153,7 +152,7 @@ function f32Tensor(name: string, x: Float32Array): GgufTensor {
 
 /** The GGUF tensors of the model, in the converter's order. */
 function ggufTensors(
-  c: LlamaConfig & { architecture: string },
+  c: GgufModel,
   source: Checkpoint,
   packed: ReadonlyMap<string, PackedWeight>,
   type: GgufType,

@@ -376,19 +376,23 @@ describe('wct export --format gguf', () => {
     expect(outOfRounding('Q4_1', bytes.subarray(start), q.w)).toBe(0);
   });
 
-  it('a tensor whose rows are not whole blocks of 32 is written F16 (f16 of Ŵ, rows in llama.cpp order)', async () => {
+  it('a tensor whose rows are not whole blocks of 32 is written F16 (f16 of Ŵ, rows in llama.cpp order); the chat template', async () => {
     const [random, packedRandom, out] = ['narrow', 'narrow-rtn', 'narrow-gguf'].map((d) => path.join(tmp, d));
     const sizes = ['--layers', '1', '--hidden-size', '48', '--intermediate-size', '64', '--num-heads', '4'];
     let r = wct(['init-random', '--like', 'tinystories-656k', ...sizes, '--num-kv-heads', '2', '--out', random]);
     expect(r.status, r.stderr).toBe(0);
-    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-      fs.copyFileSync(path.join(tinyStoriesDir, f), path.join(random, f));
+    // with a chat template, which the file carries as tokenizer.chat_template
+    const template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:";
+    fs.copyFileSync(path.join(tinyStoriesDir, 'tokenizer.json'), path.join(random, 'tokenizer.json'));
+    const withTemplate = { ...tokenizerConfig, chat_template: template };
+    fs.writeFileSync(path.join(random, 'tokenizer_config.json'), JSON.stringify(withTemplate));
     r = wct(['quantize', '--model', random, '--method', 'rtn', '--wbits', '4', '--out', packedRandom]);
     expect(r.status, r.stderr).toBe(0);
     r = wct(['export', '--model', packedRandom, '--format', 'gguf', '--out', out]);
     expect(r.status, r.stderr).toBe(0);
     const file = path.join(out, 'model-Q8_0.gguf');
     const parsed = await gguf(file, { allowLocalFile: true });
+    expect((parsed.metadata as unknown as Record<string, unknown>)['tokenizer.chat_template']).toBe(template);
     const bytes = new Uint8Array(fs.readFileSync(file));
     const dequantized = dequantizedOf(packedRandom);
     const F16 = 1;

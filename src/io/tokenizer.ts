@@ -151,7 +151,7 @@ export function readTokenizer(dir: string, bpe: BpeConventionsOf, modelVocab?: M
   };
 }
 
-/** A tokenizer's vocabulary as a converter to another format needs it (src/io/gguf-tokenizer.ts). */
+/** A tokenizer's vocabulary as a converter to another format needs it (src/export/gguf-tokenizer.ts). */
 export interface TokenizerVocabulary {
   /** The token of every id below the largest + 1, added tokens included; undefined where an id has none. */
   tokens: (string | undefined)[];

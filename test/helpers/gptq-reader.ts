@@ -1,6 +1,6 @@
 /**
  * A reader of the AutoGPTQ "gptq" (v1) checkpoint layout written for the tests, independent of the exporter
- * (src/io/export-gptq.ts): it unpacks as AutoGPTQ's QuantLinear dequantizes (qlinear_cuda_old.py's torch path),
+ * (src/export/gptq.ts): it unpacks as AutoGPTQ's QuantLinear dequantizes (qlinear_cuda_old.py's torch path),
  * field by field with that code's shift tables, including its 3-bit special cases, and with zeros = field + 1:
  *   W[n, j] = scales[g_idx[j], n] * (code(j, n) - (zero(g_idx[j], n) + 1))
  * and applies a PEFT LoRA adapter as PEFT does: W + (lora_alpha / r) B A.

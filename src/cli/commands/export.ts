@@ -1,17 +1,17 @@
 /**
  * `wct export`: a packed checkpoint (with tuned weak-column deltas baked in when given) written in a format other
  * runtimes load, one module per format:
- * - `hf` (src/io/export-hf.ts): every packed weight dequantized, Ŵ = packed part + weak columns + outliers, as
+ * - `hf` (src/export/hf.ts): every packed weight dequantized, Ŵ = packed part + weak columns + outliers, as
  *   `<name>.weight` in F16 or BF16; every other tensor as stored; config.json without quantization_config.
- * - `gptq` (src/io/export-gptq.ts): the AutoGPTQ / GPTQModel layout, an OWQ base's weak columns as a PEFT adapter.
- * - `gguf` (src/io/export-gguf.ts): one llama.cpp GGUF file, the linears in Q8_0, Q4_0 or Q4_1.
+ * - `gptq` (src/export/gptq.ts): the AutoGPTQ / GPTQModel layout, an OWQ base's weak columns as a PEFT adapter.
+ * - `gguf` (src/export/gguf.ts): one llama.cpp GGUF file, the linears in Q8_0, Q4_0 or Q4_1.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { OptionError } from '../../errors.js';
 import { openCheckpoint } from '../../io/checkpoint.js';
-import { GGUF_TYPES, type GgufType, writeExportedGguf } from '../../io/export-gguf.js';
-import { writeExportedGptq } from '../../io/export-gptq.js';
-import { EXPORT_DTYPES, type ExportDtype, writeExportedHf } from '../../io/export-hf.js';
+import { GGUF_TYPES, type GgufType, writeExportedGguf } from '../../export/gguf.js';
+import { writeExportedGptq } from '../../export/gptq.js';
+import { EXPORT_DTYPES, type ExportDtype, writeExportedHf } from '../../export/hf.js';
 import { isPackedCheckpoint, packedLayouts, readPackedLinear, readQuantConfig } from '../../io/packed-checkpoint.js';
 import { expectedTensorShapes } from '../../models/checkpoint-tensors.js';
 import { packedLinearsOf } from '../../models/weak-deltas.js';

@@ -11,12 +11,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OptionError } from '../errors.js';
 import { dequantize, type PackedWeight } from '../native/packed.js';
-import { SINGLE_FILE } from './checkpoint.js';
-import { copyModelFiles, storedTensors, writeDirAtomic } from './checkpoint-write.js';
-import { f32ToBf16Array, f32ToF16Array } from './dtype.js';
-import { readJsonObject } from './json-file.js';
-import { packedTensorNames } from './packed-checkpoint.js';
-import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
+import { SINGLE_FILE } from '../io/checkpoint.js';
+import { copyModelFiles, storedTensors, writeDirAtomic } from '../io/checkpoint-write.js';
+import { f32ToBf16Array, f32ToF16Array } from '../io/dtype.js';
+import { readJsonObject } from '../io/json-file.js';
+import { packedTensorNames } from '../io/packed-checkpoint.js';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-write.js';
 
 /** The dtypes an export writes Ŵ in. */
 export const EXPORT_DTYPES = ['F16', 'BF16'] as const;

@@ -5,7 +5,7 @@
  *   convert_hf_to_gguf.py writes (context_length = the usable length, embedding_length, block_count,
  *   feed_forward_length, attention.head_count / head_count_kv / layer_norm_rms_epsilon, rope.freq_base,
  *   rope.dimension_count, vocab_size; key_length / value_length when head_dim is not hidden_size / heads), and the
- *   tokenizer with its chat template (src/io/gguf-tokenizer.ts);
+ *   tokenizer with its chat template (src/export/gguf-tokenizer.ts);
  * - tensors under llama.cpp's names (token_embd, blk.N.attn_norm / attn_q / attn_k / attn_v / attn_output /
  *   ffn_norm / ffn_gate / ffn_up / ffn_down, output_norm, output when the embeddings are untied; q/k/v biases as
  *   attn_q.bias ...). For "llama", q_proj's and k_proj's rows (and biases) are permuted as the converter's
@@ -14,7 +14,7 @@
  *
  * What is exact and what is re-quantized: norms and biases are F32, exactly as stored (16-bit stored values are
  * exact in F32). Every linear is re-quantized from Ŵ (packed part + weak columns + outliers, with tuned deltas when
- * given: src/native/packed.ts dequantize) into the chosen block-32 type (src/io/gguf-quants.ts, bit for bit as
+ * given: src/native/packed.ts dequantize) into the chosen block-32 type (src/export/gguf-quants.ts, bit for bit as
  * gguf-py quantizes): GGUF's formats cannot hold the packed codes (OWQ/GPTQ groups of another size, zero points,
  * act-order permutations, full-precision weak columns), so nothing is bit-exact with the packed model; the weak
  * columns are baked into Ŵ before it is re-quantized and get no extra precision. The token embedding (and an
@@ -32,9 +32,9 @@ import { OptionError } from '../errors.js';
 import { readConfig, bpeConventions } from '../models/families/registry.js';
 import { LLAMA_FINAL_NORM, LLAMA_LINEARS, LLAMA_NAMES, type LlamaConfig } from '../models/families/llama.js';
 import { dequantize, type PackedWeight } from '../native/packed.js';
-import { openCheckpoint, type Checkpoint } from './checkpoint.js';
-import { writeDirAtomic } from './checkpoint-write.js';
-import { f32ToF16Array } from './dtype.js';
+import { openCheckpoint, type Checkpoint } from '../io/checkpoint.js';
+import { writeDirAtomic } from '../io/checkpoint-write.js';
+import { f32ToF16Array } from '../io/dtype.js';
 import { GGML_BLOCK, ggmlQuantize, type GgmlBlockType, type GgmlType } from './gguf-quants.js';
 import { ggufTokenizerMetadata } from './gguf-tokenizer.js';
 import { type GgufTensor, type GgufValue, writeGguf } from './gguf-write.js';

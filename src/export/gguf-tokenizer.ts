@@ -18,8 +18,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import type { GgufValue } from './gguf-write.js';
-import { readJsonObject, readTextFile } from './json-file.js';
-import { type BpeConventionsOf, readTokenizer, readTokenizerVocabulary, tokenContent } from './tokenizer.js';
+import { readJsonObject, readTextFile } from '../io/json-file.js';
+import { type BpeConventionsOf, readTokenizer, readTokenizerVocabulary, tokenContent } from '../io/tokenizer.js';
 
 /** llama.cpp's token types (gguf-py TokenType). */
 const TOKEN_TYPE = { NORMAL: 1, CONTROL: 3, UNUSED: 5, BYTE: 6 } as const;

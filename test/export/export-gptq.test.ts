@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeExportedGptq } from '../../src/io/export-gptq.js';
+import { writeExportedGptq } from '../../src/export/gptq.js';
 import { packedTensorNames, readQuantConfig } from '../../src/io/packed-checkpoint.js';
 import { readAdapter } from '../../src/io/peft-adapter.js';
 import { openSafetensors } from '../../src/io/safetensors.js';

@@ -1,5 +1,5 @@
 /**
- * src/io/gguf-quants.ts against llama.cpp's own Python quantizers, bit for bit. The expected bytes below are gguf-py
+ * src/export/gguf-quants.ts against llama.cpp's own Python quantizers, bit for bit. The expected bytes below are gguf-py
  * 0.19.0's (`pip install gguf==0.19.0`), made by
  *   `gguf.quants.quantize(np.array(blocks(), dtype=np.float32).reshape(1, -1), GGMLQuantizationType.<T>).tobytes().hex()`
  * over the eight blocks `blocks()` builds here (the same expressions in Python, each element rounded to fp32): a
@@ -7,7 +7,7 @@
  * values whose d is an f16 subnormal, a constant block (Q4_1's d = 0), and two blocks of non-dyadic values.
  */
 import { describe, expect, it } from 'vitest';
-import { GGML_TYPES, type GgmlBlockType, ggmlBytes, ggmlQuantize } from '../../src/io/gguf-quants.js';
+import { GGML_TYPES, type GgmlBlockType, ggmlBytes, ggmlQuantize } from '../../src/export/gguf-quants.js';
 
 function blocks(): Float32Array {
   const b: number[][] = [

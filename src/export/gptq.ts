@@ -42,13 +42,13 @@ import path from 'node:path';
 import { OptionError } from '../errors.js';
 import { packedGroups, unpackCodes, type PackedWeight } from '../native/packed.js';
 import { Tensor } from '../tensor/tensor.js';
-import { SINGLE_FILE } from './checkpoint.js';
-import { writeDirAtomic } from './checkpoint-write.js';
-import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
-import { copyModelFilesQuantizedAs, unpackedTensors } from './export-hf.js';
-import { readQuantConfig, type QuantConfig } from './packed-checkpoint.js';
-import { type LoraWeights, writeAdapter } from './peft-adapter.js';
-import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
+import { SINGLE_FILE } from '../io/checkpoint.js';
+import { writeDirAtomic } from '../io/checkpoint-write.js';
+import { f16BitsToF32, f32ToF16Bits } from '../io/dtype.js';
+import { copyModelFilesQuantizedAs, unpackedTensors } from './hf.js';
+import { readQuantConfig, type QuantConfig } from '../io/packed-checkpoint.js';
+import { type LoraWeights, writeAdapter } from '../io/peft-adapter.js';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors-write.js';
 
 /** What a GPTQ export wrote. */
 export interface GptqExport {

@@ -11,7 +11,7 @@
  * computes in fp64 and then rounds to fp32 before truncating. The scale written is the fp32 d rounded to f16 (nearest
  * even); the codes come from the fp32 d, as in ggml's reference quantize_row_*_ref.
  */
-import { f32ToF16Bits } from './dtype.js';
+import { f32ToF16Bits } from '../io/dtype.js';
 
 /** Elements per block of every ggml block type here. */
 export const GGML_BLOCK = 32;

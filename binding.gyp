@@ -19,7 +19,8 @@
         "kernels/src/norms.cc",
         "kernels/src/packed_bench.cc", "kernels/src/packed_codes.cc", "kernels/src/packed_gemm.cc", "kernels/src/packed_gemv.cc", "kernels/src/packed_sparse.cc",
         "kernels/src/rope.cc",
-        "kernels/src/softmax.cc"
+        "kernels/src/softmax.cc",
+        "kernels/src/syrk.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

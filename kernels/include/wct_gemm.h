@@ -13,6 +13,11 @@ void wct_gemm(const float* A, const float* B, float* C, wct_i64 batch, wct_i64 M
               bool transA, bool transB, float alpha, float beta, wct_i64 strideA, wct_i64 strideB,
               wct_i64 strideC);
 
+// Symmetric rank-k update of the upper triangle: C[i, j] = alpha * sum_k A[k, i] A[k, j] + beta * C[i, j] for
+// i <= j, with A [K, N] and C [N, N] row-major (cblas_ssyrk, CblasUpper, CblasTrans). The strictly lower triangle
+// of C is neither read nor written. beta == 0 makes the upper triangle write-only, as in BLAS.
+void wct_syrk_upper(const float* A, float* C, wct_i64 N, wct_i64 K, float alpha, float beta);
+
 // Same contract with A and B rounded to bf16 (round-to-nearest-even) and fp32 accumulation / output:
 // a oneDNN matmul primitive (bf16 src/weights, f32 dst, cached by shape) where this CPU has one,
 // else the emulation: bf16-round copies of A and B, then wct_gemm. Throws std::runtime_error on a

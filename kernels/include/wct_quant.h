@@ -35,6 +35,17 @@ struct wct_gptq_dims {
   float percdamp;   // damping = percdamp * mean(diag H), 0.01 in the reference
 };
 
+// Where one wct_gptq call spent its time, in seconds (std::chrono::steady_clock): params = the per-row or
+// per-group (scale, zero) searches (with the copies of each block into its scratch); hinv = damping and Hinv
+// (the two Cholesky factorizations and the inverse); sweep = the row-parallel column sweeps inside the blocks;
+// update = the later columns' sgemm updates.
+struct wct_gptq_timing {
+  double params_s;
+  double hinv_s;
+  double sweep_s;
+  double update_s;
+};
+
 // GPTQ (IST-DASLab/gptq fasterquant as OWQ runs it) on W [R, C] and H [C, C], both already permuted.
 // On return W[:, :n_quant] holds Q (dequantized), W[:, n_quant:] the error-compensated weak columns;
 // codes [R, n_quant]; scale, zero [R, n_groups] (n_groups = 1 or ceil(n_quant / group_size)). H is used as
@@ -42,6 +53,7 @@ struct wct_gptq_dims {
 // Throws std::runtime_error, before W is written, when the damped H is not positive definite.
 // fixed (null: none) u8 [R, C]: elements kept out of the quantization (GWQ-style outliers): they count as 0 in
 // every group's (or row's) parameters, get the zero point as code and 0 in Q, and their error is 0 (nothing is
-// propagated from them); the caller stores their values apart.
+// propagated from them); the caller stores their values apart. timing (null: not wanted) receives the split of
+// the call's time; timing changes no result.
 double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed, uint8_t* codes, float* scale,
-                float* zero);
+                float* zero, wct_gptq_timing* timing);

@@ -57,6 +57,19 @@ Value Gemm(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// (a, c, n, k, alpha, beta): a [k, n], c [n, n]; the upper triangle of c = alpha a^T a + beta c
+Value Syrk(const CallbackInfo& info) {
+  Args A(info, "syrk");
+  check_argc(A, info, 6);
+  const int64_t n = A.dim(2, "n"), k = A.dim(3, "k");
+  const int64_t blasMax = std::numeric_limits<int32_t>::max();
+  if (n > blasMax || k > blasMax) A.range_error("n and k must be below 2^31 (BLAS int)");
+  const float* a = A.f32(0, "a", A.mul({k, n}));
+  float* c = A.f32(1, "c", A.mul({n, n}));
+  wct_syrk_upper(a, c, n, k, float(A.number(4, "alpha")), float(A.number(5, "beta")));
+  return info.Env().Undefined();
+}
+
 // ---- elementwise ----
 
 // (op, a, b, out, shape, stridesA, stridesB)
@@ -451,6 +464,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Value (*)(const CallbackInfo&)> fns[] = {
       {"gemm", Gemm<false>},
       {"gemmBf16", Gemm<true>},
+      {"syrk", Syrk},
       {"binary", Binary},
       {"affine", Affine},
       {"sumTo", SumTo},

@@ -57,7 +57,8 @@ Value QuantFake(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// (w, h, rows, cols, nQuant, bits, tuning, groupSize, blockSize, percdamp, codes, scale, zero, fixed) -> loss
+// (w, h, rows, cols, nQuant, bits, tuning, groupSize, blockSize, percdamp, codes, scale, zero, fixed)
+//   -> { loss, paramsS, hinvS, sweepS, updateS } (wct_gptq's loss and its wct_gptq_timing)
 // w [rows, cols] (overwritten), h [cols, cols] (destroyed), codes [rows, nQuant], scale/zero [rows, nGroups],
 // fixed u8 [rows, cols] or null (elements kept out of the quantization)
 Value Gptq(const CallbackInfo& info) {
@@ -84,7 +85,15 @@ Value Gptq(const CallbackInfo& info) {
   float* scale = A.f32(11, "scale", A.mul({d.rows, n_groups}));
   float* zero = A.f32(12, "zero", A.mul({d.rows, n_groups}));
   const uint8_t* fixed = A.is_null(13) ? nullptr : A.u8(13, "fixed", A.mul({d.rows, d.cols}));
-  return Napi::Number::New(info.Env(), wct_gptq(w, h, d, fixed, codes, scale, zero));
+  wct_gptq_timing t{};
+  const double loss = wct_gptq(w, h, d, fixed, codes, scale, zero, &t);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("loss", loss);
+  out.Set("paramsS", t.params_s);
+  out.Set("hinvS", t.hinv_s);
+  out.Set("sweepS", t.sweep_s);
+  out.Set("updateS", t.update_s);
+  return out;
 }
 
 }  // namespace

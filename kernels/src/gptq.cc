@@ -9,6 +9,7 @@
 #include <lapack.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -134,13 +135,24 @@ static void group_params(const float* W, const uint8_t* fixed, int64_t R, int64_
   wct_quant_find_params(slice.data(), R, width, width, n_groups, d.maxq, d.tuning, grid, scale, zero);
 }
 
+// Seconds since `t0`, and t0 moved to now: the stopwatch of wct_gptq_timing.
+static double lap(std::chrono::steady_clock::time_point& t0) {
+  const auto now = std::chrono::steady_clock::now();
+  const double s = std::chrono::duration<double>(now - t0).count();
+  t0 = now;
+  return s;
+}
+
 double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed, uint8_t* codes, float* scale,
-                float* zero) {
+                float* zero, wct_gptq_timing* timing) {
+  wct_gptq_timing t{};
+  auto t0 = std::chrono::steady_clock::now();
   const int64_t R = d.rows, C = d.cols, nq = d.n_quant, G = d.group_size, B = d.block_size;
   const int64_t n_groups = G > 0 ? (nq + G - 1) / G : 1;
   const float maxq = float(d.maxq);
   // 1. per-row params from the columns to quantize, before dead columns are zeroed (as the reference)
   if (G == 0) group_params(W, fixed, R, C, 0, nq, 1, d, 100, scale, zero);
+  t.params_s += lap(t0);
   // 2. dead inputs: H_jj = 0 -> H_jj = 1 and W[:, j] = 0 (W is written only once Hinv exists)
   std::vector<int64_t> dead;
   double diag_sum = 0.0;
@@ -156,6 +168,7 @@ double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed
   const float damp = d.percdamp * (float(diag_sum) / float(C));  // torch.mean: fp32 sum / n
   for (int64_t j = 0; j < C; j++) H[j * C + j] += damp;
   hinv_upper(H, C);
+  t.hinv_s += lap(t0);
   const float* Hinv = H;
   for (int64_t r = 0; r < R; r++) {
     for (int64_t j : dead) W[r * C + j] = 0.0f;
@@ -174,6 +187,7 @@ double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed
         group_params(W, fixed, R, C, c, std::min(c + G, nq) - c, n_groups, d, 40, scale + c / G, zero + c / G);
       }
     }
+    t.params_s += lap(t0);
 #pragma omp parallel for schedule(static) if (R * count * count >= WCT_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
       row_loss[r] += sweep_row(W1.data() + r * count, Err1.data() + r * count, count, Hinv + i1 * C + i1, C,
@@ -181,6 +195,7 @@ double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed
                                fixed == nullptr ? nullptr : fixed + r * C + i1, codes + r * nq + i1);
     }
     for (int64_t r = 0; r < R; r++) std::copy(W1.data() + r * count, W1.data() + (r + 1) * count, W + r * C + i1);
+    t.sweep_s += lap(t0);
     // W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], the weak columns included
     for (int64_t p0 = i2; p0 < C; p0 += GPTQ_PANEL) {
       const int64_t np = std::min(GPTQ_PANEL, C - p0);
@@ -188,8 +203,10 @@ double wct_gptq(float* W, float* H, const wct_gptq_dims& d, const uint8_t* fixed
 #pragma omp parallel for schedule(static) if (R * np >= WCT_PAR_MIN)
       for (int64_t r = 0; r < R; r++) sub_row(W + r * C + p0, tmp.data() + r * np, np);
     }
+    t.update_s += lap(t0);
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;
+  if (timing != nullptr) *timing = t;
   return loss;
 }

@@ -10,7 +10,7 @@ import { crossEntropyKernels } from './cross-entropy.js';
 import { elementwiseKernels } from './elementwise.js';
 import { embeddingKernels } from './embedding.js';
 import { reduceKernels } from './reduce.js';
-import { gemm } from './matmul.js';
+import { gemm, syrk } from './matmul.js';
 import { normKernels } from './norm.js';
 import { packedGpu } from './packed.js';
 import { ropeKernels } from './rope.js';
@@ -19,6 +19,7 @@ import { softmaxKernels } from './softmax.js';
 export const gpuKernels: Kernels<GpuArray> = {
   name: 'webgpu',
   gemm,
+  syrk,
   ...normKernels,
   ...softmaxKernels,
   ...ropeKernels,

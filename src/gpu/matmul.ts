@@ -27,7 +27,7 @@
  * kernel per read path of B, which changes only its load function B_at; its window and origin count its own
  * 16-bit elements (windows.ts).
  */
-import type { GemmDims } from '../native/types.js';
+import { gemmDims, type GemmDims, type SyrkDims } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { dispatch, f32, type GpuKernel, need, params } from './dispatch.js';
 import { enableWgsl, formatOf, loadWgsl, type ReadPath, readPath, variants } from './half.js';
@@ -236,4 +236,12 @@ export function gemm(a: GpuArray, b: GpuArray, c: GpuArray, d: GemmDims): void {
     const p = params(...head, f32(d.alpha), f32(beta), k0, kEnd, m0, m0 + mc, n0, n0 + nc, b0, ...bound.map(originOf));
     dispatch(c.ctx, kernel, bound, p, [Math.ceil(nc / TILE), Math.ceil(mc / TILE), bc]);
   }
+}
+
+/**
+ * The contract's syrk (src/native/types.ts SyrkDims) as the full product C = alpha A^T A + beta C: the GEMM kernel
+ * has no triangular variant, and the lower triangle it also writes is allowed (unspecified) by the contract.
+ */
+export function syrk(a: GpuArray, c: GpuArray, d: SyrkDims): void {
+  gemm(a, a, c, gemmDims(d.n, d.n, d.k, { transA: true, alpha: d.alpha, beta: d.beta }));
 }

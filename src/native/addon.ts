@@ -49,6 +49,7 @@ function wrap(raw: KernelBinding): NativeAddon {
         d.strideB,
         d.strideC,
       ),
+    syrk: (a, c, d) => raw.syrk(a, c, d.n, d.k, d.alpha, d.beta),
     binary: (op, a, b, out, d) =>
       raw.binary(opCode(BINARY_OPS, op, 'binary'), a, b, out, d.shape, d.stridesA, d.stridesB),
     affine: (x, out, alpha, beta) => raw.affine(x, out, alpha, beta),

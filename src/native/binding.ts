@@ -31,6 +31,8 @@ type GemmArgs = [
 export interface KernelBinding {
   gemm(...args: GemmArgs): void;
   gemmBf16(...args: GemmArgs): void;
+  /** Upper triangle of c [n, n] = alpha a^T a + beta c, a [k, n] (src/native/types.ts SyrkDims). */
+  syrk(a: F, c: F, n: number, k: number, alpha: number, beta: number): void;
   binary(op: number, a: F, b: F, out: F, shape: number[], stridesA: number[], stridesB: number[]): void;
   affine(x: F, out: F, alpha: number, beta: number): void;
   sumTo(x: F, out: F, shape: number[], stridesOut: number[]): void;
@@ -214,7 +216,20 @@ export interface QuantBinding {
     scale: Float32Array,
     zero: Float32Array,
     fixed: Uint8Array | null,
-  ): number;
+  ): GptqCallResult;
+}
+
+/** What the gptq binding returns: the reference's loss and where the call's time went (kernels/include/wct_quant.h). */
+export interface GptqCallResult {
+  loss: number;
+  /** The (scale, zero) searches, seconds. */
+  paramsS: number;
+  /** Damping, the Cholesky factorizations and the inverse, seconds. */
+  hinvS: number;
+  /** The column sweeps inside the blocks, seconds. */
+  sweepS: number;
+  /** The later columns' sgemm updates, seconds. */
+  updateS: number;
 }
 
 /** Everything the addon module exports. */

@@ -22,6 +22,7 @@ import type {
   NormDims,
   RopeDims,
   RowDims,
+  SyrkDims,
   UnaryOp,
 } from './types.js';
 import { counterOf, mix32 } from '../util/rng.js';
@@ -187,6 +188,19 @@ export const referenceKernels: Kernels = {
           const ci = oc + i * n + j;
           c[ci] = beta === 0 ? alpha * s : alpha * s + beta * c[ci]; // beta 0: C is write-only, as BLAS
         }
+      }
+    }
+  },
+
+  syrk(a, c, d: SyrkDims) {
+    const { n, k, alpha, beta } = d;
+    need('syrk', 'a', a, k * n);
+    need('syrk', 'c', c, n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = i; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[p * n + i] * a[p * n + j];
+        c[i * n + j] = beta === 0 ? alpha * s : alpha * s + beta * c[i * n + j]; // beta 0: write-only, as BLAS
       }
     }
   },

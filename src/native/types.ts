@@ -48,6 +48,19 @@ export function gemmDims(m: number, n: number, k: number, over: Partial<GemmDims
   };
 }
 
+/**
+ * Symmetric rank-k update C = alpha A^T A + beta C of the upper triangle: A is [K, N] (K rows of N features, e.g.
+ * T tokens of one linear's input), C is [N, N], and only C[i, j] with i <= j is promised. The strictly lower
+ * triangle is unspecified after the call (left as it was by the host kernels, written with the full product on the
+ * GPU): a reader mirrors the upper triangle first (src/quant/hessian.ts).
+ */
+export interface SyrkDims {
+  n: number;
+  k: number;
+  alpha: number;
+  beta: number;
+}
+
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 export type UnaryOp = 'relu' | 'gelu' | 'silu' | 'exp' | 'neg';
 
@@ -136,6 +149,8 @@ export interface Kernels<A = FloatArray> {
   readonly name: 'native' | 'reference' | 'webgpu';
 
   gemm(a: A, b: A, c: A, d: GemmDims): void;
+  /** Upper triangle of c [N, N] = alpha a^T a + beta c, a [K, N] (SyrkDims; half the multiply-adds of gemm). */
+  syrk(a: A, c: A, d: SyrkDims): void;
 
   /** out = a (op) b with broadcasting. */
   binary(op: BinaryOp, a: A, b: A, out: A, d: BroadcastDims): void;

@@ -41,6 +41,18 @@ export interface GptqResult {
   loss: number;
 }
 
+/** Where the native sweep's time went, in seconds (kernels/include/wct_quant.h wct_gptq_timing). */
+export interface GptqTiming {
+  /** The (scale, zero) searches, with the copies of each block into its scratch. */
+  paramsS: number;
+  /** Damping, the two Cholesky factorizations and the inverse (Hinv). */
+  hinvS: number;
+  /** The row-parallel column sweeps inside the blocks. */
+  sweepS: number;
+  /** The later columns' updates, W[:, i2:] -= Err1 Hinv[i1:i2, i2:] (sgemm). */
+  updateS: number;
+}
+
 export function gptqGroups(nQuant: number, groupSize: number): number {
   return groupSize > 0 ? Math.ceil(nQuant / groupSize) : 1;
 }
@@ -48,9 +60,15 @@ export function gptqGroups(nQuant: number, groupSize: number): number {
 /**
  * Quantizes w [rows, cols] in place (columns < nQuant become Q, dequantized; the rest the compensated
  * weak columns) against h [cols, cols], which is destroyed. Throws an Error when the damped H is not
- * positive definite (w is then untouched).
+ * positive definite (w is then untouched). `timing` says where the native call's time went (it changes no result).
  */
-export function gptq(w: Float32Array, h: Float32Array, rows: number, cols: number, opts: GptqOptions): GptqResult {
+export function gptq(
+  w: Float32Array,
+  h: Float32Array,
+  rows: number,
+  cols: number,
+  opts: GptqOptions,
+): GptqResult & { timing: GptqTiming } {
   const fn = 'gptq';
   checkBits(fn, opts.bits);
   const tuning = checkTuning(fn, opts.tuning);
@@ -72,7 +90,7 @@ export function gptq(w: Float32Array, h: Float32Array, rows: number, cols: numbe
   const codes = new Uint8Array(rows * opts.nQuant);
   const scale = new Float32Array(rows * nGroups);
   const zero = new Float32Array(rows * nGroups);
-  const loss = quantBinding().gptq(
+  const { loss, ...timing } = quantBinding().gptq(
     w,
     h,
     rows,
@@ -88,5 +106,5 @@ export function gptq(w: Float32Array, h: Float32Array, rows: number, cols: numbe
     zero,
     opts.fixed ?? null,
   );
-  return { codes, scale, zero, nGroups, loss };
+  return { codes, scale, zero, nGroups, loss, timing };
 }

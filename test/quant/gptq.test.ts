@@ -283,6 +283,19 @@ describe('gptq invariants', () => {
     expect(Math.abs(ra.loss - rb.loss)).toBeLessThanOrEqual(0.02 * ra.loss);
   });
 
+  it('reports where its time went: every part finite, >= 0, and together within the call', () => {
+    const rows = 64;
+    const cols = 300;
+    const { w, h } = problem(rows, cols, 5);
+    const t0 = performance.now();
+    const { timing } = gptq(w, h, rows, cols, { bits: 3, nQuant: cols, tuning: 'mse', groupSize: 64 });
+    const wall = (performance.now() - t0) / 1000;
+    const parts = [timing.paramsS, timing.hinvS, timing.sweepS, timing.updateS];
+    for (const s of parts) expect(Number.isFinite(s) && s >= 0, `${parts}`).toBe(true);
+    expect(parts.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(wall);
+    expect(timing.paramsS, 'the mse group searches take measurable time').toBeGreaterThan(0);
+  });
+
   it('reference Cholesky pieces: U^T U = (L L^T)^-1', () => {
     const n = 12;
     const { h } = problem(1, n, 3);

@@ -7,8 +7,9 @@
  *   merger (it merges the adjacent pair whose merged token scores highest) no order; here a token a merge makes
  *   scores minus that merge's rank, so the highest-ranked merge goes first as in BPE; other tokens score below
  *   every merge.
- * - Byte-level BPE (GPT-2's alphabet: Qwen2, Llama 3): model "gpt2", the merges, pre "qwen2" for the qwen2
- *   architecture and "llama-bpe" (Llama 3's pre-tokenizer) for llama; types CONTROL for special tokens, NORMAL.
+ * - Byte-level BPE (GPT-2's alphabet: Qwen2, Qwen3, Llama 3): model "gpt2", the merges, pre "qwen2" for the qwen2
+ *   and qwen3 architectures (Qwen3's tokenizer is Qwen2's) and "llama-bpe" (Llama 3's pre-tokenizer) for llama;
+ *   types CONTROL for special tokens, NORMAL.
  * Ids past the tokenizer up to config.json's vocab_size are `[PAD<id>]` tokens of type UNUSED, as the converter
  * pads them. BOS / EOS are the reader's; add_bos_token / add_eos_token say whether the reader's encode adds them;
  * unk is the model's; pad is tokenizer_config.json's pad_token. The chat template is tokenizer_config.json's
@@ -25,7 +26,7 @@ import { type BpeConventionsOf, readTokenizer, readTokenizerVocabulary, tokenCon
 const TOKEN_TYPE = { NORMAL: 1, CONTROL: 3, UNUSED: 5, BYTE: 6 } as const;
 
 /** The pre-tokenizer llama.cpp applies to a byte-level BPE tokenizer of each architecture. */
-const BYTE_LEVEL_PRE: Record<string, string> = { qwen2: 'qwen2', llama: 'llama-bpe' };
+const BYTE_LEVEL_PRE: Record<string, string> = { qwen2: 'qwen2', qwen3: 'qwen2', llama: 'llama-bpe' };
 
 /** The score of every token: minus the rank of the first merge that makes it, or minus the merge count. */
 function mergeScores(tokens: readonly string[], merges: readonly [string, string][]): Float32Array {

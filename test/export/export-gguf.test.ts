@@ -2,9 +2,9 @@
  * `wct export --format gguf`: a packed OWQ 3-bit TinyStories (weak columns; and with tuned --deltas) exported in
  * Q8_0, Q4_0 and Q4_1, read back with the `@huggingface/gguf` parser and checked against references written here:
  * every metadata key and value from config.json / tokenizer.json / tokenizer_config.json read as plain JSON; every
- * tensor's name, ggml shape, type and aligned offset; the linears decoded by this file's own block decoders and, once
- * llama.cpp's Q/K row permutation is undone, within the format's rounding of Ŵ (the reference dequantization
- * src/native/packed-ref.ts); norms equal to the stored ones; the permutation shown to turn Hugging Face's
+ * tensor's name, ggml shape, type and aligned offset; the linears decoded by the block decoders of
+ * test/helpers/gguf-check.ts and, once llama.cpp's Q/K row permutation is undone, within the format's rounding of Ŵ
+ * (the reference dequantization src/native/packed-ref.ts); norms equal to the stored ones; the permutation shown to turn Hugging Face's
  * rotate-half RoPE into llama.cpp's adjacent-pair RoPE. OPT is refused in one line. (No llama.cpp here to load the
  * file: the parser, the decoders and the RoPE identity are what is checked.)
  */
@@ -13,21 +13,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.js';
+import { f32ToF16Bits } from '../../src/io/dtype.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { checkpointSha256, writeWeakDeltas } from '../../src/io/weak-deltas.js';
 import { loadModel } from '../../src/models/load.js';
-import { applyWeakDeltas, packedLinearsOf, weakColumnsOf } from '../../src/models/weak-deltas.js';
-import * as pref from '../../src/native/packed-ref.js';
+import { packedLinearsOf, weakColumnsOf } from '../../src/models/weak-deltas.js';
 import { expectOneLineError, wct } from '../helpers/cli.js';
+import {
+  BLOCK_BYTES,
+  dequantizedOf,
+  GGML,
+  GGUF_TYPES,
+  ggufRowOrder,
+  outOfRounding,
+  type Type,
+} from '../helpers/gguf-check.js';
 import { dataDir, optTinyDir, tinyStoriesDir } from '../helpers/paths.js';
 
 const CALIB = path.join(dataDir, 'golden/calib-c4-tinystories-656k-n128-L512.json');
-const TYPES = ['Q8_0', 'Q4_0', 'Q4_1'] as const;
-type Type = (typeof TYPES)[number];
-/** ggml type ids (ggml.h) and block bytes. */
-const GGML = { F32: 0, Q4_0: 2, Q4_1: 3, Q8_0: 8 } as const;
-const BLOCK_BYTES: Record<Type, number> = { Q8_0: 34, Q4_0: 18, Q4_1: 20 };
+const TYPES = GGUF_TYPES;
 const FILE_TYPE: Record<Type, number> = { Q8_0: 7, Q4_0: 2, Q4_1: 3 };
 
 let tmp: string;
@@ -52,18 +56,6 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** Ŵ [rows, cols] of every packed linear of `dir` (with `deltas` applied when given), by module name. */
-function dequantizedOf(dir: string, withDeltas?: string): Map<string, { w: Float32Array; rows: number; cols: number }> {
-  const model = loadModel(dir);
-  if (withDeltas !== undefined) applyWeakDeltas(model, withDeltas, dir);
-  return new Map(
-    [...packedLinearsOf(model)].map(([n, l]) => [
-      n,
-      { w: pref.dequantize(l.packed), rows: l.packed.rows, cols: l.packed.cols },
-    ]),
-  );
-}
-
 function exportGguf(out: string, type: Type, extra: string[] = []): string {
   const r = wct(['export', '--model', owq, '--format', 'gguf', '--gguf-type', type, ...extra, '--out', out]);
   expect(r.status, r.stderr).toBe(0);
@@ -71,72 +63,6 @@ function exportGguf(out: string, type: Type, extra: string[] = []): string {
     `wrote ${out}: model-${type}.gguf: 20 tensors of ${owq}${extra.length ? ` with ${deltas}` : ''}, linears in ${type}\n`,
   );
   return path.join(out, `model-${type}.gguf`);
-}
-
-// ---- the formats' decoders and rounding bounds, written from ggml's block layouts ----
-
-const f16 = (b: Uint8Array, at: number) => f16BitsToF32(b[at] | (b[at + 1] << 8));
-
-/** Element j of a block: its decoded value and the bound on |x - value| for the block's source values x. */
-function decodeBlock(type: Type, b: Uint8Array, x: Float32Array): { value: Float32Array; bound: Float32Array } {
-  const value = new Float32Array(32);
-  const bound = new Float32Array(32);
-  const qs = type === 'Q4_1' ? 4 : 2; // the codes follow d (and m): byte j holds codes j (low nibble) and j + 16
-  const nibble = (j: number) => (j < 16 ? b[qs + j] & 15 : b[qs + j - 16] >> 4);
-  const d = f16(b, 0);
-  const eps = 1e-6 * Math.max(...x.map(Math.abs));
-  if (type === 'Q8_0') {
-    const d32 = Math.fround(Math.max(...x.map(Math.abs)) / 127);
-    for (let j = 0; j < 32; j++) {
-      const q = (b[2 + j] << 24) >> 24;
-      value[j] = d * q;
-      bound[j] = d32 / 2 + Math.abs(q) * Math.abs(d - d32) + eps;
-    }
-  } else if (type === 'Q4_0') {
-    const m = x.reduce((a, v) => (Math.abs(v) > Math.abs(a) ? v : a), 0);
-    const d32 = Math.fround(m / -8);
-    for (let j = 0; j < 32; j++) {
-      const q = nibble(j);
-      value[j] = d * (q - 8);
-      // the top code 15 also holds x = -m (x / d = 8), clipped from 16: off by up to a whole step
-      bound[j] = (q === 15 ? 1 : 0.5) * Math.abs(d32) + 8 * Math.abs(d - d32) + eps;
-    }
-  } else {
-    const [min, max] = [Math.min(...x), Math.max(...x)];
-    const d32 = Math.fround((max - min) / 15);
-    const m = f16(b, 2);
-    for (let j = 0; j < 32; j++) {
-      const q = nibble(j);
-      value[j] = d * q + m;
-      bound[j] = d32 / 2 + 15 * Math.abs(d - d32) + Math.abs(m - min) + eps;
-    }
-  }
-  return { value, bound };
-}
-
-/** The elements of `x` [rows, cols] whose decoded value in `data` is outside the format's rounding. */
-function outOfRounding(type: Type, data: Uint8Array, x: Float32Array): number {
-  let bad = 0;
-  for (let blk = 0; blk < x.length / 32; blk++) {
-    const xs = x.subarray(blk * 32, (blk + 1) * 32);
-    const { value, bound } = decodeBlock(type, data.subarray(blk * BLOCK_BYTES[type]), xs);
-    for (let j = 0; j < 32; j++) if (!(Math.abs(xs[j] - value[j]) <= bound[j])) bad++;
-  }
-  return bad;
-}
-
-/**
- * x [rows, cols] (Hugging Face's Q or K rows) in llama.cpp's row order: within each head of headDim rows, HF row t
- * goes to row 2t for t < headDim/2 and to row 2(t - headDim/2) + 1 after (rotate-half pairs made adjacent).
- */
-function ggufRowOrder(x: Float32Array, rows: number, cols: number, headDim: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let s = 0; s < rows; s++) {
-    const [h, t] = [Math.floor(s / headDim), s % headDim];
-    const r = h * headDim + (t < headDim / 2 ? 2 * t : 2 * (t - headDim / 2) + 1);
-    out.set(x.subarray(s * cols, (s + 1) * cols), r * cols);
-  }
-  return out;
 }
 
 /** The expected GGUF name of each Hugging Face module (llama.cpp's tensor_mapping for Llama). */
@@ -424,7 +350,7 @@ describe('wct export --format gguf', () => {
     expect(r.status, r.stderr).toBe(0);
     const out = path.join(tmp, 'opt-gguf');
     expect(expectOneLineError(wct(['export', '--model', opt, '--format', 'gguf', '--out', out]))).toMatch(
-      /--format: gguf writes llama, mistral and qwen2 models .* is opt: use --format hf/,
+      /--format: gguf writes llama, mistral, qwen2 and qwen3 models .* is opt: use --format hf/,
     );
     expect(fs.existsSync(out)).toBe(false);
   });

@@ -1,6 +1,7 @@
 /**
- * `wct export --format gguf` of the newer Llama families, on small random checkpoints (`wct init-random`, GPT-2's
- * byte-level tokenizer) quantized RTN 4-bit: Llama 3.1 (rope_scaling llama3, untied embeddings) with its
+ * `wct export --format gguf` of the newer Llama families, on small random checkpoints (`wct init-random`, the
+ * embeddings cut to a shipped tokenizer's size: TinyStories' for Llama, GPT-2's byte-level BPE for Qwen3) quantized
+ * RTN 4-bit: Llama 3.1 (rope_scaling llama3, untied embeddings) with its
  * `rope_freqs.weight`, whose factors, applied as llama.cpp applies them (the base frequency theta^(-2i/D), built as
  * ggml builds it, divided by factor i), must give src/autograd/ops/rope-frequencies.ts's llama3 inverse frequencies
  * to fp32 rounding; the untied `output.weight` within Q8_0's rounding of lm_head; `linear` scaling's two metadata

@@ -24,7 +24,8 @@
  * format (quant_method "wct-packed": transformers refuses an unknown quant_method instead of loading the model with
  * random weights); a config.json whose quantization_config names another tool's method is refused
  * (checkConfigQuantization). Loading reads the packed tensors as they are: no dense fp32 copy of a quantized weight
- * is made.
+ * is made. Writing takes the tensors held in memory and, for a streamed run, the finished blocks' tensors to copy from
+ * their part files one at a time (never the whole model in memory).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,7 +43,7 @@ import { InputError } from '../errors.js';
 import { isObject, readJsonObject } from './json-file.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TensorReader } from './safetensors-read.js';
-import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
+import { writeSafetensors, type TensorToCopy, type TensorToWrite } from './safetensors-write.js';
 import { SINGLE_FILE } from './checkpoint.js';
 import { copyModelFiles, tensorsInSourceDtypes, writeDirAtomic, type StoredName } from './checkpoint-write.js';
 
@@ -388,6 +389,11 @@ export interface PackedModelToWrite {
   /** Finds a canonical name among the source's stored names. */
   storedName: StoredName;
   packed: Map<string, PackedWeight>;
+  /** Tensors already stored elsewhere in the output's dtypes (a streamed run's finished blocks), copied as they are,
+   * one at a time. */
+  copied?: TensorToCopy[];
+  /** The model's parameter count (default: that of `weights`), for avg_bits.file. */
+  parameters?: number;
   /** quantization_config.json without avg_bits.file, which is measured on the written file. */
   quantConfig: Omit<QuantConfig, 'avg_bits'> & { avg_bits: { decoder_linear: number } };
 }
@@ -415,8 +421,8 @@ export function writePackedCheckpoint(
       const tensors = tensorsInSourceDtypes(m.sourceDir, m.weights, m.storedName, skip);
       for (const [name, w] of m.packed) tensors.push(...packedTensors(name, w));
       const file = path.join(tmp, SINGLE_FILE);
-      writeSafetensors(file, tensors, { format: 'pt', wct: PACKED_FORMAT });
-      const params = [...m.weights].reduce((n, [, t]) => n + t.size, 0);
+      writeSafetensors(file, [...tensors, ...(m.copied ?? [])], { format: 'pt', wct: PACKED_FORMAT });
+      const params = m.parameters ?? [...m.weights].reduce((n, [, t]) => n + t.size, 0);
       const qc: QuantConfig = {
         ...m.quantConfig,
         source: m.quantConfig.source ?? path.resolve(m.sourceDir),

@@ -6,7 +6,8 @@
  * Metadata keys are sorted (HF writes them in hash order; sorting makes our files reproducible).
  *
  * The file is written to `<path>.tmp-<pid>` and renamed over `path`, so readers never see a
- * half-written checkpoint.
+ * half-written checkpoint. A tensor may also be given as a TensorToCopy, whose bytes are read only when the writer
+ * reaches it: a file larger than memory is then assembled from others one tensor at a time.
  */
 import fs from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -21,6 +22,18 @@ export interface TensorToWrite {
   data: ArrayBufferView;
 }
 
+/** A tensor whose stored bytes (little-endian, exactly dtype x shape) are read when the writer reaches it. */
+export interface TensorToCopy {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  read: () => Uint8Array;
+}
+
+type AnyTensor = TensorToWrite | TensorToCopy;
+
+const isCopy = (t: AnyTensor): t is TensorToCopy => 'read' in t;
+
 const ARRAY_FOR: Record<Dtype, string> = {
   U8: 'Uint8Array',
   I8: 'Int8Array',
@@ -32,7 +45,7 @@ const ARRAY_FOR: Record<Dtype, string> = {
   I64: 'BigInt64Array',
 };
 
-function storedBytes(t: TensorToWrite): number {
+function storedBytes(t: AnyTensor): number {
   return t.shape.reduce((n, d) => n * d, DTYPES[t.dtype].bytes);
 }
 
@@ -57,8 +70,14 @@ function checkTensor(t: TensorToWrite): void {
   }
 }
 
-/** The tensor's bytes as stored (converted from fp32 for F16/BF16 when needed). */
-function tensorBytes(t: TensorToWrite): Uint8Array {
+/** The tensor's bytes as stored (converted from fp32 for F16/BF16 when needed; a copy's, read now and checked). */
+function tensorBytes(t: AnyTensor): Uint8Array {
+  if (isCopy(t)) {
+    const bytes = t.read();
+    if (bytes.byteLength !== storedBytes(t))
+      throw new Error(`writeSafetensors: ${t.name}: read ${bytes.byteLength} bytes for [${t.shape}] x ${t.dtype}`);
+    return bytes;
+  }
   let data = t.data;
   if (isConvertedF32(t))
     data = t.dtype === 'F16' ? f32ToF16Array(t.data as Float32Array) : f32ToBf16Array(t.data as Float32Array);
@@ -70,7 +89,7 @@ function byteOrder(a: string, b: string): number {
 }
 
 /** The HF layout order: dtype rank descending, then name. */
-function layoutOrder(tensors: TensorToWrite[]): TensorToWrite[] {
+function layoutOrder<T extends AnyTensor>(tensors: T[]): T[] {
   return [...tensors].sort((a, b) => DTYPES[b.dtype].rank - DTYPES[a.dtype].rank || byteOrder(a.name, b.name));
 }
 
@@ -81,7 +100,7 @@ function jsonObject(entries: [string, string][]): string {
 }
 
 /** The 8-byte length followed by the space-padded header JSON. */
-function headerBytes(ordered: TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
+function headerBytes(ordered: AnyTensor[], metadata?: Record<string, string>): Uint8Array {
   const entries: [string, string][] = [];
   if (metadata) {
     const sorted = Object.entries(metadata).sort(([a], [b]) => byteOrder(a, b));
@@ -108,11 +127,11 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 /** Writes `tensors` (names unique) and optional string metadata to `path`, atomically. */
-export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+export function writeSafetensors(path: string, tensors: AnyTensor[], metadata?: Record<string, string>): void {
   const names = new Set(tensors.map((t) => t.name));
   if (names.size !== tensors.length) throw new Error('writeSafetensors: duplicate tensor names');
   if (names.has('__metadata__')) throw new Error('writeSafetensors: "__metadata__" is reserved');
-  tensors.forEach(checkTensor);
+  for (const t of tensors) if (!isCopy(t)) checkTensor(t);
   const ordered = layoutOrder(tensors);
   writeFileAtomic(path, (fd) => {
     writeAll(fd, headerBytes(ordered, metadata));

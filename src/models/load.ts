@@ -3,6 +3,8 @@
  * CausalLM. Every tensor the config implies is checked for presence and shape before any is read; each
  * is then read once, straight into its own buffer (fp16/bf16 widened to fp32, the stored format kept as the
  * tensor's halfSource; f64 for gradient checks), and checked finite (one pass over its values). A tensor the config does not account for is an error.
+ * A caller that streams the model (./streamed-weights.ts) leaves some tensors unread: they get a placeholder storage
+ * and are read later by readWeight.
  */
 import path from 'node:path';
 import { InputError } from '../errors.js';
@@ -16,7 +18,7 @@ import {
   readPackedLinear,
   readQuantConfig,
 } from '../io/packed-checkpoint.js';
-import { openCheckpoint } from '../io/safetensors.js';
+import { openCheckpoint, type Checkpoint } from '../io/safetensors.js';
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { checkTensors, expectedTensorShapes, headTensorNames, resolveTensorName } from './checkpoint-tensors.js';
 import { familyOf, readConfig } from './families/registry.js';
@@ -33,6 +35,14 @@ export interface LoadOptions {
   skip?: ReadonlySet<string>;
   /** Stored names another loader reads (a packed checkpoint's packed tensors): not unused. */
   readElsewhere?: ReadonlySet<string>;
+  /** The storage of a tensor left unread for now (its values read later by readWeight), or null to read it here. */
+  placeholder?: (canonical: string, shape: readonly number[]) => Float32Array | null;
+}
+
+/** One stored tensor's values as fp32 (or f64), checked finite. */
+export function readWeight(ckpt: Checkpoint, stored: string, dtype: DType = 'f32'): Float32Array | Float64Array {
+  const f32 = ckpt.readFiniteF32(stored);
+  return dtype === 'f64' ? Float64Array.from(f32) : f32;
 }
 
 /** The model over `weights`; `linears` supplies layers (e.g. packed) for some linears instead of dense weights. */
@@ -59,8 +69,7 @@ export function loadWeights(dir: string, config: ModelConfig, options: LoadOptio
       if (canonical === lmHead && config.tieWordEmbeddings) continue;
       const stored = resolveTensorName(available, canonical);
       if (stored === undefined) continue; // optional; checkTensors vetted the required ones
-      const f32 = ckpt.readFiniteF32(stored);
-      const t = new Tensor(options.dtype === 'f64' ? Float64Array.from(f32) : f32, shape);
+      const t = new Tensor(options.placeholder?.(canonical, shape) ?? readWeight(ckpt, stored, options.dtype), shape);
       t.halfSource = HALF_DTYPES[ckpt.info(stored).dtype] ?? null;
       weights.set(canonical, t);
     }

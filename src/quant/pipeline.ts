@@ -13,8 +13,15 @@
  *   3. outputs: the block's outputs recomputed with the quantized block, which are the next block's inputs; or,
  *      for the statistic 'activations' (AWQ), the full-precision outputs of the untransformed block, taken by the
  *      forward that recorded its inputs.
- * Calibration starts from the embeddings of the calibration windows; one block's activations are held at a time.
- * The pipeline reports progress as {done, total} over exactly the steps it runs.
+ * Calibration starts from the embeddings of the calibration windows; one block's activations are held at a time
+ * (in fp32, or in bf16 with `calibDtype`: ./linear-inputs.ts HeldActivations).
+ *
+ * Streaming: the pipeline asks its BlockStream to load block i's weights before the block's first forward and hands
+ * it each finished block (its quantized linears, its transform record, the next block's inputs, its timings) before
+ * the next starts; a stream may then write the block out and release it, and may start the run at a later block
+ * with that block's stored inputs (a resumed run). Without a stream every block stays in the model (the caller
+ * evaluates the fake-quantized model) and the results are collected and returned. Either way the same code runs.
+ * The pipeline reports progress as {done, total} over exactly the steps it runs (those of the blocks it runs).
  *
  * Devices: the pipeline runs where the model is (`await model.toDevice(ctx)` first for the GPU). On the GPU the
  * embeddings, every block forward and the Hessian accumulation run there, each forward in a GPU scope (only the
@@ -31,7 +38,13 @@ import { keep, release, scoped } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
 import { gradientPass } from './gradients.js';
 import { Hessian } from './hessian.js';
-import { recordLinearInputs, type Activations, type RecordedBatch } from './linear-inputs.js';
+import {
+  HeldActivations,
+  recordLinearInputs,
+  type Activations,
+  type CalibDtype,
+  type RecordedBatch,
+} from './linear-inputs.js';
 import {
   quantMethod,
   type BlockTransform,
@@ -52,7 +65,48 @@ export interface ModelQuantizeOptions extends MethodSettings {
   windows: Int32Array[];
   /** Sequences per block forward pass. */
   batchSize?: number;
+  /** How the activations between blocks are held (default fp32). */
+  calibDtype?: CalibDtype;
   onProgress?: (p: QuantProgress) => void;
+  /** Loads and takes each block (see the top of the file); absent: everything stays in the model. */
+  stream?: BlockStream;
+}
+
+/** Seconds one block spent in each part of the pipeline (the stream adds its own: packing, writing). */
+export interface BlockTimes {
+  /** Reading the block's weights (the stream's load). */
+  load_s: number;
+  /** The block forwards over the calibration batches (recording, calibration and output passes), less the Hessian
+   * accumulation inside them. */
+  forward_s: number;
+  /** Accumulating the input Hessians (and reading them for the quantizer). */
+  hessian_s: number;
+  /** The method's block transform (AWQ's scale and clip searches), forwards of the search included. */
+  transform_s: number;
+  /** The quantizer of every linear (GPTQ / OWQ sweep, RTN, AWQ's quantizer). */
+  quantize_s: number;
+}
+
+/** A block the pipeline finished. */
+export interface FinishedBlock {
+  block: number;
+  /** Its quantized linears by name. */
+  layers: Map<string, QuantizedColumns>;
+  /** What its transform recorded (null: the method has none). */
+  transform: object | null;
+  /** The next block's inputs (null for a method without calibration); the stream must not free them. */
+  next: HeldActivations | null;
+  times: BlockTimes;
+}
+
+/** Where the pipeline's blocks come from and go to. */
+export interface BlockStream {
+  /** The first block to run and its inputs (null without calibration); absent: block 0 from the embeddings. */
+  from?: { block: number; inputs: (contexts: Activations) => HeldActivations | null };
+  /** Makes block i's weights resident, before its first forward. */
+  load(block: number): Promise<void>;
+  /** Takes a finished block (awaited before the next block starts). */
+  finished(done: FinishedBlock): Promise<void>;
 }
 
 export type QuantStage = 'gradients' | 'transform' | 'scale' | 'clip' | 'calibration' | 'quantize' | 'outputs';
@@ -74,6 +128,8 @@ export interface QuantProgress {
 class HessianCollector {
   readonly hessians = new Map<string, Hessian>();
   private readonly byInput = new WeakMap<Tensor, Hessian>();
+  /** Milliseconds spent accumulating. */
+  ms = 0;
 
   wrap(name: string, inner: LinearLayer): LinearLayer {
     return {
@@ -82,8 +138,10 @@ class HessianCollector {
       forward: (x: Tensor) => {
         let h = this.byInput.get(x);
         if (h === undefined) {
+          const t0 = performance.now();
           h = this.hessians.get(name) ?? new Hessian(inner.inFeatures, x.storage);
           h.add(x.storage, x.shape[1]);
+          this.ms += performance.now() - t0;
           this.byInput.set(x, h);
         }
         this.hessians.set(name, h);
@@ -112,17 +170,18 @@ function embedWindows(model: CausalLM, windows: Int32Array[], batchSize: number)
 }
 
 /** Block `block`'s outputs for `acts` (kept), which replace them: the inputs' storage is freed. */
-function blockOutputs(model: CausalLM, block: number, acts: Activations): Activations {
-  return acts.map(({ h, ctx }) => {
-    const out = scoped(() => {
+function blockOutputs(model: CausalLM, block: number, acts: HeldActivations): HeldActivations {
+  return acts.map(({ h, ctx }) =>
+    scoped(() => {
       const y = model.block(block, h, ctx);
       keep(y.storage);
       return y;
-    });
-    release(h.storage);
-    return { h: out, ctx };
-  });
+    }),
+  );
 }
+
+/** Milliseconds since `t0`, as seconds. */
+const since = (t0: number): number => (performance.now() - t0) / 1000;
 
 /** The GPU the model's weights are on (null: the host). */
 function deviceOf(model: CausalLM): GpuContext | null {
@@ -153,18 +212,28 @@ class StageProgress {
   }
 }
 
-/** The block's input Hessians of `group`'s linears, from one calibration pass (the block's outputs are not kept). */
+/**
+ * The block's input Hessians of `group`'s linears, from one calibration pass (the block's outputs are not kept);
+ * the pass's time goes to `times` (forward_s, hessian_s).
+ */
 function captureHessians(
   model: CausalLM,
   block: number,
   group: readonly string[],
-  acts: Activations,
+  acts: HeldActivations,
+  times: BlockTimes,
 ): Map<string, Hessian> {
+  const t0 = performance.now();
   const collector = new HessianCollector();
   const originals = group.map((name) => [name, model.linears().get(name)!] as const);
   for (const [name, layer] of originals) model.setLinear(name, collector.wrap(name, layer));
-  for (const { h, ctx } of acts) scoped(() => model.block(block, h, ctx));
+  for (let j = 0; j < acts.length; j++) {
+    const { h, ctx } = acts.batch(j);
+    scoped(() => model.block(block, h, ctx));
+  }
   for (const [name, layer] of originals) model.setLinear(name, layer);
+  times.hessian_s += collector.ms / 1000;
+  times.forward_s += since(t0) - collector.ms / 1000;
   return collector.hessians;
 }
 
@@ -174,7 +243,6 @@ interface BlockRun {
   o: ModelQuantizeOptions;
   groups: string[][];
   progress: StageProgress;
-  results: Map<string, QuantizedColumns>;
   /** The GPU the model runs on, null on the host. */
   gpu: GpuContext | null;
   statistic: Statistic;
@@ -182,15 +250,24 @@ interface BlockRun {
   found: Map<string, GradientFinding>;
 }
 
-/** Stage 2 for one block: each group's statistics, then its linears quantized in place (on the host, see above). */
-async function quantizeBlock(run: BlockRun, block: number, acts: Activations | null): Promise<void> {
+/**
+ * Stage 2 for one block: each group's statistics, then its linears quantized in place (on the host, see above);
+ * returns them by name.
+ */
+async function quantizeBlock(
+  run: BlockRun,
+  block: number,
+  acts: HeldActivations | null,
+  times: BlockTimes,
+): Promise<Map<string, QuantizedColumns>> {
   const { model, method, o, progress } = run;
   const prefix = model.blockPrefix(block);
+  const results = new Map<string, QuantizedColumns>();
   for (const shortNames of run.groups) {
     const group = shortNames.map((short) => `${prefix}.${short}`);
     let hessians = new Map<string, Hessian>();
     if (run.statistic === 'hessian') {
-      hessians = captureHessians(model, block, group, acts!);
+      hessians = captureHessians(model, block, group, acts!, times);
       progress.step(block, 'calibration', prefix);
     }
     for (const [j, short] of shortNames.entries()) {
@@ -200,11 +277,15 @@ async function quantizeBlock(run: BlockRun, block: number, acts: Activations | n
       await moveTensor(dense.weight, null); // W to the host (it stays among the parameters; it is not used again)
       const weight = dense.weight.data as Float32Array;
       const h = hessians.get(name);
+      const t0 = performance.now();
       const hessian = h === undefined ? null : await h.values();
+      const t1 = performance.now();
+      times.hessian_s += (t1 - t0) / 1000;
       const found = run.found.get(name) ?? null;
       const q = method.quantizeLinear({ name, weight, rows, cols, nOut: o.nOut.get(short) ?? 0, hessian, found }, o);
+      times.quantize_s += since(t1);
       run.found.delete(name);
-      run.results.set(name, q);
+      results.set(name, q);
       const replacement = new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias);
       if (run.gpu !== null) await replacement.toDevice(run.gpu);
       model.setLinear(name, replacement);
@@ -212,9 +293,13 @@ async function quantizeBlock(run: BlockRun, block: number, acts: Activations | n
     }
     for (const h of new Set(hessians.values())) h.free();
   }
+  return results;
 }
 
-/** What the pipeline returns: each linear's quantization by name, and what each block's transform recorded. */
+/**
+ * What the pipeline returns without a stream: each linear's quantization by name, and what each block's transform
+ * recorded (with a stream, both went to it block by block and are empty here).
+ */
 export interface QuantizeModelResult {
   layers: Map<string, QuantizedColumns>;
   /** One record per block, in order (empty when the method has no transform). */
@@ -226,20 +311,38 @@ function transformBlock(
   run: BlockRun,
   transform: BlockTransform,
   block: number,
-  acts: Activations | null,
-): { record: object; outputs: Activations | null } {
+  acts: HeldActivations | null,
+  times: BlockTimes,
+): { record: object; outputs: HeldActivations | null } {
   const { model, progress } = run;
   const prefix = model.blockPrefix(block);
   let batches: RecordedBatch[] = [];
-  let outputs: Activations | null = null;
+  let outputs: HeldActivations | null = null;
+  const t0 = performance.now();
   if (acts !== null) {
     const names = [...model.linears().keys()].filter((n) => n.startsWith(`${prefix}.`));
-    ({ batches, outputs } = recordLinearInputs(model, block, names, acts));
+    const recorded = recordLinearInputs(model, block, names, acts.widened());
+    batches = recorded.batches;
+    outputs = HeldActivations.hold(recorded.outputs, acts.dtype);
   }
+  const t1 = performance.now();
+  times.forward_s += (t1 - t0) / 1000;
   const record = transform.run({ model, block, prefix, inputs: batches }, (stage, item) =>
     progress.step(block, stage, item),
   );
+  times.transform_s += since(t1);
   return { record, outputs };
+}
+
+/** The stream of a run without one: every block stays in the model, the results are collected. */
+function collecting(into: QuantizeModelResult): BlockStream {
+  return {
+    load: async () => {},
+    finished: async ({ layers, transform }) => {
+      for (const [name, q] of layers) into.layers.set(name, q);
+      if (transform !== null) into.transforms.push(transform);
+    },
+  };
 }
 
 /**
@@ -261,6 +364,9 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
       'device',
       `method ${method.name}${method.name === 'owq' ? ' with --sensitivity fisher' : ''} takes its calibration gradients on the host: quantize it with --device cpu (device: cpu in a recipe)`,
     );
+  const calibDtype = o.calibDtype ?? 'fp32';
+  if (gpu !== null && calibDtype === 'bf16')
+    throw new OptionError('calib_dtype', 'bf16 calibration activations are held on the host: use fp32 on the GPU');
   const spec = familyOf(model.config);
   const groups = o.trueSequential ? spec.quant.sequential : [spec.blockLinears(model.config).map((l) => l.name)];
   const statistic = method.statistic(o);
@@ -271,18 +377,21 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
     linears +
     (statistic === 'hessian' ? groups.length + 1 : statistic === 'activations' ? 1 : 0);
   const gradientSteps = gradients?.windows ?? 0;
+  const collected: QuantizeModelResult = { layers: new Map(), transforms: [] };
+  const stream = o.stream ?? collecting(collected);
+  const first = stream.from?.block ?? 0;
   const run: BlockRun = {
     model,
     method,
     o,
     groups,
-    progress: new StageProgress(gradientSteps + model.numBlocks * perBlock, model.numBlocks, o.onProgress),
-    results: new Map(),
+    progress: new StageProgress(gradientSteps + (model.numBlocks - first) * perBlock, model.numBlocks, o.onProgress),
     gpu,
     statistic,
     found: new Map(),
   };
   if (gradients !== null) {
+    for (let block = 0; block < model.numBlocks; block++) await stream.load(block); // the pass needs every block
     const names = Array.from({ length: model.numBlocks }, (_, b) =>
       groups.flat().map((n) => `${model.blockPrefix(b)}.${n}`),
     );
@@ -291,21 +400,42 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
     );
     run.found = pass.reduced;
   }
-  const transforms: object[] = [];
-  let acts = calibrated ? embedWindows(model, o.windows, o.batchSize ?? 8) : null;
-  for (let block = 0; block < model.numBlocks; block++) {
+  let acts = calibrated ? firstInputs(model, o, stream, calibDtype) : null;
+  for (let block = first; block < model.numBlocks; block++) {
     const prefix = model.blockPrefix(block);
-    let fullPrecisionOutputs: Activations | null = null;
+    const times: BlockTimes = { load_s: 0, forward_s: 0, hessian_s: 0, transform_s: 0, quantize_s: 0 };
+    const t0 = performance.now();
+    await stream.load(block);
+    times.load_s = since(t0);
+    let fullPrecisionOutputs: HeldActivations | null = null;
+    let record: object | null = null;
     if (transform !== null) {
-      const t = transformBlock(run, transform, block, acts);
-      transforms.push(t.record);
+      const t = transformBlock(run, transform, block, acts, times);
+      record = t.record;
       fullPrecisionOutputs = t.outputs;
     }
-    await quantizeBlock(run, block, acts);
+    const layers = await quantizeBlock(run, block, acts, times);
+    const t1 = performance.now();
     if (statistic === 'hessian') acts = blockOutputs(model, block, acts!);
     else if (statistic === 'activations') acts = fullPrecisionOutputs;
+    times.forward_s += since(t1);
     if (calibrated) run.progress.step(block, 'outputs', prefix);
+    await stream.finished({ block, layers, transform: record, next: acts, times });
   }
-  for (const { h } of acts ?? []) release(h.storage);
-  return { layers: run.results, transforms };
+  acts?.free();
+  return collected;
+}
+
+/** The first block's inputs: the embedded calibration windows, or (a resumed run) the stream's stored ones. */
+function firstInputs(
+  model: CausalLM,
+  o: ModelQuantizeOptions,
+  stream: BlockStream,
+  calibDtype: CalibDtype,
+): HeldActivations | null {
+  const embedded = embedWindows(model, o.windows, o.batchSize ?? 8);
+  if (stream.from === undefined) return HeldActivations.hold(embedded, calibDtype);
+  const inputs = stream.from.inputs(embedded);
+  for (const { h } of embedded) release(h.storage);
+  return inputs;
 }

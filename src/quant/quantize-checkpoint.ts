@@ -1,7 +1,16 @@
 /**
- * Full-precision checkpoint directory -> packed checkpoint directory: load, calibrate, run the block
- * pipeline, pack, write (atomically). Shared by `wct quantize` and `wct-train` (which quantizes its base
- * on the fly when a recipe names a full-precision model).
+ * Full-precision checkpoint directory -> packed checkpoint directory, one block at a time: the checkpoint is opened
+ * streamed (src/models/streamed-weights.ts: the embeddings are read, each block's tensors when the block starts),
+ * the calibration drawn, and the block pipeline run with a stream that packs each finished block, stores it with
+ * the next block's inputs in the run's partial state (./partial-run.ts) and releases it; the packed checkpoint is
+ * then assembled from the stored blocks by a streaming copy and written atomically, and the partial state removed.
+ * Held at once: the embeddings (and an untied lm_head and the final norm), one block's weights in fp32 and one
+ * block's calibration activations. Methods with a gradient pass (gwq, owq with sensitivity fisher) read every block
+ * first, since the pass runs the whole full-precision model. Shared by `wct quantize` and `wct-train` (which
+ * quantizes its base on the fly when a recipe names a full-precision model).
+ *
+ * Test hook: WCT_TEST_EXIT_AFTER_BLOCKS=N kills the process (SIGKILL, as a crash) once N blocks are stored in this
+ * run, for the resume test (test/e2e/quantize-resume.test.ts).
  */
 import path from 'node:path';
 import { OptionError } from '../errors.js';
@@ -15,25 +24,47 @@ import {
 } from '../io/packed-checkpoint.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { headTensorNames, resolveTensorName } from '../models/checkpoint-tensors.js';
-import { loadModel } from '../models/load.js';
+import { moveTensor } from '../models/move.js';
 import type { CausalLM, ModelConfig } from '../models/model.js';
+import { StreamedWeights } from '../models/streamed-weights.js';
 import type { PackedBits } from '../native/packed.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { packedTensors } from '../io/packed-checkpoint.js';
+import { tensorsInSourceDtypes } from '../io/checkpoint-write.js';
 import type { Phases } from '../util/phases.js';
 import { concatenatedCalibration, readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';
 import { quantMethod } from './methods.js';
 import type { QuantizeOptions } from './options.js';
 import { toPacked } from './pack.js';
-import { quantizeModel, quantStatus, type QuantizeModelResult, type QuantProgress } from './pipeline.js';
+import { HeldActivations, type CalibDtype } from './linear-inputs.js';
+import { PartialRun, runKey, type PartialMode } from './partial-run.js';
+import {
+  quantizeModel,
+  quantStatus,
+  type BlockStream,
+  type BlockTimes,
+  type FinishedBlock,
+  type QuantProgress,
+} from './pipeline.js';
 import type { QuantizedColumns } from './quantized.js';
 import { rtn } from './rtn.js';
 import { weakCounts } from './weak-count.js';
+
+/** One block's seconds in each part: the pipeline's (./pipeline.ts BlockTimes), then packing and writing its part. */
+export interface BlockReport extends BlockTimes {
+  block: number;
+  pack_s: number;
+  /** Writing the block's part and the next block's inputs (the partial state). */
+  write_s: number;
+}
 
 export interface QuantizeCheckpointResult {
   config: QuantConfig;
   /** Weak columns per linear kind (name relative to the block prefix). */
   nOut: Map<string, number>;
   seconds: number;
+  /** Per block, in order (a resumed run's earlier blocks as their run measured them). */
+  blocks: BlockReport[];
 }
 
 export interface QuantizeCheckpointRun {
@@ -46,6 +77,12 @@ export interface QuantizeCheckpointRun {
   phases?: Phases;
   /** The GPU the calibration forwards and Hessians run on (the quantizer's sweep stays on the host); null/absent: the CPU. */
   gpu?: GpuContext | null;
+  /** How the calibration activations between blocks are held (default fp32). */
+  calibDtype?: CalibDtype;
+  /** What to do with an interrupted run's partial state beside the output (default restart: discard it). */
+  partial?: PartialMode;
+  /** Called at each linear's quantize step with the tensors then read (streamed-weights resident()): for tests. */
+  onResident?: (block: number, resident: string[]) => void;
 }
 
 /**
@@ -70,9 +107,28 @@ function checkLayers(model: CausalLM, nOut: Map<string, number>, o: QuantizeOpti
   }
 }
 
+/** What the bit counts and quantization_config.json need of a quantized linear (kept for each stored block). */
+export interface LinearSummary {
+  rows: number;
+  cols: number;
+  bits: number;
+  nQuant: number;
+  nGroups: number;
+  outlierCount: number;
+}
+
+const summaryOf = (q: QuantizedColumns): LinearSummary => ({
+  rows: q.rows,
+  cols: q.cols,
+  bits: q.bits,
+  nQuant: q.nQuant,
+  nGroups: q.nGroups,
+  outlierCount: q.outliers?.index.length ?? 0,
+});
+
 /** The papers' average: low-bit columns plus 16-bit weak columns (and 16-bit outliers: GWQ's b + 16ρ), over the
  * decoder linears' weights. */
-export function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
+export function decoderLinearBits(layers: Iterable<QuantizedColumns | LinearSummary>): number {
   let bits = 0;
   let weights = 0;
   for (const q of layers) {
@@ -82,12 +138,13 @@ export function decoderLinearBits(layers: Iterable<QuantizedColumns>): number {
   return bits / weights;
 }
 
-const outlierCount = (q: QuantizedColumns): number => q.outliers?.index.length ?? 0;
+const outlierCount = (q: QuantizedColumns | LinearSummary): number =>
+  'outlierCount' in q ? q.outlierCount : (q.outliers?.index.length ?? 0);
 
 /** Stored bits per decoder-linear weight: b per element (weak and outlier positions hold a code too), 32 per
  * (row, group) for the fp16 scale and zero, 16 per weak element, 48 per outlier (a 32-bit column index and an fp16
  * value). */
-export function storedBits(layers: Iterable<QuantizedColumns>): number {
+export function storedBits(layers: Iterable<QuantizedColumns | LinearSummary>): number {
   let [bits, weights] = [0, 0];
   for (const q of layers) {
     bits += q.rows * (q.cols * q.bits + 32 * q.nGroups + 16 * (q.cols - q.nQuant)) + 48 * outlierCount(q);
@@ -99,7 +156,7 @@ export function storedBits(layers: Iterable<QuantizedColumns>): number {
 /** What quantization_config.json records of the gradient pass (none: undefined). */
 function gradientsRecord(
   o: QuantizeOptions,
-  results: Map<string, QuantizedColumns>,
+  results: Map<string, LinearSummary>,
 ): PackedModelToWrite['quantConfig']['gradients'] {
   if (quantMethod(o.method).gradients?.(o) == null) return undefined;
   if (o.method !== 'gwq') return { windows: o.gradSamples, sensitivity: 'fisher' };
@@ -183,7 +240,7 @@ function calibrationFor(
 function quantConfigOf(
   o: QuantizeOptions,
   calibration: Calibration | null,
-  { layers: results, transforms }: QuantizeModelResult,
+  { layers: results, transforms }: StoredBlocks,
   embeddings: Map<string, QuantizedColumns>,
 ): PackedModelToWrite['quantConfig'] {
   return {
@@ -217,6 +274,88 @@ function quantConfigOf(
   };
 }
 
+/** What the stored blocks add up to: every linear's summary and each block's transform record. */
+interface StoredBlocks {
+  layers: Map<string, LinearSummary>;
+  transforms: object[];
+  reports: BlockReport[];
+}
+
+/** The blocks an earlier run stored (read back from their parts' metadata). */
+function storedBlocks(partial: PartialRun): StoredBlocks {
+  const stored: StoredBlocks = { layers: new Map(), transforms: [], reports: [] };
+  for (let block = 0; block < partial.done; block++) {
+    const meta = partial.meta(block);
+    for (const [name, q] of Object.entries(JSON.parse(meta.linears) as Record<string, LinearSummary>))
+      stored.layers.set(name, q);
+    const transform = JSON.parse(meta.transform) as object | null;
+    if (transform !== null) stored.transforms.push(transform);
+  }
+  stored.reports.push(...(partial.reports as BlockReport[]));
+  return stored;
+}
+
+/** Kills the process once `done` blocks are stored when WCT_TEST_EXIT_AFTER_BLOCKS says so (the resume test). */
+function testCrashAfter(done: number): void {
+  if (process.env.WCT_TEST_EXIT_AFTER_BLOCKS === String(done)) process.kill(process.pid, 'SIGKILL');
+}
+
+/** The pipeline's stream: block i read when it starts; packed, stored and released when it finishes. */
+function storingStream(
+  modelDir: string,
+  streamed: StreamedWeights,
+  partial: PartialRun,
+  stored: StoredBlocks,
+  calibDtype: CalibDtype,
+): BlockStream {
+  const model = streamed.model;
+  return {
+    from:
+      partial.done === 0
+        ? undefined
+        : {
+            block: partial.done,
+            inputs: (embedded) =>
+              partial.done < model.numBlocks
+                ? HeldActivations.fromStored(
+                    partial.inputs(),
+                    embedded.map((a) => a.ctx),
+                    calibDtype,
+                  )
+                : null,
+          },
+    load: (block) => streamed.load(block),
+    finished: async (f: FinishedBlock) => {
+      if (f.block !== partial.done) throw new Error(`block ${f.block} finished after ${partial.done} stored blocks`);
+      const t0 = performance.now();
+      const packed = [...f.layers].map(([name, q]) => [name, toPacked(q)] as const);
+      const t1 = performance.now();
+      const prefix = `${model.blockPrefix(f.block)}.`;
+      const own = new Map([...model.parameters()].filter(([name]) => name.startsWith(prefix)));
+      for (const t of own.values()) await moveTensor(t, null); // the norms and biases, back from the GPU
+      const skip = new Set(packed.map(([name]) => `${name}.weight`));
+      const tensors = tensorsInSourceDtypes(modelDir, own, resolveTensorName, skip);
+      for (const [name, w] of packed) tensors.push(...packedTensors(name, w));
+      const last = f.block === model.numBlocks - 1;
+      const inputs = f.next === null || last ? null : await f.next.stored();
+      const linears = Object.fromEntries([...f.layers].map(([name, q]) => [name, summaryOf(q)]));
+      partial.store(tensors, { linears: JSON.stringify(linears), transform: JSON.stringify(f.transform) }, inputs);
+      const report: BlockReport = {
+        block: f.block,
+        ...f.times,
+        pack_s: (t1 - t0) / 1000,
+        write_s: (performance.now() - t1) / 1000,
+      };
+      partial.count(report);
+      for (const [name, q] of Object.entries(linears)) stored.layers.set(name, q);
+      if (f.transform !== null) stored.transforms.push(f.transform);
+      stored.reports.push(report);
+      streamed.release(f.block);
+      testCrashAfter(partial.done);
+    },
+  };
+}
+
 /** Quantizes `modelDir` as `o` says and writes the packed checkpoint `outDir`. */
 export async function quantizeCheckpoint(
   modelDir: string,
@@ -224,39 +363,68 @@ export async function quantizeCheckpoint(
   o: QuantizeOptions,
   run: QuantizeCheckpointRun,
 ): Promise<QuantizeCheckpointResult> {
-  const model = loadModel(modelDir);
+  const streamed = new StreamedWeights(modelDir);
+  try {
+    return await quantizeStreamed(streamed, modelDir, outDir, o, run);
+  } finally {
+    streamed.close();
+  }
+}
+
+async function quantizeStreamed(
+  streamed: StreamedWeights,
+  modelDir: string,
+  outDir: string,
+  o: QuantizeOptions,
+  run: QuantizeCheckpointRun,
+): Promise<QuantizeCheckpointResult> {
+  const model = streamed.model;
   const config = model.config;
   const nOut = weakCounts(config, o.bits, quantMethod(o.method).weakColumns ? o.budget : null);
   checkLayers(model, nOut, o);
   const calibration = calibrationFor(modelDir, config, o, run.phases);
+  const gpu = run.gpu ?? null;
+  const calibDtype = run.calibDtype ?? 'fp32';
+  const windows = calibration?.windows ?? [];
+  const key = runKey(modelDir, { o, calibDtype, device: gpu === null ? 'cpu' : 'gpu' }, windows);
+  const partial = PartialRun.open(path.resolve(outDir), key, run.partial ?? 'restart');
+  const stored = storedBlocks(partial);
   const started = performance.now();
   const phase = run.phases?.start('quantize');
   const onProgress = (p: QuantProgress) => {
+    if (p.stage === 'quantize') run.onResident?.(p.block, streamed.resident());
     run.onProgress?.(p);
     phase?.update(p.done, p.total, quantStatus(p));
   };
-  const gpu = run.gpu ?? null;
-  if (gpu !== null) await model.toDevice(gpu);
-  const results = await quantizeModel(model, { ...o, nOut, windows: calibration?.windows ?? [], onProgress });
-  if (gpu !== null) await model.toDevice(null); // the packed file is written from the host
+  if (gpu !== null) await streamed.toDevice(gpu);
+  const stream = storingStream(modelDir, streamed, partial, stored, calibDtype);
+  await quantizeModel(model, { ...o, nOut, windows, calibDtype, onProgress, stream });
+  if (gpu !== null) await streamed.toDevice(null); // the packed file is written from the host
   const seconds = (performance.now() - started) / 1000;
   phase?.end(`${model.numBlocks} blocks (${o.method}, ${o.bits}-bit)`);
+  const weights = model.parameters();
   const embeddings =
-    o.embedBits === null
-      ? new Map<string, QuantizedColumns>()
-      : quantizeEmbeddings(model.parameters(), config, o.embedBits);
-  const packed = new Map([...results.layers, ...embeddings].map(([name, q]) => [name, toPacked(q)]));
-  const qc = writePackedCheckpoint(
-    path.resolve(outDir),
-    {
-      sourceDir: path.resolve(modelDir),
-      weights: model.parameters(),
-      storedName: resolveTensorName,
-      packed,
-      quantConfig: quantConfigOf(o, calibration, results, embeddings),
-    },
-    run.force,
-    run.writtenBy,
-  );
-  return { config: qc, nOut, seconds };
+    o.embedBits === null ? new Map<string, QuantizedColumns>() : quantizeEmbeddings(weights, config, o.embedBits);
+  const held = new Map(streamed.resident().map((name) => [name, weights.get(name)!]));
+  const parts = partial.tensors();
+  try {
+    const qc = writePackedCheckpoint(
+      path.resolve(outDir),
+      {
+        sourceDir: path.resolve(modelDir),
+        weights: held,
+        storedName: resolveTensorName,
+        packed: new Map([...embeddings].map(([name, q]) => [name, toPacked(q)])),
+        copied: parts.tensors,
+        parameters: [...weights.values()].reduce((n, t) => n + t.size, 0),
+        quantConfig: quantConfigOf(o, calibration, stored, embeddings),
+      },
+      run.force,
+      run.writtenBy,
+    );
+    partial.remove();
+    return { config: qc, nOut, seconds, blocks: stored.reports };
+  } finally {
+    parts.close();
+  }
 }

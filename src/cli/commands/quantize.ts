@@ -11,7 +11,12 @@ import { resolveModelPath } from '../../io/hf-cache.js';
 import { isPackedCheckpoint, type QuantConfig } from '../../io/packed-checkpoint.js';
 import type { AwqBlockRecord } from '../../quant/awq.js';
 import { methodNames, quantMethod } from '../../quant/methods.js';
-import { quantizeCheckpoint, type QuantizeCheckpointResult } from '../../quant/quantize-checkpoint.js';
+import {
+  quantizeCheckpoint,
+  type QuantizeCheckpointResult,
+  type QuantizeCheckpointRun,
+} from '../../quant/quantize-checkpoint.js';
+import type { CalibDtype } from '../../quant/linear-inputs.js';
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
 import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
 import { dataSetName } from '../../util/data-set-name.js';
@@ -28,6 +33,8 @@ interface QuantizeArgs {
   model: string;
   out: string;
   force: boolean;
+  resume: boolean;
+  calibDtype: CalibDtype;
   eval?: string;
   json: boolean;
   device: DeviceChoice;
@@ -36,7 +43,7 @@ interface QuantizeArgs {
 
 export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
   command: 'quantize',
-  describe: `Quantize a checkpoint (${methodNames().join(', ')}) and write a packed checkpoint`,
+  describe: `Quantize a checkpoint (${methodNames().join(', ')}) and write a packed checkpoint, one decoder block in memory at a time (gwq and owq --sensitivity fisher read the whole model for their gradient pass); each finished block is kept in <out>.partial/ until the checkpoint is written`,
   builder: (y: Argv) =>
     addDeviceOption(addSchemaFlags(y, quantizeShape, { method: methodNames() }))
       // AWQ's own spelling: --no-scale / --no-clip
@@ -51,7 +58,19 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option('force', {
         type: 'boolean',
         default: false,
-        describe: 'Replace an existing output directory written by this tool',
+        describe: "Replace an existing output directory written by this tool (and discard an interrupted run's blocks)",
+      })
+      .option('resume', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Continue an interrupted run from its last finished block (<out>.partial/; same model, options and calibration); the result is identical to an uninterrupted run',
+      })
+      .option('calib-dtype', {
+        choices: ['fp32', 'bf16'] as const,
+        default: 'fp32' as CalibDtype,
+        describe:
+          'Hold the calibration activations between blocks in fp32 or bf16 (half the memory; widened to fp32 for every forward and Hessian; host only)',
       })
       .option('eval', {
         type: 'string',
@@ -80,7 +99,11 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       args.device,
       (line) => terminal.log(line),
       async (gpu) => {
-        const result = await quantizeTo(model, out.dir, options, terminal, gpu);
+        const partial = args.resume ? 'resume' : args.force ? 'restart' : 'refuse';
+        const result = await quantizeTo(model, out.dir, options, terminal, gpu, {
+          partial,
+          calibDtype: args.calibDtype,
+        });
         out.finish();
         const ppl: Record<string, number> = {};
         if (args.eval !== undefined) {
@@ -94,7 +117,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         return { result, ppl };
       },
     );
-    report(args, result.config, result.nOut, result.seconds, ppl);
+    report(args, result, ppl);
   }),
 };
 
@@ -105,6 +128,7 @@ async function quantizeTo(
   options: QuantizeOptions,
   terminal: Terminal,
   gpu: GpuContext | null,
+  streaming: Pick<QuantizeCheckpointRun, 'partial' | 'calibDtype'>,
 ): Promise<QuantizeCheckpointResult> {
   try {
     return await quantizeCheckpoint(model, outDir, options, {
@@ -112,6 +136,7 @@ async function quantizeTo(
       writtenBy: 'wct quantize',
       phases: terminal,
       gpu,
+      ...streaming,
     });
   } catch (e) {
     // the library names its options as the recipe does; here they are flags
@@ -128,13 +153,8 @@ function evalTexts(list: string | undefined): string[] {
   return (list ?? '').split(',').filter((d) => d !== '');
 }
 
-function report(
-  args: QuantizeArgs,
-  qc: QuantConfig,
-  nOut: Map<string, number>,
-  seconds: number,
-  ppl: Record<string, number>,
-): void {
+function report(args: QuantizeArgs, result: QuantizeCheckpointResult, ppl: Record<string, number>): void {
+  const { config: qc, nOut, seconds } = result;
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   const summary = {
     out: args.out,
@@ -147,6 +167,9 @@ function report(
     avg_bits: qc.avg_bits,
     ...(qc.awq === undefined ? {} : { awq_alpha: awqAlphas(qc.awq) }),
     quant_seconds: seconds,
+    calib_dtype: args.calibDtype,
+    // per block: load_s, forward_s, hessian_s, transform_s, quantize_s, pack_s, write_s (src/quant/quantize-checkpoint.ts BlockReport)
+    blocks: result.blocks,
     peak_rss_mib: peakRssMiB,
     ppl,
   };

@@ -7,7 +7,7 @@
 import { bf16ToF32Array, f32ToBf16Array } from '../io/dtype.js';
 import type { LinearLayer } from '../models/linear.js';
 import type { BlockContext, CausalLM } from '../models/model.js';
-import { hostValues, keep, release, scoped } from '../tensor/device.js';
+import { hostValues, keep, onDeviceOf, release, scoped } from '../tensor/device.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** The inputs of a block, batch by batch ([B, T, C] each, with the context its forward needs). */
@@ -55,13 +55,19 @@ export class HeldActivations {
     );
   }
 
-  /** Batches read from a file (a resumed run) with the contexts of the same windows embedded afresh. */
-  static fromStored(stored: StoredBatch[], contexts: BlockContext[], dtype: CalibDtype): HeldActivations {
+  /**
+   * Batches read from a file (a resumed run), with the contexts of the same windows embedded afresh (`embedded`),
+   * on their device.
+   */
+  static fromStored(stored: StoredBatch[], embedded: Activations, dtype: CalibDtype): HeldActivations {
     return new HeldActivations(
       stored.map((s, j) => ({
-        ctx: contexts[j],
+        ctx: embedded[j].ctx,
         shape: s.shape,
-        h: s.dtype === 'F32' ? new Tensor(s.data as Float32Array, s.shape) : null,
+        h:
+          s.dtype === 'F32'
+            ? new Tensor(keep(onDeviceOf(embedded[j].h.storage, s.data as Float32Array)), s.shape)
+            : null,
         bits: s.dtype === 'BF16' ? (s.data as Uint16Array) : null,
       })),
       dtype,

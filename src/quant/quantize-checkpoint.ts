@@ -317,11 +317,7 @@ function storingStream(
             block: partial.done,
             inputs: (embedded) =>
               partial.done < model.numBlocks
-                ? HeldActivations.fromStored(
-                    partial.inputs(),
-                    embedded.map((a) => a.ctx),
-                    calibDtype,
-                  )
+                ? HeldActivations.fromStored(partial.inputs(), embedded, calibDtype)
                 : null,
           },
     load: (block) => streamed.load(block),

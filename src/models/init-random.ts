@@ -1,15 +1,24 @@
 /**
  * A checkpoint of a real model's shapes with random weights, in Hugging Face format: config.json from
  * configs/models/NAME.json (optionally with other sizes: layers, widths, heads; checked by parseConfig, so a
- * size the model code cannot run, such as an odd RoPE head_dim, is refused), model.safetensors with N(0, std²)
+ * size the model code cannot run, such as an odd RoPE head_dim, is refused), the weights with N(0, std²)
  * matrices and embeddings (std 0.02 by default, the HF initializer_range; larger values give a random model
  * whose predictions are far from uniform), norm weights 1 and biases 0, and the tokenizer files where the
  * project has them (GPT-2 BPE for OPT, TinyStories' tokenizer.json).
+ *
+ * The weights are made and written one tensor at a time, in chunks converted to the stored dtype as they are
+ * drawn, so memory holds one stored tensor (262 MB for llama-7b's embedding in F16), not the model. They go into
+ * model.safetensors, or shards of at most `shardBytes` with model.safetensors.index.json as save_pretrained
+ * writes them (src/io/checkpoint-shards.ts; the default 10 GB gives llama-7b's two shards). Each random tensor
+ * draws from its own place in the seed's one stream (Rng.skip), in the model's tensor order, so the values do
+ * not depend on the sharding or the order the files are written in.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeDirAtomic } from '../io/checkpoint-write.js';
-import { writeSafetensors } from '../io/safetensors.js';
+import { DEFAULT_SHARD_BYTES, writeShardedCheckpoint } from '../io/checkpoint-shards.js';
+import { f32ToBf16Array, f32ToF16Array } from '../io/dtype.js';
+import type { TensorToCopy } from '../io/safetensors-write.js';
 import { sharedDataDir } from '../io/text-data.js';
 import { numel } from '../tensor/tensor.js';
 import { expectedTensorShapes, headTensorNames } from './checkpoint-tensors.js';
@@ -56,7 +65,9 @@ export interface InitRandomOptions extends SizeOverrides {
   seed?: number;
   /** Standard deviation of the random matrices and embeddings (default 0.02). */
   initStd?: number;
-  dtype?: 'F32' | 'F16' | 'BF16';
+  dtype?: StoredDtype;
+  /** The largest shard in bytes (default 10 GB); a model that fits is written as one model.safetensors. */
+  shardBytes?: number;
   /** The command writing `out`, recorded in its marker (src/io/output-dir.ts). */
   writtenBy?: string;
 }
@@ -90,23 +101,49 @@ function applySizes(raw: Record<string, unknown>, like: Preset, sizes: SizeOverr
   return changes;
 }
 
-function gaussian(rng: Rng, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    // Box-Muller: two independent normals from two uniforms
+type StoredDtype = 'F32' | 'F16' | 'BF16';
+
+/** Elements drawn and converted at a time (even, so Box-Muller's pairs never straddle two chunks). */
+const CHUNK = 1 << 20;
+
+/** How one tensor is filled: zeros (biases), ones (norm weights) or N(0, std²) drawn from `state` on. */
+interface Fill {
+  kind: 'zeros' | 'ones' | 'gaussian';
+  state: number;
+}
+
+/** Draws `out.length` normals from rng (Box-Muller: two independent normals from two uniforms). */
+function gaussianInto(rng: Rng, out: Float32Array, std: number): void {
+  for (let i = 0; i < out.length; i += 2) {
     const r = Math.sqrt(-2 * Math.log(1 - rng.next())) * std;
     const theta = 2 * Math.PI * rng.next();
     out[i] = r * Math.cos(theta);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
+    if (i + 1 < out.length) out[i + 1] = r * Math.sin(theta);
   }
-  return out;
 }
 
-function initialValue(name: string, shape: number[], rng: Rng, std: number): Float32Array {
-  const n = numel(shape);
-  if (name.endsWith('.bias')) return new Float32Array(n);
-  if (shape.length === 1) return new Float32Array(n).fill(1); // norm weights
-  return gaussian(rng, n, std);
+/** The fill of each tensor, in order: a random one takes the next 2 ceil(n / 2) draws of the stream. */
+function planFills(shapes: [string, number[]][], seed: number): Fill[] {
+  const rng = new Rng(seed);
+  return shapes.map(([name, shape]) => {
+    if (name.endsWith('.bias')) return { kind: 'zeros', state: 0 };
+    if (shape.length === 1) return { kind: 'ones', state: 0 };
+    return { kind: 'gaussian', state: rng.skip(2 * Math.ceil(numel(shape) / 2)) };
+  });
+}
+
+/** The stored bytes of a tensor of n elements filled by `fill`, made chunk by chunk. */
+function storedValues(fill: Fill, n: number, dtype: StoredDtype, std: number): Uint8Array {
+  const out = dtype === 'F32' ? new Float32Array(n) : new Uint16Array(n);
+  const rng = new Rng(fill.state);
+  const chunk = new Float32Array(Math.min(CHUNK, n));
+  for (let at = 0; at < n; at += CHUNK) {
+    const part = chunk.subarray(0, Math.min(CHUNK, n - at));
+    if (fill.kind === 'gaussian') gaussianInto(rng, part, std);
+    else part.fill(fill.kind === 'ones' ? 1 : 0);
+    out.set(dtype === 'F32' ? part : dtype === 'F16' ? f32ToF16Array(part) : f32ToBf16Array(part), at);
+  }
+  return new Uint8Array(out.buffer);
 }
 
 /** Returns the files written. */
@@ -116,6 +153,7 @@ export function initRandom({
   seed = 0,
   dtype,
   initStd = DEFAULT_INIT_STD,
+  shardBytes = DEFAULT_SHARD_BYTES,
   writtenBy,
   ...sizes
 }: InitRandomOptions): string[] {
@@ -128,27 +166,33 @@ export function initRandom({
     `configs/models/${like}.json${changes.length > 0 ? ` with ${changes.join(', ')}` : ''}`,
   );
   const storeAs = dtype ?? (raw.torch_dtype === 'float32' ? 'F32' : raw.torch_dtype === 'bfloat16' ? 'BF16' : 'F16');
-  const rng = new Rng(seed);
-  const tensors = [...expectedTensorShapes(config)]
-    .filter(([name]) => !(name === headTensorNames(config).lmHead && config.tieWordEmbeddings))
-    .map(([name, shape]) => ({ name, dtype: storeAs, shape, data: initialValue(name, shape, rng, initStd) }));
-  const written = ['config.json', 'model.safetensors', ...TOKENIZER_FILES[like].map((rel) => path.basename(rel))];
-  writeDirAtomic(
+  const shapes = [...expectedTensorShapes(config)].filter(
+    ([name]) => !(name === headTensorNames(config).lmHead && config.tieWordEmbeddings),
+  );
+  const fills = planFills(shapes, seed);
+  const tensors: TensorToCopy[] = shapes.map(([name, shape], i) => ({
+    name,
+    dtype: storeAs,
+    shape,
+    read: () => storedValues(fills[i], numel(shape), storeAs, initStd),
+  }));
+  const written = writeDirAtomic(
     out,
     (tmp) => {
       fs.writeFileSync(
         path.join(tmp, 'config.json'),
         `${JSON.stringify({ ...raw, torch_dtype: dtypeName(storeAs) }, null, 2)}\n`,
       );
-      writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
+      const weights = writeShardedCheckpoint(tmp, tensors, shardBytes);
       for (const rel of TOKENIZER_FILES[like])
         fs.copyFileSync(path.join(sharedDataDir(), rel), path.join(tmp, path.basename(rel)));
+      return ['config.json', ...weights, ...TOKENIZER_FILES[like].map((rel) => path.basename(rel))];
     },
     writtenBy,
   );
   return written.map((f) => path.join(out, f));
 }
 
-function dtypeName(d: 'F32' | 'F16' | 'BF16'): string {
+function dtypeName(d: StoredDtype): string {
   return { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[d];
 }

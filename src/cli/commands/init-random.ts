@@ -1,6 +1,10 @@
-/** `wct init-random`: a Hugging Face checkpoint of a real model's shapes with random weights. */
+/**
+ * `wct init-random`: a Hugging Face checkpoint of a real model's shapes with random weights, written tensor by
+ * tensor (one model.safetensors, or shards of at most --shard-size with model.safetensors.index.json).
+ */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { PRESETS, initRandom, type Preset, type SizeOverrides } from '../../models/init-random.js';
+import { OptionError } from '../../errors.js';
 import { claimOutputDir } from '../../io/output-dir.js';
 import { SIZE_LIMITS } from '../../models/families/config-fields.js';
 import { addNumberOptions, checkNumberOptions, intOption, MAX_SEED, type NumberOption } from '../number-options.js';
@@ -12,7 +16,32 @@ interface InitRandomArgs extends SizeOverrides {
   seed: number;
   initStd?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
+  shardSize: string;
   force: boolean;
+}
+
+/** Size units as transformers' convert_file_size_to_int reads them: decimal KB/MB/GB, binary KiB/MiB/GiB. */
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+};
+
+/** `--shard-size` ("10GB", "500MiB", "4096") in bytes; anything else is an OptionError naming the flag. */
+export function parseShardSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m === null ? undefined : SIZE_UNITS[m[2].toUpperCase()];
+  const bytes = m === null || unit === undefined ? Number.NaN : Math.floor(Number(m[1]) * unit);
+  if (!(bytes >= 1 && Number.isSafeInteger(bytes)))
+    throw new OptionError(
+      '--shard-size',
+      `expected a size such as 10GB, 500MB, 2GiB or a byte count, got ${JSON.stringify(text)}`,
+    );
+  return bytes;
 }
 
 // the sizes have config.json's bounds (SIZE_LIMITS); the config they make is checked as a whole when parsed
@@ -58,6 +87,13 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
         choices: ['F32', 'F16', 'BF16'] as const,
         describe: 'Stored dtype (default: the real checkpoint’s)',
       })
+      .option('shard-size', {
+        type: 'string',
+        default: '10GB',
+        describe:
+          'Largest shard (KB/MB/GB decimal, KiB/MiB/GiB binary, or bytes): a bigger model is written as ' +
+          'model-0000i-of-0000n.safetensors with model.safetensors.index.json, as save_pretrained does (10GB: llama-7b in two shards)',
+      })
       .option('force', {
         type: 'boolean',
         default: false,
@@ -65,6 +101,7 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
       }) as unknown as Argv<InitRandomArgs>,
   handler: runHandler((args: ArgumentsCamelCase<InitRandomArgs>) => {
     checkNumberOptions(args, NUMBERS);
+    const shardBytes = parseShardSize(args.shardSize);
     const sizes: SizeOverrides = {
       layers: args.layers,
       hiddenSize: args.hiddenSize,
@@ -88,6 +125,7 @@ export const initRandomCommand: CommandModule<object, InitRandomArgs> = {
       seed: args.seed,
       initStd: args.initStd,
       dtype: args.dtype,
+      shardBytes,
       ...sizes,
     });
     out.finish();

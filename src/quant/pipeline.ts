@@ -105,6 +105,8 @@ export interface BlockStream {
   from?: { block: number; inputs: (contexts: Activations) => HeldActivations | null };
   /** Makes block i's weights resident, before its first forward. */
   load(block: number): Promise<void>;
+  /** Releases block i, read for the gradient pass of a resumed run but finished by the earlier run. */
+  release?(block: number): void;
   /** Takes a finished block (awaited before the next block starts). */
   finished(done: FinishedBlock): Promise<void>;
 }
@@ -399,6 +401,7 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
       run.progress.step(s, 'gradients', String(gradientSteps)),
     );
     run.found = pass.reduced;
+    for (let block = 0; block < first; block++) stream.release?.(block);
   }
   let acts = calibrated ? firstInputs(model, o, stream, calibDtype) : null;
   for (let block = first; block < model.numBlocks; block++) {

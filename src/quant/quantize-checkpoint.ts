@@ -321,6 +321,7 @@ function storingStream(
                 : null,
           },
     load: (block) => streamed.load(block),
+    release: (block) => streamed.release(block),
     finished: async (f: FinishedBlock) => {
       if (f.block !== partial.done) throw new Error(`block ${f.block} finished after ${partial.done} stored blocks`);
       const t0 = performance.now();

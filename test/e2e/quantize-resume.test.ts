@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { cliPath, expectFinalErrorLine, expectOneLineError, wct } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
+import { writeRandomWindows } from '../helpers/random-windows.js';
 
 let tmp: string;
 let model: string;
@@ -40,16 +41,8 @@ beforeAll(() => {
     model,
   ]);
   expect(r.status, r.stderr).toBe(0);
-  // 6 windows of 24 tokens, drawn from a fixed LCG (the calibration is part of the run's identity)
-  let x = 12345;
-  const windows = Array.from({ length: 6 }, () =>
-    Array.from({ length: 24 }, () => {
-      x = (x * 1103515245 + 12345) % 2147483648;
-      return x % 32000;
-    }),
-  );
-  tokens = path.join(tmp, 'calib.json');
-  fs.writeFileSync(tokens, JSON.stringify({ windows }));
+  // the calibration is part of the run's identity
+  tokens = writeRandomWindows(tmp, 6, 24, 32000, 12345);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

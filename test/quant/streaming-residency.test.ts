@@ -15,6 +15,7 @@ import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { quantizeCheckpoint } from '../../src/quant/quantize-checkpoint.js';
 import { quantizeOptions } from '../../src/recipe/quantize-options.js';
 import { wct } from '../helpers/cli.js';
+import { writeRandomWindows } from '../helpers/random-windows.js';
 
 const LAYERS = 4;
 let tmp: string;
@@ -54,15 +55,7 @@ beforeAll(() => {
   }
   src.close();
   fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: weightMap }));
-  let x = 7;
-  const windows = Array.from({ length: 4 }, () =>
-    Array.from({ length: 16 }, () => {
-      x = (x * 1103515245 + 12345) % 2147483648;
-      return x % 32000;
-    }),
-  );
-  tokens = path.join(tmp, 'calib.json');
-  fs.writeFileSync(tokens, JSON.stringify({ windows }));
+  tokens = writeRandomWindows(tmp, 4, 16, 32000, 7);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -101,8 +101,9 @@ export interface FinishedBlock {
 
 /** Where the pipeline's blocks come from and go to. */
 export interface BlockStream {
-  /** The first block to run and its inputs (null without calibration); absent: block 0 from the embeddings. */
-  from?: { block: number; inputs: (contexts: Activations) => HeldActivations | null };
+  /** The first block to run and its inputs (null without calibration), given the calibration windows embedded
+   * afresh (their contexts and device); absent: block 0 from the embeddings. */
+  from?: { block: number; inputs: (embedded: Activations) => HeldActivations | null };
   /** Makes block i's weights resident, before its first forward. */
   load(block: number): Promise<void>;
   /** Releases block i, read for the gradient pass of a resumed run but finished by the earlier run. */

@@ -18,6 +18,7 @@ import type { GpuContext } from '../gpu/array.js';
 import {
   PACKED_FORMAT,
   PACKED_VERSION,
+  packedTensors,
   writePackedCheckpoint,
   type PackedModelToWrite,
   type QuantConfig,
@@ -29,7 +30,6 @@ import type { CausalLM, ModelConfig } from '../models/model.js';
 import { StreamedWeights } from '../models/streamed-weights.js';
 import type { PackedBits } from '../native/packed.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { packedTensors } from '../io/packed-checkpoint.js';
 import { tensorsInSourceDtypes } from '../io/checkpoint-write.js';
 import type { Phases } from '../util/phases.js';
 import { concatenatedCalibration, readCalibrationTokens, sampleCalibration, type Calibration } from './calibration.js';

@@ -3,7 +3,7 @@
  * Hessian built on it (src/quant/hessian.ts) against H = (2/N) Σ X_n^T X_n written out here in float64.
  */
 import { describe, expect, it } from 'vitest';
-import type { SyrkDims } from '../../src/native/types.js';
+import { gemmDims, type SyrkDims } from '../../src/native/types.js';
 import { Hessian } from '../../src/quant/hessian.js';
 import { expectClose, native, rand32, ref, SIZES, type Tol } from './helpers.js';
 
@@ -53,19 +53,7 @@ describe('syrk', () => {
     const c = new Float32Array(n * n);
     ref.syrk(a, c, { n, k, alpha: 1, beta: 0 });
     const full = new Float32Array(n * n);
-    ref.gemm(a, a, full, {
-      batch: 1,
-      m: n,
-      n,
-      k,
-      transA: true,
-      transB: false,
-      alpha: 1,
-      beta: 0,
-      strideA: 0,
-      strideB: 0,
-      strideC: 0,
-    });
+    ref.gemm(a, a, full, gemmDims(n, n, k, { transA: true }));
     for (let i = 0; i < n; i++) for (let j = i; j < n; j++) expect(c[i * n + j]).toBe(full[i * n + j]);
   });
 

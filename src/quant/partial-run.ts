@@ -16,7 +16,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { OptionError } from '../errors.js';
+import { InputError, OptionError } from '../errors.js';
+import { readJsonObject } from '../io/json-file.js';
 import { openSafetensors, type SafetensorsFile } from '../io/safetensors-read.js';
 import { writeSafetensors, type TensorToCopy, type TensorToWrite } from '../io/safetensors-write.js';
 import { removeStaleTemps } from '../io/stale-temps.js';
@@ -63,6 +64,18 @@ interface State {
   blocks: object[];
 }
 
+/** Reads and checks state.json (one line naming the file and field when it is not what this module writes). */
+function readState(file: string): State {
+  const raw = readJsonObject(file);
+  if (typeof raw.key !== 'string') throw new InputError(file, 'key', 'expected the run key (a sha256 hex string)');
+  const done = raw.blocks_done;
+  if (!(Number.isInteger(done) && (done as number) >= 0))
+    throw new InputError(file, 'blocks_done', `expected a non-negative integer, got ${JSON.stringify(done)}`);
+  if (!Array.isArray(raw.blocks) || raw.blocks.length !== done)
+    throw new InputError(file, 'blocks', `expected the timings of the ${done} finished blocks`);
+  return raw as unknown as State;
+}
+
 export class PartialRun {
   private constructor(
     readonly dir: string,
@@ -87,7 +100,7 @@ export class PartialRun {
       );
     if (exists && mode === 'resume') {
       removeStaleTemps(dir);
-      const state = JSON.parse(fs.readFileSync(path.join(dir, STATE_FILE), 'utf8')) as State;
+      const state = readState(path.join(dir, STATE_FILE));
       if (state.key !== key)
         throw new OptionError(
           'resume',

@@ -3,7 +3,8 @@
  * the WCT_TEST_EXIT_AFTER_BLOCKS hook of src/quant/quantize-checkpoint.ts) once 2 blocks are stored leaves their
  * parts in `<out>.partial/`; a rerun without --resume refuses with one error line naming --resume and --force, a resume with
  * other options refuses in one line, and the resume finishes with a model.safetensors byte-identical (sha256) to an
- * uninterrupted run's, and removes the partial state. Also with --calib-dtype bf16, whose stored inputs are BF16.
+ * uninterrupted run's, and removes the partial state. Also with --calib-dtype bf16, whose stored inputs are BF16. A
+ * malformed partial state is refused in one line.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -123,4 +124,12 @@ describe.each([['fp32'], ['bf16']])('wct quantize --resume (--calib-dtype %s)', 
     expect(sha256(path.join(out, 'model.safetensors'))).toBe(sha256(path.join(whole, 'model.safetensors')));
     expect(fs.existsSync(partial)).toBe(false);
   }, 120_000);
+});
+
+it('a partial state that is not one this tool wrote is refused in one line naming the file and field', () => {
+  const out = path.join(tmp, 'corrupt');
+  fs.mkdirSync(`${out}.partial`);
+  fs.writeFileSync(path.join(`${out}.partial`, 'state.json'), JSON.stringify({ key: 'k', blocks_done: -1 }));
+  const r = wct(['quantize', '--model', model, '--method', 'rtn', '--wbits', '4', '--out', out, '--resume']);
+  expect(expectOneLineError(r)).toMatch(/corrupt\.partial\/state\.json: blocks_done: expected a non-negative integer/);
 });

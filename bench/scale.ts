@@ -215,6 +215,20 @@ function gptqRows(modelDir: string): Row[] {
   });
 }
 
+/**
+ * One block's native GPTQ (each shape's times the count of its linears) beside quantize's measured quantize_s per
+ * block: the difference is the method's work outside the sweep (OWQ's sensitivities and permutations).
+ */
+function blockGptqRows(split: Row[], quantize: Phase): Row[] {
+  const keys = ['total_s', 'params_s', 'hinv_s', 'sweep_s', 'update_s'];
+  const block: Row = { linears: 'one block (its linears, from the rows above)', 'rows x cols': '' };
+  for (const k of keys)
+    block[k] = split.reduce((n, r) => n + (r[k] as number) * String(r.linears).split(', ').length, 0);
+  const blocks = blocksOf(quantize);
+  const measured = blocks === null ? 'not reported' : meanBlock(blocks).quantize_s;
+  return [block, { linears: 'quantize_s per block in wct quantize (mean)', 'rows x cols': '', total_s: measured }];
+}
+
 /** quantize --json's per-block split (E's BlockReport), or null when this build does not report it. */
 type BlockSplit = Record<string, number>;
 
@@ -382,6 +396,7 @@ export async function runScaleBench(a: Args): Promise<string> {
   ]);
   const train = runNode(`wct ${a.steps} steps`, WCT_TRAIN, [writeRecipe(a, a.dir, packed), '--json']);
   const gptqSplit = gptqRows(modelDir);
+  gptqSplit.push(...blockGptqRows(gptqSplit, quantize));
   const preset = JSON.parse(fs.readFileSync(path.join(ROOT, 'configs/models', `${a.like}.json`), 'utf8'));
   const fullLayers = (preset as { num_hidden_layers: number }).num_hidden_layers;
   const m: Measured = {

@@ -102,11 +102,11 @@ const COLD_BYTES = 100 * 2 ** 20;
 
 /** Read bandwidth (GB/s) of every pool thread summing a 512 MiB buffer: the GEMV's ceiling, probed next to
  * each GEMV measurement so both see the same state of this shared machine. */
-function readBandwidth(): number {
+export function readBandwidth(): number {
   return packedBinding().benchReadBandwidth(2 ** 29, 2) / 1e9;
 }
 
-function median(v: number[]): number {
+export function median(v: number[]): number {
   const s = [...v].sort((p, q) => p - q);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }

@@ -10,7 +10,6 @@
  *  - the clipping norm's sum of squares over every gradient, native vs reference.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expectedTensorShapes, headTensorNames } from '../src/models/checkpoint-tensors.js';
@@ -22,7 +21,7 @@ import { numel } from '../src/tensor/tensor.js';
 import { packageRoot } from '../src/util/package-root.js';
 import { Rng } from '../src/util/rng.js';
 import { median, readBandwidth } from './packed.js';
-import { writeReport, type Row } from './report.js';
+import { hostMachine, writeReport, type Row } from './report.js';
 
 const ROUNDS = 5;
 /** Bytes AdamW moves per element: four fp32 arrays read, three written. */
@@ -138,20 +137,13 @@ function optimizerRows(sizes: number[]): { rows: Row[]; bandwidth: number } {
 
 /** Runs the optimizer benchmark and writes bench/results/optimizer.{json,md}; returns the markdown path. */
 export function runOptimizerBench(): string {
-  const native = loadNative();
   const sizes = opt125mSizes();
   process.stderr.write('bench: optimizer step\n');
   const { rows, bandwidth } = optimizerRows(sizes);
   const elements = sizes.reduce((s, n) => s + n, 0);
   return writeReport({
     name: 'optimizer',
-    machine: {
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      threads: native.threads(),
-      'cpu path': native.cpuPath(),
-      node: process.version,
-      'read bandwidth GB/s (median of the rounds)': bandwidth,
-    },
+    machine: { ...hostMachine(), 'read bandwidth GB/s (median of the rounds)': bandwidth },
     sections: [
       {
         title: `AdamW step over the opt-125m-shaped model's ${sizes.length} tensors (${(elements / 1e6).toFixed(1)}M elements; ${BYTES_PER_ELEMENT} bytes moved per element for AdamW, 4 for the norm), ${ROUNDS} interleaved rounds, medians; "of read BW" is the median of each round's ratio to the read bandwidth probed at its start`,

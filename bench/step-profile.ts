@@ -17,7 +17,7 @@ import { loadNative } from '../src/native/addon.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { AdamW, clipScale, gradNorm } from '../src/train/adamw.js';
 import { Rng } from '../src/util/rng.js';
-import { writeReport, type Row } from './report.js';
+import { hostMachine, writeReport, type Row } from './report.js';
 
 const SEQLEN = 512;
 const ITERS = 2;
@@ -163,7 +163,6 @@ async function profileRows(dir: string): Promise<{ phases: Row[]; kernels: Row[]
 
 /** Profiles the step and writes bench/results/step-profile.{json,md}; returns the markdown path. */
 export async function runStepProfile(): Promise<string> {
-  const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-step-profile-'));
   try {
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
@@ -171,12 +170,7 @@ export async function runStepProfile(): Promise<string> {
     const { phases, kernels, ops } = await profileRows(dir);
     return writeReport({
       name: 'step-profile',
-      machine: {
-        cpu: os.cpus()[0]?.model ?? 'unknown',
-        threads: native.threads(),
-        'cpu path': native.cpuPath(),
-        node: process.version,
-      },
+      machine: hostMachine(),
       sections: [
         {
           title: `Training step phases, opt-125m-shaped, every weight trainable, 1 x ${SEQLEN}, mean of ${ITERS}`,

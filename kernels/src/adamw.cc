@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
@@ -55,13 +56,25 @@ WCT_MULTIVERSION(double, sum_squares_run, (const float* x, int64_t n), (x, n))
 
 #pragma GCC pop_options
 
-void wct_adamw(float* theta, const float* g, float* m, float* v, wct_i64 n, const wct_adamw_params* p) {
-  const int64_t chunks = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (n >= WCT_PAR_MIN)
-  for (int64_t c = 0; c < chunks; c++) {
-    const int64_t o = c * CHUNK;
-    adamw_run(theta + o, g + o, m + o, v + o, std::min(CHUNK, n - o), p);
+void wct_adamw_many(const wct_adamw_tensor* tensors, wct_i64 count, const wct_adamw_params* p) {
+  std::vector<std::pair<int64_t, int64_t>> work;  // (tensor, first element) of every chunk
+  int64_t total = 0;
+  for (int64_t i = 0; i < count; i++) {
+    for (int64_t o = 0; o < tensors[i].n; o += CHUNK) work.emplace_back(i, o);
+    total += tensors[i].n;
   }
+  const int64_t chunks = int64_t(work.size());
+#pragma omp parallel for schedule(static) if (total >= WCT_PAR_MIN)
+  for (int64_t c = 0; c < chunks; c++) {
+    const wct_adamw_tensor& t = tensors[work[size_t(c)].first];
+    const int64_t o = work[size_t(c)].second;
+    adamw_run(t.theta + o, t.g + o, t.m + o, t.v + o, std::min(CHUNK, t.n - o), p);
+  }
+}
+
+void wct_adamw(float* theta, const float* g, float* m, float* v, wct_i64 n, const wct_adamw_params* p) {
+  const wct_adamw_tensor t = {theta, g, m, v, n};
+  wct_adamw_many(&t, 1, p);
 }
 
 double wct_sum_squares(const float* x, wct_i64 n) {

@@ -63,6 +63,8 @@ function wrap(raw: KernelBinding): NativeAddon {
     },
     adamw: (theta, g, m, v, p) =>
       raw.adamw(theta, g, m, v, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.c1, p.c2, p.gradScale),
+    adamwMany: (thetas, gs, ms, vs, p) =>
+      raw.adamwMany(thetas, gs, ms, vs, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.c1, p.c2, p.gradScale),
     // Memory-bound loops with no native version: the reference's, on Float32Array.
     broadcastScalar: referenceKernels.broadcastScalar,
     fill: referenceKernels.fill,

@@ -122,6 +122,21 @@ export interface KernelBinding {
     c2: number,
     gradScale: number,
   ): void;
+  /** adamw on every (thetas[i], gs[i], ms[i], vs[i]) in one parallel region. */
+  adamwMany(
+    thetas: F[],
+    gs: F[],
+    ms: F[],
+    vs: F[],
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    c1: number,
+    c2: number,
+    gradScale: number,
+  ): void;
   /** Σ x[i]² in double, in an order fixed by x's length (not by the thread count). */
   sumSquares(x: F): number;
   bf16Native(): boolean;

@@ -8,21 +8,22 @@
  * arrays before use, so the Float32 outputs use the same rounded statistics the backward will see,
  * as the native kernels do. Buffer sizes and ids are validated with the same messages as the addon.
  */
-import type {
-  AdamWStepParams,
-  AttentionDims,
-  BinaryOp,
-  BroadcastDims,
-  CrossEntropyDims,
-  DropoutDraw,
-  EmbeddingDims,
-  FloatArray,
-  GemmDims,
-  Kernels,
-  NormDims,
-  RopeDims,
-  RowDims,
-  UnaryOp,
+import {
+  type AdamWStepParams,
+  eachAdamwTensor,
+  type AttentionDims,
+  type BinaryOp,
+  type BroadcastDims,
+  type CrossEntropyDims,
+  type DropoutDraw,
+  type EmbeddingDims,
+  type FloatArray,
+  type GemmDims,
+  type Kernels,
+  type NormDims,
+  type RopeDims,
+  type RowDims,
+  type UnaryOp,
 } from './types.js';
 import { counterOf, mix32 } from '../util/rng.js';
 
@@ -271,6 +272,10 @@ export const referenceKernels: Kernels = {
       v[j] = beta2 * v[j] + (1 - beta2) * gj * gj;
       theta[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + eps);
     }
+  },
+
+  adamwMany(thetas, gs, ms, vs, p) {
+    eachAdamwTensor('adamwMany', thetas, gs, ms, vs, (theta, g, m, v) => referenceKernels.adamw(theta, g, m, v, p));
   },
 
   unaryForward(op, x, out) {

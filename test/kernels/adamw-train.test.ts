@@ -1,6 +1,6 @@
 /**
  * A few full-parameter training steps of TinyStories-656K through the trainer (src/train/trainer.ts: the clipping
- * norm's sumSquaresInto over every gradient, then one adamw per parameter), once on the native optimizer kernels
+ * norm's sumSquaresInto over every gradient, then one adamwMany over them all), once on the native optimizer kernels
  * and once with those two swapped for the TypeScript reference: the same losses, gradient norms and final weights,
  * bit for bit, with clipping engaged and weight decay on.
  */
@@ -62,7 +62,7 @@ describe('trainer on the native optimizer', () => {
   it('gives the reference optimizer its losses, norms and weights, bit for bit', async () => {
     const nativeRun = await trainTiny(path.join(tmp, 'native'));
     const spies = [
-      vi.spyOn(native, 'adamw').mockImplementation(ref.adamw),
+      vi.spyOn(native, 'adamwMany').mockImplementation(ref.adamwMany),
       vi.spyOn(native, 'sumSquaresInto').mockImplementation(ref.sumSquaresInto),
     ];
     const refRun = await trainTiny(path.join(tmp, 'reference'));

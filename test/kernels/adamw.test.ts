@@ -1,8 +1,9 @@
 /**
  * The native optimizer kernels (kernels/src/adamw.cc) against the reference (src/native/ref.ts): the fused
  * AdamW update bit for bit (same float operations in the same order) on odd sizes, with and without weight
- * decay and clipping, over several steps, at one and two threads; the clipping norm's sum of squares against a
- * compensated sum written here, and bit-identical at one and two threads.
+ * decay and clipping, over several steps, at one and two threads, one tensor per call and many (the trainer's
+ * adamwMany); the clipping norm's sum of squares against a compensated sum written here, and bit-identical at
+ * one and two threads.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AdamWStepParams } from '../../src/native/types.js';
@@ -82,6 +83,49 @@ describe('native adamw', () => {
         stepParams(1, 0, 1),
       ),
     ).toThrow(/adamw: m has 7 elements, needs at least 8/);
+  });
+});
+
+describe('native adamwMany', () => {
+  const sizes = [1, 7, 0, 1000003, 768];
+  /** STEPS multi-tensor updates of seeded parameters, each checked against the reference's single-tensor adamw. */
+  function runMany(weightDecay: number, gradScale: number): State[] {
+    const states = sizes.map((n, i) => ({ theta: rand32(n, 11 + i), m: new Float32Array(n), v: new Float32Array(n) }));
+    for (let t = 1; t <= STEPS; t++) {
+      const gs = sizes.map((n, i) => rand32(n, 100 * t + i, -3, 3));
+      const pick = (k: keyof State) => states.map((s) => s[k]);
+      native.adamwMany(pick('theta'), gs, pick('m'), pick('v'), stepParams(t, weightDecay, gradScale));
+    }
+    return states;
+  }
+  function runEach(weightDecay: number, gradScale: number): State[] {
+    const states = sizes.map((n, i) => ({ theta: rand32(n, 11 + i), m: new Float32Array(n), v: new Float32Array(n) }));
+    for (let t = 1; t <= STEPS; t++)
+      states.forEach((s, i) =>
+        ref.adamw(s.theta, rand32(sizes[i], 100 * t + i, -3, 3), s.m, s.v, stepParams(t, weightDecay, gradScale)),
+      );
+    return states;
+  }
+
+  it(`sizes ${sizes}: the reference's bits tensor by tensor, at 1 and 2 threads`, () => {
+    const want = runEach(0.1, 0.3721);
+    for (const threads of [1, 2]) {
+      native.setThreads(threads);
+      runMany(0.1, 0.3721).forEach((s, i) => expectSameBits(s, want[i], `${threads} threads, tensor ${i}`));
+    }
+  });
+
+  it('names a list of the wrong length and a short entry, as the reference does', () => {
+    const f = (n: number) => new Float32Array(n);
+    const p = stepParams(1, 0, 1);
+    for (const k of [native, ref]) {
+      expect(() => k.adamwMany([f(3), f(7)], [f(3)], [f(3), f(7)], [f(3), f(7)], p)).toThrow(
+        /adamwMany: gs has 1 entries, expected 2/,
+      );
+    }
+    expect(() => native.adamwMany([f(3), f(7)], [f(3), f(7)], [f(3), f(6)], [f(3), f(7)], p)).toThrow(
+      /adamwMany: ms\[1\] has 6 elements, needs at least 7/,
+    );
   });
 });
 

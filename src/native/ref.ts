@@ -8,23 +8,23 @@
  * arrays before use, so the Float32 outputs use the same rounded statistics the backward will see,
  * as the native kernels do. Buffer sizes and ids are validated with the same messages as the addon.
  */
-import {
-  type AdamWStepParams,
-  eachAdamwTensor,
-  type AttentionDims,
-  type BinaryOp,
-  type BroadcastDims,
-  type CrossEntropyDims,
-  type DropoutDraw,
-  type EmbeddingDims,
-  type FloatArray,
-  type GemmDims,
-  type Kernels,
-  type NormDims,
-  type RopeDims,
-  type RowDims,
-  type UnaryOp,
+import type {
+  AdamWStepParams,
+  AttentionDims,
+  BinaryOp,
+  BroadcastDims,
+  CrossEntropyDims,
+  DropoutDraw,
+  EmbeddingDims,
+  FloatArray,
+  GemmDims,
+  Kernels,
+  NormDims,
+  RopeDims,
+  RowDims,
+  UnaryOp,
 } from './types.js';
+import { eachAdamwTensor } from './types.js';
 import { counterOf, mix32 } from '../util/rng.js';
 
 type Indexable = FloatArray | Int32Array | Uint8Array;

@@ -6,8 +6,10 @@
       "target_name": "wct_native",
       "sources": [
         "kernels/napi/addon.cc",
+        "kernels/napi/optim.cc",
         "kernels/napi/packed.cc",
         "kernels/napi/quant.cc",
+        "kernels/src/adamw.cc",
         "kernels/src/attention.cc",
         "kernels/src/cross_entropy.cc",
         "kernels/src/dispatch.cc",

@@ -14,7 +14,6 @@
  * Standalone: `npm run build && node dist/bench/packed.js`.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { loadNative } from '../src/native/addon.js';
 import {
@@ -26,7 +25,7 @@ import {
   type PackedWeight,
 } from '../src/native/packed.js';
 import { Rng } from '../src/util/rng.js';
-import { writeReport, type Row } from './report.js';
+import { hostMachine, writeReport, type Row } from './report.js';
 
 const SHAPES: [string, number, number][] = [
   ['opt-125m', 768, 768],
@@ -102,11 +101,11 @@ const COLD_BYTES = 100 * 2 ** 20;
 
 /** Read bandwidth (GB/s) of every pool thread summing a 512 MiB buffer: the GEMV's ceiling, probed next to
  * each GEMV measurement so both see the same state of this shared machine. */
-function readBandwidth(): number {
+export function readBandwidth(): number {
   return packedBinding().benchReadBandwidth(2 ** 29, 2) / 1e9;
 }
 
-function median(v: number[]): number {
+export function median(v: number[]): number {
   const s = [...v].sort((p, q) => p - q);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
@@ -380,12 +379,7 @@ export function runPackedBench(): string {
   const outliers = outlierRows(rng);
   const { md } = writeReport({
     name: 'packed',
-    machine: {
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      threads: native.threads(),
-      'cpu path': native.cpuPath(),
-      node: process.version,
-    },
+    machine: hostMachine(),
     sections: [
       {
         title: 'Read bandwidth (1 GiB buffer, summed by every thread)',

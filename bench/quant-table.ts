@@ -8,7 +8,6 @@
  */
 import { NO_GRADIENTS } from '../src/quant/methods.js';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { evaluateData } from '../src/eval/evaluate-data.js';
@@ -16,12 +15,11 @@ import { readConfig } from '../src/models/families/registry.js';
 import { sharedDataDir } from '../src/io/text-data.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadModel } from '../src/models/load.js';
-import { loadNative } from '../src/native/addon.js';
 import { NO_AWQ } from '../src/quant/awq.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';
 import { quantizeModel } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
-import { writeReport, type Row } from './report.js';
+import { hostMachine, writeReport, type Row } from './report.js';
 
 /** The reference's damping, and the perturbed dampings shown for the true-sequential row. */
 const PERCDAMP = 0.01;
@@ -73,7 +71,6 @@ function settings(label: string): {
 }
 
 export async function runQuantTable(): Promise<string> {
-  const native = loadNative();
   const modelDir = path.join(sharedDataDir(), 'models/tinystories-656k');
   const config = readConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
@@ -123,12 +120,7 @@ export async function runQuantTable(): Promise<string> {
   }
   return writeReport({
     name: 'quant-table',
-    machine: {
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      threads: native.threads(),
-      'cpu path': native.cpuPath(),
-      node: process.version,
-    },
+    machine: hostMachine(),
     sections: [
       {
         title: 'TinyStories-656K reference quantization table: ours vs the reference implementations (perplexity)',

@@ -18,7 +18,6 @@ import { generate } from '../src/models/generate.js';
 import { initRandom } from '../src/models/init-random.js';
 import { loadModel } from '../src/models/load.js';
 import type { CausalLM } from '../src/models/model.js';
-import { loadNative } from '../src/native/addon.js';
 import { AWQ_GRID, NO_AWQ } from '../src/quant/awq.js';
 import { readCalibrationTokens, sampleCalibration } from '../src/quant/calibration.js';
 import { quantizeCheckpoint } from '../src/quant/quantize-checkpoint.js';
@@ -26,7 +25,7 @@ import { quantizeOptions } from '../src/recipe/quantize-options.js';
 import { quantizeModel, type ModelQuantizeOptions } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { sharedDataDir } from '../src/io/text-data.js';
-import { writeReport, type Row } from './report.js';
+import { hostMachine, writeReport, type Row } from './report.js';
 
 interface Job {
   label: string;
@@ -182,7 +181,6 @@ async function decodeRows(opt125m: string): Promise<Row[]> {
 
 /** Runs the quantization benchmarks and writes bench/results/quant.{json,md}; returns the markdown path. */
 export async function runQuantBench(): Promise<string> {
-  const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-quant-'));
   try {
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
@@ -193,12 +191,7 @@ export async function runQuantBench(): Promise<string> {
     const awq = await awqRows();
     return writeReport({
       name: 'quant',
-      machine: {
-        cpu: os.cpus()[0]?.model ?? 'unknown',
-        threads: native.threads(),
-        'cpu path': native.cpuPath(),
-        node: process.version,
-      },
+      machine: hostMachine(),
       sections: [
         { title: 'Decode (greedy, KV cache, batch 1): fp32 vs packed', rows: decode },
         { title: 'Quantization wall time (block pipeline, this machine)', rows: times },

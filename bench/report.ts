@@ -1,6 +1,8 @@
 /** Writes a benchmark report as bench/results/NAME.json and NAME.md (a markdown table per section). */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { loadNative } from '../src/native/addon.js';
 import { packageRoot } from '../src/util/package-root.js';
 
 export type Row = Record<string, string | number>;
@@ -9,6 +11,17 @@ export interface Report {
   name: string;
   machine: Record<string, string | number>;
   sections: { title: string; rows: Row[] }[];
+}
+
+/** The machine lines of a CPU report: the CPU, the pool's threads, the ISA path of the kernels, node's version. */
+export function hostMachine(): Record<string, string | number> {
+  const native = loadNative();
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    threads: native.threads(),
+    'cpu path': native.cpuPath(),
+    node: process.version,
+  };
 }
 
 function table(rows: Row[]): string {

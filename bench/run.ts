@@ -7,8 +7,8 @@
  *  - a full forward+backward step (every weight trainable) of the same model;
  *  - tokenizing WikiText-2's test split with TinyStories-656K's tokenizer (tokens/s);
  *  - the packed kernels (bench/packed.ts), quantization (bench/quant.ts), the WCT training step
- *    (bench/train.ts) and decode speed against --threads and a competing process (bench/threads.ts), each in its
- *    own report.
+ *    (bench/train.ts), the AdamW step over 125M parameters (bench/optimizer.ts) and decode speed against
+ *    --threads and a competing process (bench/threads.ts), each in its own report.
  * `npm run bench -- --device gpu` runs the WebGPU bench instead (bench/gpu.ts: the adapter's copy bandwidth, dense
  * and packed GEMM/GEMV, each beside the CPU path in the same run); `--device cpu` is the default.
  */
@@ -25,6 +25,7 @@ import { loadNative } from '../src/native/addon.js';
 import { gemmDims, type AttentionDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
 import { runGpuBench } from './gpu.js';
+import { runOptimizerBench } from './optimizer.js';
 import { runPackedBench } from './packed.js';
 import { runQuantBench } from './quant.js';
 import { runThreadsBench } from './threads.js';
@@ -175,6 +176,7 @@ async function main(): Promise<void> {
     process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(await runQuantBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runTrainBench(), 'utf8'));
+    process.stdout.write(fs.readFileSync(runOptimizerBench(), 'utf8'));
     process.stdout.write(fs.readFileSync(runThreadsBench(), 'utf8'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -12,12 +12,11 @@ import { backward, crossEntropy, zeroGrad } from '../src/autograd/index.js';
 import { shiftedTargets } from '../src/eval/perplexity.js';
 import { initRandom } from '../src/models/init-random.js';
 import { loadModel } from '../src/models/load.js';
-import { loadNative } from '../src/native/addon.js';
 import { AdamW } from '../src/train/adamw.js';
 import { weakParameters } from '../src/train/wct.js';
 import { Rng } from '../src/util/rng.js';
 import { packEveryLinear } from './pack-every-linear.js';
-import { writeReport, type Row } from './report.js';
+import { hostMachine, writeReport, type Row } from './report.js';
 
 const BITS = 3;
 const WEAK = 8;
@@ -57,19 +56,13 @@ function stepRows(dir: string): Row[] {
 
 /** Runs the training-step benchmark and writes bench/results/train.{json,md}; returns the markdown path. */
 export function runTrainBench(): string {
-  const native = loadNative();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-train-'));
   try {
     initRandom({ like: 'opt-125m', out: dir, seed: 0 });
     process.stderr.write('bench: WCT training step\n');
     return writeReport({
       name: 'train',
-      machine: {
-        cpu: os.cpus()[0]?.model ?? 'unknown',
-        threads: native.threads(),
-        'cpu path': native.cpuPath(),
-        node: process.version,
-      },
+      machine: hostMachine(),
       sections: [
         { title: 'Weak Column Tuning step (forward + backward through packed weights + AdamW)', rows: stepRows(dir) },
       ],

@@ -498,6 +498,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (const auto& f : fns) exports.Set(f.first, Napi::Function::New(env, f.second, f.first));
   wct_napi::register_packed(env, exports);
   wct_napi::register_quant(env, exports);
+  wct_napi::register_optim(env, exports);
   return exports;
 }
 

@@ -63,6 +63,29 @@ class Args {
   const uint8_t* u8(size_t i, const char* name, int64_t need) const {
     return typed<uint8_t>(i, name, need, napi_uint8_array, "Uint8Array");
   }
+  // A JS array of `count` elements (count < 0: any length); returns it.
+  Napi::Array list(size_t i, const char* name, int64_t count) const {
+    if (!info_[i].IsArray()) type_error(std::string(name) + " must be an array, got " + describe(info_[i]));
+    Napi::Array a = info_[i].As<Napi::Array>();
+    if (count >= 0 && int64_t(a.Length()) != count) {
+      range_error(std::string(name) + " has " + std::to_string(a.Length()) + " entries, expected " +
+                  std::to_string(count));
+    }
+    return a;
+  }
+  // Entry k of the array `list` (argument `name`), a Float32Array holding at least `need` elements.
+  float* f32_entry(const Napi::Array& list, uint32_t k, const char* name, int64_t need) const {
+    return typed<float>(list.Get(k), std::string(name) + "[" + std::to_string(k) + "]", need, napi_float32_array,
+                        "Float32Array");
+  }
+  // The element count of entry k of `list`, which must be a typed array.
+  int64_t entry_length(const Napi::Array& list, uint32_t k, const char* name) const {
+    Value v = list.Get(k);
+    if (!v.IsTypedArray()) {
+      type_error(std::string(name) + "[" + std::to_string(k) + "] must be a typed array, got " + describe(v));
+    }
+    return int64_t(v.As<Napi::TypedArray>().ElementLength());
+  }
   bool is_null(size_t i) const { return info_[i].IsNull() || info_[i].IsUndefined(); }
   size_t length(size_t i, const char* name) const {
     if (!info_[i].IsTypedArray()) type_error(std::string(name) + " must be a typed array, got " + describe(info_[i]));
@@ -102,13 +125,16 @@ class Args {
  private:
   template <class T>
   T* typed(size_t i, const char* name, int64_t need, napi_typedarray_type type, const char* type_name) const {
-    Value v = info_[i];
+    return typed<T>(info_[i], name, need, type, type_name);
+  }
+  template <class T>
+  T* typed(Value v, const std::string& name, int64_t need, napi_typedarray_type type, const char* type_name) const {
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-      type_error(std::string(name) + " must be a " + type_name + ", got " + describe(v));
+      type_error(name + " must be a " + type_name + ", got " + describe(v));
     }
     Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
     if (int64_t(a.ElementLength()) < need) {
-      range_error(std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, needs at least " +
+      range_error(name + " has " + std::to_string(a.ElementLength()) + " elements, needs at least " +
                   std::to_string(need));
     }
     return a.Data();

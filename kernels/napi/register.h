@@ -9,5 +9,7 @@ namespace wct_napi {
 void register_packed(Napi::Env env, Napi::Object exports);
 // quant.cc: quantizer inner loops (min-max / clipping-search parameters, GPTQ column sweep).
 void register_quant(Napi::Env env, Napi::Object exports);
+// optim.cc: the optimizer kernels (fused AdamW, the sum of squares of gradient clipping).
+void register_optim(Napi::Env env, Napi::Object exports);
 
 }  // namespace wct_napi

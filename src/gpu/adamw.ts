@@ -7,7 +7,7 @@
  * The scalars that lose precision in f32 are formed on the host in double and rounded once: 1 - β1, 1 - β2
  * (1 - 0.999 computed in f32 from the rounded β2 is 1.3e-5 relative off) and lr·λ.
  */
-import type { AdamWStepParams, Kernels } from '../native/types.js';
+import { type AdamWStepParams, eachAdamwTensor, type Kernels } from '../native/types.js';
 import type { GpuArray } from './array.js';
 import { f32, need } from './dispatch.js';
 import { pointwise, runPointwise } from './pointwise.js';
@@ -55,4 +55,15 @@ export function adamw(theta: GpuArray, g: GpuArray, m: GpuArray, v: GpuArray, p:
   );
 }
 
-export const adamwKernels = { adamw } satisfies Partial<Kernels<GpuArray>>;
+/** adamw on each parameter in turn (one dispatch each, all on one queue). */
+export function adamwMany(
+  thetas: GpuArray[],
+  gs: GpuArray[],
+  ms: GpuArray[],
+  vs: GpuArray[],
+  p: AdamWStepParams,
+): void {
+  eachAdamwTensor('adamwMany', thetas, gs, ms, vs, (theta, g, m, v) => adamw(theta, g, m, v, p));
+}
+
+export const adamwKernels = { adamw, adamwMany } satisfies Partial<Kernels<GpuArray>>;

@@ -58,14 +58,20 @@ function wrap(raw: KernelBinding): NativeAddon {
       if (out.length < 1) throw new RangeError('sumInto: out has 0 elements, needs at least 1');
       out[0] = raw.sumAll(x) * scale;
     },
+    sumSquaresInto: (x, out) => {
+      if (out.length < 1) throw new RangeError('sumSquaresInto: out has 0 elements, needs at least 1');
+      out[0] += raw.sumSquares(x);
+    },
+    adamw: (theta, g, m, v, p) =>
+      raw.adamw(theta, g, m, v, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.c1, p.c2, p.gradScale),
+    adamwMany: (thetas, gs, ms, vs, p) =>
+      raw.adamwMany(thetas, gs, ms, vs, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.c1, p.c2, p.gradScale),
     // Memory-bound loops with no native version: the reference's, on Float32Array.
-    sumSquaresInto: referenceKernels.sumSquaresInto,
     broadcastScalar: referenceKernels.broadcastScalar,
     fill: referenceKernels.fill,
     copy: referenceKernels.copy,
     accumulate: referenceKernels.accumulate,
     scaleBy: referenceKernels.scaleBy,
-    adamw: referenceKernels.adamw,
     unaryForward: (op, x, out) => raw.unaryForward(opCode(UNARY_OPS, op, 'unaryForward'), x, out),
     unaryBackward: (op, x, dy, dx) => raw.unaryBackward(opCode(UNARY_OPS, op, 'unaryBackward'), x, dy, dx),
     rmsnormForward: (x, w, out, rstd, d) => raw.rmsnormForward(x, w, out, rstd, d.rows, d.cols, d.eps),
@@ -118,8 +124,8 @@ let rawModule: AddonBinding | null = null;
 let cached: NativeAddon | null = null;
 
 /**
- * The addon module as node loads it (every binding family: addon.cc, packed.cc, quant.cc), loaded once;
- * throws an Error saying what to run when it cannot. Typed views: loadNative(), packedBinding(), quantBinding().
+ * The addon module as node loads it (every binding family: addon.cc, optim.cc, packed.cc, quant.cc), loaded
+ * once; throws an Error saying what to run when it cannot. Typed views: loadNative(), packedBinding(), quantBinding().
  */
 export function loadAddonModule(): AddonBinding {
   if (rawModule !== null) return rawModule;

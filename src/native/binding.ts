@@ -1,8 +1,8 @@
 /**
  * The whole native addon (build/Release/wct_native.node) as one typed contract: every function each binding
- * family exports (kernels/napi/addon.cc, packed.cc, quant.cc), with its positional arguments. Only typed arrays
- * and numbers cross; every buffer is validated in C++ (a bad call throws TypeError / RangeError naming the
- * function and the argument). The loader is ./addon.ts; the typed wrappers are ./addon.ts (kernels),
+ * family exports (kernels/napi/addon.cc, optim.cc, packed.cc, quant.cc), with its positional arguments. Only
+ * typed arrays and numbers cross; every buffer is validated in C++ (a bad call throws TypeError / RangeError
+ * naming the function and the argument). The loader is ./addon.ts; the typed wrappers are ./addon.ts (kernels),
  * ./packed.ts (packed weights) and src/quant/quantizer.ts, src/quant/gptq.ts (quantizers).
  */
 import type { FloatArray } from './types.js';
@@ -27,7 +27,7 @@ type GemmArgs = [
   strideC: number,
 ];
 
-/** The kernels exported by kernels/napi/addon.cc (argument order as in its comments). */
+/** The kernels exported by kernels/napi/addon.cc and optim.cc (argument order as in their comments). */
 export interface KernelBinding {
   gemm(...args: GemmArgs): void;
   gemmBf16(...args: GemmArgs): void;
@@ -109,6 +109,38 @@ export interface KernelBinding {
   embeddingForward(table: F, ids: Int32Array, out: F, rows: number, dim: number, vocab: number): void;
   embeddingBackward(dy: F, ids: Int32Array, dTable: F, rows: number, dim: number, vocab: number): void;
   dropout(x: F, mask: Uint8Array, scale: number, out: F): void;
+  /** kernels/napi/optim.cc: the fused AdamW update (AdamWStepParams in order), bit-identical to the reference's. */
+  adamw(
+    theta: F,
+    g: F,
+    m: F,
+    v: F,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    c1: number,
+    c2: number,
+    gradScale: number,
+  ): void;
+  /** adamw on every (thetas[i], gs[i], ms[i], vs[i]) in one parallel region. */
+  adamwMany(
+    thetas: F[],
+    gs: F[],
+    ms: F[],
+    vs: F[],
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    c1: number,
+    c2: number,
+    gradScale: number,
+  ): void;
+  /** Σ x[i]² in double, in an order fixed by x's length (not by the thread count). */
+  sumSquares(x: F): number;
   bf16Native(): boolean;
   benchSgemmDirect(m: number, n: number, k: number, iters: number): number;
   threads(): number;

@@ -25,6 +25,7 @@ import type {
   SyrkDims,
   UnaryOp,
 } from './types.js';
+import { eachAdamwTensor } from './types.js';
 import { counterOf, mix32 } from '../util/rng.js';
 
 type Indexable = FloatArray | Int32Array | Uint8Array;
@@ -285,6 +286,10 @@ export const referenceKernels: Kernels = {
       v[j] = beta2 * v[j] + (1 - beta2) * gj * gj;
       theta[j] -= (lr * (m[j] / c1)) / (Math.sqrt(v[j] / c2) + eps);
     }
+  },
+
+  adamwMany(thetas, gs, ms, vs, p) {
+    eachAdamwTensor('adamwMany', thetas, gs, ms, vs, (theta, g, m, v) => referenceKernels.adamw(theta, g, m, v, p));
   },
 
   unaryForward(op, x, out) {

@@ -145,6 +145,28 @@ export interface AdamWStepParams {
   gradScale: number;
 }
 
+/**
+ * Calls `f` on each parameter of an `adamwMany` call in turn, after checking that the four lists are equally
+ * long (a RangeError naming `kernel` otherwise): the per-tensor fallback of a backend with no multi-tensor kernel.
+ */
+export function eachAdamwTensor<A>(
+  kernel: string,
+  thetas: A[],
+  gs: A[],
+  ms: A[],
+  vs: A[],
+  f: (theta: A, g: A, m: A, v: A) => void,
+): void {
+  for (const [name, list] of [
+    ['gs', gs],
+    ['ms', ms],
+    ['vs', vs],
+  ] as const)
+    if (list.length !== thetas.length)
+      throw new RangeError(`${kernel}: ${name} has ${list.length} entries, expected ${thetas.length}`);
+  thetas.forEach((theta, i) => f(theta, gs[i], ms[i], vs[i]));
+}
+
 export interface Kernels<A = FloatArray> {
   readonly name: 'native' | 'reference' | 'webgpu';
 
@@ -174,6 +196,11 @@ export interface Kernels<A = FloatArray> {
   accumulate(acc: A, x: A): void;
   /** One AdamW update of θ from gradient g (read as g * gradScale), state m and v, in place. */
   adamw(theta: A, g: A, m: A, v: A, p: AdamWStepParams): void;
+  /**
+   * adamw on every (thetas[i], gs[i], ms[i], vs[i]) with the same step: an optimizer's whole step in one call (the
+   * native engine shares one parallel region across all the tensors, however many and however small).
+   */
+  adamwMany(thetas: A[], gs: A[], ms: A[], vs: A[], p: AdamWStepParams): void;
 
   unaryForward(op: UnaryOp, x: A, out: A): void;
   /** dx = dy * f'(x) (x is the op's input). */

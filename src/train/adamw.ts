@@ -4,9 +4,11 @@
  *   m ← β1·m + (1-β1)·g,   v ← β2·v + (1-β2)·g²
  *   θ ← θ - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
  * State m, v in fp32 beside each parameter, on its device (the "fp32 master copies" are the parameters
- * themselves); the update is the `adamw` kernel of that device, global-norm clipping folded into it.
+ * themselves); the update is one `adamwMany` call per device over all the parameters, global-norm clipping
+ * folded into it.
  */
 import { hostValues, keep, kernelsFor, release } from '../tensor/device.js';
+import type { Kernels } from '../native/types.js';
 import { allocLike, type Storage, type Tensor } from '../tensor/tensor.js';
 
 export interface AdamWOptions {
@@ -53,9 +55,29 @@ export class AdamW {
     } = this.options;
     const t = ++this.state.step;
     const hp = { lr, beta1, beta2, eps, weightDecay, c1: 1 - beta1 ** t, c2: 1 - beta2 ** t, gradScale };
+    for (const [kernels, at] of this.byDevice()) {
+      const pick = (f: (i: number) => Storage) => at.map(f);
+      kernels.adamwMany(
+        pick((i) => this.params[i].storage),
+        pick((i) => this.params[i].grad!),
+        pick((i) => this.state.m[i]),
+        pick((i) => this.state.v[i]),
+        hp,
+      );
+    }
+  }
+
+  /** The indices of the parameters with a gradient, grouped by the kernels of their device (one group, normally). */
+  private byDevice(): Map<Kernels<Storage>, number[]> {
+    const groups = new Map<Kernels<Storage>, number[]>();
     this.params.forEach((p, i) => {
-      if (p.grad !== null) kernelsFor(p.storage).adamw(p.storage, p.grad, this.state.m[i], this.state.v[i], hp);
+      if (p.grad === null) return;
+      const k = kernelsFor(p.storage);
+      const group = groups.get(k);
+      if (group === undefined) groups.set(k, [i]);
+      else group.push(i);
     });
+    return groups;
   }
 
   /** Frees the state (GPU buffers; host arrays are collected). */

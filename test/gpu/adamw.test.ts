@@ -1,10 +1,10 @@
 /**
  * The WGSL AdamW step (src/gpu/adamw.ts) against the reference (src/native/ref.ts, double arithmetic with
- * f32 stores): odd sizes, several steps with bias corrections, weight decay, a clipping gradScale, and the
- * refusal of aliased state.
+ * f32 stores): odd sizes, several steps with bias corrections, weight decay, a clipping gradScale, the
+ * multi-tensor adamwMany, and the refusal of aliased state.
  */
 import { describe, expect, it } from 'vitest';
-import { adamw } from '../../src/gpu/adamw.js';
+import { adamw, adamwMany } from '../../src/gpu/adamw.js';
 import type { AdamWStepParams } from '../../src/native/types.js';
 import { expectClose, rand32, ref, type Tol } from '../kernels/helpers.js';
 import { down, up, useGpu } from './helpers.js';
@@ -57,6 +57,31 @@ describe('gpu adamw', () => {
       await check(n, 1, n);
       await check(n, 0.37, n + 50);
     }
+  });
+
+  it('adamwMany: each tensor as the reference updates it, and a list of the wrong length named', async () => {
+    const { ctx } = gpu();
+    const want = SIZES.map((n) => ({ th: rand32(n, n), m: new Float32Array(n), v: new Float32Array(n) }));
+    const got = want.map((w) => ({ th: up(ctx, w.th), m: ctx.zeros(w.th.length), v: ctx.zeros(w.th.length) }));
+    const p = stepParams(1, 0.37);
+    const gs = SIZES.map((n) => rand32(n, n + 1, -G_MAX, G_MAX));
+    want.forEach((w, i) => ref.adamw(w.th, gs[i], w.m, w.v, p));
+    const pick = (k: 'th' | 'm' | 'v') => got.map((x) => x[k]);
+    adamwMany(
+      pick('th'),
+      gs.map((g) => up(ctx, g)),
+      pick('m'),
+      pick('v'),
+      p,
+    );
+    for (const [i, w] of want.entries()) {
+      expectClose(await down(got[i].m), w.m, ADAMW_STATE_TOL(G_MAX), `adamwMany tensor ${i} m`);
+      expectClose(await down(got[i].v), w.v, ADAMW_STATE_TOL(G_MAX ** 2), `adamwMany tensor ${i} v`);
+      expectClose(await down(got[i].th), w.th, ADAMW_THETA_TOL(p.lr), `adamwMany tensor ${i} theta`);
+    }
+    expect(() => adamwMany(pick('th'), [], pick('m'), pick('v'), p)).toThrow(
+      `adamwMany: gs has 0 entries, expected ${SIZES.length}`,
+    );
   });
 
   it('validates lengths and refuses aliased state', () => {

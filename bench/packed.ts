@@ -6,7 +6,9 @@
  *      cycle through >= 3x L3 (COLD_BYTES) of distinct copies of the weight, so each streams it from DRAM as a
  *      model's decode step does;
  *  (c) batched products at m = 512 (forward x Ŵᵀ and transposed dy Ŵ) vs dense cblas sgemm;
- *  (d) seconds per input row at small m (where the fused GEMV hands over to the panel GEMM);
+ *  (d) small m (batched decode, speculative decoding, short prompts): cold time per call of m = 1 .. 32 rows at the
+ *      llama-7b shapes, as one call (the batched GEMV up to 16, reading each weight row once, the panel GEMM
+ *      above) and as m calls of one row, with each m's ratio to m = 1;
  *  (e) GWQ-style CSR outliers: the cold decode GEMV of the same layer with 1% outliers against without them,
  *      measured in the same rounds (ratio per round, median), beside the ratio of the bytes they read; and the
  *      batched products at m = 512 with and without them.
@@ -340,15 +342,59 @@ function gemmRows(rng: Rng): Row[] {
   });
 }
 
+/** Input rows of the small-m table: the batched decode GEMV up to 16, the panel GEMM above. */
+const SMALL_M = [1, 2, 4, 8, 16, 17, 32];
+
+/**
+ * Cold time per call at small m, for each llama-7b shape in 4-bit per row, 4-bit G = 128 and 3-bit per row: one
+ * packedMatmul of m rows against m packedMatmul calls of one row each (what m <= 16 ran before the batched GEMV,
+ * and what each row still costs alone), all measured in each of 5 rounds in turn; medians over rounds, every
+ * ratio the median of the rounds' ratios ('vs m = 1': this m's call against the same round's m = 1 call).
+ */
 function smallMRows(rng: Rng): Row[] {
-  const [n, k] = [4096, 4096];
-  const w = randomWeight(n, k, 4, 128, 12, rng);
-  return [1, 4, 16, 17, 32, 64].map((m) => {
-    const x = randomArray(m * k, rng);
-    const y = new Float32Array(m * n);
-    const s = secondsPerCall(() => packedMatmul(w, x, m, y), 0.1, 2);
-    return { 'N x K': `${n}x${k}`, bits: 4, m, 'ms per call': s * 1e3, 'ms per input row': (s * 1e3) / m };
-  });
+  const rows: Row[] = [];
+  for (const [n, k] of SHAPES.filter(([model]) => model === 'llama-7b').map(([, n, k]) => [n, k])) {
+    for (const [bits, g] of [
+      [4, k],
+      [4, 128],
+      [3, k],
+    ] as const) {
+      const copies = coldCopies(randomWeight(n, k, bits, g, 0, rng));
+      const xs = SMALL_M.map((m) => randomArray(m * k, rng));
+      const y = new Float32Array(SMALL_M[SMALL_M.length - 1] * n);
+      const batched = (j: number) => (i: number) => packedMatmul(copies[i], xs[j], SMALL_M[j], y);
+      const single = (j: number) => (i: number) => {
+        for (let t = 0; t < SMALL_M[j]; t++)
+          packedMatmul(copies[i], xs[j].subarray(t * k, (t + 1) * k), 1, y.subarray(t * n, (t + 1) * n));
+      };
+      for (let i = 0; i < copies.length; i++) batched(0)(i); // warm-up: page in every copy
+      const [one, many]: number[][][] = [SMALL_M.map(() => []), SMALL_M.map(() => [])];
+      for (let r = 0; r < 5; r++) {
+        SMALL_M.forEach((_, j) => {
+          one[j].push(coldSeconds(batched(j), copies.length, 0.08));
+          many[j].push(coldSeconds(single(j), copies.length, 0.08));
+        });
+      }
+      SMALL_M.forEach((m, j) =>
+        rows.push({
+          'N x K': `${n}x${k}`,
+          bits,
+          G: g,
+          m,
+          'us per call': median(one[j]) * 1e6,
+          'us per call, m calls of m = 1': median(many[j]) * 1e6,
+          'one call / m calls': median(one[j].map((s, r) => s / many[j][r])),
+          'vs m = 1': median(one[j].map((s, r) => s / one[0][r])),
+        }),
+      );
+    }
+  }
+  return rows;
+}
+
+/** Only the small-m section (d), as its rows: `node dist/bench/packed.js --small-m` (about a minute). */
+export function runSmallMBench(): Row[] {
+  return smallMRows(new Rng(13));
 }
 
 /** Only the outlier section (e), as its rows: `node dist/bench/packed.js --outliers` (a few seconds). */
@@ -393,7 +439,10 @@ export function runPackedBench(): string {
         rows: gemv,
       },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
-      { title: 'Small m: fused GEMV per row (m <= 16) vs dequantized panels + sgemm (m > 16)', rows: small },
+      {
+        title: `Small m, cold (${COLD_BYTES / 2 ** 20} MiB of weight copies): one call of m rows (batched decode GEMV for m <= 16, dequantized panels + sgemm above) vs m calls of one row; 5 rounds, each timing every m both ways (best call of the round); medians; ratios = medians of the rounds' ratios`,
+        rows: small,
+      },
       {
         title: `CSR outliers: cold decode GEMV (m = 1) of the same layer with 1% of its weights as outliers vs without (0.3% weak columns), ${COLD_BYTES / 2 ** 20} MiB of copies each; 5 rounds, each timing both (best call of the round); medians; time ratio = the median of the rounds' ratios; bytes ratio = (packed + outlier bytes) / packed bytes, the ratio a bandwidth-bound GEMV would show`,
         rows: outliers.gemv,
@@ -409,5 +458,6 @@ export function runPackedBench(): string {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
   if (process.argv.includes('--outliers')) process.stdout.write(`${JSON.stringify(runOutlierBench(), null, 2)}\n`);
+  else if (process.argv.includes('--small-m')) process.stdout.write(`${JSON.stringify(runSmallMBench(), null, 2)}\n`);
   else process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
 }

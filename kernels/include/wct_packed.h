@@ -76,8 +76,8 @@ void wct_unpack_codes(const uint8_t* qweight, uint8_t* codes, wct_i64 rows, wct_
 // out f32 [N, K] = W_hat in input-column order, weak columns included.
 void wct_packed_dequantize(const wct_packed* w, float* out);
 
-// y [M, N] = x [M, K] W_hat^T. M == 1 runs the fused decode GEMV (reads qweight once); larger M
-// dequantizes cache-sized panels of W_hat and multiplies them with cblas_sgemm.
+// y [M, N] = x [M, K] W_hat^T. M <= 16 runs the fused decode GEMV (reads qweight once for all M rows); larger
+// M dequantizes cache-sized panels of W_hat and multiplies them with cblas_sgemm.
 void wct_packed_matmul(const wct_packed* w, const float* x, wct_i64 M, float* y);
 // dx [M, K] = dy [M, N] W_hat (overwritten).
 void wct_packed_matmul_t(const wct_packed* w, const float* dy, wct_i64 M, float* dx);

@@ -17,8 +17,10 @@
 // stays cached while sgemm streams it. Panels must be wide: sgemm re-packs the other operand (x or dy,
 // [M, K]) once per panel, which at 4 MiB (~90 rows at K = 11008) cost more than the product itself.
 static constexpr int64_t PANEL_BYTES = int64_t(16) << 20;
-// Up to this many input rows, the fused GEMV once per row beats dequantizing panels: measured at
-// 4096x4096 4-bit (bench/packed.ts), 0.62 ms per row by GEMV vs 1.3 ms at m = 16 and 0.73 at m = 32 by panels.
+// Up to this many input rows the batched decode GEMV runs (packed_gemv.cc, each weight row read once for all
+// rows). It beats the panels well past 16: at 4096x4096 4-bit G = 128 (2-core Zen 4, shared) 18 ms against
+// 80 ms at m = 32 and 69 against 95 at m = 128, so the hand-over could move up; the tests reach the panel path
+// at m = 17.
 static constexpr int64_t GEMV_MAX_M = 16;
 
 // Panel extent along a dimension of `len`, when the other dimension is `other`: a multiple of 8 (column
@@ -39,10 +41,7 @@ static std::vector<float> gather_weak(const wct_packed* w, const float* x, int64
 
 void wct_packed_matmul(const wct_packed* w, const float* x, wct_i64 M, float* y) {
   const int64_t N = w->rows, K = w->cols;
-  if (M <= GEMV_MAX_M) {
-    for (int64_t i = 0; i < M; i++) wct_packed_gemv(w, x + i * K, y + i * N);
-    return;
-  }
+  if (M <= GEMV_MAX_M) return wct_packed_gemv(w, x, M, y);
   std::vector<float> gathered(w->perm != nullptr ? M * K : 0);
   if (w->perm != nullptr) wct_packed_gather_cols(w, x, M, gathered.data());
   const float* xp = w->perm != nullptr ? gathered.data() : x;

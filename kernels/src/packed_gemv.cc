@@ -1,10 +1,13 @@
-// The fused decode GEMV y [N] = W_hat x [K]: reads each packed row once and dequantizes in registers.
-// Per row: y_r = Σ_g s_g (Σ_{k in g} code_k xr_k - z_g xsum_g) + Σ_j weak[r, j] xw_j, where, once per call,
+// The fused decode GEMV y [M, N] = x [M, K] W_hat^T for a few inputs (decode, batched or speculative decode):
+// reads each packed row from memory once for all M inputs and dequantizes in registers. Per row and input:
+// y_r = Σ_g s_g (Σ_{k in g} code_k xr_k - z_g xsum_g) + Σ_j weak[r, j] xw_j, where, once per call and input,
 // x is gathered into packed order (xp, zero-padded to whole blocks), xsum holds its per-group sums and
 // xw = x[weak_idx]. V::R rows per pass (AVX-512 4, else 2) share every x load. xr is xp in "lane order"
 // (lane_order_x): the inner loop loads one 32-bit lane of codes per vector lane (AVX-512 4-bit: 64 bytes = 128
 // codes of one row) and peels code t of every lane with an and (x pre-scaled by 2^-(B*t)) and a convert, no
-// shuffle, against one contiguous vector of xr; the rows two passes ahead are prefetched.
+// shuffle, against one contiguous vector of xr; the rows two passes ahead are prefetched. Several inputs run in
+// tiles of up to 4: each decoded code vector (times its group's scale) feeds one FMA per input of the tile, and
+// all tiles run over a 16-row chunk before the next, so the chunk is read from DRAM once and re-read from cache.
 // The row loop (packed_gemv_rows.inc) is compiled three times, for AVX-512, AVX2+FMA and portable C++, with
 // the vector traits below; rows are split over the OpenMP pool in contiguous blocks, so each thread streams
 // one contiguous part of qweight.
@@ -29,13 +32,20 @@ struct GemvRow {
   int64_t end(int64_t g) const { return g + 1 == groups ? Kp : (g + 1) * G; }
 };
 
+// Inputs per tile of the batched GEMV at most: a tile of 4 runs 4 rows per pass on AVX-512 (2 on AVX2), each x
+// load feeding 4 FMAs. Tiles of 8 (2 rows per pass on AVX-512) were 1.15x slower at m = 8 than two tiles of 4,
+// the second re-reading the chunk's rows from cache (4096 x 4096 4-bit, 2-core Zen 4).
+static constexpr int GEMV_TILE_INPUTS = 4;
+
+// One tile of m inputs (1, 2 or 4) over the rows a row loop is given.
 struct GemvArgs {
   const wct_packed* w;
   GemvRow row;
-  const float* xr;    // [Kp] x in packed order, lane order within each lane block (lane_order_x), zero-padded
-  const float* xsum;  // [ceil(K/G)] group sums of x
-  const float* xw;    // [n_out] x[weak_idx]
-  float* y;           // [N]
+  int m;
+  const float* xr;    // [m, Kp] x in packed order, lane order within each lane block (lane_order_x), zero-padded
+  const float* xsum;  // [m, ceil(K/G)] group sums of x
+  const float* xw;    // [m, n_out] x[weak_idx]
+  float* y;           // [m, N]
 };
 
 // Rows ahead of the current pass that the row loop prefetches (into L2), as a multiple of V::R rows. A pass
@@ -85,7 +95,7 @@ struct V {
   struct I {
     uint32_t v[8];
   };
-  static constexpr int W = 8, R = 2;
+  static constexpr int W = 8, R = 2, ACC = 8;
   static inline F zero() { return F{}; }
   static inline F set1(float s) {
     F r;
@@ -94,6 +104,10 @@ struct V {
   }
   static inline F add(F a, F b) {
     for (int i = 0; i < 8; i++) a.v[i] += b.v[i];
+    return a;
+  }
+  static inline F mul(F a, F b) {
+    for (int i = 0; i < 8; i++) a.v[i] *= b.v[i];
     return a;
   }
   static inline F fma(F a, F b, F c) {
@@ -150,10 +164,11 @@ namespace avx2 {
 struct V {
   using F = __m256;
   using I = __m256i;
-  static constexpr int W = 8, R = 2;
+  static constexpr int W = 8, R = 2, ACC = 8;
   static inline F zero() { return _mm256_setzero_ps(); }
   static inline F set1(float s) { return _mm256_set1_ps(s); }
   static inline F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static inline F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static inline F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static inline float hsum(F a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -207,10 +222,11 @@ struct V {
 // ---- AVX-512 (+VBMI): 16 codes per step from a broadcast 64-bit word, two permutes ----
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx512vbmi,avx2,fma,f16c")
-// GCC 12's AVX-512 intrinsics trip a false -Wmaybe-uninitialized on their _mm512_undefined_* passthrough
-// operand (GCC bug 105593, fixed in GCC 13).
+// GCC 12's AVX-512 intrinsics trip a false -Wmaybe-uninitialized (and, in _mm512_reduce_add_ps once hsum is
+// not inlined, -Wuninitialized) on their _mm*_undefined_* passthrough operand (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 namespace avx512 {
 
 // Decoding 16 codes (B < 8 bits each) from one broadcast 64-bit word in two permutes: vpmultishiftqb
@@ -244,10 +260,11 @@ constexpr Spread3 kSpread3{};
 struct V {
   using F = __m512;
   using I = __m512i;
-  static constexpr int W = 16, R = 4;
+  static constexpr int W = 16, R = 4, ACC = 16;
   static inline F zero() { return _mm512_setzero_ps(); }
   static inline F set1(float s) { return _mm512_set1_ps(s); }
   static inline F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static inline F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static inline F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static inline float hsum(F a) { return _mm512_reduce_add_ps(a); }
   static inline F load(const float* x) { return _mm512_loadu_ps(x); }
@@ -303,6 +320,13 @@ static void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
   return portable::rows(a, r0, r1);
 }
 
+// Inputs of the next tile when `left` remain: the largest power of two <= left and <= GEMV_TILE_INPUTS.
+static int tile_inputs(int64_t left) {
+  int m = 1;
+  while (2 * m <= GEMV_TILE_INPUTS && 2 * m <= left) m *= 2;
+  return m;
+}
+
 // xr [Kp] = xp [Kp] in lane order: within each group, every full lane block of BLK = W * CPL codes (W vector
 // lanes of CPL codes) is stored code-major, xr[blk + t*W + i] = xp[blk + i*CPL + t], so that code t of
 // all W lanes meets one contiguous vector of xr; the rest of a group (fewer than BLK codes, whole blocks)
@@ -339,53 +363,70 @@ WCT_INLINE static double dot_f64_body(const float* a, const float* b, int64_t n)
 }
 WCT_MULTIVERSION(double, dot_f64, (const float* a, const float* b, int64_t n), (a, b, n))
 
-// y [N] for a weight whose groups start inside blocks (G % 8 != 0 with several groups): each row dequantized
-// (packed order, into a per-thread buffer) and dotted with xp [K], plus its weak columns with xw [n_out] and its
-// outliers with x [K] (input order).
-static void gemv_dequantized_rows(const wct_packed* w, const float* x, const float* xp, const float* xw, float* y) {
+// y [M, N] for a weight whose groups start inside blocks (G % 8 != 0 with several groups): each row dequantized
+// once (packed order, into a per-thread buffer) and dotted with every input's xp [K] (stride ldx), plus its weak
+// columns with xw [M, n_out] and its outliers with x [M, K] (input order).
+static void gemv_dequantized_rows(const wct_packed* w, const float* x, int64_t M, const float* xp, int64_t ldx,
+                                  const float* xw, float* y) {
   const int64_t N = w->rows, K = w->cols, n_out = w->n_out;
-#pragma omp parallel if (N * K >= WCT_PAR_MIN)
+#pragma omp parallel if (M * N * K >= WCT_PAR_MIN)
   {
     std::vector<float> row(K);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < N; r++) {
       wct_packed_dequant_row(w, r, 0, K, row.data());
-      y[r] = float(dot_f64(row.data(), xp, K) + dot_f64(w->weak + r * n_out, xw, n_out) +
-                   wct_packed_outlier_dot(w, r, x));
+      for (int64_t i = 0; i < M; i++)
+        y[i * N + r] = float(dot_f64(row.data(), xp + i * ldx, K) +
+                             dot_f64(w->weak + r * n_out, xw + i * n_out, n_out) +
+                             wct_packed_outlier_dot(w, r, x + i * K));
     }
   }
 }
 
-// Rows per scheduling unit: small enough to balance two threads, large enough to amortise the dispatch.
+// Rows per scheduling unit: small enough to balance two threads, large enough to amortise the dispatch. All tiles
+// of inputs run over a chunk before the next, so its rows (32 KiB at K = 4096, 4-bit) come from DRAM once.
 static constexpr int64_t GEMV_ROW_CHUNK = 16;
 
-void wct_packed_gemv(const wct_packed* w, const float* x, float* y) {
-  const int64_t N = w->rows, K = w->cols, G = w->group, B = w->bits;
+void wct_packed_gemv(const wct_packed* w, const float* x, int64_t M, float* y) {
+  const int64_t N = w->rows, K = w->cols, G = w->group, B = w->bits, n_out = w->n_out;
   const GemvRow row{wct_packed_blocks(K) * WCT_PACKED_BLOCK_CODES, G, wct_packed_groups(K, G)};
-  // xp [Kp]: x in packed order, zero-padded to whole blocks (x itself when there is no perm and K % 8 == 0);
-  // x is read only at [0, K).
-  const bool copy = w->perm != nullptr || row.Kp != K;
-  std::vector<float> gathered(copy ? row.Kp : 0), xw(w->n_out);
-  if (w->perm != nullptr) wct_packed_gather_cols(w, x, 1, gathered.data());
-  else if (copy) std::copy(x, x + K, gathered.data());
-  const float* xp = copy ? gathered.data() : x;
-  for (int64_t j = 0; j < w->n_out; j++) xw[j] = x[w->weak_idx[j]];
-  if (!blocks_hold_groups(w)) return gemv_dequantized_rows(w, x, xp, xw.data(), y);
-  std::vector<float> xr(row.Kp), xsum(row.groups);
-  for (int64_t g = 0; g < row.groups; g++) {
-    float s = 0.0f;
-    for (int64_t k = g * G; k < std::min(K, (g + 1) * G); k++) s += xp[k];
-    xsum[g] = s;
+  const int64_t Kp = row.Kp;
+  // xp [M, Kp]: x in packed order, each input zero-padded to whole blocks (x itself when there is no perm and
+  // K % 8 == 0); x is read only at [0, K) of each input.
+  const bool copy = w->perm != nullptr || Kp != K;
+  std::vector<float> gathered(copy ? M * Kp : 0), xw(M * n_out);
+  for (int64_t i = 0; i < M; i++) {
+    if (w->perm != nullptr) wct_packed_gather_cols(w, x + i * K, 1, gathered.data() + i * Kp);
+    else if (copy) std::copy(x + i * K, x + (i + 1) * K, gathered.data() + i * Kp);
+    for (int64_t j = 0; j < n_out; j++) xw[i * n_out + j] = x[i * K + w->weak_idx[j]];
   }
-  lane_order_x(xp, row, int(B), use_avx512() ? 16 : 8, xr.data());
-  const GemvArgs a{w, row, xr.data(), xsum.data(), xw.data(), y};
+  const float* xp = copy ? gathered.data() : x;
+  if (!blocks_hold_groups(w)) return gemv_dequantized_rows(w, x, M, xp, Kp, xw.data(), y);
+  std::vector<float> xr(M * Kp), xsum(M * row.groups);
+  for (int64_t i = 0; i < M; i++) {
+    const float* xi = xp + i * Kp;
+    for (int64_t g = 0; g < row.groups; g++) {
+      float s = 0.0f;
+      for (int64_t k = g * G; k < std::min(K, (g + 1) * G); k++) s += xi[k];
+      xsum[i * row.groups + g] = s;
+    }
+    lane_order_x(xi, row, int(B), use_avx512() ? 16 : 8, xr.data() + i * Kp);
+  }
   const int64_t chunks = (N + GEMV_ROW_CHUNK - 1) / GEMV_ROW_CHUNK;
-#pragma omp parallel for schedule(static) if (N * K >= WCT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (M * N * K >= WCT_PAR_MIN)
   for (int64_t c = 0; c < chunks; c++) {
     const int64_t r0 = c * GEMV_ROW_CHUNK, r1 = std::min(N, (c + 1) * GEMV_ROW_CHUNK);
-    gemv_rows(a, r0, r1);
+    for (int64_t i0 = 0; i0 < M;) {
+      const int m = tile_inputs(M - i0);
+      const GemvArgs a{w, row, m, xr.data() + i0 * Kp, xsum.data() + i0 * row.groups, xw.data() + i0 * n_out,
+                       y + i0 * N};
+      gemv_rows(a, r0, r1);
+      i0 += m;
+    }
     // the chunk's outliers while its y is hot: Σ_p v_p x[c_p] per row (x in input order, cache-resident)
     if (w->nnz > 0)
-      for (int64_t r = r0; r < r1; r++) y[r] = float(double(y[r]) + wct_packed_outlier_dot(w, r, x));
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t r = r0; r < r1; r++)
+          y[i * N + r] = float(double(y[i * N + r]) + wct_packed_outlier_dot(w, r, x + i * K));
   }
 }

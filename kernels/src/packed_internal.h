@@ -14,8 +14,9 @@ void wct_packed_dequant_block(const wct_packed* w, int64_t r0, int64_t r1, int64
 // out [k1-k0] = the same for row r alone, on the calling thread.
 void wct_packed_dequant_row(const wct_packed* w, int64_t r, int64_t k0, int64_t k1, float* out);
 
-// y [N] = W_hat x [K] for one input vector: the fused decode GEMV (packed_gemv.cc).
-void wct_packed_gemv(const wct_packed* w, const float* x, float* y);
+// y [M, N] = x [M, K] W_hat^T for a few inputs (M <= 16): the fused decode GEMV (packed_gemv.cc), which reads
+// each packed row from memory once for all M inputs.
+void wct_packed_gemv(const wct_packed* w, const float* x, int64_t M, float* y);
 
 // xp [M, K] = x [M, K] with columns in packed order: xp[:, k] = x[:, perm[k]] (perm must be set).
 void wct_packed_gather_cols(const wct_packed* w, const float* x, int64_t M, float* xp);

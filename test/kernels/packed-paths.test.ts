@@ -2,7 +2,8 @@
  * The decode GEMV exists three times (AVX-512, AVX2, portable; kernels/src/packed_gemv.cc): run each
  * forced path (WCT_CPU_PATH, read once at load, hence a child process per path) on the same weights
  * and compare with the reference, for every width and with a G % 16 == 8 group (AVX-512 half step), at an
- * aligned and an unaligned K, with and without CSR outliers.
+ * aligned and an unaligned K, with and without CSR outliers, on one input row and on several (the batched GEMV's
+ * tiles: m = 2, 3 = 2 + 1, 7 = 4 + 2 + 1, 8 = 4 + 4 and 16, each path with its own rows per pass).
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -13,14 +14,19 @@ import { packageRoot } from '../../src/util/package-root.js';
 import { rand32 } from './helpers.js';
 import { absProduct, expectWithin, magnitudes, randomPacked, type PackedSpec } from './packed-helpers.js';
 
-const specs: PackedSpec[] = [2, 3, 4, 8].flatMap((bits, i) => [
-  { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 1032, perm: false, nOut: 2, seed: 10 + i },
-  { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 8, perm: true, nOut: 7, seed: 20 + i },
+/** A case: the weight and the number of input rows m. */
+type PathCase = PackedSpec & { m: number };
+
+const specs: PathCase[] = [2, 3, 4, 8].flatMap((bits, i): PathCase[] => [
+  { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 1032, perm: false, nOut: 2, seed: 10 + i, m: 1 },
+  { rows: 37, cols: 1032, bits: bits as PackedSpec['bits'], groupSize: 8, perm: true, nOut: 7, seed: 20 + i, m: 8 },
   // unaligned K: the row's last block padded, per row and with a shorter last group
-  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 1029, perm: false, nOut: 2, seed: 30 + i },
-  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 40, perm: true, nOut: 3, seed: 40 + i },
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 1029, perm: false, nOut: 2, seed: 30 + i, m: 1 },
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 40, perm: true, nOut: 3, seed: 40 + i, m: 1 },
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 40, perm: true, nOut: 3, seed: 45 + i, m: 16 },
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 1029, perm: true, nOut: 5, seed: 35 + i, m: 7 },
   // groups starting inside blocks: the dequantized-rows GEMV
-  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 12, perm: false, nOut: 3, seed: 50 + i },
+  { rows: 37, cols: 1029, bits: bits as PackedSpec['bits'], groupSize: 12, perm: false, nOut: 3, seed: 50 + i, m: 3 },
   // CSR outliers (1%, one row at 80%) on the walk and on the dequantized-rows GEMV
   {
     rows: 37,
@@ -32,6 +38,7 @@ const specs: PackedSpec[] = [2, 3, 4, 8].flatMap((bits, i) => [
     seed: 60 + i,
     outlierFrac: 0.01,
     outlierCrowd: 0.8,
+    m: 3,
   },
   {
     rows: 37,
@@ -42,6 +49,7 @@ const specs: PackedSpec[] = [2, 3, 4, 8].flatMap((bits, i) => [
     nOut: 0,
     seed: 70 + i,
     outlierFrac: 0.05,
+    m: 2,
   },
 ]);
 
@@ -50,26 +58,27 @@ const script = `
   const n = require(${JSON.stringify(path.join(packageRoot(), ADDON_RELATIVE_PATH))});
   const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
   const out = cases.map((c) => {
-    const y = new Float32Array(c.rows);
+    const y = new Float32Array(c.m * c.rows);
     n.packedMatmul(c.rows, c.cols, c.bits, c.groupSize, Uint8Array.from(c.qweight), Float32Array.from(c.scales),
       Uint8Array.from(c.zeros), c.perm && Int32Array.from(c.perm), Int32Array.from(c.weakIdx), Float32Array.from(c.weak),
       c.outliers ? Int32Array.from(c.outliers.rowPtr) : null, c.outliers ? Int32Array.from(c.outliers.colIdx) : null,
-      c.outliers ? Float32Array.from(c.outliers.values) : null, Float32Array.from(c.x), 1, y);
+      c.outliers ? Float32Array.from(c.outliers.values) : null, Float32Array.from(c.x), c.m, y);
     return Array.from(y);
   });
   console.log(JSON.stringify({ path: n.cpuPath(), out }));`;
 
 describe('decode GEMV on every CPU path', () => {
   it('forced portable, avx2 and the native path agree with the reference', () => {
-    const cases = specs.map((s) => ({ ...randomPacked(s), x: rand32(s.cols, s.seed) }));
-    const expected = cases.map(({ w, x }) => {
-      const y = new Float32Array(w.rows);
-      pref.packedMatmul(w, x, 1, y);
+    const cases = specs.map((s) => ({ ...randomPacked(s), m: s.m, x: rand32(s.m * s.cols, s.seed) }));
+    const expected = cases.map(({ w, m, x }) => {
+      const y = new Float32Array(m * w.rows);
+      pref.packedMatmul(w, x, m, y);
       return y;
     });
     const input = JSON.stringify(
-      cases.map(({ w, x }) => ({
+      cases.map(({ w, m, x }) => ({
         ...w,
+        m,
         qweight: Array.from(w.qweight),
         scales: Array.from(w.scales),
         zeros: Array.from(w.zeros),
@@ -96,8 +105,9 @@ describe('decode GEMV on every CPU path', () => {
       if (forced !== '') expect(used).toBe(forced);
       paths.add(used);
       out.forEach((y, i) => {
-        const { w, codes, x } = cases[i];
-        expectWithin(y, expected[i], absProduct(x, magnitudes(w, codes), 1, w.rows, w.cols, true), `${used} case ${i}`);
+        const { w, codes, m, x } = cases[i];
+        const bound = absProduct(x, magnitudes(w, codes), m, w.rows, w.cols, true);
+        expectWithin(y, expected[i], bound, `${used} case ${i} (m = ${m})`);
       });
     }
     expect(paths.size).toBeGreaterThanOrEqual(2);

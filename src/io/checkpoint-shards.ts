@@ -10,15 +10,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
-import { DTYPES } from './dtype.js';
-import { type TensorToCopy, writeSafetensors } from './safetensors-write.js';
+import { storedBytes, type TensorToCopy, writeSafetensors } from './safetensors-write.js';
 
 /** transformers' save_pretrained default before 4.47, and what Llama-2-7b-hf was saved with (two shards). */
 export const DEFAULT_SHARD_BYTES = 10 * 1000 ** 3;
-
-function storedBytes(t: TensorToCopy): number {
-  return t.shape.reduce((n, d) => n * d, DTYPES[t.dtype].bytes);
-}
 
 /** The tensors cut into shards of at most maxBytes, as huggingface_hub cuts them (tensors in order). */
 export function splitIntoShards(tensors: readonly TensorToCopy[], maxBytes: number): TensorToCopy[][] {

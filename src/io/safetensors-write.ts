@@ -45,7 +45,8 @@ const ARRAY_FOR: Record<Dtype, string> = {
   I64: 'BigInt64Array',
 };
 
-function storedBytes(t: AnyTensor): number {
+/** The bytes a tensor takes in the file (its dtype's size times its elements). */
+export function storedBytes(t: Pick<AnyTensor, 'shape' | 'dtype'>): number {
   return t.shape.reduce((n, d) => n * d, DTYPES[t.dtype].bytes);
 }
 

@@ -12,7 +12,7 @@ const gpu = useGpu();
 
 /**
  * |H_gpu - H_host| <= HESSIAN_TOL * max|H_host|, entrywise. Both accumulate in f32, but the GPU GEMM sums the
- * T products of each entry in another order (tiles of 16) than the host's sgemm, and the running rescale
+ * T products of each entry in another order (tiles of 16) than the host's ssyrk, and the running rescale
  * n/(n+1) compounds those rounding differences over the sequences: a few ulps of f32 (1.2e-7) per add,
  * times the add count, relative to the largest entry; measured up to ~3e-7 here.
  */

@@ -72,10 +72,10 @@ function groupHessians(group: string[], quantized: Map<string, QuantizedColumns>
   return hessians;
 }
 
-function requantize(name: string, h: Hessian): Uint8Array {
+async function requantize(name: string, h: Hessian): Promise<Uint8Array> {
   const dense = loadModel(tinyStoriesDir).linears().get(name) as DenseLinear;
   const [rows, cols] = dense.weight.shape;
-  return owq(dense.weight.data as Float32Array, h.h as Float32Array, rows, cols, {
+  return owq(dense.weight.data as Float32Array, await h.values(), rows, cols, {
     bits: 3,
     nOut: 0,
     tuning: 'minmax',
@@ -96,7 +96,9 @@ describe('true-sequential quantization', () => {
       const hessians = groupHessians(group, earlier);
       for (const short of group) {
         const name = `${prefix}.${short}`;
-        expect(Array.from(requantize(name, hessians.get(name)!)), name).toEqual(Array.from(results.get(name)!.codes));
+        expect(Array.from(await requantize(name, hessians.get(name)!)), name).toEqual(
+          Array.from(results.get(name)!.codes),
+        );
         earlier.set(name, results.get(name)!);
       }
     }
@@ -109,7 +111,7 @@ describe('true-sequential quantization', () => {
     const hessians = groupHessians(all, new Map());
     for (const short of all) {
       const name = `${prefix}.${short}`;
-      expect(Array.from(requantize(name, hessians.get(name)!)), name).toEqual(Array.from(plain.get(name)!.codes));
+      expect(Array.from(await requantize(name, hessians.get(name)!)), name).toEqual(Array.from(plain.get(name)!.codes));
     }
     const down = `${prefix}.mlp.down_proj`;
     expect(Array.from(sequential.get(down)!.codes)).not.toEqual(Array.from(plain.get(down)!.codes));

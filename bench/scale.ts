@@ -4,8 +4,7 @@
  *     TinyStories-656K's tokenizer copied in (no Llama tokenizer ships here: ids < 2048, the costs per token are the
  *     model's);
  *  2. `wct quantize --method owq --wbits 3 --target-bit 3.1 --nsamples N --seqlen L --json` (default 16 x 512);
- *  3. `wct eval --json` on the first 4 chunks of WikiText-2 (eval has no chunk limit: the bench cuts the text to the
- *     characters whose tokens fill 4 chunks, tokenized once as eval tokenizes it);
+ *  3. `wct eval --data wikitext2 --max-chunks 4 --json`: the first 4 chunks of WikiText-2;
  *  4. 5 WCT steps (`wct-train --json` on a recipe the bench writes: Alpaca, one example per step);
  *  and in this process: the Hessian update H += X^T X through ssyrk against the sgemm it replaced (K 4096,
  *  T 8192), and the native GPTQ's time split (params, Hinv, sweeps, updates) on one linear of each shape.
@@ -99,26 +98,9 @@ function initModel(a: Args, dir: string): Phase {
   return { phase: 'init-random', wall_s: wall, peak_rss_mib: rss, json: null };
 }
 
-/**
- * The first characters of WikiText-2 whose tokens (one BOS, as eval tokenizes) fill `chunks` chunks of seqlen and
- * not one more, written to `file`; returns the tokens of the whole text (for the projection).
- */
-function evalPrefix(modelDir: string, seqlen: number, chunks: number, file: string): number {
-  const tok = loadTokenizer(modelDir);
-  const text = loadEvalText('wikitext2').text;
-  const count = (n: number) => tok.encode(text.slice(0, n)).length;
-  const total = count(text.length);
-  const want = (chunks + 1) * seqlen;
-  let hi = Math.min(text.length, 4 * want);
-  while (hi < text.length && count(hi) < want) hi = Math.min(text.length, 2 * hi);
-  let lo = 0;
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (count(mid) >= want) hi = mid;
-    else lo = mid;
-  }
-  fs.writeFileSync(file, text.slice(0, lo));
-  return total;
+/** The tokens of the whole of WikiText-2 as eval tokenizes it (for the projection). */
+function wikitextTokens(modelDir: string): number {
+  return loadTokenizer(modelDir).encode(loadEvalText('wikitext2').text).length;
 }
 
 function writeRecipe(a: Args, dir: string, packed: string): string {
@@ -382,14 +364,15 @@ export async function runScaleBench(a: Args): Promise<string> {
     '--json',
   ]);
   const evalSeqlen = a.evalSeqlen ?? config.maxPositions;
-  const evalFile = path.join(a.dir, `wikitext2-first-${EVAL_CHUNKS}-chunks.txt`);
-  const wikiTokens = evalPrefix(packed, evalSeqlen, EVAL_CHUNKS, evalFile);
+  const wikiTokens = wikitextTokens(packed);
   const evalPhase = runNode('eval', WCT, [
     'eval',
     '--model',
     packed,
     '--data',
-    evalFile,
+    'wikitext2',
+    '--max-chunks',
+    String(EVAL_CHUNKS),
     '--seqlen',
     String(evalSeqlen),
     '--json',

@@ -19,6 +19,8 @@ export interface EvalDataOptions {
   seqlen?: number;
   /** Chunks per forward pass (default: as many as fit LOGIT_BUDGET). */
   batchSize?: number;
+  /** Only the first N chunks of the text (after C4's 256-chunk cut); absent: every whole chunk. */
+  maxChunks?: number;
   onProgress?: (done: number, total: number) => void;
   /** A phase the caller started (its label names the data set): tokenizing, chunks done, and the perplexity. */
   phase?: PhaseProgress;
@@ -48,6 +50,7 @@ export async function evaluateData(
   const text = loadEvalText(data);
   let ids = tokenizer.encode(text.text);
   if (text.kind === 'c4') ids = ids.subarray(0, C4_CHUNKS * seqlen);
+  if (o.maxChunks !== undefined) ids = ids.subarray(0, o.maxChunks * seqlen);
   const budget = Math.min(LOGIT_BUDGET, bindingElementsOn(anyParameter(model).storage));
   const batchSize = o.batchSize ?? Math.max(1, Math.floor(budget / (seqlen * model.config.vocabSize)));
   const onProgress = (done: number, total: number) => {

@@ -48,6 +48,7 @@ describe('numeric options are checked', () => {
     [generate('--top-p', '1.5'), /^error: --top-p: expected a number in \(0, 1\], got 1.5$/],
     [evaluate('--batch-size', '0'), /^error: --batch-size: expected an integer >= 1, got 0$/],
     [evaluate('--batch-size', '1.5'), /^error: --batch-size: expected an integer >= 1, got 1.5$/],
+    [evaluate('--max-chunks', '0'), /^error: --max-chunks: expected an integer >= 1, got 0$/],
     [evaluate('--seqlen', '1'), /^error: --seqlen: expected an integer >= 2, got 1$/],
     [evaluate('--seqlen', '513'), /^error: --seqlen: windows of 513 tokens exceed the model's limit of 512 positions/],
     [initRandom('--layers', '1e9'), /^error: --layers: expected an integer in \[1, 1024\], got 1000000000$/],

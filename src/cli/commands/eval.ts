@@ -27,6 +27,7 @@ interface EvalArgs {
   limit?: number;
   seqlen?: number;
   batchSize?: number;
+  maxChunks?: number;
   json: boolean;
   device: DeviceChoice;
 }
@@ -35,6 +36,7 @@ interface EvalArgs {
 const NUMBERS: Record<string, NumberOption> = {
   seqlen: intOption('Chunk length (default: max_position_embeddings)', 2),
   'batch-size': intOption('Chunks per forward pass (default: by memory)', 1),
+  'max-chunks': intOption('Perplexity over only the first N chunks (default: every whole chunk; C4: 256)', 1),
   limit: intOption('Zero-shot: the first N documents of each task (default: all)', 1),
 };
 
@@ -95,6 +97,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
             : await evaluateData(model, tokenizer, data, {
                 seqlen: args.seqlen,
                 batchSize: args.batchSize,
+                maxChunks: args.maxChunks,
                 phase: terminal.start(`evaluation ${dataSetName(data)}`),
               });
         const results = await evaluateTasks(model, tokenizer, tasks, {

@@ -95,35 +95,15 @@ describe('wct init-random and --help', () => {
       text,
       fs.readFileSync(path.join(dataDir, 'text/tinystories/tinystories-valid-sample.txt'), 'utf8').slice(0, 4000),
     );
-    const e = evalJson(['--model', out, '--data', text, '--seqlen', '64', '--batch-size', '8']);
+    const evalSlice = (...more: string[]) =>
+      evalJson(['--model', out, '--data', text, '--seqlen', '64', '--batch-size', '8', ...more]);
+    const e = evalSlice();
     expect(e.chunks).toBeGreaterThan(5);
     // --max-chunks: the first N chunks only; N at or past the text's chunks changes nothing
-    const first3 = evalJson([
-      '--model',
-      out,
-      '--data',
-      text,
-      '--seqlen',
-      '64',
-      '--batch-size',
-      '8',
-      '--max-chunks',
-      '3',
-    ]);
+    const first3 = evalSlice('--max-chunks', '3');
     expect([first3.chunks, first3.tokens]).toEqual([3, 3 * 64]);
     expect(first3.ppl).not.toBe(e.ppl);
-    const all = evalJson([
-      '--model',
-      out,
-      '--data',
-      text,
-      '--seqlen',
-      '64',
-      '--batch-size',
-      '8',
-      '--max-chunks',
-      `${e.chunks}`,
-    ]);
+    const all = evalSlice('--max-chunks', `${e.chunks}`);
     expect([all.chunks, all.ppl]).toEqual([e.chunks, e.ppl]);
     // near-uniform random weights: perplexity of the order of the vocabulary size
     expect(Math.log(e.ppl)).toBeGreaterThan(9);

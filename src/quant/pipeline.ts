@@ -106,6 +106,10 @@ export interface BlockStream {
   from?: { block: number; inputs: (embedded: Activations) => HeldActivations | null };
   /** Makes block i's weights resident, before its first forward. */
   load(block: number): Promise<void>;
+  /** Makes the rest of the model resident (an untied lm_head), before the gradient pass runs it whole. */
+  loadHead?(): Promise<void>;
+  /** Linear `name` now runs its quantized copy: its dense weight is not read again and may be dropped. */
+  replaced?(name: string): void;
   /** Releases block i, read for the gradient pass of a resumed run but finished by the earlier run. */
   release?(block: number): void;
   /** Takes a finished block (awaited before the next block starts). */
@@ -251,6 +255,7 @@ interface BlockRun {
   statistic: Statistic;
   /** The gradient pass's findings by linear name (empty without one). */
   found: Map<string, GradientFinding>;
+  stream: BlockStream;
 }
 
 /**
@@ -277,7 +282,7 @@ async function quantizeBlock(
       const name = group[j];
       const dense = asDense(name, model.linears().get(name)); // the pipeline replaces each linear once
       const [rows, cols] = dense.weight.shape;
-      await moveTensor(dense.weight, null); // W to the host (it stays among the parameters; it is not used again)
+      await moveTensor(dense.weight, null); // W to the host (not read after its replacement below)
       const weight = dense.weight.data as Float32Array;
       const h = hessians.get(name);
       const t0 = performance.now();
@@ -292,6 +297,7 @@ async function quantizeBlock(
       const replacement = new DenseLinear(new Tensor(q.dequantized, [rows, cols]), dense.bias);
       if (run.gpu !== null) await replacement.toDevice(run.gpu);
       model.setLinear(name, replacement);
+      run.stream.replaced?.(name);
       progress.step(block, 'quantize', name);
     }
     for (const h of new Set(hessians.values())) h.free();
@@ -392,9 +398,11 @@ export async function quantizeModel(model: CausalLM, o: ModelQuantizeOptions): P
     gpu,
     statistic,
     found: new Map(),
+    stream,
   };
   if (gradients !== null) {
     for (let block = 0; block < model.numBlocks; block++) await stream.load(block); // the pass needs every block
+    await stream.loadHead?.();
     const names = Array.from({ length: model.numBlocks }, (_, b) =>
       groups.flat().map((n) => `${model.blockPrefix(b)}.${n}`),
     );

@@ -4,8 +4,9 @@
  * the calibration drawn, and the block pipeline run with a stream that packs each finished block, stores it with
  * the next block's inputs in the run's partial state (./partial-run.ts) and releases it; the packed checkpoint is
  * then assembled from the stored blocks by a streaming copy and written atomically, and the partial state removed.
- * Held at once: the embeddings (and an untied lm_head and the final norm), one block's weights in fp32 and one
- * block's calibration activations. Methods with a gradient pass (gwq, owq with sensitivity fisher) read every block
+ * Held at once: the embeddings and the final norm, one block's weights in fp32 (each linear's dense weight until
+ * its quantized copy replaces it) and one block's calibration activations; an untied lm_head is read after the
+ * last block, for the packed file. Methods with a gradient pass (gwq, owq with sensitivity fisher) read every block
  * first, since the pass runs the whole full-precision model. Shared by `wct quantize` and `wct-train` (which
  * quantizes its base on the fly when a recipe names a full-precision model).
  *
@@ -81,8 +82,9 @@ export interface QuantizeCheckpointRun {
   calibDtype?: CalibDtype;
   /** What to do with an interrupted run's partial state beside the output (default restart: discard it). */
   partial?: PartialMode;
-  /** Called at each linear's quantize step with the tensors then read (streamed-weights resident()): for tests. */
-  onResident?: (block: number, resident: string[]) => void;
+  /** Called at each linear's quantize step with the linear and the tensors then read (streamed-weights resident()):
+   * for tests. */
+  onResident?: (block: number, linear: string, resident: string[]) => void;
 }
 
 /**
@@ -321,6 +323,8 @@ function storingStream(
                 : null,
           },
     load: (block) => streamed.load(block),
+    loadHead: () => streamed.loadHead(),
+    replaced: (name) => streamed.drop(`${name}.weight`),
     release: (block) => streamed.release(block),
     finished: async (f: FinishedBlock) => {
       if (f.block !== partial.done) throw new Error(`block ${f.block} finished after ${partial.done} stored blocks`);
@@ -389,7 +393,7 @@ async function quantizeStreamed(
   const started = performance.now();
   const phase = run.phases?.start('quantize');
   const onProgress = (p: QuantProgress) => {
-    if (p.stage === 'quantize') run.onResident?.(p.block, streamed.resident());
+    if (p.stage === 'quantize') run.onResident?.(p.block, p.item, streamed.resident());
     run.onProgress?.(p);
     phase?.update(p.done, p.total, quantStatus(p));
   };
@@ -397,6 +401,7 @@ async function quantizeStreamed(
   const stream = storingStream(modelDir, streamed, partial, stored, calibDtype);
   await quantizeModel(model, { ...o, nOut, windows, calibDtype, onProgress, stream });
   if (gpu !== null) await streamed.toDevice(null); // the packed file is written from the host
+  await streamed.loadHead();
   const seconds = (performance.now() - started) / 1000;
   phase?.end(`${model.numBlocks} blocks (${o.method}, ${o.bits}-bit)`);
   const weights = model.parameters();

@@ -1,9 +1,11 @@
 /**
  * The streaming bookkeeping of quantizeCheckpoint (src/models/streamed-weights.ts) on a sharded checkpoint (a
  * 4-layer random Llama split into two shards, block 1's tensors across both): while block i is quantized exactly
- * the embeddings, final norm and lm_head and block i's tensors are read (GPTQ); with a gradient pass (GWQ-style)
- * every block is read first and each is released once stored, so block i sees blocks i..3. The packed file made from
- * the shards equals the one made from the single-file checkpoint, byte for byte.
+ * the embeddings, the final norm and block i's tensors are read (GPTQ), less the dense weight of every linear
+ * quantized so far (its fake-quantized copy replaces it), and the untied lm_head only after the last block; with a
+ * gradient pass (GWQ-style) every block and the lm_head are read first and each block is released once stored, so
+ * block i sees blocks i..3. The packed file made from the shards equals the one made from the single-file
+ * checkpoint, byte for byte.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -62,47 +64,55 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 const blockOf = (name: string) => Number(/^model\.layers\.(\d+)\./.exec(name)?.[1] ?? -1);
 
-/** Quantizes `dir` into `out`, recording the tensors read at every quantize step, per block. */
+/** Quantizes `dir` into `out`, recording the tensors read after each linear's quantize step, per block and linear
+ * (in quantization order). */
 async function residency(dir: string, out: string, section: Record<string, unknown>) {
-  const seen = new Map<number, Set<string>>();
+  const seen = new Map<number, [string, string[]][]>();
   await quantizeCheckpoint(
     dir,
     out,
     quantizeOptions({ wbits: 4, calib_tokens: tokens, nsamples: 4, seqlen: 16, ...section }),
     {
       force: false,
-      onResident: (block, resident) => {
-        const key = resident.join(',');
-        if (seen.has(block) && [...seen.get(block)!].join(',') !== key)
-          throw new Error(`block ${block}: the resident tensors changed while it was quantized`);
-        seen.set(block, new Set(resident));
+      onResident: (block, linear, resident) => {
+        if (!seen.has(block)) seen.set(block, []);
+        seen.get(block)!.push([linear, resident]);
       },
     },
   );
   return seen;
 }
 
+/** Checks each step's residents: `base(block)` less the weights of the block's linears quantized so far. */
+function expectShrinking(seen: Map<number, [string, string[]][]>, base: (block: number) => string[]) {
+  expect([...seen.keys()]).toEqual([0, 1, 2, 3]);
+  for (const [block, steps] of seen) {
+    expect(steps.length, `block ${block}: one step per linear`).toBe(7);
+    const replaced = new Set<string>();
+    for (const [linear, resident] of steps) {
+      replaced.add(`${linear}.weight`);
+      const expected = base(block).filter((n) => !replaced.has(n));
+      expect(resident, `block ${block} after ${linear}`).toEqual(expected);
+    }
+  }
+}
+
 describe('quantizeCheckpoint streams a sharded checkpoint one block at a time', () => {
-  it('gptq: block i is quantized with exactly the head tensors and block i read', async () => {
+  it('gptq: block i is quantized with the embeddings, the norm and block i read, each weight dropped once replaced', async () => {
     const seen = await residency(sharded, path.join(tmp, 'gptq-sharded'), { method: 'gptq' });
     const head = names.filter((n) => blockOf(n) < 0);
     expect(head.sort()).toEqual(['lm_head.weight', 'model.embed_tokens.weight', 'model.norm.weight']);
-    expect([...seen.keys()]).toEqual([0, 1, 2, 3]);
-    for (const [block, resident] of seen) {
-      const expected = names.filter((n) => blockOf(n) < 0 || blockOf(n) === block).sort();
-      expect([...resident], `block ${block}`).toEqual(expected);
-    }
+    expectShrinking(seen, (block) =>
+      names.filter((n) => (blockOf(n) < 0 && n !== 'lm_head.weight') || blockOf(n) === block).sort(),
+    );
     await residency(single, path.join(tmp, 'gptq-single'), { method: 'gptq' });
     expect(sha256(path.join(tmp, 'gptq-sharded/model.safetensors'))).toBe(
       sha256(path.join(tmp, 'gptq-single/model.safetensors')),
     );
   });
 
-  it('gwq (a gradient pass over the whole model): every block read first, each released once stored', async () => {
+  it('gwq (a gradient pass over the whole model): every block and lm_head read first, each block released once stored', async () => {
     const seen = await residency(sharded, path.join(tmp, 'gwq'), { method: 'gwq', wbits: 3 });
-    for (const [block, resident] of seen) {
-      const expected = names.filter((n) => blockOf(n) < 0 || blockOf(n) >= block).sort();
-      expect([...resident], `block ${block}`).toEqual(expected);
-    }
+    expectShrinking(seen, (block) => names.filter((n) => blockOf(n) < 0 || blockOf(n) >= block).sort());
   });
 });

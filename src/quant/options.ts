@@ -3,6 +3,7 @@
  * place, the recipe schema (src/recipe/schema.ts, `model.quantize`), and src/recipe/quantize-options.ts converts a
  * parsed section into this object; `wct quantize` parses its flags through the same schema.
  */
+import type { CalibDtype } from './linear-inputs.js';
 import type { MethodSettings } from './methods.js';
 import type { WeakBudget } from './weak-count.js';
 
@@ -15,6 +16,8 @@ export interface CalibrationSettings {
   /** Window length; null: the model's max_position_embeddings. */
   seqlen: number | null;
   seed: number;
+  /** How the activations between blocks are held (src/quant/linear-inputs.ts). */
+  dtype: CalibDtype;
 }
 
 export interface QuantizeOptions extends MethodSettings {

@@ -78,8 +78,6 @@ export interface QuantizeCheckpointRun {
   phases?: Phases;
   /** The GPU the calibration forwards and Hessians run on (the quantizer's sweep stays on the host); null/absent: the CPU. */
   gpu?: GpuContext | null;
-  /** How the calibration activations between blocks are held (default fp32). */
-  calibDtype?: CalibDtype;
   /** What to do with an interrupted run's partial state beside the output (default restart: discard it). */
   partial?: PartialMode;
   /** Called at each linear's quantize step with the linear and the tensors then read (streamed-weights resident()):
@@ -385,9 +383,9 @@ async function quantizeStreamed(
   checkLayers(model, nOut, o);
   const calibration = calibrationFor(modelDir, config, o, run.phases);
   const gpu = run.gpu ?? null;
-  const calibDtype = run.calibDtype ?? 'fp32';
+  const calibDtype = o.calibration.dtype;
   const windows = calibration?.windows ?? [];
-  const key = runKey(modelDir, { o, calibDtype, device: gpu === null ? 'cpu' : 'gpu' }, windows);
+  const key = runKey(modelDir, { o, device: gpu === null ? 'cpu' : 'gpu' }, windows);
   const partial = PartialRun.open(path.resolve(outDir), key, run.partial ?? 'restart');
   const stored = storedBlocks(partial);
   const started = performance.now();

@@ -37,6 +37,7 @@ export function toQuantizeOptions(q: QuantizeRecipe): QuantizeOptions {
       nsamples: q.nsamples,
       seqlen: q.seqlen ?? null,
       seed: q.seed,
+      dtype: q.calib_dtype,
     },
   };
 }

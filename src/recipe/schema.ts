@@ -143,6 +143,11 @@ export const quantizeShape = {
     .describe('Calibration windows (awq: documents of at most 512 tokens, concatenated and cut into seqlen blocks)'),
   seqlen: intAtLeast(2).optional().describe('Calibration window length (default: max_position_embeddings; awq: 512)'),
   seed: seed().default(0).describe('Calibration sampling seed'),
+  calib_dtype: oneOf(['fp32', 'bf16'])
+    .default('fp32')
+    .describe(
+      'Hold the calibration activations between blocks in fp32 or bf16 (half the memory; widened to fp32 for every forward and Hessian; host only)',
+    ),
   percdamp: positive().default(0.01).describe('GPTQ damping, a fraction of mean(diag H)'),
   outlier_ratio: fraction(false)
     .optional()

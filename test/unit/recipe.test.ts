@@ -75,6 +75,12 @@ describe('shipped recipes', () => {
       percdamp: 0.01,
     });
     expect(recipe.model.quantize?.target_rank).toBeUndefined();
+    expect(recipe.model.quantize?.calib_dtype).toBe('fp32'); // the default
+    const bf16 = write(
+      'bf16.yaml',
+      minimal().replace('  path: model', '  path: model\n  quantize: { calib_dtype: bf16 }'),
+    );
+    expect(toQuantizeOptions(loadRecipe(bf16).recipe.model.quantize!).calibration.dtype).toBe('bf16');
     expect(recipe.data).toMatchObject({
       format: 'alpaca',
       template: 'alpaca',
@@ -190,6 +196,13 @@ describe('recipe errors', () => {
     );
     expect(inputErrorMessage(() => loadRecipe(embedBits))).toBe(
       `${embedBits}:3 model.quantize.embed_bits: expected 4 or 8, got 3`,
+    );
+    const calibDtype = write(
+      'bad/calib-dtype.yaml',
+      minimal().replace('  path: model', '  path: model\n  quantize: { calib_dtype: fp16 }'),
+    );
+    expect(inputErrorMessage(() => loadRecipe(calibDtype))).toBe(
+      `${calibDtype}:3 model.quantize.calib_dtype: expected fp32 or bf16, got "fp16"`,
     );
     const fmt = write('bad/format.yaml', minimal().replace('format: alpaca', 'format: csv'));
     expect(inputErrorMessage(() => loadRecipe(fmt))).toBe(

@@ -16,7 +16,6 @@ import {
   type QuantizeCheckpointResult,
   type QuantizeCheckpointRun,
 } from '../../quant/quantize-checkpoint.js';
-import type { CalibDtype } from '../../quant/linear-inputs.js';
 import { toQuantizeOptions } from '../../recipe/quantize-options.js';
 import { quantizeSchema, quantizeShape } from '../../recipe/schema.js';
 import { dataSetName } from '../../util/data-set-name.js';
@@ -34,7 +33,6 @@ interface QuantizeArgs {
   out: string;
   force: boolean;
   resume: boolean;
-  calibDtype: CalibDtype;
   eval?: string;
   json: boolean;
   device: DeviceChoice;
@@ -66,12 +64,6 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         describe:
           'Continue an interrupted run from its last finished block (<out>.partial/; same model, options and calibration); the result is identical to an uninterrupted run',
       })
-      .option('calib-dtype', {
-        choices: ['fp32', 'bf16'] as const,
-        default: 'fp32' as CalibDtype,
-        describe:
-          'Hold the calibration activations between blocks in fp32 or bf16 (half the memory; widened to fp32 for every forward and Hessian; host only)',
-      })
       .option('eval', {
         type: 'string',
         describe: 'Evaluate the written model on these (comma-separated: wikitext2,c4,PATH)',
@@ -100,10 +92,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       (line) => terminal.log(line),
       async (gpu) => {
         const partial = args.resume ? 'resume' : args.force ? 'restart' : 'refuse';
-        const result = await quantizeTo(model, out.dir, options, terminal, gpu, {
-          partial,
-          calibDtype: args.calibDtype,
-        });
+        const result = await quantizeTo(model, out.dir, options, terminal, gpu, { partial });
         out.finish();
         const ppl: Record<string, number> = {};
         if (args.eval !== undefined) {
@@ -117,7 +106,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
         return { result, ppl };
       },
     );
-    report(args, result, ppl);
+    report(args, options, result, ppl);
   }),
 };
 
@@ -128,7 +117,7 @@ async function quantizeTo(
   options: QuantizeOptions,
   terminal: Terminal,
   gpu: GpuContext | null,
-  streaming: Pick<QuantizeCheckpointRun, 'partial' | 'calibDtype'>,
+  streaming: Pick<QuantizeCheckpointRun, 'partial'>,
 ): Promise<QuantizeCheckpointResult> {
   try {
     return await quantizeCheckpoint(model, outDir, options, {
@@ -153,7 +142,12 @@ function evalTexts(list: string | undefined): string[] {
   return (list ?? '').split(',').filter((d) => d !== '');
 }
 
-function report(args: QuantizeArgs, result: QuantizeCheckpointResult, ppl: Record<string, number>): void {
+function report(
+  args: QuantizeArgs,
+  options: QuantizeOptions,
+  result: QuantizeCheckpointResult,
+  ppl: Record<string, number>,
+): void {
   const { config: qc, nOut, seconds } = result;
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   const summary = {
@@ -167,7 +161,7 @@ function report(args: QuantizeArgs, result: QuantizeCheckpointResult, ppl: Recor
     avg_bits: qc.avg_bits,
     ...(qc.awq === undefined ? {} : { awq_alpha: awqAlphas(qc.awq) }),
     quant_seconds: seconds,
-    calib_dtype: args.calibDtype,
+    calib_dtype: options.calibration.dtype,
     // per block: load_s, forward_s, hessian_s, transform_s, quantize_s, pack_s, write_s (src/quant/quantize-checkpoint.ts BlockReport)
     blocks: result.blocks,
     peak_rss_mib: peakRssMiB,

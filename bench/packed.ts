@@ -5,6 +5,8 @@
  *      machine's bandwidth drifts within a run), 3- and 4-bit, weak columns 0 / 0.3% / 3% of K, cold: calls
  *      cycle through >= 3x L3 (COLD_BYTES) of distinct copies of the weight, so each streams it from DRAM as a
  *      model's decode step does;
+ *  (b') hot decode rate on one thread (weights in L2, CPU time): each GEMV kernel's own arithmetic, the figure
+ *      that says whether (b) can be bandwidth-bound and the steadiest one on a shared machine;
  *  (c) batched products at m = 512 (forward x Ŵᵀ and transposed dy Ŵ) vs dense cblas sgemm;
  *  (d) small m (batched decode, speculative decoding, short prompts): cold time per call of m = 1 .. 32 rows at the
  *      llama-7b shapes, as one call (the batched GEMV up to 16, reading each weight row once, the panel GEMM
@@ -500,6 +502,8 @@ export function runPackedBench(): string {
   const bandwidth1 = bw(1);
   process.stderr.write('bench: packed GEMV\n');
   const gemv = gemvRows(rng);
+  process.stderr.write('bench: hot decode rate\n');
+  const hot = hotRows(rng);
   process.stderr.write('bench: packed GEMM at m = 512\n');
   const gemm = gemmRows(rng);
   process.stderr.write('bench: small m\n');
@@ -520,6 +524,10 @@ export function runPackedBench(): string {
       {
         title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second; 5 rounds, each probing the read bandwidth (512 MiB) and then timing the GEMV (best call of the round); medians over rounds, the fraction being the median of the rounds' ratios`,
         rows: gemv,
+      },
+      {
+        title: `Hot decode rate, one thread: ${HOT_BYTES / 2 ** 20} MiB weights at the real K (in L2), CPU time per call (other jobs' time on the core left out), so the kernel's own arithmetic; 5 rounds, every kernel in turn, medians; 'vs 4-bit row' = GB/s over the 4-bit per-row m = 1 GB/s of the same round; a cold GEMV is bandwidth-bound where this rate times the threads exceeds the read bandwidth`,
+        rows: hot,
       },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
       {

@@ -5,6 +5,8 @@
  *      machine's bandwidth drifts within a run), 3- and 4-bit, weak columns 0 / 0.3% / 3% of K, cold: calls
  *      cycle through >= 3x L3 (COLD_BYTES) of distinct copies of the weight, so each streams it from DRAM as a
  *      model's decode step does;
+ *  (b') hot decode rate on one thread (weights in L2, CPU time): each GEMV kernel's own arithmetic, the figure
+ *      that says whether (b) can be bandwidth-bound and the steadiest one on a shared machine;
  *  (c) batched products at m = 512 (forward x Ŵᵀ and transposed dy Ŵ) vs dense cblas sgemm;
  *  (d) small m (batched decode, speculative decoding, short prompts): cold time per call of m = 1 .. 32 rows at the
  *      llama-7b shapes, as one call (the batched GEMV up to 16, reading each weight row once, the panel GEMM
@@ -245,9 +247,9 @@ function randomArray(n: number, rng: Rng): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() - 0.5);
 }
 
-function gemvRows(rng: Rng): Row[] {
+function gemvRows(rng: Rng, shapes = SHAPES): Row[] {
   const rows: Row[] = [];
-  for (const [model, n, k] of SHAPES) {
+  for (const [model, n, k] of shapes) {
     const x = randomArray(k, rng);
     const y = new Float32Array(n);
     for (const bits of [3, 4] as PackedBits[]) {
@@ -397,6 +399,89 @@ export function runSmallMBench(): Row[] {
   return smallMRows(new Rng(13));
 }
 
+/** CPU seconds (this process, user + system) per call of f over calls filling about `budget` CPU seconds: on a
+ * shared machine a single-threaded call's CPU time leaves out the time other jobs held its core. */
+function cpuSecondsPerCall(f: () => void, budget: number): number {
+  f(); // warm-up
+  const c0 = process.cpuUsage();
+  let iters = 0;
+  let us = 0;
+  do {
+    f();
+    iters++;
+    const c = process.cpuUsage(c0);
+    us = c.user + c.system;
+  } while (us < budget * 1e6);
+  return us / 1e6 / iters;
+}
+
+/** Bytes of the hot weights: small enough to stay in one core's L2 (2 MiB and more on the machines in use). */
+const HOT_BYTES = 2 ** 20;
+
+/**
+ * Hot decode rate on one thread: the weight (HOT_BYTES, the real K, as many rows as fit, a multiple of 16)
+ * stays in L2, so the time (CPU time, cpuSecondsPerCall) is the kernel's own arithmetic, not DRAM's: the rate a GEMV must beat for its cold
+ * call to be bandwidth-bound (times the threads), and the least disturbed figure on a shared machine (it needs
+ * the core, not the memory bus). For each K of the llama-7b shapes: 4-bit and 3-bit per row and G = 128, 4-bit
+ * with 3% weak columns, each at m = 1 and m = 8; every kernel timed in each of 5 rounds in turn (best of each
+ * round), medians; 'vs 4-bit row' = this rate over the 4-bit per-row m = 1 rate of the same round, 'm = 8 / m = 1'
+ * the time of one m = 8 call over one m = 1 call of the same weight.
+ */
+function hotRows(rng: Rng): Row[] {
+  const native = loadNative();
+  const before = native.threads();
+  native.setThreads(1);
+  try {
+    const rows: Row[] = [];
+    for (const k of [4096, 11008]) {
+      const variants = [
+        ['4-bit row', 4, k, 0],
+        ['4-bit G=128', 4, 128, 0],
+        ['3-bit row', 3, k, 0],
+        ['3-bit G=128', 3, 128, 0],
+        ['4-bit row, 3% weak', 4, k, 2 * Math.round((0.03 * k) / 2)],
+      ] as const;
+      const ws = variants.map(([, bits, g, nOut]) => {
+        const n = 16 * Math.max(1, Math.floor(HOT_BYTES / packedBytes(16, k, bits)));
+        return randomWeight(n, k, bits, g, nOut, rng);
+      });
+      const x = randomArray(8 * k, rng);
+      const y = new Float32Array(8 * Math.max(...ws.map((w) => w.rows)));
+      const fs = ws.flatMap((w) => [1, 8].map((m) => () => packedMatmul(w, x, m, y)));
+      const secs: number[][] = fs.map(() => []);
+      for (let r = 0; r < 5; r++) fs.forEach((f, i) => secs[i].push(cpuSecondsPerCall(f, 0.03)));
+      variants.forEach(([label], v) => {
+        const [one, eight] = [secs[2 * v], secs[2 * v + 1]];
+        rows.push({
+          K: k,
+          kernel: label,
+          rows: ws[v].rows,
+          'GB/s m=1': weightBytes(ws[v]) / median(one) / 1e9,
+          'vs 4-bit row': median(one.map((s, r) => weightBytes(ws[v]) / s / (weightBytes(ws[0]) / secs[0][r]))),
+          'GB/s m=8': weightBytes(ws[v]) / median(eight) / 1e9,
+          'm = 8 / m = 1': median(eight.map((s, r) => s / one[r])),
+        });
+      });
+    }
+    return rows;
+  } finally {
+    native.setThreads(before);
+  }
+}
+
+/** Only the hot decode-rate section, as its rows: `node dist/bench/packed.js --hot` (about 10 s). */
+export function runHotBench(): Row[] {
+  return hotRows(new Rng(17));
+}
+
+/** Only the decode GEMV section (b), as its rows, at the shapes of `model` (all when undefined):
+ * `node dist/bench/packed.js --gemv [--model llama-7b]`. */
+export function runGemvBench(model?: string): Row[] {
+  const shapes = SHAPES.filter(([m]) => model === undefined || m === model);
+  if (shapes.length === 0) throw new Error(`no bench shapes of model ${model}`);
+  return gemvRows(new Rng(7), shapes);
+}
+
 /** Only the outlier section (e), as its rows: `node dist/bench/packed.js --outliers` (a few seconds). */
 export function runOutlierBench(): { gemv: Row[]; gemm: Row[] } {
   return outlierRows(new Rng(11));
@@ -417,6 +502,8 @@ export function runPackedBench(): string {
   const bandwidth1 = bw(1);
   process.stderr.write('bench: packed GEMV\n');
   const gemv = gemvRows(rng);
+  process.stderr.write('bench: hot decode rate\n');
+  const hot = hotRows(rng);
   process.stderr.write('bench: packed GEMM at m = 512\n');
   const gemm = gemmRows(rng);
   process.stderr.write('bench: small m\n');
@@ -438,6 +525,10 @@ export function runPackedBench(): string {
         title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second; 5 rounds, each probing the read bandwidth (512 MiB) and then timing the GEMV (best call of the round); medians over rounds, the fraction being the median of the rounds' ratios`,
         rows: gemv,
       },
+      {
+        title: `Hot decode rate, one thread: ${HOT_BYTES / 2 ** 20} MiB weights at the real K (in L2), CPU time per call (other jobs' time on the core left out), so the kernel's own arithmetic; 5 rounds, every kernel in turn, medians; 'vs 4-bit row' = GB/s over the 4-bit per-row m = 1 GB/s of the same round; a cold GEMV is bandwidth-bound where this rate times the threads exceeds the read bandwidth`,
+        rows: hot,
+      },
       { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
       {
         title: `Small m, cold (${COLD_BYTES / 2 ** 20} MiB of weight copies): one call of m rows (batched decode GEMV for m <= 16, dequantized panels + sgemm above) vs m calls of one row; 5 rounds, each timing every m both ways (best call of the round); medians; ratios = medians of the rounds' ratios`,
@@ -457,7 +548,14 @@ export function runPackedBench(): string {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
-  if (process.argv.includes('--outliers')) process.stdout.write(`${JSON.stringify(runOutlierBench(), null, 2)}\n`);
+  const flag = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i < 0 ? undefined : process.argv[i + 1];
+  };
+  if (process.argv.includes('--hot')) process.stdout.write(`${JSON.stringify(runHotBench(), null, 2)}\n`);
+  else if (process.argv.includes('--gemv'))
+    process.stdout.write(`${JSON.stringify(runGemvBench(flag('--model')), null, 2)}\n`);
+  else if (process.argv.includes('--outliers')) process.stdout.write(`${JSON.stringify(runOutlierBench(), null, 2)}\n`);
   else if (process.argv.includes('--small-m')) process.stdout.write(`${JSON.stringify(runSmallMBench(), null, 2)}\n`);
   else process.stdout.write(fs.readFileSync(runPackedBench(), 'utf8'));
 }

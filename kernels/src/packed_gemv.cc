@@ -125,6 +125,11 @@ struct V {
     return r;
   }
   static inline F load8(const float* x) { return load(x); }
+  static inline F bytes(const uint8_t* p) {
+    F r;
+    for (int i = 0; i < 8; i++) r.v[i] = float(p[i]);
+    return r;
+  }
   template <int B>
   static inline I lanes(const uint8_t* p) {
     I r;
@@ -177,6 +182,9 @@ struct V {
   }
   static inline F load(const float* x) { return _mm256_loadu_ps(x); }
   static inline F load8(const float* x) { return load(x); }
+  static inline F bytes(const uint8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
   // 8 lanes: 32 bytes, or for B == 3 the 24 bytes of 8 x 3 spread to the low 3 bytes of each lane.
   template <int B>
   static inline I lanes(const uint8_t* p) {
@@ -269,6 +277,9 @@ struct V {
   static inline float hsum(F a) { return _mm512_reduce_add_ps(a); }
   static inline F load(const float* x) { return _mm512_loadu_ps(x); }
   static inline F load8(const float* x) { return _mm512_maskz_loadu_ps(0xff, x); }
+  static inline F bytes(const uint8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
   // 16 lanes: 64 bytes, or for B == 3 the 48 bytes of 16 x 3 spread over the lanes with one vpermb.
   template <int B>
   static inline I lanes(const uint8_t* p) {

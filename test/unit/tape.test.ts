@@ -30,6 +30,21 @@ describe('autograd tape', () => {
     expect(x.grad).toBeNull();
   });
 
+  it('moves a passed-through gradient to one holder only: the caller seed and a second holder get copies', () => {
+    const x = fromArray([1, 2, 3], [3]);
+    const y = fromArray([4, 5, 6], [3]);
+    x.requiresGrad = true;
+    y.requiresGrad = true;
+    const seed = Float32Array.of(1, 2, 3);
+    ag.backward(ag.reshape(ag.add(x, y), [3, 1]), seed); // add passes the seed on to both inputs
+    expect(x.grad).not.toBe(seed);
+    expect(y.grad).not.toBe(x.grad);
+    ag.backward(ag.reshape(x, [1, 3]), seed);
+    expect(Array.from(x.gradData!)).toEqual([2, 4, 6]);
+    expect(Array.from(y.gradData!)).toEqual([1, 2, 3]);
+    expect(Array.from(seed)).toEqual([1, 2, 3]);
+  });
+
   it('records nothing when no input requires a gradient (inference)', () => {
     const y = ag.relu(fromArray([1, -1], [2]));
     expect(y.node).toBeNull();

@@ -12,6 +12,7 @@ import { GpuArray } from '../gpu/array.js';
 import type { FloatArray } from '../native/types.js';
 import { keep, kernelsFor, onDeviceOf, release } from '../tensor/device.js';
 import { Tensor, allocLike, type Node, type Storage, shapeStr } from '../tensor/tensor.js';
+import { allocOutput } from './alloc.js';
 
 export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return inputs.some((t) => t?.requiresGrad === true);
@@ -55,7 +56,7 @@ function checkGrad(op: string, input: Tensor, g: Storage, index: number): void {
 
 /** A copy of g on its device. */
 function copyOf(g: Storage): Storage {
-  const out = allocLike(g, g.length);
+  const out = allocOutput(g, g.length);
   kernelsFor(g).copy(g, 0, out, 0, g.length);
   return out;
 }

@@ -6,6 +6,7 @@ import { GpuArray } from '../../gpu/array.js';
 import { kernelsFor } from '../../tensor/device.js';
 import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { allocOutput } from '../alloc.js';
 
 export const IGNORE_INDEX = -100;
 
@@ -39,7 +40,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, ignoreIndex = 
   const out = allocLike(nll, 1);
   kernels.sumInto(nll, out, 1 / count);
   return record(new Tensor(out, []), 'cross_entropy', [logits], (g) => {
-    const dlogits = allocLike(g, logits.size);
+    const dlogits = allocOutput(g, logits.size);
     // d(mean NLL)/dlogits = (softmax - onehot) / count, times the upstream scalar g: a host g folds into the
     // kernel's row scale (one pass over the [N, V] logits), a GPU one is applied where it is.
     if (g instanceof GpuArray) {

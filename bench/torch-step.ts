@@ -8,7 +8,8 @@
  *    packed checkpoint as `wct quantize` writes it) against OWQ's own QuantMatMul formulation in PyTorch
  *    (bench/torch/step.py: dequantized frozen base + trainable fp32 weak columns);
  *  - each side's peak RSS: after the WCT phase (run first), then after the full-model phase.
- * Ratios are ours / PyTorch (below 1: we are faster). PyTorch runs where `python3` (or $PYTHON, or
+ * Both workers run with OMP_WAIT_POLICY=passive (our addon's default) unless it is set. The losses of the first rep
+ * are printed side by side (same weights, same tokens). Ratios are ours / PyTorch (below 1: we are faster). PyTorch runs where `python3` (or $PYTHON, or
  * /usr/bin/python3) imports torch (`apt-get install python3-torch`); without it the bench says so and runs ours.
  * `node dist/bench/torch-step.js [--reps N]` writes bench/results/torch-step.{json,md}.
  */
@@ -48,7 +49,12 @@ class Worker {
     command: string,
     args: string[],
   ) {
-    this.proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Both sides' OpenMP threads sleep while they wait (our addon's default, src/native/addon.ts): on a shared
+    // machine a spinning pool is slowed many times over, which would measure the load, not the step.
+    this.proc = spawn(command, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'passive' },
+    });
     this.proc.stderr.pipe(process.stderr);
     this.replies = readline.createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
   }
@@ -198,14 +204,14 @@ export async function runTorchStep(reps: number): Promise<string> {
     process.stderr.write('bench torch-step: WCT step\n');
     const wct = await phase(workers, { kind: 'wct', dir: dirs.wct, ...tokens }, async (threads) => {
       const runs = withTotal(await interleaved(workers, 'step', reps));
-      checks.push(`WCT first loss at ${threads} threads: ${losses(runs)}`);
+      checks.push(`WCT loss of the first rep at ${threads} threads: ${losses(runs)}`);
       return compare('WCT', threads, runs, STEP_FIELDS);
     });
     process.stderr.write('bench torch-step: forward and full training step\n');
     const full = await phase(workers, { kind: 'full', dir: dirs.full, ...tokens }, async (threads) => {
       const fwd = await interleaved(workers, 'forward', reps);
       const steps = withTotal(await interleaved(workers, 'step', reps));
-      checks.push(`forward loss at ${threads} threads: ${losses(fwd)}`);
+      checks.push(`forward loss of the first rep at ${threads} threads: ${losses(fwd)}`);
       return [...compare('forward', threads, fwd, ['forward_s']), ...compare('train', threads, steps, STEP_FIELDS)];
     });
     return writeReport({

@@ -102,7 +102,8 @@ export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void
       else sink(t, g);
       continue;
     }
-    const inputGrads = t.node.backward(g);
+    const inputs = t.node.inputs;
+    const inputGrads = t.node.backward(g, (k) => (inputs[k].requiresGrad ? (grads.get(inputs[k]) ?? null) : null));
     if (inputGrads.length !== t.node.inputs.length) {
       throw new Error(
         `autograd: op '${t.node.op}' returned ${inputGrads.length} gradients for ${t.node.inputs.length} inputs`,
@@ -116,6 +117,7 @@ export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void
         throw new Error(`autograd: op '${t.node!.op}' gave no gradient for input ${k}, which requires one`);
       checkGrad(t.node!.op, input, gi, k);
       const prev = grads.get(input);
+      if (prev === gi) return; // the op added its gradient into the one held (Node.backward's `held`)
       if (prev !== undefined) kernelsFor(prev).accumulate(prev, gi);
       else if (gi !== g) grads.set(input, gi);
       else {

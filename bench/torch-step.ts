@@ -11,7 +11,9 @@
  * Both workers run with OMP_WAIT_POLICY=passive (our addon's default) unless it is set. The losses of the first rep
  * are printed side by side (same weights, same tokens). Ratios are ours / PyTorch (below 1: we are faster). PyTorch runs where `python3` (or $PYTHON, or
  * /usr/bin/python3) imports torch (`apt-get install python3-torch`); without it the bench says so and runs ours.
- * `node dist/bench/torch-step.js [--reps N]` writes bench/results/torch-step.{json,md}.
+ * `--baseline W` adds a third worker, the script W (torch-step-ours.js placed beside another build's dist/src: the code
+ * before a change), measured in the same interleaved reps. `node dist/bench/torch-step.js [--reps N] [--baseline W]`
+ * writes bench/results/torch-step.{json,md}.
  */
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,6 +40,8 @@ const WEAK = 8;
 const THREADS = [2, 1];
 
 type Reply = Record<string, number>;
+/** ours; PyTorch; and, with --baseline, another build's worker script (the code before a change). */
+type Side = 'ours' | 'torch' | 'baseline';
 
 /** A worker process answering one JSON line per command line. */
 class Worker {
@@ -45,7 +49,7 @@ class Worker {
   private readonly proc: ChildProcessWithoutNullStreams;
 
   constructor(
-    readonly side: 'ours' | 'torch',
+    readonly side: Side,
     command: string,
     args: string[],
   ) {
@@ -127,21 +131,21 @@ async function interleaved(workers: Worker[], cmd: string, reps: number): Promis
   return out;
 }
 
-/** Rows of median seconds per field, ours beside PyTorch's and their ratio. */
+/** Rows of median seconds per field, ours beside PyTorch's (and the baseline's) and the ratios to PyTorch. */
 function compare(what: string, threads: number, runs: Map<Worker, Reply[]>, fields: string[]): Row[] {
-  const [ours, torch] = [...runs.values()];
-  const med = (replies: Reply[] | undefined, f: string) =>
-    replies === undefined ? NaN : median(replies.map((r) => r[f]));
+  const bySide = new Map([...runs].map(([w, replies]) => [w.side, replies]));
+  const med = (side: Side, f: string) => median(bySide.get(side)!.map((r) => r[f]));
   return fields.map((f) => {
-    const o = med(ours, f);
-    const t = med(torch, f);
-    return {
-      what: `${what} ${f.replace(/_s$/, '')}`,
-      threads,
-      'ours s': o,
-      'PyTorch s': torch === undefined ? '' : t,
-      'ours / PyTorch': torch === undefined ? '' : o / t,
-    };
+    const row: Row = { what: `${what} ${f.replace(/_s$/, '')}`, threads, 'ours s': med('ours', f) };
+    if (bySide.has('torch')) {
+      row['PyTorch s'] = med('torch', f);
+      row['ours / PyTorch'] = med('ours', f) / med('torch', f);
+    }
+    if (bySide.has('baseline')) {
+      row['baseline s'] = med('baseline', f);
+      if (bySide.has('torch')) row['baseline / PyTorch'] = med('baseline', f) / med('torch', f);
+    }
+    return row;
   });
 }
 
@@ -170,12 +174,13 @@ async function phase(
 }
 
 function memoryRow(what: string, peaks: Reply): Row {
-  return {
-    what,
-    'ours MiB': peaks.ours,
-    'PyTorch MiB': peaks.torch ?? '',
-    'ours / PyTorch': peaks.torch === undefined ? '' : peaks.ours / peaks.torch,
-  };
+  const row: Row = { what, 'ours MiB': peaks.ours };
+  if (peaks.torch !== undefined) {
+    row['PyTorch MiB'] = peaks.torch;
+    row['ours / PyTorch'] = peaks.ours / peaks.torch;
+  }
+  if (peaks.baseline !== undefined) row['baseline MiB'] = peaks.baseline;
+  return row;
 }
 
 function losses(runs: Map<Worker, Reply[]>): string {
@@ -183,7 +188,7 @@ function losses(runs: Map<Worker, Reply[]>): string {
 }
 
 /** Runs the comparison and writes bench/results/torch-step.{json,md}; returns the markdown path. */
-export async function runTorchStep(reps: number): Promise<string> {
+export async function runTorchStep(reps: number, baseline: string | null = null): Promise<string> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'wct-bench-torch-step-'));
   const python = pythonWithTorch();
   if (python === null)
@@ -192,6 +197,7 @@ export async function runTorchStep(reps: number): Promise<string> {
     );
   const oursScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch-step-ours.js');
   const workers = [new Worker('ours', process.execPath, [oursScript])];
+  if (baseline !== null) workers.push(new Worker('baseline', process.execPath, [path.resolve(baseline)]));
   if (python !== null)
     workers.push(new Worker('torch', python, [path.join(packageRoot(), 'bench', 'torch', 'step.py')]));
   try {
@@ -216,7 +222,13 @@ export async function runTorchStep(reps: number): Promise<string> {
     });
     return writeReport({
       name: 'torch-step',
-      machine: { ...hostMachine(), pytorch: python ?? 'absent', reps, 'loss checks': checks.join('; ') },
+      machine: {
+        ...hostMachine(),
+        pytorch: python ?? 'absent',
+        baseline: baseline ?? 'none',
+        reps,
+        'loss checks': checks.join('; '),
+      },
       sections: [
         {
           title: `Forward and full training step (every weight, AdamW, clip 1.0), opt-125m-shaped, 1 x ${SEQLEN} fp32, medians of ${reps}`,
@@ -243,5 +255,6 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpa
   const reps = i < 0 ? 3 : Number(process.argv[i + 1]);
   if (!(Number.isInteger(reps) && reps >= 1))
     throw new RangeError('bench torch-step: --reps must be a positive integer');
-  process.stdout.write(fs.readFileSync(await runTorchStep(reps), 'utf8'));
+  const b = process.argv.indexOf('--baseline');
+  process.stdout.write(fs.readFileSync(await runTorchStep(reps, b < 0 ? null : process.argv[b + 1]), 'utf8'));
 }

@@ -65,10 +65,10 @@ function timeNodes(loss: Tensor, nodes: Tally, inside: Tally, kernelTotal: { s: 
     seen.add(t);
     const node = t.node;
     const f = node.backward;
-    node.backward = (g) => {
+    node.backward = (g, held) => {
       const k0 = kernelTotal.s;
       const t0 = performance.now();
-      const r = f(g);
+      const r = f(g, held);
       nodes.add(node.op, (performance.now() - t0) / 1000);
       inside.add(node.op, kernelTotal.s - k0);
       return r;

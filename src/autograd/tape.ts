@@ -3,11 +3,16 @@
  * `backward(loss)` walks the graph in reverse topological order, checks every gradient an op returns
  * (count, dtype and length must match its inputs, or the error names the op), and accumulates into the
  * `grad` of leaves that require it. Intermediate gradients are freed as soon as they are consumed.
+ *
+ * Every gradient the walk holds is its own (an op's fresh output, or a copy) except a caller's seed, so one that an
+ * op passes through unchanged (reshape, add) is moved to its input, and a leaf's first gradient becomes its `.grad`;
+ * only a second holder of the same storage (add(x, y) passing g to both) or the caller's seed gets a copy.
  */
 import { GpuArray } from '../gpu/array.js';
 import type { FloatArray } from '../native/types.js';
 import { keep, kernelsFor, onDeviceOf, release } from '../tensor/device.js';
 import { Tensor, allocLike, type Node, type Storage, shapeStr } from '../tensor/tensor.js';
+import { allocOutput } from './alloc.js';
 
 export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return inputs.some((t) => t?.requiresGrad === true);
@@ -51,7 +56,7 @@ function checkGrad(op: string, input: Tensor, g: Storage, index: number): void {
 
 /** A copy of g on its device. */
 function copyOf(g: Storage): Storage {
-  const out = allocLike(g, g.length);
+  const out = allocOutput(g, g.length);
   kernelsFor(g).copy(g, 0, out, 0, g.length);
   return out;
 }
@@ -85,6 +90,7 @@ export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void
   const s = seedOf(loss, seed);
   checkGrad('seed', loss, s, 0);
   grads.set(loss, s);
+  const borrowed = seed === undefined ? null : s;
   const order = topoOrder(loss);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
@@ -92,16 +98,18 @@ export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void
     if (g === undefined) continue;
     grads.delete(t);
     if (t.node === null) {
-      if (sink === undefined) accumulate(t, g);
+      if (sink === undefined) accumulate(t, g, g !== borrowed);
       else sink(t, g);
       continue;
     }
-    const inputGrads = t.node.backward(g);
+    const inputs = t.node.inputs;
+    const inputGrads = t.node.backward(g, (k) => (inputs[k].requiresGrad ? (grads.get(inputs[k]) ?? null) : null));
     if (inputGrads.length !== t.node.inputs.length) {
       throw new Error(
         `autograd: op '${t.node.op}' returned ${inputGrads.length} gradients for ${t.node.inputs.length} inputs`,
       );
     }
+    let gMovable = g !== borrowed; // g passed through is moved to the first input that takes it, copied after
     t.node.inputs.forEach((input, k) => {
       const gi = inputGrads[k];
       if (!input.requiresGrad) return;
@@ -109,15 +117,23 @@ export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void
         throw new Error(`autograd: op '${t.node!.op}' gave no gradient for input ${k}, which requires one`);
       checkGrad(t.node!.op, input, gi, k);
       const prev = grads.get(input);
-      if (prev === undefined) grads.set(input, gi === g ? copyOf(gi) : gi);
-      else kernelsFor(prev).accumulate(prev, gi);
+      if (prev === gi) return; // the op added its gradient into the one held (Node.backward's `held`)
+      if (prev !== undefined) kernelsFor(prev).accumulate(prev, gi);
+      else if (gi !== g) grads.set(input, gi);
+      else {
+        grads.set(input, gMovable ? g : copyOf(g));
+        gMovable = false;
+      }
     });
   }
 }
 
-/** A leaf's gradient outlives the step's scope (src/tensor/device.ts `scoped`): the optimizer reads it after. */
-function accumulate(leaf: Tensor, g: Storage): void {
-  if (leaf.grad === null) leaf.grad = keep(copyOf(g));
+/**
+ * A leaf's gradient outlives the step's scope (src/tensor/device.ts `scoped`): the optimizer reads it after. The
+ * first one is `g` itself when the walk owns it, else a copy.
+ */
+function accumulate(leaf: Tensor, g: Storage, owned: boolean): void {
+  if (leaf.grad === null) leaf.grad = keep(owned ? g : copyOf(g));
   else kernelsFor(leaf.grad).accumulate(leaf.grad, g);
 }
 

@@ -66,11 +66,16 @@ function wrap(raw: KernelBinding): NativeAddon {
       raw.adamw(theta, g, m, v, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.c1, p.c2, p.gradScale),
     adamwMany: (thetas, gs, ms, vs, p) =>
       raw.adamwMany(thetas, gs, ms, vs, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.c1, p.c2, p.gradScale),
-    // Memory-bound loops with no native version: the reference's, on Float32Array.
+    // Memory-bound loops with no native version: the reference's, on Float32Array (copy is TypedArray.set).
     broadcastScalar: referenceKernels.broadcastScalar,
     fill: referenceKernels.fill,
     copy: referenceKernels.copy,
-    accumulate: referenceKernels.accumulate,
+    // acc += x is the threaded binary add written over acc (each element read before it is written).
+    accumulate: (acc, x) => {
+      if (acc.length < x.length)
+        throw new RangeError(`accumulate: acc has ${acc.length} elements, needs at least ${x.length}`);
+      raw.binary(BINARY_OPS.add, acc, x, acc, [x.length], [1], [1]);
+    },
     scaleBy: referenceKernels.scaleBy,
     unaryForward: (op, x, out) => raw.unaryForward(opCode(UNARY_OPS, op, 'unaryForward'), x, out),
     unaryBackward: (op, x, dy, dx) => raw.unaryBackward(opCode(UNARY_OPS, op, 'unaryBackward'), x, dy, dx),

@@ -19,8 +19,12 @@ export type DType = 'f32' | 'f64';
 export interface Node {
   op: string;
   inputs: Tensor[];
-  /** Given dL/d(output), returns dL/d(input) for each input (null where the input needs no gradient). */
-  backward(gradOut: Storage): (Storage | null)[];
+  /**
+   * Given dL/d(output), returns dL/d(input) for each input (null where the input needs no gradient). `held(k)` is
+   * the gradient the tape already holds for input k (null when none): an op may add its own into it and return it
+   * (the embedding's scatter-add into the tied lm_head's dW), which the tape then does not add again.
+   */
+  backward(gradOut: Storage, held: (input: number) => Storage | null): (Storage | null)[];
 }
 
 export class Tensor {

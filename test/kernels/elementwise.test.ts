@@ -73,6 +73,28 @@ describe('binary', () => {
   });
 });
 
+describe('accumulate', () => {
+  it('adds x into acc as the reference does, into itself and a longer acc too', () => {
+    for (const n of [...SIZES, 100001]) {
+      const x = rand32(n, n);
+      const accN = rand32(n + 2, n + 1);
+      const accR = Float32Array.from(accN);
+      native.accumulate(accN, x);
+      ref.accumulate(accR, x);
+      expectClose(accN, accR, BINARY_TOL, `accumulate ${n}`);
+      const twice = Float32Array.from(x, (v) => v + v);
+      native.accumulate(x, x);
+      expectClose(x, twice, BINARY_TOL, `accumulate ${n} into itself`);
+    }
+  });
+
+  it('refuses an acc shorter than x', () => {
+    expect(() => native.accumulate(new Float32Array(2), new Float32Array(3))).toThrow(
+      /accumulate: acc has 2 elements, needs at least 3/,
+    );
+  });
+});
+
 describe('affine', () => {
   it('matches the reference, in place too', () => {
     for (const n of [...SIZES, 100001]) {

@@ -30,6 +30,38 @@ describe('autograd tape', () => {
     expect(x.grad).toBeNull();
   });
 
+  it('moves a passed-through gradient to one holder only: the caller seed and a second holder get copies', () => {
+    const x = fromArray([1, 2, 3], [3]);
+    const y = fromArray([4, 5, 6], [3]);
+    x.requiresGrad = true;
+    y.requiresGrad = true;
+    const seed = Float32Array.of(1, 2, 3);
+    ag.backward(ag.reshape(ag.add(x, y), [3, 1]), seed); // add passes the seed on to both inputs
+    expect(x.grad).not.toBe(seed);
+    expect(y.grad).not.toBe(x.grad);
+    ag.backward(ag.reshape(x, [1, 3]), seed);
+    expect(Array.from(x.gradData!)).toEqual([2, 4, 6]);
+    expect(Array.from(y.gradData!)).toEqual([1, 2, 3]);
+    expect(Array.from(seed)).toEqual([1, 2, 3]);
+  });
+
+  it('takes a gradient an op added into the one the tape holds (held) as it is, without adding it again', () => {
+    const x = fromArray([1, 2], [2]);
+    x.requiresGrad = true;
+    let sawHeld = false;
+    const a = record(new Tensor(new Float32Array(2), [2]), 'fresh', [x], () => [Float32Array.of(1, 1)]);
+    const b = record(new Tensor(new Float32Array(2), [2]), 'into_held', [x], (_g, held) => {
+      const h = held(0);
+      if (h === null) return [Float32Array.of(10, 10)];
+      sawHeld = true;
+      for (let i = 0; i < h.length; i++) (h as Float32Array)[i] += 10;
+      return [h];
+    });
+    ag.backward(ag.sum(ag.add(a, b)));
+    expect(sawHeld).toBe(true);
+    expect(Array.from(x.gradData!)).toEqual([11, 11]);
+  });
+
   it('records nothing when no input requires a gradient (inference)', () => {
     const y = ag.relu(fromArray([1, -1], [2]));
     expect(y.node).toBeNull();

@@ -5,8 +5,9 @@
  */
 import { kernelsFor, kernelsOn } from '../../tensor/device.js';
 import type { AttentionDims } from '../../native/types.js';
-import { Tensor, allocLike } from '../../tensor/tensor.js';
+import { Tensor } from '../../tensor/tensor.js';
 import { needsGrad, record } from '../tape.js';
+import { allocOutput } from '../alloc.js';
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   const [batch, tq, heads, headDim] = q.shape;
@@ -23,13 +24,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tenso
   }
   const d: AttentionDims = { batch, tq, tk, heads, kvHeads, headDim, scale };
   const kernels = kernelsOn('attention', q, k, v);
-  const out = allocLike(q.storage, q.size);
-  const probs = needsGrad(q, k, v) ? allocLike(q.storage, batch * heads * tq * tk) : null;
+  const out = allocOutput(q.storage, q.size);
+  const probs = needsGrad(q, k, v) ? allocOutput(q.storage, batch * heads * tq * tk) : null;
   kernels.attentionForward(q.storage, k.storage, v.storage, out, probs, d);
   return record(new Tensor(out, q.shape), 'attention', [q, k, v], (g) => {
-    const dq = allocLike(g, q.size);
-    const dk = allocLike(g, k.size);
-    const dv = allocLike(g, v.size);
+    const dq = allocOutput(g, q.size);
+    const dk = allocOutput(g, k.size);
+    const dv = allocOutput(g, v.size);
     kernelsFor(g).attentionBackward(q.storage, k.storage, v.storage, probs!, g, dq, dk, dv, d);
     return [dq, dk, dv];
   });

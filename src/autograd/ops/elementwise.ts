@@ -4,6 +4,7 @@ import { kernelsFor, kernelsOn } from '../../tensor/device.js';
 import { Tensor, allocLike, numel, sameShape, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
 import { broadcastDims, broadcastShape, reduceDims } from './broadcast.js';
+import { allocOutput } from '../alloc.js';
 
 /** Sums a gradient of shape `from` down to `to` (the backward of broadcasting). */
 function reduceTo(g: Storage, from: readonly number[], to: readonly number[]): Storage {
@@ -21,7 +22,7 @@ function binaryRaw(
   bShape: readonly number[],
   shape: number[],
 ): Storage {
-  const out = allocLike(a, numel(shape));
+  const out = allocOutput(a, numel(shape));
   kernelsFor(a).binary(op, a, b, out, broadcastDims(aShape, bShape, shape));
   return out;
 }
@@ -91,10 +92,10 @@ export function affine(x: Tensor, alpha: number, beta = 0): Tensor {
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
-  const out = allocLike(x.storage, x.size);
+  const out = allocOutput(x.storage, x.size);
   kernelsFor(x.storage).unaryForward(op, x.storage, out);
   return record(new Tensor(out, x.shape), op, [x], (g) => {
-    const gx = allocLike(g, g.length);
+    const gx = allocOutput(g, g.length);
     kernelsFor(g).unaryBackward(op, x.storage, g, gx);
     return [gx];
   });

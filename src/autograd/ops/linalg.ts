@@ -8,6 +8,7 @@ import { gemmDims, type GemmDims } from '../../native/types.js';
 import { kernelsFor, kernelsOn } from '../../tensor/device.js';
 import { Tensor, allocLike, shapeStr, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { allocOutput } from '../alloc.js';
 
 export type MatmulPrecision = 'fp32' | 'bf16';
 let precision: MatmulPrecision = 'fp32';
@@ -32,7 +33,7 @@ function gemmInto(a: Storage, b: Storage, c: Storage, d: Partial<GemmDims> & Pic
 
 /** y + b with b [N] broadcast over the rows of y [M, N] (a new array). */
 export function addBias(y: Storage, b: Storage, m: number, n: number): Storage {
-  const out = allocLike(y, m * n);
+  const out = allocOutput(y, m * n);
   kernelsFor(y).binary('add', y, b, out, { shape: [m, n], stridesA: [n, 1], stridesB: [0, 1] });
   return out;
 }
@@ -54,7 +55,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   const m = x.size / k;
   kernelsOn('linear', x, w, b);
   // Adding the bias after the product rounds as sgemm's beta = 1 does: round(f32 accumulator + b).
-  const xw = allocLike(x.storage, m * n);
+  const xw = allocOutput(x.storage, m * n);
   gemmInto(x.storage, w.storage, xw, { m, n, k, transB: true });
   const y = b === null ? xw : addBias(xw, b.storage, m, n);
   const inputs = b === null ? [x, w] : [x, w, b];
@@ -62,11 +63,11 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
     let dx: Storage | null = null;
     let dw: Storage | null = null;
     if (x.requiresGrad) {
-      dx = allocLike(g, m * k); // dX = dY W
+      dx = allocOutput(g, m * k); // dX = dY W
       gemmInto(g, w.storage, dx, { m, n: k, k: n });
     }
     if (w.requiresGrad) {
-      dw = allocLike(g, n * k); // dW = dY^T X
+      dw = allocOutput(g, n * k); // dW = dY^T X
       gemmInto(g, x.storage, dw, { m: n, n: k, k: m, transA: true });
     }
     const grads = [dx, dw];
@@ -89,18 +90,18 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   const strideB = bBatched ? k * n : 0;
   kernelsOn('matmul', a, b);
-  const c = allocLike(a.storage, batch * m * n);
+  const c = allocOutput(a.storage, batch * m * n);
   gemmInto(a.storage, b.storage, c, { batch, m, n, k, strideA: m * k, strideB, strideC: m * n });
   return record(new Tensor(c, [...batchShape, m, n]), 'matmul', [a, b], (g) => {
     let da: Storage | null = null;
     let db: Storage | null = null;
     if (a.requiresGrad) {
-      da = allocLike(g, a.size); // dA = dC B^T
+      da = allocOutput(g, a.size); // dA = dC B^T
       gemmInto(g, b.storage, da, { batch, m, n: k, k: n, transB: true, strideA: m * n, strideB, strideC: m * k });
     }
     if (b.requiresGrad) {
       // dB = A^T dC, summed over the batch when B was broadcast
-      db = allocLike(g, b.size);
+      db = allocOutput(g, b.size);
       if (bBatched)
         gemmInto(a.storage, g, db, {
           batch,

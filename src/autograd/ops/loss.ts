@@ -2,9 +2,11 @@
  * Fused cross-entropy: logits [N, V], targets [N] (ignoreIndex rows excluded) -> mean NLL over the
  * counted rows, a scalar on the logits' device. Also `tokenNll` for evaluation: per-row NLLs without a graph.
  */
+import { GpuArray } from '../../gpu/array.js';
 import { kernelsFor } from '../../tensor/device.js';
 import { Tensor, allocLike, type Storage } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { allocOutput } from '../alloc.js';
 
 export const IGNORE_INDEX = -100;
 
@@ -38,10 +40,13 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, ignoreIndex = 
   const out = allocLike(nll, 1);
   kernels.sumInto(nll, out, 1 / count);
   return record(new Tensor(out, []), 'cross_entropy', [logits], (g) => {
-    const dlogits = allocLike(g, logits.size);
-    // d(mean NLL)/dlogits = (softmax - onehot) / count, times the upstream scalar g (on g's device).
-    kernels.crossEntropyBackward(logits.storage, targets, lse, 1 / count, dlogits, d);
-    kernels.scaleBy(dlogits, g, 1);
+    const dlogits = allocOutput(g, logits.size);
+    // d(mean NLL)/dlogits = (softmax - onehot) / count, times the upstream scalar g: a host g folds into the
+    // kernel's row scale (one pass over the [N, V] logits), a GPU one is applied where it is.
+    if (g instanceof GpuArray) {
+      kernels.crossEntropyBackward(logits.storage, targets, lse, 1 / count, dlogits, d);
+      kernels.scaleBy(dlogits, g, 1);
+    } else kernels.crossEntropyBackward(logits.storage, targets, lse, g[0] / count, dlogits, d);
     return [dlogits];
   });
 }

@@ -2,6 +2,7 @@
 import { kernelsFor, kernelsOn } from '../../tensor/device.js';
 import { Tensor, allocLike } from '../../tensor/tensor.js';
 import { record } from '../tape.js';
+import { allocOutput } from '../alloc.js';
 
 function rowsOf(x: Tensor, w: Tensor, op: string): { rows: number; cols: number } {
   const cols = x.shape[x.shape.length - 1];
@@ -13,11 +14,11 @@ function rowsOf(x: Tensor, w: Tensor, op: string): { rows: number; cols: number 
 export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   const d = { ...rowsOf(x, w, 'rmsnorm'), eps };
   const k = kernelsOn('rmsnorm', x, w);
-  const y = allocLike(x.storage, x.size);
+  const y = allocOutput(x.storage, x.size);
   const rstd = allocLike(x.storage, d.rows);
   k.rmsnormForward(x.storage, w.storage, y, rstd, d);
   return record(new Tensor(y, x.shape), 'rmsnorm', [x, w], (g) => {
-    const dx = allocLike(g, x.size);
+    const dx = allocOutput(g, x.size);
     const dw = allocLike(g, w.size);
     kernelsFor(g).rmsnormBackward(x.storage, w.storage, rstd, g, dx, dw, d);
     return [dx, dw];
@@ -28,12 +29,12 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
 export function layernorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {
   const d = { ...rowsOf(x, w, 'layernorm'), eps };
   const k = kernelsOn('layernorm', x, w, b);
-  const y = allocLike(x.storage, x.size);
+  const y = allocOutput(x.storage, x.size);
   const mean = allocLike(x.storage, d.rows);
   const rstd = allocLike(x.storage, d.rows);
   k.layernormForward(x.storage, w.storage, b.storage, y, mean, rstd, d);
   return record(new Tensor(y, x.shape), 'layernorm', [x, w, b], (g) => {
-    const dx = allocLike(g, x.size);
+    const dx = allocOutput(g, x.size);
     const dw = allocLike(g, w.size);
     const db = allocLike(g, b.size);
     kernelsFor(g).layernormBackward(x.storage, w.storage, mean, rstd, g, dx, dw, db, d);

@@ -177,6 +177,18 @@ interface MethodRun {
   reload(artifact: string): CausalLM;
 }
 
+/** What outlives the trained model: its base and reload, the artifact written, and what was measured before. */
+interface Trained extends Pick<MethodRun, 'base' | 'reload'> {
+  artifact: string;
+  tokenizer: TextTokenizer;
+  data: Dataset;
+  cfg: TrainConfig;
+  result: TrainResult;
+  pplBefore: Record<string, number>;
+  pplFullPrecision: Record<string, number>;
+  tasksBefore: Record<string, TaskScores>;
+}
+
 function loraConfig(r: Recipe): LoraConfig {
   const l = r.lora!;
   return { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets };
@@ -202,11 +214,7 @@ async function methodRun(loaded: LoadedRecipe, hooks: RunHooks, gpu: GpuContext 
         });
         return file;
       },
-      reload: (file) => {
-        const m = loadModel(base);
-        applyWeakDeltas(m, file, base);
-        return m;
-      },
+      reload: reloadWithDeltas.bind(null, base),
     };
   }
   if (r.method === 'lora' && isPackedCheckpoint(r.model.path)) {
@@ -227,12 +235,22 @@ async function methodRun(loaded: LoadedRecipe, hooks: RunHooks, gpu: GpuContext 
       writeAdapter(dir, layers, loraConfig(r), base);
       return dir;
     },
-    reload: (dir) => {
-      const m = loadModel(base);
-      loadAdapter(m, dir);
-      return m;
-    },
+    reload: reloadWithAdapter.bind(null, base),
   };
+}
+
+// The reloads are bound module functions, not closures of methodRun: a closure there would share its scope with
+// `save`'s and keep the trained model alive while the reloaded one is read.
+function reloadWithDeltas(base: string, file: string): CausalLM {
+  const m = loadModel(base);
+  applyWeakDeltas(m, file, base);
+  return m;
+}
+
+function reloadWithAdapter(base: string, dir: string): CausalLM {
+  const m = loadModel(base);
+  loadAdapter(m, dir);
+  return m;
 }
 
 /** Bytes of a file, or of every file under a directory. */
@@ -412,19 +430,17 @@ export async function runRecipe(loaded: LoadedRecipe, hooks: RunHooks = {}): Pro
   }
 }
 
-/** Trains on the device of `ctx` (null: the CPU): the model moves there, and back to the host to be exported. */
-async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContext | null): Promise<RunSummary> {
-  const started = performance.now();
+/**
+ * The method's model loaded (and its base quantized when the recipe asks), measured before training, trained and
+ * its artifact written. The model lives only in here, so that it is garbage before the artifact is reloaded.
+ */
+async function trainAndSave(
+  loaded: LoadedRecipe,
+  hooks: RunHooks,
+  ctx: GpuContext | null,
+  tasks: readonly TaskFile[],
+): Promise<Trained> {
   const r = loaded.recipe;
-  checkRecipeModel(loaded);
-  checkTrainable(loaded);
-  // the task files are read (and checked) now, not after quantization and training
-  const tasks = recipeTasks(loaded);
-  for (const t of tasks) TASKS[t.name].load(t.file, r.eval.tasks_limit);
-  fs.writeFileSync(
-    path.join(r.output.dir, 'recipe.json'),
-    `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,
-  );
   const run = await methodRun(loaded, hooks, ctx);
   const tokenizer = loadTokenizer(run.base);
   const data = loadDataset(
@@ -473,7 +489,26 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
   trainProgress.end();
   await run.model.toDevice(null);
   const artifact = run.save(result.steps);
-  const reloaded = run.reload(artifact);
+  const { base, reload } = run;
+  return { base, reload, artifact, tokenizer, data, cfg, result, pplBefore, pplFullPrecision, tasksBefore };
+}
+
+/** Trains on the device of `ctx` (null: the CPU): the model moves there, and back to the host to be exported. */
+async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContext | null): Promise<RunSummary> {
+  const started = performance.now();
+  const r = loaded.recipe;
+  checkRecipeModel(loaded);
+  checkTrainable(loaded);
+  // the task files are read (and checked) now, not after quantization and training
+  const tasks = recipeTasks(loaded);
+  for (const t of tasks) TASKS[t.name].load(t.file, r.eval.tasks_limit);
+  fs.writeFileSync(
+    path.join(r.output.dir, 'recipe.json'),
+    `${JSON.stringify({ file: loaded.file, hash: loaded.hash, recipe: loaded.raw }, null, 2)}\n`,
+  );
+  const { base, reload, artifact, tokenizer, data, cfg, result, pplBefore, pplFullPrecision, tasksBefore } =
+    await trainAndSave(loaded, hooks, ctx, tasks);
+  const reloaded = reload(artifact); // the trained model is unreachable now: one model in memory at a time
   await reloaded.toDevice(ctx);
   const validation = hooks.phases?.start(`validation ${dataSetName(r.data.path)} (exported artifact reloaded)`);
   validation?.update(0, 0, `${data.validation.length} examples`);
@@ -502,8 +537,8 @@ async function trainRecipe(loaded: LoadedRecipe, hooks: RunHooks, ctx: GpuContex
     method: r.method,
     ...(r.method === 'wct' ? { trainable: trainableSetOf(r) } : {}),
     recipe: loaded.file,
-    base: run.base,
-    baseBits: isPackedCheckpoint(run.base) ? readQuantConfig(run.base).avg_bits.decoder_linear : 32,
+    base,
+    baseBits: isPackedCheckpoint(base) ? readQuantConfig(base).avg_bits.decoder_linear : 32,
     artifact: { path: artifact, bytes: diskBytes(artifact) },
     data: {
       name: dataSetName(r.data.path),

@@ -290,7 +290,12 @@ function gemvRows(rng: Rng): Row[] {
   return rows;
 }
 
-function gemmRows(rng: Rng): Row[] {
+/**
+ * Packed products at m = 512 against dense cblas sgemm on a dense weight of the same shape, each pair measured
+ * in turn in every one of `rounds` rounds (best call of the round); ratio = dense time / packed time, the median of
+ * the rounds' ratios (a shared machine's slow spells hit both sides of a round, not one side of a best).
+ */
+function gemmRows(rng: Rng, rounds = 5): Row[] {
   const native = loadNative();
   const m = 512;
   return SHAPES.map(([model, n, k]) => {
@@ -322,24 +327,31 @@ function gemmRows(rng: Rng): Row[] {
         strideB: 0,
         strideC: 0,
       });
-    const [denseFwd, packedFwd, denseBwd, packedBwd] = interleavedSecondsPerCall([
+    const fs = [
       () => gemm(x, dense, y, m, n, k, true),
       () => packedMatmul(w, x, m, y),
       () => gemm(dy, dense, dx, m, k, n, false),
       () => packedMatmulT(w, dy, m, dx),
-    ]);
+    ];
+    const t: number[][] = fs.map(() => []);
+    for (let r = 0; r < rounds; r++) interleavedSecondsPerCall(fs, 1).forEach((s, i) => t[i].push(s));
     const gflop = (2 * m * n * k) / 1e9;
     return {
       model,
       'N x K': `${n}x${k}`,
-      'dense fwd GFLOP/s': gflop / denseFwd,
-      'packed fwd GFLOP/s': gflop / packedFwd,
-      'fwd ratio': denseFwd / packedFwd,
-      'dense dx GFLOP/s': gflop / denseBwd,
-      'packed dx GFLOP/s': gflop / packedBwd,
-      'dx ratio': denseBwd / packedBwd,
+      'dense fwd GFLOP/s': gflop / median(t[0]),
+      'packed fwd GFLOP/s': gflop / median(t[1]),
+      'fwd ratio': median(t[0].map((d, r) => d / t[1][r])),
+      'dense dx GFLOP/s': gflop / median(t[2]),
+      'packed dx GFLOP/s': gflop / median(t[3]),
+      'dx ratio': median(t[2].map((d, r) => d / t[3][r])),
     };
   });
+}
+
+/** Only the m = 512 products (c), as their rows (`node -e` on this export; a minute or two). */
+export function runGemmBench(): Row[] {
+  return gemmRows(new Rng(7));
 }
 
 /** Input rows of the small-m table: the batched decode GEMV up to 16, the panel GEMM above. */
@@ -438,7 +450,11 @@ export function runPackedBench(): string {
         title: `Decode GEMV (m = 1), cold: calls cycle through ${COLD_BYTES / 2 ** 20} MiB of distinct weight copies (> 3x L3) so every call streams its weight from DRAM; per-row scales unless G given; GB/s = bytes read (packed codes + scales/zeros + weak columns) per second; 5 rounds, each probing the read bandwidth (512 MiB) and then timing the GEMV (best call of the round); medians over rounds, the fraction being the median of the rounds' ratios`,
         rows: gemv,
       },
-      { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
+      {
+        title:
+          "Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns); 5 rounds, each timing the four in turn (best call of the round); GFLOP/s from medians, ratios = medians of the rounds' ratios (dense time / packed time)",
+        rows: gemm,
+      },
       {
         title: `Small m, cold (${COLD_BYTES / 2 ** 20} MiB of weight copies): one call of m rows (batched decode GEMV for m <= 16, dequantized panels + sgemm above) vs m calls of one row; 5 rounds, each timing every m both ways (best call of the round); medians; ratios = medians of the rounds' ratios`,
         rows: small,

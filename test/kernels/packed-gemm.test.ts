@@ -16,12 +16,13 @@ const threadsBefore = native.threads();
 afterAll(() => native.setThreads(threadsBefore));
 
 describe('packed panel GEMM vs reference', () => {
-  it('several chunks and slices both ways (2100 x 2060), 4-bit G = 128 and 3-bit per row, perm, weak, outliers', () => {
+  it('several chunks and slices (2100 x 2060 4-bit G = 128, perm, weak, outliers; 2100 x 603 3-bit per row)', () => {
     // y: 2 chunks of 1056 rows, slices of 992 columns (3, the last cutting a group); dx: 2 chunks of 1032
     // columns, slices of 1016 rows (3)
     const big = { rows: 2100, cols: 2060, nOut: 7 };
     checkProducts({ ...big, bits: 4, groupSize: 128, perm: true, seed: 31, outlierFrac: 0.002 }, 17);
-    checkProducts({ ...big, bits: 3, groupSize: 2060, perm: false, seed: 32 }, 19);
+    // 3-bit per row at K = 603: y in 2 chunks, 1 slice; dx in 1 chunk, slices of 1736 rows (2)
+    checkProducts({ ...big, cols: 603, bits: 3, groupSize: 603, perm: false, seed: 32 }, 19);
   });
 
   it('odd m and sizes, group sizes 64 / 20 / per row, 2 and 8 bits', () => {

@@ -17,6 +17,7 @@
         "kernels/src/elementwise.cc",
         "kernels/src/embedding.cc",
         "kernels/src/gemm.cc",
+        "kernels/src/packed_gemm_dequant.cc",
         "kernels/src/gptq.cc", "kernels/src/quant_params.cc",
         "kernels/src/norms.cc",
         "kernels/src/packed_bench.cc", "kernels/src/packed_codes.cc", "kernels/src/packed_gemm.cc", "kernels/src/packed_gemv.cc", "kernels/src/packed_sparse.cc",

@@ -292,7 +292,12 @@ function gemvRows(rng: Rng, shapes = SHAPES): Row[] {
   return rows;
 }
 
-function gemmRows(rng: Rng): Row[] {
+/**
+ * Packed products at m = 512 against dense cblas sgemm on a dense weight of the same shape, each pair measured
+ * in turn in every one of `rounds` rounds (best call of the round); ratio = dense time / packed time, the median of
+ * the rounds' ratios (a shared machine's slow spells hit both sides of a round, not one side of a best).
+ */
+function gemmRows(rng: Rng, rounds = 5): Row[] {
   const native = loadNative();
   const m = 512;
   return SHAPES.map(([model, n, k]) => {
@@ -324,24 +329,31 @@ function gemmRows(rng: Rng): Row[] {
         strideB: 0,
         strideC: 0,
       });
-    const [denseFwd, packedFwd, denseBwd, packedBwd] = interleavedSecondsPerCall([
+    const fs = [
       () => gemm(x, dense, y, m, n, k, true),
       () => packedMatmul(w, x, m, y),
       () => gemm(dy, dense, dx, m, k, n, false),
       () => packedMatmulT(w, dy, m, dx),
-    ]);
+    ];
+    const t: number[][] = fs.map(() => []);
+    for (let r = 0; r < rounds; r++) interleavedSecondsPerCall(fs, 1).forEach((s, i) => t[i].push(s));
     const gflop = (2 * m * n * k) / 1e9;
     return {
       model,
       'N x K': `${n}x${k}`,
-      'dense fwd GFLOP/s': gflop / denseFwd,
-      'packed fwd GFLOP/s': gflop / packedFwd,
-      'fwd ratio': denseFwd / packedFwd,
-      'dense dx GFLOP/s': gflop / denseBwd,
-      'packed dx GFLOP/s': gflop / packedBwd,
-      'dx ratio': denseBwd / packedBwd,
+      'dense fwd GFLOP/s': gflop / median(t[0]),
+      'packed fwd GFLOP/s': gflop / median(t[1]),
+      'fwd ratio': median(t[0].map((d, r) => d / t[1][r])),
+      'dense dx GFLOP/s': gflop / median(t[2]),
+      'packed dx GFLOP/s': gflop / median(t[3]),
+      'dx ratio': median(t[2].map((d, r) => d / t[3][r])),
     };
   });
+}
+
+/** Only the m = 512 products (c), as their rows (`node -e` on this export; a minute or two). */
+export function runGemmBench(): Row[] {
+  return gemmRows(new Rng(7));
 }
 
 /** Input rows of the small-m table: the batched decode GEMV up to 16, the panel GEMM above. */
@@ -529,7 +541,11 @@ export function runPackedBench(): string {
         title: `Hot decode rate, one thread: ${HOT_BYTES / 2 ** 20} MiB weights at the real K (in L2), CPU time per call (other jobs' time on the core left out), so the kernel's own arithmetic; 5 rounds, every kernel in turn, medians; 'vs 4-bit row' = GB/s over the 4-bit per-row m = 1 GB/s of the same round; a cold GEMV is bandwidth-bound where this rate times the threads exceeds the read bandwidth`,
         rows: hot,
       },
-      { title: 'Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns)', rows: gemm },
+      {
+        title:
+          "Batched products at m = 512 vs dense cblas sgemm (4-bit, G = 128, 0.3% weak columns); 5 rounds, each timing the four in turn (best call of the round); GFLOP/s from medians, ratios = medians of the rounds' ratios (dense time / packed time)",
+        rows: gemm,
+      },
       {
         title: `Small m, cold (${COLD_BYTES / 2 ** 20} MiB of weight copies): one call of m rows (batched decode GEMV for m <= 16, dequantized panels + sgemm above) vs m calls of one row; 5 rounds, each timing every m both ways (best call of the round); medians; ratios = medians of the rounds' ratios`,
         rows: small,

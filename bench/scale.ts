@@ -5,7 +5,7 @@
  *     model's);
  *  2. `wct quantize --method owq --wbits 3 --target-bit 3.1 --nsamples N --seqlen L --json` (default 16 x 512);
  *  3. `wct eval --data wikitext2 --max-chunks 4 --json`: the first 4 chunks of WikiText-2;
- *  4. 5 WCT steps (`wct-train --json` on a recipe the bench writes: Alpaca, one example per step);
+ *  4. 5 WCT steps (`wct-train --json` on a recipe the bench writes: Alpaca, one example per step, gradient checkpointing);
  *  and in this process: the Hessian update H += X^T X through ssyrk against the sgemm it replaced (K 4096,
  *  T 8192), and the native GPTQ's time split (params, Hinv, sweeps, updates) on one linear of each shape.
  * Each phase's wall time and peak RSS (the commands' peak_rss_mib), quantize's per-block split (`blocks` of its
@@ -114,7 +114,7 @@ function writeRecipe(a: Args, dir: string, packed: string): string {
       max_length: a.trainLength,
       validation: { count: 2 },
     },
-    train: { steps: a.steps, micro_batch: 1, grad_accum: 1 },
+    train: { steps: a.steps, micro_batch: 1, grad_accum: 1, gradient_checkpointing: true },
     eval: { every: a.steps, final: [] },
     output: { dir: path.join(dir, 'wct-run'), save_every: a.steps, keep: 1 },
   };
@@ -407,7 +407,7 @@ export async function runScaleBench(a: Args): Promise<string> {
       model: `${a.like}${a.layers === undefined ? '' : ` with ${a.layers} layers`} (random, F16, ${openCheckpoint(modelDir).path.endsWith('.json') ? 'sharded' : 'one file'}), TinyStories-656K's tokenizer`,
       calibration: `${a.nsamples} x ${a.seqlen} tokens of C4 (full protocol ${FULL.nsamples} x ${FULL.seqlen})`,
       eval: `first ${EVAL_CHUNKS} chunks of ${evalSeqlen} tokens of WikiText-2 (whole text: ${m.wikiTokens / evalSeqlen} chunks)`,
-      train: `${a.steps} WCT steps, 1 Alpaca example of at most ${a.trainLength} tokens each`,
+      train: `${a.steps} WCT steps, 1 Alpaca example of at most ${a.trainLength} tokens each, gradient checkpointing`,
     },
     sections: [
       { title: 'Phases (wall time of each wct process, peak RSS it reported)', rows: phases },

@@ -1,4 +1,5 @@
 export { backward, zeroGrad, needsGrad } from './tape.js';
+export { checkpoint } from './checkpoint.js';
 export { add, sub, mul, div, affine, relu, gelu, silu, exp } from './ops/elementwise.js';
 export { sum, mean } from './ops/reduce.js';
 export { reshape } from './ops/shape.js';

@@ -9,7 +9,6 @@
  * only a second holder of the same storage (add(x, y) passing g to both) or the caller's seed gets a copy.
  */
 import { GpuArray } from '../gpu/array.js';
-import type { FloatArray } from '../native/types.js';
 import { keep, kernelsFor, onDeviceOf, release } from '../tensor/device.js';
 import { Tensor, allocLike, type Node, type Storage, shapeStr } from '../tensor/tensor.js';
 import { allocOutput } from './alloc.js';
@@ -18,9 +17,27 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return inputs.some((t) => t?.requiresGrad === true);
 }
 
-/** Attaches `node` to `out` when any input requires a gradient; returns `out`. */
+/** Whether ops attach nodes (off inside withoutRecording: a checkpointed forward, ./checkpoint.ts). */
+let recording = true;
+
+export function isRecording(): boolean {
+  return recording;
+}
+
+/** Runs `fn` with no node attached to anything it computes (its results require no gradient). */
+export function withoutRecording<T>(fn: () => T): T {
+  const was = recording;
+  recording = false;
+  try {
+    return fn();
+  } finally {
+    recording = was;
+  }
+}
+
+/** Attaches `node` to `out` when any input requires a gradient (and ops record); returns `out`. */
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: Node['backward']): Tensor {
-  if (needsGrad(...inputs)) {
+  if (recording && needsGrad(...inputs)) {
     out.requiresGrad = true;
     out.node = { op, inputs, backward };
   }
@@ -55,20 +72,20 @@ function checkGrad(op: string, input: Tensor, g: Storage, index: number): void {
 }
 
 /** A copy of g on its device. */
-function copyOf(g: Storage): Storage {
+export function copyOf(g: Storage): Storage {
   const out = allocOutput(g, g.length);
   kernelsFor(g).copy(g, 0, out, 0, g.length);
   return out;
 }
 
 /** The seed as storage on the loss's device (a host seed is uploaded for a GPU loss). */
-function seedOf(loss: Tensor, seed: FloatArray | undefined): Storage {
+function seedOf(loss: Tensor, seed: Storage | undefined): Storage {
   if (seed === undefined) {
     const one = allocLike(loss.storage, 1);
     kernelsFor(one).fill(one, 1);
     return one;
   }
-  return loss.storage instanceof GpuArray ? onDeviceOf(loss.storage, seed) : seed;
+  return loss.storage instanceof GpuArray && !(seed instanceof GpuArray) ? onDeviceOf(loss.storage, seed) : seed;
 }
 
 /**
@@ -77,12 +94,24 @@ function seedOf(loss: Tensor, seed: FloatArray | undefined): Storage {
  */
 export type LeafSink = (leaf: Tensor, grad: Storage) => void;
 
+/** Where the backward in progress sends leaf gradients (its sink, or accumulation into `.grad`); null outside one. */
+let leafTarget: LeafSink | null = null;
+
+/**
+ * The leaf handling of the backward in progress, for a backward nested inside one of its ops (a checkpointed
+ * block's, ./checkpoint.ts): its leaves then get their gradients as the outer walk's leaves do.
+ */
+export function outerLeafTarget(): LeafSink {
+  if (leafTarget === null) throw new Error('autograd: outerLeafTarget() outside a backward');
+  return leafTarget;
+}
+
 /**
  * Backpropagates from a scalar `loss` (seed 1) or from any tensor with an explicit seed gradient, on the loss's
  * device: every gradient stays where its tensor is (the ops refuse mixed devices). Leaves accumulate into `.grad`,
  * or go to `sink` when one is given.
  */
-export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void {
+export function backward(loss: Tensor, seed?: Storage, sink?: LeafSink): void {
   if (!loss.requiresGrad) throw new Error('autograd: backward() on a tensor that does not require a gradient');
   if (seed === undefined && loss.size !== 1)
     throw new Error(`autograd: backward() needs a seed for non-scalar ${loss}`);
@@ -92,6 +121,17 @@ export function backward(loss: Tensor, seed?: FloatArray, sink?: LeafSink): void
   grads.set(loss, s);
   const borrowed = seed === undefined ? null : s;
   const order = topoOrder(loss);
+  const outer = leafTarget;
+  leafTarget = sink ?? ((leaf, g) => accumulate(leaf, g, false));
+  try {
+    walk(order, grads, borrowed, sink);
+  } finally {
+    leafTarget = outer;
+  }
+}
+
+/** The reverse walk of backward() over `order`, from the gradients in `grads`. */
+function walk(order: Tensor[], grads: Map<Tensor, Storage>, borrowed: Storage | null, sink?: LeafSink): void {
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const g = grads.get(t);

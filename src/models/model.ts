@@ -2,7 +2,7 @@
  * What every causal language model of the project offers to evaluation, generation, quantization and training, and
  * the one check of sequence lengths against the model's position limit that every family and command shares.
  */
-import type { RopeTable } from '../autograd/index.js';
+import { checkpoint, type RopeTable } from '../autograd/index.js';
 import { OptionError } from '../errors.js';
 import type { GpuContext } from '../gpu/array.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -49,6 +49,8 @@ export interface ForwardOptions {
   batch: number;
   /** Continue from cached keys/values (generation, batch 1). */
   cache?: KVCache;
+  /** Gradient checkpointing: each block recomputed in the backward instead of its activations kept (training). */
+  checkpoint?: boolean;
 }
 
 /** What the blocks of one forward pass share: sizes, the cache, the RoPE table (Llama). */
@@ -111,7 +113,8 @@ export function checkPositions(config: ModelConfig, positions: number, option: s
 export function forwardBlocks(model: CausalLM, ids: Int32Array, options: ForwardOptions): Tensor {
   const { h: h0, ctx } = model.embed(ids, options);
   let h = h0;
-  for (let i = 0; i < model.numBlocks; i++) h = model.block(i, h, ctx);
+  for (let i = 0; i < model.numBlocks; i++)
+    h = options.checkpoint === true ? checkpoint((x) => model.block(i, x, ctx), h) : model.block(i, h, ctx);
   return model.head(h, ctx);
 }
 

@@ -72,7 +72,9 @@ export function loadRecipe(file: string): LoadedRecipe {
     const { path: p, problem } = firstProblem(parsed.error.issues, value);
     throw fieldError(p, problem);
   }
-  const { device: _device, ...hashed } = parsed.data;
+  const { device: _device, ...rest } = parsed.data;
+  const { gradient_checkpointing: _checkpointing, ...train } = rest.train;
+  const hashed = { ...rest, train };
   return { recipe: parsed.data, file: abs, hash: sha256(canonicalJson(hashed)), raw: value, fieldError };
 }
 

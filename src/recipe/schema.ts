@@ -351,6 +351,12 @@ export const trainSchema = section({
   max_grad_norm: nonNegative().default(0.3),
   /** Seed of the training batch order (reshuffled each epoch); data.shuffle_seed fixes the validation split. */
   seed: seed().default(0),
+  /**
+   * Gradient checkpointing: each decoder block's activations are recomputed in the backward instead of kept, so the
+   * step holds every block's input and one block's activations (src/autograd/checkpoint.ts): the same gradients,
+   * for one more forward per step. Not part of the recipe's hash (it changes no result).
+   */
+  gradient_checkpointing: bool().default(false),
   /** bf16 compute with fp32 accumulation (oneDNN) for the dense products (lm_head, linears left in full precision); packed products and the trainable weak columns stay fp32. */
   bf16: bool().default(false),
   /**
@@ -446,6 +452,12 @@ export const recipeSchema = section({
   device: oneOf(['cpu', 'gpu', 'auto'] as const).default('cpu'),
 })
   .superRefine((r, ctx) => {
+    if (r.train.gradient_checkpointing && r.lora !== undefined && r.lora.dropout > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['train', 'gradient_checkpointing'],
+        message: `needs lora.dropout 0 (the recomputed blocks would draw other dropout masks), got ${r.lora.dropout}`,
+      });
     if (r.lora !== undefined && !LORA_METHODS.includes(r.method)) {
       ctx.addIssue({
         code: 'custom',

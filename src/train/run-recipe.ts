@@ -155,6 +155,7 @@ function trainConfig(loaded: LoadedRecipe, data: Dataset, padId: number): TrainC
     maxGradNorm: r.train.max_grad_norm > 0 ? r.train.max_grad_norm : Infinity,
     seed: r.train.seed,
     groupByLength: r.data.group_by_length,
+    gradientCheckpointing: r.train.gradient_checkpointing,
     padId,
     logEvery: r.logging.every,
     evalEvery: r.eval.every,

@@ -33,6 +33,8 @@ export interface TrainConfig {
   /** Data order seed. */
   seed: number;
   groupByLength: boolean;
+  /** Recompute each block in the backward (src/autograd/checkpoint.ts) instead of keeping its activations. */
+  gradientCheckpointing: boolean;
   padId: number;
   /** Log metrics every N optimizer steps (and on validation steps and the last). */
   logEvery: number;
@@ -105,7 +107,12 @@ export function validationSet(data: Dataset, cfg: Pick<TrainConfig, 'microBatch'
  * One optimizer step's forward/backward over gradAccum micro-batches, each in a scope (its activations freed when
  * its backward is done); returns each micro-batch's loss (still on the device) and the tokens seen.
  */
-function accumulate(model: CausalLM, stream: BatchStream, gradAccum: number): { losses: Storage[]; tokens: number } {
+function accumulate(
+  model: CausalLM,
+  stream: BatchStream,
+  gradAccum: number,
+  checkpoint: boolean,
+): { losses: Storage[]; tokens: number } {
   const losses: Storage[] = [];
   let tokens = 0;
   const seed = new Float32Array([1 / gradAccum]);
@@ -114,7 +121,7 @@ function accumulate(model: CausalLM, stream: BatchStream, gradAccum: number): { 
     tokens += b.batch * b.seq;
     if (b.lossTokens === 0) continue; // every response truncated away: nothing to learn from this one
     scoped(() => {
-      const l = crossEntropy(model.forward(b.ids, { batch: b.batch }), b.targets);
+      const l = crossEntropy(model.forward(b.ids, { batch: b.batch, checkpoint }), b.targets);
       backward(l, seed);
       losses.push(keep(l.storage));
     });
@@ -167,7 +174,7 @@ async function trainStep(
   const { names, params } = trainable;
   const t0 = performance.now();
   zeroGrad(params);
-  const { losses, tokens } = accumulate(model, stream, cfg.gradAccum);
+  const { losses, tokens } = accumulate(model, stream, cfg.gradAccum, cfg.gradientCheckpointing);
   const { loss, norm } = await stepFigures(losses, params, cfg.gradAccum);
   if (!Number.isFinite(loss) || !Number.isFinite(norm))
     throw diverged(step, Number.isFinite(loss) ? 'gradient norm' : 'loss', cfg);

@@ -15,6 +15,7 @@ export function testTrainConfig(outputDir: string, o: Partial<TrainConfig> = {})
     maxGradNorm: 1,
     seed: 0,
     groupByLength: false,
+    gradientCheckpointing: false,
     padId: 2,
     logEvery: 1,
     evalEvery: 0,

@@ -547,6 +547,30 @@ describe('hash', () => {
     expect(loadRecipe(write('hash/c.yaml', minimal('eval: { every: 6, final: [c4] }'))).hash).not.toBe(ha);
     // an explicit default means the same recipe
     expect(loadRecipe(write('hash/d.yaml', minimal('eval: { every: 5, final: [c4] }', 'method: wct'))).hash).toBe(ha);
+    // gradient checkpointing changes no result: a run may resume with it switched
+    const checkpointed = minimal('eval: { every: 5, final: [c4] }').replace(
+      '  steps: 10',
+      '  steps: 10\n  gradient_checkpointing: true',
+    );
+    const e = loadRecipe(write('hash/e.yaml', checkpointed));
+    expect(e.recipe.train.gradient_checkpointing).toBe(true);
+    expect(e.hash).toBe(ha);
+  });
+
+  it('gradient checkpointing refuses LoRA dropout (the recomputed blocks would draw other masks)', () => {
+    const lora = (dropout: string) =>
+      write(
+        `hash/lora-${dropout}.yaml`,
+        minimal('method: lora', `lora: { dropout: ${dropout} }`).replace(
+          '  steps: 10',
+          '  steps: 10\n  gradient_checkpointing: true',
+        ),
+      );
+    const file = lora('0.1');
+    expect(inputErrorMessage(() => loadRecipe(file))).toBe(
+      `${file}:8 train.gradient_checkpointing: needs lora.dropout 0 (the recomputed blocks would draw other dropout masks), got 0.1`,
+    );
+    expect(loadRecipe(lora('0')).recipe.train.gradient_checkpointing).toBe(true);
   });
 });
 

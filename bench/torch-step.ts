@@ -15,6 +15,8 @@
  * before a change), measured in the same interleaved reps. `node dist/bench/torch-step.js [--reps N] [--baseline W]`
  * writes bench/results/torch-step.{json,md}.
  */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -251,10 +253,21 @@ export async function runTorchStep(reps: number, baseline: string | null = null)
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
-  const i = process.argv.indexOf('--reps');
-  const reps = i < 0 ? 3 : Number(process.argv[i + 1]);
-  if (!(Number.isInteger(reps) && reps >= 1))
-    throw new RangeError('bench torch-step: --reps must be a positive integer');
-  const b = process.argv.indexOf('--baseline');
-  process.stdout.write(fs.readFileSync(await runTorchStep(reps, b < 0 ? null : process.argv[b + 1]), 'utf8'));
+  const argv = yargs(hideBin(process.argv))
+    .usage('npm run bench:torch-step [-- --reps N] [-- --baseline DIST/bench/torch-step-ours.js]')
+    .option('reps', { type: 'number', default: 3, describe: 'Interleaved repetitions (medians)' })
+    .option('baseline', {
+      type: 'string',
+      describe: "Another build's torch-step-ours.js (the code before a change), measured in the same reps",
+    })
+    .check((a) => (Number.isInteger(a.reps) && a.reps >= 1 ? true : '--reps: expected a positive integer'))
+    .strict()
+    .parseSync();
+  runTorchStep(argv.reps, argv.baseline ?? null).then(
+    (md) => process.stdout.write(fs.readFileSync(md, 'utf8')),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

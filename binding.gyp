@@ -20,7 +20,7 @@
         "kernels/src/packed_gemm_dequant.cc",
         "kernels/src/gptq.cc", "kernels/src/quant_params.cc",
         "kernels/src/norms.cc",
-        "kernels/src/packed_bench.cc", "kernels/src/packed_codes.cc", "kernels/src/packed_gemm.cc", "kernels/src/packed_gemv.cc", "kernels/src/packed_sparse.cc",
+        "kernels/src/packed_bench.cc", "kernels/src/packed_codes.cc", "kernels/src/packed_gemm.cc", "kernels/src/packed_gemv.cc", "kernels/src/packed_gemv_int.cc", "kernels/src/packed_sparse.cc",
         "kernels/src/rope.cc",
         "kernels/src/softmax.cc",
         "kernels/src/syrk.cc"

@@ -12,7 +12,9 @@
 #include "wct_common.h"
 
 // The CPU features the dispatch looks at (__builtin_cpu_supports needs literal names, hence the macro).
-#define WCT_CPU_FEATURES(X) X("avx512f") X("avx512dq") X("avx512bw") X("avx512vl") X("avx2") X("fma") X("f16c")
+#define WCT_CPU_FEATURES(X)                                                                           \
+  X("avx512f") X("avx512dq") X("avx512bw") X("avx512vl") X("avx512vbmi") X("avx512vnni") X("avx2") X("fma") \
+      X("f16c")
 
 static bool has(const char* feature) {
 #define WCT_HAS(f) \
@@ -42,6 +44,15 @@ static wct_isa_t detect_isa() {
 wct_isa_t wct_isa() {
   static const wct_isa_t isa = detect_isa();
   return isa;
+}
+
+bool wct_int8_dot() {
+  static const bool on = [] {
+    const char* forced = std::getenv("WCT_CPU_PATH");
+    const bool fp_only = forced != nullptr && std::strcmp(forced, "avx512") == 0;
+    return wct_isa() == WCT_ISA_AVX512 && has("avx512vbmi") && has("avx512vnni") && !fp_only;
+  }();
+  return on;
 }
 
 const char* wct_cpu_path(void) {

@@ -13,6 +13,11 @@ enum wct_isa_t { WCT_ISA_PORTABLE = 0, WCT_ISA_AVX2 = 1, WCT_ISA_AVX512 = 2 };
 // The ISA in use, detected on first call (WCT_CPU_PATH=avx2|portable may lower it).
 wct_isa_t wct_isa();
 
+// Whether the integer dot-product walks (AVX-512 VNNI with VBMI's byte permutes; packed_gemv_int.cc) are in use:
+// the ISA is AVX-512, the CPU has both, and WCT_CPU_PATH is not "avx512" (which keeps AVX-512 to its
+// floating-point kernels, so that tests can compare the two).
+bool wct_int8_dot();
+
 #define WCT_INLINE inline __attribute__((always_inline))
 #define WCT_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c")))
 #define WCT_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))

@@ -10,7 +10,8 @@
 // all tiles run over a 16-row chunk before the next, so the chunk is read from DRAM once and re-read from cache.
 // The row loop (packed_gemv_rows.inc) is compiled three times, for AVX-512, AVX2+FMA and portable C++, with
 // the vector traits below; rows are split over the OpenMP pool in contiguous blocks, so each thread streams
-// one contiguous part of qweight.
+// one contiguous part of qweight. One input of a 3-bit weight with one group per row runs, on AVX-512 VNNI CPUs,
+// the integer walk of packed_gemv_int.cc instead (x as 24-bit block floating point, exact integer dot products).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "packed_gemv_int.h"
 #include "packed_internal.h"
 
 namespace {
@@ -47,13 +49,6 @@ struct GemvArgs {
   const float* xw;    // [m, n_out] x[weak_idx]
   float* y;           // [m, N]
 };
-
-// Rows ahead of the current pass that the row loop prefetches (into L2), as a multiple of V::R rows. A pass
-// reads V::R rows side by side, short streams (2 KiB at K = 4096, 4-bit) that the hardware prefetchers
-// barely learn before they end; asking for the pass after next keeps DRAM busy. Measured on Zen 4 (2
-// threads, 4-bit, one 100 MiB call): K = 4096 11-15 GB/s without, 21-28 with 2 passes (1 pass: 19-24;
-// 4 passes: no better), against ~30 GB/s of read bandwidth.
-static constexpr int GEMV_PREFETCH_PASSES = 2;
 
 // A lane block: one 32-bit lane per vector lane, holding kLaneCodes<B> consecutive codes of a row in its
 // low kLaneBytes<B> bytes (3-bit: 8 codes in 3 bytes; 2-, 4-, 8-bit: the 4 bytes of 16, 8, 4 codes).
@@ -331,6 +326,13 @@ static void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
   return portable::rows(a, r0, r1);
 }
 
+static void gemv_weak_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
+  if (a.w->n_out == 0) return;
+  if (use_avx512()) return avx512::weak_rows(a, r0, r1);
+  if (wct_isa() >= WCT_ISA_AVX2) return avx2::weak_rows(a, r0, r1);
+  return portable::weak_rows(a, r0, r1);
+}
+
 // Inputs of the next tile when `left` remain: the largest power of two <= left and <= GEMV_TILE_INPUTS.
 static int tile_inputs(int64_t left) {
   int m = 1;
@@ -394,22 +396,57 @@ static void gemv_dequantized_rows(const wct_packed* w, const float* x, int64_t M
   }
 }
 
+// The chunk's outliers while its y is hot: y[i * N + r] += Σ_p v_p x_i[c_p] for rows [r0, r1) and M inputs (x in
+// input order, cache-resident).
+static void add_outliers(const wct_packed* w, const float* x, int64_t M, int64_t r0, int64_t r1, float* y) {
+  const int64_t N = w->rows, K = w->cols;
+  if (w->nnz > 0)
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t r = r0; r < r1; r++)
+        y[i * N + r] = float(double(y[i * N + r]) + wct_packed_outlier_dot(w, r, x + i * K));
+}
+
 // Rows per scheduling unit: small enough to balance two threads, large enough to amortise the dispatch. All tiles
 // of inputs run over a chunk before the next, so its rows (32 KiB at K = 4096, 4-bit) come from DRAM once.
 static constexpr int64_t GEMV_ROW_CHUNK = 16;
+
+// y [1, N] by the integer walk (packed_gemv_int.cc) when it applies and x is fit for it (finite): x with its weak
+// columns zeroed, in packed order, as limbs. False: the caller runs the floating-point walk.
+static bool gemv_int(const wct_packed* w, const float* x, const GemvRow& row, const float* xw, float* y) {
+  const int64_t N = w->rows, K = w->cols;
+  std::vector<float> xz(x, x + K), xp(row.Kp, 0.0f);
+  for (int64_t j = 0; j < w->n_out; j++) xz[w->weak_idx[j]] = 0.0f;
+  if (w->perm != nullptr) wct_packed_gather_cols(w, xz.data(), 1, xp.data());
+  else std::copy(xz.begin(), xz.end(), xp.begin());
+  GemvIntX xi;
+  if (!wct_gemv_int_x(xp.data(), row.Kp, &xi)) return false;
+  const GemvArgs a{w, row, 1, nullptr, nullptr, xw, y};
+  const int64_t chunks = (N + GEMV_ROW_CHUNK - 1) / GEMV_ROW_CHUNK;
+#pragma omp parallel for schedule(static) if (N * K >= WCT_PAR_MIN)
+  for (int64_t c = 0; c < chunks; c++) {
+    const int64_t r0 = c * GEMV_ROW_CHUNK, r1 = std::min(N, (c + 1) * GEMV_ROW_CHUNK);
+    wct_gemv_int_rows(w, xi, r0, r1, y);
+    gemv_weak_rows(a, r0, r1);
+    add_outliers(w, x, 1, r0, r1, y);
+  }
+  return true;
+}
 
 void wct_packed_gemv(const wct_packed* w, const float* x, int64_t M, float* y) {
   const int64_t N = w->rows, K = w->cols, G = w->group, B = w->bits, n_out = w->n_out;
   const GemvRow row{wct_packed_blocks(K) * WCT_PACKED_BLOCK_CODES, G, wct_packed_groups(K, G)};
   const int64_t Kp = row.Kp;
+  std::vector<float> xw(M * n_out);
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < n_out; j++) xw[i * n_out + j] = x[i * K + w->weak_idx[j]];
+  if (wct_gemv_int_applies(w, M) && gemv_int(w, x, row, xw.data(), y)) return;
   // xp [M, Kp]: x in packed order, each input zero-padded to whole blocks (x itself when there is no perm and
   // K % 8 == 0); x is read only at [0, K) of each input.
   const bool copy = w->perm != nullptr || Kp != K;
-  std::vector<float> gathered(copy ? M * Kp : 0), xw(M * n_out);
+  std::vector<float> gathered(copy ? M * Kp : 0);
   for (int64_t i = 0; i < M; i++) {
     if (w->perm != nullptr) wct_packed_gather_cols(w, x + i * K, 1, gathered.data() + i * Kp);
     else if (copy) std::copy(x + i * K, x + (i + 1) * K, gathered.data() + i * Kp);
-    for (int64_t j = 0; j < n_out; j++) xw[i * n_out + j] = x[i * K + w->weak_idx[j]];
   }
   const float* xp = copy ? gathered.data() : x;
   if (!blocks_hold_groups(w)) return gemv_dequantized_rows(w, x, M, xp, Kp, xw.data(), y);
@@ -432,12 +469,9 @@ void wct_packed_gemv(const wct_packed* w, const float* x, int64_t M, float* y) {
       const GemvArgs a{w, row, m, xr.data() + i0 * Kp, xsum.data() + i0 * row.groups, xw.data() + i0 * n_out,
                        y + i0 * N};
       gemv_rows(a, r0, r1);
+      gemv_weak_rows(a, r0, r1);
       i0 += m;
     }
-    // the chunk's outliers while its y is hot: Σ_p v_p x[c_p] per row (x in input order, cache-resident)
-    if (w->nnz > 0)
-      for (int64_t i = 0; i < M; i++)
-        for (int64_t r = r0; r < r1; r++)
-          y[i * N + r] = float(double(y[i * N + r]) + wct_packed_outlier_dot(w, r, x + i * K));
+    add_outliers(w, x, M, r0, r1, y);
   }
 }

@@ -143,3 +143,40 @@ export const packedReference: PackedKernels<FloatArray> = {
   weakGrad,
   outlierGrad,
 };
+
+/** Packed columns per exponent block of the integer decode GEMV (kernels/src/packed_gemv_int.cc). */
+export const INT_GEMV_BLOCK = 1024;
+/** Fraction bits of its block floating point: x~ = X 2^(E - 22), |X| <= 2^22, 2^E > the block's largest |x|. */
+export const INT_GEMV_FRACTION_BITS = 22;
+
+/** Round half to even (the native walk's nearbyint under the default rounding mode). */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * x [K] as the integer decode GEMV sees it (one input, 3-bit codes, one group per row, AVX-512 VNNI CPUs): in
+ * packed order, per block of INT_GEMV_BLOCK packed columns, every non-weak x_k rounded to a multiple of
+ * 2^(E - 22), E the smallest integer with 2^E > the block's largest non-weak |x| (the weak columns keep their
+ * value: they are added in fp32 beside the walk, and their codes dequantize to 0). packedMatmul of the result
+ * is what the walk computes, up to fp32 rounding of its per-block sums.
+ */
+export function intGemvInput(w: PackedWeight<FloatArray>, x: FloatArray): Float32Array {
+  const k = w.cols;
+  const weak = new Set(w.weakIdx);
+  const col = (p: number) => (w.perm === null ? p : w.perm[p]);
+  const out = Float32Array.from(x.subarray(0, k));
+  for (let p0 = 0; p0 < k; p0 += INT_GEMV_BLOCK) {
+    const cols: number[] = [];
+    for (let p = p0; p < Math.min(k, p0 + INT_GEMV_BLOCK); p++) if (!weak.has(col(p))) cols.push(col(p));
+    const top = Math.max(0, ...cols.map((c) => Math.abs(x[c])));
+    if (top === 0) continue;
+    let e = Math.ceil(Math.log2(top));
+    while (2 ** e <= top) e++;
+    while (2 ** (e - 1) > top) e--;
+    const unit = 2 ** (e - INT_GEMV_FRACTION_BITS);
+    for (const c of cols) out[c] = roundHalfEven(x[c] / unit) * unit;
+  }
+  return out;
+}

@@ -1,6 +1,7 @@
 /**
- * The decode GEMV exists three times (AVX-512, AVX2, portable; kernels/src/packed_gemv.cc): run each
- * forced path (WCT_CPU_PATH, read once at load, hence a child process per path) on the same weights
+ * The decode GEMV exists three times (AVX-512, AVX2, portable; kernels/src/packed_gemv.cc), plus the integer walk
+ * of 3-bit per-row single inputs on AVX-512 VNNI CPUs (packed_gemv_int.cc, which forced "avx512" turns off): run
+ * each forced path (WCT_CPU_PATH, read once at load, hence a child process per path) on the same weights
  * and compare with the reference, for every width and with a G % 16 == 8 group (AVX-512 half step), at an
  * aligned and an unaligned K, with and without CSR outliers, on one input row and on several (the batched GEMV's
  * tiles: m = 2, 3 = 2 + 1, 7 = 4 + 2 + 1, 8 = 4 + 4 and 16, each path with its own rows per pass).
@@ -8,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ADDON_RELATIVE_PATH } from '../../src/native/addon.js';
+import { ADDON_RELATIVE_PATH, loadNative } from '../../src/native/addon.js';
 import * as pref from '../../src/native/packed-ref.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { rand32 } from './helpers.js';
@@ -94,7 +95,8 @@ describe('decode GEMV on every CPU path', () => {
       })),
     );
     const paths = new Set<string>();
-    for (const forced of ['portable', 'avx2', '']) {
+    const forcedPaths = ['portable', 'avx2', ...(loadNative().cpuPath() === 'avx512' ? ['avx512'] : []), ''];
+    for (const forced of forcedPaths) {
       const r = spawnSync(process.execPath, ['-e', script], {
         input,
         env: { ...process.env, WCT_CPU_PATH: forced },

@@ -48,7 +48,17 @@ describe('loader', () => {
     expect(Number(b.openmp)).toBeGreaterThanOrEqual(201107); // OpenMP 3.1 or later, yyyymm
     const features = b.cpuFeatures.split(' ').filter((f) => f !== '');
     for (const f of features)
-      expect(['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma', 'f16c']).toContain(f);
+      expect([
+        'avx512f',
+        'avx512dq',
+        'avx512bw',
+        'avx512vl',
+        'avx512vbmi',
+        'avx512vnni',
+        'avx2',
+        'fma',
+        'f16c',
+      ]).toContain(f);
     expect(native.cpuPath() === 'avx512').toBe(
       ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl'].every((f) => features.includes(f)),
     );

@@ -23,7 +23,6 @@
 import { modelSteps } from './gpu-models.js';
 import fs from 'node:fs';
 import os from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Usage } from '../src/gpu/buffers.js';
 import { closeGpu, type Gpu, selectDevice } from '../src/gpu/device.js';
 import { gemm } from '../src/gpu/matmul.js';
@@ -32,6 +31,7 @@ import { loadNative } from '../src/native/addon.js';
 import { packedBytes, packedMatmul, packedRowBytes, type PackedBits, type PackedWeight } from '../src/native/packed.js';
 import { gemmDims, type NativeAddon } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { type Row, writeReport } from './report.js';
 
 /** Divisor of the GEMM's n and k on a software adapter (llvmpipe: ~1-2 GFLOP/s). */
@@ -510,6 +510,11 @@ export async function runGpuBench(): Promise<string> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'node dist/bench/gpu.js',
+    describe:
+      'The WebGPU bench on the adapter `--device gpu` picks (a hardware adapter, else llvmpipe; WCT_GPU_BACKEND forces the backend), each figure beside the CPU path: copy bandwidth, dense GEMM, packed GEMV / GEMM, 2-layer model steps. Writes bench/results/gpu.{json,md} and prints the markdown. Also `npm run bench -- --device gpu`.',
+  });
   process.stdout.write(fs.readFileSync(await runGpuBench(), 'utf8'));
 }

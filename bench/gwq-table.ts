@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { evaluateData } from '../src/eval/evaluate-data.js';
 import { sharedDataDir } from '../src/io/text-data.js';
 import { loadModel } from '../src/models/load.js';
@@ -19,6 +18,7 @@ import { quantizeModel } from '../src/quant/pipeline.js';
 import { decoderLinearBits, storedBits } from '../src/quant/quantize-checkpoint.js';
 import { weakCounts } from '../src/quant/weak-count.js';
 import { quantizeOptions } from '../src/recipe/quantize-options.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { writeReport, type Row } from './report.js';
 
 interface RefPpl {
@@ -108,6 +108,11 @@ export async function runGwqTable(): Promise<string> {
   }).md;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'npm run gwq:table',
+    describe:
+      'The GWQ-style reference table of TinyStories-656K (../shared/data/golden/gwq-tinystories-656k.md) and OWQ with the Fisher sensitivity, ours beside the reference (perplexity, ~12 minutes). Writes bench/results/gwq-table.{json,md} and prints the markdown.',
+  });
   process.stdout.write(fs.readFileSync(await runGwqTable(), 'utf8'));
 }

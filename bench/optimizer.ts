@@ -12,7 +12,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { expectedTensorShapes, headTensorNames } from '../src/models/checkpoint-tensors.js';
 import { parseConfig } from '../src/models/families/registry.js';
 import { loadNative } from '../src/native/addon.js';
@@ -22,6 +21,7 @@ import { numel } from '../src/tensor/tensor.js';
 import { packageRoot } from '../src/util/package-root.js';
 import { Rng } from '../src/util/rng.js';
 import { median, readBandwidth } from './packed.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { hostMachine, writeReport, type Row } from './report.js';
 
 const ROUNDS = 5;
@@ -160,6 +160,11 @@ export function runOptimizerBench(): string {
   }).md;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'node dist/bench/optimizer.js',
+    describe:
+      "The AdamW step over an opt-125m-shaped model's 125M parameters: native vs the TypeScript reference, adamwMany vs per-tensor calls, bytes moved against the read bandwidth, and the clipping norm. Writes bench/results/optimizer.{json,md} and prints the markdown (part of `npm run bench`).",
+  });
   process.stdout.write(fs.readFileSync(runOptimizerBench(), 'utf8'));
 }

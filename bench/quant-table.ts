@@ -9,7 +9,6 @@
 import { NO_GRADIENTS } from '../src/quant/methods.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { evaluateData } from '../src/eval/evaluate-data.js';
 import { readConfig } from '../src/models/families/registry.js';
 import { sharedDataDir } from '../src/io/text-data.js';
@@ -19,6 +18,7 @@ import { NO_AWQ } from '../src/quant/awq.js';
 import { readCalibrationTokens } from '../src/quant/calibration.js';
 import { quantizeModel } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { hostMachine, writeReport, type Row } from './report.js';
 
 /** The reference's damping, and the perturbed dampings shown for the true-sequential row. */
@@ -130,6 +130,11 @@ export async function runQuantTable(): Promise<string> {
   }).md;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'npm run quant:table',
+    describe:
+      'The reference quantization table of TinyStories-656K (../shared/data/golden/quant-tinystories-656k.md), every row, ours beside the reference (perplexity, ~10 minutes). Writes bench/results/quant-table.{json,md} and prints the markdown.',
+  });
   process.stdout.write(fs.readFileSync(await runQuantTable(), 'utf8'));
 }

@@ -10,7 +10,6 @@ import { NO_GRADIENTS } from '../src/quant/methods.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { evaluateData } from '../src/eval/evaluate-data.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { readConfig } from '../src/models/families/registry.js';
@@ -25,6 +24,7 @@ import { quantizeOptions } from '../src/recipe/quantize-options.js';
 import { quantizeModel, type ModelQuantizeOptions } from '../src/quant/pipeline.js';
 import { weakCounts, type WeakBudget } from '../src/quant/weak-count.js';
 import { sharedDataDir } from '../src/io/text-data.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { hostMachine, writeReport, type Row } from './report.js';
 
 interface Job {
@@ -203,6 +203,11 @@ export async function runQuantBench(): Promise<string> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'node dist/bench/quant.js',
+    describe:
+      'Quantization wall times (TinyStories-656K, opt-125m-shaped), AWQ beside llm-awq, and decode tokens/s fp32 vs packed. Writes bench/results/quant.{json,md} and prints the markdown (part of `npm run bench`).',
+  });
   process.stdout.write(fs.readFileSync(await runQuantBench(), 'utf8'));
 }

@@ -24,6 +24,7 @@ import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadNative } from '../src/native/addon.js';
 import { gemmDims, type AttentionDims } from '../src/native/types.js';
 import { Rng } from '../src/util/rng.js';
+import { parseBenchArgs } from './cli.js';
 import { runGpuBench } from './gpu.js';
 import { runOptimizerBench } from './optimizer.js';
 import { runPackedBench } from './packed.js';
@@ -183,18 +184,18 @@ async function main(): Promise<void> {
   }
 }
 
-/** The bench's --device (cpu by default); anything else on the command line is an error. */
-function benchDevice(argv: string[]): 'cpu' | 'gpu' {
-  const usage = 'usage: npm run bench [-- --device cpu|gpu]';
-  if (argv.length === 0) return 'cpu';
-  const [flag, value] = argv[0].includes('=') ? argv[0].split('=', 2) : [argv[0], argv[1]];
-  const rest = argv.slice(argv[0].includes('=') ? 1 : 2);
-  if (flag !== '--device' || (value !== 'cpu' && value !== 'gpu') || rest.length > 0) {
-    process.stderr.write(`${usage} (got ${argv.join(' ')})\n`);
-    process.exit(1);
-  }
-  return value;
-}
+const { device } = parseBenchArgs({
+  usage: 'npm run bench [-- --device cpu|gpu]',
+  describe:
+    "cpu: GEMM, bf16 GEMM, attention, the opt-125m-shaped forward and training step and the tokenizer into bench/results/foundation.{json,md}, then the packed kernels, quantization, the WCT step, the optimizer step and decode against --threads into bench/results/{packed,quant,train,optimizer,threads}.{json,md}. gpu: the WebGPU bench (bench/gpu.ts) alone, into bench/results/gpu.{json,md}. Each report's markdown is printed on stdout.",
+  options: (y) =>
+    y.option('device', {
+      choices: ['cpu', 'gpu'] as const,
+      requiresArg: true,
+      default: 'cpu' as const,
+      describe: 'cpu: the CPU benches; gpu: the WebGPU bench instead',
+    }),
+});
 
-if (benchDevice(process.argv.slice(2)) === 'gpu') process.stdout.write(fs.readFileSync(await runGpuBench(), 'utf8'));
+if (device === 'gpu') process.stdout.write(fs.readFileSync(await runGpuBench(), 'utf8'));
 else await main();

@@ -17,10 +17,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import yaml from 'yaml';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { loadEvalText, sharedDataDir } from '../src/io/text-data.js';
 import { familyOf, readConfig } from '../src/models/families/registry.js';
@@ -32,6 +29,7 @@ import { gptq } from '../src/quant/gptq.js';
 import { Hessian } from '../src/quant/hessian.js';
 import { packageRoot } from '../src/util/package-root.js';
 import { Rng } from '../src/util/rng.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { writeReport, type Row } from './report.js';
 
 const ROOT = packageRoot();
@@ -423,29 +421,35 @@ export async function runScaleBench(a: Args): Promise<string> {
   }).md;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
-  const argv = yargs(hideBin(process.argv))
-    .option('like', {
-      choices: PRESETS,
-      default: 'llama-7b' as Preset,
-      describe: 'Model shapes (wct init-random --like)',
-    })
-    .option('layers', {
-      type: 'number',
-      describe: 'Decoder layers (default: the preset’s); e.g. 2 for a run in minutes',
-    })
-    .option('dir', {
-      type: 'string',
-      default: path.join(os.tmpdir(), 'wct-bench-scale'),
-      describe: 'Work directory (the model in it is reused)',
-    })
-    .option('nsamples', { type: 'number', default: 16, describe: 'Calibration windows' })
-    .option('seqlen', { type: 'number', default: 512, describe: 'Calibration window length' })
-    .option('eval-seqlen', { type: 'number', describe: 'Eval chunk length (default: max_position_embeddings)' })
-    .option('steps', { type: 'number', default: 5, describe: 'WCT steps' })
-    .option('train-length', { type: 'number', default: 256, describe: 'WCT: max tokens per example' })
-    .strict()
-    .parseSync();
+if (isEntryPoint(import.meta.url)) {
+  const argv = parseBenchArgs({
+    usage:
+      'npm run bench:scale [-- --like PRESET --layers N --dir DIR --nsamples N --seqlen L --eval-seqlen L --steps N --train-length N]',
+    describe:
+      'A 7B-shaped model end to end, each phase a fresh `wct` process: init-random (reused from --dir), OWQ 3.1-bit quantize, eval on 4 chunks of WikiText-2, WCT steps; and in this process the Hessian update and the native GPTQ split. Writes bench/results/scale.{json,md} and prints the markdown.',
+    options: (y) =>
+      y
+        .option('like', {
+          choices: PRESETS,
+          default: 'llama-7b' as Preset,
+          describe: 'Model shapes (wct init-random --like)',
+        })
+        .option('layers', {
+          type: 'number',
+          describe: 'Decoder layers (default: the preset’s); e.g. 2 for a run in minutes',
+        })
+        .option('dir', {
+          type: 'string',
+          default: path.join(os.tmpdir(), 'wct-bench-scale'),
+          requiresArg: true,
+          describe: 'Work directory (the model in it is reused)',
+        })
+        .option('nsamples', { type: 'number', default: 16, describe: 'Calibration windows' })
+        .option('seqlen', { type: 'number', default: 512, describe: 'Calibration window length' })
+        .option('eval-seqlen', { type: 'number', describe: 'Eval chunk length (default: max_position_embeddings)' })
+        .option('steps', { type: 'number', default: 5, describe: 'WCT steps' })
+        .option('train-length', { type: 'number', default: 256, describe: 'WCT: max tokens per example' }),
+  });
   runScaleBench(argv as unknown as Args).then(
     (md) => process.stdout.write(`${fs.readFileSync(md, 'utf8')}`),
     (e: unknown) => {

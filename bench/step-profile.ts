@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { backward, crossEntropy, zeroGrad } from '../src/autograd/index.js';
 import { shiftedTargets } from '../src/eval/perplexity.js';
 import { initRandom } from '../src/models/init-random.js';
@@ -17,6 +16,7 @@ import { loadNative } from '../src/native/addon.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { AdamW, clipScale, gradNorm } from '../src/train/adamw.js';
 import { Rng } from '../src/util/rng.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { hostMachine, writeReport, type Row } from './report.js';
 
 const SEQLEN = 512;
@@ -185,6 +185,11 @@ export async function runStepProfile(): Promise<string> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'npm run bench:step-profile',
+    describe:
+      'Where one full training step of the opt-125m-shaped model goes: per phase, per native kernel, per backward op. Writes bench/results/step-profile.{json,md} and prints the markdown.',
+  });
   process.stdout.write(fs.readFileSync(await runStepProfile(), 'utf8'));
 }

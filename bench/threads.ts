@@ -11,10 +11,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { initRandom } from '../src/models/init-random.js';
 import { physicalCores } from '../src/native/cpu-topology.js';
 import { packageRoot } from '../src/util/package-root.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { writeReport, type Row } from './report.js';
 
 const CLI = path.join(packageRoot(), 'dist/src/cli/wct.js');
@@ -120,6 +120,11 @@ export function runThreadsBench(): string {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'node dist/bench/threads.js',
+    describe:
+      'Decode tokens/s of `wct generate` against --threads 1, 2 and the default, alone and beside a competing process, and with OMP_WAIT_POLICY=active (WCT_THREADS and OMP_NUM_THREADS are not passed to the runs). Writes bench/results/threads.{json,md} and prints the markdown (part of `npm run bench`).',
+  });
   process.stdout.write(fs.readFileSync(runThreadsBench(), 'utf8'));
 }

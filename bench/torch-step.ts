@@ -15,14 +15,12 @@
  * before a change), measured in the same interleaved reps. `node dist/bench/torch-step.js [--reps N] [--baseline W]`
  * writes bench/results/torch-step.{json,md}.
  */
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { writePackedCheckpoint } from '../src/io/packed-checkpoint.js';
 import { shiftedTargets } from '../src/eval/perplexity.js';
 import { resolveTensorName } from '../src/models/checkpoint-tensors.js';
@@ -34,6 +32,8 @@ import { packageRoot } from '../src/util/package-root.js';
 import { Rng } from '../src/util/rng.js';
 import { median } from './packed.js';
 import { packEveryLinear } from './pack-every-linear.js';
+import { OptionError } from '../src/errors.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { hostMachine, writeReport, type Row } from './report.js';
 
 const SEQLEN = 512;
@@ -252,17 +252,24 @@ export async function runTorchStep(reps: number, baseline: string | null = null)
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
-  const argv = yargs(hideBin(process.argv))
-    .usage('npm run bench:torch-step [-- --reps N] [-- --baseline DIST/bench/torch-step-ours.js]')
-    .option('reps', { type: 'number', default: 3, describe: 'Interleaved repetitions (medians)' })
-    .option('baseline', {
-      type: 'string',
-      describe: "Another build's torch-step-ours.js (the code before a change), measured in the same reps",
-    })
-    .check((a) => (Number.isInteger(a.reps) && a.reps >= 1 ? true : '--reps: expected a positive integer'))
-    .strict()
-    .parseSync();
+if (isEntryPoint(import.meta.url)) {
+  const argv = parseBenchArgs({
+    usage: 'npm run bench:torch-step [-- --reps N] [-- --baseline DIST/bench/torch-step-ours.js]',
+    describe:
+      "The forward pass, the full training step and the WCT step of an opt-125m-shaped model against PyTorch (when python3 imports torch), interleaved reps, medians, with each side's peak RSS. Writes bench/results/torch-step.{json,md} and prints the markdown.",
+    options: (y) =>
+      y
+        .option('reps', { type: 'number', default: 3, describe: 'Interleaved repetitions (medians)' })
+        .option('baseline', {
+          type: 'string',
+          requiresArg: true,
+          describe: "Another build's torch-step-ours.js (the code before a change), measured in the same reps",
+        })
+        .check((a) => {
+          if (!Number.isInteger(a.reps) || a.reps < 1) throw new OptionError('--reps', 'expected a positive integer');
+          return true;
+        }),
+  });
   runTorchStep(argv.reps, argv.baseline ?? null).then(
     (md) => process.stdout.write(fs.readFileSync(md, 'utf8')),
     (e: unknown) => {

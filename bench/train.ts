@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { backward, crossEntropy, zeroGrad } from '../src/autograd/index.js';
 import { shiftedTargets } from '../src/eval/perplexity.js';
 import { initRandom } from '../src/models/init-random.js';
@@ -16,6 +15,7 @@ import { AdamW } from '../src/train/adamw.js';
 import { weakParameters } from '../src/train/wct.js';
 import { Rng } from '../src/util/rng.js';
 import { packEveryLinear } from './pack-every-linear.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { hostMachine, writeReport, type Row } from './report.js';
 
 const BITS = 3;
@@ -72,6 +72,11 @@ export function runTrainBench(): string {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'node dist/bench/train.js',
+    describe:
+      'The Weak Column Tuning step of an opt-125m-shaped model packed to 3 bits with 8 weak columns: step time, tokens/s, trainable parameters, peak RSS. Writes bench/results/train.{json,md} and prints the markdown (part of `npm run bench`).',
+  });
   process.stdout.write(fs.readFileSync(runTrainBench(), 'utf8'));
 }

@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { evaluateTasks, resolveTasks, defaultTaskDir } from '../src/eval/zeroshot/run-tasks.js';
 import { sharedDataDir } from '../src/io/text-data.js';
 import { loadModel } from '../src/models/load.js';
@@ -16,6 +15,7 @@ import type { CausalLM } from '../src/models/model.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { quantizeCheckpoint } from '../src/quant/quantize-checkpoint.js';
 import { quantizeOptions } from '../src/recipe/quantize-options.js';
+import { isEntryPoint, parseBenchArgs } from './cli.js';
 import { writeReport, type Row } from './report.js';
 
 type RefMetrics = { acc: number; acc_norm: number };
@@ -71,6 +71,11 @@ export async function runZeroshotTable(): Promise<string> {
   }).md;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+if (isEntryPoint(import.meta.url)) {
+  parseBenchArgs({
+    usage: 'npm run zeroshot:table',
+    describe:
+      'The zero-shot reference table of TinyStories-656K (../shared/data/golden/zeroshot-tinystories-656k.md): fp32 in both BOS settings and the packed OWQ 3.1-bit checkpoint, ours beside the reference (~10 minutes). Writes bench/results/zeroshot-table.{json,md} and prints the markdown.',
+  });
   process.stdout.write(fs.readFileSync(await runZeroshotTable(), 'utf8'));
 }
